@@ -1,0 +1,1 @@
+"""humocon_hf.processing"""
