@@ -1,0 +1,1 @@
+"""evaluate metric modules shipped with the package (load them offline with evaluate.load(path))."""
