@@ -1,0 +1,490 @@
+"""MotionVideoProcessor: one object that turns a user's text, motion files and video files into model inputs.
+
+It combines a tokenizer, the motion feature extractor and the video processor. `<motion>` and `<video>`
+placeholders in the text are expanded to exactly as many tokens as the encoders produce for each input
+(`ceil(frames / motion_token_stride)` for a motion, `num_frames * video_tokens_per_frame` for a video), so
+the model can merge encoder features at those positions with a count check.
+
+This module is exported with checkpoints for `trust_remote_code=True`, so it only imports external
+libraries and same-folder modules.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from transformers.feature_extraction_utils import BatchFeature
+from transformers.processing_utils import ProcessorMixin
+
+from .feature_extraction_motion import MotionFeatureExtractor
+from .video_processing_humocon import HuMoConVideoProcessor
+
+IGNORE_INDEX = -100
+
+# Used when neither the processor nor the tokenizer has a chat template: ChatML with typed content.
+DEFAULT_CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' }}"
+    "{% if message['content'] is string %}{{ message['content'] }}"
+    "{% else %}{% for item in message['content'] %}"
+    "{% if item['type'] == 'text' %}{{ item['text'] }}"
+    "{% elif item['type'] == 'motion' %}{{ '<motion>' }}"
+    "{% elif item['type'] == 'video' %}{{ '<video>' }}{% endif %}"
+    "{% endfor %}{% endif %}"
+    "{{ '<|im_end|>\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+_SUB_PROCESSOR_CLASSES = {
+    "MotionFeatureExtractor": MotionFeatureExtractor,
+    "HuMoConVideoProcessor": HuMoConVideoProcessor,
+}
+
+# Keys under which a content item may carry its motion / video.
+_MEDIA_KEYS = {"motion": ("motion", "path", "array", "url"), "video": ("video", "path", "array", "url")}
+
+
+class MotionVideoProcessor(ProcessorMixin):
+    r"""
+    Processor for HuMoCon: tokenizer + [`MotionFeatureExtractor`] + [`HuMoConVideoProcessor`].
+
+    Args:
+        tokenizer ([`PreTrainedTokenizerBase`]):
+            The LLM's tokenizer. `motion_token` and `video_token` are added to it as special tokens if missing.
+        motion_feature_extractor ([`MotionFeatureExtractor`]):
+            Turns SMPL-22 joints (arrays, BVH / HumanML3D / AMASS files) into normalised per-frame features.
+        video_feature_extractor ([`HuMoConVideoProcessor`]):
+            Decodes videos, samples key frames, normalises them for the vision tower, optionally computes flow.
+        chat_template (`str`, *optional*):
+            A Jinja template for typed content (`text` / `motion` / `video` items). When `None`, the tokenizer's
+            own template is used on text in which each motion / video item became its placeholder; when the
+            tokenizer has none either, a ChatML template is used.
+        motion_token (`str`, defaults to `"<motion>"`): placeholder for one motion.
+        video_token (`str`, defaults to `"<video>"`): placeholder for one video.
+        motion_token_stride (`int`, defaults to 4):
+            Frames per motion token; must equal the motion encoder's temporal downsampling.
+        video_tokens_per_frame (`int`, defaults to 1):
+            Tokens per video key frame; must equal the video encoder's setting.
+    """
+
+    def __init__(
+        self,
+        tokenizer=None,
+        motion_feature_extractor=None,
+        video_feature_extractor=None,
+        chat_template: str | None = None,
+        motion_token: str = "<motion>",
+        video_token: str = "<video>",
+        motion_token_stride: int = 4,
+        video_tokens_per_frame: int = 1,
+        **kwargs,
+    ):
+        if motion_feature_extractor is None:
+            motion_feature_extractor = MotionFeatureExtractor()
+        if video_feature_extractor is None:
+            video_feature_extractor = HuMoConVideoProcessor()
+        if tokenizer is None:
+            raise ValueError("MotionVideoProcessor needs a tokenizer (the LLM's tokenizer)")
+        if int(motion_token_stride) < 1 or int(video_tokens_per_frame) < 1:
+            raise ValueError(
+                f"motion_token_stride and video_tokens_per_frame must be >= 1, got {motion_token_stride} "
+                f"and {video_tokens_per_frame}"
+            )
+        self.motion_token = motion_token
+        self.video_token = video_token
+        self.motion_token_stride = int(motion_token_stride)
+        self.video_tokens_per_frame = int(video_tokens_per_frame)
+        missing = [t for t in (motion_token, video_token) if t not in tokenizer.get_vocab()]
+        if missing:
+            tokenizer.add_tokens(missing, special_tokens=True)
+        if tokenizer.pad_token is None:
+            # Padding positions are masked by attention_mask and labels, so any token serves.
+            tokenizer.pad_token = tokenizer.eos_token
+        super().__init__(tokenizer, motion_feature_extractor, video_feature_extractor, chat_template=chat_template)
+
+    # ----------------------------------------------------------------------------------------------- loading
+
+    @staticmethod
+    def get_possibly_dynamic_module(module_name):
+        # Our sub-processors are not registered in transformers' mappings (and rebuilding them through the
+        # stock lookup needs Pillow); resolve them from this module, which also works for remote code.
+        if module_name in _SUB_PROCESSOR_CLASSES:
+            return _SUB_PROCESSOR_CLASSES[module_name]
+        return ProcessorMixin.get_possibly_dynamic_module(module_name)
+
+    def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs):
+        """Save the tokenizer, the sub-processors' settings and the chat template.
+
+        With `export_remote_code=True` the folder also receives this module and the same-folder modules it
+        imports, plus an `auto_map`, so `AutoProcessor.from_pretrained(folder, trust_remote_code=True)` works
+        where humocon-hf is not installed. Without it the saved JSON stays free of `auto_map`.
+        """
+        export_remote_code = kwargs.pop("export_remote_code", False)
+        if not export_remote_code:
+            return super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
+        subs = [self.motion_feature_extractor, self.video_feature_extractor]
+        self._auto_class = "AutoProcessor"  # instance attribute: the class stays unregistered
+        try:
+            return super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
+        finally:
+            del self._auto_class
+            for sub in subs:  # custom_object_save wrote auto_map onto them; later native saves stay clean
+                sub.__dict__.pop("auto_map", None)
+
+    # ----------------------------------------------------------------------------------------- token counts
+
+    @property
+    def motion_token_id(self) -> int:
+        return self.tokenizer.convert_tokens_to_ids(self.motion_token)
+
+    @property
+    def video_token_id(self) -> int:
+        return self.tokenizer.convert_tokens_to_ids(self.video_token)
+
+    def num_motion_tokens(self, num_frames: int) -> int:
+        """Number of encoder tokens (= placeholder copies) for a motion of `num_frames` valid frames."""
+        return math.ceil(int(num_frames) / self.motion_token_stride)
+
+    @property
+    def num_video_tokens(self) -> int:
+        """Number of encoder tokens (= placeholder copies) for one video."""
+        return int(self.video_feature_extractor.num_frames) * self.video_tokens_per_frame
+
+    @property
+    def model_input_names(self) -> list[str]:
+        names = ["input_ids", "attention_mask"]
+        names += list(self.motion_feature_extractor.model_input_names)
+        names += list(self.video_feature_extractor.model_input_names) + ["video_flow"]
+        return list(dict.fromkeys(names))
+
+    # --------------------------------------------------------------------------------------------- __call__
+
+    def __call__(
+        self,
+        text: str | Sequence[str] | None = None,
+        motions: Any = None,
+        videos: Any = None,
+        *,
+        return_labels: bool = False,
+        return_flow: bool = False,
+        video_fps: float | Sequence[float | None] | None = None,
+        padding: bool | str = True,
+        truncation: bool | None = None,
+        max_length: int | None = None,
+        add_special_tokens: bool = True,
+        return_tensors: str | None = "pt",
+        _assistant_spans: list[list[tuple[int, int]]] | None = None,
+        **kwargs,
+    ) -> BatchFeature:
+        """
+        Args:
+            text (`str` or `list[str]`): prompts holding one `<motion>` per motion and one `<video>` per video.
+            motions: one motion or a list (in order of their placeholders across the batch): (T, 22, 3) arrays
+                at the feature extractor's fps, `MotionClip`s, or paths (.bvh, HumanML3D .npy, AMASS .npz).
+            videos: one video or a list (in placeholder order): paths or uint8 (N, H, W, 3) RGB arrays.
+            return_labels (`bool`): also return `labels` (input ids with padding and placeholders set to -100;
+                through `apply_chat_template`, everything but the assistant's answers is masked too).
+            return_flow (`bool`): also return `video_flow` (B, K-1, 2, g, g), the video velocity target.
+            video_fps: frame rate of video arrays (one value, or one per video); ignored for files.
+
+        Returns:
+            [`BatchFeature`] with `input_ids` and `attention_mask` (B, L); `motion_values` (M, T, D) and
+            `motion_attention_mask` (M, T) for M motions; `pixel_values_videos` (V, K, 3, S, S) and
+            `video_timestamps` (V, K) for V videos; optionally `video_flow` and `labels`.
+        """
+        if kwargs:
+            raise TypeError(f"MotionVideoProcessor got unexpected keyword arguments: {sorted(kwargs)}")
+        motion_list = _as_list(motions, "motions")
+        video_list = _as_list(videos, "videos")
+        data: dict[str, Any] = {}
+
+        motion_token_counts: list[int] = []
+        if motion_list:
+            motion_inputs = self.motion_feature_extractor(motion_list, padding="longest", return_tensors="np")
+            data.update(motion_inputs)
+            frames = np.asarray(motion_inputs["motion_attention_mask"]).sum(axis=1)
+            motion_token_counts = [self.num_motion_tokens(n) for n in frames]
+        if video_list:
+            data.update(self._process_videos(video_list, video_fps, return_flow))
+
+        if text is not None:
+            texts = [text] if isinstance(text, str) else list(text)
+            if not texts or not all(isinstance(t, str) for t in texts):
+                raise ValueError(f"text must be a string or a non-empty list of strings, got {type(text).__name__}")
+            expanded, spans = self._expand_placeholders(
+                texts, motion_token_counts, len(video_list), _assistant_spans
+            )
+            need_offsets = spans is not None
+            text_inputs = self.tokenizer(
+                expanded,
+                padding=padding,
+                truncation=truncation,
+                max_length=max_length,
+                add_special_tokens=add_special_tokens,
+                return_offsets_mapping=need_offsets,
+            )
+            offsets = text_inputs.pop("offset_mapping", None)
+            input_ids = text_inputs["input_ids"]
+            self._check_placeholders_survived(input_ids, expanded)
+            data.update(text_inputs)
+            if return_labels:
+                data["labels"] = self._make_labels(input_ids, text_inputs["attention_mask"], spans, offsets)
+        elif motion_list == [] and video_list == []:
+            raise ValueError("MotionVideoProcessor needs at least one of text, motions or videos")
+
+        return BatchFeature(data=data, tensor_type=return_tensors)
+
+    def _process_videos(self, videos: list, video_fps, return_flow: bool) -> dict[str, np.ndarray]:
+        """Process videos one by one (each may have its own fps) and stack: K key frames each, so shapes agree."""
+        fps_list = list(video_fps) if isinstance(video_fps, (list, tuple)) else [video_fps] * len(videos)
+        if len(fps_list) != len(videos):
+            raise ValueError(f"video_fps has {len(fps_list)} values for {len(videos)} videos")
+        outputs = [
+            self.video_feature_extractor(video, fps=fps, return_flow=return_flow, return_tensors="np")
+            for video, fps in zip(videos, fps_list)
+        ]
+        return {key: np.concatenate([np.asarray(o[key]) for o in outputs], axis=0) for key in outputs[0].keys()}
+
+    def _expand_placeholders(
+        self,
+        texts: list[str],
+        motion_token_counts: list[int],
+        num_videos: int,
+        assistant_spans: list[list[tuple[int, int]]] | None,
+    ) -> tuple[list[str], list[list[tuple[int, int]]] | None]:
+        """Replace the i-th `<motion>` with as many copies as motion i has tokens (same for `<video>`).
+
+        Character spans of assistant answers are shifted by the characters added before them."""
+        pattern = re.compile(f"({re.escape(self.motion_token)}|{re.escape(self.video_token)})")
+        n_motion = sum(t.count(self.motion_token) for t in texts)
+        n_video = sum(t.count(self.video_token) for t in texts)
+        if n_motion != len(motion_token_counts):
+            raise ValueError(
+                f"The text holds {n_motion} {self.motion_token} placeholder(s) but {len(motion_token_counts)} "
+                f"motion(s) were given: put exactly one {self.motion_token} in the text for each motion"
+            )
+        if n_video != num_videos:
+            raise ValueError(
+                f"The text holds {n_video} {self.video_token} placeholder(s) but {num_videos} video(s) were "
+                f"given: put exactly one {self.video_token} in the text for each video"
+            )
+        motion_iter = iter(motion_token_counts)
+        expanded, new_spans = [], [] if assistant_spans is not None else None
+        for row, text in enumerate(texts):
+            pieces, shifts, added = [], [], 0  # shifts: (original end of placeholder, chars added so far)
+            last = 0
+            for match in pattern.finditer(text):
+                pieces.append(text[last : match.start()])
+                if match.group(0) == self.motion_token:
+                    count = next(motion_iter)
+                else:
+                    count = self.num_video_tokens
+                replacement = match.group(0) * count
+                pieces.append(replacement)
+                added += len(replacement) - len(match.group(0))
+                shifts.append((match.end(), added))
+                last = match.end()
+            pieces.append(text[last:])
+            expanded.append("".join(pieces))
+            if new_spans is not None:
+                new_spans.append([(_shift(s, shifts), _shift(e, shifts)) for s, e in assistant_spans[row]])
+        return expanded, new_spans
+
+    def _check_placeholders_survived(self, input_ids, expanded: list[str]) -> None:
+        """Truncation must not cut placeholder tokens, or features and tokens would no longer match."""
+        for row, (ids, text) in enumerate(zip(input_ids, expanded)):
+            for token, token_id in ((self.motion_token, self.motion_token_id), (self.video_token, self.video_token_id)):
+                expected = text.count(token)
+                found = sum(1 for i in ids if i == token_id)
+                if found != expected:
+                    raise ValueError(
+                        f"Sample {row}: {expected} {token} tokens were expected after expansion but {found} remain "
+                        f"after tokenization (truncation cut them?): raise max_length or shorten the text"
+                    )
+
+    def _make_labels(self, input_ids, attention_mask, spans, offsets) -> list[list[int]]:
+        """Labels = input ids, with padding, placeholders and (given assistant spans) all non-answer tokens -100."""
+        special_ids = set(self.tokenizer.all_special_ids)
+        placeholder_ids = {self.motion_token_id, self.video_token_id}
+        labels = []
+        for row, ids in enumerate(input_ids):
+            row_labels = [
+                tok if (mask and tok not in placeholder_ids) else IGNORE_INDEX
+                for tok, mask in zip(ids, attention_mask[row])
+            ]
+            if spans is not None:
+                keep = [False] * len(ids)
+                for start, end in spans[row]:
+                    last_in_span = None
+                    for pos, (tok_start, tok_end) in enumerate(offsets[row]):
+                        if tok_end > tok_start and tok_start < end and tok_end > start:
+                            keep[pos] = True
+                            last_in_span = pos
+                    # Learn the end-of-turn token too, so the model stops after its answer.
+                    if last_in_span is not None and last_in_span + 1 < len(ids):
+                        nxt = last_in_span + 1
+                        if ids[nxt] in special_ids and attention_mask[row][nxt]:
+                            keep[nxt] = True
+                row_labels = [lab if k else IGNORE_INDEX for lab, k in zip(row_labels, keep)]
+            labels.append(row_labels)
+        return labels
+
+    # ---------------------------------------------------------------------------------------- chat template
+
+    def apply_chat_template(
+        self,
+        conversation: list[dict] | list[list[dict]],
+        chat_template: str | None = None,
+        add_generation_prompt: bool = False,
+        tokenize: bool = False,
+        return_dict: bool = True,
+        return_labels: bool = False,
+        return_flow: bool = False,
+        return_tensors: str | None = "pt",
+        **kwargs,
+    ):
+        """Render conversations whose messages hold typed content and, with `tokenize=True`, process them.
+
+        A message's `content` is a string or a list of items `{"type": "text", "text": ...}`,
+        `{"type": "motion", "motion": path | array | MotionClip}` or `{"type": "video", "video": path | array,
+        "fps": optional}` (`path` is accepted for both). With `tokenize=False` the rendered prompt string(s) are
+        returned; with `tokenize=True` a [`BatchFeature`] as from `__call__` (with `return_labels=True`,
+        only the assistants' answers and their end-of-turn token are learned).
+        """
+        conversations, is_batched = _normalize_conversations(conversation)
+        rendered, motions, videos, video_fps, spans = [], [], [], [], []
+        for conv_index, conv in enumerate(conversations):
+            flat_messages, structured = [], []
+            for msg_index, message in enumerate(conv):
+                if not isinstance(message, dict) or "role" not in message or "content" not in message:
+                    raise ValueError(
+                        f"conversation {conv_index}, message {msg_index}: expected a dict with 'role' and 'content', "
+                        f"got {message!r:.200}"
+                    )
+                items = message["content"]
+                if isinstance(items, str):
+                    items = [{"type": "text", "text": items}]
+                parts = []
+                for item_index, item in enumerate(items):
+                    kind = item.get("type") if isinstance(item, dict) else None
+                    if kind == "text":
+                        parts.append(str(item.get("text", "")))
+                    elif kind in ("motion", "video"):
+                        media = _media_of(item, kind, f"conversation {conv_index}, message {msg_index}, item {item_index}")
+                        if kind == "motion":
+                            motions.append(media)
+                            parts.append(self.motion_token)
+                        else:
+                            videos.append(media)
+                            video_fps.append(item.get("fps"))
+                            parts.append(self.video_token)
+                    else:
+                        raise ValueError(
+                            f"conversation {conv_index}, message {msg_index}, item {item_index}: unknown content type "
+                            f"{kind!r}; expected 'text', 'motion' or 'video'"
+                        )
+                flat_text = "".join(parts)
+                flat_messages.append({"role": message["role"], "content": flat_text})
+                structured.append({"role": message["role"], "content": items})
+            template = chat_template or self.chat_template
+            if template is not None:
+                text = self.tokenizer.apply_chat_template(
+                    structured, chat_template=template, tokenize=False, add_generation_prompt=add_generation_prompt
+                )
+            elif getattr(self.tokenizer, "chat_template", None):
+                text = self.tokenizer.apply_chat_template(
+                    flat_messages, tokenize=False, add_generation_prompt=add_generation_prompt
+                )
+            else:
+                text = self.tokenizer.apply_chat_template(
+                    structured,
+                    chat_template=DEFAULT_CHAT_TEMPLATE,
+                    tokenize=False,
+                    add_generation_prompt=add_generation_prompt,
+                )
+            rendered.append(text)
+            spans.append(_find_answer_spans(text, flat_messages, conv_index))
+
+        if not tokenize:
+            return rendered if is_batched else rendered[0]
+        outputs = self(
+            text=rendered,
+            motions=motions or None,
+            videos=videos or None,
+            video_fps=video_fps if videos else None,
+            return_labels=return_labels,
+            return_flow=return_flow,
+            add_special_tokens=False,  # the template already holds BOS / role markers
+            return_tensors=return_tensors,
+            _assistant_spans=spans if return_labels else None,
+            **kwargs,
+        )
+        return outputs if return_dict else outputs["input_ids"]
+
+
+def _as_list(value, name: str) -> list:
+    """None -> [], one item -> [item], list/tuple of items -> list. A bare array is one item."""
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        if len(value) == 0:
+            raise ValueError(f"{name} is an empty list: pass None when there are no {name}")
+        return list(value)
+    return [value]
+
+
+def _shift(pos: int, shifts: list[tuple[int, int]]) -> int:
+    added = 0
+    for end, total in shifts:
+        if end <= pos:
+            added = total
+        else:
+            break
+    return pos + added
+
+
+def _media_of(item: dict, kind: str, where: str):
+    for key in _MEDIA_KEYS[kind]:
+        if item.get(key) is not None:
+            return item[key]
+    raise ValueError(f"{where}: a '{kind}' item needs one of the keys {list(_MEDIA_KEYS[kind])}")
+
+
+def _normalize_conversations(conversation) -> tuple[list[list[dict]], bool]:
+    if not isinstance(conversation, (list, tuple)) or len(conversation) == 0:
+        raise ValueError("conversation must be a non-empty list of messages (or a list of such lists)")
+    if isinstance(conversation[0], (list, tuple)):
+        return [list(c) for c in conversation], True
+    return [list(conversation)], False
+
+
+def _find_answer_spans(text: str, messages: list[dict], conv_index: int) -> list[tuple[int, int]]:
+    """Character spans of the assistant answers in the rendered text.
+
+    Every message is located in order (not only the answers), so an answer word that also occurs in an
+    earlier question is not mistaken for the answer."""
+    spans, cursor = [], 0
+    for message in messages:
+        content = message["content"]
+        if not content:
+            continue
+        start = text.find(content, cursor)
+        if start < 0:
+            if message["role"] != "assistant":
+                continue  # templates may rewrite system/user text; only answers must be found
+            raise ValueError(
+                f"conversation {conv_index}: the chat template changed an assistant answer, so its tokens cannot "
+                f"be located for the labels: {content[:80]!r}"
+            )
+        if message["role"] == "assistant":
+            spans.append((start, start + len(content)))
+        cursor = start + len(content)
+    return spans
+
+
+__all__ = ["MotionVideoProcessor", "DEFAULT_CHAT_TEMPLATE", "IGNORE_INDEX"]
