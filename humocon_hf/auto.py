@@ -1,0 +1,38 @@
+"""Native Auto-class registration: with humocon-hf installed, `AutoModel.from_pretrained(...)` on a HuMoCon
+checkpoint gives `HuMoConForCausalLM` without `trust_remote_code` (a locally registered class also wins over
+any remote code a checkpoint carries)."""
+
+from __future__ import annotations
+
+
+def register_auto_classes() -> None:
+    """Register HuMoCon with AutoConfig, AutoModel, AutoModelForCausalLM and AutoProcessor (idempotent).
+
+    The concept encoders are registered with AutoConfig / AutoModel too, so their own checkpoints (stage 1)
+    load through the Auto classes.
+    """
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoProcessor
+
+    from humocon_hf.modeling.configuration_humocon import HuMoConConfig
+    from humocon_hf.modeling.configuration_humocon_encoders import (
+        HuMoConMotionEncoderConfig,
+        HuMoConVideoEncoderConfig,
+    )
+    from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
+    from humocon_hf.modeling.modeling_humocon_encoders import HuMoConMotionEncoder, HuMoConVideoEncoder
+    from humocon_hf.processing.processing_humocon import MotionVideoProcessor
+
+    AutoConfig.register(HuMoConConfig.model_type, HuMoConConfig, exist_ok=True)
+    AutoModel.register(HuMoConConfig, HuMoConForCausalLM, exist_ok=True)
+    AutoModelForCausalLM.register(HuMoConConfig, HuMoConForCausalLM, exist_ok=True)
+    AutoProcessor.register(HuMoConConfig, MotionVideoProcessor, exist_ok=True)
+
+    for config_class, model_class in (
+        (HuMoConMotionEncoderConfig, HuMoConMotionEncoder),
+        (HuMoConVideoEncoderConfig, HuMoConVideoEncoder),
+    ):
+        AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
+        AutoModel.register(config_class, model_class, exist_ok=True)
+
+
+__all__ = ["register_auto_classes"]

@@ -1,0 +1,190 @@
+"""Sharing HuMoCon checkpoints: a remote-code export and `push_to_hub` of model + processor + model card.
+
+A plain `model.save_pretrained(folder)` writes a native checkpoint: clean JSON (no `auto_map`), loadable
+wherever humocon-hf is installed (the Auto classes are registered on import). [`save_for_remote_code`]
+additionally copies the defining modules (`modeling/` and `processing/` are flat, self-contained folders for
+this) and writes an `auto_map`, so `AutoModel.from_pretrained(folder, trust_remote_code=True)` works for users
+without the package. Registration for the Auto classes happens only for the duration of the export, so other
+saves stay clean.
+
+[`push_to_hub`] exports into a temporary folder and uploads it as one commit through
+`transformers.utils.hub.hf_api()`, the same `HfApi` object transformers uses for its own pushes.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+REMOTE_CODE_AUTO_MAP = {
+    "AutoConfig": "configuration_humocon.HuMoConConfig",
+    "AutoModel": "modeling_humocon.HuMoConForCausalLM",
+    "AutoModelForCausalLM": "modeling_humocon.HuMoConForCausalLM",
+}
+PROCESSOR_AUTO_MAP = {"AutoProcessor": "processing_humocon.MotionVideoProcessor"}
+
+
+def _plain_model(model):
+    if hasattr(model, "peft_config"):
+        raise ValueError(
+            "the model still carries LoRA adapters: merge them first (humocon_hf.training.merge_adapter) or push "
+            "the adapter with peft's own save_pretrained"
+        )
+    return model
+
+
+def save_for_remote_code(model, save_directory: str | os.PathLike, processor=None, **save_kwargs) -> list[str]:
+    """Save `model` (and `processor`) so the folder loads with `trust_remote_code=True` without humocon-hf.
+
+    `config.json` gets an `auto_map` for AutoConfig, AutoModel, AutoModelForCausalLM (and AutoProcessor when a
+    processor is saved alongside); the modeling / processing modules are copied next to the weights.
+
+    Returns:
+        The sorted file names in `save_directory`.
+    """
+    model = _plain_model(model)
+    save_directory = Path(save_directory)
+    save_directory.mkdir(parents=True, exist_ok=True)
+    config = model.config
+    model_class, config_class = type(model), type(config)
+    previous = (model_class._auto_class, config_class._auto_class, getattr(config, "auto_map", None))
+    auto_map = dict(REMOTE_CODE_AUTO_MAP)
+    if processor is not None:
+        auto_map.update(PROCESSOR_AUTO_MAP)
+    # Pre-seeded: save_pretrained itself adds only the one auto class the model class is registered for.
+    config.auto_map = auto_map
+    try:
+        model_class.register_for_auto_class("AutoModelForCausalLM")
+        config_class.register_for_auto_class("AutoConfig")
+        model.save_pretrained(save_directory, **save_kwargs)
+        if processor is not None:
+            processor.save_pretrained(save_directory, export_remote_code=True)
+    finally:
+        model_class._auto_class, config_class._auto_class = previous[0], previous[1]
+        if previous[2] is None:
+            config.__dict__.pop("auto_map", None)
+        else:
+            config.auto_map = previous[2]
+    return sorted(os.listdir(save_directory))
+
+
+def default_model_card(model, repo_id: str, base_model: str | None = None) -> str:
+    """A short model card: what the model is, how to load it, what it was built from."""
+    config = model.config
+    text = config.text_config
+    base = base_model or getattr(text, "_name_or_path", "") or text.model_type
+    lines = [
+        "---",
+        "library_name: transformers",
+        "pipeline_tag: video-text-to-text",
+        "tags:",
+        "- humocon",
+        "- motion-understanding",
+        "- video-understanding",
+        "- custom_code",
+        "---",
+        "",
+        f"# {repo_id.split('/')[-1]}",
+        "",
+        "HuMoCon question-answering model: an LLM that answers questions about a human motion sequence, a video,",
+        "or both. Frozen concept encoders (a motion transformer and a SigLIP video tower, each with a VQ",
+        "codebook of discovered motion concepts) feed one projector per modality into the LLM.",
+        "",
+        f"- LLM: `{base}` ({text.model_type}, hidden size {text.hidden_size}, {text.num_hidden_layers} layers)",
+        f"- Motion tokens: one per {config.motion_token_stride} frames; video tokens: "
+        f"{config.video_tokens_per_frame} per key frame",
+        f"- Features fed to the LLM: {'quantised' if config.use_motion_quantized else 'continuous'} (motion), "
+        f"{'quantised' if config.use_video_quantized else 'continuous'} (video)",
+        "",
+        "## Usage",
+        "",
+        "```python",
+        "from transformers import AutoModel, AutoProcessor",
+        "",
+        f'model = AutoModel.from_pretrained("{repo_id}", trust_remote_code=True)',
+        f'processor = AutoProcessor.from_pretrained("{repo_id}", trust_remote_code=True)',
+        "conversation = [{\"role\": \"user\", \"content\": [",
+        "    {\"type\": \"motion\", \"motion\": \"walk.bvh\"},",
+        "    {\"type\": \"text\", \"text\": \"What is the person doing?\"}]}]",
+        "inputs = processor.apply_chat_template(conversation, tokenize=True, add_generation_prompt=True)",
+        "answer = model.generate(**inputs, max_new_tokens=32)",
+        "print(processor.batch_decode(answer[:, inputs['input_ids'].shape[1]:], skip_special_tokens=True))",
+        "```",
+        "",
+        "With `pip install humocon-hf` the classes are registered natively and `trust_remote_code` is not needed.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def push_to_hub(
+    model,
+    repo_id: str,
+    processor=None,
+    model_card: str | os.PathLike | None = None,
+    *,
+    private: bool | None = None,
+    token: bool | str | None = None,
+    commit_message: str = "Upload HuMoCon model, processor and model card",
+    revision: str | None = None,
+    create_pr: bool = False,
+    remote_code: bool = True,
+    **save_kwargs,
+):
+    """Upload model + processor + model card to `repo_id` in one commit.
+
+    Args:
+        model: a `HuMoConForCausalLM` (LoRA adapters merged).
+        repo_id: `"org/name"`.
+        processor: the `MotionVideoProcessor` to ship (recommended: users need it to build inputs).
+        model_card: the card text, or a path to a Markdown file; default: [`default_model_card`].
+        remote_code: also ship the code (`trust_remote_code=True` loads without humocon-hf); default True.
+
+    Returns:
+        The `CommitInfo` of the upload.
+    """
+    from huggingface_hub import CommitOperationAdd
+    from transformers.utils.hub import hf_api
+
+    model = _plain_model(model)
+    if not isinstance(repo_id, str) or not repo_id.strip():
+        raise ValueError(f"repo_id must be a non-empty 'org/name' string, got {repo_id!r}")
+    api = hf_api()
+    repo_id = api.create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
+    if model_card is None:
+        card_text = default_model_card(model, repo_id)
+    elif isinstance(model_card, os.PathLike) or (isinstance(model_card, str) and Path(model_card).suffix == ".md"):
+        path = Path(model_card)
+        if not path.is_file():
+            raise FileNotFoundError(f"model card file {path} does not exist")
+        card_text = path.read_text(encoding="utf-8")
+    else:
+        card_text = str(model_card)
+
+    with tempfile.TemporaryDirectory(prefix="humocon-push-") as tmp:
+        if remote_code:
+            save_for_remote_code(model, tmp, processor=processor, **save_kwargs)
+        else:
+            model.save_pretrained(tmp, **save_kwargs)
+            if processor is not None:
+                processor.save_pretrained(tmp)
+        Path(tmp, "README.md").write_text(card_text, encoding="utf-8")
+        operations = []
+        for root, _, files in os.walk(tmp):
+            for name in sorted(files):
+                full = Path(root, name)
+                operations.append(
+                    CommitOperationAdd(path_in_repo=full.relative_to(tmp).as_posix(), path_or_fileobj=str(full))
+                )
+        return api.create_commit(
+            repo_id=repo_id,
+            operations=operations,
+            commit_message=commit_message,
+            token=token,
+            revision=revision,
+            create_pr=create_pr,
+        )
+
+
+__all__ = ["PROCESSOR_AUTO_MAP", "REMOTE_CODE_AUTO_MAP", "default_model_card", "push_to_hub", "save_for_remote_code"]
