@@ -13,17 +13,20 @@ Pipeline for one video (a file path or a uint8 ``(N, H, W, 3)`` RGB array):
    motion feature extractor keeps when it truncates), K stays ``num_frames`` because the encoder's
    token count and the ``<video>`` placeholder expansion depend on it; a clip shorter than the
    ``num_frames / sampling_fps`` window falls back to uniform sampling over the whole clip.
-2. Decoding only what is needed (files). Sequential ``grab()`` through the stream with
-   ``retrieve()`` (colour conversion, copy) only at key frames, or seeking with
-   ``CAP_PROP_POS_FRAMES``. Seeking decodes from the previous key frame of the codec, so it only
-   pays off when key frames are far apart: measured on the real H.264 clips (long GOPs) seeking 8
-   frames is 2-4x slower than grabbing, on an MPEG-4 clip with GOP 12 seeking is ~1.6x faster for 8
-   frames out of 636. ``decode_method="auto"`` seeks only when the gap between key frames is at
-   least ``SEEK_MIN_GAP`` frames (the x264 default GOP), where a seek can never decode more than
-   sequential grabbing would. Container frame counts can be wrong: grabbing always runs to the end
-   of the stream and re-samples with the true count when it differs (a second pass only if frames
-   are missing); seeking checks every read and that nothing decodes past the reported end, and
-   falls back to grabbing otherwise.
+2. Decoding only what is needed (files). Two primitives: sequential ``grab()`` with ``retrieve()``
+   (colour conversion, copy) only at key frames, and seeking with ``CAP_PROP_POS_FRAMES``. A seek
+   decodes from the codec's previous key frame, so which one wins depends on the GOP length, which
+   OpenCV does not expose. Measured (benchmarks/bench_video_preprocessing.py): on the real H.264
+   clips (long GOPs, gaps of 7-27 frames) seeking 8 key frames is 3.7-4.8x slower than grabbing; on a
+   60 s 1080p MPEG-4 clip (GOP 12, gaps of 187 frames) it is ~7x faster. ``decode_method="auto"``
+   therefore decides per key frame from measured costs: it grabs to the first key frame (timing a
+   grabbed frame), probes one seek when a gap is at least ``SEEK_PROBE_GAP`` frames, and from then on
+   seeks only where the measured seek cost is below the measured cost of grabbing the gap.
+   Container frame counts can be wrong: grabbing runs to the end of the stream and re-samples with
+   the true count when it differs (a second pass only for frames not yet retrieved); a seek is
+   checked (the decoder must land on the requested frame), and when seeking was used the end is
+   checked too (frame ``count - 1`` decodes, frame ``count`` does not); any failure falls back to
+   grabbing.
 3. Resize every key frame to ``size`` without keeping the aspect ratio (as SiglipImageProcessor
    does), ``cv2.INTER_AREA`` when shrinking, ``INTER_LINEAR`` when enlarging; rescale by
    ``rescale_factor``, normalise with ``image_mean`` / ``image_std``; channels first.
@@ -39,6 +42,7 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+import time
 from typing import Any, Optional, Sequence, Union
 
 import cv2
@@ -51,9 +55,9 @@ from .smpl22 import DEFAULT_FPS
 logger = logging.get_logger(__name__)
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".gif", ".mkv", ".webm", ".m4v")
-# Seek only when consecutive key frames are at least this many frames apart (x264's default GOP):
-# a seek decodes at most one GOP, sequential grabbing decodes the whole gap.
-SEEK_MIN_GAP = 250
+# "auto" decoding only tries a seek across gaps of at least this many frames: below it grabbing is
+# cheap however short the GOP, and a probe on a long-GOP file would cost more than it could save.
+SEEK_PROBE_GAP = 32
 DEFAULT_FLOW_PARAMS = {
     "pyr_scale": 0.5,
     "levels": 3,
@@ -179,24 +183,90 @@ def _grab_frames(path: str, wanted: set, stop_after: Optional[int] = None) -> tu
     return got, i
 
 
+def _seek_to(cap: "cv2.VideoCapture", index: int) -> Optional[np.ndarray]:
+    """Seek and decode frame ``index``; ``None`` when the decoder does not land exactly there."""
+    cap.set(cv2.CAP_PROP_POS_FRAMES, index)
+    ok, frame = cap.read()
+    if not ok or int(round(cap.get(cv2.CAP_PROP_POS_FRAMES))) != index + 1:
+        return None
+    return frame
+
+
+def _count_is_exact(cap: "cv2.VideoCapture", reported: int) -> bool:
+    """Frame ``reported - 1`` decodes and nothing decodes after it."""
+    return _seek_to(cap, reported - 1) is not None and not cap.grab()
+
+
 def _seek_frames(path: str, indices: Sequence[int], reported: int) -> Optional[dict]:
-    """Seek to each index; ``None`` when any seek misbehaves or the reported count looks wrong."""
+    """Seek to every key frame; ``None`` when a seek misbehaves or the reported count is wrong."""
     cap = _open_capture(path)
     got: dict = {}
     try:
         for t in sorted(set(int(i) for i in indices)):
-            cap.set(cv2.CAP_PROP_POS_FRAMES, t)
-            ok, frame = cap.read()
-            if not ok or int(round(cap.get(cv2.CAP_PROP_POS_FRAMES))) != t + 1:
+            frame = _seek_to(cap, t)
+            if frame is None:
                 return None
             got[t] = _to_rgb(frame)
-        # Nothing may decode past the reported end (an under-reported count would bias sampling).
-        cap.set(cv2.CAP_PROP_POS_FRAMES, reported)
-        if cap.grab():
+        if not _count_is_exact(cap, reported):
             return None
     finally:
         cap.release()
     return got
+
+
+def _adaptive_frames(path: str, indices: Sequence[int], reported: int) -> tuple[Optional[dict], Optional[int]]:
+    """Mix grabbing and seeking per key frame by measured cost.
+
+    Returns ``(frames by index, frames in the stream)``, or ``(None, None)`` when a seek misbehaved
+    (the caller then decodes sequentially).
+    """
+    cap = _open_capture(path)
+    got: dict = {}
+    pos = 0  # index of the frame the next grab() returns
+    grab_cost: Optional[float] = None  # seconds per grabbed frame
+    seek_cost: Optional[float] = None  # seconds per seek + read
+    seeked = False
+    try:
+        for t in sorted(set(int(i) for i in indices)):
+            gap = t - pos
+            if (
+                grab_cost is not None
+                and gap >= SEEK_PROBE_GAP
+                and (seek_cost is None or seek_cost < gap * grab_cost)
+            ):
+                t0 = time.perf_counter()
+                frame = _seek_to(cap, t)
+                if frame is None:
+                    return None, None
+                cost = time.perf_counter() - t0
+                seek_cost = cost if seek_cost is None else 0.5 * (seek_cost + cost)
+                seeked = True
+                got[t] = _to_rgb(frame)
+                pos = t + 1
+                continue
+            t0 = time.perf_counter()
+            while pos < t:
+                if not cap.grab():
+                    return got, pos  # stream shorter than reported
+                pos += 1
+            if not cap.grab():
+                return got, pos
+            ok, frame = cap.retrieve()
+            if not ok:
+                return got, pos
+            pos += 1
+            got[t] = _to_rgb(frame)
+            cost = (time.perf_counter() - t0) / (gap + 1)
+            grab_cost = cost if grab_cost is None else 0.5 * (grab_cost + cost)
+        # Verify the frame count: grab to the end when that is cheap, else probe the end by seeking.
+        remaining = reported - pos
+        if seeked and seek_cost is not None and grab_cost is not None and remaining * grab_cost > 2 * seek_cost:
+            return (got, reported) if _count_is_exact(cap, reported) else (None, None)
+        while cap.grab():
+            pos += 1
+        return got, pos
+    finally:
+        cap.release()
 
 
 def load_key_frames(
@@ -209,9 +279,9 @@ def load_key_frames(
     """Decode only the key frames of a video file.
 
     Returns ``(frames, timestamps, fps, total_frames)``: frames uint8 (K, H, W, 3) RGB, timestamps
-    float32 (K,) in seconds (``index / fps``), the container frame rate and the number of frames
-    actually decodable when it was counted (the container's count when seeking trusted it).
-    ``decode_method``: ``"grab"`` (sequential), ``"seek"`` or ``"auto"`` (see module docstring).
+    float32 (K,) in seconds (``index / fps``), the container frame rate and the number of frames in
+    the stream (verified, see the module docstring). ``decode_method``: ``"grab"`` (sequential),
+    ``"seek"`` or ``"auto"`` (per key frame by measured cost). All three return the same frames.
     """
     if decode_method not in ("auto", "grab", "seek"):
         raise ValueError(f"decode_method must be 'auto', 'grab' or 'seek', got {decode_method!r}")
@@ -226,21 +296,20 @@ def load_key_frames(
     def indices_for(n: int) -> np.ndarray:
         return sample_frame_indices(n, num_frames, fps, sampling_fps)
 
+    got, total, indices = None, None, None
     if reported > 0:
         indices = indices_for(reported)
-        method = decode_method
-        if method == "auto":
-            gap = reported / num_frames if sampling_fps is None else fps / sampling_fps
-            method = "seek" if gap >= SEEK_MIN_GAP else "grab"
-        if method == "seek":
+        if decode_method == "seek":
             got = _seek_frames(path, indices, reported)
-            if got is not None:
-                return np.stack([got[int(i)] for i in indices]), (indices / fps).astype(np.float32), fps, reported
-            logger.info(f"seeking in {path} was unreliable; decoding sequentially instead")
-        got, total = _grab_frames(path, set(int(i) for i in indices))
+            total = reported if got is not None else None
+        elif decode_method == "auto":
+            got, total = _adaptive_frames(path, indices, reported)
+        if got is None:
+            if decode_method != "grab":
+                logger.info(f"seeking in {path} was unreliable; decoding sequentially instead")
+            got, total = _grab_frames(path, set(int(i) for i in indices))
     else:  # unknown length: count first, then fetch
         got, total = {}, _grab_frames(path, set())[1]
-        indices = None
     if total == 0:
         raise _no_frames_error(path)
     if indices is None or total != reported:
@@ -249,7 +318,7 @@ def load_key_frames(
         indices = indices_for(total)
         missing = {int(i) for i in indices} - set(got)
         if missing:
-            more, total2 = _grab_frames(path, missing, stop_after=max(missing))
+            more, _ = _grab_frames(path, missing, stop_after=max(missing))
             got.update(more)
             if not missing <= set(got):
                 raise ValueError(f"video {path} decodes differently on a second pass (corrupt stream)")

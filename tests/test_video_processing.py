@@ -67,13 +67,34 @@ def test_real_clips_decode_key_frames(shared_data):
         assert not np.array_equal(frames[0], frames[-1])
 
 
-def test_real_clip_seek_and_grab_agree(shared_data):
+def test_real_clip_decode_methods_agree(shared_data):
     path = _videos(shared_data)[1]
     grabbed, ts_g, _, n_g = load_key_frames(path, num_frames=4, decode_method="grab")
-    seeked, ts_s, _, n_s = load_key_frames(path, num_frames=4, decode_method="seek")
-    assert n_g == n_s
-    np.testing.assert_array_equal(ts_g, ts_s)
-    np.testing.assert_array_equal(grabbed, seeked)
+    for method in ("seek", "auto"):
+        frames, ts, _, n = load_key_frames(path, num_frames=4, decode_method=method)
+        assert n == n_g, method
+        np.testing.assert_array_equal(ts, ts_g)
+        np.testing.assert_array_equal(frames, grabbed)
+
+
+def test_auto_decoding_probes_seeks_on_long_gaps(tmp_path, monkeypatch):
+    import humocon_hf.processing.video_processing_humocon as vp
+
+    rng = np.random.default_rng(3)
+    frames = rng.integers(0, 256, (400, 48, 64, 3), dtype=np.uint8)
+    path = _write_video(tmp_path / "long.mp4", frames, fps=25.0)
+    reference, ts_ref, _, n_ref = load_key_frames(path, num_frames=4, decode_method="grab")
+    assert n_ref == 400
+    seeks = []
+    real_seek = vp._seek_to
+    monkeypatch.setattr(vp, "_seek_to", lambda cap, i: seeks.append(i) or real_seek(cap, i))
+    for method in ("auto", "seek"):
+        got, ts, _, n = load_key_frames(path, num_frames=4, decode_method=method)
+        assert n == 400
+        np.testing.assert_array_equal(ts, ts_ref)
+        np.testing.assert_array_equal(got, reference)
+    # auto grabs to the first key frame, then probes a seek across the 100-frame gap
+    assert seeks and seeks[0] == sample_frame_indices(400, 4)[1]
 
 
 def test_real_clips_processor_with_flow(shared_data):
@@ -216,7 +237,7 @@ def test_overreported_frame_count_is_resampled(tmp_path):
     cap.release()
     decoded, _ = load_video(cut)
     assert reported == 30 and 0 < len(decoded) < reported
-    for method in ("grab", "seek"):
+    for method in ("grab", "seek", "auto"):
         key, ts, fps, total = load_key_frames(cut, num_frames=6, decode_method=method)
         idx = sample_frame_indices(len(decoded), 6)
         assert total == len(decoded), method
