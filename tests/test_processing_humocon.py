@@ -1,0 +1,251 @@
+"""MotionVideoProcessor: placeholder expansion, labels, chat template, save/load, remote code."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoTokenizer
+
+from humocon_hf.processing.feature_extraction_motion import MotionFeatureExtractor
+from humocon_hf.processing.processing_humocon import IGNORE_INDEX, MotionVideoProcessor
+from humocon_hf.processing.video_processing_humocon import HuMoConVideoProcessor
+
+
+def _walk(num_frames: int, seed: int = 0) -> np.ndarray:
+    """A crude but valid SMPL-22 clip: a T-ish pose translating forward along +Z."""
+    from humocon_hf.processing.smpl22 import SMPL22_PARENTS
+
+    rng = np.random.default_rng(seed)
+    rest = np.zeros((22, 3), np.float32)
+    offsets = rng.normal(0, 0.02, (22, 3)).astype(np.float32)
+    offsets[:, 1] += np.where(np.arange(22) % 3 == 0, 0.12, -0.12)  # spine up, legs down
+    offsets[[1, 4, 7, 10, 13, 16, 18, 20], 0] += 0.1  # left side at +X
+    offsets[[2, 5, 8, 11, 14, 17, 19, 21], 0] -= 0.1
+    for j in range(1, 22):
+        rest[j] = rest[SMPL22_PARENTS[j]] + offsets[j]
+    rest[:, 1] -= rest[:, 1].min()
+    rest[:, 1] += 0.05
+    t = np.arange(num_frames, dtype=np.float32)[:, None, None] / 20.0
+    clip = np.repeat(rest[None], num_frames, axis=0)
+    clip[..., 2] += 1.2 * t[..., 0]
+    return clip
+
+
+def _video(num_frames: int = 12, size: int = 48) -> np.ndarray:
+    frames = np.zeros((num_frames, size, size, 3), np.uint8)
+    for i in range(num_frames):
+        frames[i, 10:20, 2 + 2 * i : 12 + 2 * i] = 255
+    return frames
+
+
+@pytest.fixture(scope="module")
+def processor(smollm2_tokenizer_dir):
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_tokenizer_dir)
+    return MotionVideoProcessor(
+        tokenizer=tokenizer,
+        motion_feature_extractor=MotionFeatureExtractor(),
+        video_feature_extractor=HuMoConVideoProcessor(num_frames=4, size={"height": 32, "width": 32}, patch_size=8),
+        motion_token_stride=4,
+        video_tokens_per_frame=1,
+    )
+
+
+def test_placeholders_are_added_as_single_special_tokens(processor):
+    for token in (processor.motion_token, processor.video_token):
+        ids = processor.tokenizer(f"a {token} b", add_special_tokens=False)["input_ids"]
+        assert ids.count(processor.tokenizer.convert_tokens_to_ids(token)) == 1
+    assert processor.motion_token_id != processor.video_token_id
+
+
+def test_motion_placeholders_expand_to_encoder_token_counts(processor):
+    motions = [_walk(37), _walk(20, seed=1)]
+    out = processor(
+        text=["What does <motion> show?", "Compare <motion>."], motions=motions, return_tensors="pt"
+    )
+    counts = (out["input_ids"] == processor.motion_token_id).sum(dim=1).tolist()
+    assert counts == [math.ceil(37 / 4), math.ceil(20 / 4)]
+    assert out["motion_values"].shape[:2] == (2, 37)
+    assert out["motion_attention_mask"].sum(dim=1).tolist() == [37, 20]
+    # padding rows of the text are masked
+    assert out["attention_mask"].shape == out["input_ids"].shape
+
+
+def test_video_placeholders_and_flow(processor):
+    out = processor(
+        text="Describe <video> please", videos=_video(), video_fps=10.0, return_flow=True, return_tensors="pt"
+    )
+    assert (out["input_ids"] == processor.video_token_id).sum().item() == 4 == processor.num_video_tokens
+    assert out["pixel_values_videos"].shape == (1, 4, 3, 32, 32)
+    assert out["video_timestamps"].shape == (1, 4)
+    assert out["video_flow"].shape == (1, 3, 2, 4, 4)
+
+
+def test_motion_and_video_in_one_prompt(processor):
+    out = processor(
+        text="<video> then <motion>", motions=_walk(9), videos=[_video()], video_fps=[10.0], return_tensors="pt"
+    )
+    ids = out["input_ids"][0].tolist()
+    first_motion = ids.index(processor.motion_token_id)
+    last_video = len(ids) - 1 - ids[::-1].index(processor.video_token_id)
+    assert last_video < first_motion
+    assert ids.count(processor.motion_token_id) == 3
+
+
+@pytest.mark.parametrize(
+    "text, n_motions, message",
+    [
+        ("no placeholder here", 1, "0 <motion> placeholder"),
+        ("<motion> and <motion>", 1, "2 <motion> placeholder"),
+        ("<motion>", 0, "1 <motion> placeholder"),
+    ],
+)
+def test_placeholder_count_mismatch_is_a_clear_error(processor, text, n_motions, message):
+    motions = [_walk(8) for _ in range(n_motions)] or None
+    with pytest.raises(ValueError, match=message):
+        processor(text=text, motions=motions)
+
+
+def test_video_placeholder_mismatch(processor):
+    with pytest.raises(ValueError, match="<video> placeholder"):
+        processor(text="nothing", videos=_video(), video_fps=10.0)
+
+
+def test_truncation_that_cuts_placeholders_is_refused(processor):
+    with pytest.raises(ValueError, match="truncation"):
+        processor(text="word " * 20 + "<motion>", motions=_walk(40), truncation=True, max_length=8)
+
+
+def test_bad_motion_input_names_the_problem(processor):
+    bad = _walk(10)
+    bad[3, 4, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        processor(text="<motion>", motions=bad)
+    with pytest.raises(ValueError, match="22"):
+        processor(text="<motion>", motions=np.zeros((10, 17, 3), np.float32))
+
+
+def test_plain_call_labels_mask_padding_and_placeholders(processor):
+    out = processor(
+        text=["<motion> short", "a much longer prompt <motion> here"],
+        motions=[_walk(8), _walk(8)],
+        return_labels=True,
+        return_tensors="pt",
+    )
+    labels, ids = out["labels"], out["input_ids"]
+    assert (labels[ids == processor.motion_token_id] == IGNORE_INDEX).all()
+    assert (labels[out["attention_mask"] == 0] == IGNORE_INDEX).all()
+    keep = (out["attention_mask"] == 1) & (ids != processor.motion_token_id)
+    assert torch.equal(labels[keep], ids[keep])
+
+
+def _conversation(answer="walk", question="Does the person walk or run?"):
+    return [
+        {"role": "user", "content": [{"type": "motion", "motion": _walk(16)}, {"type": "text", "text": question}]},
+        {"role": "assistant", "content": [{"type": "text", "text": answer}]},
+    ]
+
+
+def test_chat_template_renders_placeholders(processor):
+    text = processor.apply_chat_template(_conversation(), add_generation_prompt=False)
+    assert isinstance(text, str)
+    assert text.count("<motion>") == 1
+    assert "<|im_start|>assistant\nwalk<|im_end|>" in text
+    prompt = processor.apply_chat_template(_conversation()[:1], add_generation_prompt=True)
+    assert prompt.endswith("<|im_start|>assistant\n")
+
+
+def test_chat_template_labels_only_learn_the_answer(processor):
+    # "walk" also appears in the question: only the assistant's copy may be learned.
+    out = processor.apply_chat_template(_conversation(), tokenize=True, return_labels=True, return_tensors="pt")
+    labels = out["labels"][0]
+    learned = labels[labels != IGNORE_INDEX].tolist()
+    decoded = processor.tokenizer.decode(learned)
+    assert decoded == "walk<|im_end|>"
+    assert (out["input_ids"] == processor.motion_token_id).sum().item() == 4
+
+
+def test_chat_template_multi_turn_and_batch(processor):
+    conv = _conversation("walk") + [
+        {"role": "user", "content": "And then?"},
+        {"role": "assistant", "content": "He stops."},
+    ]
+    batch = processor.apply_chat_template(
+        [conv, _conversation("run", "Fast or slow?")], tokenize=True, return_labels=True, return_tensors="pt"
+    )
+    assert batch["input_ids"].shape[0] == 2
+    assert batch["motion_values"].shape[0] == 2
+    first = batch["labels"][0]
+    decoded = processor.tokenizer.decode(first[first != IGNORE_INDEX].tolist())
+    assert decoded == "walk<|im_end|>He stops.<|im_end|>"
+
+
+def test_chat_template_accepts_paths(processor, tmp_path):
+    path = tmp_path / "clip.npy"
+    np.save(path, _walk(12))
+    out = processor.apply_chat_template(
+        [{"role": "user", "content": [{"type": "motion", "path": str(path)}, {"type": "text", "text": "?"}]}],
+        tokenize=True,
+        add_generation_prompt=True,
+    )
+    assert (out["input_ids"] == processor.motion_token_id).sum().item() == 3
+
+
+def test_chat_template_rejects_unknown_content(processor):
+    with pytest.raises(ValueError, match="unknown content type 'audio'"):
+        processor.apply_chat_template([{"role": "user", "content": [{"type": "audio", "audio": "x.wav"}]}])
+    with pytest.raises(ValueError, match="needs one of the keys"):
+        processor.apply_chat_template([{"role": "user", "content": [{"type": "motion"}]}])
+
+
+def test_save_and_load_round_trip(processor, tmp_path):
+    processor.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "processor_config.json").read_text())
+    assert "auto_map" not in config
+    assert config["motion_token_stride"] == 4
+    assert config["motion_feature_extractor"]["feature_extractor_type"] == "MotionFeatureExtractor"
+    loaded = MotionVideoProcessor.from_pretrained(tmp_path)
+    assert isinstance(loaded.motion_feature_extractor, MotionFeatureExtractor)
+    assert isinstance(loaded.video_feature_extractor, HuMoConVideoProcessor)
+    assert loaded.video_feature_extractor.num_frames == 4
+    kwargs = dict(text="<video><motion>", motions=_walk(13), videos=_video(), video_fps=10.0, return_tensors="np")
+    a, b = processor(**kwargs), loaded(**kwargs)
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key])
+
+
+def test_remote_code_load_without_the_package(processor, tmp_path):
+    """A saved processor loads with trust_remote_code in a process where humocon_hf cannot be imported."""
+    processor.save_pretrained(tmp_path, export_remote_code=True)
+    assert "auto_map" in json.loads((tmp_path / "processor_config.json").read_text())
+    assert (tmp_path / "processing_humocon.py").is_file()
+    motion = tmp_path / "motion.npy"
+    np.save(motion, _walk(13))
+    expected = processor(text="<motion> hi", motions=str(motion), return_tensors="np")["input_ids"]
+    script = textwrap.dedent(
+        f"""
+        import importlib.abc, sys
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path, target=None):
+                if name.split(".")[0] in ("humocon_hf", "modeling", "processing", "training"):
+                    raise ImportError("blocked: " + name)
+        sys.meta_path.insert(0, Block())
+        import numpy as np
+        from transformers import AutoProcessor
+        p = AutoProcessor.from_pretrained({str(tmp_path)!r}, trust_remote_code=True)
+        assert type(p).__name__ == "MotionVideoProcessor", type(p)
+        assert "humocon_hf" not in sys.modules
+        ids = p(text="<motion> hi", motions={str(motion)!r}, return_tensors="np")["input_ids"]
+        np.save({str(tmp_path / 'ids.npy')!r}, ids)
+        """
+    )
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    np.testing.assert_array_equal(np.load(tmp_path / "ids.npy"), expected)
