@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 import cv2
-import numpy as np
 
 from humocon_hf.processing.video_processing_humocon import HuMoConVideoProcessor, load_key_frames
 

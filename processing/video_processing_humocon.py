@@ -18,7 +18,7 @@ Pipeline for one video (a file path or a uint8 ``(N, H, W, 3)`` RGB array):
    decodes from the codec's previous key frame, so which one wins depends on the GOP length, which
    OpenCV does not expose. Measured (benchmarks/bench_video_preprocessing.py): on the real H.264
    clips (long GOPs, gaps of 7-27 frames) seeking 8 key frames is 3.7-4.8x slower than grabbing; on a
-   60 s 1080p MPEG-4 clip (GOP 12, gaps of 187 frames) it is ~7x faster. ``decode_method="auto"``
+   60 s 1080p MPEG-4 clip (GOP 12, gaps of 187 frames) it is ~6x faster. ``decode_method="auto"``
    therefore decides per key frame from measured costs: it grabs to the first key frame (timing a
    grabbed frame), probes one seek when a gap is at least ``SEEK_PROBE_GAP`` frames, and from then on
    seeks only where the measured seek cost is below the measured cost of grabbing the gap.
@@ -569,7 +569,7 @@ class HuMoConVideoProcessor(FeatureExtractionMixin):
             rates = [fps] * len(batch)
 
         pixels, stamps, flows = [], [], []
-        for i, (video, rate) in enumerate(zip(batch, rates)):
+        for i, (video, rate) in enumerate(zip(batch, rates, strict=True)):
             where = f"videos[{i}]" if len(batch) > 1 or isinstance(videos, (list, tuple)) else "video"
             frames, ts = self._key_frames(video, rate, num_frames, sampling_fps, where)
             pixels.append(self.normalize_frames(frames))
@@ -627,6 +627,8 @@ def _check_frames(video: Any, where: str) -> np.ndarray:
     lo, hi = float(video.min()), float(video.max())
     if lo < 0 or hi > 255:
         raise ValueError(f"{where} values must lie in [0, 255] (uint8 RGB), got range [{lo}, {hi}]")
+    if np.issubdtype(video.dtype, np.floating) and 0 < hi <= 1.0:
+        logger.warning(f"{where} is a float array with values in [0, 1]; frames are read as 0-255 intensities")
     return np.rint(video).astype(np.uint8) if np.issubdtype(video.dtype, np.floating) else video.astype(np.uint8)
 
 
