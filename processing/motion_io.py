@@ -44,6 +44,7 @@ __all__ = [
     "load_motionx_smplx",
     "resample_joints",
     "BVH_RIG_TABLES",
+    "estimate_stature",
 ]
 
 _BODY_INSTALL_HINT = (
@@ -724,7 +725,6 @@ def load_bvh(
     if fps is not None:
         fps = _positive_rate(fps, "fps", source)
     rig_name, table, index = _match_rig(bvh.names, rig)
-    index = {k: v for k, v in index.items()}
     pos = bvh_forward_kinematics(bvh, sorted(set(index.values())))
     joints = _map_to_smpl(pos, table, index)
     if scale is None:
@@ -881,20 +881,28 @@ def load_humanml3d_vecs(
 
 
 def _create_body_model(body_model_dir: str, model_type: str, gender: str, num_betas: int, batch_size: int):
-    """Build an ``smplx`` body model; errors name what to install or download."""
+    """Build an ``smplx`` body model; errors name what to install or download.
+
+    ``smplx`` looks for ``<body_model_dir>/<model_type>/<MODEL>_<GENDER>.(npz|pkl)`` (e.g.
+    ``smplh/SMPLH_MALE.pkl``, ``smplx/SMPLX_NEUTRAL.npz``); the extension found there is used.
+    """
     try:
         import smplx  # noqa: PLC0415 - optional dependency
     except ImportError:
         raise ImportError(f"reading SMPL-family parameters needs the `smplx` package: {_BODY_INSTALL_HINT}") from None
+    stem = f"{model_type.upper()}_{gender.upper()}"
+    candidates = [os.path.join(body_model_dir, sub, f"{stem}.{ext}") for sub in (model_type, "") for ext in ("npz", "pkl")]
+    found = next((c for c in candidates if os.path.isfile(c)), None)
+    if found is None:
+        raise FileNotFoundError(
+            f"no {model_type.upper()} body model file for gender {gender!r} under {body_model_dir}: looked for "
+            f"{candidates[0]} (or .pkl); {_BODY_INSTALL_HINT}"
+        )
     try:
         return smplx.create(body_model_dir, model_type=model_type, gender=gender, num_betas=num_betas,
-                            use_pca=False, batch_size=batch_size, ext="npz" if model_type == "smplh" else "npz")
-    except (AssertionError, FileNotFoundError, OSError) as err:
-        raise FileNotFoundError(
-            f"could not load the {model_type.upper()} body model ({gender}) from {body_model_dir}: {err}. "
-            f"Expected e.g. {os.path.join(body_model_dir, model_type, model_type.upper() + '_' + gender.upper() + '.npz')}; "
-            f"{_BODY_INSTALL_HINT}"
-        ) from None
+                            use_pca=False, batch_size=batch_size, ext=found.rsplit(".", 1)[1])
+    except (AssertionError, FileNotFoundError, OSError, KeyError, ValueError) as err:
+        raise ValueError(f"could not load the body model {found}: {err!r}; {_BODY_INSTALL_HINT}") from None
 
 
 def _check_body_model_dir(body_model_dir, source: str) -> str:
@@ -909,21 +917,22 @@ def _check_body_model_dir(body_model_dir, source: str) -> str:
 def _run_body_model(params: Dict[str, np.ndarray], body_model_dir: str, model_type: str, gender: str,
                     num_betas: int, batch_size: int = 512) -> np.ndarray:
     """SMPL-22 joints (T, 22, 3) of the body model posed by ``params`` (axis-angle arrays per frame)."""
-    import torch  # noqa: PLC0415 - only needed with body models
-
     T = params["global_orient"].shape[0]
     model = _create_body_model(body_model_dir, model_type, gender, num_betas, min(batch_size, T))
+    import torch  # noqa: PLC0415 - only needed with body models (smplx depends on it)
+
+    size = min(batch_size, T)
     out = []
-    for start in range(0, T, batch_size):
-        chunk = {k: torch.as_tensor(v[start:start + batch_size], dtype=torch.float32) for k, v in params.items()}
-        n = chunk["global_orient"].shape[0]
-        if "betas" in params and params["betas"].shape[0] == 1:
-            chunk["betas"] = torch.as_tensor(np.repeat(params["betas"], n, axis=0), dtype=torch.float32)
+    for start in range(0, T, size):
+        # smplx models have a fixed batch size (for the parameters we do not pass): pad the last chunk.
+        idx = np.minimum(np.arange(start, start + size), T - 1)
+        chunk = {k: torch.as_tensor(v[idx] if v.shape[0] == T else np.repeat(v[:1], size, axis=0), dtype=torch.float32)
+                 for k, v in params.items()}
         with torch.no_grad():
             res = model(**chunk)
         joints = res.joints if hasattr(res, "joints") else res["joints"]
         joints = joints.detach().cpu().numpy() if hasattr(joints, "detach") else np.asarray(joints)
-        out.append(joints[:, :NUM_JOINTS])
+        out.append(joints[: min(size, T - start), :NUM_JOINTS])
     return np.concatenate(out, axis=0).astype(np.float64)
 
 

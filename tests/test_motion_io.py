@@ -422,6 +422,15 @@ def test_synthetic_variants_give_the_same_joints(synth, variant):
     np.testing.assert_allclose(clip.joints, ref.joints, atol=2e-4)
 
 
+def test_crlf_tabs_and_braces_on_joint_lines(synth, tmp_path):
+    _, _, _, ref = synth
+    text = _text(synth)
+    odd = text.replace("\n  ", "\n\t").replace("\n{", " {\n").replace("\n", "\r\n")
+    path = tmp_path / "odd.bvh"
+    path.write_bytes(odd.encode())
+    np.testing.assert_allclose(load_bvh(path, fps=None).joints, ref.joints, atol=1e-6)
+
+
 def test_mirrored_coordinates_are_fixed_with_a_warning(synth):
     d, root, rots, ref = synth
     path = _write_bvh(d / "mirror.bvh", root, rots, transform=np.diag([-1.0, 1.0, 1.0]))
@@ -607,8 +616,9 @@ def test_amass_bad_files(tmp_path):
 class _FakeBodyModel:
     """Stands in for an smplx model: a fixed Z-up rest skeleton, turned by global_orient, moved by transl."""
 
-    # SMPL-like rest joints in a Z-up world facing -Y (AMASS): (x, y, z) with z up, left = +X.
-    def __init__(self):
+    @staticmethod
+    def _rest():
+        """SMPL-like rest joints in a Z-up world facing -Y (AMASS): (x, y, z) with z up, left = +X."""
         ref = np.zeros((22, 3))
         up = {"pelvis": 0.95, "left_hip": 0.87, "right_hip": 0.87, "spine1": 1.07, "left_knee": 0.5,
               "right_knee": 0.5, "spine2": 1.2, "left_ankle": 0.1, "right_ankle": 0.1, "spine3": 1.26,
@@ -623,15 +633,20 @@ class _FakeBodyModel:
             ref[J[n], 0] = x
             ref[J[n.replace("left", "right")], 0] = -x
         ref[J["left_foot"], 1] = ref[J["right_foot"], 1] = -0.12  # toes point -Y (forward in AMASS)
-        self.rest = ref
+        return ref
+
+    def __init__(self, batch_size=None):
+        self.batch_size = batch_size
+        self.rest = self._rest()
 
     def __call__(self, global_orient, body_pose, transl, betas, **kw):
         import torch
 
         R = Rotation.from_rotvec(global_orient.numpy()).as_matrix()
         joints = np.einsum("tij,kj->tki", R, self.rest) + transl.numpy()[:, None]
-        assert body_pose.shape[1] == 63 and betas.shape == (transl.shape[0], 16)
-        assert kw["left_hand_pose"].shape[1] == 45
+        n = transl.shape[0]
+        assert body_pose.shape == (n, 63) and betas.shape[0] == n and kw["left_hand_pose"].shape == (n, 45)
+        assert self.batch_size in (None, n)  # smplx models have a fixed batch size
 
         class Out:
             pass
@@ -647,7 +662,7 @@ def test_amass_conversion_with_fake_body_model(tmp_path, monkeypatch):
 
     def fake_create(body_model_dir, model_type, gender, num_betas, batch_size):
         calls.update(model_type=model_type, gender=gender, num_betas=num_betas)
-        return _FakeBodyModel()
+        return _FakeBodyModel(batch_size)
 
     monkeypatch.setattr(motion_io, "_create_body_model", fake_create)
     # Standing upright in AMASS means global_orient = identity with the Z-up skeleton above.
@@ -664,3 +679,41 @@ def test_amass_conversion_with_fake_body_model(tmp_path, monkeypatch):
     assert np.median(_left_dot(j, disp[None])) > 0
     # Same joints from the dispatcher.
     np.testing.assert_allclose(load_motion(tmp_path / "walk.npz", body_model_dir=tmp_path).joints, j)
+
+
+def test_body_model_batches_and_motionx(tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    monkeypatch.setattr(motion_io, "_create_body_model", lambda d, m, g, nb, batch_size: _FakeBodyModel(batch_size))
+    T = 240
+    rng = np.random.default_rng(0)
+    params = dict(global_orient=rng.normal(size=(T, 3)) * 0.3, body_pose=np.zeros((T, 63)),
+                  left_hand_pose=np.zeros((T, 45)), right_hand_pose=np.zeros((T, 45)),
+                  transl=rng.normal(size=(T, 3)), betas=np.zeros((1, 10)))
+    whole = motion_io._run_body_model(params, str(tmp_path), "smplx", "neutral", 10)
+    chunks = motion_io._run_body_model(params, str(tmp_path), "smplx", "neutral", 10, batch_size=100)
+    assert whole.shape == (T, 22, 3)
+    np.testing.assert_allclose(chunks, whole, atol=1e-5)
+    # Motion-X (T, 322) at 30 fps: up axis found from the skeleton (Z up here).
+    arr = np.zeros((90, 322))
+    arr[:, 309 + 1] = -np.linspace(0, 1.0 * 89 / 30, 90)  # trans: 1 m/s along -Y
+    clip = load_motion(arr, body_model_dir=tmp_path)
+    assert clip.info["format"] == "motionx" and clip.info["up_axis"] == "+z"
+    assert clip.source_fps == 30 and clip.num_frames == 60
+    j = clip.joints
+    assert j[0, J["head"], 1] > j[0, J["pelvis"], 1] > j[0, J["left_ankle"], 1]
+    with pytest.raises(ValueError, match="322"):
+        motion_io.load_motionx_smplx(np.zeros((5, 300)), body_model_dir=tmp_path)
+
+
+def test_body_model_file_lookup(tmp_path, monkeypatch):
+    import types
+
+    created = {}
+    fake = types.SimpleNamespace(create=lambda path, **kw: created.update(kw, path=path) or "model")
+    monkeypatch.setitem(sys.modules, "smplx", fake)
+    with pytest.raises(FileNotFoundError, match=r"SMPLH_FEMALE\.npz.*smpl\.is\.tue\.mpg\.de"):
+        motion_io._create_body_model(str(tmp_path), "smplh", "female", 16, 8)
+    (tmp_path / "smplh").mkdir()
+    (tmp_path / "smplh" / "SMPLH_FEMALE.pkl").write_bytes(b"x")
+    assert motion_io._create_body_model(str(tmp_path), "smplh", "female", 16, 8) == "model"
+    assert created["ext"] == "pkl" and created["model_type"] == "smplh" and created["batch_size"] == 8
