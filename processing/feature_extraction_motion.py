@@ -20,8 +20,9 @@ Velocities are forward differences; the last frame of a clip repeats the previou
 the yaw of the body's forward direction, taken as up x (right_hip - left_hip + right_shoulder -
 left_shoulder) as HumanML3D does.
 
-All batch computations are vectorised numpy over (batch, frames, joints): clips are padded by
-repeating their last frame, which leaves per-clip minima and the velocities of real frames untouched.
+Batch computations are vectorised numpy over all frames of all clips at once (clips concatenated
+along time, with per-frame clip indices for the floor and the clip-end velocity rule), then scattered
+into the padded (batch, frames, 137) output.
 """
 
 from __future__ import annotations
@@ -65,37 +66,28 @@ def heading_angles(joints: np.ndarray) -> np.ndarray:
     return np.arctan2(across[..., 2], -across[..., 0])
 
 
-def rotate_y(vectors: np.ndarray, angles: np.ndarray) -> np.ndarray:
+def rotate_y(vectors: np.ndarray, angles: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """Rotate 3-vectors about +Y by `angles` (right-handed; +Z turns towards +X for a positive angle).
 
-    vectors: (..., 3); angles broadcastable to vectors[..., 0].
+    vectors: (..., 3); angles broadcastable to vectors[..., 0]; `out` may be a preallocated (..., 3) view.
     """
     c, s = np.cos(angles), np.sin(angles)
     x, y, z = vectors[..., 0], vectors[..., 1], vectors[..., 2]
-    return np.stack([c * x + s * z, np.broadcast_to(y, np.broadcast(x, c).shape), -s * x + c * z], axis=-1)
+    if out is None:
+        out = np.empty(np.broadcast_shapes(vectors.shape, np.shape(angles) + (3,)), dtype=np.result_type(vectors, c))
+    out[..., 0] = c * x + s * z
+    out[..., 1] = y
+    out[..., 2] = c * z - s * x
+    return out
 
 
 def _wrap_angle(a: np.ndarray) -> np.ndarray:
     return (a + np.pi) % (2 * np.pi) - np.pi
 
 
-def _pad_by_repeat(clips: Sequence[np.ndarray], length: int) -> np.ndarray:
-    """Stack (T_i, 22, 3) clips into (B, length, 22, 3), repeating each clip's last frame as padding."""
-    out = np.empty((len(clips), length, NUM_JOINTS, 3), dtype=np.float64)
-    for b, clip in enumerate(clips):  # one copy per clip (not per frame)
-        n = min(len(clip), length)
-        out[b, :n] = clip[:n]
-        out[b, n:] = clip[n - 1]
-    return out
-
-
-def canonicalize_batch(joints: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Canonicalise a padded batch (B, T, 22, 3) whose padding repeats each clip's last frame.
-
-    Floor: the lowest foot joint over the clip goes to y = 0. Root XZ at the origin at frame 0.
-    Rotation about Y so the body faces +Z at frame 0. Returns float64 (B, T, 22, 3).
-    """
-    del lengths  # padding repeats real frames, so per-clip minima over T are the minima over real frames
+def canonicalize_batch(joints: np.ndarray) -> np.ndarray:
+    """Canonicalise clips (B, T, 22, 3) of equal length: floor (lowest foot joint over the clip) at
+    y = 0, root XZ at the origin at frame 0, facing +Z at frame 0. Returns float64 (B, T, 22, 3)."""
     out = np.array(joints, dtype=np.float64, copy=True)
     floor = out[:, :, list(FEET_JOINTS), 1].min(axis=(1, 2))  # (B,)
     out[..., 1] -= floor[:, None, None]
@@ -105,53 +97,77 @@ def canonicalize_batch(joints: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return rotate_y(out, -yaw0[:, None, None])
 
 
-def joints_to_features_batch(
+def joints_to_features(
     joints: np.ndarray,
-    lengths: np.ndarray,
+    lengths: Sequence[int],
     fps: float,
     contact_speed_threshold: float,
     contact_height_thresholds: Sequence[float],
 ) -> np.ndarray:
-    """Per-frame features (B, T, 137) float64 of a padded batch of canonical joints (B, T, 22, 3).
+    """Un-normalised features (N, 137) float64 of clips concatenated along frames (N, 22, 3).
 
-    Padding must repeat each clip's last frame (see `_pad_by_repeat`); feature frames at t >= length
-    are meaningless and are zeroed by the caller.
+    `lengths` gives each clip's frame count (they sum to N). Every feature except the root height is
+    invariant to a rotation about Y and a horizontal shift, so the clips need no canonicalisation
+    here: only the floor (lowest foot joint of each clip) is subtracted. Vectorised over all frames;
+    coordinates are processed component-major ((3, N, 22) contiguous) because strided xyz access
+    made the large-batch case memory-bound.
     """
-    joints = np.asarray(joints, dtype=np.float64)
-    bsz, t_max = joints.shape[:2]
     lengths = np.asarray(lengths, dtype=np.int64)
+    n = int(lengths.sum())
+    px, py, pz = np.asarray(joints, dtype=np.float64).reshape(n, NUM_JOINTS, 3).transpose(2, 0, 1).copy()
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    lasts = starts + lengths - 1
+    multi = lengths > 1
 
-    yaw = heading_angles(joints)  # (B, T)
-    root = joints[:, :, 0, :]  # (B, T, 3)
+    def forward_diff(a: np.ndarray) -> np.ndarray:
+        # forward difference within each clip; a clip's last frame repeats the previous difference
+        # (one-frame clips: zero)
+        d = np.empty_like(a)
+        d[:-1] = a[1:] - a[:-1]
+        d[lasts[multi]] = d[lasts[multi] - 1]
+        d[lasts[~multi]] = 0
+        return d
 
-    # Forward differences with a zero appended (for t = T-1); then frame t uses the difference at
-    # min(t, length-2), i.e. the last real frame repeats the previous one's velocity.
-    diff = np.zeros_like(joints)
-    diff[:, :-1] = joints[:, 1:] - joints[:, :-1]
-    dyaw = np.zeros_like(yaw)
-    dyaw[:, :-1] = _wrap_angle(yaw[:, 1:] - yaw[:, :-1])
-    src = np.minimum(np.arange(t_max)[None, :], np.maximum(lengths - 2, 0)[:, None])  # (B, T)
-    rows = np.arange(bsz)[:, None]
-    diff_src = diff[rows, src]  # (B, T, 22, 3)
-    yaw_src = yaw[rows, src]  # heading at the frame the difference starts from
-    dyaw_src = dyaw[rows, src]
+    r_hip, l_hip, r_sho, l_sho = FACE_JOINTS
+    across_x = px[:, r_hip] - px[:, l_hip] + px[:, r_sho] - px[:, l_sho]
+    across_z = pz[:, r_hip] - pz[:, l_hip] + pz[:, r_sho] - pz[:, l_sho]
+    yaw = np.arctan2(across_z, -across_x)  # as heading_angles
+    yaw_src = yaw.copy()  # heading of the frame each velocity starts from
+    yaw_src[lasts[multi]] = yaw[lasts[multi] - 1]
+    dyaw = np.empty_like(yaw)
+    dyaw[:-1] = _wrap_angle(yaw[1:] - yaw[:-1])
+    dyaw[lasts[multi]] = dyaw[lasts[multi] - 1]
+    dyaw[lasts[~multi]] = 0
 
-    local_vel = rotate_y(diff_src, -yaw_src[:, :, None])  # (B, T, 22, 3)
-    local_pos = rotate_y(joints[:, :, 1:, :] - root[:, :, None, :], -yaw[:, :, None])  # (B, T, 21, 3)
+    dx, dy, dz = forward_diff(px), forward_diff(py), forward_diff(pz)
+    feats = np.empty((n, MOTION_FEATURE_SIZE), dtype=np.float64)
+    feats[:, 0] = dyaw
+
+    # rotation by -yaw: x' = c x - s z, z' = s x + c z
+    c, s = np.cos(yaw_src)[:, None], np.sin(yaw_src)[:, None]
+    vel = feats[:, LOCAL_VELOCITIES].reshape(n, NUM_JOINTS, 3)
+    vel[..., 0] = c * dx - s * dz
+    vel[..., 1] = dy
+    vel[..., 2] = s * dx + c * dz
+    feats[:, 1] = vel[:, 0, 0]
+    feats[:, 2] = vel[:, 0, 2]
 
     feet = list(FEET_JOINTS)
-    foot_speed = np.linalg.norm(diff_src[:, :, feet, :], axis=-1) * fps  # (B, T, 4) m/s
-    foot_height = joints[:, :, feet, 1]
-    heights = np.asarray(contact_height_thresholds, dtype=np.float64)
-    contacts = (foot_speed < contact_speed_threshold) & (foot_height < heights)
+    floor = np.repeat(np.minimum.reduceat(py[:, feet].min(axis=1), starts), lengths)  # (N,)
+    feats[:, 3] = py[:, 0] - floor
 
-    feats = np.empty((bsz, t_max, MOTION_FEATURE_SIZE), dtype=np.float64)
-    feats[..., ROOT_YAW_VELOCITY] = dyaw_src[..., None]
-    feats[..., ROOT_XZ_VELOCITY] = local_vel[:, :, 0, :][..., [0, 2]]
-    feats[..., ROOT_HEIGHT] = root[..., 1:2]
-    feats[..., LOCAL_POSITIONS] = local_pos.reshape(bsz, t_max, -1)
-    feats[..., LOCAL_VELOCITIES] = local_vel.reshape(bsz, t_max, -1)
-    feats[..., FOOT_CONTACTS] = contacts
+    c, s = np.cos(yaw)[:, None], np.sin(yaw)[:, None]
+    rx, rz = px[:, 1:] - px[:, :1], pz[:, 1:] - pz[:, :1]
+    pos = feats[:, LOCAL_POSITIONS].reshape(n, NUM_JOINTS - 1, 3)
+    pos[..., 0] = c * rx - s * rz
+    pos[..., 1] = py[:, 1:] - py[:, :1]
+    pos[..., 2] = s * rx + c * rz
+
+    foot_speed = np.sqrt(dx[:, feet] ** 2 + dy[:, feet] ** 2 + dz[:, feet] ** 2) * fps  # (N, 4) m/s
+    foot_height = py[:, feet] - floor[:, None]
+    feats[:, FOOT_CONTACTS] = (foot_speed < contact_speed_threshold) & (
+        foot_height < np.asarray(contact_height_thresholds, dtype=np.float64)
+    )
     return feats
 
 
@@ -310,7 +326,7 @@ class MotionFeatureExtractor(FeatureExtractionMixin):
         """Canonical copy of one motion (T, 22, 3) float32: floor at y = 0, root XZ at the origin and
         facing +Z at frame 0 (left stays left: the person's left is +X)."""
         arr = check_joints(_to_numpy(joints, "joints"), "joints")
-        return canonicalize_batch(arr[None], np.array([len(arr)]))[0].astype(np.float32)
+        return canonicalize_batch(arr[None])[0].astype(np.float32)
 
     def joints_to_features(self, joints: Any) -> np.ndarray:
         """Un-normalised features (T, 137) float32 of one motion (canonicalised first)."""
@@ -372,11 +388,10 @@ class MotionFeatureExtractor(FeatureExtractionMixin):
         if pad_to_multiple_of and padding != "do_not_pad":
             target = -(-target // int(pad_to_multiple_of)) * int(pad_to_multiple_of)
 
-        feats, lengths = self._raw_features(clips, target)
-        if self.do_normalize:
-            feats = (feats - self.mean) / self.std
+        feats, lengths = self._raw_features(clips, target, normalize=self.do_normalize, dtype=np.float32)
+        if not self.do_normalize and self.padding_value != 0.0:
+            feats[np.arange(target)[None, :] >= lengths[:, None]] = self.padding_value
         mask = (np.arange(target)[None, :] < lengths[:, None]).astype(np.int64)
-        feats = np.where(mask[..., None].astype(bool), feats, self.padding_value).astype(np.float32)
 
         if padding == "do_not_pad" and (lengths != lengths[0]).any():
             if return_tensors is not None:
@@ -442,15 +457,23 @@ class MotionFeatureExtractor(FeatureExtractionMixin):
 
     # ---- internals -------------------------------------------------------------------------------
 
-    def _raw_features(self, clips: list[np.ndarray], target: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Un-normalised features (B, target, 137) float64 of validated clips, and their lengths."""
+    def _raw_features(
+        self, clips: list[np.ndarray], target: int | None = None, normalize: bool = False, dtype=np.float64
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Features (B, target, 137) of validated clips, `padding_value` after each clip's end, and
+        their lengths; standardised when `normalize`."""
         lengths = np.array([len(c) for c in clips], dtype=np.int64)
         target = int(lengths.max()) if target is None else target
-        batch = canonicalize_batch(_pad_by_repeat(clips, target), lengths)
-        feats = joints_to_features_batch(
-            batch, lengths, self.fps, self.contact_speed_threshold, self.contact_height_thresholds
+        flat = joints_to_features(
+            np.concatenate(clips), lengths, self.fps, self.contact_speed_threshold, self.contact_height_thresholds
         )
-        return feats, lengths
+        if normalize:
+            flat -= self.mean
+            flat /= self.std
+        out = np.full((len(clips), target, MOTION_FEATURE_SIZE), self.padding_value if normalize else 0.0, dtype=dtype)
+        valid = np.arange(target)[None, :] < lengths[:, None]
+        out[valid] = flat  # row-major order of `valid` matches the concatenation order
+        return out, lengths
 
     @staticmethod
     def _as_list(motions: Any) -> list:
@@ -506,7 +529,7 @@ __all__ = [
     "MotionFeatureExtractor",
     "MOTION_FEATURE_SIZE",
     "canonicalize_batch",
-    "joints_to_features_batch",
+    "joints_to_features",
     "features_to_joints_batch",
     "heading_angles",
     "rotate_y",
