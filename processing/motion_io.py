@@ -198,10 +198,9 @@ def _parse_bvh_text(text: str, source: str) -> BVHData:
     n_channels = 0
     channel_start: List[int] = []
 
-    lines = header.splitlines()
-    for lineno, raw in enumerate(lines[1:], start=2):
+    for lineno, raw in enumerate(header.splitlines(), start=1):
         line = raw.strip()
-        if not line:
+        if not line or (line.upper() == "HIERARCHY" and not names):
             continue
         opens = line.endswith("{") and line != "{"
         if opens:
@@ -266,15 +265,13 @@ def _parse_bvh_text(text: str, source: str) -> BVHData:
             j = stack[-1]
             channels[j] = chans
             channel_start[j] = n_channels
-            n_channels += count
-            # Joints after this one start their channels later.
+            n_channels += count  # channel columns follow the order of the CHANNELS lines
         else:
             raise ValueError(f"{source}: line {lineno}: unexpected line in HIERARCHY: {raw.strip()!r}")
     if stack:
         raise ValueError(f"{source}: HIERARCHY has {len(stack)} unclosed '{{' (truncated?)")
     if not names:
         raise ValueError(f"{source}: BVH HIERARCHY defines no joints")
-    # Channel columns follow the order of CHANNELS lines, which is the joint declaration order.
 
     mf = re.search(r"Frames:\s*(\S+)", body)
     mt = re.search(r"Frame\s+Time:\s*(\S+)", body)

@@ -425,7 +425,7 @@ def test_synthetic_variants_give_the_same_joints(synth, variant):
 def test_crlf_tabs_and_braces_on_joint_lines(synth, tmp_path):
     _, _, _, ref = synth
     text = _text(synth)
-    odd = text.replace("\n  ", "\n\t").replace("\n{", " {\n").replace("\n", "\r\n")
+    odd = "\n" + text.replace("\n  ", "\n\t").replace("\n{", " {\n").replace("\n", "\r\n")
     path = tmp_path / "odd.bvh"
     path.write_bytes(odd.encode())
     np.testing.assert_allclose(load_bvh(path, fps=None).joints, ref.joints, atol=1e-6)
