@@ -350,7 +350,7 @@ class MotionFeatureExtractor(FeatureExtractionMixin):
 
         Args:
             motions: a (T, 22, 3) array / tensor, a `MotionClip`, a file path (read with `load_motion`
-                at `self.fps`), or a list of those.
+                at `self.fps`), a list of those, or a (B, T, 22, 3) array of equal-length clips.
             padding: `"longest"` (or `True`) pads to the longest clip of the batch, `"max_length"` to
                 `max_frames`, `False` / `"do_not_pad"` leaves lengths as they are (then with
                 `return_tensors` all clips must have the same length).
@@ -485,6 +485,8 @@ class MotionFeatureExtractor(FeatureExtractionMixin):
             # a single motion given as nested lists (T, 22, 3) is one item, not a batch
             if not isinstance(motions[0], (str, os.PathLike)) and np.ndim(motions[0]) == 2 and _is_numeric(motions):
                 return [np.asarray(motions)]
+            return list(motions)
+        if hasattr(motions, "ndim") and motions.ndim == 4:  # a (B, T, 22, 3) array / tensor of equal-length clips
             return list(motions)
         return [motions]
 

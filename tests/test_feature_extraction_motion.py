@@ -177,6 +177,9 @@ def test_inputs_paths_clips_tensors_and_lists(shared_data, hml_joints, cmu_walk)
     from_nested = fe(hml_joints.tolist(), return_tensors="np")["motion_values"]
     np.testing.assert_allclose(from_tensor, from_nested, atol=1e-6)
     assert from_tensor.shape == (1, 170, 137)
+    stacked = fe(np.stack([hml_joints[:40], hml_joints[50:90]]), return_tensors="np")["motion_values"]
+    listed = fe([hml_joints[:40], hml_joints[50:90]], return_tensors="np")["motion_values"]
+    np.testing.assert_array_equal(stacked, listed)
 
 
 def test_motion_clip_at_other_rate_is_resampled(hml_joints):
@@ -226,6 +229,13 @@ def test_save_pretrained_round_trip(tmp_path, hml_joints, cmu_walk):
 
 
 # ---- errors ---------------------------------------------------------------------------------------------
+
+
+def test_corrupt_file_error_names_item_and_path(tmp_path, hml_joints):
+    bad = tmp_path / "broken.bvh"
+    bad.write_text("HIERARCHY\nROOT hip\n")
+    with pytest.raises(ValueError, match=r"motions\[1\] \(.*broken\.bvh\)"):
+        MotionFeatureExtractor()([hml_joints, str(bad)])
 
 
 def test_errors_name_the_bad_item(hml_joints):

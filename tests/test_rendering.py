@@ -173,6 +173,17 @@ def test_gif_preview_round_trip(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["walk.gif"]  # no temporary file left behind
 
 
+def test_gif_of_real_motion_keeps_its_duration(tmp_path, hml_joints):
+    from PIL import Image, ImageSequence
+
+    path = save_preview(hml_joints, tmp_path / "clip.gif", fps=20.0, size=64)
+    with Image.open(path) as gif:
+        delays = [frame.info["duration"] for frame in ImageSequence.Iterator(gif)]
+    # near-still frames may be merged by the GIF writer, but the playing time is the motion's
+    assert 0.8 * len(hml_joints) <= len(delays) <= len(hml_joints)
+    assert sum(delays) == pytest.approx(len(hml_joints) * 50, rel=0.02)
+
+
 def test_mp4_preview_round_trip(tmp_path, hml_joints):
     path = save_preview(hml_joints[:30], tmp_path / "clip.mp4", fps=20.0, size=(96, 128))
     cap = cv2.VideoCapture(path)
