@@ -1,0 +1,371 @@
+"""Evaluation driver: run any model on a QA data set and report the paper's tables.
+
+The model enters as ``answer_fn(rows) -> list[str]``: it gets a batch of data set rows (dicts with
+`question`, `motion_path`, `video_path`, `conversations`, ...) and returns one answer per row, so any model
+(HuMoConForCausalLM through a small adapter, a baseline, a scripted stand-in) can be evaluated the same way.
+
+* `evaluate_motion_qa` - BABEL-QA style accuracy overall / per query type / per relation type (Table 1).
+* `evaluate_video_qa` - ActivityNet-QA style LLM-judge accuracy and 0-5 score.
+* `format_table` / `format_ablation_table` - paper-style text tables; `write_results` - JSON plus the
+  `model-index` block of a Hub model card.
+* `run_ablation` - trains and evaluates the paper's Table 3 variants through a user `train_fn`.
+
+Command line: ``python -m humocon_hf.evaluation table results.json [more.json ...]`` prints the table of
+saved results (several files: one row each).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import datasets
+
+from humocon_hf.metrics.babel_qa_accuracy import compute_babel_qa_accuracy, normalize_answer
+from humocon_hf.metrics.llm_judge import LLMJudge
+
+logger = logging.getLogger(__name__)
+
+AnswerFn = Callable[[list[dict]], list[str]]
+
+# Paper Table 1 columns: (header, key in results["metrics"]). "Other" = in between + none.
+TABLE1_COLUMNS = (
+    ("Overall", "accuracy"),
+    ("Action", "action"),
+    ("Direction", "direction"),
+    ("Body part", "body_part"),
+    ("Before", "before"),
+    ("After", "after"),
+    ("Other", "other"),
+)
+VIDEO_QA_COLUMNS = (("Accuracy", "accuracy"), ("Score", "score"))
+
+# Paper Table 3 variants -> overrides handed to `train_fn`. The keys name the objective switched off;
+# the training code maps them onto its own config (see `run_ablation`).
+ABLATION_VARIANTS: dict[str, dict[str, Any]] = {
+    "full": {},
+    "w/o masked reconstruction": {"masked_reconstruction": False},
+    "w/o velocity reconstruction": {"velocity_reconstruction": False},
+    "w/o alignment": {"alignment": False},
+}
+
+
+def _batches(dataset, batch_size: int, limit: int | None):
+    n = len(dataset) if limit is None else min(limit, len(dataset))
+    for start in range(0, n, batch_size):
+        chunk = dataset[start : min(start + batch_size, n)]
+        if isinstance(chunk, Mapping):  # datasets.Dataset slices are column dicts
+            keys = list(chunk)
+            yield [dict(zip(keys, values)) for values in zip(*(chunk[k] for k in keys))]
+        else:
+            yield list(chunk)
+
+
+def _run_answer_fn(answer_fn: AnswerFn, dataset, batch_size: int, limit: int | None) -> tuple[list[dict], list[str]]:
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if len(dataset) == 0:
+        raise ValueError("the data set to evaluate is empty")
+    rows, predictions = [], []
+    for batch in _batches(dataset, batch_size, limit):
+        if "question" not in batch[0] or "answer" not in batch[0]:
+            raise ValueError(f"evaluation rows need 'question' and 'answer' columns, got {sorted(batch[0])}")
+        out = answer_fn(batch)
+        if isinstance(out, str) or not isinstance(out, Sequence) or len(out) != len(batch):
+            got = "a string" if isinstance(out, str) else f"{type(out).__name__} of length {len(out) if hasattr(out, '__len__') else '?'}"
+            raise ValueError(f"answer_fn must return a list of {len(batch)} strings (one per row), got {got}")
+        for i, answer in enumerate(out):
+            if not isinstance(answer, str):
+                raise ValueError(f"answer_fn returned {type(answer).__name__} for row {len(rows) + i}; expected str")
+        rows.extend(batch)
+        predictions.extend(out)
+    return rows, predictions
+
+
+def _column(rows: list[dict], key: str) -> list | None:
+    values = [r.get(key) for r in rows]
+    if all(v is None for v in values):
+        return None
+    if any(v is None for v in values):
+        raise ValueError(f"column {key!r} is set for some rows and missing for others")
+    return values
+
+
+def evaluate_motion_qa(
+    answer_fn: AnswerFn,
+    dataset: datasets.Dataset | Sequence[dict],
+    *,
+    batch_size: int = 8,
+    limit: int | None = None,
+    model_name: str = "model",
+    dataset_name: str = "BABEL-QA",
+    dataset_type: str = "babel-qa",
+    split: str | None = "test",
+    keep_predictions: bool = True,
+) -> dict:
+    """Run `answer_fn` over `dataset` and score it with the BABEL-QA accuracy metric.
+
+    Per query type / relation type accuracies appear when the rows carry `query_type` / `relation_type`.
+    Returns ``{"task", "model_name", "dataset": {name, type, split, num_examples}, "metrics": {...},
+    "predictions": [...]}`` (JSON-serialisable).
+    """
+    rows, predictions = _run_answer_fn(answer_fn, dataset, batch_size, limit)
+    references = [r["answer"] for r in rows]
+    metrics = compute_babel_qa_accuracy(
+        predictions, references, _column(rows, "query_type"), _column(rows, "relation_type")
+    )
+    results = {
+        "task": "motion-qa",
+        "model_name": model_name,
+        "dataset": {"name": dataset_name, "type": dataset_type, "split": split, "num_examples": len(rows)},
+        "metrics": metrics,
+    }
+    if keep_predictions:
+        results["predictions"] = [
+            {
+                "id": r.get("id", str(i)),
+                "question": r["question"],
+                "answer": r["answer"],
+                "prediction": p,
+                "correct": normalize_answer(p) == normalize_answer(r["answer"]),
+            }
+            for i, (r, p) in enumerate(zip(rows, predictions))
+        ]
+    return results
+
+
+def evaluate_video_qa(
+    answer_fn: AnswerFn,
+    dataset: datasets.Dataset | Sequence[dict],
+    judge: LLMJudge,
+    *,
+    batch_size: int = 8,
+    limit: int | None = None,
+    model_name: str = "model",
+    dataset_name: str = "ActivityNet-QA",
+    dataset_type: str = "activitynet-qa",
+    split: str | None = "test",
+    keep_predictions: bool = True,
+) -> dict:
+    """Run `answer_fn` over `dataset` and grade each answer with the LLM judge (accuracy and 0-5 score)."""
+    rows, predictions = _run_answer_fn(answer_fn, dataset, batch_size, limit)
+    judged = judge.evaluate([r["question"] for r in rows], [r["answer"] for r in rows], predictions)
+    verdicts = judged.pop("verdicts")
+    results = {
+        "task": "video-qa",
+        "model_name": model_name,
+        "dataset": {"name": dataset_name, "type": dataset_type, "split": split, "num_examples": len(rows)},
+        "metrics": judged,
+    }
+    if keep_predictions:
+        results["predictions"] = [
+            {"id": r.get("id", str(i)), "question": r["question"], "answer": r["answer"], "prediction": p, **v}
+            for i, (r, p, v) in enumerate(zip(rows, predictions, verdicts))
+        ]
+    return results
+
+
+# ------------------------------------------------------------------------------------------------ tables
+
+
+def _fmt(value, digits: int) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:.{digits}f}"
+
+
+def _columns_for(metrics: Mapping) -> tuple[tuple[str, str], ...]:
+    return VIDEO_QA_COLUMNS if "score" in metrics else TABLE1_COLUMNS
+
+
+def _render(header: Sequence[str], body: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(str(row[i])) for row in [header, *body]) for i in range(len(header))]
+    def line(cells):
+        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"
+    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(header), sep, *(line(r) for r in body)])
+
+
+def format_table(results: Mapping | Sequence[Mapping], digits: int = 3) -> str:
+    """Paper-style table (Markdown) of one results dict or several (one row per model).
+
+    Motion QA: Overall | Action | Direction | Body part | Before | After | Other (accuracies in [0, 1]);
+    video QA: Accuracy (%) | Score (0-5), as the paper reports ActivityNet-QA.
+    """
+    many = [results] if isinstance(results, Mapping) else list(results)
+    if not many:
+        raise ValueError("no results to format")
+    columns = _columns_for(many[0]["metrics"])
+    body = []
+    for res in many:
+        metrics = res["metrics"]
+        if _columns_for(metrics) != columns:
+            raise ValueError("cannot put motion-QA and video-QA results in one table")
+        if columns is VIDEO_QA_COLUMNS:
+            cells = [_fmt(None if metrics.get("accuracy") is None else 100 * metrics["accuracy"], 1),
+                     _fmt(metrics.get("score"), 2)]
+        else:
+            cells = [_fmt(metrics.get(key), digits) for _, key in columns]
+        body.append([res.get("model_name", "model"), *cells])
+    header = ["Model", *(name for name, _ in columns)]
+    title = many[0].get("dataset", {}).get("name")
+    return (f"{title}\n" if title else "") + _render(header, body)
+
+
+def format_ablation_table(results_by_variant: Mapping[str, Mapping], digits: int = 3) -> str:
+    """Paper Table 3: one row per variant (full, w/o masked reconstruction, ...), Table 1 columns."""
+    if not results_by_variant:
+        raise ValueError("no ablation results to format")
+    body = []
+    for variant, res in results_by_variant.items():
+        metrics = res["metrics"]
+        body.append([variant, *(_fmt(metrics.get(key), digits) for _, key in TABLE1_COLUMNS)])
+    return _render(["Variant", *(name for name, _ in TABLE1_COLUMNS)], body)
+
+
+# ---------------------------------------------------------------------------------------------- writing
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+_METRIC_NAMES = {
+    "accuracy": "Overall accuracy", "action": "Action accuracy", "direction": "Direction accuracy",
+    "body_part": "Body part accuracy", "before": "Before accuracy", "after": "After accuracy",
+    "other": "Other accuracy", "score": "GPT-style judge score (0-5)",
+}
+_TASKS = {"motion-qa": ("question-answering", "Motion question answering"),
+          "video-qa": ("visual-question-answering", "Video question answering")}
+
+
+def model_index(results: Mapping | Sequence[Mapping], model_name: str | None = None) -> list[dict]:
+    """The `model-index` list of a Hub model card (task, dataset, metrics) for one or more results."""
+    from huggingface_hub.repocard_data import EvalResult, eval_results_to_model_index
+
+    many = [results] if isinstance(results, Mapping) else list(results)
+    eval_results = []
+    for res in many:
+        task_type, task_name = _TASKS.get(res.get("task"), ("question-answering", res.get("task", "qa")))
+        ds = res["dataset"]
+        keys = [k for _, k in _columns_for(res["metrics"])]
+        for key in keys:
+            value = res["metrics"].get(key)
+            if value is None:
+                continue
+            eval_results.append(EvalResult(
+                task_type=task_type, task_name=task_name, dataset_type=ds["type"], dataset_name=ds["name"],
+                dataset_split=ds.get("split"), metric_type="score" if key == "score" else "accuracy",
+                metric_name=_METRIC_NAMES.get(key, key), metric_value=round(float(value), 4),
+            ))
+    if not eval_results:
+        raise ValueError("no metric values to put in the model index")
+    return eval_results_to_model_index(model_name or many[0].get("model_name", "model"), eval_results)
+
+
+def write_results(results: Mapping, out_dir: str | os.PathLike, *, stem: str = "results") -> dict[str, Path]:
+    """Write `<stem>.json` (everything), `<stem>_table.md` (the printed table) and `<stem>_model_index.yaml`
+    (``model-index:`` block to paste into a model card's YAML header). Returns the paths."""
+    import yaml
+
+    out = Path(out_dir)
+    paths = {"json": out / f"{stem}.json", "table": out / f"{stem}_table.md", "model_index": out / f"{stem}_model_index.yaml"}
+    _atomic_write(paths["json"], json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    _atomic_write(paths["table"], format_table(results) + "\n")
+    index = {"model-index": model_index(results)}
+    _atomic_write(paths["model_index"], yaml.safe_dump(index, sort_keys=False, allow_unicode=True))
+    return paths
+
+
+# --------------------------------------------------------------------------------------------- ablation
+
+
+def run_ablation(
+    train_fn: Callable[[dict], AnswerFn],
+    dataset,
+    *,
+    variants: Mapping[str, Mapping[str, Any]] | None = None,
+    seed: int = 0,
+    out_dir: str | os.PathLike | None = None,
+    print_table: bool = True,
+    **eval_kwargs,
+) -> dict[str, dict]:
+    """Train every variant on the same data and seed and evaluate it (paper Table 3).
+
+    `train_fn(overrides) -> answer_fn` trains one model; `overrides` is a fresh copy of the variant's dict
+    from `variants` (default `ABLATION_VARIANTS`, e.g. ``{"alignment": False}``) plus ``"seed": seed``.
+    The global RNGs are re-seeded before each variant. With `out_dir`, writes `ablation.json` and
+    `ablation_table.md`. Returns ``{variant: results}``.
+    """
+    from transformers import set_seed
+
+    variants = dict(ABLATION_VARIANTS if variants is None else variants)
+    if not variants:
+        raise ValueError("no ablation variants given")
+    all_results = {}
+    for name, overrides in variants.items():
+        set_seed(seed)
+        answer_fn = train_fn({**dict(overrides), "seed": seed})
+        if not callable(answer_fn):
+            raise ValueError(f"train_fn for variant {name!r} returned {type(answer_fn).__name__}, expected an answer_fn")
+        res = evaluate_motion_qa(answer_fn, dataset, model_name=name, **eval_kwargs)
+        res["variant_overrides"] = dict(overrides)
+        all_results[name] = res
+        logger.info("ablation %s: overall accuracy %.3f", name, res["metrics"]["accuracy"])
+    table = format_ablation_table(all_results)
+    if print_table:
+        print(table)
+    if out_dir is not None:
+        out = Path(out_dir)
+        _atomic_write(out / "ablation.json", json.dumps(all_results, indent=2, ensure_ascii=False) + "\n")
+        _atomic_write(out / "ablation_table.md", table + "\n")
+    return all_results
+
+
+# -------------------------------------------------------------------------------------------------- CLI
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m humocon_hf.evaluation", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    table = sub.add_parser("table", help="print the paper-style table of saved results JSON files")
+    table.add_argument("files", nargs="+", type=Path)
+    table.add_argument("--ablation", action="store_true", help="files are ablation.json (variant -> results)")
+    args = parser.parse_args(argv)
+    loaded = []
+    for file in args.files:
+        if not file.is_file():
+            raise FileNotFoundError(f"{file}: results file not found")
+        try:
+            loaded.append(json.loads(file.read_text(encoding="utf-8")))
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{file}: not a results JSON ({err})") from err
+    if args.ablation:
+        for res in loaded:
+            print(format_ablation_table(res))
+    else:
+        for i, res in enumerate(loaded):
+            if "metrics" not in res:
+                raise ValueError(f"{args.files[i]}: no 'metrics' key; is it an ablation file (use --ablation)?")
+        print(format_table(loaded))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
