@@ -7,7 +7,6 @@ placeholder tokens that the processor expanded to the right counts.
 Remote-code rule: this file imports only external libraries and same-folder modules (`from .x import Y`).
 """
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -171,6 +170,14 @@ class HuMoConForCausalLM(HuMoConPreTrainedModel, GenerationMixin):
     def get_decoder(self):
         return self.language_model.get_decoder()
 
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        # Loading swaps in fresh Parameters (requires_grad=True) after __init__ froze the encoders: freeze again.
+        model = super().from_pretrained(*args, **kwargs)
+        if model.config.freeze_encoders:
+            model.freeze_encoders()
+        return model
+
     # ----------------------------------------------------------------------------------------------------
     # Freezing helpers used by the stage-2 / stage-3 trainers.
     def freeze_encoders(self):
@@ -240,8 +247,8 @@ class HuMoConForCausalLM(HuMoConPreTrainedModel, GenerationMixin):
 
         Args:
             pixel_values_videos (`torch.FloatTensor` of shape `(num_videos, num_key_frames, 3, size, size)`).
-            video_timestamps (`torch.FloatTensor` of shape `(num_videos, num_key_frames)`, *optional*): unused by
-                the projection, kept for encoders that embed time.
+            video_timestamps (`torch.FloatTensor` of shape `(num_videos, num_key_frames)`, *optional*): key-frame
+                times in seconds; the video encoder embeds them (key-frame indices when absent).
 
         Returns:
             `(features, token_mask, concept_ids)` with `num_key_frames * video_tokens_per_frame` tokens per video.
@@ -253,7 +260,11 @@ class HuMoConForCausalLM(HuMoConPreTrainedModel, GenerationMixin):
             )
         encoder_dtype = self.video_encoder.dtype
         with torch.set_grad_enabled(self._encoder_grad_enabled(self.video_encoder)):
-            outputs = self.video_encoder(pixel_values_videos=pixel_values_videos.to(encoder_dtype), return_dict=True)
+            outputs = self.video_encoder(
+                pixel_values_videos=pixel_values_videos.to(encoder_dtype),
+                video_timestamps=video_timestamps,
+                return_dict=True,
+            )
         features = outputs.quantized if self.config.use_video_quantized else outputs.last_hidden_state
         token_mask = getattr(outputs, "attention_mask", None)
         if token_mask is None:
@@ -291,17 +302,18 @@ class HuMoConForCausalLM(HuMoConPreTrainedModel, GenerationMixin):
             )
         mask = self.get_placeholder_mask(input_ids, inputs_embeds, token_id)
         n_tokens = int(mask.sum())
+        where = "input_ids" if input_ids is not None else "inputs_embeds"
         if features is None:
             if n_tokens:
                 raise ValueError(
-                    f"{n_tokens} <{name}> tokens in input_ids but no {source} were given; pass the processor's "
+                    f"{n_tokens} <{name}> tokens in {where} but no {source} were given; pass the processor's "
                     f"{source} with the text"
                 )
             return inputs_embeds
         flat = features[token_mask]
         if n_tokens != flat.shape[0]:
             raise ValueError(
-                f"{n_tokens} <{name}> tokens in input_ids but the {name} encoder produced {flat.shape[0]} features; "
+                f"{n_tokens} <{name}> tokens in {where} but the {name} encoder produced {flat.shape[0]} features; "
                 f"the processor must expand each <{name}> placeholder to the encoder's token count"
             )
         mask3 = mask.unsqueeze(-1).expand_as(inputs_embeds)
@@ -335,8 +347,10 @@ class HuMoConForCausalLM(HuMoConPreTrainedModel, GenerationMixin):
                 One row per motion clip in the batch, in the order their placeholders appear (row-major).
             motion_attention_mask (`torch.LongTensor` of shape `(num_clips, num_frames)`, *optional*).
             pixel_values_videos (`torch.FloatTensor` of shape `(num_videos, num_key_frames, 3, size, size)`, *optional*).
-            video_timestamps, video_flow: accepted so processor outputs can be passed as `**inputs`; the
-                question-answering model does not use them (they serve stage-1 alignment and velocity losses).
+            video_timestamps (`torch.FloatTensor` of shape `(num_videos, num_key_frames)`, *optional*): key-frame
+                times, embedded by the video encoder.
+            video_flow: accepted so processor outputs can be passed as `**inputs`; unused here (it is the stage-1
+                velocity target).
             labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
                 Targets for the next-token loss; -100 is ignored. Shifted inside the LLM's loss. With gradient
                 accumulation, Trainer passes `num_items_in_batch`, which is forwarded to the loss so the loss is

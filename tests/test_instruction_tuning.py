@@ -1,0 +1,403 @@
+"""Stages 2 and 3: the QA collator, projector-only training, LoRA instruction tuning, Accelerate."""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
+from humocon_hf.training.instruction_tuning import (
+    DEFAULT_PROMPTS,
+    HuMoConQACollator,
+    InstructionTuningTrainer,
+    ModalityTranslationTrainer,
+    apply_lora,
+    load_adapter,
+    merge_adapter,
+    trainable_parameter_names,
+)
+
+from humocon_tiny import tiny_config, tiny_text_config
+
+torch.set_num_threads(1)
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+# -------------------------------------------------------------------------------------------- fixtures
+
+
+def _write_motion(path: Path, frames: int, direction: float, seed: int) -> str:
+    """A synthetic (T, 22, 3) motion: a random rest pose translating along +-X."""
+    rng = np.random.default_rng(seed)
+    pose = rng.normal(scale=0.15, size=(1, 22, 3)) + np.array([0.0, 1.0, 0.0])
+    pose[0, :, 1] = np.abs(pose[0, :, 1])
+    t = np.linspace(0.0, 1.0, frames)[:, None, None]
+    joints = pose + t * np.array([direction, 0.0, 0.0])
+    np.save(path, joints.astype(np.float32))
+    return str(path)
+
+
+def _write_video(path: Path, frames: int, seed: int, size: int = 48) -> str:
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (size, size))
+    for i in range(frames):
+        frame = np.full((size, size, 3), (i * 20 + seed * 40) % 255, np.uint8)
+        frame[rng.integers(0, size, 10), rng.integers(0, size, 10)] = 255
+        writer.write(frame)
+    writer.release()
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def processor(smollm2_tokenizer_dir):
+    from transformers import AutoTokenizer
+
+    from humocon_hf.processing.feature_extraction_motion import MotionFeatureExtractor
+    from humocon_hf.processing.processing_humocon import MotionVideoProcessor
+    from humocon_hf.processing.video_processing_humocon import HuMoConVideoProcessor
+    from humocon_tiny import IMAGE_SIZE, NUM_KEY_FRAMES
+
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_tokenizer_dir)
+    config = tiny_config()
+    return MotionVideoProcessor(
+        tokenizer,
+        MotionFeatureExtractor(),
+        HuMoConVideoProcessor(num_frames=NUM_KEY_FRAMES, size=IMAGE_SIZE),
+        motion_token_stride=config.motion_token_stride,
+        video_tokens_per_frame=config.video_tokens_per_frame,
+    )
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("qa-media")
+    return {
+        "walk_left": _write_motion(folder / "walk_left.npy", 12, -1.0, 0),
+        "walk_right": _write_motion(folder / "walk_right.npy", 16, 1.0, 1),
+        "jump": _write_motion(folder / "jump.npy", 9, 0.0, 2),
+        "video_a": _write_video(folder / "a.mp4", 6, 0),
+        "video_b": _write_video(folder / "b.mp4", 8, 1),
+    }
+
+
+@pytest.fixture(scope="module")
+def qa_dataset(media):
+    from datasets import Dataset
+
+    rows = [
+        {"motion": media["walk_left"], "video": None, "question": "Which way does the person walk?",
+         "answer": "To the left.", "conversations": None},
+        {"motion": media["walk_right"], "video": None, "question": "Which way does the person walk?",
+         "answer": "To the right.", "conversations": None},
+        {"motion": None, "video": media["video_a"], "question": "What happens in the video?",
+         "answer": "The scene gets brighter.", "conversations": None},
+        {"motion": media["jump"], "video": media["video_b"], "question": None, "answer": "A jump.",
+         "conversations": None},
+        {"motion": media["walk_left"], "video": None, "question": None, "answer": None,
+         "conversations": [{"role": "user", "content": "Look: <motion> Is the person moving?"},
+                           {"role": "assistant", "content": "Yes."},
+                           {"role": "user", "content": "Which way?"},
+                           {"role": "assistant", "content": "Left."}]},
+        {"motion": None, "video": None, "question": "Say hello.", "answer": "Hello.", "conversations": None},
+    ]
+    return Dataset.from_list(rows)
+
+
+def _model(processor, seed=0):
+    torch.manual_seed(seed)
+    config = tiny_config(
+        text_config=tiny_text_config(vocab_size=len(processor.tokenizer)),
+        motion_token_id=processor.motion_token_id,
+        video_token_id=processor.video_token_id,
+    )
+    return HuMoConForCausalLM(config)
+
+
+def _args(tmp_path, **kwargs):
+    from transformers import TrainingArguments
+
+    defaults = dict(
+        output_dir=str(tmp_path / "out"),
+        per_device_train_batch_size=3,
+        learning_rate=3e-3,
+        max_steps=4,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        dataloader_num_workers=0,
+        seed=0,
+        disable_tqdm=True,
+    )
+    defaults.update(kwargs)
+    return TrainingArguments(**defaults)
+
+
+def _state(module):
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _mean_loss(model, collator, dataset):
+    model.eval()
+    with torch.no_grad():
+        batch = collator([dataset[i] for i in range(len(dataset))])
+        return float(model(**batch).loss)
+
+
+# ------------------------------------------------------------------------------------------- collator
+
+
+def test_collator_builds_answer_only_labels(processor, qa_dataset):
+    collator = HuMoConQACollator(processor)
+    batch = collator([qa_dataset[i] for i in range(len(qa_dataset))])
+    assert batch["motion_values"].shape[0] == 4  # rows 0, 1, 3, 4 carry a motion
+    assert batch["pixel_values_videos"].shape[0] == 2
+    tok = processor.tokenizer
+    for row, answers in ((0, ["To the left."]), (4, ["Yes.", "Left."]), (5, ["Hello."])):
+        learned = tok.decode([t for t in batch["labels"][row].tolist() if t != -100])
+        for answer in answers:
+            assert answer in learned
+        assert "Which way" not in learned and "Say hello" not in learned
+    # Default prompt for a caption-style row with both modalities.
+    text = tok.decode(batch["input_ids"][3])
+    assert DEFAULT_PROMPTS["both"] in text
+    assert int((batch["input_ids"] == processor.motion_token_id).sum()) == sum(
+        -(-int(n) // processor.motion_token_stride) for n in batch["motion_attention_mask"].sum(1)
+    )
+
+
+def test_collator_conversation_formats(processor, media):
+    collator = HuMoConQACollator(processor, system_prompt="You see motions.")
+    share_gpt = {"motion": [media["jump"]], "conversations": [
+        {"from": "human", "value": "What is it?"}, {"from": "gpt", "value": "A jump."}]}
+    conv = collator.row_to_conversation(share_gpt)
+    assert conv[0] == {"role": "system", "content": [{"type": "text", "text": "You see motions."}]}
+    assert conv[1]["role"] == "user" and conv[1]["content"][0] == {"type": "motion", "motion": media["jump"]}
+    assert conv[2] == {"role": "assistant", "content": [{"type": "text", "text": "A jump."}]}
+    caption = collator.row_to_conversation({"video": media["video_a"], "caption": "Brighter."})
+    assert caption[1]["content"][-1]["text"] == DEFAULT_PROMPTS["video"]
+
+
+@pytest.mark.parametrize(
+    "row, message",
+    [
+        ({"motion": "m.npy", "question": "q"}, "needs `answer`"),
+        ({"motion": None, "conversations": [{"role": "user", "content": "<motion> hi"},
+                                            {"role": "assistant", "content": "x"}]}, "more <motion> markers"),
+        ({"motion": ["a.npy", "b.npy"], "conversations": [{"role": "user", "content": "<motion> hi"},
+                                                          {"role": "assistant", "content": "x"}]}, "mark all"),
+        ({"conversations": [{"role": "user", "content": "hi"}]}, "no assistant answer"),
+        ({"conversations": [{"speaker": "user", "text": "hi"}]}, "expected keys role/content"),
+        ({"conversations": [{"role": "robot", "content": "hi"}]}, "unknown role"),
+    ],
+)
+def test_collator_rejects_bad_rows(processor, row, message):
+    with pytest.raises(ValueError, match=message):
+        HuMoConQACollator(processor).row_to_conversation(row)
+
+
+def test_collator_rejects_empty_batch(processor):
+    with pytest.raises(ValueError, match="empty batch"):
+        HuMoConQACollator(processor)([])
+
+
+# --------------------------------------------------------------------------------------------- stage 2
+
+
+def test_modality_translation_trains_only_projectors(processor, qa_dataset, tmp_path):
+    model = _model(processor)
+    model.language_model.requires_grad_(True)  # whatever the state on entry, stage 2 freezes it
+    frozen_before = {name: _state(getattr(model, name)) for name in ("language_model", "motion_encoder",
+                                                                      "video_encoder")}
+    projector_before = _state(model.motion_projector)
+    collator = HuMoConQACollator(processor)
+    loss_before = _mean_loss(model, collator, qa_dataset)
+
+    trainer = ModalityTranslationTrainer(model=model, args=_args(tmp_path, max_steps=8), processor=processor,
+                                         train_dataset=qa_dataset)
+    names = trainable_parameter_names(model)
+    assert names and all(n.startswith(("motion_projector.", "video_projector.")) for n in names)
+    assert len(names) == len(list(model.motion_projector.parameters())) + len(list(model.video_projector.parameters()))
+    assert trainer.args.remove_unused_columns is False
+    trainer.train()
+
+    for name, before in frozen_before.items():
+        after = getattr(model, name).state_dict()
+        for key, value in before.items():  # parameters and buffers (VQ codebooks, EMA statistics) untouched
+            torch.testing.assert_close(after[key], value, rtol=0, atol=0, msg=f"{name}.{key} changed")
+    changed = [k for k, v in projector_before.items() if not torch.equal(model.motion_projector.state_dict()[k], v)]
+    assert changed, "the motion projector did not train"
+    assert _mean_loss(model, collator, qa_dataset) < loss_before
+
+
+def test_gradient_accumulation_matches_full_batch(processor, qa_dataset, tmp_path):
+    """The loss is normalised once over the accumulated batch (num_items_in_batch), not per micro-batch."""
+    results = []
+    for batch, accumulation in ((4, 1), (2, 2)):
+        model = _model(processor, seed=1)
+        args = _args(tmp_path / f"acc{accumulation}", per_device_train_batch_size=batch,
+                     gradient_accumulation_steps=accumulation, max_steps=1, optim="sgd", learning_rate=1.0,
+                     lr_scheduler_type="constant")
+        trainer = ModalityTranslationTrainer(model=model, args=args, processor=processor,
+                                             train_dataset=qa_dataset.select(range(4)))
+        trainer.train()
+        results.append((_state(model.motion_projector), trainer.state.log_history[0]["loss"]))
+    (full, full_loss), (accumulated, accumulated_loss) = results
+    for key in full:
+        torch.testing.assert_close(accumulated[key], full[key], rtol=1e-4, atol=1e-6)
+    assert accumulated_loss == pytest.approx(full_loss, rel=1e-4)
+
+
+# --------------------------------------------------------------------------------------------- stage 3
+
+
+def test_instruction_tuning_lora_trains_only_adapters_and_round_trips(processor, qa_dataset, tmp_path):
+    model = _model(processor)
+    collator = HuMoConQACollator(processor)
+    loss_before = _mean_loss(model, collator, qa_dataset)
+    base_before = _state(model)
+    trainer = InstructionTuningTrainer(model=model, args=_args(tmp_path, max_steps=8, learning_rate=1e-2),
+                                       processor=processor, train_dataset=qa_dataset)
+    peft_model = trainer.model
+    names = trainable_parameter_names(peft_model)
+    assert names and all("lora_" in n and ".language_model." in n for n in names)
+    assert {n.split(".")[-4] for n in names} == {"q_proj", "k_proj", "v_proj", "o_proj"}
+    assert peft_model.peft_config["default"].r == 8
+    trainer.train()
+
+    # Base weights (LLM, encoders, projectors) untouched; the adapters learned.
+    base_model = peft_model.get_base_model()
+    after = {k.replace(".base_layer", ""): v for k, v in base_model.state_dict().items() if "lora_" not in k}
+    for key, value in base_before.items():
+        torch.testing.assert_close(after[key], value, rtol=0, atol=0, msg=f"{key} changed")
+    assert _mean_loss(peft_model, collator, qa_dataset) < loss_before
+
+    # Save, reload on a fresh copy of the base model, merge.
+    peft_model.save_pretrained(tmp_path / "adapter")
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
+    batch = collator([qa_dataset[i] for i in range(len(qa_dataset))])
+    peft_model.eval()
+    with torch.no_grad():
+        expected = peft_model(**batch).logits
+    fresh = _model(processor)
+    fresh.load_state_dict(base_before)
+    reloaded = load_adapter(fresh, tmp_path / "adapter").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(**batch).logits, expected, rtol=0, atol=0)
+    merged = merge_adapter(reloaded)
+    assert isinstance(merged, HuMoConForCausalLM) and not hasattr(merged, "peft_config")
+    assert not any("lora_" in k for k in merged.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(merged(**batch).logits, expected, rtol=1e-4, atol=1e-4)
+    merged.save_pretrained(tmp_path / "merged")
+    again = HuMoConForCausalLM.from_pretrained(tmp_path / "merged").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(again(**batch).logits, merged(**batch).logits, rtol=0, atol=0)
+
+
+def test_instruction_tuning_resumes_from_checkpoint(processor, qa_dataset, tmp_path):
+    def run(out, steps, resume=None):
+        trainer = InstructionTuningTrainer(
+            model=_model(processor),
+            args=_args(out, max_steps=4, save_strategy="steps", save_steps=2, learning_rate=1e-2),
+            processor=processor,
+            train_dataset=qa_dataset,
+        )
+        trainer.train(resume_from_checkpoint=resume)
+        return {k: v.detach().clone() for k, v in trainer.model.named_parameters() if v.requires_grad}
+
+    straight = run(tmp_path / "a", 4)
+    checkpoint = tmp_path / "a" / "out" / "checkpoint-2"
+    assert (checkpoint / "adapter_model.safetensors").is_file() and (checkpoint / "optimizer.pt").is_file()
+    resumed = run(tmp_path / "b", 4, resume=str(checkpoint))
+    assert straight.keys() == resumed.keys()
+    for key in straight:
+        torch.testing.assert_close(resumed[key], straight[key], rtol=1e-5, atol=1e-6)
+
+
+def test_apply_lora_rejects_targets_outside_the_llm_and_double_wrapping(processor):
+    model = _model(processor)
+    with pytest.raises(ValueError, match="matched no module|reach beyond the LLM"):
+        apply_lora(model, target_modules=r".*motion_projector.*\.linear_1")
+    wrapped = apply_lora(_model(processor))
+    with pytest.raises(ValueError, match="already carries peft adapters"):
+        apply_lora(wrapped)
+    with pytest.raises(ValueError, match="not a peft-wrapped model"):
+        ModalityTranslationTrainer(model=wrapped, processor=processor)
+
+
+# ------------------------------------------------------------------------------------------ accelerate
+
+_ACCELERATE_SCRIPT = """
+import json, sys, torch
+sys.path.insert(0, {tests!r})
+from transformers import AutoTokenizer, TrainingArguments
+from datasets import load_from_disk
+from accelerate import PartialState
+from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
+from humocon_hf.processing.feature_extraction_motion import MotionFeatureExtractor
+from humocon_hf.processing.processing_humocon import MotionVideoProcessor
+from humocon_hf.processing.video_processing_humocon import HuMoConVideoProcessor
+from humocon_hf.training.instruction_tuning import ModalityTranslationTrainer, InstructionTuningTrainer
+from humocon_tiny import tiny_config, tiny_text_config, IMAGE_SIZE, NUM_KEY_FRAMES
+
+torch.set_num_threads(1)
+tok = AutoTokenizer.from_pretrained({tokenizer!r})
+proc = MotionVideoProcessor(tok, MotionFeatureExtractor(), HuMoConVideoProcessor(num_frames=NUM_KEY_FRAMES, size=IMAGE_SIZE))
+torch.manual_seed(0)
+model = HuMoConForCausalLM(tiny_config(text_config=tiny_text_config(vocab_size=len(tok)),
+                                       motion_token_id=proc.motion_token_id, video_token_id=proc.video_token_id))
+ds = load_from_disk({dataset!r})
+common = dict(per_device_train_batch_size=2, max_steps=2, learning_rate=1e-2, report_to=[], use_cpu=True,
+              save_strategy="no", logging_steps=1, disable_tqdm=True)
+t2 = ModalityTranslationTrainer(model=model, args=TrainingArguments({out!r} + "/s2", **common), processor=proc, train_dataset=ds)
+t2.train()
+t3 = InstructionTuningTrainer(model=model, args=TrainingArguments({out!r} + "/s3", **common), processor=proc, train_dataset=ds)
+t3.train()
+state = PartialState()
+assert state.distributed_type.value == "MULTI_CPU", state.distributed_type
+lora = [p.detach().sum().item() for n, p in t3.model.named_parameters() if "lora_B" in n]
+proj = model.motion_projector.linear_1.weight.detach().sum().item()
+json.dump({{"world": state.num_processes, "lora": lora, "proj": proj}},
+          open({out!r} + f"/rank{{state.process_index}}.json", "w"))
+"""
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_both_stages_under_accelerate_launch_two_cpu_processes(processor, qa_dataset, tmp_path,
+                                                                smollm2_tokenizer_dir):
+    import json
+
+    qa_dataset.save_to_disk(str(tmp_path / "ds"))
+    script = tmp_path / "train.py"
+    script.write_text(textwrap.dedent(_ACCELERATE_SCRIPT).format(
+        tests=str(REPO_ROOT / "tests"), tokenizer=str(smollm2_tokenizer_dir), dataset=str(tmp_path / "ds"),
+        out=str(tmp_path)))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    # `--cpu` would pick accelerate's single-process launcher; `--multi_gpu` starts torchrun, and with
+    # `use_cpu=True` the processes form a gloo group (DistributedType.MULTI_CPU).
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           "--main_process_port", str(_free_port()), str(script)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    ranks = [json.loads((tmp_path / f"rank{i}.json").read_text()) for i in range(2)]
+    assert ranks[0]["world"] == 2 and ranks[1]["world"] == 2
+    # DDP keeps the replicas identical: both processes end with the same trained weights.
+    assert ranks[0]["proj"] == pytest.approx(ranks[1]["proj"])
+    assert ranks[0]["lora"] == pytest.approx(ranks[1]["lora"]) and any(abs(v) > 0 for v in ranks[0]["lora"])

@@ -1,0 +1,320 @@
+"""HuMoConForCausalLM: placeholder merging, generation (cache, batching, modalities), save/load, from_parts."""
+
+import math
+
+import pytest
+import torch
+
+from humocon_hf.modeling.configuration_humocon import HuMoConConfig
+from humocon_hf.modeling.modeling_humocon import HuMoConCausalLMOutputWithPast, HuMoConForCausalLM
+
+from humocon_tiny import (
+    MOTION_ID,
+    PAD_ID,
+    VIDEO_ID,
+    VOCAB,
+    make_sample,
+    tiny_config,
+    tiny_encoders,
+    tiny_llm,
+)
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return HuMoConForCausalLM(tiny_config()).eval()
+
+
+# ------------------------------------------------------------------------------------------------- config
+
+
+def test_config_defaults_are_tiny_and_partial_dicts_stay_tiny():
+    config = HuMoConConfig(motion_config=tiny_config().motion_config, video_config=tiny_config().video_config)
+    assert config.text_config.model_type == "llama"
+    assert config.text_config.hidden_size == 64 and config.text_config.num_hidden_layers == 2
+    partial = HuMoConConfig(text_config={"vocab_size": 300}, motion_config=config.motion_config,
+                            video_config=config.video_config)
+    assert partial.text_config.vocab_size == 300 and partial.text_config.hidden_size == 64
+    assert partial.tie_word_embeddings is True
+
+
+def test_config_rejects_inconsistent_settings():
+    base = tiny_config()
+    with pytest.raises(ValueError, match="must differ"):
+        HuMoConConfig(motion_config=base.motion_config, video_config=base.video_config, motion_token_id=5,
+                      video_token_id=5)
+    with pytest.raises(ValueError, match="motion_token_stride"):
+        HuMoConConfig(motion_config=base.motion_config, video_config=base.video_config,
+                      motion_token_stride=base.motion_token_stride + 1)
+
+
+def test_config_round_trip(tmp_path):
+    config = tiny_config()
+    config.save_pretrained(tmp_path)
+    loaded = HuMoConConfig.from_pretrained(tmp_path)
+    assert loaded.to_dict() == config.to_dict()
+    assert "auto_map" not in (tmp_path / "config.json").read_text()
+
+
+# ------------------------------------------------------------------------------------------------ forward
+
+
+@pytest.mark.parametrize("modalities", [("motion",), ("video",), ("motion", "video"), ()])
+def test_forward_every_modality_combination(model, modalities):
+    inputs = make_sample(model.config, modalities, seed=1)
+    out = model(**inputs, labels=inputs["input_ids"])
+    assert isinstance(out, HuMoConCausalLMOutputWithPast)
+    assert out.logits.shape == (*inputs["input_ids"].shape, VOCAB)
+    assert torch.isfinite(out.loss)
+    n_motion = int((inputs["input_ids"] == MOTION_ID).sum())
+    n_video = int((inputs["input_ids"] == VIDEO_ID).sum())
+    if "motion" in modalities:
+        assert out.motion_hidden_states.shape == (n_motion, model.config.text_config.hidden_size)
+        assert out.motion_concept_ids is not None
+    else:
+        assert out.motion_hidden_states is None
+    if "video" in modalities:
+        assert out.video_hidden_states.shape == (n_video, model.config.text_config.hidden_size)
+    else:
+        assert out.video_hidden_states is None
+
+
+def test_modality_features_change_the_logits(model):
+    inputs = make_sample(model.config, ("motion",), seed=2)
+    other = dict(inputs, motion_values=inputs["motion_values"] + 1.0)
+    assert not torch.allclose(model(**inputs).logits, model(**other).logits)
+
+
+def test_return_dict_false_gives_tuple(model):
+    inputs = make_sample(model.config, ("motion",), seed=3)
+    out = model(**inputs, return_dict=False)
+    assert isinstance(out, tuple)
+    torch.testing.assert_close(out[0], model(**inputs).logits)
+
+
+def test_inputs_embeds_only_matches_input_ids(model):
+    inputs = make_sample(model.config, ("motion", "video"), seed=4)
+    by_ids = model(**inputs).logits
+    embeds = model.get_input_embeddings()(inputs["input_ids"])
+    by_embeds = model(
+        inputs_embeds=embeds,
+        attention_mask=inputs["attention_mask"],
+        motion_values=inputs["motion_values"],
+        motion_attention_mask=inputs["motion_attention_mask"],
+        pixel_values_videos=inputs["pixel_values_videos"],
+    ).logits
+    torch.testing.assert_close(by_embeds, by_ids)
+
+
+def test_placeholder_feature_count_mismatch_raises(model):
+    inputs = make_sample(model.config, ("motion",), seed=5)
+    ids = inputs["input_ids"].clone()
+    first = int((ids[0] == MOTION_ID).nonzero()[0])
+    ids[0, first] = 7  # one placeholder fewer than the encoder's tokens
+    n_tokens = int((ids == MOTION_ID).sum())
+    with pytest.raises(ValueError, match=rf"{n_tokens} <motion> tokens in input_ids but the motion encoder produced "
+                                         rf"{n_tokens + 1} features"):
+        model(**dict(inputs, input_ids=ids))
+    with pytest.raises(ValueError, match="video encoder produced"):
+        vid = make_sample(model.config, ("video",), seed=5)
+        ids = vid["input_ids"].clone()
+        ids[0, int((ids[0] == VIDEO_ID).nonzero()[0])] = 7
+        model(**dict(vid, input_ids=ids))
+    # Same check when only inputs_embeds are given.
+    embeds = model.get_input_embeddings()(inputs["input_ids"])
+    embeds = torch.cat([embeds[:, :1], embeds[:, 2:]], dim=1)  # drop the first placeholder
+    with pytest.raises(ValueError, match="<motion> tokens in inputs_embeds but the motion encoder produced"):
+        model(inputs_embeds=embeds, motion_values=inputs["motion_values"],
+              motion_attention_mask=inputs["motion_attention_mask"])
+
+
+def test_placeholders_without_modality_inputs_raise(model):
+    inputs = make_sample(model.config, ("motion",), seed=6)
+    with pytest.raises(ValueError, match="no motion_values were given"):
+        model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+
+
+def test_modality_inputs_without_token_id_raise():
+    config = tiny_config(motion_token_id=None)
+    model = HuMoConForCausalLM(config).eval()
+    inputs = make_sample(tiny_config(), ("motion",), seed=7)
+    with pytest.raises(ValueError, match="motion_token_id is not set"):
+        model(**inputs)
+
+
+def test_bad_modality_shapes_raise(model):
+    inputs = make_sample(model.config, ("motion",), seed=8)
+    with pytest.raises(ValueError, match="motion_values must have shape"):
+        model(**dict(inputs, motion_values=inputs["motion_values"][0]))
+    vid = make_sample(model.config, ("video",), seed=8)
+    with pytest.raises(ValueError, match="pixel_values_videos must have shape"):
+        model(**dict(vid, pixel_values_videos=vid["pixel_values_videos"][0]))
+
+
+def test_loss_uses_num_items_in_batch(model):
+    inputs = make_sample(model.config, ("motion",), seed=9, batch=2)
+    labels = inputs["input_ids"].masked_fill(inputs["input_ids"] == MOTION_ID, -100)
+    labels = labels.masked_fill(inputs["attention_mask"] == 0, -100)
+    mean_loss = model(**inputs, labels=labels).loss
+    n_items = int((labels[:, 1:] != -100).sum())
+    summed = model(**inputs, labels=labels, num_items_in_batch=torch.tensor(n_items * 2)).loss
+    # Normalised by the given count (the whole accumulated batch), not by this micro-batch.
+    torch.testing.assert_close(summed, mean_loss / 2)
+
+
+# --------------------------------------------------------------------------------------------- generation
+
+
+def _generate(model, inputs, **kwargs):
+    return model.generate(**inputs, max_new_tokens=6, min_new_tokens=6, do_sample=False, pad_token_id=PAD_ID,
+                          **kwargs)
+
+
+@pytest.mark.parametrize("modalities", [("motion",), ("video",), ("motion", "video"), ()])
+def test_generation_with_and_without_cache_agree(model, modalities):
+    inputs = make_sample(model.config, modalities, seed=10)
+    cached = _generate(model, inputs, use_cache=True)
+    uncached = _generate(model, inputs, use_cache=False)
+    assert cached.shape[1] == inputs["input_ids"].shape[1] + 6
+    torch.testing.assert_close(cached, uncached, rtol=0, atol=0)
+
+
+def test_modality_inputs_dropped_after_prefill(model):
+    inputs = make_sample(model.config, ("motion", "video"), seed=11)
+    first = model.prepare_inputs_for_generation(**inputs, cache=None, is_first_iteration=True, use_cache=True)
+    later = model.prepare_inputs_for_generation(**inputs, cache=None, is_first_iteration=False, use_cache=True)
+    uncached = model.prepare_inputs_for_generation(**inputs, cache=None, is_first_iteration=False, use_cache=False)
+    for name in ("motion_values", "motion_attention_mask", "pixel_values_videos"):
+        assert name in first and name not in later and name in uncached
+
+
+def test_batched_left_padded_generation_equals_one_by_one(model):
+    modal_sets = [("motion",), ("video",), ("motion", "video"), ()]
+    samples = [make_sample(model.config, mods, seed=20 + i, motion_frames=9 + 3 * i) for i, mods in
+               enumerate(modal_sets)]
+    batch = _left_pad(samples)
+    batched = _generate(model, batch)
+    width = batch["input_ids"].shape[1]
+    for i, sample in enumerate(samples):
+        single = _generate(model, sample)
+        assert batched[i, width:].tolist() == single[0, sample["input_ids"].shape[1]:].tolist()
+
+
+def _left_pad(samples):
+    """Collate single samples (batch 1) with left padding, concatenating their motions / videos in order."""
+    width = max(s["input_ids"].shape[1] for s in samples)
+    ids, mask = [], []
+    for s in samples:
+        pad = width - s["input_ids"].shape[1]
+        ids.append(torch.cat([torch.full((1, pad), PAD_ID), s["input_ids"]], 1))
+        mask.append(torch.cat([torch.zeros(1, pad, dtype=torch.long), s["attention_mask"]], 1))
+    batch = {"input_ids": torch.cat(ids), "attention_mask": torch.cat(mask)}
+    motions = [s for s in samples if "motion_values" in s]
+    if motions:
+        frames = max(s["motion_values"].shape[1] for s in motions)
+        batch["motion_values"] = torch.cat(
+            [torch.nn.functional.pad(s["motion_values"], (0, 0, 0, frames - s["motion_values"].shape[1]))
+             for s in motions])
+        batch["motion_attention_mask"] = torch.cat(
+            [torch.nn.functional.pad(s["motion_attention_mask"], (0, frames - s["motion_values"].shape[1]))
+             for s in motions])
+    videos = [s for s in samples if "pixel_values_videos" in s]
+    if videos:
+        batch["pixel_values_videos"] = torch.cat([s["pixel_values_videos"] for s in videos])
+    return batch
+
+
+# ------------------------------------------------------------------------------------------ save / load
+
+
+def trainable(model):
+    return sorted(n for n, p in model.named_parameters() if p.requires_grad)
+
+
+def test_save_load_identical_logits_and_tied_embeddings(model, tmp_path):
+    from safetensors import safe_open
+
+    inputs = make_sample(model.config, ("motion", "video"), seed=30)
+    before = model(**inputs).logits
+    model.save_pretrained(tmp_path)
+    with safe_open(str(tmp_path / "model.safetensors"), "pt") as f:
+        keys = set(f.keys())
+    assert "language_model.model.embed_tokens.weight" in keys
+    assert "language_model.lm_head.weight" not in keys  # tied: stored once
+    loaded = HuMoConForCausalLM.from_pretrained(tmp_path).eval()
+    assert trainable(loaded) == trainable(model)  # encoders frozen again after loading
+    lm = loaded.language_model
+    assert lm.lm_head.weight.data_ptr() == lm.model.embed_tokens.weight.data_ptr()
+    torch.testing.assert_close(loaded(**inputs).logits, before, rtol=0, atol=0)
+    for name, buffer in model.named_buffers():
+        torch.testing.assert_close(dict(loaded.named_buffers())[name], buffer, rtol=0, atol=0)
+
+
+def test_frozen_encoders_stay_in_eval_mode():
+    model = HuMoConForCausalLM(tiny_config())
+    model.train()
+    assert model.language_model.training and model.motion_projector.training
+    assert not model.motion_encoder.training and not model.video_encoder.training
+    assert not any(p.requires_grad for p in model.motion_encoder.parameters())
+    assert not any(p.requires_grad for p in model.video_encoder.parameters())
+
+
+def test_attention_dtype_and_checkpointing_flags():
+    assert HuMoConForCausalLM._supports_sdpa and HuMoConForCausalLM.supports_gradient_checkpointing
+    model = HuMoConForCausalLM(tiny_config())
+    assert model.language_model.config._attn_implementation == "sdpa"
+    inputs = make_sample(model.config, ("motion", "video"), seed=31)
+
+    def projector_grads(m):
+        m.zero_grad()
+        m(**inputs, labels=inputs["input_ids"]).loss.backward()
+        return [p.grad.clone() for p in m.motion_projector.parameters()]
+
+    model.train()
+    reference = projector_grads(model)
+    model.activation_checkpointing_enable()
+    assert model.language_model.model.gradient_checkpointing
+    for got, want in zip(projector_grads(model), reference):
+        torch.testing.assert_close(got, want)
+
+    bf16 = HuMoConForCausalLM(tiny_config()).to(torch.bfloat16).eval()
+    out = bf16(**inputs)
+    assert out.logits.dtype == torch.bfloat16 and torch.isfinite(out.logits.float()).all()
+
+
+def test_from_parts_resizes_embeddings_and_round_trips(tmp_path):
+    torch.manual_seed(0)
+    llm = tiny_llm(vocab_size=90)
+    motion_encoder, video_encoder = tiny_encoders()
+    old_embeddings = llm.get_input_embeddings().weight.detach().clone()
+    model = HuMoConForCausalLM.from_parts(
+        llm, motion_encoder, video_encoder, {"motion_token_id": 90, "video_token_id": 91}
+    ).eval()
+    assert model.config.text_config.vocab_size == 92
+    assert model.get_input_embeddings().weight.shape[0] == 92
+    assert model.get_output_embeddings().weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
+    torch.testing.assert_close(model.get_input_embeddings().weight[:90], old_embeddings)
+    assert model.language_model is llm and model.motion_encoder is motion_encoder
+    assert not any(p.requires_grad for p in model.motion_encoder.parameters())
+    assert all(p.requires_grad for p in model.motion_projector.parameters())
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+    inputs = make_sample(model.config, ("motion", "video"), seed=40)
+    before = model(**inputs).logits
+    model.save_pretrained(tmp_path)
+    loaded = HuMoConForCausalLM.from_pretrained(tmp_path).eval()
+    torch.testing.assert_close(loaded(**inputs).logits, before, rtol=0, atol=0)
+
+    with pytest.raises(ValueError, match="motion_token_id and video_token_id"):
+        HuMoConForCausalLM.from_parts(tiny_llm(), *tiny_encoders(), {"motion_token_id": None, "video_token_id": 3})
+
+
+def test_motion_token_count_follows_stride(model):
+    stride = model.config.motion_token_stride
+    for frames in (1, stride, stride + 1, 3 * stride - 1):
+        inputs = make_sample(model.config, ("motion",), seed=50, motion_frames=frames)
+        assert int((inputs["input_ids"] == MOTION_ID).sum()) == math.ceil(frames / stride)
+        model(**inputs)
