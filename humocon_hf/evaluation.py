@@ -9,6 +9,7 @@ The model enters as ``answer_fn(rows) -> list[str]``: it gets a batch of data se
 * `format_table` / `format_ablation_table` - paper-style text tables; `write_results` - JSON plus the
   `model-index` block of a Hub model card.
 * `run_ablation` - trains and evaluates the paper's Table 3 variants through a user `train_fn`.
+* `answer_fn_from_model` - adapter from a generation model + `MotionVideoProcessor` to an `answer_fn`.
 
 Command line: ``python -m humocon_hf.evaluation table results.json [more.json ...]`` prints the table of
 saved results (several files: one row each).
@@ -28,7 +29,10 @@ from typing import Any
 
 import datasets
 
-from humocon_hf.metrics.babel_qa_accuracy import compute_babel_qa_accuracy, normalize_answer
+from humocon_hf.metrics.babel_qa_accuracy import (
+    compute_babel_qa_accuracy,
+    normalize_answer,
+)
 from humocon_hf.metrics.llm_judge import LLMJudge
 
 logger = logging.getLogger(__name__)
@@ -170,6 +174,54 @@ def evaluate_video_qa(
             for i, (r, p, v) in enumerate(zip(rows, predictions, verdicts))
         ]
     return results
+
+
+# ------------------------------------------------------------------------------------------------ models
+
+
+def build_conversation(row: Mapping, system_prompt: str | None = None) -> list[dict]:
+    """The chat for one QA row in the processor's typed-content form: the row's motion and/or video, then
+    its question (the first user turn)."""
+    items: list[dict] = []
+    if row.get("motion_path"):
+        items.append({"type": "motion", "motion": row["motion_path"]})
+    if row.get("video_path"):
+        items.append({"type": "video", "video": row["video_path"]})
+    question = row.get("question")
+    if not isinstance(question, str) or not question:
+        raise ValueError(f"row {row.get('id', '?')}: 'question' must be a non-empty string, got {question!r}")
+    items.append({"type": "text", "text": question})
+    conversation = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    conversation.append({"role": "user", "content": items})
+    return conversation
+
+
+def answer_fn_from_model(model, processor, *, max_new_tokens: int = 16, system_prompt: str | None = None) -> AnswerFn:
+    """Adapter: a generation model (e.g. `HuMoConForCausalLM`) plus its `MotionVideoProcessor` -> `answer_fn`.
+
+    Each row becomes a chat (`build_conversation`), is processed with
+    ``processor.apply_chat_template(..., add_generation_prompt=True, tokenize=True)`` and answered by greedy
+    `model.generate`; only the new tokens are decoded. Rows are generated one at a time, so no padding side
+    can shift a prompt.
+    """
+    import torch
+
+    def answer_fn(rows: list[dict]) -> list[str]:
+        answers = []
+        for row in rows:
+            inputs = processor.apply_chat_template(
+                build_conversation(row, system_prompt), add_generation_prompt=True, tokenize=True,
+                return_tensors="pt",
+            )
+            device = getattr(model, "device", None)
+            inputs = {k: (v.to(device) if device is not None and hasattr(v, "to") else v) for k, v in inputs.items()}
+            with torch.no_grad():
+                out = model.generate(**inputs, do_sample=False, max_new_tokens=max_new_tokens)
+            new_tokens = out[0, inputs["input_ids"].shape[1]:]
+            answers.append(processor.tokenizer.decode(new_tokens, skip_special_tokens=True).strip())
+        return answers
+
+    return answer_fn
 
 
 # ------------------------------------------------------------------------------------------------ tables

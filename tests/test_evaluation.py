@@ -187,3 +187,46 @@ def test_cli_table(tmp_path, capsys):
     assert _cells(capsys.readouterr().out, "cli-model")[1:3] == ["0.500", "0.500"]
     with pytest.raises(FileNotFoundError, match="missing.json: results file not found"):
         main(["table", str(tmp_path / "missing.json")])
+
+
+def test_answer_fn_from_model_plumbing():
+    import torch
+
+    from humocon_hf.evaluation import answer_fn_from_model, build_conversation
+
+    class FakeTokenizer:
+        def decode(self, ids, skip_special_tokens=True):
+            return " ".join({7: "walk", 8: "left", 2: ""}[int(i)] for i in ids).strip()
+
+    class FakeProcessor:
+        tokenizer = FakeTokenizer()
+
+        def __init__(self):
+            self.calls = []
+
+        def apply_chat_template(self, conversation, **kwargs):
+            self.calls.append((conversation, kwargs))
+            return {"input_ids": torch.tensor([[1, 5, 6]]), "attention_mask": torch.ones(1, 3, dtype=torch.long)}
+
+    class FakeModel:
+        device = torch.device("cpu")
+
+        def generate(self, input_ids, attention_mask, do_sample, max_new_tokens):
+            assert do_sample is False and max_new_tokens == 4
+            return torch.cat([input_ids, torch.tensor([[7, 8, 2]])], dim=1)  # prompt + "walk left <eos>"
+
+    processor = FakeProcessor()
+    answer_fn = answer_fn_from_model(FakeModel(), processor, max_new_tokens=4, system_prompt="Answer briefly.")
+    rows = [{"id": "1", "question": "What does the person do?", "motion_path": "/m/1.npy", "video_path": None}]
+    assert answer_fn(rows) == ["walk left"]
+    conversation, kwargs = processor.calls[0]
+    assert conversation == [
+        {"role": "system", "content": "Answer briefly."},
+        {"role": "user", "content": [{"type": "motion", "motion": "/m/1.npy"},
+                                     {"type": "text", "text": "What does the person do?"}]},
+    ]
+    assert kwargs["add_generation_prompt"] is True and kwargs["tokenize"] is True
+    video_row = {"question": "What happens?", "motion_path": None, "video_path": "/v.mp4"}
+    assert build_conversation(video_row)[0]["content"][0] == {"type": "video", "video": "/v.mp4"}
+    with pytest.raises(ValueError, match="'question' must be a non-empty string"):
+        build_conversation({"id": "9", "question": ""})

@@ -6,9 +6,17 @@ import evaluate
 import pytest
 
 from humocon_hf.metrics.babel_qa_accuracy import METRIC_PATH as BABEL_METRIC_PATH
-from humocon_hf.metrics.babel_qa_accuracy import compute_babel_qa_accuracy, normalize_answer
+from humocon_hf.metrics.babel_qa_accuracy import (
+    compute_babel_qa_accuracy,
+    normalize_answer,
+)
 from humocon_hf.metrics.llm_judge import METRIC_PATH as JUDGE_METRIC_PATH
-from humocon_hf.metrics.llm_judge import PREFILL, RETRY_REMINDER, LLMJudge, parse_judge_reply
+from humocon_hf.metrics.llm_judge import (
+    PREFILL,
+    RETRY_REMINDER,
+    LLMJudge,
+    parse_judge_reply,
+)
 
 # 10 examples: (prediction, reference, query type, relation type, correct by hand?)
 FIXTURE = [
