@@ -234,6 +234,11 @@ class HuMoConConceptDiscoveryConfig(PreTrainedConfig):
     """
 
     model_type = "humocon_concept_discovery"
+    # Extra loss fields of the output are not predictions (Trainer.prediction_step drops them).
+    keys_to_ignore_at_inference = [
+        "loss_rec_motion", "loss_rec_video", "loss_dis", "loss_act", "loss_align", "loss_commit",
+        "motion_concept_ids", "video_concept_ids", "motion_token_mask",
+    ]
     sub_configs_defaults = {
         "motion_config": SubConfigSpec(config_class=HuMoConMotionEncoderConfig),
         "video_config": SubConfigSpec(config_class=HuMoConVideoEncoderConfig),

@@ -1,0 +1,459 @@
+"""Concept encoders, VQ codebook and the four concept-discovery objectives (tiny models, CPU)."""
+
+import math
+
+import pytest
+import torch
+
+from humocon_hf.modeling.configuration_humocon_encoders import (
+    HuMoConConceptDiscoveryConfig,
+    HuMoConMotionEncoderConfig,
+    HuMoConVideoEncoderConfig,
+)
+from humocon_hf.modeling.modeling_humocon_encoders import (
+    LOSS_COMPONENTS,
+    HuMoConForConceptDiscovery,
+    HuMoConMotionEncoder,
+    HuMoConVideoEncoder,
+    concept_segments,
+)
+from humocon_hf.modeling.vector_quantizer import HuMoConVectorQuantizer
+
+D = 137
+
+
+def small_config(**kwargs):
+    return HuMoConConceptDiscoveryConfig.small(**kwargs)
+
+
+def make_batch(batch=3, frames=37, key_frames=4, size=32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    motion = torch.randn(batch, frames, D, generator=g)
+    mask = torch.ones(batch, frames, dtype=torch.long)
+    mask[1, frames - 9 :] = 0
+    pixels = torch.randn(batch, key_frames, 3, size, size, generator=g)
+    times = torch.arange(key_frames).float()[None].repeat(batch, 1) * 0.4 + 0.1
+    flow = torch.randn(batch, key_frames - 1, 2, size // 8, size // 8, generator=g)
+    return {
+        "motion_values": motion,
+        "motion_attention_mask": mask,
+        "pixel_values_videos": pixels,
+        "video_timestamps": times,
+        "video_flow": flow,
+    }
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return HuMoConForConceptDiscovery(small_config())
+
+
+# ------------------------------------------------------------------------------------------------ configs
+
+
+def test_paper_defaults_and_small_preset():
+    cfg = HuMoConConceptDiscoveryConfig()
+    assert cfg.motion_config.codebook_size == 512 and cfg.video_config.codebook_size == 512
+    assert cfg.motion_config.num_hidden_layers == 4 and cfg.motion_config.decoder_num_layers == 2
+    assert cfg.video_config.decoder_num_layers == 12
+    assert cfg.motion_config.motion_token_stride == 4 and cfg.video_config.video_tokens_per_frame == 1
+    assert cfg.video_config.vision_config.image_size == 224 and cfg.video_config.vision_config.patch_size == 16
+    small = small_config(lambda_act=0.5, motion_config={"codebook_size": 32})
+    assert small.lambda_act == 0.5 and small.motion_config.codebook_size == 32
+    assert small.motion_config.hidden_size == 64 and small.video_config.vision_config.image_size == 32
+
+
+def test_config_errors():
+    with pytest.raises(ValueError, match="mask_ratio"):
+        HuMoConMotionEncoderConfig(mask_ratio=1.0)
+    with pytest.raises(ValueError, match="perfect square"):
+        HuMoConVideoEncoderConfig(video_tokens_per_frame=3)
+    with pytest.raises(ValueError, match="divisible"):
+        HuMoConMotionEncoderConfig(hidden_size=30, num_attention_heads=4)
+    with pytest.raises(ValueError, match="dis_num_negatives"):
+        HuMoConConceptDiscoveryConfig(dis_num_negatives=0)
+
+
+# ------------------------------------------------------------------------------------------------ encoders
+
+
+def test_motion_encoder_token_counts_and_padding(model):
+    batch = make_batch()
+    out = model.motion_encoder(batch["motion_values"], batch["motion_attention_mask"])
+    valid = batch["motion_attention_mask"].sum(-1)
+    expected = [math.ceil(int(v) / 4) for v in valid]
+    assert out.attention_mask.sum(-1).tolist() == expected
+    assert out.last_hidden_state.shape == (3, math.ceil(37 / 4), 64)
+    assert out.quantized.shape == out.pre_quantized.shape
+    ids = out.concept_ids
+    assert (ids[~out.attention_mask] == -1).all() and (ids[out.attention_mask] >= 0).all()
+    # quantized holds codebook vectors at the valid tokens
+    codebook = model.motion_encoder.quantizer.embed
+    assert torch.allclose(out.quantized[out.attention_mask], codebook[ids[out.attention_mask]], atol=1e-5)
+
+
+def test_motion_encoder_ignores_padded_frames(model):
+    model.eval()
+    batch = make_batch()
+    a = model.motion_encoder(batch["motion_values"][1:2], batch["motion_attention_mask"][1:2])
+    garbage = batch["motion_values"][1:2].clone()
+    garbage[:, -9:] = 100.0
+    b = model.motion_encoder(garbage, batch["motion_attention_mask"][1:2])
+    m = a.attention_mask
+    assert torch.allclose(a.last_hidden_state[m], b.last_hidden_state[m], atol=1e-5)
+
+
+def test_video_encoder_tokens_per_frame():
+    cfg = small_config(video_config={"video_tokens_per_frame": 4})
+    enc = HuMoConVideoEncoder(cfg.video_config)
+    batch = make_batch(batch=2)
+    out = enc(batch["pixel_values_videos"], batch["video_timestamps"])
+    assert out.quantized.shape == (2, 4 * 4, 64)
+    assert out.frame_features.shape == (2, 16, 32)
+    assert out.concept_ids.shape == (2, 16)
+    assert not any(p.requires_grad for p in enc.vision_tower.parameters())
+
+
+def test_vision_tower_loaded_by_name_through_from_pretrained(tmp_path):
+    from transformers import SiglipConfig, SiglipModel, SiglipVisionConfig, SiglipVisionModel
+
+    from humocon_hf.modeling.configuration_humocon_encoders import SMALL_VISION_CONFIG
+
+    torch.manual_seed(3)
+    tower = SiglipVisionModel(SiglipVisionConfig(**SMALL_VISION_CONFIG))
+    tower.save_pretrained(tmp_path / "tower")
+    cfg = small_config()
+    enc = HuMoConVideoEncoder.from_vision_tower(str(tmp_path / "tower"), config=cfg.video_config)
+    for (name, p), q in zip(tower.state_dict().items(), enc.vision_tower.state_dict().values()):
+        assert torch.equal(p, q), name
+    assert enc.config.vision_model_name_or_path == str(tmp_path / "tower")
+    # A full SiglipModel checkpoint (the layout of google/siglip-*) works through the same path.
+    full = SiglipModel(
+        SiglipConfig(
+            vision_config=SMALL_VISION_CONFIG,
+            text_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2, "vocab_size": 99},
+        )
+    )
+    full.save_pretrained(tmp_path / "full")
+    model = HuMoConForConceptDiscovery.from_vision_tower(str(tmp_path / "full"), config=small_config())
+    assert torch.equal(
+        model.video_encoder.vision_tower.embeddings.patch_embedding.weight,
+        full.vision_model.embeddings.patch_embedding.weight,
+    )
+    with pytest.raises(OSError):
+        HuMoConVideoEncoder.from_vision_tower(str(tmp_path / "missing"), config=small_config().video_config)
+
+
+# ------------------------------------------------------------------------------------------------ VQ
+
+
+def test_vq_straight_through_commitment_and_ema():
+    torch.manual_seed(0)
+    vq = HuMoConVectorQuantizer(4, 2, decay=0.5, dead_code_threshold=0.0, commitment_weight=0.25)
+    vq.train()
+    centers = torch.tensor([[5.0, 0.0], [0.0, 5.0], [-5.0, 0.0], [0.0, -5.0]])
+    x = (centers.repeat_interleave(8, 0) + 0.1 * torch.randn(32, 2))[None]
+    vq(x)  # first training forward seeds the codebook from data
+    assert vq.initialized.item() == 1
+    seeded = vq.embed.clone()
+    assert torch.cdist(seeded, x[0]).min(-1).values.max() < 1e-5  # every code is a data point
+    for _ in range(30):
+        vq(x)
+    # every code converged onto one cluster mean that its points are assigned to
+    dist = torch.cdist(vq.embed, centers)
+    used = dist.argmin(-1)
+    assert dist.min(-1).values.max() < 0.2 and len(set(used.tolist())) == 4
+    xr = x.clone().requires_grad_(True)
+    vq.eval()
+    q, ids, commit = vq(xr)
+    assert torch.allclose(q, vq.embed[ids])
+    q.sum().backward()
+    assert torch.allclose(xr.grad, torch.ones_like(xr))  # straight-through
+    assert torch.isclose(commit, 0.25 * (x - vq.embed[ids]).pow(2).mean())
+
+
+def test_vq_dead_codes_are_reseeded():
+    torch.manual_seed(0)
+    vq = HuMoConVectorQuantizer(8, 2, decay=0.5, dead_code_threshold=1.0)
+    vq.train()
+    x = torch.randn(1, 16, 2)
+    vq(x)
+    far = torch.full((1, 16, 2), 50.0) + torch.randn(1, 16, 2)
+    for _ in range(6):
+        vq(far)
+    # codes unused by the far cluster died and were re-seeded onto it
+    assert (vq.embed.norm(dim=-1) > 40).sum() >= 6
+
+
+def test_vq_deferred_updates_equal_one_big_batch():
+    torch.manual_seed(0)
+    data = torch.randn(1, 40, 3)
+    a = HuMoConVectorQuantizer(6, 3, decay=0.9, dead_code_threshold=0.5)
+    b = HuMoConVectorQuantizer(6, 3, decay=0.9, dead_code_threshold=0.5)
+    b.load_state_dict(a.state_dict())
+    a.train()
+    b.train()
+    b.defer_updates = True
+    for _ in range(3):
+        a(data)
+        b(data[:, :20])
+        b(data[:, 20:])
+        b.apply_update()
+    assert torch.allclose(a.embed, b.embed, atol=1e-6) and torch.allclose(a.cluster_size, b.cluster_size)
+
+
+# ------------------------------------------------------------------------------------------------ objectives
+
+
+def test_forward_returns_every_loss(model):
+    model.train()
+    torch.manual_seed(0)
+    out = model(**make_batch())
+    for name in LOSS_COMPONENTS:
+        assert getattr(out, name) is not None and torch.isfinite(getattr(out, name)), name
+    expected = out.loss_commit + out.loss_rec_motion + out.loss_rec_video + out.loss_dis + out.loss_act + out.loss_align
+    assert torch.isclose(out.loss, expected)
+    assert out.motion_concept_ids.shape == (3, 10) and out.video_concept_ids.shape == (3, 4)
+
+
+def _grads(model, loss):
+    model.zero_grad(set_to_none=True)
+    loss.backward()
+    return {n: (None if p.grad is None else p.grad.clone()) for n, p in model.named_parameters()}
+
+
+def test_velocity_loss_gradients_reach_hyper_network_and_encoder():
+    torch.manual_seed(0)
+    cfg = small_config(use_masked_reconstruction=False, use_discriminative=False, use_alignment=False)
+    model = HuMoConForConceptDiscovery(cfg).eval()
+    out = model(**make_batch())
+    assert out.loss_dis is None and out.loss_rec_motion is None and out.loss_align is None
+    grads = _grads(model, out.loss_act)
+
+    def nonzero(prefix):
+        sel = [g for n, g in grads.items() if n.startswith(prefix) and g is not None]
+        return bool(sel) and any(g.abs().sum() > 0 for g in sel)
+
+    for prefix in (
+        "motion_hyper_network.generator",
+        "motion_hyper_network.basis",
+        "motion_hyper_network.state_embed",
+        "motion_hyper_network.code_direction",
+        "video_hyper_network.basis",
+        "motion_velocity_decoder",
+        "video_velocity_decoder",
+        "motion_encoder.encoder",
+        "motion_encoder.temporal_downsample",
+        "video_encoder.encoder",
+        "video_encoder.input_proj",
+    ):
+        assert nonzero(prefix), prefix
+    # the frozen tower gets nothing, and the hyper-network's gradient exists only through ∂score/∂state:
+    assert all(g is None for n, g in grads.items() if n.startswith("video_encoder.vision_tower"))
+    # with the switch off the velocity decoder and hyper-network receive no gradient at all
+    model.config.use_actionable = False
+    model.config.use_discriminative = False
+    model.config.use_masked_reconstruction = True
+    grads_off = _grads(model, model(**make_batch()).loss)
+    assert all(g is None for n, g in grads_off.items() if "velocity_decoder" in n or "hyper_network" in n)
+
+
+def test_velocity_loss_works_under_no_grad(model):
+    model.eval()
+    with torch.no_grad():
+        out = model(**make_batch())
+    assert out.loss_act is not None and torch.isfinite(out.loss_act) and not out.loss.requires_grad
+
+
+SWITCHES = {
+    "use_masked_reconstruction": (("loss_rec_motion", 1.0), ("loss_rec_video", 1.0)),
+    "use_discriminative": (("loss_dis", "lambda_dis"),),
+    "use_actionable": (("loss_act", "lambda_act"),),
+    "use_alignment": (("loss_align", "lambda_align"),),
+}
+
+
+@pytest.mark.parametrize("switch", sorted(SWITCHES))
+def test_each_switch_removes_exactly_its_objective(switch):
+    torch.manual_seed(0)
+    cfg = small_config(lambda_dis=0.7, lambda_act=1.3, lambda_align=0.4)
+    on = HuMoConForConceptDiscovery(cfg).eval()
+    off = HuMoConForConceptDiscovery(small_config(lambda_dis=0.7, lambda_act=1.3, lambda_align=0.4, **{switch: False})).eval()
+    off.load_state_dict(on.state_dict())
+    batch = make_batch()
+    torch.manual_seed(1)
+    out_on = on(**batch)
+    removed = sum(getattr(out_on, name) * (w if isinstance(w, float) else getattr(cfg, w)) for name, w in SWITCHES[switch])
+    grads_on = _grads(on, out_on.loss - removed)
+    torch.manual_seed(1)
+    out_off = off(**batch)
+    for name, _ in SWITCHES[switch]:
+        assert getattr(out_off, name) is None
+    for other in set(LOSS_COMPONENTS) - {n for n, _ in SWITCHES[switch]}:
+        assert torch.allclose(getattr(out_on, other), getattr(out_off, other), atol=1e-6), other
+    grads_off = _grads(off, out_off.loss)
+    changed = 0
+    for name, g_off in grads_off.items():
+        g_on = grads_on[name]
+        if g_off is None or g_on is None:
+            assert g_off is None or g_off.abs().max() == 0, name
+            assert g_on is None or g_on.abs().max() < 1e-6, name
+            continue
+        assert torch.allclose(g_on, g_off, atol=1e-5, rtol=1e-4), name
+        changed += 1
+    assert changed > 0
+
+
+def test_sampled_negatives_option():
+    torch.manual_seed(0)
+    model = HuMoConForConceptDiscovery(small_config(dis_num_negatives=5)).train()
+    out = model(**make_batch())
+    assert torch.isfinite(out.loss_dis)
+    out.loss.backward()
+    assert model.motion_hyper_network.basis.grad.abs().sum() > 0
+
+
+def test_motion_only_video_only_and_explicit_pairs(model):
+    model.train()
+    batch = make_batch()
+    motion = model(motion_values=batch["motion_values"], motion_attention_mask=batch["motion_attention_mask"])
+    assert motion.loss_rec_video is None and motion.loss_align is None and motion.loss_rec_motion is not None
+    video = model(pixel_values_videos=batch["pixel_values_videos"], video_timestamps=batch["video_timestamps"])
+    # no flow and no motion: no velocity target, so no actionable term; the discriminative one stays
+    assert video.loss_rec_motion is None and video.loss_act is None and video.loss_dis is not None
+    pairs = model(**{**batch, "pixel_values_videos": batch["pixel_values_videos"][:2], "video_timestamps": batch["video_timestamps"][:2], "video_flow": batch["video_flow"][:2]}, paired=torch.tensor([[2, 0], [0, 1]]))
+    assert pairs.loss_align is not None
+    none = model(**batch, paired=torch.zeros(3, dtype=torch.bool))
+    assert none.loss_align is None
+
+
+def test_alignment_prefers_aligned_pairs():
+    """InfoNCE is lower when the video tokens equal the aligned motion tokens than when shuffled."""
+    torch.manual_seed(0)
+    model = HuMoConForConceptDiscovery(small_config()).eval()
+    model.video_alignment_projector.load_state_dict(model.motion_alignment_projector.state_dict())
+
+    class Out:
+        pass
+
+    motion = Out()
+    motion.quantized = torch.randn(1, 8, 64)
+    motion.attention_mask = torch.ones(1, 8, dtype=torch.bool)
+    times = torch.tensor([[0.0, 0.4, 0.8, 1.2]])  # tokens 0, 2, 4, 6 at 20 fps / stride 4
+    video = Out()
+    video.quantized = motion.quantized[:, [0, 2, 4, 6]]
+    pairs = torch.tensor([[0, 0]])
+    aligned = model._alignment(motion, video, times, pairs, 4)
+    video.quantized = motion.quantized[:, [1, 3, 5, 7]]
+    shifted = model._alignment(motion, video, times, pairs, 4)
+    assert aligned < shifted
+
+
+# ------------------------------------------------------------------------------------------------ errors
+
+
+def test_bad_inputs_raise_clear_errors(model):
+    batch = make_batch()
+    nan = batch["motion_values"].clone()
+    nan[0, 3, 5] = float("nan")
+    with pytest.raises(ValueError, match="motion_values contains 1 NaN"):
+        model(motion_values=nan)
+    with pytest.raises(ValueError, match="empty"):
+        model(motion_values=torch.zeros(0, 10, D))
+    with pytest.raises(ValueError, match="neither"):
+        model()
+    with pytest.raises(ValueError, match="feature_size=137"):
+        model(motion_values=torch.zeros(1, 10, 12))
+    with pytest.raises(ValueError, match="right-padded"):
+        model(motion_values=batch["motion_values"], motion_attention_mask=batch["motion_attention_mask"].flip(-1))
+    with pytest.raises(ValueError, match="no valid frame"):
+        model(motion_values=batch["motion_values"], motion_attention_mask=torch.zeros(3, 37, dtype=torch.long))
+    with pytest.raises(ValueError, match="differ in size"):
+        model(**{**batch, "pixel_values_videos": batch["pixel_values_videos"][:2], "video_timestamps": None, "video_flow": None})
+    with pytest.raises(ValueError, match="mismatched pair lengths"):
+        model(**{**batch, "video_timestamps": batch["video_timestamps"] + 5.0})
+    with pytest.raises(ValueError, match=r"\(batch, key_frames, 3, 32, 32\)"):
+        model(pixel_values_videos=torch.zeros(1, 2, 3, 64, 64))
+    with pytest.raises(ValueError, match="video_flow must have shape"):
+        model(pixel_values_videos=batch["pixel_values_videos"], video_flow=batch["video_flow"][:, :2])
+    with pytest.raises(ValueError, match="only one modality"):
+        model(motion_values=batch["motion_values"], paired=torch.ones(3, dtype=torch.bool))
+    with pytest.raises(ValueError, match="out of range"):
+        model(**batch, paired=torch.tensor([[0, 5]]))
+    bad_pix = batch["pixel_values_videos"].clone()
+    bad_pix[0, 0, 0, 0, 0] = float("inf")
+    with pytest.raises(ValueError, match="pixel_values_videos contains"):
+        model(pixel_values_videos=bad_pix)
+
+
+# ------------------------------------------------------------------------------------------------ save / load
+
+
+def test_save_load_round_trip_is_exact(tmp_path):
+    torch.manual_seed(0)
+    model = HuMoConForConceptDiscovery(small_config()).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    batch = make_batch()
+    for _ in range(3):  # initialise and update the codebooks
+        opt.zero_grad()
+        model(**batch).loss.backward()
+        opt.step()
+    assert model.motion_encoder.quantizer.initialized.item() == 1
+    model.save_pretrained(tmp_path / "ckpt")
+    assert (tmp_path / "ckpt" / "model.safetensors").is_file()
+    loaded = HuMoConForConceptDiscovery.from_pretrained(tmp_path / "ckpt")
+    sd, sd2 = model.state_dict(), loaded.state_dict()
+    assert sd.keys() == sd2.keys()
+    for key in sd:
+        assert torch.equal(sd[key], sd2[key]), key
+    model.eval()
+    loaded.eval()
+    torch.manual_seed(5)
+    a = model(**batch)
+    torch.manual_seed(5)
+    b = loaded(**batch)
+    assert torch.equal(a.loss, b.loss) and torch.equal(a.motion_concept_ids, b.motion_concept_ids)
+    # the encoders alone (what the QA model loads) round-trip too
+    model.motion_encoder.save_pretrained(tmp_path / "motion")
+    model.video_encoder.save_pretrained(tmp_path / "video")
+    m = HuMoConMotionEncoder.from_pretrained(tmp_path / "motion").eval()
+    v = HuMoConVideoEncoder.from_pretrained(tmp_path / "video").eval()
+    assert torch.equal(m(batch["motion_values"]).quantized, model.motion_encoder(batch["motion_values"]).quantized)
+    assert torch.equal(v(batch["pixel_values_videos"]).concept_ids, model.video_encoder(batch["pixel_values_videos"]).concept_ids)
+
+
+# ------------------------------------------------------------------------------------------------ concept API
+
+
+def test_concept_segments():
+    assert concept_segments([3, 3, 5, 5, 5, 3, -1, -1]) == [(0, 2, 3), (2, 5, 5), (5, 6, 3)]
+    assert concept_segments([]) == []
+
+
+def test_get_concepts_and_timeline_plot(model, tmp_path):
+    from humocon_hf.concepts import plot_concept_timeline
+
+    batch = make_batch()
+    concepts = model.get_concepts(
+        motion_values=batch["motion_values"],
+        motion_attention_mask=batch["motion_attention_mask"],
+        pixel_values_videos=batch["pixel_values_videos"],
+        video_timestamps=batch["video_timestamps"],
+    )
+    clip = concepts["motion"][1]
+    assert clip["frame_concept_ids"].shape == (28,)
+    segs = clip["segments"]
+    assert segs[0][0] == 0 and segs[-1][1] == 28
+    assert all(a[1] == b[0] for a, b in zip(segs, segs[1:]))
+    for start, end, cid in segs:
+        assert (clip["frame_concept_ids"][start:end] == cid).all()
+    assert len(concepts["video"][0]["frame_concept_ids"]) == 4
+    path = plot_concept_timeline(
+        {"motion": segs, "video": concepts["video"][1]["segments"]}, tmp_path / "timeline.png", fps=20.0, title="t"
+    )
+    assert path.stat().st_size > 1000 and path.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match="empty"):
+        plot_concept_timeline([], tmp_path / "x.png")
+    with pytest.raises(ValueError, match="start < end"):
+        plot_concept_timeline([(4, 2, 1)], tmp_path / "x.png")
