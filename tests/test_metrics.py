@@ -210,6 +210,58 @@ def test_llm_judge_evaluate_module_with_a_plain_function():
         metric.compute(predictions=["a"], references=["a"], judge=lambda m: "")
 
 
+class _CharTokenizer:
+    """Stand-in tokenizer: one id per character; its chat template has no system role (like Gemma's)."""
+
+    chat_template = "no-system"
+    pad_token_id = None
+    eos_token_id = 0
+
+    def __init__(self):
+        self.prompts = []
+
+    def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=False, continue_final_message=False):
+        if any(m["role"] == "system" for m in messages):
+            raise ValueError("System role not supported")
+        prompt = "".join(f"<{m['role']}>{m['content']}" for m in messages)
+        if add_generation_prompt:
+            prompt += "<assistant>"
+        self.prompts.append(prompt)
+        return prompt
+
+    def __call__(self, text, return_tensors=None, add_special_tokens=False):
+        import torch
+
+        return {"input_ids": torch.tensor([[ord(c) for c in text]])}
+
+    def decode(self, ids, skip_special_tokens=True):
+        return "".join(chr(int(i)) for i in ids)
+
+
+class _ScriptedModel:
+    """Stand-in causal LM: completes a pre-filled verdict, rambles otherwise; checks the decoding is greedy."""
+
+    def generate(self, input_ids, do_sample, max_new_tokens, pad_token_id, stopping_criteria, **kwargs):
+        import torch
+
+        assert do_sample is False and pad_token_id == 0
+        prompt = "".join(chr(int(i)) for i in input_ids[0])
+        reply = "no', 'score': 2}" if prompt.endswith(PREFILL) else "I am not sure what to say."
+        return torch.cat([input_ids, torch.tensor([[ord(c) for c in reply]])], dim=1)
+
+
+def test_judge_model_path_folds_system_prompt_and_continues_prefill():
+    tokenizer = _CharTokenizer()
+    judge = LLMJudge(_ScriptedModel(), tokenizer, max_retries=2)
+    verdict = judge.judge("how many dogs", "2", "three")
+    # attempts 0 and 1 reply without the dict opening and fail to parse; attempt 2 continues the pre-fill
+    assert (verdict.pred, verdict.score, verdict.attempts) == ("no", 2.0, 3)
+    assert verdict.raw == PREFILL + "no', 'score': 2}"
+    assert len(tokenizer.prompts) == 3
+    assert tokenizer.prompts[0].startswith("<user>You grade answers") and "Predicted answer: three" in tokenizer.prompts[0]
+    assert tokenizer.prompts[2].endswith("<assistant>" + PREFILL)
+
+
 @pytest.mark.slow
 def test_judge_with_the_real_local_llm(smollm2_gguf):
     import torch

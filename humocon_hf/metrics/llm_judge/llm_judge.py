@@ -161,6 +161,17 @@ class LLMJudge:
         self.generate_fn = generate_fn
         self.system_prompt, self.user_template = system_prompt, user_template
 
+    @classmethod
+    def from_pretrained(cls, name_or_path: str, gguf_file: str | None = None, max_retries: int = 3,
+                        max_new_tokens: int = 48, **model_kwargs) -> LLMJudge:
+        """Load a judge LLM and its tokenizer (a local folder, a Hub id, or a folder + `gguf_file`)."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        extra = {"gguf_file": gguf_file} if gguf_file else {}
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path, **extra)
+        model = AutoModelForCausalLM.from_pretrained(name_or_path, **extra, **model_kwargs).eval()
+        return cls(model, tokenizer, max_retries=max_retries, max_new_tokens=max_new_tokens)
+
     def messages(self, question: str, answer: str, prediction: str, attempt: int = 0) -> list[dict]:
         """The chat for one attempt (attempt 0: plain; 1: + reminder; >= 2: + reminder and a pre-filled reply)."""
         user = self.user_template.format(question=question, answer=answer, prediction=prediction)
@@ -177,10 +188,11 @@ class LLMJudge:
         tok = self.tokenizer
         prefill = messages[-1]["content"] if messages[-1]["role"] == "assistant" else ""
         if getattr(tok, "chat_template", None):
-            if prefill:
-                prompt = tok.apply_chat_template(messages, tokenize=False, continue_final_message=True)
-            else:
-                prompt = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            try:
+                prompt = _render_chat(tok, messages, prefill)
+            except Exception:  # templates without a system role (e.g. Gemma): fold it into the user turn
+                merged = [{"role": "user", "content": messages[0]["content"] + "\n\n" + messages[1]["content"]}]
+                prompt = _render_chat(tok, merged + messages[2:], prefill)
         else:
             lines = [f"{m['role'].capitalize()}: {m['content']}" for m in messages if m["role"] != "assistant"]
             prompt = "\n".join(lines) + "\nAssistant: " + prefill
@@ -217,6 +229,12 @@ class LLMJudge:
     def evaluate(self, questions: Sequence[str], answers: Sequence[str], predictions: Sequence[str]) -> dict:
         """Accuracy (yes rate), mean score, and how often the fallback was needed."""
         return judge_results([self.judge(q, a, p) for q, a, p in _zip_checked(questions, answers, predictions)])
+
+
+def _render_chat(tokenizer, messages: list[dict], prefill: str) -> str:
+    if prefill:
+        return tokenizer.apply_chat_template(messages, tokenize=False, continue_final_message=True)
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
 def _brace_stop(tokenizer, prompt_len: int):
