@@ -1,0 +1,260 @@
+"""Auto registration, remote-code export and an offline push_to_hub round trip."""
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from humocon_hf.auto import register_auto_classes
+from humocon_hf.hub import REMOTE_CODE_AUTO_MAP, push_to_hub, save_for_remote_code
+from humocon_hf.modeling.configuration_humocon import HuMoConConfig
+from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
+
+from humocon_tiny import IMAGE_SIZE, NUM_KEY_FRAMES, make_sample, tiny_config
+
+torch.set_num_threads(1)
+
+# Runs first in every "fresh process": humocon_hf (and the repository folders) cannot be imported there.
+_BLOCK_PACKAGE = """
+import importlib.abc, sys
+class _Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in ("humocon_hf", "modeling", "processing", "training"):
+            raise ImportError("blocked: " + name)
+sys.meta_path.insert(0, _Block())
+try:
+    import humocon_hf  # noqa: F401
+except ImportError:
+    pass
+else:
+    raise SystemExit("humocon_hf is importable: the isolation failed")
+"""
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return HuMoConForCausalLM(tiny_config()).eval()
+
+
+@pytest.fixture(scope="module")
+def sample(model):
+    return make_sample(model.config, ("motion", "video"), seed=3)
+
+
+@pytest.fixture(scope="module")
+def processor(smollm2_tokenizer_dir):
+    from transformers import AutoTokenizer
+
+    from humocon_hf.processing.feature_extraction_motion import MotionFeatureExtractor
+    from humocon_hf.processing.processing_humocon import MotionVideoProcessor
+    from humocon_hf.processing.video_processing_humocon import HuMoConVideoProcessor
+
+    return MotionVideoProcessor(
+        AutoTokenizer.from_pretrained(smollm2_tokenizer_dir),
+        MotionFeatureExtractor(),
+        HuMoConVideoProcessor(num_frames=NUM_KEY_FRAMES, size=IMAGE_SIZE),
+    )
+
+
+def _run_fresh(script: str, tmp_path: Path, **env_overrides):
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "hf-modules"), OMP_NUM_THREADS="1")
+    env.update(env_overrides)
+    code = _BLOCK_PACKAGE + textwrap.dedent(script)
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return result
+
+
+def _save_sample(sample, path: Path):
+    np.savez(path, **{k: v.numpy() for k, v in sample.items()})
+
+
+_LOAD_AND_RUN = """
+import numpy as np, torch, sys
+from transformers import {auto_class}
+torch.set_num_threads(1)
+model = {auto_class}.from_pretrained({source!r}, trust_remote_code=True).eval()
+assert type(model).__name__ == "HuMoConForCausalLM", type(model)
+assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+assert "humocon_hf" not in sys.modules
+sample = {{k: torch.from_numpy(v) for k, v in np.load({sample!r}).items()}}
+with torch.no_grad():
+    np.save({out!r}, model(**sample).logits.numpy())
+"""
+
+
+# ------------------------------------------------------------------------------------------ registration
+
+
+def test_register_auto_classes_native(model, sample, processor, tmp_path):
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoProcessor
+
+    register_auto_classes()
+    register_auto_classes()  # idempotent
+    assert isinstance(AutoConfig.for_model("humocon"), HuMoConConfig)
+    assert type(AutoModel.from_config(tiny_config())) is HuMoConForCausalLM
+    assert type(AutoModelForCausalLM.from_config(tiny_config())) is HuMoConForCausalLM
+
+    model.save_pretrained(tmp_path)
+    processor.save_pretrained(tmp_path)
+    assert "auto_map" not in json.loads((tmp_path / "config.json").read_text())
+    loaded = AutoModel.from_pretrained(tmp_path).eval()
+    assert type(loaded) is HuMoConForCausalLM
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**sample).logits, model(**sample).logits, rtol=0, atol=0)
+    assert type(AutoProcessor.from_pretrained(tmp_path)).__name__ == "MotionVideoProcessor"
+
+
+# ------------------------------------------------------------------------------------------ remote code
+
+
+def test_remote_code_export_loads_without_the_package(model, sample, processor, tmp_path):
+    export = tmp_path / "export"
+    files = save_for_remote_code(model, export, processor=processor)
+    for name in ("configuration_humocon.py", "modeling_humocon.py", "configuration_humocon_encoders.py",
+                 "modeling_humocon_encoders.py", "processing_humocon.py", "model.safetensors", "config.json"):
+        assert name in files, files
+    auto_map = json.loads((export / "config.json").read_text())["auto_map"]
+    assert auto_map == {**REMOTE_CODE_AUTO_MAP, "AutoProcessor": "processing_humocon.MotionVideoProcessor"}
+
+    # The export leaves no trace: classes unregistered, the next native save is clean.
+    assert HuMoConForCausalLM._auto_class is None and HuMoConConfig._auto_class is None
+    model.save_pretrained(tmp_path / "native")
+    assert "auto_map" not in json.loads((tmp_path / "native" / "config.json").read_text())
+
+    _save_sample(sample, tmp_path / "sample.npz")
+    with torch.no_grad():
+        expected = model(**sample).logits.numpy()
+    # One fresh process loads config, both model classes and the processor from the exported code.
+    script = _LOAD_AND_RUN.format(auto_class="AutoModel", source=str(export), sample=str(tmp_path / "sample.npz"),
+                                  out=str(tmp_path / "AutoModel.npy"))
+    script += textwrap.dedent(
+        f"""
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoProcessor
+        causal = AutoModelForCausalLM.from_pretrained({str(export)!r}, trust_remote_code=True).eval()
+        assert type(causal).__module__.startswith("transformers_modules")
+        with torch.no_grad():
+            np.save({str(tmp_path / "AutoModelForCausalLM.npy")!r}, causal(**sample).logits.numpy())
+        p = AutoProcessor.from_pretrained({str(export)!r}, trust_remote_code=True)
+        assert type(p).__name__ == "MotionVideoProcessor", type(p)
+        assert p.motion_token_id == {processor.motion_token_id}
+        c = AutoConfig.from_pretrained({str(export)!r}, trust_remote_code=True)
+        assert type(c).__name__ == "HuMoConConfig" and c.motion_token_id == {model.config.motion_token_id}
+        assert "humocon_hf" not in sys.modules
+        """
+    )
+    _run_fresh(script, tmp_path)
+    for auto_class in ("AutoModel", "AutoModelForCausalLM"):
+        np.testing.assert_array_equal(np.load(tmp_path / f"{auto_class}.npy"), expected)
+
+
+def test_remote_code_export_refuses_unmerged_lora(model, tmp_path):
+    from humocon_hf.training.instruction_tuning import apply_lora
+
+    torch.manual_seed(0)
+    wrapped = apply_lora(HuMoConForCausalLM(tiny_config()))
+    with pytest.raises(ValueError, match="merge them first"):
+        save_for_remote_code(wrapped, tmp_path)
+
+
+# --------------------------------------------------------------------------------------------- push
+
+
+class FakeHfApi:
+    """Stands in for transformers' shared HfApi: commits land directly in the local HF cache layout
+    (blobs/, snapshots/<commit>/, refs/<branch>), exactly where a download would have put them."""
+
+    def __init__(self, cache_dir: Path):
+        self.cache_dir = Path(cache_dir)
+        self.commits = []
+
+    def create_repo(self, repo_id, private=None, token=None, exist_ok=False, **kwargs):
+        (self.cache_dir / f"models--{repo_id.replace('/', '--')}").mkdir(parents=True, exist_ok=True)
+        return SimpleNamespace(repo_id=repo_id)
+
+    def create_commit(self, repo_id, operations, commit_message, revision=None, **kwargs):
+        repo = self.cache_dir / f"models--{repo_id.replace('/', '--')}"
+        branch = revision or "main"
+        commit = hashlib.sha1(f"{repo_id}{len(self.commits)}{commit_message}".encode()).hexdigest()
+        snapshot = repo / "snapshots" / commit
+        for op in operations:
+            data = Path(op.path_or_fileobj).read_bytes()
+            blob = repo / "blobs" / hashlib.sha256(data).hexdigest()
+            blob.parent.mkdir(parents=True, exist_ok=True)
+            blob.write_bytes(data)
+            target = snapshot / op.path_in_repo
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(os.path.relpath(blob, target.parent))
+        (repo / "refs").mkdir(parents=True, exist_ok=True)
+        (repo / "refs" / branch).write_text(commit)
+        self.commits.append((repo_id, commit_message, sorted(op.path_in_repo for op in operations)))
+        return SimpleNamespace(oid=commit, commit_message=commit_message)
+
+
+def test_push_to_hub_offline_then_load_by_repo_id(model, sample, processor, tmp_path, monkeypatch):
+    import transformers.utils.hub as transformers_hub
+    from huggingface_hub import constants
+
+    cache = Path(constants.HF_HUB_CACHE)
+    repo_id = "humocon-test/tiny-humocon"
+    shutil.rmtree(cache / f"models--{repo_id.replace('/', '--')}", ignore_errors=True)
+    fake = FakeHfApi(cache)
+    monkeypatch.setattr(transformers_hub, "_hf_api", fake)
+
+    info = push_to_hub(model, repo_id, processor=processor)
+    assert len(fake.commits) == 1
+    pushed = fake.commits[0][2]
+    for name in ("README.md", "config.json", "model.safetensors", "modeling_humocon.py", "processor_config.json",
+                 "tokenizer.json"):
+        assert name in pushed, pushed
+    snapshot = cache / f"models--{repo_id.replace('/', '--')}" / "snapshots" / info.oid
+    card = (snapshot / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: transformers") and repo_id in card
+
+    _save_sample(sample, tmp_path / "sample.npz")
+    with torch.no_grad():
+        expected = model(**sample).logits.numpy()
+    out = tmp_path / "hub.npy"
+    _run_fresh(
+        _LOAD_AND_RUN.format(auto_class="AutoModel", source=repo_id, sample=str(tmp_path / "sample.npz"),
+                             out=str(out))
+        + textwrap.dedent(f"""
+        from transformers import AutoProcessor
+        p = AutoProcessor.from_pretrained({repo_id!r}, trust_remote_code=True)
+        assert type(p).__name__ == "MotionVideoProcessor"
+        """),
+        tmp_path,
+        HF_HOME=os.environ["HF_HOME"],
+        HF_HUB_CACHE=str(cache),
+    )
+    np.testing.assert_array_equal(np.load(out), expected)
+
+
+def test_push_to_hub_with_custom_card_and_bad_inputs(model, tmp_path, monkeypatch):
+    import transformers.utils.hub as transformers_hub
+    from huggingface_hub import constants
+
+    fake = FakeHfApi(Path(constants.HF_HUB_CACHE))
+    monkeypatch.setattr(transformers_hub, "_hf_api", fake)
+    card = tmp_path / "card.md"
+    card.write_text("# my card\n")
+    info = push_to_hub(model, "humocon-test/card", model_card=card, remote_code=False)
+    snapshot = Path(constants.HF_HUB_CACHE) / "models--humocon-test--card" / "snapshots" / info.oid
+    assert (snapshot / "README.md").read_text() == "# my card\n"
+    assert "modeling_humocon.py" not in fake.commits[0][2]
+    assert "auto_map" not in json.loads((snapshot / "config.json").read_text())
+    with pytest.raises(FileNotFoundError, match="model card file"):
+        push_to_hub(model, "humocon-test/card", model_card=tmp_path / "missing.md")
+    with pytest.raises(ValueError, match="repo_id"):
+        push_to_hub(model, "  ")
