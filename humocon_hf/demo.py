@@ -1,0 +1,904 @@
+"""`humocon demo`: the whole HuMoCon pipeline, offline, in one command and one output folder.
+
+Stages (each writes `<output_dir>/stages/<name>/` and a `stage.json` marker when it finishes; a re-run reuses
+finished stages whose inputs did not change and resumes an interrupted training stage from its last Trainer
+checkpoint):
+
+1. `data`      – the built-in procedural motion-QA benchmark (train / validation / test, disjoint motions) plus the
+                 real CMU mocap trials with CMU's own descriptions when `../shared/data/cmu_bvh` is present; the
+                 processor (LLM tokenizer + motion feature extractor fitted on the training motions).
+2. `pretrain`  – stage 1, concept discovery with the small encoders (paper phases; `ConceptDiscoveryRecipe`).
+3. `translate` – stage 2, modality translation: projectors trained on captions, encoders and LLM frozen.
+4. `tune`      – stage 3, LoRA instruction tuning on the benchmark's questions; adapter merged afterwards.
+5. `baseline`  – the text-only baseline: the same LLM, LoRA-tuned with the same recipe on the same questions
+                 without the motion (it can only learn answer priors from the question text).
+6. `evaluate`  – held-out accuracy overall / per query type / per relation type for both.
+7. `export`    – the checkpoint (AutoModel / AutoProcessor loadable, also with trust_remote_code), model card,
+                 concept-timeline plot, rendered preview GIF, `results.json`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from humocon_hf.recipes import Recipe, load_recipe
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_OUTPUT_DIR = "humocon_demo"
+STAGES = ("data", "pretrain", "translate", "tune", "baseline", "evaluate", "export")
+MARKER = "stage.json"
+
+
+# --------------------------------------------------------------------------------------------- small helpers
+
+
+def _say(message: str = "") -> None:
+    print(message, flush=True)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    """Atomic JSON write (a crash never leaves half a marker or results file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, indent=2, ensure_ascii=False, default=_json_default)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _json_default(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, Path):
+        return str(value)
+    return str(value)
+
+
+def find_shared_data() -> Path | None:
+    """The real-data folder: $HUMOCON_SHARED_DATA, else ../shared/data from the working directory or the repo."""
+    candidates = []
+    if os.environ.get("HUMOCON_SHARED_DATA"):
+        candidates.append(Path(os.environ["HUMOCON_SHARED_DATA"]))
+    candidates.append(Path.cwd().parent / "shared" / "data")
+    candidates.append(Path(__file__).resolve().parents[2] / "shared" / "data")
+    for path in candidates:
+        if path.is_dir():
+            return path
+    return None
+
+
+def _resolve_cmu(data_args) -> tuple[Path | None, Path | None]:
+    """(BVH folder, descriptions CSV) or (None, None) when the recipe disables CMU or it is absent."""
+    bvh = data_args.cmu_bvh_dir
+    if bvh in (None, "", "none", False):
+        return None, None
+    if bvh == "auto":
+        shared = find_shared_data()
+        if shared is None or not (shared / "cmu_bvh").is_dir():
+            return None, None
+        bvh_dir = shared / "cmu_bvh"
+    else:
+        bvh_dir = Path(bvh).expanduser()
+        if not bvh_dir.is_dir():
+            raise FileNotFoundError(f"data.cmu_bvh_dir={bvh!r} is not a folder; fix the path or set it to null")
+    csv = data_args.cmu_descriptions_csv
+    if csv in (None, "", "auto"):
+        for candidate in (bvh_dir.parent / "cmu_index" / "CMU_data.csv", bvh_dir / "CMU_data.csv"):
+            if candidate.is_file():
+                return bvh_dir, candidate
+        if csv == "auto" or csv is None:
+            logger.warning("CMU BVH folder %s has no CMU_data.csv next to it; CMU motions are not used", bvh_dir)
+            return None, None
+    csv_path = Path(csv).expanduser()
+    if not csv_path.is_file():
+        raise FileNotFoundError(f"data.cmu_descriptions_csv={csv!r} does not exist")
+    return bvh_dir, csv_path
+
+
+def row_motion(row: Mapping):
+    """The motion of a data set row: a (T, 22, 3) float32 array (`joints`) or a file path (`motion_path`)."""
+    joints = row.get("joints")
+    if joints is not None:
+        return np.asarray(joints, dtype=np.float32)
+    path = row.get("motion_path") or row.get("motion")
+    return path if path else None
+
+
+# ------------------------------------------------------------------------------------------------- stages
+
+
+@dataclass
+class StageRecord:
+    name: str
+    wall_time_s: float
+    reused: bool
+    info: dict = field(default_factory=dict)
+
+
+class StageRunner:
+    """Runs stages once: a finished stage leaves `stage.json` with a fingerprint of its inputs; a later run with the
+    same fingerprint reuses the stage's outputs instead of recomputing them."""
+
+    def __init__(self, root: Path, fresh: bool = False):
+        self.root = root
+        self.fresh = fresh
+        self.records: dict[str, StageRecord] = {}
+
+    def stage_dir(self, name: str) -> Path:
+        return self.root / "stages" / name
+
+    def run(self, name: str, fingerprint: dict, fn: Callable[[Path], dict]) -> dict:
+        folder = self.stage_dir(name)
+        marker = folder / MARKER
+        key = json.dumps(fingerprint, sort_keys=True, default=str)
+        if marker.is_file() and not self.fresh:
+            saved = json.loads(marker.read_text())
+            if saved.get("fingerprint") == key:
+                self.records[name] = StageRecord(name, saved["wall_time_s"], True, saved.get("info", {}))
+                _say(f"[{name}] reusing the finished stage in {folder} (took {saved['wall_time_s']:.0f} s); "
+                     "delete it or pass --fresh to redo it")
+                return saved.get("info", {})
+            _say(f"[{name}] inputs changed since the last run: redoing the stage")
+            shutil.rmtree(folder)
+        elif self.fresh and folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        _say(f"[{name}] starting")
+        start = time.perf_counter()
+        info = fn(folder) or {}
+        elapsed = time.perf_counter() - start
+        _write_json(marker, {"fingerprint": key, "wall_time_s": elapsed, "info": info})
+        self.records[name] = StageRecord(name, elapsed, False, info)
+        _say(f"[{name}] done in {elapsed:.0f} s")
+        return info
+
+
+# ----------------------------------------------------------------------------------------------- the pipeline
+
+
+@dataclass
+class DemoOptions:
+    output_dir: str = DEFAULT_OUTPUT_DIR
+    recipe: str = "small"
+    steps_scale: float = 1.0
+    seed: int | None = None
+    overrides: dict = field(default_factory=dict)
+    fresh: bool = False
+    use_cmu: bool = True
+    max_eval_samples: int | None = None
+    command: str | None = None
+
+
+class DemoPipeline:
+    """The stages of `humocon demo` as methods; `run()` executes them in order (see the module docstring)."""
+
+    def __init__(self, options: DemoOptions):
+        self.options = options
+        recipe = load_recipe(options.recipe, overrides=options.overrides or None)
+        if options.seed is not None:
+            recipe = recipe.with_overrides({
+                "data": {"seed": options.seed},
+                **{s: {"seed": options.seed} for s in ("pretrain", "translate", "tune")},
+            })
+        if options.steps_scale != 1.0:
+            recipe = recipe.scaled(options.steps_scale)
+        if not options.use_cmu:
+            recipe = recipe.with_overrides({"data": {"cmu_bvh_dir": None}})
+        if options.max_eval_samples is not None:
+            recipe = recipe.with_overrides({"evaluate": {"max_samples": options.max_eval_samples}})
+        self.recipe: Recipe = recipe
+        self.root = Path(options.output_dir).expanduser().resolve()
+        self.runner = StageRunner(self.root, fresh=options.fresh)
+        self._llm_cache = None
+
+    # -------------------------------------------------------------------------------------- fingerprints
+    def _fp(self, *sections: str, after: str | None = None) -> dict:
+        fp = {"recipe": self.recipe.fingerprint(*sections), "version": 1}
+        if after is not None:
+            # Chain: a stage is stale when the stage it builds on was redone.
+            marker = self.runner.stage_dir(after) / MARKER
+            fp["after"] = json.loads(marker.read_text())["fingerprint"] if marker.is_file() else None
+        return fp
+
+    # ---------------------------------------------------------------------------------------------- run
+    def run(self) -> dict:
+        import torch
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        torch.manual_seed(self.recipe.data.seed)
+        total_start = time.perf_counter()
+        self.root.mkdir(parents=True, exist_ok=True)
+        _say(f"HuMoCon demo -> {self.root}  (recipe: {self.recipe.source}, torch threads: {torch.get_num_threads()})")
+
+        self.runner.run("data", self._fp("model", "data"), self.stage_data)
+        self.runner.run("pretrain", self._fp("model", "pretrain", after="data"), self.stage_pretrain)
+        self.runner.run("translate", self._fp("model", "translate", after="pretrain"), self.stage_translate)
+        self.runner.run("tune", self._fp("model", "tune", after="translate"), self.stage_tune)
+        baseline = self.recipe.evaluate.baseline
+        if baseline == "text_only":
+            self.runner.run("baseline", self._fp("model", "tune", after="data"), self.stage_baseline)
+        self.runner.run(
+            "evaluate",
+            {**self._fp("evaluate", after="tune"), "baseline": self._fp("tune", after="baseline")},
+            self.stage_evaluate,
+        )
+        self.runner.run("export", {**self._fp(after="evaluate"), "command": None}, self.stage_export)
+        total = time.perf_counter() - total_start
+        results = self._final_results(total)
+        _write_json(self.root / "results.json", results)
+        self._print_summary(results)
+        return results
+
+    # --------------------------------------------------------------------------------------------- data
+    def stage_data(self, folder: Path) -> dict:
+        from tqdm.auto import tqdm
+
+        data_args = self.recipe.data
+        model_args = self.recipe.model
+        qa = build_benchmark(data_args, folder / "cache")
+        qa.save_to_disk(str(folder / "qa"))
+        info = {"splits": {k: len(v) for k, v in qa.items()}}
+
+        cmu_rows = []
+        bvh_dir, csv = _resolve_cmu(data_args)
+        if bvh_dir is not None:
+            from humocon_hf.data.loaders import load_cmu_bvh
+            from humocon_hf.processing.motion_io import load_motion
+
+            cmu = load_cmu_bvh(bvh_dir, csv)
+            (folder / "cmu").mkdir(exist_ok=True)
+            for row in tqdm(cmu, desc="CMU BVH -> SMPL-22 joints", unit="trial"):
+                kwargs = {"source_fps": row["source_fps"]} if row.get("source_fps") else {}
+                try:
+                    clip = load_motion(row["motion_path"], fps=20.0, **kwargs)
+                except (ValueError, FileNotFoundError) as err:  # a rig the reader cannot map: skip, say so
+                    logger.warning("skipping %s: %s", row["motion_path"], err)
+                    continue
+                joints = clip.joints[: data_args.max_frames * 4]
+                path = folder / "cmu" / f"{row['id']}.npy"
+                np.save(path, joints.astype(np.float32))
+                cmu_rows.append({"id": row["id"], "caption": row["caption"], "motion_path": str(path),
+                                 "source": row["motion_path"]})
+        _write_json(folder / "cmu.json", cmu_rows)
+        info["cmu_trials"] = len(cmu_rows)
+        info["cmu_source"] = str(bvh_dir) if bvh_dir else None
+
+        # Processor: the LLM's tokenizer (+ <motion>/<video>) and the motion normalisation fitted on training motions.
+        processor = build_processor(model_args, data_args)
+        train_motions = [row_motion(r) for r in _unique_motion_rows(qa["train"])]
+        train_motions += [np.load(r["motion_path"]) for r in cmu_rows]
+        processor.motion_feature_extractor.fit_normalization(train_motions)
+        processor.save_pretrained(folder / "processor")
+        info["normalization_motions"] = len(train_motions)
+        return info
+
+    def load_data(self):
+        import datasets
+
+        folder = self.runner.stage_dir("data")
+        qa = datasets.load_from_disk(str(folder / "qa"))
+        cmu_rows = json.loads((folder / "cmu.json").read_text())
+        return qa, cmu_rows
+
+    def load_processor(self):
+        from humocon_hf.processing.processing_humocon import MotionVideoProcessor
+
+        return MotionVideoProcessor.from_pretrained(self.runner.stage_dir("data") / "processor")
+
+    # ----------------------------------------------------------------------------------------- pretrain
+    def stage_pretrain(self, folder: Path) -> dict:
+        from humocon_hf.training.concept_discovery import ConceptDiscoveryCollator, ConceptDiscoveryRecipe
+
+        model_args = self.recipe.model
+        targs, pargs = self.recipe.training_args("pretrain", output_dir=folder)
+        qa, cmu_rows = self.load_data()
+        processor = self.load_processor()
+        model = build_concept_model(model_args, pargs)
+
+        items = [{"motion": row_motion(r)} for r in _unique_motion_rows(qa["train"])]
+        items += [{"motion": np.load(r["motion_path"])} for r in cmu_rows]
+        if pargs.use_video and pargs.phase2_max_steps > 0:
+            items += _rendered_pairs(items[: pargs.num_video_motions], processor)
+        raw = self.recipe.sections["pretrain"]
+        own = {"phase1_max_steps", "phase1_learning_rate", "phase2_max_steps", "phase2_learning_rate", "mask_ratio",
+               "lambda_dis", "lambda_act", "lambda_align", "use_video", "num_video_motions"}
+        passed = {"per_device_train_batch_size", "gradient_accumulation_steps", "logging_steps", "save_steps", "seed",
+                  "output_dir"}
+        extra = {k: v for k, v in raw.items() if k not in own and k not in passed}
+        schedule = ConceptDiscoveryRecipe(
+            output_dir=str(folder),
+            phase1_steps=pargs.phase1_max_steps,
+            phase1_learning_rate=pargs.phase1_learning_rate,
+            phase2_steps=pargs.phase2_max_steps,
+            phase2_learning_rate=pargs.phase2_learning_rate,
+            per_device_train_batch_size=targs.per_device_train_batch_size,
+            gradient_accumulation_steps=targs.gradient_accumulation_steps,
+            logging_steps=targs.logging_steps,
+            save_steps=targs.save_steps,
+            seed=targs.seed,
+            training_args=extra,
+        )
+        collator = ConceptDiscoveryCollator(
+            feature_extractor=processor.motion_feature_extractor,
+            video_processor=processor.video_feature_extractor,
+            max_frames=self.recipe.data.max_frames,
+        )
+        out = schedule.run(model, _ListDataset(items), collator=collator, resume=True)
+        model.motion_encoder.save_pretrained(folder / "motion_encoder")
+        model.video_encoder.save_pretrained(folder / "video_encoder")
+        info = {"motions": len(items)}
+        for phase, result in out.items():
+            metrics = result.get("metrics") or {}
+            history = [h for h in result.get("log_history", []) if "loss" in h]
+            info[phase] = {
+                "skipped": result.get("skipped"),
+                "train_runtime_s": metrics.get("train_runtime"),
+                "first_loss": history[0]["loss"] if history else None,
+                "last_loss": history[-1]["loss"] if history else None,
+            }
+        # Concept usage on the training motions: how many of the codes the encoder actually uses.
+        info["concepts_used"] = _concepts_used(model.motion_encoder, processor, [it["motion"] for it in items[:64]])
+        return info
+
+    def load_encoders(self):
+        from humocon_hf.modeling.modeling_humocon_encoders import HuMoConMotionEncoder, HuMoConVideoEncoder
+
+        folder = self.runner.stage_dir("pretrain")
+        return (
+            HuMoConMotionEncoder.from_pretrained(folder / "motion_encoder").eval(),
+            HuMoConVideoEncoder.from_pretrained(folder / "video_encoder").eval(),
+        )
+
+    # ---------------------------------------------------------------------------------------- translate
+    def _load_llm(self):
+        import torch
+
+        from humocon_hf.llm import load_llm
+
+        model_args = self.recipe.model
+        return load_llm(model_args.llm_name_or_path, dtype=getattr(torch, model_args.dtype))
+
+    def stage_translate(self, folder: Path) -> dict:
+        from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
+        from humocon_hf.training.instruction_tuning import ModalityTranslationTrainer
+
+        model_args = self.recipe.model
+        targs, tr_args = self.recipe.training_args("translate", output_dir=folder / "checkpoints")
+        qa, cmu_rows = self.load_data()
+        processor = self.load_processor()
+        llm, _ = self._load_llm()
+        motion_encoder, video_encoder = self.load_encoders()
+        model = HuMoConForCausalLM.from_parts(llm, motion_encoder, video_encoder, processor)
+
+        rows = [{"motion": r, "caption": c} for r, c in _caption_rows(qa["train"])]
+        rows += [{"motion": r["motion_path"], "caption": r["caption"]} for r in cmu_rows] * tr_args.caption_repeats
+        trainer = ModalityTranslationTrainer(
+            model=model, args=targs, processor=processor, train_dataset=_ListDataset(rows),
+            data_collator=_collator(processor, model_args),
+        )
+        metrics = _train(trainer, targs.output_dir)
+        model.save_pretrained(folder / "model")
+        return {"captions": len(rows), **_train_info(trainer, metrics)}
+
+    # --------------------------------------------------------------------------------------------- tune
+    def _qa_rows(self, split, with_motion: bool = True) -> list[dict]:
+        rows = []
+        for r in split:
+            row = {"question": r["question"], "answer": r["answer"]}
+            if with_motion:
+                row["motion"] = row_motion(r)
+            rows.append(row)
+        return rows
+
+    def _tune(self, model, folder: Path, with_motion: bool) -> dict:
+        from humocon_hf.training.instruction_tuning import InstructionTuningTrainer, merge_adapter
+
+        model_args = self.recipe.model
+        targs, tune_args = self.recipe.training_args("tune", output_dir=folder / "checkpoints")
+        qa, _ = self.load_data()
+        processor = self.load_processor()
+        lora = {}
+        if tune_args.lora_target_modules:
+            lora["lora_target_modules"] = tune_args.lora_target_modules
+        trainer = InstructionTuningTrainer(
+            model=model, args=targs, processor=processor,
+            train_dataset=_ListDataset(self._qa_rows(qa["train"], with_motion)),
+            data_collator=_collator(processor, model_args),
+            lora_r=tune_args.lora_r, lora_alpha=tune_args.lora_alpha, lora_dropout=tune_args.lora_dropout, **lora,
+        )
+        metrics = _train(trainer, targs.output_dir)
+        merged = merge_adapter(trainer.model)
+        merged.save_pretrained(folder / "model")
+        return {"questions": len(qa["train"]), **_train_info(trainer, metrics)}
+
+    def stage_tune(self, folder: Path) -> dict:
+        from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
+
+        model = HuMoConForCausalLM.from_pretrained(self.runner.stage_dir("translate") / "model")
+        return self._tune(model, folder, with_motion=True)
+
+    def stage_baseline(self, folder: Path) -> dict:
+        """Same LLM, same LoRA recipe and questions, no motion: what the question text alone gives."""
+        from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
+
+        processor = self.load_processor()
+        llm, _ = self._load_llm()
+        motion_encoder, video_encoder = self.load_encoders()
+        model = HuMoConForCausalLM.from_parts(llm, motion_encoder, video_encoder, processor)
+        return self._tune(model, folder, with_motion=False)
+
+    # ----------------------------------------------------------------------------------------- evaluate
+    def stage_evaluate(self, folder: Path) -> dict:
+        from humocon_hf.evaluation import evaluate_motion_qa
+        from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
+
+        ev = self.recipe.evaluate
+        model_args = self.recipe.model
+        qa, _ = self.load_data()
+        if ev.split not in qa:
+            raise ValueError(f"evaluate.split={ev.split!r} is not a split of the benchmark ({list(qa)})")
+        split = qa[ev.split]
+        processor = self.load_processor()
+        n = len(split) if ev.max_samples is None else min(ev.max_samples, len(split))
+
+        def run(model, name: str, with_motion: bool) -> dict:
+            answer = make_answer_fn(model, processor, model_args, ev.max_new_tokens, with_motion,
+                                    progress=(name, n, ev.batch_size))
+            result = evaluate_motion_qa(answer, split, batch_size=ev.batch_size, limit=ev.max_samples,
+                                        model_name=name, dataset_name="HuMoCon procedural motion-QA",
+                                        dataset_type="humocon-procedural-qa", split=ev.split)
+            return result
+
+        model = HuMoConForCausalLM.from_pretrained(self.runner.stage_dir("tune") / "model").eval()
+        results = {"model": run(model, "HuMoCon (motion + question)", True)}
+        del model
+        if ev.baseline == "text_only":
+            base = HuMoConForCausalLM.from_pretrained(self.runner.stage_dir("baseline") / "model").eval()
+            results["baseline"] = run(base, "Text-only baseline (question only)", False)
+        elif ev.baseline == "zero_shot":
+            llm, _ = self._load_llm()
+            enc = self.load_encoders()
+            base = HuMoConForCausalLM.from_parts(llm, *enc, processor).eval()
+            results["baseline"] = run(base, "Zero-shot LLM (question only)", False)
+        for key, value in results.items():
+            _write_json(folder / f"{key}.json", value)
+        return {key: value["metrics"] for key, value in results.items()}
+
+    # ------------------------------------------------------------------------------------------- export
+    def stage_export(self, folder: Path) -> dict:
+        from humocon_hf.hub import save_for_remote_code
+        from humocon_hf.model_card import render_model_card
+        from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
+
+        qa, _ = self.load_data()
+        processor = self.load_processor()
+        model = HuMoConForCausalLM.from_pretrained(self.runner.stage_dir("tune") / "model").eval()
+        # The checkpoint goes to the output folder's top level, next to the card: `from_pretrained(output_dir)`.
+        save_for_remote_code(model, self.root, processor=processor)
+        info = {"checkpoint": str(self.root)}
+
+        test = qa[self.recipe.evaluate.split]
+        row = test[0]
+        joints = row_motion(row)
+        if isinstance(joints, (str, os.PathLike)):
+            from humocon_hf.processing.motion_io import load_motion
+
+            joints = load_motion(joints).joints
+        info["preview"] = str(save_motion_preview(joints, self.root / "preview.gif"))
+        info["concept_timeline"] = str(
+            save_concept_timeline(model, processor, joints, self.root / "concept_timeline.png",
+                                  title=f"Concepts of a test motion: {row.get('caption') or row['question']}")
+        )
+        info["preview_caption"] = row.get("caption")
+        evaluation = self._load_eval()
+        card = render_model_card(
+            results=evaluation.get("model"),
+            baseline_results=evaluation.get("baseline"),
+            recipe=self.recipe,
+            command=self.options.command or "humocon demo",
+            stage_times={name: rec.wall_time_s for name, rec in self.runner.records.items()},
+            base_model=self.recipe.model.llm_name_or_path,
+            model_name=self.root.name,
+            datasets_used=self._datasets_used(),
+            model=model,
+        )
+        (self.root / "README.md").write_text(card, encoding="utf-8")
+        return info
+
+    def _load_eval(self) -> dict:
+        folder = self.runner.stage_dir("evaluate")
+        out = {}
+        for key in ("model", "baseline"):
+            path = folder / f"{key}.json"
+            if path.is_file():
+                out[key] = json.loads(path.read_text())
+        return out
+
+    def _datasets_used(self) -> list[str]:
+        used = ["humocon-procedural-motion-qa"]
+        data_info = json.loads((self.runner.stage_dir("data") / MARKER).read_text())["info"]
+        if data_info.get("cmu_trials"):
+            used.append("cmu-mocap")
+        return used
+
+    # ------------------------------------------------------------------------------------------ summary
+    def _final_results(self, total_s: float) -> dict:
+        evaluation = self._load_eval()
+        return {
+            "command": self.options.command or "humocon demo",
+            "recipe": self.recipe.to_dict(),
+            "recipe_source": self.recipe.source,
+            "output_dir": str(self.root),
+            "wall_time_s": {
+                **{name: round(rec.wall_time_s, 1) for name, rec in self.runner.records.items()},
+                "total_this_run": round(total_s, 1),
+            },
+            "reused_stages": [name for name, rec in self.runner.records.items() if rec.reused],
+            "stages": {name: rec.info for name, rec in self.runner.records.items()},
+            "metrics": {key: value["metrics"] for key, value in evaluation.items()},
+            "examples": _examples(evaluation, self.recipe.evaluate.num_examples),
+        }
+
+    def _print_summary(self, results: dict) -> None:
+        _say()
+        _say("=" * 78)
+        _say("Example questions on held-out motions (model | text-only baseline | truth):")
+        for ex in results["examples"]:
+            _say(f"  Q: {ex['question']}")
+            base = f" | baseline: {ex['baseline']!r}" if "baseline" in ex else ""
+            _say(f"     model: {ex['model']!r}{base} | truth: {ex['answer']!r}")
+        _say()
+        _say(format_summary_table(results["metrics"]))
+        _say()
+        _say("Wall time per stage (s): " + ", ".join(
+            f"{k}={v:.0f}" + (" (reused)" if k in results["reused_stages"] else "")
+            for k, v in results["wall_time_s"].items()))
+        _say(f"Checkpoint, model card, preview.gif, concept_timeline.png, results.json: {results['output_dir']}")
+        _say(f'Try: humocon ask --model {results["output_dir"]} --motion <file.bvh> "What is the person doing?"')
+        _say("=" * 78)
+
+
+# --------------------------------------------------------------------------------------------- builders
+
+
+def build_benchmark(data_args, cache_dir: Path):
+    """The procedural motion-QA `DatasetDict` (train / validation / test) for the recipe's data section."""
+    import inspect
+
+    if data_args.dataset != "procedural":
+        from humocon_hf.data.loaders import load_custom_qa
+
+        loaded = load_custom_qa(data_args.dataset)
+        if hasattr(loaded, "keys") and "test" in loaded:
+            return loaded
+        raise ValueError(
+            f"data.dataset={data_args.dataset!r}: the demo needs train and test splits; give a folder / data set with "
+            "both, or use the built-in 'procedural' benchmark"
+        )
+    from humocon_hf.data import procedural
+
+    fn = procedural.generate_motion_qa
+    wanted = {
+        "num_train_motions": data_args.num_train_motions,
+        "num_validation_motions": data_args.num_validation_motions,
+        "num_test_motions": data_args.num_test_motions,
+        "questions_per_motion": data_args.questions_per_motion,
+        "seed": data_args.seed,
+        "cache_dir": str(data_args.cache_dir or cache_dir),
+    }
+    params = inspect.signature(fn).parameters
+    kwargs = {k: v for k, v in wanted.items() if k in params}
+    missing = sorted(set(wanted) - set(kwargs) - {"cache_dir"})
+    if missing:
+        logger.warning("generate_motion_qa does not take %s; using its defaults for them", missing)
+    return fn(**kwargs)
+
+
+def _unique_motion_rows(split) -> list[dict]:
+    """One row per distinct motion of a QA split (questions share motions)."""
+    seen, out = set(), []
+    key_col = next((c for c in ("motion_id", "motion_path", "caption") if c in split.column_names), None)
+    for i, row in enumerate(split):
+        key = row[key_col] if key_col else i
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(row)
+    return out
+
+
+def _caption_rows(split) -> list[tuple[Any, str]]:
+    rows = []
+    for row in _unique_motion_rows(split):
+        caption = row.get("caption")
+        if caption:
+            rows.append((row_motion(row), caption))
+    return rows
+
+
+def build_concept_config(model_args, pargs=None):
+    """`HuMoConConceptDiscoveryConfig` for the recipe: the small preset or paper sizes, with the recipe's codebook
+    size, token stride and loss settings."""
+    from humocon_hf.modeling.configuration_humocon_encoders import HuMoConConceptDiscoveryConfig
+
+    overrides = dict(model_args.encoder_overrides or {})
+    motion = dict(overrides.pop("motion_config", {}) or {})
+    video = dict(overrides.pop("video_config", {}) or {})
+    motion["motion_token_stride"] = model_args.motion_token_stride
+    if model_args.codebook_size is not None:
+        motion["codebook_size"] = model_args.codebook_size
+        video["codebook_size"] = model_args.codebook_size
+    if model_args.vision_model_name_or_path is not None:
+        video["vision_model_name_or_path"] = model_args.vision_model_name_or_path
+    if pargs is not None:
+        if pargs.mask_ratio is not None:
+            motion["mask_ratio"] = pargs.mask_ratio
+            video["mask_ratio"] = pargs.mask_ratio
+        for name in ("lambda_dis", "lambda_act", "lambda_align"):
+            if getattr(pargs, name) is not None:
+                overrides[name] = getattr(pargs, name)
+    if model_args.encoder_preset == "small":
+        if model_args.vision_model_name_or_path is not None:
+            video.setdefault("vision_config", None)
+        return HuMoConConceptDiscoveryConfig.small(motion_config=motion, video_config=video, **overrides)
+    return HuMoConConceptDiscoveryConfig(motion_config=motion, video_config=video, **overrides)
+
+
+def build_concept_model(model_args, pargs=None):
+    from humocon_hf.modeling.modeling_humocon_encoders import HuMoConForConceptDiscovery
+
+    config = build_concept_config(model_args, pargs)
+    if model_args.vision_model_name_or_path:
+        return HuMoConForConceptDiscovery.from_vision_tower(model_args.vision_model_name_or_path, config=config)
+    return HuMoConForConceptDiscovery(config)
+
+
+def load_tokenizer(name_or_path: str):
+    from transformers import AutoTokenizer
+
+    from humocon_hf.llm import DEFAULT_LLM_NAME, convert_smollm2
+
+    if name_or_path in (None, DEFAULT_LLM_NAME):
+        return AutoTokenizer.from_pretrained(convert_smollm2())
+    return AutoTokenizer.from_pretrained(name_or_path)
+
+
+def build_processor(model_args, data_args):
+    """MotionVideoProcessor for the recipe: the LLM's tokenizer, a motion feature extractor at 20 fps truncating at
+    `data.max_frames`, a video processor sized for the video encoder's tower."""
+    from humocon_hf.processing.feature_extraction_motion import MotionFeatureExtractor
+    from humocon_hf.processing.processing_humocon import MotionVideoProcessor
+    from humocon_hf.processing.video_processing_humocon import HuMoConVideoProcessor
+
+    config = build_concept_config(model_args)
+    vision = config.video_config.vision_config
+    tokenizer = load_tokenizer(model_args.llm_name_or_path)
+    return MotionVideoProcessor(
+        tokenizer=tokenizer,
+        motion_feature_extractor=MotionFeatureExtractor(max_frames=data_args.max_frames),
+        video_feature_extractor=HuMoConVideoProcessor(size=vision.image_size, patch_size=vision.patch_size),
+        motion_token_stride=config.motion_config.motion_token_stride,
+        video_tokens_per_frame=config.video_config.video_tokens_per_frame,
+    )
+
+
+class _ListDataset:
+    """A plain list as a map-style data set (rows keep numpy arrays; no Arrow conversion)."""
+
+    def __init__(self, rows: list[dict]):
+        if not rows:
+            raise ValueError("empty training data: the benchmark produced no rows for this stage")
+        self.rows = rows
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, i):
+        return self.rows[i]
+
+
+def _collator(processor, model_args):
+    from humocon_hf.training.instruction_tuning import HuMoConQACollator
+
+    return HuMoConQACollator(processor, max_length=model_args.max_length, system_prompt=model_args.system_prompt)
+
+
+def _train(trainer, output_dir) -> dict:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    checkpoint = get_last_checkpoint(str(output_dir)) if Path(output_dir).is_dir() else None
+    if checkpoint:
+        _say(f"  resuming from {checkpoint}")
+    return trainer.train(resume_from_checkpoint=checkpoint).metrics
+
+
+def _train_info(trainer, metrics: dict) -> dict:
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    return {
+        "steps": trainer.state.global_step,
+        "train_runtime_s": metrics.get("train_runtime"),
+        "first_loss": losses[0] if losses else None,
+        "last_loss": losses[-1] if losses else None,
+        "final_train_loss": metrics.get("train_loss"),
+    }
+
+
+def _rendered_pairs(items: list[dict], processor) -> list[dict]:
+    """Frame-aligned motion-video pairs: each motion rendered to video frames (same clock, 20 fps)."""
+    from tqdm.auto import tqdm
+
+    from humocon_hf.processing.rendering import render_motion
+
+    size = processor.video_feature_extractor.size
+    side = size["height"] if isinstance(size, dict) else int(size)
+    pairs = []
+    for item in tqdm(items, desc="rendering motion-video pairs", unit="clip"):
+        joints = item["motion"]
+        if isinstance(joints, (str, os.PathLike)):
+            from humocon_hf.processing.motion_io import load_motion
+
+            joints = load_motion(joints).joints
+        frames = render_motion(joints, size=max(64, side))
+        pairs.append({"motion": joints, "video": frames, "video_fps": 20.0, "paired": True})
+    return pairs
+
+
+def _concepts_used(motion_encoder, processor, motions: list) -> int | None:
+    import torch
+
+    if not motions:
+        return None
+    batch = processor.motion_feature_extractor(motions, padding="longest", return_tensors="pt")
+    with torch.no_grad():
+        concepts = motion_encoder.get_concepts(batch["motion_values"], batch["motion_attention_mask"])
+    return int(len({int(c) for item in concepts for c in item["token_concept_ids"].tolist()}))
+
+
+def make_answer_fn(model, processor, model_args, max_new_tokens: int, with_motion: bool, progress=None):
+    """Batched greedy answers (left padding) in exactly the training prompt format (`HuMoConQACollator`)."""
+    import torch
+    from tqdm.auto import tqdm
+
+    collator = _collator(processor, model_args)
+    tokenizer = processor.tokenizer
+    bar = None
+    if progress is not None:
+        name, total, _ = progress
+        bar = tqdm(total=total, desc=f"answering: {name}", unit="q")
+
+    def answer_fn(rows: list[dict]) -> list[str]:
+        conversations = []
+        for i, row in enumerate(rows):
+            qa_row = {"question": row["question"], "answer": row.get("answer") or "?"}
+            if with_motion:
+                qa_row["motion"] = row_motion(row)
+            conv = collator.row_to_conversation(qa_row, i)
+            conversations.append([m for m in conv if m["role"] != "assistant"])
+        previous = tokenizer.padding_side
+        tokenizer.padding_side = "left"
+        try:
+            inputs = processor.apply_chat_template(conversations, add_generation_prompt=True, tokenize=True,
+                                                   return_tensors="pt")
+        finally:
+            tokenizer.padding_side = previous
+        with torch.no_grad():
+            out = model.generate(**inputs, do_sample=False, max_new_tokens=max_new_tokens,
+                                 pad_token_id=tokenizer.pad_token_id)
+        texts = tokenizer.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+        if bar is not None:
+            bar.update(len(rows))
+        return [t.strip() for t in texts]
+
+    return answer_fn
+
+
+def save_motion_preview(joints, path: Path, fps: float = 20.0) -> Path:
+    from humocon_hf.processing.rendering import save_preview
+
+    return Path(save_preview(joints, path, fps=fps) or path)
+
+
+def save_concept_timeline(model, processor, joints, path: Path, title: str | None = None) -> Path:
+    """Concept timeline (which codebook entry is active when) of one motion under the model's motion encoder."""
+    import torch
+
+    from humocon_hf.concepts import plot_concept_timeline
+
+    batch = processor.motion_feature_extractor([joints], padding="longest", return_tensors="pt")
+    with torch.no_grad():
+        concepts = model.motion_encoder.get_concepts(batch["motion_values"], batch["motion_attention_mask"])
+    segments = concepts[0]["segments"]
+    return Path(plot_concept_timeline(segments, path, fps=processor.motion_feature_extractor.fps, title=title,
+                                      codebook_size=model.config.motion_config.codebook_size))
+
+
+def _examples(evaluation: dict, n: int) -> list[dict]:
+    model = (evaluation.get("model") or {}).get("predictions") or []
+    base = (evaluation.get("baseline") or {}).get("predictions") or []
+    out = []
+    # Spread the examples over the test set (different motions / query types).
+    step = max(1, len(model) // max(1, n))
+    for i in range(0, len(model), step)[:n]:
+        ex = {"question": model[i]["question"], "answer": model[i]["answer"], "model": model[i]["prediction"]}
+        if i < len(base):
+            ex["baseline"] = base[i]["prediction"]
+        out.append(ex)
+    return out
+
+
+SUMMARY_COLUMNS = (
+    ("Overall", "accuracy"),
+    ("Action", "action"),
+    ("Direction", "direction"),
+    ("Body part", "body_part"),
+    ("Before", "before"),
+    ("After", "after"),
+    ("Other", "other"),
+)
+
+
+def format_summary_table(metrics: dict[str, dict]) -> str:
+    """Accuracy table: one row per model (+ a row with the difference when a baseline is present)."""
+    names = {"model": "HuMoCon (motion + question)", "baseline": "Text-only baseline (question only)"}
+    columns = [(h, k) for h, k in SUMMARY_COLUMNS if any(m.get(k) is not None for m in metrics.values())]
+    header = ["Held-out accuracy", *(h for h, _ in columns)]
+    rows = []
+    for key in ("model", "baseline"):
+        if key in metrics:
+            rows.append([names[key], *(_pct(metrics[key].get(k)) for _, k in columns)])
+    if "model" in metrics and "baseline" in metrics:
+        diff = []
+        for _, k in columns:
+            a, b = metrics["model"].get(k), metrics["baseline"].get(k)
+            diff.append("-" if a is None or b is None else f"{100 * (a - b):+.1f}")
+        rows.append(["Difference (points)", *diff])
+    counts = metrics.get("model", {}).get("counts") or {}
+    if counts:
+        keys = {"accuracy": "total"}
+        rows.append(["Questions", *(str(counts.get(keys.get(k, k), "-")) for _, k in columns)])
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = "+".join("-" * (w + 2) for w in widths)
+    fmt = lambda r: " | ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+    return "\n".join([fmt(header), line, *(fmt(r) for r in rows)])
+
+
+def _pct(value) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def run_demo(output_dir: str = DEFAULT_OUTPUT_DIR, recipe: str = "small", steps_scale: float = 1.0,
+             seed: int | None = None, overrides: dict | None = None, fresh: bool = False, use_cmu: bool = True,
+             max_eval_samples: int | None = None, command: str | None = None) -> dict:
+    """Run the demo pipeline and return the results dict (also written to `<output_dir>/results.json`)."""
+    from humocon_hf.auto import register_auto_classes
+
+    register_auto_classes()
+    options = DemoOptions(output_dir=output_dir, recipe=recipe, steps_scale=steps_scale, seed=seed,
+                          overrides=overrides or {}, fresh=fresh, use_cmu=use_cmu,
+                          max_eval_samples=max_eval_samples, command=command or " ".join(["humocon", *sys.argv[1:]]))
+    return DemoPipeline(options).run()
+
+
+__all__ = ["DEFAULT_OUTPUT_DIR", "DemoOptions", "DemoPipeline", "STAGES", "format_summary_table", "run_demo"]

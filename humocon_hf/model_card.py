@@ -1,0 +1,311 @@
+"""Hub model cards for HuMoCon checkpoints, filled with measured results only.
+
+`render_model_card(...)` returns the README text: YAML metadata (library_name, tags, licence, base_model,
+datasets and a `model-index` built from the evaluation results it is given), usage through `AutoModel` /
+`AutoProcessor` and the processor's chat template, the training recipe, the evaluation table, limitations, data
+licences and citations. It never writes a number it was not given: without results the card says so.
+
+The template is `humocon_hf/templates/README.md.jinja` (the repository's `model_cards/README.md.jinja` points to it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+TEMPLATE_PATH = Path(__file__).resolve().parent / "templates" / "README.md.jinja"
+
+# Licence notes, one per data source a checkpoint may have been trained or evaluated on.
+DATA_NOTES = {
+    "humocon-procedural-motion-qa": (
+        "**HuMoCon procedural motion-QA** (built into humocon-hf): motions synthesised by a parametric body model, "
+        "questions in the BABEL-QA form and vocabulary; no third-party data; Apache-2.0 like the code."
+    ),
+    "cmu-mocap": (
+        "**CMU Graphics Lab Motion Capture Database** (mocap.cs.cmu.edu): real motion capture used as stage-1 "
+        "motions and stage-2 captions (CMU's trial descriptions). Free for research and commercial use; please cite "
+        "mocap.cs.cmu.edu (NSF EIA-0196217)."
+    ),
+    "babel-qa": (
+        "**BABEL / BABEL-QA**: labels from BABEL (babel.is.tue.mpg.de) on AMASS motions; non-commercial research "
+        "use only, and the AMASS motions must be obtained from amass.is.tue.mpg.de under their licence."
+    ),
+    "kit-ml": (
+        "**KIT Motion-Language** sentences: check the KIT-ML terms before redistribution; the motions come from "
+        "AMASS / the KIT database under their own licences."
+    ),
+    "humanml3d": (
+        "**HumanML3D**: the annotation code is MIT-licensed; the motions are derived from AMASS, whose licence "
+        "(non-commercial research) applies to any model trained on them."
+    ),
+}
+ALWAYS_NOTES = (
+    "BABEL-QA, KIT-ML and HumanML3D are **not** redistributed with this model; to train on them, obtain them and "
+    "the AMASS motions yourself under their licences (BABEL and AMASS: non-commercial research only).",
+)
+
+TAGS = ["humocon", "motion-understanding", "human-motion", "video-understanding", "motion-question-answering",
+        "custom_code"]
+
+TABLE_COLUMNS = (
+    ("Overall", "accuracy"),
+    ("Action", "action"),
+    ("Direction", "direction"),
+    ("Body part", "body_part"),
+    ("Before", "before"),
+    ("After", "after"),
+    ("Other", "other"),
+)
+
+
+def _check_results(results: Mapping | None, name: str) -> Mapping | None:
+    if results is None:
+        return None
+    if not isinstance(results, Mapping) or not isinstance(results.get("metrics"), Mapping):
+        raise ValueError(
+            f"{name} must be an evaluation result with a 'metrics' mapping (humocon_hf.evaluation.evaluate_motion_qa "
+            f"output), got {type(results).__name__}"
+        )
+    for key, value in results["metrics"].items():
+        if key == "counts":
+            continue
+        if value is not None and not isinstance(value, (int, float)):
+            raise ValueError(f"{name}: metric {key!r} must be a number or None, got {value!r}")
+    return results
+
+
+def results_table(results: Mapping, baseline_results: Mapping | None = None, digits: int = 3) -> str:
+    """Markdown accuracy table: the model, the baseline (if any) and the difference, Table 1 columns."""
+    rows = [(results.get("model_name", "this model"), results["metrics"])]
+    if baseline_results is not None:
+        rows.append((baseline_results.get("model_name", "baseline"), baseline_results["metrics"]))
+    columns = [(h, k) for h, k in TABLE_COLUMNS if any(m.get(k) is not None for _, m in rows)]
+    fmt = lambda v: "-" if v is None else f"{v:.{digits}f}"  # noqa: E731
+    lines = ["| Model | " + " | ".join(h for h, _ in columns) + " |", "|---|" + "---|" * len(columns)]
+    for name, metrics in rows:
+        lines.append(f"| {name} | " + " | ".join(fmt(metrics.get(k)) for _, k in columns) + " |")
+    if baseline_results is not None:
+        a, b = results["metrics"], baseline_results["metrics"]
+        cells = ["-" if a.get(k) is None or b.get(k) is None else f"{a[k] - b[k]:+.{digits}f}" for _, k in columns]
+        lines.append("| Difference | " + " | ".join(cells) + " |")
+    counts = results["metrics"].get("counts") or {}
+    if counts:
+        lines.append("| Questions | " + " | ".join(str(counts.get("total" if k == "accuracy" else k, "-"))
+                                                  for _, k in columns) + " |")
+    return "\n".join(lines)
+
+
+def _stage_rows(recipe, stage_times: Mapping[str, float] | None) -> list[dict]:
+    if recipe is None:
+        return []
+    sections = recipe.sections if hasattr(recipe, "sections") else dict(recipe)
+    pre, tr, tu = (sections.get(s, {}) for s in ("pretrain", "translate", "tune"))
+
+    def batch(sec):
+        b = sec.get("per_device_train_batch_size", 8)
+        acc = sec.get("gradient_accumulation_steps", 1)
+        return f"{b}" if acc == 1 else f"{b} x {acc}"
+
+    def steps(sec):
+        if sec.get("max_steps", -1) not in (None, -1):
+            return str(sec["max_steps"])
+        return f"{sec.get('num_train_epochs', 3)} epochs"
+
+    def t(name):
+        if not stage_times or name not in stage_times:
+            return "-"
+        return f"{stage_times[name]:.0f} s"
+
+    rows = [
+        {"name": "1. concept discovery, phase 1", "trains": "motion encoder + reconstruction decoder",
+         "data": "motions", "steps": str(pre.get("phase1_max_steps", "-")), "lr": pre.get("phase1_learning_rate", "-"),
+         "batch": batch(pre), "time": t("pretrain")},
+    ]
+    if pre.get("phase2_max_steps"):
+        rows.append({"name": "1. concept discovery, phase 2", "trains": "both encoders, all four objectives",
+                     "data": "motions + rendered videos", "steps": str(pre["phase2_max_steps"]),
+                     "lr": pre.get("phase2_learning_rate", "-"), "batch": batch(pre), "time": "(in stage 1)"})
+    rows.append({"name": "2. modality translation", "trains": "motion / video projectors", "data": "captions",
+                 "steps": steps(tr), "lr": tr.get("learning_rate", "-"), "batch": batch(tr), "time": t("translate")})
+    rows.append({"name": "3. instruction tuning", "trains": f"LoRA rank {tu.get('lora_r', 8)} on the LLM",
+                 "data": "question / answer pairs", "steps": steps(tu), "lr": tu.get("learning_rate", "-"),
+                 "batch": batch(tu), "time": t("tune")})
+    return rows
+
+
+def _num_parameters(model) -> str:
+    if model is None:
+        return "-"
+    n = sum(p.numel() for p in model.parameters())
+    return f"{n / 1e6:.1f} M" if n < 1e9 else f"{n / 1e9:.2f} B"
+
+
+def build_metadata(
+    results: Mapping | None,
+    *,
+    base_model: str | None,
+    model_name: str,
+    datasets_used: Sequence[str],
+    license: str,
+) -> dict[str, Any]:
+    """The card's YAML header as a dict (model-index only from the given results)."""
+    meta: dict[str, Any] = {
+        "library_name": "transformers",
+        "license": license,
+        "pipeline_tag": "video-text-to-text",
+        "tags": list(TAGS),
+    }
+    if base_model:
+        meta["base_model"] = "HuggingFaceTB/SmolLM2-135M-Instruct" if base_model == "SmolLM2-135M-Instruct" else base_model
+    if datasets_used:
+        meta["datasets"] = list(datasets_used)
+    if results is not None:
+        from humocon_hf.evaluation import model_index
+
+        meta["model-index"] = model_index(results, model_name=model_name)
+    return meta
+
+
+def render_model_card(
+    results: Mapping | None = None,
+    *,
+    baseline_results: Mapping | None = None,
+    recipe=None,
+    command: str | None = None,
+    stage_times: Mapping[str, float] | None = None,
+    base_model: str | None = None,
+    model_name: str = "humocon",
+    repo_id: str | None = None,
+    datasets_used: Sequence[str] = ("humocon-procedural-motion-qa",),
+    model=None,
+    license: str = "apache-2.0",
+    template_path: str | os.PathLike | None = None,
+) -> str:
+    """Render the Hub README of a HuMoCon checkpoint.
+
+    Args:
+        results: the model's evaluation (`humocon_hf.evaluation.evaluate_motion_qa` output); becomes the
+            `model-index` and the evaluation table. `None`: the card says no results were recorded.
+        baseline_results: the text-only baseline's evaluation, shown next to the model's (not in the model-index).
+        recipe: the `Recipe` (or its `{section: dict}`) the checkpoint was trained with.
+        command: the exact command that produced the checkpoint.
+        stage_times: measured wall time per stage in seconds.
+        base_model: the LLM the model was built from.
+        model_name / repo_id: shown in the title and usage (`repo_id` defaults to `model_name`).
+        datasets_used: keys of `DATA_NOTES` (licence notes) / Hub data set ids.
+        model: the model itself, for its parameter count and config facts (optional).
+    """
+    import jinja2
+    import yaml
+
+    results = _check_results(results, "results")
+    baseline_results = _check_results(baseline_results, "baseline_results")
+    sections = recipe.sections if hasattr(recipe, "sections") else (dict(recipe) if recipe else {})
+    model_sec = sections.get("model", {})
+    base_model = base_model or model_sec.get("llm_name_or_path")
+    config = getattr(model, "config", None)
+
+    meta = build_metadata(results, base_model=base_model, model_name=model_name, datasets_used=datasets_used,
+                          license=license)
+    metadata_yaml = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)
+
+    codebook = getattr(getattr(config, "motion_config", None), "codebook_size", None) or model_sec.get("codebook_size")
+    if codebook is None:
+        codebook = 512 if model_sec.get("encoder_preset") == "paper" else 64
+    text_config = getattr(config, "text_config", None)
+    llm_desc = (
+        f"{text_config.model_type}, {text_config.num_hidden_layers} layers, hidden size {text_config.hidden_size}"
+        if text_config is not None else "causal LM"
+    )
+    data_notes = [DATA_NOTES[d] for d in datasets_used if d in DATA_NOTES] + list(ALWAYS_NOTES)
+    eval_ds = (results or {}).get("dataset", {})
+    counts = ((results or {}).get("metrics") or {}).get("counts") or {}
+    pre = sections.get("pretrain", {})
+
+    context = {
+        "metadata_yaml": metadata_yaml,
+        "model_name": model_name,
+        "repo_id": repo_id or model_name,
+        "base_model": base_model or "unknown",
+        "llm_desc": llm_desc,
+        "codebook_size": codebook,
+        "motion_token_stride": getattr(config, "motion_token_stride", None) or model_sec.get("motion_token_stride", 4),
+        "motion_fps": 20,
+        "video_tokens_per_frame": getattr(config, "video_tokens_per_frame", 1),
+        "video_num_frames": 8,
+        "num_parameters": _num_parameters(model),
+        "system_prompt": model_sec.get("system_prompt"),
+        "recipe_name": getattr(recipe, "name", None) or "custom",
+        "command": command,
+        "stages": _stage_rows(recipe, stage_times),
+        "stage_times": bool(stage_times),
+        "data_summary": None,
+        "results_table": results_table(results, baseline_results) if results is not None else None,
+        "has_baseline": baseline_results is not None,
+        "eval_dataset": eval_ds.get("name", "evaluation set"),
+        "eval_split": eval_ds.get("split", "test"),
+        "eval_count": counts.get("total", eval_ds.get("num_examples", "-")),
+        "small_recipe": model_sec.get("encoder_preset", "small") == "small",
+        "video_trained": bool(pre.get("use_video")) and bool(pre.get("phase2_max_steps")),
+        "data_notes": data_notes,
+        "uses_cmu": "cmu-mocap" in datasets_used,
+    }
+    path = Path(template_path) if template_path is not None else TEMPLATE_PATH
+    if not path.is_file():
+        raise FileNotFoundError(f"model card template {path} not found (is humocon-hf installed with its package data?)")
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    return env.from_string(path.read_text(encoding="utf-8")).render(**context)
+
+
+def parse_card_metadata(card: str) -> dict:
+    """The YAML header of a rendered card, parsed back (what the Hub reads)."""
+    import yaml
+
+    if not card.startswith("---\n"):
+        raise ValueError("a model card starts with a '---' YAML header")
+    end = card.index("\n---", 4)
+    return yaml.safe_load(card[4:end])
+
+
+def card_from_output_dir(output_dir: str | os.PathLike, repo_id: str | None = None) -> str:
+    """Re-render the card of a `humocon demo` (or `humocon evaluate`) output folder from its `results.json`."""
+    folder = Path(output_dir)
+    path = folder / "results.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: run `humocon demo` / `humocon evaluate` for this folder first")
+    saved = json.loads(path.read_text())
+    evaluation = {}
+    for key in ("model", "baseline"):
+        candidate = folder / "stages" / "evaluate" / f"{key}.json"
+        if candidate.is_file():
+            evaluation[key] = json.loads(candidate.read_text())
+    if not evaluation and isinstance(saved.get("evaluation"), Mapping):
+        evaluation = saved["evaluation"]
+    recipe_sections = saved.get("recipe") or {}
+    stage_times = {k: v for k, v in (saved.get("wall_time_s") or {}).items() if k != "total_this_run"}
+    datasets_used = ["humocon-procedural-motion-qa"]
+    if ((saved.get("stages") or {}).get("data") or {}).get("cmu_trials"):
+        datasets_used.append("cmu-mocap")
+    return render_model_card(
+        results=evaluation.get("model"),
+        baseline_results=evaluation.get("baseline"),
+        recipe=_SectionsRecipe(recipe_sections, Path(saved.get("recipe_source", "custom")).stem),
+        command=saved.get("command"),
+        stage_times=stage_times,
+        model_name=repo_id.split("/")[-1] if repo_id else folder.name,
+        repo_id=repo_id,
+        datasets_used=datasets_used,
+    )
+
+
+class _SectionsRecipe:
+    def __init__(self, sections: dict, name: str):
+        self.sections = sections
+        self.name = name
+
+
+__all__ = ["DATA_NOTES", "TEMPLATE_PATH", "build_metadata", "card_from_output_dir", "parse_card_metadata",
+           "render_model_card", "results_table"]

@@ -1,0 +1,400 @@
+"""Training recipes: one YAML (or JSON) file describes all three HuMoCon stages and the evaluation.
+
+A recipe has one section per concern, each parsed with `transformers.HfArgumentParser` into dataclasses (the
+HF way), so every key is checked against a real field and unknown keys fail with the section and file named:
+
+```yaml
+model:      # -> ModelArguments: which LLM, vision tower and encoder size
+data:       # -> DataArguments: the built-in benchmark, real CMU mocap, or your own QA file
+pretrain:   # -> TrainingArguments + PretrainArguments (stage 1, concept discovery; two phases)
+translate:  # -> TrainingArguments + TranslateArguments (stage 2, projectors on captions)
+tune:       # -> TrainingArguments + TuneArguments (stage 3, LoRA instruction tuning)
+evaluate:   # -> EvaluateArguments (held-out accuracy, text-only baseline)
+```
+
+Two recipes ship with the package: `small` (what `humocon demo` runs on 2 CPU cores) and `paper` (the
+paper's models and hyper-parameters, for GPUs). `load_recipe("small")`, `load_recipe("path/to/my.yaml")`.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from transformers import HfArgumentParser, TrainingArguments
+
+RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
+SHIPPED_RECIPES = ("small", "paper")
+SECTIONS = ("model", "data", "pretrain", "translate", "tune", "evaluate")
+
+
+class RecipeError(ValueError):
+    """A recipe file that cannot be used (unknown keys, wrong types, missing file): the message says what to fix."""
+
+
+# ------------------------------------------------------------------------------------------------ dataclasses
+
+
+@dataclass
+class ModelArguments:
+    """Which models the stages build on."""
+
+    llm_name_or_path: str = field(
+        default="SmolLM2-135M-Instruct",
+        metadata={"help": "LLM: 'SmolLM2-135M-Instruct' (embedded, offline) or any Hub id / local folder "
+                  "(paper: meta-llama/Llama-3.1-8B-Instruct)."},
+    )
+    vision_model_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "SigLIP vision tower for the video encoder (paper: google/siglip-base-patch16-224). "
+                  "None: a small SigLIP initialised from scratch (offline)."},
+    )
+    encoder_preset: str = field(
+        default="small", metadata={"help": "'small' (CPU-sized encoders) or 'paper' (paper sizes, codebook 512)."}
+    )
+    codebook_size: int | None = field(default=None, metadata={"help": "Concept codebook size (paper: 512)."})
+    motion_token_stride: int = field(default=4, metadata={"help": "Motion frames per LLM token."})
+    encoder_overrides: dict = field(
+        default_factory=dict,
+        metadata={"help": "Extra HuMoConConceptDiscoveryConfig fields (e.g. {motion_config: {hidden_size: 128}})."},
+    )
+    dtype: str = field(default="float32", metadata={"help": "Weights dtype of the LLM: float32, bfloat16, float16."})
+    system_prompt: str | None = field(
+        default=None, metadata={"help": "System message put in front of every conversation (None: the LLM's default)."}
+    )
+    max_length: int | None = field(default=None, metadata={"help": "Truncate training sequences to this many tokens."})
+
+    def __post_init__(self):
+        if self.encoder_preset not in ("small", "paper"):
+            raise RecipeError(f"model.encoder_preset must be 'small' or 'paper', got {self.encoder_preset!r}")
+        if self.dtype not in ("float32", "bfloat16", "float16"):
+            raise RecipeError(f"model.dtype must be float32, bfloat16 or float16, got {self.dtype!r}")
+        if self.motion_token_stride < 1:
+            raise RecipeError(f"model.motion_token_stride must be >= 1, got {self.motion_token_stride}")
+
+
+@dataclass
+class DataArguments:
+    """Where the training and evaluation data come from."""
+
+    dataset: str = field(
+        default="procedural",
+        metadata={"help": "'procedural' (the built-in motion-QA benchmark) or a custom QA file / folder "
+                  "(JSON lines with motion_path/video_path + question/answer or conversations)."},
+    )
+    num_train_motions: int = field(default=400, metadata={"help": "Procedural benchmark: training motions."})
+    num_validation_motions: int = field(default=40, metadata={"help": "Procedural benchmark: validation motions."})
+    num_test_motions: int = field(default=80, metadata={"help": "Procedural benchmark: held-out test motions."})
+    questions_per_motion: int = field(default=3, metadata={"help": "Procedural benchmark: questions per motion."})
+    seed: int = field(default=0, metadata={"help": "Seed of the benchmark generator."})
+    cmu_bvh_dir: str | None = field(
+        default="auto",
+        metadata={"help": "Folder of real CMU BVH files used as extra stage-1 motions and stage-2 captions; 'auto' "
+                  "looks for ../shared/data/cmu_bvh (or $HUMOCON_SHARED_DATA/cmu_bvh); null disables."},
+    )
+    cmu_descriptions_csv: str | None = field(
+        default="auto", metadata={"help": "CMU_data.csv with the trial descriptions ('auto': next to cmu_bvh_dir)."}
+    )
+    max_frames: int = field(default=196, metadata={"help": "Longest motion (frames at 20 fps) fed to the encoders."})
+    cache_dir: str | None = field(default=None, metadata={"help": "Where generated data are cached."})
+
+    def __post_init__(self):
+        for name in ("num_train_motions", "num_test_motions", "questions_per_motion", "max_frames"):
+            if getattr(self, name) < 1:
+                raise RecipeError(f"data.{name} must be >= 1, got {getattr(self, name)}")
+        if self.num_validation_motions < 0:
+            raise RecipeError(f"data.num_validation_motions must be >= 0, got {self.num_validation_motions}")
+
+
+@dataclass
+class PretrainArguments:
+    """Stage 1 (concept discovery): the paper's two phases. The shared `TrainingArguments` of the section give
+    the batch size, logging, checkpointing; the phases set their own step counts and learning rates."""
+
+    phase1_max_steps: int = field(default=60000, metadata={"help": "Phase 1: motion encoder, reconstruction only."})
+    phase1_learning_rate: float = field(default=1e-4, metadata={"help": "Phase 1 learning rate (paper 1e-4)."})
+    phase2_max_steps: int = field(default=8000, metadata={"help": "Phase 2: both encoders, total loss."})
+    phase2_learning_rate: float = field(default=1e-5, metadata={"help": "Phase 2 learning rate (paper 1e-5)."})
+    mask_ratio: float | None = field(default=None, metadata={"help": "Masked-reconstruction ratio (None: config default)."})
+    lambda_dis: float | None = field(default=None, metadata={"help": "Weight of the discriminative loss."})
+    lambda_act: float | None = field(default=None, metadata={"help": "Weight of the velocity (actionable) loss."})
+    lambda_align: float | None = field(default=None, metadata={"help": "Weight of the video-motion alignment loss."})
+    use_video: bool = field(
+        default=True,
+        metadata={"help": "Train the video encoder in phase 2 on frame-aligned renderings of the motions."},
+    )
+    num_video_motions: int = field(
+        default=64, metadata={"help": "How many training motions are rendered to videos for phase 2 (paired data)."}
+    )
+
+    def __post_init__(self):
+        if self.phase1_max_steps < 0 or self.phase2_max_steps < 0:
+            raise RecipeError("pretrain.phase1_max_steps / phase2_max_steps must be >= 0")
+
+
+@dataclass
+class TranslateArguments:
+    """Stage 2 (modality translation): projectors trained on captions; encoders and LLM frozen."""
+
+    caption_repeats: int = field(
+        default=1, metadata={"help": "How often each real (CMU) caption appears in the stage-2 data per epoch."}
+    )
+
+
+@dataclass
+class TuneArguments:
+    """Stage 3 (instruction tuning): LoRA on the LLM; encoders and projectors frozen."""
+
+    lora_r: int = field(default=8, metadata={"help": "LoRA rank (paper 8)."})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout."})
+    lora_target_modules: str | None = field(
+        default=None, metadata={"help": "Regex of LLM modules to adapt (None: the LLM's attention projections)."}
+    )
+    merge_adapter: bool = field(default=True, metadata={"help": "Merge LoRA into the LLM for the final checkpoint."})
+
+
+@dataclass
+class EvaluateArguments:
+    """Held-out evaluation and the text-only baseline."""
+
+    split: str = field(default="test", metadata={"help": "Split to evaluate on."})
+    batch_size: int = field(default=16, metadata={"help": "Questions answered per generate() call."})
+    max_new_tokens: int = field(default=8, metadata={"help": "Longest generated answer (answers are 1-3 words)."})
+    max_samples: int | None = field(default=None, metadata={"help": "Evaluate at most this many questions."})
+    baseline: str = field(
+        default="text_only",
+        metadata={"help": "'text_only': the same LLM LoRA-tuned with the same recipe on the questions without the "
+                  "motion (a blind baseline that learns answer priors); 'zero_shot': the LLM as is; 'none'."},
+    )
+    num_examples: int = field(default=5, metadata={"help": "Example questions and answers printed at the end."})
+
+    def __post_init__(self):
+        if self.baseline not in ("text_only", "zero_shot", "none"):
+            raise RecipeError(f"evaluate.baseline must be text_only, zero_shot or none, got {self.baseline!r}")
+        if self.batch_size < 1 or self.max_new_tokens < 1:
+            raise RecipeError("evaluate.batch_size and evaluate.max_new_tokens must be >= 1")
+
+
+# Dataclasses of each section, in order. TrainingArguments first: it owns `output_dir`, `learning_rate`, ...
+SECTION_CLASSES: dict[str, tuple[type, ...]] = {
+    "model": (ModelArguments,),
+    "data": (DataArguments,),
+    "pretrain": (TrainingArguments, PretrainArguments),
+    "translate": (TrainingArguments, TranslateArguments),
+    "tune": (TrainingArguments, TuneArguments),
+    "evaluate": (EvaluateArguments,),
+}
+TRAINING_SECTIONS = ("pretrain", "translate", "tune")
+
+
+# --------------------------------------------------------------------------------------------------- Recipe
+
+
+@dataclass
+class Recipe:
+    """A parsed recipe. `sections` keeps the raw dicts so stages can re-parse `TrainingArguments` with their own
+    `output_dir`; the typed views are the properties below."""
+
+    name: str
+    source: str
+    sections: dict[str, dict[str, Any]]
+
+    def parse(self, section: str, **overrides) -> tuple:
+        """Parse one section (plus `overrides`) into its dataclasses."""
+        return _parse_section(section, {**self.sections.get(section, {}), **overrides}, self.source)
+
+    @property
+    def model(self) -> ModelArguments:
+        return self.parse("model")[0]
+
+    @property
+    def data(self) -> DataArguments:
+        return self.parse("data")[0]
+
+    @property
+    def evaluate(self) -> EvaluateArguments:
+        return self.parse("evaluate")[0]
+
+    def training_args(self, section: str, output_dir: str | os.PathLike, **overrides) -> tuple[TrainingArguments, Any]:
+        """`(TrainingArguments, stage arguments)` of a training section with `output_dir` set (the recipe's own
+        `output_dir`, if any, is replaced: the pipeline decides where each stage writes)."""
+        if section not in TRAINING_SECTIONS:
+            raise RecipeError(f"{section!r} is not a training section; expected one of {TRAINING_SECTIONS}")
+        values = {**self.sections.get(section, {}), **overrides, "output_dir": str(output_dir)}
+        return _parse_section(section, values, self.source)
+
+    def scaled(self, steps_scale: float) -> Recipe:
+        """A copy with every step budget multiplied by `steps_scale` (at least 1 step where it was > 0)."""
+        if not (steps_scale > 0 and math.isfinite(steps_scale)):
+            raise RecipeError(f"steps_scale must be a positive number, got {steps_scale}")
+        sections = copy.deepcopy(self.sections)
+        for section, keys in (
+            ("pretrain", ("phase1_max_steps", "phase2_max_steps")),
+            ("translate", ("max_steps",)),
+            ("tune", ("max_steps",)),
+        ):
+            for key in keys:
+                value = sections.get(section, {}).get(key)
+                if isinstance(value, int) and value > 0:
+                    sections[section][key] = max(1, int(round(value * steps_scale)))
+        return Recipe(self.name, self.source, sections)
+
+    def with_overrides(self, overrides: dict[str, dict[str, Any]]) -> Recipe:
+        """A copy with `{section: {key: value}}` merged in (checked like the file itself)."""
+        sections = copy.deepcopy(self.sections)
+        for section, values in overrides.items():
+            if section not in SECTIONS:
+                raise RecipeError(f"unknown recipe section {section!r}; expected one of {SECTIONS}")
+            sections.setdefault(section, {}).update(values)
+        recipe = Recipe(self.name, self.source, sections)
+        recipe.validate()
+        return recipe
+
+    def validate(self) -> Recipe:
+        for section in SECTIONS:
+            if section in TRAINING_SECTIONS:
+                # Keys and types only: mixed precision is a property of the machine that will run the stage
+                # (the paper recipe asks for bf16 on GPUs and must still be readable on a laptop).
+                self.training_args(section, output_dir="unused", bf16=False, fp16=False, tf32=None)
+            else:
+                self.parse(section)
+        return self
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return copy.deepcopy(self.sections)
+
+    def fingerprint(self, *sections: str) -> str:
+        """Stable hash of some sections (stage markers use it to tell whether a finished stage still applies)."""
+        import hashlib
+
+        chosen = {s: self.sections.get(s, {}) for s in (sections or SECTIONS)}
+        return hashlib.sha256(json.dumps(chosen, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _parse_section(section: str, values: dict[str, Any], source: str) -> tuple:
+    if section not in SECTION_CLASSES:
+        raise RecipeError(f"{source}: unknown recipe section {section!r}; expected one of {SECTIONS}")
+    if not isinstance(values, dict):
+        raise RecipeError(f"{source}: section {section!r} must be a mapping of keys to values, got {type(values).__name__}")
+    classes = SECTION_CLASSES[section]
+    known = {f.name for cls in classes for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise RecipeError(
+            f"{source}: unknown key(s) {unknown} in section {section!r}. Allowed keys come from "
+            f"{', '.join(c.__name__ for c in classes)}; check the spelling (see `humocon <command> --help` and the "
+            f"shipped recipes in {RECIPE_DIR})."
+        )
+    parser = HfArgumentParser(classes)
+    try:
+        return tuple(parser.parse_dict(values, allow_extra_keys=False))
+    except RecipeError:
+        raise
+    except (TypeError, ValueError) as err:
+        hint = ""
+        if "bf16" in str(err) or "fp16" in str(err):
+            hint = (f" (this recipe asks for mixed precision, which needs a GPU here: add "
+                    f"`--override {section}.bf16=false --override {section}.fp16=false` or use the 'small' recipe)")
+        raise RecipeError(f"{source}: section {section!r}: {err}{hint}") from err
+
+
+def _read_file(path: Path) -> dict:
+    text = path.read_text(encoding="utf-8")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".json":
+            data = json.loads(text)
+        elif suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            raise RecipeError(f"{path}: recipe files must end in .yaml, .yml or .json")
+    except RecipeError:
+        raise
+    except Exception as err:  # yaml.YAMLError / json.JSONDecodeError: say which file is broken
+        raise RecipeError(f"{path}: cannot parse the recipe: {err}") from err
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise RecipeError(f"{path}: a recipe is a mapping with sections {SECTIONS}, got {type(data).__name__}")
+    return data
+
+
+def resolve_recipe_path(name_or_path: str | os.PathLike) -> Path:
+    """'small' / 'paper' -> the shipped file; anything else must be an existing .yaml/.yml/.json file."""
+    text = str(name_or_path)
+    if text in SHIPPED_RECIPES:
+        return RECIPE_DIR / f"{text}.yaml"
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise RecipeError(
+            f"recipe {text!r} not found: give a shipped recipe name ({', '.join(SHIPPED_RECIPES)}) or the path of a "
+            ".yaml/.json recipe file"
+        )
+    return path
+
+
+def load_recipe(name_or_path: str | os.PathLike = "small", overrides: dict[str, dict[str, Any]] | None = None) -> Recipe:
+    """Read and validate a recipe (shipped name or file path). `overrides`: `{section: {key: value}}`."""
+    path = resolve_recipe_path(name_or_path)
+    data = _read_file(path)
+    unknown = sorted(set(data) - set(SECTIONS))
+    if unknown:
+        raise RecipeError(f"{path}: unknown section(s) {unknown}; a recipe has the sections {list(SECTIONS)}")
+    sections = {s: dict(data.get(s) or {}) for s in SECTIONS}
+    name = str(name_or_path) if str(name_or_path) in SHIPPED_RECIPES else path.stem
+    recipe = Recipe(name=name, source=str(path), sections=sections)
+    if overrides:
+        return recipe.with_overrides(overrides)
+    return recipe.validate()
+
+
+def parse_override(text: str) -> tuple[str, str, Any]:
+    """'tune.max_steps=20' -> ('tune', 'max_steps', 20); the value is read as YAML (numbers, true, null, lists)."""
+    import yaml
+
+    if "=" not in text or "." not in text.split("=", 1)[0]:
+        raise RecipeError(f"override {text!r} must look like section.key=value (e.g. tune.max_steps=20)")
+    key, raw = text.split("=", 1)
+    section, name = key.split(".", 1)
+    if section not in SECTIONS:
+        raise RecipeError(f"override {text!r}: unknown section {section!r}; expected one of {SECTIONS}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as err:
+        raise RecipeError(f"override {text!r}: cannot read the value: {err}") from err
+    return section, name, value
+
+
+def overrides_from_strings(items: list[str] | None) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for item in items or []:
+        section, key, value = parse_override(item)
+        out.setdefault(section, {})[key] = value
+    return out
+
+
+__all__ = [
+    "DataArguments",
+    "EvaluateArguments",
+    "ModelArguments",
+    "PretrainArguments",
+    "Recipe",
+    "RecipeError",
+    "SECTIONS",
+    "SHIPPED_RECIPES",
+    "TranslateArguments",
+    "TuneArguments",
+    "load_recipe",
+    "overrides_from_strings",
+    "parse_override",
+    "resolve_recipe_path",
+]
