@@ -51,13 +51,13 @@ TABLE1_COLUMNS = (
 )
 VIDEO_QA_COLUMNS = (("Accuracy", "accuracy"), ("Score", "score"))
 
-# Paper Table 3 variants -> overrides handed to `train_fn`. The keys name the objective switched off;
-# the training code maps them onto its own config (see `run_ablation`).
+# Paper Table 3 variants -> overrides handed to `train_fn`: field names of
+# `HuMoConConceptDiscoveryConfig` (velocity reconstruction = the actionable-informativeness objective).
 ABLATION_VARIANTS: dict[str, dict[str, Any]] = {
     "full": {},
-    "w/o masked reconstruction": {"masked_reconstruction": False},
-    "w/o velocity reconstruction": {"velocity_reconstruction": False},
-    "w/o alignment": {"alignment": False},
+    "w/o masked reconstruction": {"use_masked_reconstruction": False},
+    "w/o velocity reconstruction": {"use_actionable": False},
+    "w/o alignment": {"use_alignment": False},
 }
 
 
@@ -361,7 +361,8 @@ def run_ablation(
     """Train every variant on the same data and seed and evaluate it (paper Table 3).
 
     `train_fn(overrides) -> answer_fn` trains one model; `overrides` is a fresh copy of the variant's dict
-    from `variants` (default `ABLATION_VARIANTS`, e.g. ``{"alignment": False}``) plus ``"seed": seed``.
+    from `variants` (default `ABLATION_VARIANTS`, e.g. ``{"use_alignment": False}``, fields of
+    `HuMoConConceptDiscoveryConfig`) plus ``"seed": seed``.
     The global RNGs are re-seeded before each variant. With `out_dir`, writes `ablation.json` and
     `ablation_table.md`. Returns ``{variant: results}``.
     """

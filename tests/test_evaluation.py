@@ -162,19 +162,19 @@ def test_run_ablation_with_stand_in_training(tmp_path, capsys):
         calls.append(dict(overrides))
         noise = random.random()  # identical for every variant because the runner re-seeds
         calls[-1]["noise"] = noise
-        preds = {r[0]: (r[2] if overrides.get("alignment", True) else "jump") for r in ROWS}
+        preds = {r[0]: (r[2] if overrides.get("use_alignment", True) else "jump") for r in ROWS}
         return lambda rows: [preds[r["id"]] for r in rows]
 
     out = run_ablation(train_fn, _dataset(), seed=7, out_dir=tmp_path)
     assert list(out) == list(ABLATION_VARIANTS)
     assert [c["seed"] for c in calls] == [7] * 4 and len({c["noise"] for c in calls}) == 1
-    assert calls[3] == {"alignment": False, "seed": 7, "noise": calls[0]["noise"]}
+    assert calls[3] == {"use_alignment": False, "seed": 7, "noise": calls[0]["noise"]}
     assert out["full"]["metrics"]["accuracy"] == 1.0 and out["w/o alignment"]["metrics"]["accuracy"] == 0.0
     printed = capsys.readouterr().out
     assert printed.splitlines()[0].split("|")[1].strip() == "Variant"
     assert _cells(printed, "w/o velocity reconstruction")[1:] == ["1.000"] * 7
     saved = json.loads((tmp_path / "ablation.json").read_text())
-    assert saved["w/o alignment"]["variant_overrides"] == {"alignment": False}
+    assert saved["w/o alignment"]["variant_overrides"] == {"use_alignment": False}
     assert format_ablation_table(saved) == (tmp_path / "ablation_table.md").read_text().strip()
     with pytest.raises(ValueError, match="returned NoneType, expected an answer_fn"):
         run_ablation(lambda o: None, _dataset(), variants={"full": {}}, print_table=False)
@@ -230,3 +230,12 @@ def test_answer_fn_from_model_plumbing():
     assert build_conversation(video_row)[0]["content"][0] == {"type": "video", "video": "/v.mp4"}
     with pytest.raises(ValueError, match="'question' must be a non-empty string"):
         build_conversation({"id": "9", "question": ""})
+
+
+def test_ablation_overrides_are_concept_discovery_config_fields():
+    from humocon_hf.modeling.configuration_humocon_encoders import HuMoConConceptDiscoveryConfig
+
+    config = HuMoConConceptDiscoveryConfig()
+    for variant, overrides in ABLATION_VARIANTS.items():
+        for key, value in overrides.items():
+            assert getattr(config, key) is True and value is False, (variant, key)
