@@ -1,0 +1,694 @@
+"""Built-in procedural motion-QA benchmark: seeded SMPL-22 motions with BABEL-QA-style questions.
+
+Each motion is a sequence of 2-4 action segments (locomotion with a body-relative direction, one-sided
+arm / leg actions, posture changes) performed by a randomly proportioned body with random speed,
+amplitude, start pose, facing and start position, blended with smooth (cosine) transitions of pose and
+root velocity. Labels are known by construction, so every question has exactly one correct answer:
+
+* relations follow BABEL-QA: "before X" is the segment immediately before the segment where X happens,
+  "after X" the one immediately after, "in between" (``after A and before B``) the one segment between
+  them, "while" (relation type ``"none"``) the segment X itself. A question is only emitted when every
+  filter names a single segment of the motion and the queried attribute exists.
+* directions are relative to the body (forward = facing direction, left = the person's own left,
+  +X of the heading frame computed from the hips); the person keeps facing the same way while moving.
+* body parts: wave / knock / catch / take / place -> "<side> hand", throw -> "<side> arm",
+  kick -> "<side> leg" (kicking leg), kneel -> "<side> leg" (the knee put on the floor),
+  one-footed jump (hop) -> "<side> foot" (the foot hopped on).
+
+Public API: `generate_motion_qa` (a cached `datasets.DatasetDict`), `MotionQAGenerator` and
+`generate_motion` (one motion and its segments), `make_questions`, `make_caption`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from humocon_hf.processing.smpl22 import DEFAULT_FPS
+
+from .procedural_actions import (
+    ACTION_DIRECTIONS,
+    ALL_ACTIONS,
+    DOWN_ACTIONS,
+    SIDED_ACTIONS,
+    Posture,
+    Style,
+    make_action,
+    ramp,
+)
+from .procedural_body import Body, Pose, solve_joints
+
+__all__ = [
+    "GENERATOR_VERSION",
+    "MotionQAGenerator",
+    "MotionSpec",
+    "SegmentSpec",
+    "generate_motion",
+    "generate_motion_qa",
+    "make_caption",
+    "make_questions",
+]
+
+# Bump when the generated data changes for the same parameters (it is part of the cache key).
+GENERATOR_VERSION = "1"
+
+QUERY_TYPES = ("action", "direction", "body_part")
+RELATION_TYPES = ("none", "before", "after", "in between")
+
+# How often each action is drawn (relative), roughly following BABEL-QA's answer frequencies.
+DEFAULT_ACTION_WEIGHTS = {
+    "walk": 3.0, "jog": 1.0, "run": 1.0, "jump": 2.0, "jumping jacks": 0.8, "crawl": 0.8,
+    "wave": 1.0, "knock": 0.8, "catch": 0.8, "throw": 1.0, "take/pick something up": 1.2,
+    "place something": 1.2, "kick": 1.0, "squat": 0.8, "crouch": 0.8, "kneel": 0.8, "sit": 1.2,
+}  # fmt: skip
+_QUERY_WEIGHTS = {"action": 0.45, "direction": 0.25, "body_part": 0.3}
+
+
+@dataclass
+class SegmentSpec:
+    """One requested segment: `side` is +1 (left) / -1 (right) for sided actions and hops, else None."""
+
+    action: str
+    direction: str | None = None
+    side: int | None = None
+    duration: float | None = None  # seconds; sampled when None
+
+    @property
+    def body_part(self) -> str | None:
+        from .procedural_actions import body_part_for
+
+        return body_part_for(self.action, self.side)
+
+
+@dataclass
+class MotionSpec:
+    """A full motion request; unset fields are sampled."""
+
+    segments: list
+    heading: float | None = None  # radians; facing (sin h, 0, cos h)
+    start_xz: tuple | None = None
+    scale: float | None = None  # body stature factor
+    start_down: str | None = None  # when the first segment is "stand up": "sit", "kneel" or "crouch"
+
+
+def _parse_segment(seg: Any, where: str) -> SegmentSpec:
+    """Accept a SegmentSpec, a dict {action, direction, body_part|side, duration} or a tuple."""
+    if isinstance(seg, SegmentSpec):
+        spec = SegmentSpec(seg.action, seg.direction, seg.side, seg.duration)
+    else:
+        if isinstance(seg, (tuple, list)):
+            keys = ("action", "direction", "body_part", "duration")
+            seg = dict(zip(keys, seg))
+        if not isinstance(seg, dict) or "action" not in seg:
+            raise ValueError(f"{where}: expected a SegmentSpec, a dict with 'action' or an (action, direction, body_part) tuple, got {seg!r}")
+        side = seg.get("side")
+        bp = seg.get("body_part")
+        if bp is not None:
+            first = str(bp).split(" ")[0]
+            if first not in ("left", "right"):
+                raise ValueError(f"{where}: body_part {bp!r} must start with 'left' or 'right'")
+            side = 1 if first == "left" else -1
+        spec = SegmentSpec(seg["action"], seg.get("direction"), side, seg.get("duration"))
+    if spec.action not in ALL_ACTIONS:
+        raise ValueError(f"{where}: unknown action {spec.action!r}; expected one of {list(ALL_ACTIONS)}")
+    allowed = ACTION_DIRECTIONS.get(spec.action, (None,))
+    if spec.direction not in allowed:
+        raise ValueError(f"{where}: action {spec.action!r} cannot have direction {spec.direction!r}; allowed: {list(allowed)}")
+    if spec.side is not None and spec.side not in (1, -1):
+        raise ValueError(f"{where}: side must be +1 (left) or -1 (right), got {spec.side!r}")
+    if spec.action in SIDED_ACTIONS and spec.side is None:
+        raise ValueError(f"{where}: action {spec.action!r} needs a side (body_part 'left ...' or 'right ...')")
+    if spec.side is not None and spec.action not in SIDED_ACTIONS and spec.action != "jump":
+        raise ValueError(f"{where}: action {spec.action!r} has no body part / side")
+    if spec.action == "jump" and spec.side is not None and spec.direction not in (None, "forward"):
+        raise ValueError(f"{where}: one-footed jumps (hops) go forward or stay in place, got {spec.direction!r}")
+    if spec.side is not None and spec.body_part is not None and isinstance(seg, dict) and seg.get("body_part"):
+        if seg["body_part"] != spec.body_part:
+            raise ValueError(f"{where}: action {spec.action!r} uses the {spec.body_part!r}, not {seg['body_part']!r}")
+    if spec.duration is not None and not (np.isfinite(spec.duration) and spec.duration > 0):
+        raise ValueError(f"{where}: duration must be a positive number of seconds, got {spec.duration!r}")
+    return spec
+
+
+def _check_sequence(segs: list[SegmentSpec]) -> None:
+    if not segs:
+        raise ValueError("motion spec: needs at least one segment")
+    for i, s in enumerate(segs):
+        if s.action == "stand up" and i > 0 and segs[i - 1].action not in DOWN_ACTIONS:
+            raise ValueError(f"motion spec: segment {i} 'stand up' must follow one of {DOWN_ACTIONS} (or come first)")
+        if i > 0 and segs[i - 1].action in DOWN_ACTIONS and s.action != "stand up":
+            raise ValueError(f"motion spec: segment {i} follows {segs[i - 1].action!r}, so it must be 'stand up'")
+
+
+class MotionQAGenerator:
+    """Samples motions (joints + labelled segments), questions and captions.
+
+    Args:
+        fps: frame rate of the generated joints.
+        max_frames: upper bound on a motion's length (frames); default 196 = HumanML3D's 9.8 s.
+        action_weights: relative sampling weights of the actions (default `DEFAULT_ACTION_WEIGHTS`).
+    """
+
+    def __init__(self, fps: float = DEFAULT_FPS, max_frames: int = 196, action_weights: dict | None = None):
+        if not (isinstance(fps, (int, float)) and fps > 0):
+            raise ValueError(f"fps must be > 0, got {fps!r}")
+        if int(max_frames) < int(2.5 * fps):
+            raise ValueError(f"max_frames must allow at least 2.5 s of motion ({int(2.5 * fps)} frames), got {max_frames}")
+        self.fps = float(fps)
+        self.max_frames = int(max_frames)
+        weights = dict(DEFAULT_ACTION_WEIGHTS if action_weights is None else action_weights)
+        unknown = set(weights) - set(ALL_ACTIONS)
+        if unknown or "stand up" in weights:
+            raise ValueError(f"action_weights: unknown or non-samplable actions {sorted(unknown | ({'stand up'} & set(weights)))}")
+        if not weights or min(weights.values()) < 0 or sum(weights.values()) <= 0:
+            raise ValueError("action_weights: need non-negative weights with a positive sum")
+        self.action_weights = weights
+
+    # ------------------------------------------------------------------ sampling a spec
+
+    def sample_spec(self, rng: np.random.Generator) -> MotionSpec:
+        n = int(rng.integers(2, 5))
+        names = list(self.action_weights)
+        w = np.array([self.action_weights[a] for a in names], dtype=np.float64)
+        segs: list[SegmentSpec] = []
+        start_down = None
+        if rng.random() < 0.1:
+            segs.append(SegmentSpec("stand up"))
+            start_down = ["sit", "kneel", "crouch"][int(rng.integers(3))]
+        while len(segs) < n:
+            if segs and segs[-1].action in DOWN_ACTIONS:
+                segs.append(SegmentSpec("stand up"))
+                continue
+            for _ in range(20):
+                a = names[int(rng.choice(len(names), p=w / w.sum()))]
+                cand = self._sample_attrs(a, rng)
+                prev = segs[-1] if segs else None
+                if prev is None or (prev.action, prev.direction, prev.side) != (cand.action, cand.direction, cand.side):
+                    break
+            segs.append(cand)
+        return MotionSpec(segments=segs, start_down=start_down)
+
+    @staticmethod
+    def _sample_attrs(action: str, rng: np.random.Generator) -> SegmentSpec:
+        side = None
+        direction = None
+        if action in ACTION_DIRECTIONS:
+            dirs = ACTION_DIRECTIONS[action]
+            if action == "walk":
+                p = np.array([2.0, 1.0, 1.0, 1.0])
+                direction = dirs[int(rng.choice(4, p=p / p.sum()))]
+            elif action == "jump":
+                if rng.random() < 0.25:  # hop on one foot
+                    side = 1 if rng.random() < 0.5 else -1
+                    direction = "forward" if rng.random() < 0.5 else None
+                else:
+                    direction = dirs[int(rng.integers(len(dirs)))] if rng.random() > 0.1 else None
+            else:
+                direction = dirs[int(rng.integers(len(dirs)))]
+        if action in SIDED_ACTIONS:
+            side = 1 if rng.random() < 0.5 else -1
+        return SegmentSpec(action, direction, side)
+
+    # ------------------------------------------------------------------ motion synthesis
+
+    def generate_motion(self, rng: np.random.Generator, spec: Any = None) -> tuple[np.ndarray, list[dict]]:
+        """Synthesize one motion.
+
+        Args:
+            rng: a `numpy.random.Generator` (all randomness comes from it).
+            spec: None (sample everything), a `MotionSpec`, or a list of segment requests
+                (`SegmentSpec`, dicts ``{"action", "direction", "body_part", "duration"}`` or tuples).
+
+        Returns:
+            joints: (T, 22, 3) float32, metres, Y up, at `self.fps`.
+            segments: list of ``{"action", "direction", "body_part", "start", "end"}`` (frames, end
+                exclusive; consecutive segments share boundaries at the middle of their transition).
+        """
+        if not isinstance(rng, np.random.Generator):
+            raise ValueError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+        if spec is None:
+            spec = self.sample_spec(rng)
+        elif not isinstance(spec, MotionSpec):
+            if isinstance(spec, (str, bytes)) or not isinstance(spec, Sequence):
+                raise ValueError(f"spec must be a MotionSpec or a list of segments, got {type(spec).__name__}")
+            spec = MotionSpec(segments=list(spec))
+        segs = [_parse_segment(s, f"spec segment {i}") for i, s in enumerate(spec.segments)]
+        _check_sequence(segs)
+
+        body = Body.sample(rng, scale=spec.scale)
+        style = Style.sample(rng, body)
+        heading = float(rng.uniform(-np.pi, np.pi)) if spec.heading is None else float(spec.heading)
+        start_xz = rng.uniform(-2.0, 2.0, size=2) if spec.start_xz is None else np.asarray(spec.start_xz, float)
+
+        max_s = self.max_frames / self.fps
+        budget = max_s / len(segs)
+        actions = []
+        prev_hold: Pose | None = None
+        if segs[0].action == "stand up":
+            down = spec.start_down or "sit"
+            if down not in ("sit", "kneel", "crouch"):
+                raise ValueError(f"start_down must be 'sit', 'kneel' or 'crouch', got {down!r}")
+            prev_hold = Posture.sample(down, rng, body, style, 2.0, side=1 if rng.random() < 0.5 else -1).hold()
+        for s in segs:
+            dur = s.duration if s.duration is not None else float(np.clip(budget * rng.uniform(0.8, 1.0), 1.5, 3.5))
+            act = make_action(s.action, rng, body, style, s.direction, s.side, dur, prev_hold)
+            if s.duration is not None:
+                act.duration = max(act.duration, s.duration)
+            prev_hold = act.hold() if s.action in DOWN_ACTIONS else None
+            actions.append(act)
+        durations = np.array([a.duration for a in actions])
+        if durations.sum() > max_s:  # fit the length budget: shorten, keeping each segment >= 60 %
+            durations = np.maximum(durations * max_s / durations.sum(), 0.6 * durations)
+            durations *= min(1.0, max_s / durations.sum())
+        bounds = np.concatenate([[0.0], np.cumsum(durations)])
+        T = max(int(round(bounds[-1] * self.fps)), 2)
+        t = np.arange(T) / self.fps
+        widths = [min(rng.uniform(0.4, 0.7), 0.45 * durations[i], 0.45 * durations[i + 1]) for i in range(len(actions) - 1)]
+        # Partition of unity over segments with cosine cross-fades centred on the boundaries.
+        alphas = [ramp(t, bounds[i + 1] - widths[i] / 2, bounds[i + 1] + widths[i] / 2) for i in range(len(actions) - 1)]
+        params = np.zeros((T, actions[0].pose(t[:1]).array.shape[1]))
+        for i, act in enumerate(actions):
+            w = np.ones(T)
+            if i > 0:
+                w = w * alphas[i - 1]
+            if i < len(actions) - 1:
+                w = w * (1.0 - alphas[i])
+            idx = np.nonzero(w > 0)[0]
+            if len(idx):
+                params[idx] += w[idx, None] * act.pose(t[idx] - bounds[i]).array
+        joints = solve_joints(Pose(params), body, heading, start_xz, self.fps)
+        frames = np.round(bounds * self.fps).astype(int)
+        frames[-1] = T
+        segments = [
+            dict(action=a.name, direction=a.direction, body_part=a.body_part, start=int(frames[i]), end=int(frames[i + 1]))
+            for i, a in enumerate(actions)
+        ]
+        return joints, segments
+
+    # ------------------------------------------------------------------ one record
+
+    def generate(self, seed: int, index: int, questions_per_motion: int = 3) -> dict:
+        """Motion number `index` of the data set with this seed: joints, segments, caption, questions."""
+        rng = np.random.default_rng([int(seed), int(index)])
+        joints, segments = self.generate_motion(rng)
+        return dict(
+            motion_id=f"proc{seed}-{index:07d}",
+            joints=joints,
+            segments=segments,
+            caption=make_caption(segments, rng),
+            questions=make_questions(segments, rng, questions_per_motion),
+        )
+
+
+_DEFAULT_GENERATOR: MotionQAGenerator | None = None
+
+
+def generate_motion(rng: np.random.Generator, spec: Any = None, fps: float = DEFAULT_FPS, max_frames: int = 196):
+    """Synthesize one motion with a default `MotionQAGenerator`; returns ``(joints, segments)``."""
+    global _DEFAULT_GENERATOR
+    gen = _DEFAULT_GENERATOR
+    if gen is None or gen.fps != float(fps) or gen.max_frames != int(max_frames):
+        gen = MotionQAGenerator(fps=fps, max_frames=max_frames)
+        if float(fps) == DEFAULT_FPS and int(max_frames) == 196:
+            _DEFAULT_GENERATOR = gen
+    return gen.generate_motion(rng, spec)
+
+
+# ====================================================================================== questions
+
+
+def _filter_phrase(kind: str, value: str) -> str:
+    if kind == "action":
+        return "they do jumping jacks" if value == "jumping jacks" else f"they {value}"
+    if kind == "direction":
+        return f"they move {value}"
+    return f"they use their {value}"
+
+
+_QUERY_TEXT = {
+    "action": "What action does the person do",
+    "direction": "What direction does the person move",
+    "body_part": "What body part does the person use",
+}
+
+
+def _unique_filters(segments: list[dict]) -> list[list[tuple[str, str]]]:
+    """For each segment, the (kind, value) filters that select it and no other segment."""
+    out = []
+    for seg in segments:
+        fl = []
+        for kind in QUERY_TYPES:
+            v = seg.get(kind)
+            if v is not None and sum(s.get(kind) == v for s in segments) == 1:
+                fl.append((kind, v))
+        out.append(fl)
+    return out
+
+
+def enumerate_questions(segments: list[dict]) -> list[dict]:
+    """Every unambiguous BABEL-QA-style question about a motion (see the module docstring)."""
+    filters = _unique_filters(segments)
+    qs = []
+
+    def add(query, relation, answer_seg, parts, text_rel):
+        answer = segments[answer_seg].get(query)
+        if answer is None:
+            return
+        program = ["[0]=scene(motion_seq)"]
+        refs = []
+        for kind, value, rel in parts:
+            program.append(f"[{len(program)}]=filter_{kind}([0], {value})")
+            if rel is not None:
+                program.append(f"[{len(program)}]=relate([{len(program) - 1}], {rel})")
+            refs.append(len(program) - 1)
+        if len(refs) > 1:
+            program.append(f"[{len(program)}]=intersect([{', '.join(map(str, refs))}])")
+        program.append(f"?=query_{query}([{len(program) - 1}])")
+        qs.append(dict(question=f"{_QUERY_TEXT[query]} {text_rel}?", answer=answer, query_type=query,
+                       relation_type=relation, program=program, answer_segment=answer_seg))  # fmt: skip
+
+    n = len(segments)
+    for i in range(n):
+        for kind, value in filters[i]:
+            ph = _filter_phrase(kind, value)
+            for q in QUERY_TYPES:
+                if q != kind:
+                    add(q, "none", i, [(kind, value, None)], f"while {ph}")
+                if i > 0:
+                    add(q, "before", i - 1, [(kind, value, "before")], f"before {ph}")
+                if i < n - 1:
+                    add(q, "after", i + 1, [(kind, value, "after")], f"after {ph}")
+    for i in range(1, n - 1):
+        for ka, va in filters[i - 1]:
+            for kb, vb in filters[i + 1]:
+                pa, pb = _filter_phrase(ka, va), _filter_phrase(kb, vb)
+                for q in QUERY_TYPES:
+                    add(q, "in between", i, [(ka, va, "after"), (kb, vb, "before")], f"after {pa} and before {pb}")
+                    add(q, "in between", i, [(kb, vb, "before"), (ka, va, "after")], f"before {pb} and after {pa}")
+    return qs
+
+
+def make_questions(segments: list[dict], rng: np.random.Generator, n: int) -> list[dict]:
+    """Up to `n` distinct questions, spread over query and relation types."""
+    cands = enumerate_questions(segments)
+    groups: dict[tuple, list] = {}
+    for c in cands:
+        groups.setdefault((c["query_type"], c["relation_type"]), []).append(c)
+    out = []
+    while len(out) < n and groups:
+        keys = sorted(groups)
+        w = np.array([_QUERY_WEIGHTS[k[0]] for k in keys])
+        key = keys[int(rng.choice(len(keys), p=w / w.sum()))]
+        pool = groups[key]
+        out.append(pool.pop(int(rng.integers(len(pool)))))
+        if not pool:
+            del groups[key]
+    return out
+
+
+# ====================================================================================== captions
+
+_DIR_PHRASES = {
+    "forward": ("forward",),
+    "backwards": ("backwards", "backward"),
+    "left": ("to the left", "sideways to the left", "to their left"),
+    "right": ("to the right", "sideways to the right", "to their right"),
+}
+_COUNTS = {1: "once", 2: "twice", 3: "three times", 4: "four times"}
+
+
+def _phrase(seg: dict, rng: np.random.Generator) -> str:
+    a, d, bp = seg["action"], seg.get("direction"), seg.get("body_part")
+    pick = lambda *opts: opts[int(rng.integers(len(opts)))]  # noqa: E731
+    dp = pick(*_DIR_PHRASES[d]) if d else ""
+    side = bp.split(" ")[0] if bp else ""
+    if a == "walk":
+        return pick(f"walks {dp}", f"steps {dp}") if d in ("left", "right") else f"walks {dp}"
+    if a in ("jog", "run"):
+        return f"{a}s {dp}"
+    if a == "jump":
+        if bp:
+            return f"hops on the {bp}" + (" moving forward" if d == "forward" else pick(" in place", ""))
+        return f"jumps {dp}" if d else pick("jumps in place", "jumps up and down")
+    if a == "jumping jacks":
+        return pick("does jumping jacks", "performs some jumping jacks")
+    if a == "crawl":
+        return pick("gets down and crawls forward on hands and knees", "crawls forward on all fours")
+    if a == "wave":
+        return pick(f"waves with the {bp}", f"waves the {bp}", f"raises the {bp} and waves")
+    if a == "knock":
+        return pick(f"knocks with the {bp}", f"knocks on something with the {bp}")
+    if a == "catch":
+        return pick(f"catches something with the {bp}", f"reaches out and catches something with the {bp}")
+    if a == "throw":
+        return pick(f"throws something with the {bp}", f"throws overhand with the {bp}")
+    if a == "take/pick something up":
+        return pick(f"picks something up with the {bp}", f"bends down and picks up an object with the {bp}")
+    if a == "place something":
+        return pick(f"places something down with the {bp}", f"puts an object down with the {bp}")
+    if a == "kick":
+        return pick(f"kicks with the {bp}", f"kicks the {side} leg forward")
+    if a == "kneel":
+        return pick(f"kneels down on the {side} knee", f"goes down on the {side} knee")
+    if a == "squat":
+        return pick("squats", "does a few squats", "squats down and up")
+    if a == "crouch":
+        return pick("crouches down", "crouches")
+    if a == "sit":
+        return pick("sits down", "sits down on a chair")
+    if a == "stand up":
+        return pick("stands up", "gets up")
+    raise ValueError(f"no caption phrase for action {a!r}")
+
+
+def make_caption(segments: list[dict], rng: np.random.Generator) -> str:
+    """One English sentence describing the segments in order, e.g.
+    "A person walks forward, then waves with the left hand."."""
+    phrases = [_phrase(s, rng) for s in segments]
+    subject = ("A person", "The person", "Someone")[int(rng.integers(3))]
+    if len(phrases) == 1:
+        body = phrases[0]
+    elif len(phrases) == 2:
+        body = f"{phrases[0]}, then {phrases[1]}"
+    else:
+        body = ", then ".join(phrases[:-1]) + f", and finally {phrases[-1]}"
+    return f"{subject} {body}."
+
+
+# ====================================================================================== data set
+
+
+def _default_cache_dir() -> Path:
+    home = os.environ.get("HF_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "huggingface")
+    return Path(home) / "humocon_hf" / "procedural"
+
+
+def _check_splits(splits) -> tuple[float, float, float]:
+    try:
+        fr = tuple(float(x) for x in splits)
+    except (TypeError, ValueError):
+        raise ValueError(f"splits must be three fractions (train, validation, test), got {splits!r}") from None
+    if len(fr) != 3 or min(fr) < 0 or not np.isfinite(fr).all() or abs(sum(fr) - 1.0) > 1e-6:
+        raise ValueError(f"splits must be three non-negative fractions (train, validation, test) summing to 1, got {splits!r}")
+    return fr
+
+
+def split_motion_indices(num_motions: int, seed: int, splits) -> dict[str, list[int]]:
+    """Disjoint motion indices per split (a seeded permutation cut by the fractions)."""
+    fr = _check_splits(splits)
+    perm = np.random.default_rng([int(seed), 2**31 - 1]).permutation(num_motions)
+    counts = [int(round(f * num_motions)) for f in fr]
+    # Every split asked for gets at least one motion when there are enough, taken from the largest.
+    for k in range(3):
+        if fr[k] > 0 and counts[k] == 0 and num_motions >= sum(f > 0 for f in fr):
+            counts[k] = 1
+    while sum(counts) > num_motions:
+        counts[int(np.argmax(counts))] -= 1
+    n_train, n_val = counts[0], counts[1]
+    return {
+        "train": sorted(perm[:n_train].tolist()),
+        "validation": sorted(perm[n_train : n_train + n_val].tolist()),
+        "test": sorted(perm[n_train + n_val :].tolist()),
+    }
+
+
+def _features(rows: str, include_joints: bool):
+    import datasets
+
+    seg = datasets.List(
+        {
+            "action": datasets.Value("string"),
+            "direction": datasets.Value("string"),
+            "body_part": datasets.Value("string"),
+            "start": datasets.Value("int32"),
+            "end": datasets.Value("int32"),
+        }
+    )
+    f = {
+        "motion_id": datasets.Value("string"),
+        "motion_path": datasets.Value("string"),
+        "video_path": datasets.Value("string"),
+        "fps": datasets.Value("float32"),
+        "num_frames": datasets.Value("int32"),
+        "segments": seg,
+        "caption": datasets.Value("string"),
+    }
+    if rows == "questions":
+        f = {
+            "id": datasets.Value("string"),
+            "question": datasets.Value("string"),
+            "answer": datasets.Value("string"),
+            "query_type": datasets.Value("string"),
+            "relation_type": datasets.Value("string"),
+            "program": datasets.List(datasets.Value("string")),
+            "conversations": datasets.List({"role": datasets.Value("string"), "content": datasets.Value("string")}),
+            **f,
+        }
+    if include_joints:
+        f["joints"] = datasets.Array3D(shape=(None, 22, 3), dtype="float32")
+    return datasets.Features(f)
+
+
+def generate_motion_qa(
+    num_motions: int = 1000,
+    seed: int = 0,
+    questions_per_motion: int = 3,
+    cache_dir: str | os.PathLike | None = None,
+    splits: Sequence[float] = (0.8, 0.1, 0.1),
+    *,
+    rows: str = "questions",
+    include_joints: bool = False,
+    render_video: bool = False,
+    video_size: int = 224,
+    fps: float = DEFAULT_FPS,
+    max_frames: int = 196,
+    overwrite: bool = False,
+):
+    """The built-in motion-QA benchmark as a `datasets.DatasetDict` (train / validation / test).
+
+    Motions are synthesized once and cached under `cache_dir` (default ``$HF_HOME/humocon_hf/procedural``)
+    in a folder keyed by the generator version and every argument that changes the data; a second call
+    with the same arguments loads the cache. Each motion's joints are saved as ``(T, 22, 3)`` float32
+    ``.npy`` (``motion_path``, readable by `load_motion` and the motion feature extractor).
+
+    Args:
+        num_motions: number of distinct motions, split (disjoint) by `splits` fractions.
+        seed: everything is a deterministic function of the seed (motion i only depends on seed and i).
+        questions_per_motion: questions drawn per motion (fewer when a motion has fewer unambiguous ones).
+        rows: ``"questions"`` (one row per question: `id`, `question`, `answer`, `query_type`,
+            `relation_type`, `program`, `conversations` + the motion columns) or ``"motions"`` (one row
+            per motion, for caption / encoder training).
+        include_joints: also store the joints in the rows (``joints`` column, Array3D ``(T, 22, 3)``).
+        render_video: render each motion with `humocon_hf.processing.rendering.save_preview` to a
+            frame-aligned ``.mp4`` (``video_path``; slow: opt-in).
+        video_size: rendered frame size in pixels.
+        fps, max_frames: frame rate and maximum length of the motions.
+        overwrite: regenerate even if a cache exists.
+
+    Returns:
+        `datasets.DatasetDict` with splits ``train``, ``validation``, ``test``. Motion columns:
+        `motion_id`, `motion_path`, `video_path` (None unless rendered), `fps`, `num_frames`,
+        `segments` (list of ``{action, direction, body_part, start, end}``), `caption`.
+    """
+    import datasets
+
+    if isinstance(num_motions, bool) or not isinstance(num_motions, (int, np.integer)) or num_motions < 1:
+        raise ValueError(f"num_motions must be a positive integer, got {num_motions!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if isinstance(questions_per_motion, bool) or not isinstance(questions_per_motion, (int, np.integer)) or questions_per_motion < 1:
+        raise ValueError(f"questions_per_motion must be a positive integer, got {questions_per_motion!r}")
+    if rows not in ("questions", "motions"):
+        raise ValueError(f"rows must be 'questions' or 'motions', got {rows!r}")
+    fr = _check_splits(splits)
+    gen = MotionQAGenerator(fps=fps, max_frames=max_frames)
+
+    key_params = dict(
+        version=GENERATOR_VERSION, num_motions=int(num_motions), seed=int(seed), qpm=int(questions_per_motion),
+        splits=fr, rows=rows, include_joints=bool(include_joints), render_video=bool(render_video),
+        video_size=int(video_size), fps=float(fps), max_frames=int(max_frames),
+    )  # fmt: skip
+    key = hashlib.sha1(json.dumps(key_params, sort_keys=True).encode()).hexdigest()[:16]
+    root = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
+    final = root / f"motionqa-v{GENERATOR_VERSION}-{key}"
+    if final.is_dir() and not overwrite:
+        try:
+            return _load_cached(final, rows, include_joints)
+        except (FileNotFoundError, ValueError, OSError, KeyError):
+            shutil.rmtree(final, ignore_errors=True)  # a broken cache: rebuild it
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=root))
+    try:
+        (tmp / "motions").mkdir()
+        if render_video:
+            (tmp / "videos").mkdir()
+            from humocon_hf.processing.rendering import save_preview
+        split_idx = split_motion_indices(int(num_motions), int(seed), fr)
+        features = _features(rows, include_joints)
+        out = {}
+        for split, indices in split_idx.items():
+            cols: dict[str, list] = {k: [] for k in features}
+            for i in indices:
+                rec = gen.generate(int(seed), i, int(questions_per_motion))
+                mid = rec["motion_id"]
+                np.save(tmp / "motions" / f"{mid}.npy", rec["joints"])
+                video = None
+                if render_video:
+                    save_preview(rec["joints"], tmp / "videos" / f"{mid}.mp4", fps=gen.fps, size=video_size)
+                    video = str(final / "videos" / f"{mid}.mp4")
+                motion = dict(
+                    motion_id=mid, motion_path=str(final / "motions" / f"{mid}.npy"), video_path=video, fps=gen.fps,
+                    num_frames=len(rec["joints"]), segments=rec["segments"], caption=rec["caption"],
+                )  # fmt: skip
+                if include_joints:
+                    motion["joints"] = rec["joints"]
+                if rows == "motions":
+                    for k in features:
+                        cols[k].append(motion[k])
+                    continue
+                for qi, q in enumerate(rec["questions"]):
+                    row = dict(
+                        motion, id=f"{mid}-q{qi}", question=q["question"], answer=q["answer"],
+                        query_type=q["query_type"], relation_type=q["relation_type"], program=q["program"],
+                        conversations=[{"role": "user", "content": q["question"]}, {"role": "assistant", "content": q["answer"]}],
+                    )  # fmt: skip
+                    for k in features:
+                        cols[k].append(row[k])
+            out[split] = datasets.Dataset.from_dict(cols, features=features)
+        # datasets cannot reload an empty split saved to disk: keep those out and rebuild them on load.
+        if any(len(v) for v in out.values()):
+            datasets.DatasetDict({k: v for k, v in out.items() if len(v)}).save_to_disk(str(tmp / "dataset"))
+        empty = [k for k, v in out.items() if not len(v)]
+        (tmp / "params.json").write_text(json.dumps(dict(key_params, empty_splits=empty), indent=1))
+        if overwrite and final.is_dir():
+            shutil.rmtree(final)
+        try:
+            os.replace(tmp, final)
+        except OSError:
+            if not final.is_dir():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)  # another process finished first: use its copy
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return _load_cached(final, rows, include_joints)
+
+
+def _load_cached(folder: Path, rows: str, include_joints: bool):
+    import datasets
+
+    params = json.loads((folder / "params.json").read_text())
+    dd = datasets.load_from_disk(str(folder / "dataset")) if (folder / "dataset").is_dir() else datasets.DatasetDict()
+    features = _features(rows, include_joints)
+    for split in params["empty_splits"]:
+        dd[split] = datasets.Dataset.from_dict({k: [] for k in features}, features=features)
+    return datasets.DatasetDict({k: dd[k] for k in ("train", "validation", "test")})
