@@ -19,9 +19,10 @@ Pipeline for one video (a file path or a uint8 ``(N, H, W, 3)`` RGB array):
    OpenCV does not expose. Measured (benchmarks/bench_video_preprocessing.py): on the real H.264
    clips (long GOPs, gaps of 7-27 frames) seeking 8 key frames is 3.7-4.8x slower than grabbing; on a
    60 s 1080p MPEG-4 clip (GOP 12, gaps of 187 frames) it is ~6x faster. ``decode_method="auto"``
-   therefore decides per key frame from measured costs: it grabs to the first key frame (timing a
-   grabbed frame), probes one seek when a gap is at least ``SEEK_PROBE_GAP`` frames, and from then on
-   seeks only where the measured seek cost is below the measured cost of grabbing the gap.
+   therefore decides per key frame from measured costs: it times grabbed frames (a few first
+   when the first key frame is far), probes one seek when a gap is at least ``SEEK_PROBE_GAP``
+   frames, and from then on seeks only where the measured seek cost is below the measured cost of
+   grabbing the gap.
    Container frame counts can be wrong: grabbing runs to the end of the stream and re-samples with
    the true count when it differs (a second pass only for frames not yet retrieved); a seek is
    checked (the decoder must land on the requested frame), and when seeking was used the end is
@@ -58,6 +59,7 @@ VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".gif", ".mkv", ".webm", ".m4v")
 # "auto" decoding only tries a seek across gaps of at least this many frames: below it grabbing is
 # cheap however short the GOP, and a probe on a long-GOP file would cost more than it could save.
 SEEK_PROBE_GAP = 32
+_CALIBRATION_FRAMES = 8
 DEFAULT_FLOW_PARAMS = {
     "pyr_scale": 0.5,
     "levels": 3,
@@ -228,6 +230,15 @@ def _adaptive_frames(path: str, indices: Sequence[int], reported: int) -> tuple[
     seeked = False
     try:
         for t in sorted(set(int(i) for i in indices)):
+            if grab_cost is None and t - pos >= SEEK_PROBE_GAP + _CALIBRATION_FRAMES:
+                # Far first key frame: time a few grabs so a seek can be tried right away. The first
+                # frames decode slower (start-up), which errs towards probing a seek.
+                t0 = time.perf_counter()
+                for _ in range(_CALIBRATION_FRAMES):
+                    if not cap.grab():
+                        return got, pos
+                    pos += 1
+                grab_cost = (time.perf_counter() - t0) / _CALIBRATION_FRAMES
             gap = t - pos
             if (
                 grab_cost is not None
