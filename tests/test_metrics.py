@@ -170,6 +170,16 @@ def test_judge_retries_change_the_prompt_and_then_succeed():
     assert "Predicted answer: he runs" in first[1]["content"]
 
 
+def test_judge_prefill_from_the_first_attempt():
+    script = ScriptedJudge(["yes', 'score': 5}"])
+    verdict = LLMJudge(generate_fn=script, prefill_from_attempt=0).judge("q", "a", "a")
+    assert (verdict.pred, verdict.score, verdict.attempts) == ("yes", 5.0, 1)
+    assert script.calls[0][-1] == {"role": "assistant", "content": PREFILL}
+    assert RETRY_REMINDER not in script.calls[0][1]["content"]
+    with pytest.raises(ValueError, match="prefill_from_attempt"):
+        LLMJudge(generate_fn=script, prefill_from_attempt=-1)
+
+
 @pytest.mark.parametrize("max_retries", [0, 3])
 def test_judge_retries_are_bounded_with_counted_fallback(max_retries):
     script = ScriptedJudge(["garbage"] * 10)

@@ -1,6 +1,6 @@
 """BABEL-QA accuracy: overall, per query type and per relation type (the HuMoCon paper's Table 1 columns).
 
-Load offline with ``evaluate.load("<path to this folder>")`` (``humocon_hf.metrics.BABEL_QA_ACCURACY_PATH``).
+Load offline with ``evaluate.load("<path to this folder>")`` (``humocon_hf.metrics.babel_qa_accuracy.METRIC_PATH``).
 This file is self-contained (imports only ``evaluate``/``datasets``/stdlib) because ``evaluate`` copies it
 into its module cache on load.
 

@@ -140,6 +140,8 @@ class LLMJudge:
         generate_fn (`Callable[[list[dict]], str]`, *optional*): replaces the model: takes the chat messages
             (a final "assistant" message is a pre-fill to continue) and returns the reply text. Used for
             API judges and scripted tests.
+        prefill_from_attempt (`int`, defaults to 2): first attempt that pre-fills the reply with ``{'pred': '``.
+            0 saves the free-form attempts with small local judges that rarely follow the format unaided.
     """
 
     def __init__(
@@ -151,6 +153,7 @@ class LLMJudge:
         generate_fn: Callable[[list[dict]], str] | None = None,
         system_prompt: str = SYSTEM_PROMPT,
         user_template: str = USER_TEMPLATE,
+        prefill_from_attempt: int = 2,
     ):
         if generate_fn is None and (model is None or tokenizer is None):
             raise ValueError("LLMJudge needs a model and its tokenizer, or a generate_fn")
@@ -160,25 +163,30 @@ class LLMJudge:
         self.max_retries, self.max_new_tokens = max_retries, max_new_tokens
         self.generate_fn = generate_fn
         self.system_prompt, self.user_template = system_prompt, user_template
+        if not isinstance(prefill_from_attempt, int) or prefill_from_attempt < 0:
+            raise ValueError(f"prefill_from_attempt must be a non-negative integer, got {prefill_from_attempt!r}")
+        self.prefill_from_attempt = prefill_from_attempt
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, gguf_file: str | None = None, max_retries: int = 3,
-                        max_new_tokens: int = 48, **model_kwargs) -> LLMJudge:
+                        max_new_tokens: int = 48, prefill_from_attempt: int = 2, **model_kwargs) -> LLMJudge:
         """Load a judge LLM and its tokenizer (a local folder, a Hub id, or a folder + `gguf_file`)."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         extra = {"gguf_file": gguf_file} if gguf_file else {}
         tokenizer = AutoTokenizer.from_pretrained(name_or_path, **extra)
         model = AutoModelForCausalLM.from_pretrained(name_or_path, **extra, **model_kwargs).eval()
-        return cls(model, tokenizer, max_retries=max_retries, max_new_tokens=max_new_tokens)
+        return cls(model, tokenizer, max_retries=max_retries, max_new_tokens=max_new_tokens,
+                   prefill_from_attempt=prefill_from_attempt)
 
     def messages(self, question: str, answer: str, prediction: str, attempt: int = 0) -> list[dict]:
-        """The chat for one attempt (attempt 0: plain; 1: + reminder; >= 2: + reminder and a pre-filled reply)."""
+        """The chat for one attempt: attempts >= 1 add a format reminder, attempts >= `prefill_from_attempt`
+        (default 2) end with the pre-filled reply ``{'pred': '``."""
         user = self.user_template.format(question=question, answer=answer, prediction=prediction)
         if attempt >= 1:
             user = user + "\n" + RETRY_REMINDER
         msgs = [{"role": "system", "content": self.system_prompt}, {"role": "user", "content": user}]
-        if attempt >= 2:
+        if attempt >= self.prefill_from_attempt:
             msgs.append({"role": "assistant", "content": PREFILL})
         return msgs
 
