@@ -81,25 +81,33 @@ class Pose:
 # ------------------------------------------------------------------------------------ rotations
 
 
+def _rot(a: np.ndarray, i: int, j: int, sign: float) -> np.ndarray:
+    """(T,) angles -> (T, 3, 3) rotations in the (i, j) coordinate plane."""
+    a = np.asarray(a, dtype=np.float64)
+    c, s = np.cos(a), np.sin(a)
+    r = np.zeros(a.shape + (3, 3))
+    k = 3 - i - j
+    r[..., k, k] = 1.0
+    r[..., i, i] = c
+    r[..., j, j] = c
+    r[..., i, j] = -sign * s
+    r[..., j, i] = sign * s
+    return r
+
+
 def rot_x(a: np.ndarray) -> np.ndarray:
     """(T,) angles -> (T, 3, 3); positive angles tip +Y towards +Z (a forward bend of the torso)."""
-    c, s = np.cos(a), np.sin(a)
-    o, z = np.ones_like(a), np.zeros_like(a)
-    return np.stack([np.stack([o, z, z], -1), np.stack([z, c, -s], -1), np.stack([z, s, c], -1)], -2)
+    return _rot(a, 1, 2, 1.0)
 
 
 def rot_y(a: np.ndarray) -> np.ndarray:
     """(T,) angles -> (T, 3, 3); positive angles turn +Z towards +X (towards the person's left)."""
-    c, s = np.cos(a), np.sin(a)
-    o, z = np.ones_like(a), np.zeros_like(a)
-    return np.stack([np.stack([c, z, s], -1), np.stack([z, o, z], -1), np.stack([-s, z, c], -1)], -2)
+    return _rot(a, 2, 0, 1.0)
 
 
 def rot_z(a: np.ndarray) -> np.ndarray:
     """(T,) angles -> (T, 3, 3); positive angles tip +Y towards -X (a bend to the person's right)."""
-    c, s = np.cos(a), np.sin(a)
-    o, z = np.ones_like(a), np.zeros_like(a)
-    return np.stack([np.stack([c, -s, z], -1), np.stack([s, c, z], -1), np.stack([z, z, o], -1)], -2)
+    return _rot(a, 0, 1, 1.0)
 
 
 def torso_rotation(pitch: np.ndarray, roll: np.ndarray, twist: np.ndarray) -> np.ndarray:
@@ -186,6 +194,13 @@ class Body:
 
     def shoulder_offset(self, side: int, pitch: float = 0.0) -> np.ndarray:
         """Shoulder position relative to the pelvis for a torso bent forward by `pitch` (side +1 left)."""
+        key = (side, float(pitch))
+        cache = self.__dict__.setdefault("_shoulder_cache", {})
+        if key not in cache:
+            cache[key] = self._shoulder_offset(side, pitch)
+        return cache[key].copy()
+
+    def _shoulder_offset(self, side: int, pitch: float) -> np.ndarray:
         p = np.zeros(3)
         for f, off in zip(SPINE_FRACTIONS, self.spine):
             p = p + torso_rotation(np.array([pitch * f]), np.zeros(1), np.zeros(1))[0] @ off
