@@ -1,3 +1,98 @@
-"""humocon-hf: HuMoCon (human motion + video understanding through discovered concepts) for HuggingFace."""
+"""humocon-hf: HuMoCon (human motion + video understanding through discovered concepts) for HuggingFace.
+
+Importing the package registers the HuMoCon classes with transformers' Auto classes, so
+`AutoModel.from_pretrained(checkpoint)` and `AutoProcessor.from_pretrained(checkpoint)` work without
+`trust_remote_code`. Public classes are imported lazily (on first attribute access) to keep `import
+humocon_hf` and the command line's `--help` fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0.dev0"
+
+# public name -> module that defines it
+_LAZY = {
+    # input side
+    "MotionClip": "humocon_hf.processing.motion_io",
+    "load_motion": "humocon_hf.processing.motion_io",
+    "load_bvh": "humocon_hf.processing.motion_io",
+    "load_humanml3d_joints": "humocon_hf.processing.motion_io",
+    "load_humanml3d_vecs": "humocon_hf.processing.motion_io",
+    "load_amass_npz": "humocon_hf.processing.motion_io",
+    "load_motionx_smplx": "humocon_hf.processing.motion_io",
+    "MotionFeatureExtractor": "humocon_hf.processing.feature_extraction_motion",
+    "HuMoConVideoProcessor": "humocon_hf.processing.video_processing_humocon",
+    "MotionVideoProcessor": "humocon_hf.processing.processing_humocon",
+    "render_motion": "humocon_hf.processing.rendering",
+    "save_preview": "humocon_hf.processing.rendering",
+    # models
+    "HuMoConMotionEncoderConfig": "humocon_hf.modeling.configuration_humocon_encoders",
+    "HuMoConVideoEncoderConfig": "humocon_hf.modeling.configuration_humocon_encoders",
+    "HuMoConConceptDiscoveryConfig": "humocon_hf.modeling.configuration_humocon_encoders",
+    "HuMoConMotionEncoder": "humocon_hf.modeling.modeling_humocon_encoders",
+    "HuMoConVideoEncoder": "humocon_hf.modeling.modeling_humocon_encoders",
+    "HuMoConForConceptDiscovery": "humocon_hf.modeling.modeling_humocon_encoders",
+    "HuMoConConfig": "humocon_hf.modeling.configuration_humocon",
+    "HuMoConForCausalLM": "humocon_hf.modeling.modeling_humocon",
+    # hub
+    "register_auto_classes": "humocon_hf.auto",
+    "save_for_remote_code": "humocon_hf.hub",
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .auto import register_auto_classes
+    from .hub import save_for_remote_code
+    from .modeling.configuration_humocon import HuMoConConfig
+    from .modeling.configuration_humocon_encoders import (
+        HuMoConConceptDiscoveryConfig,
+        HuMoConMotionEncoderConfig,
+        HuMoConVideoEncoderConfig,
+    )
+    from .modeling.modeling_humocon import HuMoConForCausalLM
+    from .modeling.modeling_humocon_encoders import (
+        HuMoConForConceptDiscovery,
+        HuMoConMotionEncoder,
+        HuMoConVideoEncoder,
+    )
+    from .processing.feature_extraction_motion import MotionFeatureExtractor
+    from .processing.motion_io import (
+        MotionClip,
+        load_amass_npz,
+        load_bvh,
+        load_humanml3d_joints,
+        load_humanml3d_vecs,
+        load_motion,
+        load_motionx_smplx,
+    )
+    from .processing.processing_humocon import MotionVideoProcessor
+    from .processing.rendering import render_motion, save_preview
+    from .processing.video_processing_humocon import HuMoConVideoProcessor
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'humocon_hf' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
+
+__all__ = ["__version__", *_LAZY]
+
+
+def _register_with_transformers() -> None:
+    # Eager on purpose: `import humocon_hf` must be enough for AutoModel / AutoProcessor to know HuMoCon.
+    from .auto import register_auto_classes
+
+    register_auto_classes()
+
+
+_register_with_transformers()

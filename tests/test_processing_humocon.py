@@ -249,3 +249,13 @@ def test_remote_code_load_without_the_package(processor, tmp_path):
     result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]
     np.testing.assert_array_equal(np.load(tmp_path / "ids.npy"), expected)
+
+
+def test_auto_processor_loads_the_saved_processor(processor, tmp_path):
+    import humocon_hf  # noqa: F401  (registers the Auto classes)
+    from transformers import AutoProcessor
+
+    processor.save_pretrained(tmp_path)
+    loaded = AutoProcessor.from_pretrained(tmp_path)
+    assert isinstance(loaded, MotionVideoProcessor)
+    assert loaded.video_feature_extractor.num_frames == processor.video_feature_extractor.num_frames
