@@ -74,6 +74,17 @@ class HuMoConConfig(PreTrainedConfig):
     """
 
     model_type = "humocon"
+    # Trainer.evaluate/predict: only the logits are predictions; the cache and the modality features are not.
+    keys_to_ignore_at_inference = [
+        "cache",
+        "past_key_values",
+        "hidden_states",
+        "attentions",
+        "motion_hidden_states",
+        "video_hidden_states",
+        "motion_concept_ids",
+        "video_concept_ids",
+    ]
     sub_configs_defaults = {
         "text_config": SubConfigSpec(config_class=AutoConfig, model_type="llama", init_kwargs=TINY_TEXT_CONFIG_DEFAULTS),
         "motion_config": SubConfigSpec(config_class=HuMoConMotionEncoderConfig),

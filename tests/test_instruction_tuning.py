@@ -237,6 +237,17 @@ def test_modality_translation_trains_only_projectors(processor, qa_dataset, tmp_
     assert _mean_loss(model, collator, qa_dataset) < loss_before
 
 
+def test_predict_returns_only_logits(processor, qa_dataset, tmp_path):
+    model = _model(processor)
+    trainer = ModalityTranslationTrainer(model=model, args=_args(tmp_path, per_device_eval_batch_size=6),
+                                         processor=processor, eval_dataset=qa_dataset)
+    output = trainer.predict(qa_dataset)
+    assert isinstance(output.predictions, np.ndarray)  # no cache / modality features mixed into the logits
+    assert output.predictions.ndim == 3 and output.predictions.shape[0] == len(qa_dataset)
+    assert output.predictions.shape[-1] == len(processor.tokenizer)
+    assert np.isfinite(output.metrics["test_loss"])
+
+
 def test_gradient_accumulation_matches_full_batch(processor, qa_dataset, tmp_path):
     """The loss is normalised once over the accumulated batch (num_items_in_batch), not per micro-batch."""
     results = []

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -318,3 +319,54 @@ def test_motion_token_count_follows_stride(model):
         inputs = make_sample(model.config, ("motion",), seed=50, motion_frames=frames)
         assert int((inputs["input_ids"] == MOTION_ID).sum()) == math.ceil(frames / stride)
         model(**inputs)
+
+
+# ------------------------------------------------------------------------------------- real SmolLM2
+
+
+@pytest.mark.slow
+def test_smollm2_from_parts_end_to_end(tmp_path):
+    """The embedded SmolLM2 (tied embeddings) + tiny encoders: text-only answers are the LLM's own, multimodal
+    prompts generate, and save/load keeps the logits and the tying."""
+    from safetensors import safe_open
+
+    from humocon_hf.llm import load_default_llm
+    from humocon_hf.processing.feature_extraction_motion import MotionFeatureExtractor
+    from humocon_hf.processing.processing_humocon import MotionVideoProcessor
+    from humocon_hf.processing.video_processing_humocon import HuMoConVideoProcessor
+    from humocon_tiny import IMAGE_SIZE, NUM_KEY_FRAMES
+
+    llm, tokenizer = load_default_llm()
+    assert llm.config.tie_word_embeddings
+    question = [{"role": "user", "content": "What is the capital of France?"}]
+    prompt = tokenizer.apply_chat_template(question, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    with torch.no_grad():
+        llm_answer = llm.generate(**prompt, max_new_tokens=8, do_sample=False)
+
+    processor = MotionVideoProcessor(tokenizer, MotionFeatureExtractor(),
+                                     HuMoConVideoProcessor(num_frames=NUM_KEY_FRAMES, size=IMAGE_SIZE))
+    model = HuMoConForCausalLM.from_parts(llm, *tiny_encoders(), processor).eval()
+    assert model.config.text_config.vocab_size == len(tokenizer) == 49154
+    assert model.get_output_embeddings().weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
+    with torch.no_grad():
+        answer = model.generate(**prompt, max_new_tokens=8, do_sample=False)
+    assert answer.tolist() == llm_answer.tolist()  # the wrapper is transparent for text
+
+    rng = np.random.default_rng(0)
+    motion = (rng.normal(scale=0.1, size=(24, 22, 3)) + np.array([0.0, 1.0, 0.0])).astype(np.float32)
+    conversation = [{"role": "user", "content": [{"type": "motion", "motion": motion},
+                                                 {"type": "text", "text": "What is the person doing?"}]}]
+    inputs = processor.apply_chat_template(conversation, tokenize=True, add_generation_prompt=True)
+    with torch.no_grad():
+        cached = model.generate(**inputs, max_new_tokens=5, min_new_tokens=5, do_sample=False)
+        uncached = model.generate(**inputs, max_new_tokens=5, min_new_tokens=5, do_sample=False, use_cache=False)
+        before = model(**inputs).logits
+    assert cached.tolist() == uncached.tolist()
+
+    model.save_pretrained(tmp_path)
+    with safe_open(str(tmp_path / "model.safetensors"), "pt") as f:
+        assert "language_model.lm_head.weight" not in set(f.keys())
+    loaded = HuMoConForCausalLM.from_pretrained(tmp_path).eval()
+    assert loaded.get_output_embeddings().weight.data_ptr() == loaded.get_input_embeddings().weight.data_ptr()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**inputs).logits, before, rtol=0, atol=0)
