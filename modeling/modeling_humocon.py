@@ -7,6 +7,7 @@ placeholder tokens that the processor expanded to the right counts.
 Remote-code rule: this file imports only external libraries and same-folder modules (`from .x import Y`).
 """
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -125,9 +126,6 @@ class HuMoConForCausalLM(HuMoConPreTrainedModel, GenerationMixin):
     neither. The motion and video concept encoders are frozen; `motion_projector` / `video_projector` are the
     only new weights of stage 2 (modality translation); stage 3 adds LoRA adapters to the LLM.
     """
-
-    # Keep the encoders' VQ codebooks out of accidental training: they are frozen and stay in eval mode.
-    _keys_to_ignore_on_load_unexpected = None
 
     def __init__(self, config: HuMoConConfig):
         super().__init__(config)
@@ -475,6 +473,9 @@ class HuMoConForCausalLM(HuMoConPreTrainedModel, GenerationMixin):
             model = cls(config)
         model.language_model = language_model
         model.config.text_config = language_model.config
+        if getattr(language_model, "generation_config", None) is not None:
+            # Keep the LLM's own generation defaults (chat end-of-turn ids, sampling settings).
+            model.generation_config = copy.deepcopy(language_model.generation_config)
         model.motion_encoder = motion_encoder
         model.video_encoder = video_encoder
         model.motion_projector = model.motion_projector.to_empty(device=language_model.device)

@@ -302,11 +302,21 @@ def test_instruction_tuning_lora_trains_only_adapters_and_round_trips(processor,
     reloaded = load_adapter(fresh, tmp_path / "adapter").eval()
     with torch.no_grad():
         torch.testing.assert_close(reloaded(**batch).logits, expected, rtol=0, atol=0)
+    prompt = collator.processor.apply_chat_template(
+        [{"role": "user", "content": [{"type": "motion", "motion": qa_dataset[0]["motion"]},
+                                      {"type": "text", "text": "Which way?"}]}],
+        tokenize=True, add_generation_prompt=True)
+    gen = dict(max_new_tokens=4, min_new_tokens=4, do_sample=False)
+    with torch.no_grad():
+        peft_generated = reloaded.generate(**prompt, **gen).tolist()
     merged = merge_adapter(reloaded)
     assert isinstance(merged, HuMoConForCausalLM) and not hasattr(merged, "peft_config")
     assert not any("lora_" in k for k in merged.state_dict())
     with torch.no_grad():
         torch.testing.assert_close(merged(**batch).logits, expected, rtol=1e-4, atol=1e-4)
+    # Generation through the peft wrapper (modality inputs reach the prompt step) matches the merged model.
+    with torch.no_grad():
+        assert merged.generate(**prompt, **gen).tolist() == peft_generated
     merged.save_pretrained(tmp_path / "merged")
     again = HuMoConForCausalLM.from_pretrained(tmp_path / "merged").eval()
     with torch.no_grad():
