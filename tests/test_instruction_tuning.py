@@ -183,6 +183,13 @@ def test_collator_conversation_formats(processor, media):
     assert conv[2] == {"role": "assistant", "content": [{"type": "text", "text": "A jump."}]}
     caption = collator.row_to_conversation({"video": media["video_a"], "caption": "Brighter."})
     assert caption[1]["content"][-1]["text"] == DEFAULT_PROMPTS["video"]
+    # The humocon_hf.data loaders' schema: motion_path / video_path and plain-text conversations.
+    loader_row = {"id": "x", "question": "Which way?", "answer": "Left.", "motion_path": media["walk_left"],
+                  "video_path": None, "conversations": [{"role": "user", "content": "Which way?"},
+                                                        {"role": "assistant", "content": "Left."}]}
+    conv = collator.row_to_conversation(loader_row)
+    assert conv[1]["content"][0] == {"type": "motion", "motion": media["walk_left"]}
+    assert conv[1]["content"][-1] == {"type": "text", "text": "Which way?"}
 
 
 @pytest.mark.parametrize(

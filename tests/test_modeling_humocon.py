@@ -370,3 +370,22 @@ def test_smollm2_from_parts_end_to_end(tmp_path):
     assert loaded.get_output_embeddings().weight.data_ptr() == loaded.get_input_embeddings().weight.data_ptr()
     with torch.no_grad():
         torch.testing.assert_close(loaded(**inputs).logits, before, rtol=0, atol=0)
+
+
+def test_continuous_features_and_several_tokens_per_frame():
+    from humocon_tiny import tiny_encoder_configs
+
+    motion_cfg, video_cfg = tiny_encoder_configs()
+    video_cfg = type(video_cfg)(**{**video_cfg.to_dict(), "video_tokens_per_frame": 4})
+    config = tiny_config(video_config=video_cfg, video_tokens_per_frame=4, use_motion_quantized=False,
+                         use_video_quantized=False)
+    torch.manual_seed(0)
+    model = HuMoConForCausalLM(config).eval()
+    assert model.motion_projector.linear_1.in_features == motion_cfg.hidden_size
+    inputs = make_sample(config, ("motion", "video"), seed=60)
+    assert int((inputs["input_ids"] == VIDEO_ID).sum()) == 4 * 2
+    out = model(**inputs)
+    assert out.video_hidden_states.shape[0] == 8
+    # Continuous features: moving the input a little moves the projected features (quantised ones may not).
+    nudged = model(**dict(inputs, motion_values=inputs["motion_values"] + 1e-3))
+    assert not torch.equal(nudged.motion_hidden_states, out.motion_hidden_states)

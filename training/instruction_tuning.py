@@ -49,7 +49,8 @@ class HuMoConQACollator:
     A row is a mapping with
 
     * `motion` (path, (T, 22, 3) array, `MotionClip`, a list of those, or None) and/or `video` (path, uint8
-      (N, H, W, 3) array, a list, or None);
+      (N, H, W, 3) array, a list, or None); `motion_path` / `video_path` (the schema of the
+      `humocon_hf.data` loaders) are read when `motion` / `video` are absent;
     * either `question` + `answer` (or `caption`: then the question defaults to a "describe" prompt), or
       `conversations`: a list of `{"role": "user" | "assistant" | "system", "content": str | list}` messages
       (ShareGPT `{"from": "human" | "gpt", "value": str}` is accepted too).
@@ -105,8 +106,8 @@ class HuMoConQACollator:
         """One dataset row -> one conversation with typed content items."""
         if not isinstance(row, Mapping):
             raise ValueError(f"row {index}: expected a mapping (a datasets row), got {type(row).__name__}")
-        motions = self._media_list(row.get(self.motion_column))
-        videos = self._media_list(row.get(self.video_column))
+        motions = self._media_list(_first_present(row, self.motion_column, f"{self.motion_column}_path"))
+        videos = self._media_list(_first_present(row, self.video_column, f"{self.video_column}_path"))
         fps = row.get(self.video_fps_column)
 
         conversation = row.get(self.conversations_column)
@@ -213,6 +214,13 @@ class HuMoConQACollator:
         if "labels" not in batch:
             raise ValueError("the processor returned no labels; MotionVideoProcessor must support return_labels=True")
         return batch
+
+
+def _first_present(row: Mapping[str, Any], *keys: str):
+    for key in keys:
+        if row.get(key) is not None:
+            return row[key]
+    return None
 
 
 def _video_item(media, fps) -> dict:
