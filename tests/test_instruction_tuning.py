@@ -429,3 +429,25 @@ def test_both_stages_under_accelerate_launch_two_cpu_processes(processor, qa_dat
     # DDP keeps the replicas identical: both processes end with the same trained weights.
     assert ranks[0]["proj"] == pytest.approx(ranks[1]["proj"])
     assert ranks[0]["lora"] == pytest.approx(ranks[1]["lora"]) and any(abs(v) > 0 for v in ranks[0]["lora"])
+
+
+@pytest.mark.slow
+def test_stage2_on_real_cmu_captions_and_a_real_video_lowers_the_loss(processor, shared_data, tmp_path):
+    """Real CMU mocap trials with CMU's own descriptions (loaded by humocon_hf.data) plus a real video."""
+    from datasets import Dataset
+
+    from humocon_hf.data.loaders import load_cmu_bvh
+
+    cmu = load_cmu_bvh(shared_data / "cmu_bvh", shared_data / "cmu_index" / "CMU_data.csv")
+    rows = [dict(r, video=None) for r in cmu.select(range(4)).select_columns(["motion_path", "caption"])]
+    rows.append({"motion_path": None, "caption": "A person does push-ups.",
+                 "video": str(shared_data / "videos" / "COBRA_PUSH_UPS_clip2.mp4")})
+    dataset = Dataset.from_list(rows)
+    model = _model(processor)
+    collator = HuMoConQACollator(processor)
+    loss_before = _mean_loss(model, collator, dataset)
+    trainer = ModalityTranslationTrainer(model=model, args=_args(tmp_path, max_steps=6, per_device_train_batch_size=5,
+                                                                 learning_rate=1e-2),
+                                         processor=processor, train_dataset=dataset)
+    trainer.train()
+    assert _mean_loss(model, collator, dataset) < loss_before
