@@ -42,73 +42,141 @@ def _timed(fn, device, repeats: int, warmup: int) -> float:
 
 
 def build_config(paper_size: bool):
-    from transformers import LlamaConfig
-
     from humocon_hf.modeling.configuration_humocon import HuMoConConfig
     from humocon_hf.modeling.configuration_humocon_encoders import (
         HuMoConConceptDiscoveryConfig,
         HuMoConMotionEncoderConfig,
         HuMoConVideoEncoderConfig,
     )
+    from transformers import LlamaConfig
 
     if paper_size:
         # Llama-3.1-8B shape; paper-size encoders (4-layer motion transformer, SigLIP-base/16 at 224 px).
         text = LlamaConfig(
-            vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
-            num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=8192,
-            rope_parameters={"rope_type": "default", "rope_theta": 500000.0}, tie_word_embeddings=False,
-            pad_token_id=0, bos_token_id=1, eos_token_id=2,
+            vocab_size=128256,
+            hidden_size=4096,
+            intermediate_size=14336,
+            num_hidden_layers=32,
+            num_attention_heads=32,
+            num_key_value_heads=8,
+            max_position_embeddings=8192,
+            rope_parameters={"rope_type": "default", "rope_theta": 500000.0},
+            tie_word_embeddings=False,
+            pad_token_id=0,
+            bos_token_id=1,
+            eos_token_id=2,
         )
         motion, video = HuMoConMotionEncoderConfig(), HuMoConVideoEncoderConfig()
     else:
         text = LlamaConfig(
-            vocab_size=8192, hidden_size=256, intermediate_size=768, num_hidden_layers=4, num_attention_heads=8,
-            num_key_value_heads=4, max_position_embeddings=4096, tie_word_embeddings=True,
-            pad_token_id=0, bos_token_id=1, eos_token_id=2,
+            vocab_size=8192,
+            hidden_size=256,
+            intermediate_size=768,
+            num_hidden_layers=4,
+            num_attention_heads=8,
+            num_key_value_heads=4,
+            max_position_embeddings=4096,
+            tie_word_embeddings=True,
+            pad_token_id=0,
+            bos_token_id=1,
+            eos_token_id=2,
         )
         small = HuMoConConceptDiscoveryConfig.small()
         motion, video = small.motion_config, small.video_config
     vocab = text.vocab_size
     return HuMoConConfig(
-        text_config=text, motion_config=motion, video_config=video, motion_token_id=vocab - 2,
+        text_config=text,
+        motion_config=motion,
+        video_config=video,
+        motion_token_id=vocab - 2,
         video_token_id=vocab - 1,
     )
 
 
-def make_batch(config, batch: int, text_len: int, motion_frames: int, key_frames: int, device, dtype, seed=0):
+def make_batch(
+    config,
+    batch: int,
+    text_len: int,
+    motion_frames: int,
+    key_frames: int,
+    device,
+    dtype,
+    seed=0,
+):
     """Multimodal prompts (placeholders expanded like the processor does) and a text-only batch of the same shape."""
     gen = torch.Generator().manual_seed(seed)
     n_motion = math.ceil(motion_frames / config.motion_token_stride)
     n_video = key_frames * config.video_tokens_per_frame
-    text = torch.randint(3, config.text_config.vocab_size - 3, (batch, text_len), generator=gen)
-    placeholders = torch.tensor([config.motion_token_id] * n_motion + [config.video_token_id] * n_video)
-    input_ids = torch.cat([text[:, :1], placeholders.expand(batch, -1), text[:, 1:]], dim=1)
+    text = torch.randint(
+        3, config.text_config.vocab_size - 3, (batch, text_len), generator=gen
+    )
+    placeholders = torch.tensor(
+        [config.motion_token_id] * n_motion + [config.video_token_id] * n_video
+    )
+    input_ids = torch.cat(
+        [text[:, :1], placeholders.expand(batch, -1), text[:, 1:]], dim=1
+    )
     size = config.video_config.vision_config.image_size
     multimodal = {
         "input_ids": input_ids.to(device),
         "attention_mask": torch.ones_like(input_ids).to(device),
-        "motion_values": torch.randn(batch, motion_frames, config.motion_config.feature_size, generator=gen).to(
-            device, dtype),
-        "motion_attention_mask": torch.ones(batch, motion_frames, dtype=torch.long).to(device),
-        "pixel_values_videos": torch.randn(batch, key_frames, 3, size, size, generator=gen).to(device, dtype),
-        "video_timestamps": (torch.arange(key_frames, dtype=torch.float32) * 0.5).expand(batch, -1).to(device),
+        "motion_values": torch.randn(
+            batch, motion_frames, config.motion_config.feature_size, generator=gen
+        ).to(device, dtype),
+        "motion_attention_mask": torch.ones(batch, motion_frames, dtype=torch.long).to(
+            device
+        ),
+        "pixel_values_videos": torch.randn(
+            batch, key_frames, 3, size, size, generator=gen
+        ).to(device, dtype),
+        "video_timestamps": (torch.arange(key_frames, dtype=torch.float32) * 0.5)
+        .expand(batch, -1)
+        .to(device),
     }
-    plain_ids = torch.randint(3, config.text_config.vocab_size - 3, input_ids.shape, generator=gen).to(device)
+    plain_ids = torch.randint(
+        3, config.text_config.vocab_size - 3, input_ids.shape, generator=gen
+    ).to(device)
     plain = {"input_ids": plain_ids, "attention_mask": torch.ones_like(plain_ids)}
     return multimodal, plain
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--bf16", action="store_true", help="bfloat16 weights and activations")
-    parser.add_argument("--paper-size", action="store_true", help="Llama-3.1-8B shape + paper-size encoders")
-    parser.add_argument("--batch", type=int, default=None, help="training batch (default 4 CPU, 2 paper size)")
-    parser.add_argument("--text-len", type=int, default=64, help="text tokens per prompt")
-    parser.add_argument("--motion-frames", type=int, default=120, help="motion frames per prompt (6 s at 20 fps)")
-    parser.add_argument("--key-frames", type=int, default=8, help="video key frames per prompt")
-    parser.add_argument("--gen-batch", type=int, default=4, help="prompts generated for")
-    parser.add_argument("--new-tokens", type=int, default=8, help="tokens generated per prompt")
+    parser.add_argument(
+        "--bf16", action="store_true", help="bfloat16 weights and activations"
+    )
+    parser.add_argument(
+        "--paper-size",
+        action="store_true",
+        help="Llama-3.1-8B shape + paper-size encoders",
+    )
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=None,
+        help="training batch (default 4 CPU, 2 paper size)",
+    )
+    parser.add_argument(
+        "--text-len", type=int, default=64, help="text tokens per prompt"
+    )
+    parser.add_argument(
+        "--motion-frames",
+        type=int,
+        default=120,
+        help="motion frames per prompt (6 s at 20 fps)",
+    )
+    parser.add_argument(
+        "--key-frames", type=int, default=8, help="video key frames per prompt"
+    )
+    parser.add_argument(
+        "--gen-batch", type=int, default=4, help="prompts generated for"
+    )
+    parser.add_argument(
+        "--new-tokens", type=int, default=8, help="tokens generated per prompt"
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--gradient-checkpointing", action="store_true")
@@ -134,13 +202,26 @@ def main(argv=None):
     model.to(device=device, dtype=dtype)
     llm = model.language_model
     n_llm = sum(p.numel() for p in llm.parameters()) / 1e6
-    n_enc = sum(p.numel() for m in (model.motion_encoder, model.video_encoder) for p in m.parameters()) / 1e6
+    n_enc = (
+        sum(
+            p.numel()
+            for m in (model.motion_encoder, model.video_encoder)
+            for p in m.parameters()
+        )
+        / 1e6
+    )
     n_proj = sum(p.numel() for p in model.projector_parameters()) / 1e6
-    print(f"device={device} dtype={dtype} threads={torch.get_num_threads()} paper_size={args.paper_size}")
-    print(f"params: LLM {n_llm:.1f}M, encoders {n_enc:.1f}M (frozen), projectors {n_proj:.2f}M")
+    print(
+        f"device={device} dtype={dtype} threads={torch.get_num_threads()} paper_size={args.paper_size}"
+    )
+    print(
+        f"params: LLM {n_llm:.1f}M, encoders {n_enc:.1f}M (frozen), projectors {n_proj:.2f}M"
+    )
 
     # ---------------------------------------------------------------- 1. training step overhead
-    multimodal, plain = make_batch(config, batch, args.text_len, args.motion_frames, args.key_frames, device, dtype)
+    multimodal, plain = make_batch(
+        config, batch, args.text_len, args.motion_frames, args.key_frames, device, dtype
+    )
     tokens = multimodal["input_ids"].numel()
     llm.requires_grad_(True)
     if args.gradient_checkpointing:
@@ -157,7 +238,9 @@ def main(argv=None):
                     p.grad = None
 
     def step_humocon():
-        model(**multimodal, labels=multimodal["input_ids"], use_cache=False).loss.backward()
+        model(
+            **multimodal, labels=multimodal["input_ids"], use_cache=False
+        ).loss.backward()
         sgd(trainable)
 
     def step_llm():
@@ -166,13 +249,23 @@ def main(argv=None):
 
     t_llm = _timed(step_llm, device, args.repeats, args.warmup)
     t_mm = _timed(step_humocon, device, args.repeats, args.warmup)
-    t_llm2 = _timed(step_llm, device, args.repeats, 0)  # re-measure: drift between the two shows noise
+    t_llm2 = _timed(
+        step_llm, device, args.repeats, 0
+    )  # re-measure: drift between the two shows noise
     t_llm = min(t_llm, t_llm2)
     n_mm = tokens - batch * args.text_len
-    print(f"\n[train] batch {batch} x {tokens // batch} tokens ({n_mm // batch} motion+video placeholders per prompt)")
-    print(f"  LLM alone      : {t_llm * 1e3:9.1f} ms/step  {tokens / t_llm:10.0f} tokens/s")
-    print(f"  HuMoCon        : {t_mm * 1e3:9.1f} ms/step  {tokens / t_mm:10.0f} tokens/s")
-    print(f"  multimodal overhead ratio (HuMoCon / LLM alone, same token count): {t_mm / t_llm:.3f}")
+    print(
+        f"\n[train] batch {batch} x {tokens // batch} tokens ({n_mm // batch} motion+video placeholders per prompt)"
+    )
+    print(
+        f"  LLM alone      : {t_llm * 1e3:9.1f} ms/step  {tokens / t_llm:10.0f} tokens/s"
+    )
+    print(
+        f"  HuMoCon        : {t_mm * 1e3:9.1f} ms/step  {tokens / t_mm:10.0f} tokens/s"
+    )
+    print(
+        f"  multimodal overhead ratio (HuMoCon / LLM alone, same token count): {t_mm / t_llm:.3f}"
+    )
     model.zero_grad(set_to_none=True)
     llm.requires_grad_(False)
     if args.gradient_checkpointing:
@@ -180,10 +273,22 @@ def main(argv=None):
 
     # ---------------------------------------------------------------- 2. generation
     model.eval()
-    gen_inputs, _ = make_batch(config, args.gen_batch, args.text_len, args.motion_frames, args.key_frames, device,
-                               dtype, seed=1)
-    gen_kwargs = dict(max_new_tokens=args.new_tokens, min_new_tokens=args.new_tokens, do_sample=False,
-                      pad_token_id=0)
+    gen_inputs, _ = make_batch(
+        config,
+        args.gen_batch,
+        args.text_len,
+        args.motion_frames,
+        args.key_frames,
+        device,
+        dtype,
+        seed=1,
+    )
+    gen_kwargs = {
+        "max_new_tokens": args.new_tokens,
+        "min_new_tokens": args.new_tokens,
+        "do_sample": False,
+        "pad_token_id": 0,
+    }
 
     def batched():
         with torch.no_grad():
@@ -201,13 +306,23 @@ def main(argv=None):
     t_batched = _timed(batched, device, repeats, 1)
     t_single = _timed(one_by_one, device, repeats, 1)
     generated = args.gen_batch * args.new_tokens
-    print(f"\n[generate] {args.gen_batch} prompts x {gen_inputs['input_ids'].shape[1]} tokens, "
-          f"{args.new_tokens} new tokens each (greedy)")
-    print(f"  one-by-one, no cache : {t_single:8.3f} s  {generated / t_single:10.1f} new tokens/s")
-    print(f"  batched, KV cache    : {t_batched:8.3f} s  {generated / t_batched:10.1f} new tokens/s")
-    print(f"  throughput ratio (batched cached / one-by-one uncached): {t_single / t_batched:.2f}")
+    print(
+        f"\n[generate] {args.gen_batch} prompts x {gen_inputs['input_ids'].shape[1]} tokens, "
+        f"{args.new_tokens} new tokens each (greedy)"
+    )
+    print(
+        f"  one-by-one, no cache : {t_single:8.3f} s  {generated / t_single:10.1f} new tokens/s"
+    )
+    print(
+        f"  batched, KV cache    : {t_batched:8.3f} s  {generated / t_batched:10.1f} new tokens/s"
+    )
+    print(
+        f"  throughput ratio (batched cached / one-by-one uncached): {t_single / t_batched:.2f}"
+    )
     if device.type == "cuda":
-        print(f"\npeak GPU memory: {torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB")
+        print(
+            f"\npeak GPU memory: {torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB"
+        )
 
 
 if __name__ == "__main__":

@@ -19,7 +19,10 @@ def register_auto_classes() -> None:
         HuMoConVideoEncoderConfig,
     )
     from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
-    from humocon_hf.modeling.modeling_humocon_encoders import HuMoConMotionEncoder, HuMoConVideoEncoder
+    from humocon_hf.modeling.modeling_humocon_encoders import (
+        HuMoConMotionEncoder,
+        HuMoConVideoEncoder,
+    )
     from humocon_hf.processing.processing_humocon import MotionVideoProcessor
 
     AutoConfig.register(HuMoConConfig.model_type, HuMoConConfig, exist_ok=True)

@@ -34,7 +34,9 @@ def _plain_model(model):
     return model
 
 
-def save_for_remote_code(model, save_directory: str | os.PathLike, processor=None, **save_kwargs) -> list[str]:
+def save_for_remote_code(
+    model, save_directory: str | os.PathLike, processor=None, **save_kwargs
+) -> list[str]:
     """Save `model` (and `processor`) so the folder loads with `trust_remote_code=True` without humocon-hf.
 
     `config.json` gets an `auto_map` for AutoConfig, AutoModel, AutoModelForCausalLM (and AutoProcessor when a
@@ -48,7 +50,11 @@ def save_for_remote_code(model, save_directory: str | os.PathLike, processor=Non
     save_directory.mkdir(parents=True, exist_ok=True)
     config = model.config
     model_class, config_class = type(model), type(config)
-    previous = (model_class._auto_class, config_class._auto_class, getattr(config, "auto_map", None))
+    previous = (
+        model_class._auto_class,
+        config_class._auto_class,
+        getattr(config, "auto_map", None),
+    )
     auto_map = dict(REMOTE_CODE_AUTO_MAP)
     if processor is not None:
         auto_map.update(PROCESSOR_AUTO_MAP)
@@ -92,10 +98,14 @@ def default_model_card(model, repo_id: str, base_model: str | None = None) -> st
         "codebook of discovered motion concepts) feed one projector per modality into the LLM.",
         "",
         f"- LLM: `{base}` ({text.model_type}, hidden size {text.hidden_size}, {text.num_hidden_layers} layers)",
-        f"- Motion tokens: one per {config.motion_token_stride} frames; video tokens: "
-        f"{config.video_tokens_per_frame} per key frame",
-        f"- Features fed to the LLM: {'quantised' if config.use_motion_quantized else 'continuous'} (motion), "
-        f"{'quantised' if config.use_video_quantized else 'continuous'} (video)",
+        (
+            f"- Motion tokens: one per {config.motion_token_stride} frames; video tokens: "
+            f"{config.video_tokens_per_frame} per key frame"
+        ),
+        (
+            f"- Features fed to the LLM: {'quantised' if config.use_motion_quantized else 'continuous'} (motion), "
+            f"{'quantised' if config.use_video_quantized else 'continuous'} (video)"
+        ),
         "",
         "## Usage",
         "",
@@ -104,9 +114,9 @@ def default_model_card(model, repo_id: str, base_model: str | None = None) -> st
         "",
         f'model = AutoModel.from_pretrained("{repo_id}", trust_remote_code=True)',
         f'processor = AutoProcessor.from_pretrained("{repo_id}", trust_remote_code=True)',
-        "conversation = [{\"role\": \"user\", \"content\": [",
-        "    {\"type\": \"motion\", \"motion\": \"walk.bvh\"},",
-        "    {\"type\": \"text\", \"text\": \"What is the person doing?\"}]}]",
+        'conversation = [{"role": "user", "content": [',
+        '    {"type": "motion", "motion": "walk.bvh"},',
+        '    {"type": "text", "text": "What is the person doing?"}]}]',
         "inputs = processor.apply_chat_template(conversation, tokenize=True, add_generation_prompt=True)",
         "answer = model.generate(**inputs, max_new_tokens=32)",
         "print(processor.batch_decode(answer[:, inputs['input_ids'].shape[1]:], skip_special_tokens=True))",
@@ -149,12 +159,18 @@ def push_to_hub(
 
     model = _plain_model(model)
     if not isinstance(repo_id, str) or not repo_id.strip():
-        raise ValueError(f"repo_id must be a non-empty 'org/name' string, got {repo_id!r}")
+        raise ValueError(
+            f"repo_id must be a non-empty 'org/name' string, got {repo_id!r}"
+        )
     api = hf_api()
-    repo_id = api.create_repo(repo_id, private=private, token=token, exist_ok=True).repo_id
+    repo_id = api.create_repo(
+        repo_id, private=private, token=token, exist_ok=True
+    ).repo_id
     if model_card is None:
         card_text = default_model_card(model, repo_id)
-    elif isinstance(model_card, os.PathLike) or (isinstance(model_card, str) and Path(model_card).suffix == ".md"):
+    elif isinstance(model_card, os.PathLike) or (
+        isinstance(model_card, str) and Path(model_card).suffix == ".md"
+    ):
         path = Path(model_card)
         if not path.is_file():
             raise FileNotFoundError(f"model card file {path} does not exist")
@@ -175,7 +191,10 @@ def push_to_hub(
             for name in sorted(files):
                 full = Path(root, name)
                 operations.append(
-                    CommitOperationAdd(path_in_repo=full.relative_to(tmp).as_posix(), path_or_fileobj=str(full))
+                    CommitOperationAdd(
+                        path_in_repo=full.relative_to(tmp).as_posix(),
+                        path_or_fileobj=str(full),
+                    )
                 )
         return api.create_commit(
             repo_id=repo_id,
@@ -187,4 +206,10 @@ def push_to_hub(
         )
 
 
-__all__ = ["PROCESSOR_AUTO_MAP", "REMOTE_CODE_AUTO_MAP", "default_model_card", "push_to_hub", "save_for_remote_code"]
+__all__ = [
+    "PROCESSOR_AUTO_MAP",
+    "REMOTE_CODE_AUTO_MAP",
+    "default_model_card",
+    "push_to_hub",
+    "save_for_remote_code",
+]

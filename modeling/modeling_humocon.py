@@ -9,6 +9,7 @@ Remote-code rule: this file imports only external libraries and same-folder modu
 
 import copy
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -22,11 +23,16 @@ from transformers.utils.generic import can_return_tuple
 from .configuration_humocon import HuMoConConfig
 from .modeling_humocon_encoders import HuMoConMotionEncoder, HuMoConVideoEncoder
 
-
 logger = logging.get_logger(__name__)
 
 # Inputs only needed to fill placeholder embeddings: once the prompt sits in the KV cache they are dead weight.
-MODALITY_INPUT_NAMES = ("motion_values", "motion_attention_mask", "pixel_values_videos", "video_timestamps", "video_flow")
+MODALITY_INPUT_NAMES = (
+    "motion_values",
+    "motion_attention_mask",
+    "pixel_values_videos",
+    "video_timestamps",
+    "video_flow",
+)
 
 
 @dataclass
@@ -77,13 +83,21 @@ def _encoder_feature_size(encoder_config, quantized: bool) -> int:
         value = getattr(encoder_config, name, None)
         if isinstance(value, int) and value > 0:
             return value
-    raise ValueError(f"cannot tell the feature width of {type(encoder_config).__name__}: it has no hidden_size")
+    raise ValueError(
+        f"cannot tell the feature width of {type(encoder_config).__name__}: it has no hidden_size"
+    )
 
 
 class HuMoConModalityProjector(nn.Module):
     """Two-layer MLP (LLaVA-1.5 style) mapping encoder features into the LLM embedding space."""
 
-    def __init__(self, in_features: int, out_features: int, hidden_act: str = "gelu", bias: bool = True):
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        hidden_act: str = "gelu",
+        bias: bool = True,
+    ):
         super().__init__()
         self.linear_1 = nn.Linear(in_features, out_features, bias=bias)
         self.act = ACT2FN[hidden_act]
@@ -105,8 +119,8 @@ class HuMoConPreTrainedModel(PreTrainedModel):
     _supports_flash_attn = True
     _supports_flex_attn = True
     _supports_attention_backend = True
-    _no_split_modules = ["HuMoConModalityProjector"]
-    _skip_keys_device_placement = ["cache", "past_key_values"]
+    _no_split_modules: ClassVar[list[str]] = ["HuMoConModalityProjector"]
+    _skip_keys_device_placement: ClassVar[list[str]] = ["cache", "past_key_values"]
 
     @torch.no_grad()
     def _init_weights(self, module):
@@ -194,16 +208,22 @@ class HuMoConForCausalLM(HuMoConPreTrainedModel, GenerationMixin):
 
     def projector_parameters(self):
         """Parameters trained in stage 2 (modality translation)."""
-        return list(self.motion_projector.parameters()) + list(self.video_projector.parameters())
+        return list(self.motion_projector.parameters()) + list(
+            self.video_projector.parameters()
+        )
 
     # ----------------------------------------------------------------------------------------------------
     # Modality features.
     @staticmethod
     def _encoder_grad_enabled(encoder: nn.Module) -> bool:
-        return torch.is_grad_enabled() and any(p.requires_grad for p in encoder.parameters())
+        return torch.is_grad_enabled() and any(
+            p.requires_grad for p in encoder.parameters()
+        )
 
     def get_motion_features(
-        self, motion_values: torch.Tensor, motion_attention_mask: torch.Tensor | None = None
+        self,
+        motion_values: torch.Tensor,
+        motion_attention_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """
         Encode and project motion clips.
@@ -230,15 +250,25 @@ class HuMoConForCausalLM(HuMoConPreTrainedModel, GenerationMixin):
                 motion_attention_mask=motion_attention_mask,
                 return_dict=True,
             )
-        features = outputs.quantized if self.config.use_motion_quantized else outputs.last_hidden_state
+        features = (
+            outputs.quantized
+            if self.config.use_motion_quantized
+            else outputs.last_hidden_state
+        )
         token_mask = getattr(outputs, "attention_mask", None)
         if token_mask is None:
-            token_mask = torch.ones(features.shape[:2], dtype=torch.bool, device=features.device)
-        projected = self.motion_projector(features.to(self.motion_projector.linear_1.weight.dtype))
+            token_mask = torch.ones(
+                features.shape[:2], dtype=torch.bool, device=features.device
+            )
+        projected = self.motion_projector(
+            features.to(self.motion_projector.linear_1.weight.dtype)
+        )
         return projected, token_mask.bool(), getattr(outputs, "concept_ids", None)
 
     def get_video_features(
-        self, pixel_values_videos: torch.Tensor, video_timestamps: torch.Tensor | None = None
+        self,
+        pixel_values_videos: torch.Tensor,
+        video_timestamps: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """
         Encode and project videos.
@@ -263,21 +293,34 @@ class HuMoConForCausalLM(HuMoConPreTrainedModel, GenerationMixin):
                 video_timestamps=video_timestamps,
                 return_dict=True,
             )
-        features = outputs.quantized if self.config.use_video_quantized else outputs.last_hidden_state
+        features = (
+            outputs.quantized
+            if self.config.use_video_quantized
+            else outputs.last_hidden_state
+        )
         token_mask = getattr(outputs, "attention_mask", None)
         if token_mask is None:
-            token_mask = torch.ones(features.shape[:2], dtype=torch.bool, device=features.device)
-        projected = self.video_projector(features.to(self.video_projector.linear_1.weight.dtype))
+            token_mask = torch.ones(
+                features.shape[:2], dtype=torch.bool, device=features.device
+            )
+        projected = self.video_projector(
+            features.to(self.video_projector.linear_1.weight.dtype)
+        )
         return projected, token_mask.bool(), getattr(outputs, "concept_ids", None)
 
     def get_placeholder_mask(
-        self, input_ids: torch.LongTensor | None, inputs_embeds: torch.Tensor, token_id: int
+        self,
+        input_ids: torch.LongTensor | None,
+        inputs_embeds: torch.Tensor,
+        token_id: int,
     ) -> torch.BoolTensor:
         """(batch, seq) mask of the placeholder `token_id`, from `input_ids` or, without them, by comparing
         `inputs_embeds` with the placeholder's own embedding."""
         if input_ids is not None:
             return input_ids == token_id
-        placeholder = self.get_input_embeddings()(torch.tensor(token_id, device=inputs_embeds.device))
+        placeholder = self.get_input_embeddings()(
+            torch.tensor(token_id, device=inputs_embeds.device)
+        )
         return (inputs_embeds == placeholder.to(inputs_embeds.dtype)).all(-1)
 
     def _merge(
@@ -315,7 +358,9 @@ class HuMoConForCausalLM(HuMoConPreTrainedModel, GenerationMixin):
                 f"the processor must expand each <{name}> placeholder to the encoder's token count"
             )
         mask3 = mask.unsqueeze(-1).expand_as(inputs_embeds)
-        return inputs_embeds.masked_scatter(mask3, flat.to(inputs_embeds.device, inputs_embeds.dtype))
+        return inputs_embeds.masked_scatter(
+            mask3, flat.to(inputs_embeds.device, inputs_embeds.dtype)
+        )
 
     # ----------------------------------------------------------------------------------------------------
     @can_return_tuple
@@ -365,12 +410,20 @@ class HuMoConForCausalLM(HuMoConPreTrainedModel, GenerationMixin):
                 motion_values, motion_attention_mask
             )
         inputs_embeds = self._merge(
-            input_ids, inputs_embeds, motion_features, motion_mask, self.config.motion_token_id, "motion", "motion_values"
+            input_ids,
+            inputs_embeds,
+            motion_features,
+            motion_mask,
+            self.config.motion_token_id,
+            "motion",
+            "motion_values",
         )
 
         video_features = video_mask = video_concepts = None
         if pixel_values_videos is not None:
-            video_features, video_mask, video_concepts = self.get_video_features(pixel_values_videos, video_timestamps)
+            video_features, video_mask, video_concepts = self.get_video_features(
+                pixel_values_videos, video_timestamps
+            )
         inputs_embeds = self._merge(
             input_ids,
             inputs_embeds,
@@ -398,21 +451,31 @@ class HuMoConForCausalLM(HuMoConPreTrainedModel, GenerationMixin):
             cache=outputs.cache,
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
-            motion_hidden_states=motion_features[motion_mask] if motion_features is not None else None,
-            video_hidden_states=video_features[video_mask] if video_features is not None else None,
+            motion_hidden_states=motion_features[motion_mask]
+            if motion_features is not None
+            else None,
+            video_hidden_states=video_features[video_mask]
+            if video_features is not None
+            else None,
             motion_concept_ids=motion_concepts,
             video_concept_ids=video_concepts,
         )
 
-    def prepare_inputs_for_generation(self, input_ids, cache=None, is_first_iteration=False, **kwargs):
+    def prepare_inputs_for_generation(
+        self, input_ids, cache=None, is_first_iteration=False, **kwargs
+    ):
         """Send the modality inputs only with the prompt: afterwards their features already live in the cache.
         Without a cache every step re-reads the full prompt, so they are kept."""
-        modality_inputs = {name: kwargs.pop(name, None) for name in MODALITY_INPUT_NAMES}
+        modality_inputs = {
+            name: kwargs.pop(name, None) for name in MODALITY_INPUT_NAMES
+        }
         model_inputs = super().prepare_inputs_for_generation(
             input_ids, cache=cache, is_first_iteration=is_first_iteration, **kwargs
         )
         if is_first_iteration or not kwargs.get("use_cache", True):
-            model_inputs.update({k: v for k, v in modality_inputs.items() if v is not None})
+            model_inputs.update(
+                {k: v for k, v in modality_inputs.items() if v is not None}
+            )
         return model_inputs
 
     # ----------------------------------------------------------------------------------------------------
@@ -447,7 +510,9 @@ class HuMoConForCausalLM(HuMoConPreTrainedModel, GenerationMixin):
             video_token_id = processor.video_token_id
             vocab_size = len(processor.tokenizer)
         if motion_token_id is None or video_token_id is None:
-            raise ValueError("processor_or_token_ids must give both motion_token_id and video_token_id")
+            raise ValueError(
+                "processor_or_token_ids must give both motion_token_id and video_token_id"
+            )
         needed = max(int(motion_token_id), int(video_token_id)) + 1
         vocab_size = max(needed, int(vocab_size or 0))
 
@@ -478,8 +543,12 @@ class HuMoConForCausalLM(HuMoConPreTrainedModel, GenerationMixin):
             model.generation_config = copy.deepcopy(language_model.generation_config)
         model.motion_encoder = motion_encoder
         model.video_encoder = video_encoder
-        model.motion_projector = model.motion_projector.to_empty(device=language_model.device)
-        model.video_projector = model.video_projector.to_empty(device=language_model.device)
+        model.motion_projector = model.motion_projector.to_empty(
+            device=language_model.device
+        )
+        model.video_projector = model.video_projector.to_empty(
+            device=language_model.device
+        )
         model._init_weights(model.motion_projector)
         model._init_weights(model.video_projector)
         dtype = language_model.dtype

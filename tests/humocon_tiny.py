@@ -3,11 +3,15 @@
 import math
 
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
-
 from humocon_hf.modeling.configuration_humocon import HuMoConConfig
-from humocon_hf.modeling.configuration_humocon_encoders import HuMoConConceptDiscoveryConfig
-from humocon_hf.modeling.modeling_humocon_encoders import HuMoConMotionEncoder, HuMoConVideoEncoder
+from humocon_hf.modeling.configuration_humocon_encoders import (
+    HuMoConConceptDiscoveryConfig,
+)
+from humocon_hf.modeling.modeling_humocon_encoders import (
+    HuMoConMotionEncoder,
+    HuMoConVideoEncoder,
+)
+from transformers import LlamaConfig, LlamaForCausalLM
 
 VOCAB = 128
 MOTION_ID = 120
@@ -44,13 +48,13 @@ def tiny_encoder_configs():
 
 def tiny_config(**overrides) -> HuMoConConfig:
     motion, video = tiny_encoder_configs()
-    kwargs = dict(
-        text_config=tiny_text_config(),
-        motion_config=motion,
-        video_config=video,
-        motion_token_id=MOTION_ID,
-        video_token_id=VIDEO_ID,
-    )
+    kwargs = {
+        "text_config": tiny_text_config(),
+        "motion_config": motion,
+        "video_config": video,
+        "motion_token_id": MOTION_ID,
+        "video_token_id": VIDEO_ID,
+    }
     kwargs.update(overrides)
     return HuMoConConfig(**kwargs)
 
@@ -64,7 +68,9 @@ def tiny_encoders():
     return HuMoConMotionEncoder(motion).eval(), HuMoConVideoEncoder(video).eval()
 
 
-def make_sample(config, modalities=("motion",), seed=0, batch=1, motion_frames=10, text_len=5):
+def make_sample(
+    config, modalities=("motion",), seed=0, batch=1, motion_frames=10, text_len=5
+):
     """Model inputs with placeholders expanded exactly as the processor does: `ceil(frames / stride)` motion
     tokens per clip and `key_frames * tokens_per_frame` video tokens per video, then a short random question."""
     gen = torch.Generator().manual_seed(seed)
@@ -82,8 +88,14 @@ def make_sample(config, modalities=("motion",), seed=0, batch=1, motion_frames=1
     data["input_ids"] = torch.tensor(rows)
     data["attention_mask"] = torch.ones_like(data["input_ids"])
     if "motion" in modalities:
-        data["motion_values"] = torch.randn(batch, motion_frames, MOTION_FEATURES, generator=gen)
-        data["motion_attention_mask"] = torch.ones(batch, motion_frames, dtype=torch.long)
+        data["motion_values"] = torch.randn(
+            batch, motion_frames, MOTION_FEATURES, generator=gen
+        )
+        data["motion_attention_mask"] = torch.ones(
+            batch, motion_frames, dtype=torch.long
+        )
     if "video" in modalities:
-        data["pixel_values_videos"] = torch.randn(batch, NUM_KEY_FRAMES, 3, IMAGE_SIZE, IMAGE_SIZE, generator=gen)
+        data["pixel_values_videos"] = torch.randn(
+            batch, NUM_KEY_FRAMES, 3, IMAGE_SIZE, IMAGE_SIZE, generator=gen
+        )
     return data

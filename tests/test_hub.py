@@ -13,13 +13,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from humocon_hf.modeling.configuration_humocon import HuMoConConfig
+from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
+from humocon_tiny import IMAGE_SIZE, NUM_KEY_FRAMES, make_sample, tiny_config
 
 from humocon_hf.auto import register_auto_classes
 from humocon_hf.hub import REMOTE_CODE_AUTO_MAP, push_to_hub, save_for_remote_code
-from humocon_hf.modeling.configuration_humocon import HuMoConConfig
-from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
-
-from humocon_tiny import IMAGE_SIZE, NUM_KEY_FRAMES, make_sample, tiny_config
 
 torch.set_num_threads(1)
 
@@ -53,11 +52,10 @@ def sample(model):
 
 @pytest.fixture(scope="module")
 def processor(smollm2_tokenizer_dir):
-    from transformers import AutoTokenizer
-
     from humocon_hf.processing.feature_extraction_motion import MotionFeatureExtractor
     from humocon_hf.processing.processing_humocon import MotionVideoProcessor
     from humocon_hf.processing.video_processing_humocon import HuMoConVideoProcessor
+    from transformers import AutoTokenizer
 
     return MotionVideoProcessor(
         AutoTokenizer.from_pretrained(smollm2_tokenizer_dir),
@@ -67,11 +65,23 @@ def processor(smollm2_tokenizer_dir):
 
 
 def _run_fresh(script: str, tmp_path: Path, **env_overrides):
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "hf-modules"), OMP_NUM_THREADS="1")
+    env = dict(
+        os.environ,
+        HF_HUB_OFFLINE="1",
+        HF_MODULES_CACHE=str(tmp_path / "hf-modules"),
+        OMP_NUM_THREADS="1",
+    )
     env.update(env_overrides)
     code = _BLOCK_PACKAGE + textwrap.dedent(script)
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     return result
 
@@ -112,33 +122,55 @@ def test_register_auto_classes_native(model, sample, processor, tmp_path):
     loaded = AutoModel.from_pretrained(tmp_path).eval()
     assert type(loaded) is HuMoConForCausalLM
     with torch.no_grad():
-        torch.testing.assert_close(loaded(**sample).logits, model(**sample).logits, rtol=0, atol=0)
-    assert type(AutoProcessor.from_pretrained(tmp_path)).__name__ == "MotionVideoProcessor"
+        torch.testing.assert_close(
+            loaded(**sample).logits, model(**sample).logits, rtol=0, atol=0
+        )
+    assert (
+        type(AutoProcessor.from_pretrained(tmp_path)).__name__ == "MotionVideoProcessor"
+    )
 
 
 # ------------------------------------------------------------------------------------------ remote code
 
 
-def test_remote_code_export_loads_without_the_package(model, sample, processor, tmp_path):
+def test_remote_code_export_loads_without_the_package(
+    model, sample, processor, tmp_path
+):
     export = tmp_path / "export"
     files = save_for_remote_code(model, export, processor=processor)
-    for name in ("configuration_humocon.py", "modeling_humocon.py", "configuration_humocon_encoders.py",
-                 "modeling_humocon_encoders.py", "processing_humocon.py", "model.safetensors", "config.json"):
+    for name in (
+        "configuration_humocon.py",
+        "modeling_humocon.py",
+        "configuration_humocon_encoders.py",
+        "modeling_humocon_encoders.py",
+        "processing_humocon.py",
+        "model.safetensors",
+        "config.json",
+    ):
         assert name in files, files
     auto_map = json.loads((export / "config.json").read_text())["auto_map"]
-    assert auto_map == {**REMOTE_CODE_AUTO_MAP, "AutoProcessor": "processing_humocon.MotionVideoProcessor"}
+    assert auto_map == {
+        **REMOTE_CODE_AUTO_MAP,
+        "AutoProcessor": "processing_humocon.MotionVideoProcessor",
+    }
 
     # The export leaves no trace: classes unregistered, the next native save is clean.
     assert HuMoConForCausalLM._auto_class is None and HuMoConConfig._auto_class is None
     model.save_pretrained(tmp_path / "native")
-    assert "auto_map" not in json.loads((tmp_path / "native" / "config.json").read_text())
+    assert "auto_map" not in json.loads(
+        (tmp_path / "native" / "config.json").read_text()
+    )
 
     _save_sample(sample, tmp_path / "sample.npz")
     with torch.no_grad():
         expected = model(**sample).logits.numpy()
     # One fresh process loads config, both model classes and the processor from the exported code.
-    script = _LOAD_AND_RUN.format(auto_class="AutoModel", source=str(export), sample=str(tmp_path / "sample.npz"),
-                                  out=str(tmp_path / "AutoModel.npy"))
+    script = _LOAD_AND_RUN.format(
+        auto_class="AutoModel",
+        source=str(export),
+        sample=str(tmp_path / "sample.npz"),
+        out=str(tmp_path / "AutoModel.npy"),
+    )
     script += textwrap.dedent(
         f"""
         from transformers import AutoConfig, AutoModelForCausalLM, AutoProcessor
@@ -180,13 +212,19 @@ class FakeHfApi:
         self.commits = []
 
     def create_repo(self, repo_id, private=None, token=None, exist_ok=False, **kwargs):
-        (self.cache_dir / f"models--{repo_id.replace('/', '--')}").mkdir(parents=True, exist_ok=True)
+        (self.cache_dir / f"models--{repo_id.replace('/', '--')}").mkdir(
+            parents=True, exist_ok=True
+        )
         return SimpleNamespace(repo_id=repo_id)
 
-    def create_commit(self, repo_id, operations, commit_message, revision=None, **kwargs):
+    def create_commit(
+        self, repo_id, operations, commit_message, revision=None, **kwargs
+    ):
         repo = self.cache_dir / f"models--{repo_id.replace('/', '--')}"
         branch = revision or "main"
-        commit = hashlib.sha1(f"{repo_id}{len(self.commits)}{commit_message}".encode()).hexdigest()
+        commit = hashlib.sha1(
+            f"{repo_id}{len(self.commits)}{commit_message}".encode()
+        ).hexdigest()
         snapshot = repo / "snapshots" / commit
         for op in operations:
             data = Path(op.path_or_fileobj).read_bytes()
@@ -198,11 +236,15 @@ class FakeHfApi:
             target.symlink_to(os.path.relpath(blob, target.parent))
         (repo / "refs").mkdir(parents=True, exist_ok=True)
         (repo / "refs" / branch).write_text(commit)
-        self.commits.append((repo_id, commit_message, sorted(op.path_in_repo for op in operations)))
+        self.commits.append(
+            (repo_id, commit_message, sorted(op.path_in_repo for op in operations))
+        )
         return SimpleNamespace(oid=commit, commit_message=commit_message)
 
 
-def test_push_to_hub_offline_then_load_by_repo_id(model, sample, processor, tmp_path, monkeypatch):
+def test_push_to_hub_offline_then_load_by_repo_id(
+    model, sample, processor, tmp_path, monkeypatch
+):
     import transformers.utils.hub as transformers_hub
     from huggingface_hub import constants
 
@@ -215,8 +257,14 @@ def test_push_to_hub_offline_then_load_by_repo_id(model, sample, processor, tmp_
     info = push_to_hub(model, repo_id, processor=processor)
     assert len(fake.commits) == 1
     pushed = fake.commits[0][2]
-    for name in ("README.md", "config.json", "model.safetensors", "modeling_humocon.py", "processor_config.json",
-                 "tokenizer.json"):
+    for name in (
+        "README.md",
+        "config.json",
+        "model.safetensors",
+        "modeling_humocon.py",
+        "processor_config.json",
+        "tokenizer.json",
+    ):
         assert name in pushed, pushed
     snapshot = cache / f"models--{repo_id.replace('/', '--')}" / "snapshots" / info.oid
     card = (snapshot / "README.md").read_text()
@@ -227,8 +275,12 @@ def test_push_to_hub_offline_then_load_by_repo_id(model, sample, processor, tmp_
         expected = model(**sample).logits.numpy()
     out = tmp_path / "hub.npy"
     _run_fresh(
-        _LOAD_AND_RUN.format(auto_class="AutoModel", source=repo_id, sample=str(tmp_path / "sample.npz"),
-                             out=str(out))
+        _LOAD_AND_RUN.format(
+            auto_class="AutoModel",
+            source=repo_id,
+            sample=str(tmp_path / "sample.npz"),
+            out=str(out),
+        )
         + textwrap.dedent(f"""
         from transformers import AutoProcessor
         p = AutoProcessor.from_pretrained({repo_id!r}, trust_remote_code=True)
@@ -250,7 +302,12 @@ def test_push_to_hub_with_custom_card_and_bad_inputs(model, tmp_path, monkeypatc
     card = tmp_path / "card.md"
     card.write_text("# my card\n")
     info = push_to_hub(model, "humocon-test/card", model_card=card, remote_code=False)
-    snapshot = Path(constants.HF_HUB_CACHE) / "models--humocon-test--card" / "snapshots" / info.oid
+    snapshot = (
+        Path(constants.HF_HUB_CACHE)
+        / "models--humocon-test--card"
+        / "snapshots"
+        / info.oid
+    )
     assert (snapshot / "README.md").read_text() == "# my card\n"
     assert "modeling_humocon.py" not in fake.commits[0][2]
     assert "auto_map" not in json.loads((snapshot / "config.json").read_text())

@@ -5,10 +5,11 @@ import math
 import numpy as np
 import pytest
 import torch
-
 from humocon_hf.modeling.configuration_humocon import HuMoConConfig
-from humocon_hf.modeling.modeling_humocon import HuMoConCausalLMOutputWithPast, HuMoConForCausalLM
-
+from humocon_hf.modeling.modeling_humocon import (
+    HuMoConCausalLMOutputWithPast,
+    HuMoConForCausalLM,
+)
 from humocon_tiny import (
     MOTION_ID,
     PAD_ID,
@@ -33,23 +34,41 @@ def model():
 
 
 def test_config_defaults_are_tiny_and_partial_dicts_stay_tiny():
-    config = HuMoConConfig(motion_config=tiny_config().motion_config, video_config=tiny_config().video_config)
+    config = HuMoConConfig(
+        motion_config=tiny_config().motion_config,
+        video_config=tiny_config().video_config,
+    )
     assert config.text_config.model_type == "llama"
-    assert config.text_config.hidden_size == 64 and config.text_config.num_hidden_layers == 2
-    partial = HuMoConConfig(text_config={"vocab_size": 300}, motion_config=config.motion_config,
-                            video_config=config.video_config)
-    assert partial.text_config.vocab_size == 300 and partial.text_config.hidden_size == 64
+    assert (
+        config.text_config.hidden_size == 64
+        and config.text_config.num_hidden_layers == 2
+    )
+    partial = HuMoConConfig(
+        text_config={"vocab_size": 300},
+        motion_config=config.motion_config,
+        video_config=config.video_config,
+    )
+    assert (
+        partial.text_config.vocab_size == 300 and partial.text_config.hidden_size == 64
+    )
     assert partial.tie_word_embeddings is True
 
 
 def test_config_rejects_inconsistent_settings():
     base = tiny_config()
     with pytest.raises(ValueError, match="must differ"):
-        HuMoConConfig(motion_config=base.motion_config, video_config=base.video_config, motion_token_id=5,
-                      video_token_id=5)
+        HuMoConConfig(
+            motion_config=base.motion_config,
+            video_config=base.video_config,
+            motion_token_id=5,
+            video_token_id=5,
+        )
     with pytest.raises(ValueError, match="motion_token_stride"):
-        HuMoConConfig(motion_config=base.motion_config, video_config=base.video_config,
-                      motion_token_stride=base.motion_token_stride + 1)
+        HuMoConConfig(
+            motion_config=base.motion_config,
+            video_config=base.video_config,
+            motion_token_stride=base.motion_token_stride + 1,
+        )
 
 
 def test_config_round_trip(tmp_path):
@@ -63,7 +82,9 @@ def test_config_round_trip(tmp_path):
 # ------------------------------------------------------------------------------------------------ forward
 
 
-@pytest.mark.parametrize("modalities", [("motion",), ("video",), ("motion", "video"), ()])
+@pytest.mark.parametrize(
+    "modalities", [("motion",), ("video",), ("motion", "video"), ()]
+)
 def test_forward_every_modality_combination(model, modalities):
     inputs = make_sample(model.config, modalities, seed=1)
     out = model(**inputs, labels=inputs["input_ids"])
@@ -73,12 +94,18 @@ def test_forward_every_modality_combination(model, modalities):
     n_motion = int((inputs["input_ids"] == MOTION_ID).sum())
     n_video = int((inputs["input_ids"] == VIDEO_ID).sum())
     if "motion" in modalities:
-        assert out.motion_hidden_states.shape == (n_motion, model.config.text_config.hidden_size)
+        assert out.motion_hidden_states.shape == (
+            n_motion,
+            model.config.text_config.hidden_size,
+        )
         assert out.motion_concept_ids is not None
     else:
         assert out.motion_hidden_states is None
     if "video" in modalities:
-        assert out.video_hidden_states.shape == (n_video, model.config.text_config.hidden_size)
+        assert out.video_hidden_states.shape == (
+            n_video,
+            model.config.text_config.hidden_size,
+        )
     else:
         assert out.video_hidden_states is None
 
@@ -116,8 +143,11 @@ def test_placeholder_feature_count_mismatch_raises(model):
     first = int((ids[0] == MOTION_ID).nonzero()[0])
     ids[0, first] = 7  # one placeholder fewer than the encoder's tokens
     n_tokens = int((ids == MOTION_ID).sum())
-    with pytest.raises(ValueError, match=rf"{n_tokens} <motion> tokens in input_ids but the motion encoder produced "
-                                         rf"{n_tokens + 1} features"):
+    with pytest.raises(
+        ValueError,
+        match=rf"{n_tokens} <motion> tokens in input_ids but the motion encoder produced "
+        rf"{n_tokens + 1} features",
+    ):
         model(**dict(inputs, input_ids=ids))
     with pytest.raises(ValueError, match="video encoder produced"):
         vid = make_sample(model.config, ("video",), seed=5)
@@ -126,10 +156,18 @@ def test_placeholder_feature_count_mismatch_raises(model):
         model(**dict(vid, input_ids=ids))
     # Same check when only inputs_embeds are given.
     embeds = model.get_input_embeddings()(inputs["input_ids"])
-    embeds = torch.cat([embeds[:, :1], embeds[:, 2:]], dim=1)  # drop the first placeholder
-    with pytest.raises(ValueError, match="<motion> tokens in inputs_embeds but the motion encoder produced"):
-        model(inputs_embeds=embeds, motion_values=inputs["motion_values"],
-              motion_attention_mask=inputs["motion_attention_mask"])
+    embeds = torch.cat(
+        [embeds[:, :1], embeds[:, 2:]], dim=1
+    )  # drop the first placeholder
+    with pytest.raises(
+        ValueError,
+        match="<motion> tokens in inputs_embeds but the motion encoder produced",
+    ):
+        model(
+            inputs_embeds=embeds,
+            motion_values=inputs["motion_values"],
+            motion_attention_mask=inputs["motion_attention_mask"],
+        )
 
 
 def test_placeholders_without_modality_inputs_raise(model):
@@ -161,7 +199,9 @@ def test_loss_uses_num_items_in_batch(model):
     labels = labels.masked_fill(inputs["attention_mask"] == 0, -100)
     mean_loss = model(**inputs, labels=labels).loss
     n_items = int((labels[:, 1:] != -100).sum())
-    summed = model(**inputs, labels=labels, num_items_in_batch=torch.tensor(n_items * 2)).loss
+    summed = model(
+        **inputs, labels=labels, num_items_in_batch=torch.tensor(n_items * 2)
+    ).loss
     # Normalised by the given count (the whole accumulated batch), not by this micro-batch.
     torch.testing.assert_close(summed, mean_loss / 2)
 
@@ -170,11 +210,19 @@ def test_loss_uses_num_items_in_batch(model):
 
 
 def _generate(model, inputs, **kwargs):
-    return model.generate(**inputs, max_new_tokens=6, min_new_tokens=6, do_sample=False, pad_token_id=PAD_ID,
-                          **kwargs)
+    return model.generate(
+        **inputs,
+        max_new_tokens=6,
+        min_new_tokens=6,
+        do_sample=False,
+        pad_token_id=PAD_ID,
+        **kwargs,
+    )
 
 
-@pytest.mark.parametrize("modalities", [("motion",), ("video",), ("motion", "video"), ()])
+@pytest.mark.parametrize(
+    "modalities", [("motion",), ("video",), ("motion", "video"), ()]
+)
 def test_generation_with_and_without_cache_agree(model, modalities):
     inputs = make_sample(model.config, modalities, seed=10)
     cached = _generate(model, inputs, use_cache=True)
@@ -185,23 +233,34 @@ def test_generation_with_and_without_cache_agree(model, modalities):
 
 def test_modality_inputs_dropped_after_prefill(model):
     inputs = make_sample(model.config, ("motion", "video"), seed=11)
-    first = model.prepare_inputs_for_generation(**inputs, cache=None, is_first_iteration=True, use_cache=True)
-    later = model.prepare_inputs_for_generation(**inputs, cache=None, is_first_iteration=False, use_cache=True)
-    uncached = model.prepare_inputs_for_generation(**inputs, cache=None, is_first_iteration=False, use_cache=False)
+    first = model.prepare_inputs_for_generation(
+        **inputs, cache=None, is_first_iteration=True, use_cache=True
+    )
+    later = model.prepare_inputs_for_generation(
+        **inputs, cache=None, is_first_iteration=False, use_cache=True
+    )
+    uncached = model.prepare_inputs_for_generation(
+        **inputs, cache=None, is_first_iteration=False, use_cache=False
+    )
     for name in ("motion_values", "motion_attention_mask", "pixel_values_videos"):
         assert name in first and name not in later and name in uncached
 
 
 def test_batched_left_padded_generation_equals_one_by_one(model):
     modal_sets = [("motion",), ("video",), ("motion", "video"), ()]
-    samples = [make_sample(model.config, mods, seed=20 + i, motion_frames=9 + 3 * i) for i, mods in
-               enumerate(modal_sets)]
+    samples = [
+        make_sample(model.config, mods, seed=20 + i, motion_frames=9 + 3 * i)
+        for i, mods in enumerate(modal_sets)
+    ]
     batch = _left_pad(samples)
     batched = _generate(model, batch)
     width = batch["input_ids"].shape[1]
     for i, sample in enumerate(samples):
         single = _generate(model, sample)
-        assert batched[i, width:].tolist() == single[0, sample["input_ids"].shape[1]:].tolist()
+        assert (
+            batched[i, width:].tolist()
+            == single[0, sample["input_ids"].shape[1] :].tolist()
+        )
 
 
 def _left_pad(samples):
@@ -211,20 +270,35 @@ def _left_pad(samples):
     for s in samples:
         pad = width - s["input_ids"].shape[1]
         ids.append(torch.cat([torch.full((1, pad), PAD_ID), s["input_ids"]], 1))
-        mask.append(torch.cat([torch.zeros(1, pad, dtype=torch.long), s["attention_mask"]], 1))
+        mask.append(
+            torch.cat([torch.zeros(1, pad, dtype=torch.long), s["attention_mask"]], 1)
+        )
     batch = {"input_ids": torch.cat(ids), "attention_mask": torch.cat(mask)}
     motions = [s for s in samples if "motion_values" in s]
     if motions:
         frames = max(s["motion_values"].shape[1] for s in motions)
         batch["motion_values"] = torch.cat(
-            [torch.nn.functional.pad(s["motion_values"], (0, 0, 0, frames - s["motion_values"].shape[1]))
-             for s in motions])
+            [
+                torch.nn.functional.pad(
+                    s["motion_values"], (0, 0, 0, frames - s["motion_values"].shape[1])
+                )
+                for s in motions
+            ]
+        )
         batch["motion_attention_mask"] = torch.cat(
-            [torch.nn.functional.pad(s["motion_attention_mask"], (0, frames - s["motion_values"].shape[1]))
-             for s in motions])
+            [
+                torch.nn.functional.pad(
+                    s["motion_attention_mask"],
+                    (0, frames - s["motion_values"].shape[1]),
+                )
+                for s in motions
+            ]
+        )
     videos = [s for s in samples if "pixel_values_videos" in s]
     if videos:
-        batch["pixel_values_videos"] = torch.cat([s["pixel_values_videos"] for s in videos])
+        batch["pixel_values_videos"] = torch.cat(
+            [s["pixel_values_videos"] for s in videos]
+        )
     return batch
 
 
@@ -251,7 +325,9 @@ def test_save_load_identical_logits_and_tied_embeddings(model, tmp_path):
     assert lm.lm_head.weight.data_ptr() == lm.model.embed_tokens.weight.data_ptr()
     torch.testing.assert_close(loaded(**inputs).logits, before, rtol=0, atol=0)
     for name, buffer in model.named_buffers():
-        torch.testing.assert_close(dict(loaded.named_buffers())[name], buffer, rtol=0, atol=0)
+        torch.testing.assert_close(
+            dict(loaded.named_buffers())[name], buffer, rtol=0, atol=0
+        )
 
 
 def test_frozen_encoders_stay_in_eval_mode():
@@ -264,7 +340,10 @@ def test_frozen_encoders_stay_in_eval_mode():
 
 
 def test_attention_dtype_and_checkpointing_flags():
-    assert HuMoConForCausalLM._supports_sdpa and HuMoConForCausalLM.supports_gradient_checkpointing
+    assert (
+        HuMoConForCausalLM._supports_sdpa
+        and HuMoConForCausalLM.supports_gradient_checkpointing
+    )
     model = HuMoConForCausalLM(tiny_config())
     assert model.language_model.config._attn_implementation == "sdpa"
     inputs = make_sample(model.config, ("motion", "video"), seed=31)
@@ -283,7 +362,9 @@ def test_attention_dtype_and_checkpointing_flags():
 
     bf16 = HuMoConForCausalLM(tiny_config()).to(torch.bfloat16).eval()
     out = bf16(**inputs)
-    assert out.logits.dtype == torch.bfloat16 and torch.isfinite(out.logits.float()).all()
+    assert (
+        out.logits.dtype == torch.bfloat16 and torch.isfinite(out.logits.float()).all()
+    )
 
 
 def test_from_parts_resizes_embeddings_and_round_trips(tmp_path):
@@ -292,11 +373,17 @@ def test_from_parts_resizes_embeddings_and_round_trips(tmp_path):
     motion_encoder, video_encoder = tiny_encoders()
     old_embeddings = llm.get_input_embeddings().weight.detach().clone()
     model = HuMoConForCausalLM.from_parts(
-        llm, motion_encoder, video_encoder, {"motion_token_id": 90, "video_token_id": 91}
+        llm,
+        motion_encoder,
+        video_encoder,
+        {"motion_token_id": 90, "video_token_id": 91},
     ).eval()
     assert model.config.text_config.vocab_size == 92
     assert model.get_input_embeddings().weight.shape[0] == 92
-    assert model.get_output_embeddings().weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
+    assert (
+        model.get_output_embeddings().weight.data_ptr()
+        == model.get_input_embeddings().weight.data_ptr()
+    )
     torch.testing.assert_close(model.get_input_embeddings().weight[:90], old_embeddings)
     assert model.language_model is llm and model.motion_encoder is motion_encoder
     assert not any(p.requires_grad for p in model.motion_encoder.parameters())
@@ -310,14 +397,18 @@ def test_from_parts_resizes_embeddings_and_round_trips(tmp_path):
     torch.testing.assert_close(loaded(**inputs).logits, before, rtol=0, atol=0)
 
     with pytest.raises(ValueError, match="motion_token_id and video_token_id"):
-        HuMoConForCausalLM.from_parts(tiny_llm(), *tiny_encoders(), {"motion_token_id": None, "video_token_id": 3})
+        HuMoConForCausalLM.from_parts(
+            tiny_llm(), *tiny_encoders(), {"motion_token_id": None, "video_token_id": 3}
+        )
 
 
 def test_motion_token_count_follows_stride(model):
     stride = model.config.motion_token_stride
     for frames in (1, stride, stride + 1, 3 * stride - 1):
         inputs = make_sample(model.config, ("motion",), seed=50, motion_frames=frames)
-        assert int((inputs["input_ids"] == MOTION_ID).sum()) == math.ceil(frames / stride)
+        assert int((inputs["input_ids"] == MOTION_ID).sum()) == math.ceil(
+            frames / stride
+        )
         model(**inputs)
 
 
@@ -328,38 +419,65 @@ def test_motion_token_count_follows_stride(model):
 def test_smollm2_from_parts_end_to_end(tmp_path):
     """The embedded SmolLM2 (tied embeddings) + tiny encoders: text-only answers are the LLM's own, multimodal
     prompts generate, and save/load keeps the logits and the tying."""
-    from safetensors import safe_open
-
-    from humocon_hf.llm import load_default_llm
     from humocon_hf.processing.feature_extraction_motion import MotionFeatureExtractor
     from humocon_hf.processing.processing_humocon import MotionVideoProcessor
     from humocon_hf.processing.video_processing_humocon import HuMoConVideoProcessor
     from humocon_tiny import IMAGE_SIZE, NUM_KEY_FRAMES
+    from safetensors import safe_open
+
+    from humocon_hf.llm import load_default_llm
 
     llm, tokenizer = load_default_llm()
     assert llm.config.tie_word_embeddings
     question = [{"role": "user", "content": "What is the capital of France?"}]
-    prompt = tokenizer.apply_chat_template(question, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    prompt = tokenizer.apply_chat_template(
+        question, add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
     with torch.no_grad():
         llm_answer = llm.generate(**prompt, max_new_tokens=8, do_sample=False)
 
-    processor = MotionVideoProcessor(tokenizer, MotionFeatureExtractor(),
-                                     HuMoConVideoProcessor(num_frames=NUM_KEY_FRAMES, size=IMAGE_SIZE))
+    processor = MotionVideoProcessor(
+        tokenizer,
+        MotionFeatureExtractor(),
+        HuMoConVideoProcessor(num_frames=NUM_KEY_FRAMES, size=IMAGE_SIZE),
+    )
     model = HuMoConForCausalLM.from_parts(llm, *tiny_encoders(), processor).eval()
     assert model.config.text_config.vocab_size == len(tokenizer) == 49154
-    assert model.get_output_embeddings().weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
+    assert (
+        model.get_output_embeddings().weight.data_ptr()
+        == model.get_input_embeddings().weight.data_ptr()
+    )
     with torch.no_grad():
         answer = model.generate(**prompt, max_new_tokens=8, do_sample=False)
     assert answer.tolist() == llm_answer.tolist()  # the wrapper is transparent for text
 
     rng = np.random.default_rng(0)
-    motion = (rng.normal(scale=0.1, size=(24, 22, 3)) + np.array([0.0, 1.0, 0.0])).astype(np.float32)
-    conversation = [{"role": "user", "content": [{"type": "motion", "motion": motion},
-                                                 {"type": "text", "text": "What is the person doing?"}]}]
-    inputs = processor.apply_chat_template(conversation, tokenize=True, add_generation_prompt=True)
+    motion = (
+        rng.normal(scale=0.1, size=(24, 22, 3)) + np.array([0.0, 1.0, 0.0])
+    ).astype(np.float32)
+    conversation = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "motion", "motion": motion},
+                {"type": "text", "text": "What is the person doing?"},
+            ],
+        }
+    ]
+    inputs = processor.apply_chat_template(
+        conversation, tokenize=True, add_generation_prompt=True
+    )
     with torch.no_grad():
-        cached = model.generate(**inputs, max_new_tokens=5, min_new_tokens=5, do_sample=False)
-        uncached = model.generate(**inputs, max_new_tokens=5, min_new_tokens=5, do_sample=False, use_cache=False)
+        cached = model.generate(
+            **inputs, max_new_tokens=5, min_new_tokens=5, do_sample=False
+        )
+        uncached = model.generate(
+            **inputs,
+            max_new_tokens=5,
+            min_new_tokens=5,
+            do_sample=False,
+            use_cache=False,
+        )
         before = model(**inputs).logits
     assert cached.tolist() == uncached.tolist()
 
@@ -367,7 +485,10 @@ def test_smollm2_from_parts_end_to_end(tmp_path):
     with safe_open(str(tmp_path / "model.safetensors"), "pt") as f:
         assert "language_model.lm_head.weight" not in set(f.keys())
     loaded = HuMoConForCausalLM.from_pretrained(tmp_path).eval()
-    assert loaded.get_output_embeddings().weight.data_ptr() == loaded.get_input_embeddings().weight.data_ptr()
+    assert (
+        loaded.get_output_embeddings().weight.data_ptr()
+        == loaded.get_input_embeddings().weight.data_ptr()
+    )
     with torch.no_grad():
         torch.testing.assert_close(loaded(**inputs).logits, before, rtol=0, atol=0)
 
@@ -377,8 +498,12 @@ def test_continuous_features_and_several_tokens_per_frame():
 
     motion_cfg, video_cfg = tiny_encoder_configs()
     video_cfg = type(video_cfg)(**{**video_cfg.to_dict(), "video_tokens_per_frame": 4})
-    config = tiny_config(video_config=video_cfg, video_tokens_per_frame=4, use_motion_quantized=False,
-                         use_video_quantized=False)
+    config = tiny_config(
+        video_config=video_cfg,
+        video_tokens_per_frame=4,
+        use_motion_quantized=False,
+        use_video_quantized=False,
+    )
     torch.manual_seed(0)
     model = HuMoConForCausalLM(config).eval()
     assert model.motion_projector.linear_1.in_features == motion_cfg.hidden_size

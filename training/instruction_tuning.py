@@ -21,7 +21,6 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import torch
 from transformers import Trainer, TrainingArguments
 from transformers.utils import logging
 
@@ -92,7 +91,9 @@ class HuMoConQACollator:
     # The placeholder strings the processor uses (they can be customised there).
     @property
     def _tokens(self) -> tuple[str, str]:
-        return getattr(self.processor, "motion_token", "<motion>"), getattr(self.processor, "video_token", "<video>")
+        return getattr(self.processor, "motion_token", "<motion>"), getattr(
+            self.processor, "video_token", "<video>"
+        )
 
     @staticmethod
     def _media_list(value) -> list:
@@ -105,16 +106,26 @@ class HuMoConQACollator:
     def row_to_conversation(self, row: Mapping[str, Any], index: int = 0) -> list[dict]:
         """One dataset row -> one conversation with typed content items."""
         if not isinstance(row, Mapping):
-            raise ValueError(f"row {index}: expected a mapping (a datasets row), got {type(row).__name__}")
-        motions = self._media_list(_first_present(row, self.motion_column, f"{self.motion_column}_path"))
-        videos = self._media_list(_first_present(row, self.video_column, f"{self.video_column}_path"))
+            raise TypeError(
+                f"row {index}: expected a mapping (a datasets row), got {type(row).__name__}"
+            )
+        motions = self._media_list(
+            _first_present(row, self.motion_column, f"{self.motion_column}_path")
+        )
+        videos = self._media_list(
+            _first_present(row, self.video_column, f"{self.video_column}_path")
+        )
         fps = row.get(self.video_fps_column)
 
         conversation = row.get(self.conversations_column)
         if conversation is not None:
-            messages = [self._normalize_message(m, index, i) for i, m in enumerate(conversation)]
+            messages = [
+                self._normalize_message(m, index, i) for i, m in enumerate(conversation)
+            ]
             if not any(m["role"] == "assistant" for m in messages):
-                raise ValueError(f"row {index}: `{self.conversations_column}` holds no assistant answer to learn")
+                raise ValueError(
+                    f"row {index}: `{self.conversations_column}` holds no assistant answer to learn"
+                )
         else:
             answer = row.get(self.answer_column)
             question = row.get(self.question_column)
@@ -126,7 +137,9 @@ class HuMoConQACollator:
                     f"`{self.conversations_column}`"
                 )
             if question is None:
-                key = "both" if motions and videos else ("video" if videos else "motion")
+                key = (
+                    "both" if motions and videos else ("video" if videos else "motion")
+                )
                 question = DEFAULT_PROMPTS[key]
             messages = [
                 {"role": "user", "content": str(question)},
@@ -139,13 +152,18 @@ class HuMoConQACollator:
     @staticmethod
     def _normalize_message(message, index: int, position: int) -> dict:
         if not isinstance(message, Mapping):
-            raise ValueError(f"row {index}, message {position}: expected a dict, got {type(message).__name__}")
+            raise TypeError(
+                f"row {index}, message {position}: expected a dict, got {type(message).__name__}"
+            )
         if "role" in message and "content" in message:
             role, content = message["role"], message["content"]
         elif "from" in message and "value" in message:
-            role = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant"}.get(
-                message["from"], message["from"]
-            )
+            role = {
+                "human": "user",
+                "user": "user",
+                "gpt": "assistant",
+                "assistant": "assistant",
+            }.get(message["from"], message["from"])
             content = message["value"]
         else:
             raise ValueError(
@@ -155,7 +173,9 @@ class HuMoConQACollator:
             raise ValueError(f"row {index}, message {position}: unknown role {role!r}")
         return {"role": role, "content": content}
 
-    def _attach_media(self, messages: list[dict], motions: list, videos: list, fps, index: int) -> list[dict]:
+    def _attach_media(
+        self, messages: list[dict], motions: list, videos: list, fps, index: int
+    ) -> list[dict]:
         """Replace `<motion>` / `<video>` markers in string content by typed items carrying the row's media."""
         motion_token, video_token = self._tokens
         motion_iter, video_iter = iter(motions), iter(videos)
@@ -165,17 +185,23 @@ class HuMoConQACollator:
             content = message["content"]
             if isinstance(content, str):
                 items = []
-                for piece in re.split(f"({re.escape(motion_token)}|{re.escape(video_token)})", content):
+                for piece in re.split(
+                    f"({re.escape(motion_token)}|{re.escape(video_token)})", content
+                ):
                     if piece == motion_token:
                         media = next(motion_iter, None)
                         if media is None:
-                            raise ValueError(f"row {index}: more {motion_token} markers than motions ({len(motions)})")
+                            raise ValueError(
+                                f"row {index}: more {motion_token} markers than motions ({len(motions)})"
+                            )
                         items.append({"type": "motion", "motion": media})
                         used["motion"] += 1
                     elif piece == video_token:
                         media = next(video_iter, None)
                         if media is None:
-                            raise ValueError(f"row {index}: more {video_token} markers than videos ({len(videos)})")
+                            raise ValueError(
+                                f"row {index}: more {video_token} markers than videos ({len(videos)})"
+                            )
                         items.append(_video_item(media, fps))
                         used["video"] += 1
                     elif piece:
@@ -188,7 +214,9 @@ class HuMoConQACollator:
             out.append({"role": message["role"], "content": items})
 
         # Media without markers go in front of the first user message.
-        leftover = [{"type": "motion", "motion": m} for m in motion_iter] + [_video_item(v, fps) for v in video_iter]
+        leftover = [{"type": "motion", "motion": m} for m in motion_iter] + [
+            _video_item(v, fps) for v in video_iter
+        ]
         if leftover:
             if used["motion"] or used["video"]:
                 raise ValueError(
@@ -197,8 +225,12 @@ class HuMoConQACollator:
                 )
             first_user = next((m for m in out if m["role"] == "user"), None)
             if first_user is None:
-                raise ValueError(f"row {index}: the conversation has no user message to attach the motion/video to")
-            first_user["content"] = leftover + [{"type": "text", "text": "\n"}] + first_user["content"]
+                raise ValueError(
+                    f"row {index}: the conversation has no user message to attach the motion/video to"
+                )
+            first_user["content"] = (
+                leftover + [{"type": "text", "text": "\n"}] + first_user["content"]
+            )
         return out
 
     def __call__(self, rows: Sequence[Mapping[str, Any]]):
@@ -209,10 +241,17 @@ class HuMoConQACollator:
         if self.max_length is not None:
             kwargs.update(truncation=True, max_length=self.max_length)
         batch = self.processor.apply_chat_template(
-            conversations, tokenize=True, return_dict=True, return_labels=True, return_tensors="pt", **kwargs
+            conversations,
+            tokenize=True,
+            return_dict=True,
+            return_labels=True,
+            return_tensors="pt",
+            **kwargs,
         )
         if "labels" not in batch:
-            raise ValueError("the processor returned no labels; MotionVideoProcessor must support return_labels=True")
+            raise ValueError(
+                "the processor returned no labels; MotionVideoProcessor must support return_labels=True"
+            )
         return batch
 
 
@@ -252,7 +291,9 @@ def freeze_for_modality_translation(model) -> None:
     model.freeze_encoders()
 
 
-def _prepare_args(args: TrainingArguments | None, output_dir: str | None) -> TrainingArguments:
+def _prepare_args(
+    args: TrainingArguments | None, output_dir: str | None
+) -> TrainingArguments:
     if args is None:
         args = TrainingArguments(output_dir=output_dir or "humocon-output")
     if args.remove_unused_columns:
@@ -264,14 +305,18 @@ def _prepare_args(args: TrainingArguments | None, output_dir: str | None) -> Tra
 class _HuMoConTrainerMixin:
     """Shared setup: processor-based collator, raw columns kept, projector/encoder freezing kept in eval."""
 
-    def _humocon_setup(self, model, args, processor, data_collator, max_length, system_prompt):
+    def _humocon_setup(
+        self, model, args, processor, data_collator, max_length, system_prompt
+    ):
         args = _prepare_args(args, None)
         if data_collator is None:
             if processor is None:
                 raise ValueError(
                     f"{type(self).__name__} needs a `processor` (MotionVideoProcessor) or a `data_collator`"
                 )
-            data_collator = HuMoConQACollator(processor, max_length=max_length, system_prompt=system_prompt)
+            data_collator = HuMoConQACollator(
+                processor, max_length=max_length, system_prompt=system_prompt
+            )
         return args, data_collator
 
 
@@ -300,12 +345,24 @@ class ModalityTranslationTrainer(_HuMoConTrainerMixin, Trainer):
         **kwargs,
     ):
         if model is None:
-            raise ValueError("ModalityTranslationTrainer needs a HuMoConForCausalLM `model`")
+            raise ValueError(
+                "ModalityTranslationTrainer needs a HuMoConForCausalLM `model`"
+            )
         if hasattr(model, "peft_config"):
-            raise ValueError("stage 2 trains the projectors of a plain HuMoConForCausalLM, not a peft-wrapped model")
+            raise ValueError(
+                "stage 2 trains the projectors of a plain HuMoConForCausalLM, not a peft-wrapped model"
+            )
         freeze_for_modality_translation(model)
-        args, data_collator = self._humocon_setup(model, args, processor, data_collator, max_length, system_prompt)
-        super().__init__(model=model, args=args, data_collator=data_collator, processing_class=processor, **kwargs)
+        args, data_collator = self._humocon_setup(
+            model, args, processor, data_collator, max_length, system_prompt
+        )
+        super().__init__(
+            model=model,
+            args=args,
+            data_collator=data_collator,
+            processing_class=processor,
+            **kwargs,
+        )
 
 
 # ------------------------------------------------------------------------------------------------------- LoRA
@@ -338,11 +395,17 @@ def apply_lora(
         )
     model.requires_grad_(False)
     peft_model = get_peft_model(model, lora_config)
-    bad = [n for n in trainable_parameter_names(peft_model) if "lora_" not in n or "language_model" not in n]
+    bad = [
+        n
+        for n in trainable_parameter_names(peft_model)
+        if "lora_" not in n or "language_model" not in n
+    ]
     if bad:
         raise ValueError(f"LoRA target_modules reach beyond the LLM: {bad[:5]}")
     if not trainable_parameter_names(peft_model):
-        raise ValueError(f"LoRA target_modules {lora_config.target_modules!r} matched no module of the LLM")
+        raise ValueError(
+            f"LoRA target_modules {lora_config.target_modules!r} matched no module of the LLM"
+        )
     return peft_model
 
 
@@ -387,7 +450,9 @@ class InstructionTuningTrainer(_HuMoConTrainerMixin, Trainer):
         **kwargs,
     ):
         if model is None:
-            raise ValueError("InstructionTuningTrainer needs a HuMoConForCausalLM `model`")
+            raise ValueError(
+                "InstructionTuningTrainer needs a HuMoConForCausalLM `model`"
+            )
         if not hasattr(model, "peft_config"):
             model = apply_lora(
                 model,
@@ -398,11 +463,19 @@ class InstructionTuningTrainer(_HuMoConTrainerMixin, Trainer):
                 lora_config=lora_config,
             )
         _unwrap(model).freeze_encoders()
-        args, data_collator = self._humocon_setup(model, args, processor, data_collator, max_length, system_prompt)
+        args, data_collator = self._humocon_setup(
+            model, args, processor, data_collator, max_length, system_prompt
+        )
         if getattr(args, "gradient_checkpointing", False):
             # Inputs of a frozen embedding need grad for checkpointed LoRA layers to receive gradients.
             _unwrap(model).enable_input_require_grads()
-        super().__init__(model=model, args=args, data_collator=data_collator, processing_class=processor, **kwargs)
+        super().__init__(
+            model=model,
+            args=args,
+            data_collator=data_collator,
+            processing_class=processor,
+            **kwargs,
+        )
 
 
 __all__ = [
