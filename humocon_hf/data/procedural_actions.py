@@ -217,25 +217,11 @@ class Gait(Action):
         phase = cyc * t + g["phase0"]
         p["vel"] = np.stack([np.full_like(t, dx * v), np.full_like(t, dz * v)], -1)
         run = kind != "walk"
+        fz = st.foot_z + 0.03 * (1 if not lateral else 0)
         for s, pre, off in ((1, "l", 0.0), (-1, "r", 0.5)):
             ph = np.mod(phase + off, 1.0)
-            stance = ph < beta
-            q = np.clip((ph - beta) / (1.0 - beta), 0.0, 1.0)  # swing progress
-            r = ph / beta  # stance progress
-            u = np.where(stance, S / 2 - S * r, -S / 2 + S * smooth(q))
-            lift = np.where(stance, 0.0, g["lift"] * np.sin(np.pi * q))
-            y = b.ankle_height + lift
-            pitch = np.zeros_like(t)
-            back = np.zeros_like(t)
-            if not lateral:
-                heel = np.clip((r - 0.65) / 0.35, 0.0, 1.0) ** 2 * stance
-                y = y + (0.09 if not run else 0.06) * heel * b.leg / 0.81
-                strike = (np.clip(1.0 - r / 0.25, 0.0, 1.0) ** 2) * stance * (0.0 if run else 1.0)
-                pitch = np.where(stance, 0.6 * heel - 0.3 * strike, 0.6 * (1 - smooth(q)) - (0.0 if run else 0.3) * smooth(q))
-                if run:
-                    back = 0.35 * g["lift"] * np.sin(np.pi * np.clip(q * 1.4, 0, 1)) * (1 - stance)
-            fz = st.foot_z + 0.03 * (1 if not lateral else 0)
-            p[f"{pre}_ankle"] = np.stack([s * stance_w + dx * u, y, fz + dz * (u - back)], -1)
+            ankle, pitch = self._foot(ph, S, stance_w * s, fz, run)
+            p[f"{pre}_ankle"] = ankle
             p[f"{pre}_foot"] = pitch[:, None]
             # Arms swing opposite to the leg on the same side.
             amp = g["arm_amp"] * (0.18 if not run else 0.25) * (0.4 if lateral else (0.7 if dz < 0 else 1.0))
@@ -249,14 +235,58 @@ class Gait(Action):
                 w[:, 2] += amp * swing
                 w[:, 1] += 0.3 * amp * np.abs(swing)
         p["torso"][:, 0] = g["lean"] * (1 if dz >= 0 else -0.5) + st.lean * 0.5
+        h_des = p["h"][0, 0] - (0.05 + 0.02 * (kind == "run") if run else 0.03)
+        p["h"] = self._pelvis_height(np.mod(phase, 1.0), h_des, S, stance_w, fz, run)[:, None]
         if run:
             flight = 0.5 - beta
             ph = np.mod(phase, 0.5)  # both halves of the cycle have a flight
             q = np.clip((ph - beta) / flight, 0.0, 1.0)
             tf = flight / cyc
             p["air"] = (GRAVITY * tf * tf / 2.0 * q * (1 - q))[:, None]
-            p["h"] = p["h"] - (0.05 + 0.02 * (kind == "run"))
         return p
+
+    def _foot(self, ph, S, x0, fz, run):
+        """Ankle target (T, 3) and foot pitch (T,) of one foot at gait phases `ph` in [0, 1)."""
+        b, g = self.body, self.settings
+        beta = g["duty"]
+        dx, dz = DIRECTION_VECTORS[self.direction]
+        stance = ph < beta
+        q = np.clip((ph - beta) / (1.0 - beta), 0.0, 1.0)  # swing progress
+        r = ph / beta  # stance progress
+        # Forward walking lands the foot closer under the body than where it pushes off.
+        ahead = 0.42 if dz > 0 else 0.5
+        u = np.where(stance, S * (ahead - r), S * (ahead - 1.0 + smooth(q)))
+        y = b.ankle_height + np.where(stance, 0.0, g["lift"] * np.sin(np.pi * q))
+        pitch = np.zeros_like(ph)
+        back = np.zeros_like(ph)
+        if dz > 0:
+            # Heel rise before toe-off (continued into early swing), heel strike with the toes up.
+            heel = np.where(stance, np.clip((r - 0.6) / 0.4, 0.0, 1.0) ** 2, 1.0 - smooth(q / 0.35))
+            strike = (np.clip(1.0 - r / 0.25, 0.0, 1.0) ** 2) * stance * (0.0 if run else 1.0)
+            pitch = np.where(stance, 1.0 * heel - 0.3 * strike, 1.0 * (1 - smooth(q)) - (0.0 if run else 0.3) * smooth(q))
+            # Roll over the toes: raise the ankle so the toe joint stays at its resting height.
+            roll = np.maximum(pitch, 0.0)
+            y = y + b.foot[1] * (1.0 - np.cos(roll)) + b.foot[2] * np.sin(roll)
+            if run:
+                back = 0.35 * g["lift"] * np.sin(np.pi * np.clip(q * 1.4, 0, 1)) * (1 - stance)
+        return np.stack([x0 + dx * u, y, fz + dz * (u - back)], -1), pitch
+
+    def _pelvis_height(self, ph, h_des, S, stance_w, fz, run):
+        """Pelvis height over the gait cycle: as high as `h_des` allows with both feet reaching their
+        targets, low-pass filtered around the cycle (no kinks at double support), at phases `ph`."""
+        b = self.body
+        grid = np.arange(96) / 96.0
+        lmax = 0.995 * b.leg
+        limit = np.full_like(grid, h_des)
+        for s, off in ((1, 0.0), (-1, 0.5)):
+            a, _ = self._foot(np.mod(grid + off, 1.0), S, stance_w * s, fz, run)
+            hip = b.hip * np.array([s, 1.0, 1.0])
+            dxz2 = (a[:, 0] - hip[0]) ** 2 + (a[:, 2] - hip[2]) ** 2
+            limit = np.minimum(limit, a[:, 1] - hip[1] + np.sqrt(np.maximum(lmax * lmax - dxz2, 0.0)))
+        k = np.exp(-0.5 * (np.minimum(np.arange(96), 96 - np.arange(96)) / 4.0) ** 2)
+        smooth_h = np.real(np.fft.ifft(np.fft.fft(limit) * np.fft.fft(k / k.sum())))
+        smooth_h -= max(0.0, float((smooth_h - limit).max()))
+        return np.interp(ph, np.append(grid, 1.0), np.append(smooth_h, smooth_h[0]))
 
 
 class Jump(Action):
@@ -292,8 +322,8 @@ class Jump(Action):
         tau = rel - k * cycle
         active = (rel >= 0) & (rel < g["n"] * cycle)
         tau = np.where(active, tau, -1.0)
-        crouch = ramp(tau, 0.0, 0.8 * tc) * (1.0 - ramp(tau, 0.8 * tc, tc))
-        land = ramp(tau, tc + tf, tc + tf + 0.08) * (1.0 - ramp(tau, tc + tf + 0.08, cycle))
+        crouch = ramp(tau, 0.0, 0.6 * tc) * (1.0 - ramp(tau, 0.6 * tc, tc))
+        land = ramp(tau, tc + tf, tc + tf + 0.12) * (1.0 - ramp(tau, tc + tf + 0.12, cycle))
         c = g["depth"] * (crouch + 0.7 * land)
         q = np.where(active, (tau - tc) / tf, -1.0)
         fly = (q > 0) & (q < 1)
@@ -305,7 +335,7 @@ class Jump(Action):
         p["vel"] = np.stack([np.where(fly, dx * v, 0.0), np.where(fly, dz * v, 0.0)], -1)
         qs = np.clip(q, 0, 1)
         swing_back = crouch
-        swing_up = np.where(fly, np.sin(np.pi * qs), 0.0) + ramp(tau, 0.8 * tc, tc) * (1 - ramp(tau, tc, tc + 0.3 * tf))
+        swing_up = np.where(fly, np.sin(np.pi * qs), 0.0) + ramp(tau, 0.5 * tc, tc) * (1 - ramp(tau, tc, tc + 0.3 * tf))
         swing_up = np.clip(swing_up, 0, 1)
         for s, pre in ((1, "l"), (-1, "r")):
             w = p[f"{pre}_wrist"]

@@ -52,6 +52,8 @@ NUM_PARAMS = _col
 del _col, _name, _width
 
 FLOOR_CLEARANCE = 0.01
+PELVIS_SOFTNESS = 0.03  # m; smoothing of the pelvis-height limit set by the legs' reach
+CONTACT_SOFTNESS = 0.006  # m; smoothing of which joint touches the floor
 # Share of the torso angles each spine bone (pelvis->spine1, ->spine2, ->spine3) takes; neck and head
 # take the full angles.
 SPINE_FRACTIONS = (0.5, 0.75, 1.0)  # lowest joint sits this far above the floor when on the ground (m)
@@ -120,6 +122,12 @@ def _apply(rot: np.ndarray, vec: np.ndarray) -> np.ndarray:
     if vec.ndim == 1:
         return rot @ vec
     return np.einsum("tij,tj->ti", rot, vec)
+
+
+def _soft_min(x: np.ndarray, tau: float) -> np.ndarray:
+    """-tau * log(sum(exp(-x / tau))) over the last axis: smooth and <= min(x)."""
+    m = x.min(axis=-1)
+    return m - tau * np.log(np.exp(-(x - m[..., None]) / tau).sum(axis=-1))
 
 
 def two_bone_ik(root: np.ndarray, target: np.ndarray, l1: float, l2: float, pole: np.ndarray):
@@ -256,13 +264,16 @@ def solve_joints(pose: Pose, body: Body, heading: float, start_xz, fps: float) -
     J = np.zeros((T, NUM_JOINTS, 3))
 
     # Lower the pelvis where needed so that both ankle targets are within reach of the legs.
-    h = h_des.copy()
+    # A soft minimum (never above the hard one) keeps the pelvis path smooth where the limiting leg
+    # changes, instead of the kinks a hard minimum would put into the pelvis height.
+    limits = [h_des]
     lmax = 0.998 * body.leg
     for side, name in ((1, "l_ankle"), (-1, "r_ankle")):
         a = pose[name]
         hip = body.hip * np.array([side, 1.0, 1.0])
         dxz2 = (a[:, 0] - hip[0]) ** 2 + (a[:, 2] - hip[2]) ** 2
-        h = np.minimum(h, a[:, 1] - hip[1] + np.sqrt(np.maximum(lmax * lmax - dxz2, 0.0)))
+        limits.append(a[:, 1] - hip[1] + np.sqrt(np.maximum(lmax * lmax - dxz2, 0.0)))
+    h = _soft_min(np.stack(limits, -1), PELVIS_SOFTNESS)
     pelvis = np.zeros((T, 3))
     pelvis[:, 1] = h
     J[:, JOINT_INDEX["pelvis"]] = pelvis
@@ -299,8 +310,8 @@ def solve_joints(pose: Pose, body: Body, heading: float, start_xz, fps: float) -
         J[:, JOINT_INDEX[f"{name}_ankle"]] = ankle
         J[:, JOINT_INDEX[f"{name}_foot"]] = ankle + _apply(rot_x(pose[f"{pre}_foot"][:, 0]), body.foot)
 
-    # Floor contact, then flight.
-    lift = FLOOR_CLEARANCE - J[:, :, 1].min(axis=1) + pose["air"][:, 0]
+    # Floor contact (soft minimum over the joints: smooth when the supporting joint changes), then flight.
+    lift = FLOOR_CLEARANCE - _soft_min(J[:, :, 1], CONTACT_SOFTNESS) + pose["air"][:, 0]
     J[:, :, 1] += lift[:, None]
 
     # Heading rotation and the integrated root path.
