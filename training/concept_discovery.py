@@ -219,6 +219,14 @@ class ConceptDiscoveryTrainer(Trainer):
             self._unwrapped_concept_model().apply_codebook_updates(sync=True)
         return loss
 
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        """Self-supervised: there are no labels, the evaluation result is the loss (the velocity objective still runs
+        under `no_grad`, the model enables gradients for its inner `autograd.grad`)."""
+        inputs = self._prepare_inputs(inputs)
+        with torch.no_grad(), self.compute_loss_context_manager():
+            loss = self.compute_loss(model, inputs)
+        return loss.detach(), None, None
+
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs:  # a training log: every process reaches this point together
             stats = torch.stack([self._component_sums, self._component_counts]).to(self.args.device)
