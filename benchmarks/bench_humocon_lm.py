@@ -27,18 +27,21 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
-def _timed(fn, device, repeats: int, warmup: int) -> float:
-    """Median wall time of `fn()` in seconds."""
+def _timed_pair(fn_a, fn_b, device, repeats: int, warmup: int) -> tuple[float, float]:
+    """Median wall times (s) of `fn_a()` and `fn_b()`, measured alternately so that load
+    drift on a shared machine hits both alike."""
     for _ in range(warmup):
-        fn()
-    times = []
+        fn_a()
+        fn_b()
+    times = ([], [])
     for _ in range(repeats):
-        _sync(device)
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for i, fn in enumerate((fn_a, fn_b)):
+            _sync(device)
+            start = time.perf_counter()
+            fn()
+            _sync(device)
+            times[i].append(time.perf_counter() - start)
+    return statistics.median(times[0]), statistics.median(times[1])
 
 
 def build_config(paper_size: bool):
@@ -177,7 +180,7 @@ def main(argv=None):
     parser.add_argument(
         "--new-tokens", type=int, default=8, help="tokens generated per prompt"
     )
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--gradient-checkpointing", action="store_true")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -247,12 +250,7 @@ def main(argv=None):
         llm(**plain, labels=plain["input_ids"], use_cache=False).loss.backward()
         sgd(llm_params)
 
-    t_llm = _timed(step_llm, device, args.repeats, args.warmup)
-    t_mm = _timed(step_humocon, device, args.repeats, args.warmup)
-    t_llm2 = _timed(
-        step_llm, device, args.repeats, 0
-    )  # re-measure: drift between the two shows noise
-    t_llm = min(t_llm, t_llm2)
+    t_llm, t_mm = _timed_pair(step_llm, step_humocon, device, args.repeats, args.warmup)
     n_mm = tokens - batch * args.text_len
     print(
         f"\n[train] batch {batch} x {tokens // batch} tokens ({n_mm // batch} motion+video placeholders per prompt)"
@@ -303,8 +301,7 @@ def main(argv=None):
         return outs
 
     repeats = max(1, args.repeats // 2)
-    t_batched = _timed(batched, device, repeats, 1)
-    t_single = _timed(one_by_one, device, repeats, 1)
+    t_batched, t_single = _timed_pair(batched, one_by_one, device, repeats, 1)
     generated = args.gen_batch * args.new_tokens
     print(
         f"\n[generate] {args.gen_batch} prompts x {gen_inputs['input_ids'].shape[1]} tokens, "

@@ -109,6 +109,9 @@ class HuMoConModalityProjector(nn.Module):
 
 
 class HuMoConPreTrainedModel(PreTrainedModel):
+    """Shared settings: attention backends and checkpointing are those of the wrapped LLM; the projectors get a
+    small normal init (the LLM and the encoders initialise themselves)."""
+
     config: HuMoConConfig
     config_class = HuMoConConfig
     base_model_prefix = "model"
@@ -521,6 +524,20 @@ class HuMoConForCausalLM(HuMoConPreTrainedModel, GenerationMixin):
 
         motion_stride = getattr(motion_encoder.config, "motion_token_stride", None)
         video_tpf = getattr(video_encoder.config, "video_tokens_per_frame", None)
+        if not isinstance(processor_or_token_ids, dict):
+            for name, encoder_value in (
+                ("motion_token_stride", motion_stride),
+                ("video_tokens_per_frame", video_tpf),
+            ):
+                processor_value = getattr(processor_or_token_ids, name, None)
+                if (
+                    None not in (processor_value, encoder_value)
+                    and processor_value != encoder_value
+                ):
+                    raise ValueError(
+                        f"processor.{name}={processor_value} but the encoder uses {encoder_value}: the processor "
+                        "would expand placeholders to a different token count than the encoder produces"
+                    )
         if motion_stride is not None:
             config_kwargs.setdefault("motion_token_stride", motion_stride)
         if video_tpf is not None:

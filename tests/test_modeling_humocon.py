@@ -402,6 +402,16 @@ def test_from_parts_resizes_embeddings_and_round_trips(tmp_path):
         )
 
 
+def test_from_parts_rejects_a_processor_with_another_token_count():
+    from types import SimpleNamespace
+
+    processor = SimpleNamespace(
+        motion_token_id=90, video_token_id=91, tokenizer=[0] * 92, motion_token_stride=2, video_tokens_per_frame=1
+    )
+    with pytest.raises(ValueError, match="processor.motion_token_stride=2 but the encoder uses 4"):
+        HuMoConForCausalLM.from_parts(tiny_llm(vocab_size=90), *tiny_encoders(), processor)
+
+
 def test_motion_token_count_follows_stride(model):
     stride = model.config.motion_token_stride
     for frames in (1, stride, stride + 1, 3 * stride - 1):
