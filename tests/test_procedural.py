@@ -374,3 +374,37 @@ def test_bad_inputs_raise_clear_errors(tmp_path):
         generate_motion_qa(num_motions=0, cache_dir=tmp_path)
     with pytest.raises(ValueError, match="rng"):
         generate_motion(0, None)
+
+
+def test_every_motion_has_questions_and_motions_vary():
+    gen = MotionQAGenerator()
+    headings, heights, starts = [], [], []
+    for i in range(60):
+        rec = gen.generate(9, i, questions_per_motion=3)
+        assert 1 <= len(rec["questions"]) <= 3
+        j = rec["joints"]
+        _, forward = body_frame(j[:1])
+        headings.append(np.arctan2(forward[0, 0], forward[0, 2]))
+        heights.append(np.linalg.norm(j[0, J["left_knee"]] - j[0, J["left_hip"]]))
+        starts.append(j[0, J["pelvis"], [0, 2]])
+    assert np.ptp(headings) > 4.0  # facing spread over the circle
+    assert np.std(heights) > 0.01  # body proportions vary
+    assert np.ptp(np.array(starts), axis=0).min() > 2.0  # start positions vary
+
+
+def test_dataset_feeds_the_processors_and_shared_qa_schema(tmp_path):
+    from humocon_hf.data.loaders import QA_FEATURES, select_qa_columns
+    from humocon_hf.processing.feature_extraction_motion import MotionFeatureExtractor
+    from humocon_hf.processing.video_processing_humocon import load_video
+
+    dd = generate_motion_qa(num_motions=3, seed=2, questions_per_motion=1, cache_dir=tmp_path, splits=(1.0, 0.0, 0.0),
+                            render_video=True, video_size=64)  # fmt: skip
+    assert len(dd["validation"]) == 0 and len(dd["test"]) == 0
+    qa = select_qa_columns(dd["train"])
+    assert list(qa.features) == list(QA_FEATURES)
+    row = dd["train"][0]
+    frames, fps = load_video(row["video_path"])
+    assert frames.shape[1:] == (64, 64, 3) and abs(len(frames) - row["num_frames"]) <= 1 and fps == pytest.approx(20.0)
+    feats = MotionFeatureExtractor()(list(dd["train"]["motion_path"]), return_tensors="np")
+    assert feats["motion_values"].shape[0] == len(dd["train"]) and np.isfinite(feats["motion_values"]).all()
+    assert feats["motion_attention_mask"].sum(1).tolist() == [min(n, 196) for n in list(dd["train"]["num_frames"])]
