@@ -457,3 +457,16 @@ def test_get_concepts_and_timeline_plot(model, tmp_path):
         plot_concept_timeline([], tmp_path / "x.png")
     with pytest.raises(ValueError, match="start < end"):
         plot_concept_timeline([(4, 2, 1)], tmp_path / "x.png")
+
+
+def test_velocity_loss_with_a_fully_frozen_video_encoder():
+    """A frozen encoder's state does not require grad; the velocity objective still trains its heads."""
+    torch.manual_seed(0)
+    model = HuMoConForConceptDiscovery(small_config(use_masked_reconstruction=False, use_discriminative=False)).train()
+    model.video_encoder.requires_grad_(False)
+    batch = make_batch()
+    out = model(pixel_values_videos=batch["pixel_values_videos"], video_timestamps=batch["video_timestamps"], video_flow=batch["video_flow"])
+    grads = _grads(model, out.loss_act)
+    assert grads["video_velocity_decoder.net.0.weight"].abs().sum() > 0
+    assert grads["video_hyper_network.basis"].abs().sum() > 0
+    assert all(g is None for n, g in grads.items() if n.startswith("video_encoder."))

@@ -11,11 +11,18 @@
   (lr 1e-4, 60K iterations in the paper); phase 2: both encoders, total loss (lr 1e-5, 8K iterations) — with
   resumption from the last checkpoint of an interrupted phase.
 
-Distributed: DDP (gloo on CPU, NCCL on GPU) works, including the double backward of the velocity objective (the
-inner `torch.autograd.grad` differentiates with respect to the encoder state, not to parameters, so DDP's gradient
-hooks fire only in the outer backward). Phase 2 sets `ddp_find_unused_parameters=True` because a batch may lack one
-modality. FSDP is not supported: the inner `autograd.grad(create_graph=True)` through sharded, re-gathered
-parameters is not supported by FSDP's hooks; use DDP.
+Distributed: DDP is the supported path (tested: `accelerate launch` with 2 CPU processes, gloo, matches one process
+at the same global batch), including the double backward of the velocity objective: the inner
+`torch.autograd.grad` differentiates with respect to the encoder state, not to parameters, so DDP's gradient hooks
+fire only in the outer backward. Phase 2 sets `ddp_find_unused_parameters=True` because a batch may lack one
+modality. FSDP is not tested: FSDP re-shards parameters after each forward/backward pass through hooks, and the
+inner `autograd.grad(create_graph=True)` through the hyper-network is a second backward pass inside the forward that
+those hooks do not expect; the models are small (the SigLIP tower is frozen), so plain DDP is enough.
+
+Equivalence caveats: the per-objective losses are means over the batch, so accumulation / multi-process runs equal
+one big batch exactly when every micro-batch has the same composition (modalities, lengths); otherwise the result is
+the mean of micro-batch means, as usual with `Trainer`. Random token masking (mask_ratio > 0) and sampled negatives
+(`dis_num_negatives`) draw different random numbers for different batch layouts.
 """
 
 from __future__ import annotations
