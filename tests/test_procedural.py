@@ -9,6 +9,7 @@ import re
 
 import numpy as np
 import pytest
+from humocon_hf.processing.smpl22 import JOINT_INDEX, SMPL22_PARENTS
 
 from humocon_hf.data.procedural import (
     MotionQAGenerator,
@@ -18,7 +19,6 @@ from humocon_hf.data.procedural import (
     generate_motion_qa,
     split_motion_indices,
 )
-from humocon_hf.processing.smpl22 import JOINT_INDEX, SMPL22_PARENTS
 
 J = JOINT_INDEX
 FPS = 20.0
@@ -115,7 +115,7 @@ def check_segment(joints, seg):
         if a == "throw":  # the throwing hand goes above the head
             assert (seg_j[:, J[f"{s}_wrist"], 1] > seg_j[:, J["head"], 1]).any(), seg
         if a in ("take/pick something up", "place something"):  # reaching forward and down
-            left, forward = body_frame(seg_j)
+            _, forward = body_frame(seg_j)
             reach = np.einsum("ti,ti->t", seg_j[:, J[f"{s}_wrist"]] - seg_j[:, J["pelvis"]], forward)
             assert reach.max() > 0.25, seg
             assert (seg_j[:, J[f"{s}_wrist"], 1] < seg_j[:, J["pelvis"], 1] - 0.1).any(), seg
@@ -312,7 +312,7 @@ def test_captions_describe_segments_in_order():
     rec = gen.generate(0, 1)
     cap = rec["caption"]
     assert cap[0].isupper() and cap.endswith(".")
-    joints, segs = generate_motion(np.random.default_rng(0), [("walk", "forward", None), ("wave", None, "left hand")])
+    _, segs = generate_motion(np.random.default_rng(0), [("walk", "forward", None), ("wave", None, "left hand")])
     from humocon_hf.data.procedural import make_caption
 
     cap = make_caption(segs, np.random.default_rng(0))
@@ -393,9 +393,10 @@ def test_every_motion_has_questions_and_motions_vary():
 
 
 def test_dataset_feeds_the_processors_and_shared_qa_schema(tmp_path):
-    from humocon_hf.data.loaders import QA_FEATURES, select_qa_columns
     from humocon_hf.processing.feature_extraction_motion import MotionFeatureExtractor
     from humocon_hf.processing.video_processing_humocon import load_video
+
+    from humocon_hf.data.loaders import QA_FEATURES, select_qa_columns
 
     dd = generate_motion_qa(num_motions=3, seed=2, questions_per_motion=1, cache_dir=tmp_path, splits=(1.0, 0.0, 0.0),
                             render_video=True, video_size=64)  # fmt: skip

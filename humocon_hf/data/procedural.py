@@ -131,9 +131,8 @@ def _parse_segment(seg: Any, where: str) -> SegmentSpec:
         raise ValueError(f"{where}: action {spec.action!r} has no body part / side")
     if spec.action == "jump" and spec.side is not None and spec.direction not in (None, "forward"):
         raise ValueError(f"{where}: one-footed jumps (hops) go forward or stay in place, got {spec.direction!r}")
-    if spec.side is not None and spec.body_part is not None and isinstance(seg, dict) and seg.get("body_part"):
-        if seg["body_part"] != spec.body_part:
-            raise ValueError(f"{where}: action {spec.action!r} uses the {spec.body_part!r}, not {seg['body_part']!r}")
+    if isinstance(seg, dict) and seg.get("body_part") and seg["body_part"] != spec.body_part:
+        raise ValueError(f"{where}: action {spec.action!r} uses the {spec.body_part!r}, not {seg['body_part']!r}")
     if spec.duration is not None and not (np.isfinite(spec.duration) and spec.duration > 0):
         raise ValueError(f"{where}: duration must be a positive number of seconds, got {spec.duration!r}")
     return spec
@@ -437,7 +436,7 @@ _COUNTS = {1: "once", 2: "twice", 3: "three times", 4: "four times"}
 
 def _phrase(seg: dict, rng: np.random.Generator) -> str:
     a, d, bp = seg["action"], seg.get("direction"), seg.get("body_part")
-    pick = lambda *opts: opts[int(rng.integers(len(opts)))]  # noqa: E731
+    pick = lambda *opts: opts[int(rng.integers(len(opts)))]
     dp = pick(*_DIR_PHRASES[d]) if d else ""
     side = bp.split(" ")[0] if bp else ""
     if a == "walk":

@@ -109,12 +109,12 @@ class Style:
     elbow_back: float
 
     @classmethod
-    def sample(cls, rng: np.random.Generator, body: Body) -> "Style":
+    def sample(cls, rng: np.random.Generator, body: Body) -> Style:
         return cls(
-            stance=abs(body.hip[0]) * rng.uniform(0.8, 1.5),
+            stance=abs(body.hip[0]) * rng.uniform(0.6, 1.25),
             foot_z=rng.uniform(-0.02, 0.04),
             lean=rng.uniform(-0.04, 0.1),
-            knee_soft=rng.uniform(0.0, 0.03),
+            knee_soft=rng.uniform(0.0, 0.012),
             arm_out=rng.uniform(0.02, 0.1),
             arm_fwd=rng.uniform(-0.02, 0.1),
             head=rng.uniform(-0.1, 0.2),
@@ -210,7 +210,7 @@ class Gait(Action):
         dx, dz = DIRECTION_VECTORS[self.direction]
         lateral = dx != 0.0
         S = v * beta / cyc  # how far a stance foot travels relative to the pelvis
-        stance_w = max(st.stance, abs(b.hip[0])) + (0.08 if lateral else 0.0)
+        stance_w = max(st.stance, 0.75 * abs(b.hip[0])) + (0.1 if lateral else 0.0)
         if lateral:
             S = min(S, 2 * stance_w - 0.1)
             v = S * cyc / beta

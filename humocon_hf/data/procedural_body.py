@@ -73,7 +73,7 @@ class Pose:
     def __setitem__(self, name: str, value) -> None:
         self.array[:, PARAM_SLICES[name]] = value
 
-    def copy(self) -> "Pose":
+    def copy(self) -> Pose:
         return Pose(self.array.copy())
 
     def __len__(self) -> int:
@@ -198,7 +198,7 @@ class Body:
     @property
     def stand_height(self) -> float:
         """Pelvis height with nearly straight legs and the ankles at ankle height."""
-        return self.ankle_height - self.hip[1] + 0.985 * self.leg
+        return self.ankle_height - self.hip[1] + 0.995 * self.leg
 
     def shoulder_offset(self, side: int, pitch: float = 0.0) -> np.ndarray:
         """Shoulder position relative to the pelvis for a torso bent forward by `pitch` (side +1 left)."""
@@ -217,11 +217,11 @@ class Body:
         return p + rot @ (self.collar * m) + rot @ (self.shoulder * m)
 
     @classmethod
-    def template(cls, scale: float = 1.0) -> "Body":
+    def template(cls, scale: float = 1.0) -> Body:
         return cls.sample(None, scale=scale)
 
     @classmethod
-    def sample(cls, rng: np.random.Generator | None, scale: float | None = None) -> "Body":
+    def sample(cls, rng: np.random.Generator | None, scale: float | None = None) -> Body:
         """Template proportions, scaled overall (stature) and per body part (legs, arms, torso, width)."""
         if rng is None:
             f = dict(s=1.0 if scale is None else scale, leg=1.0, arm=1.0, torso=1.0, width=1.0, hipw=1.0)
