@@ -510,6 +510,21 @@ def test_instruction_tuning_resumes_from_checkpoint(processor, qa_dataset, tmp_p
         torch.testing.assert_close(resumed[key], straight[key], rtol=1e-5, atol=1e-6)
 
 
+def test_instruction_tuning_with_gradient_checkpointing_trains_adapters(processor, qa_dataset, tmp_path):
+    trainer = InstructionTuningTrainer(
+        model=_model(processor),
+        args=_args(tmp_path, max_steps=1, gradient_checkpointing=True, learning_rate=1e-2),
+        processor=processor,
+        train_dataset=qa_dataset,
+    )
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if "lora_B" in n}
+    trainer.train()
+    after = dict(trainer.model.named_parameters())
+    # lora_B (zero at start) only moves if gradients flowed through the checkpointed layers.
+    assert any(not torch.equal(after[n], v) for n, v in before.items())
+    assert trainer.model.get_base_model().language_model.model.gradient_checkpointing
+
+
 def test_apply_lora_rejects_targets_outside_the_llm_and_double_wrapping(processor):
     model = _model(processor)
     with pytest.raises(ValueError, match="matched no module|reach beyond the LLM"):
