@@ -546,21 +546,30 @@ class HyperNetworkClassifier(nn.Module):
         self.state_embed = nn.Linear(state_dim, classifier_dim)
         self.code_direction = nn.Linear(code_dim, classifier_dim)
 
-    def logits(self, codebook: torch.Tensor, states: torch.Tensor, code_ids: torch.LongTensor) -> torch.Tensor:
+    def logits(
+        self, codebook: torch.Tensor, states: torch.Tensor, code_ids: torch.LongTensor | None = None
+    ) -> torch.Tensor:
         """
         Args:
-            codebook (`(K, code_dim)`): code vectors. states (`(N, state_dim)`). code_ids (`(N, M)`): which codes to
-            score for each state.
+            codebook (`(K, code_dim)`): code vectors.
+            states (`(N, state_dim)`): states to score.
+            code_ids (`(N, M)`, *optional*): which codes to score for each state; `None` scores all `K` codes
+                (without gathering per-pair copies of the generated weights).
 
         Returns:
-            `(N, M)` logits `cos(μ_k, h_k(s)) / τ` (the score is their sigmoid).
+            `(N, M)` (or `(N, K)`) logits `cos(μ_k, h_k(s)) / τ`; the score is their sigmoid.
         """
-        coeffs = self.generator(codebook)[code_ids]  # (N, M, r)
-        directions = self.code_direction(codebook)[code_ids]  # (N, M, C)
+        coeffs = self.generator(codebook)  # (K, r)
+        directions = self.code_direction(codebook)  # (K, C)
         x = F.gelu(self.state_embed(states))
         x = torch.cat([x, torch.ones_like(x[:, :1])], dim=-1)  # (N, C + 1)
-        basis_out = torch.einsum("rcd,nd->nrc", self.basis, x)  # (N, r, C)
-        hidden = torch.einsum("nmr,nrc->nmc", coeffs, basis_out)  # (N, M, C)
+        basis_out = torch.einsum("rcd,nd->nrc", self.basis, x)  # (N, r, C): the state through each basis matrix
+        if code_ids is None:
+            hidden = torch.einsum("kr,nrc->nkc", coeffs, basis_out)  # (N, K, C)
+            directions = directions[None]
+        else:
+            hidden = torch.einsum("nmr,nrc->nmc", coeffs[code_ids], basis_out)  # (N, M, C)
+            directions = directions[code_ids]
         return F.cosine_similarity(hidden, directions, dim=-1, eps=1e-6) / self.temperature
 
 
@@ -747,13 +756,14 @@ class HuMoConForConceptDiscovery(HuMoConEncodersPreTrainedModel):
         if self.config.use_discriminative:
             negatives = self.config.dis_num_negatives
             if negatives is None or negatives >= n_codes - 1:
-                code_ids = torch.arange(n_codes, device=states.device)[None].expand(states.shape[0], -1)
+                logits = hyper.logits(codebook, states)
+                labels = F.one_hot(ids, n_codes).to(logits.dtype)
             else:
                 # Own code first, then `negatives` distinct other codes (offsets avoid the own id).
                 offsets = torch.rand(states.shape[0], n_codes - 1, device=states.device).argsort(-1)[:, :negatives] + 1
                 code_ids = torch.cat([ids[:, None], (ids[:, None] + offsets) % n_codes], dim=1)
-            logits = hyper.logits(codebook, states, code_ids)
-            labels = (code_ids == ids[:, None]).to(logits.dtype)
+                logits = hyper.logits(codebook, states, code_ids)
+                labels = (code_ids == ids[:, None]).to(logits.dtype)
             bce = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
             pos = labels.sum().clamp_min(1.0)
             neg = (1 - labels).sum().clamp_min(1.0)

@@ -307,6 +307,11 @@ def test_each_switch_removes_exactly_its_objective(switch):
 
 def test_sampled_negatives_option():
     torch.manual_seed(0)
+    hyper = HuMoConForConceptDiscovery(small_config()).motion_hyper_network
+    codebook, states = torch.randn(64, 64), torch.randn(10, 64)
+    every = hyper.logits(codebook, states)
+    picked = torch.tensor([[3, 7, 63]] * 10)
+    assert torch.allclose(hyper.logits(codebook, states, picked), every[:, [3, 7, 63]], atol=1e-5)
     model = HuMoConForConceptDiscovery(small_config(dis_num_negatives=5)).train()
     out = model(**make_batch())
     assert torch.isfinite(out.loss_dis)
