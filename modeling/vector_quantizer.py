@@ -45,7 +45,9 @@ class HuMoConVectorQuantizer(nn.Module):
     `defer_updates=False` the update happens at the end of every training `forward` (plain training loops, single
     process, no cross-process reduction). With `defer_updates=True` the owner calls `apply_update()` once per
     optimiser step on every process: the statistics of all micro-batches are summed and all-reduced across processes,
-    so gradient accumulation and multi-process runs update the codebook exactly like one big batch.
+    so gradient accumulation and multi-process runs update the codebook exactly like one big batch. (In a hand-written
+    DDP loop left in immediate mode each process would update from its own shard and DDP's default
+    `broadcast_buffers=True` would then copy rank 0's codebook to all: consistent, but statistics of rank 0 only.)
     """
 
     def __init__(
