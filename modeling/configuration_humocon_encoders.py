@@ -183,6 +183,13 @@ class HuMoConVideoEncoderConfig(PreTrainedConfig):
         if self.decoder_hidden_size is None:
             self.decoder_hidden_size = self.hidden_size
         super().__post_init__(**kwargs)
+        self.check_token_grid()
+        if self.flow_grid_size < 1:
+            raise ValueError(f"flow_grid_size must be >= 1, got {self.flow_grid_size}")
+        _check_vq_fields(self, "HuMoConVideoEncoderConfig")
+
+    def check_token_grid(self) -> None:
+        """`video_tokens_per_frame` must be a square that fits the tower's patch grid."""
         side = int(round(self.video_tokens_per_frame**0.5))
         if self.video_tokens_per_frame < 1 or side * side != self.video_tokens_per_frame:
             raise ValueError(
@@ -194,9 +201,6 @@ class HuMoConVideoEncoderConfig(PreTrainedConfig):
                 f"video_tokens_per_frame={self.video_tokens_per_frame} needs a {side}x{side} grid but the vision tower "
                 f"has only {grid}x{grid} patches"
             )
-        if self.flow_grid_size < 1:
-            raise ValueError(f"flow_grid_size must be >= 1, got {self.flow_grid_size}")
-        _check_vq_fields(self, "HuMoConVideoEncoderConfig")
 
     @property
     def patch_grid_size(self) -> int:

@@ -522,7 +522,7 @@ def load_vision_tower(vision_model_name_or_path: str | None, config: HuMoConVide
     tower = SiglipVisionModel.from_pretrained(vision_model_name_or_path, **kwargs)
     config.vision_config = tower.config
     config.vision_model_name_or_path = str(vision_model_name_or_path)
-    config.__post_init__()  # re-check token grid against the loaded tower
+    config.check_token_grid()  # the loaded tower may have a smaller patch grid
     return tower
 
 
