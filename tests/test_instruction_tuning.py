@@ -12,10 +12,12 @@ import torch
 from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
 from humocon_hf.training.instruction_tuning import (
     DEFAULT_PROMPTS,
+    PAPER_RECIPES,
     HuMoConQACollator,
     InstructionTuningTrainer,
     ModalityTranslationTrainer,
     apply_lora,
+    finetune,
     load_adapter,
     merge_adapter,
     trainable_parameter_names,
@@ -510,19 +512,54 @@ def test_instruction_tuning_resumes_from_checkpoint(processor, qa_dataset, tmp_p
         torch.testing.assert_close(resumed[key], straight[key], rtol=1e-5, atol=1e-6)
 
 
-def test_instruction_tuning_with_gradient_checkpointing_trains_adapters(processor, qa_dataset, tmp_path):
+def test_instruction_tuning_with_gradient_checkpointing_trains_adapters(
+    processor, qa_dataset, tmp_path
+):
     trainer = InstructionTuningTrainer(
         model=_model(processor),
-        args=_args(tmp_path, max_steps=1, gradient_checkpointing=True, learning_rate=1e-2),
+        args=_args(
+            tmp_path, max_steps=1, gradient_checkpointing=True, learning_rate=1e-2
+        ),
         processor=processor,
         train_dataset=qa_dataset,
     )
-    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if "lora_B" in n}
+    before = {
+        n: p.detach().clone()
+        for n, p in trainer.model.named_parameters()
+        if "lora_B" in n
+    }
     trainer.train()
     after = dict(trainer.model.named_parameters())
     # lora_B (zero at start) only moves if gradients flowed through the checkpointed layers.
     assert any(not torch.equal(after[n], v) for n, v in before.items())
     assert trainer.model.get_base_model().language_model.model.gradient_checkpointing
+
+
+def test_finetune_uses_the_paper_recipe(processor, qa_dataset, tmp_path):
+    trainer = finetune(
+        "instruction_tuning",
+        _model(processor),
+        processor,
+        qa_dataset,
+        str(tmp_path / "ft"),
+        per_device_train_batch_size=8,
+        max_steps=1,
+        save_strategy="no",
+        use_cpu=True,
+        disable_tqdm=True,
+    )
+    assert (
+        trainer.args.learning_rate
+        == PAPER_RECIPES["instruction_tuning"]["learning_rate"]
+        == 3e-4
+    )
+    assert trainer.args.gradient_accumulation_steps == 2  # 16 = 8 per device x 2
+    assert trainer.state.global_step == 1
+    assert all("lora_" in n for n in trainable_parameter_names(trainer.model))
+    with pytest.raises(ValueError, match="stage must be one of"):
+        finetune(
+            "pretraining", _model(processor), processor, qa_dataset, str(tmp_path / "x")
+        )
 
 
 def test_apply_lora_rejects_targets_outside_the_llm_and_double_wrapping(processor):

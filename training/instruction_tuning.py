@@ -17,6 +17,7 @@ Both are plain `Trainer`s otherwise, so they run under `accelerate launch` (DDP,
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -478,13 +479,80 @@ class InstructionTuningTrainer(_HuMoConTrainerMixin, Trainer):
         )
 
 
+# Paper recipes (HuMoCon, section 4): projectors on captions at lr 1e-4 / batch 32; LoRA at lr 3e-4 / batch 16.
+PAPER_RECIPES = {
+    "modality_translation": {"learning_rate": 1e-4, "global_batch_size": 32},
+    "instruction_tuning": {"learning_rate": 3e-4, "global_batch_size": 16},
+}
+
+
+def finetune(
+    stage: str,
+    model,
+    processor,
+    train_dataset,
+    output_dir: str,
+    eval_dataset=None,
+    per_device_train_batch_size: int = 4,
+    num_train_epochs: float = 1.0,
+    resume_from_checkpoint: str | bool | None = None,
+    **training_kwargs,
+):
+    """Run stage 2 (`"modality_translation"`) or stage 3 (`"instruction_tuning"`) with the paper's learning rate
+    and global batch size (reached through gradient accumulation over `per_device_train_batch_size` and the
+    number of processes). Any `TrainingArguments` field can be overridden through `training_kwargs`.
+
+    Returns:
+        The trainer after training (`trainer.model` is the trained model; for stage 3 a peft model, see
+        [`merge_adapter`]).
+    """
+    if stage not in PAPER_RECIPES:
+        raise ValueError(f"stage must be one of {sorted(PAPER_RECIPES)}, got {stage!r}")
+    recipe = PAPER_RECIPES[stage]
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    accumulation = max(
+        1, recipe["global_batch_size"] // (per_device_train_batch_size * world)
+    )
+    kwargs = {
+        "output_dir": output_dir,
+        "learning_rate": recipe["learning_rate"],
+        "per_device_train_batch_size": per_device_train_batch_size,
+        "gradient_accumulation_steps": accumulation,
+        "num_train_epochs": num_train_epochs,
+        "lr_scheduler_type": "cosine",
+        "warmup_steps": 0.03,
+        "logging_steps": 10,
+        "save_strategy": "epoch",
+        "report_to": [],
+        "remove_unused_columns": False,
+    }
+    kwargs.update(training_kwargs)
+    args = TrainingArguments(**kwargs)
+    trainer_class = (
+        ModalityTranslationTrainer
+        if stage == "modality_translation"
+        else InstructionTuningTrainer
+    )
+    trainer = trainer_class(
+        model=model,
+        args=args,
+        processor=processor,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+    )
+    trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+    return trainer
+
+
 __all__ = [
     "DEFAULT_LORA_TARGET_MODULES",
     "DEFAULT_PROMPTS",
+    "PAPER_RECIPES",
     "HuMoConQACollator",
     "InstructionTuningTrainer",
     "ModalityTranslationTrainer",
     "apply_lora",
+    "finetune",
     "freeze_for_modality_translation",
     "load_adapter",
     "merge_adapter",
