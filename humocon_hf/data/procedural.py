@@ -59,7 +59,7 @@ __all__ = [
 ]
 
 # Bump when the generated data changes for the same parameters (it is part of the cache key).
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "3"
 
 QUERY_TYPES = ("action", "direction", "body_part")
 RELATION_TYPES = ("none", "before", "after", "in between")
@@ -293,7 +293,9 @@ class MotionQAGenerator:
             idx = np.nonzero(w > 0)[0]
             if len(idx):
                 params[idx] += w[idx, None] * act.pose(t[idx] - bounds[i]).array
-        joints = solve_joints(Pose(params), body, heading, start_xz, self.fps)
+        pose = Pose(params)
+        _add_sway(pose, t, rng)
+        joints = solve_joints(pose, body, heading, start_xz, self.fps)
         frames = np.round(bounds * self.fps).astype(int)
         frames[-1] = T
         segments = [
@@ -315,6 +317,22 @@ class MotionQAGenerator:
             caption=make_caption(segments, rng),
             questions=make_questions(segments, rng, questions_per_motion),
         )
+
+
+def _add_sway(pose: Pose, t: np.ndarray, rng: np.random.Generator) -> None:
+    """Small slow torso / head sway and arm drift, so nobody stands perfectly still between actions."""
+
+    def wobble(amp: float) -> np.ndarray:
+        f = rng.uniform(0.15, 0.6, size=2)
+        ph = rng.uniform(0, 2 * np.pi, size=2)
+        return amp * (np.sin(2 * np.pi * f[0] * t + ph[0]) + 0.5 * np.sin(2 * np.pi * f[1] * t + ph[1])) / 1.5
+
+    pose["torso"][:, 0] += wobble(rng.uniform(0.005, 0.025))
+    pose["torso"][:, 1] += wobble(rng.uniform(0.005, 0.025))
+    pose["torso"][:, 2] += wobble(rng.uniform(0.0, 0.04))
+    pose["head"][:, 0] += wobble(rng.uniform(0.0, 0.08))
+    for side in ("l_wrist", "r_wrist"):
+        pose[side][:, 2] += wobble(rng.uniform(0.0, 0.02))
 
 
 _DEFAULT_GENERATOR: MotionQAGenerator | None = None
