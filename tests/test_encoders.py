@@ -475,3 +475,50 @@ def test_velocity_loss_with_a_fully_frozen_video_encoder():
     assert grads["video_velocity_decoder.net.0.weight"].abs().sum() > 0
     assert grads["video_hyper_network.basis"].abs().sum() > 0
     assert all(g is None for n, g in grads.items() if n.startswith("video_encoder."))
+
+
+def test_remote_code_export_loads_without_the_package(tmp_path):
+    """The concept-discovery model saved as remote code loads with trust_remote_code where humocon_hf is blocked
+    (its modeling file reaches the config and the quantiser only through same-folder imports)."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    save = textwrap.dedent(
+        f"""
+        import torch
+        from humocon_hf.modeling.configuration_humocon_encoders import HuMoConConceptDiscoveryConfig
+        from humocon_hf.modeling.modeling_humocon_encoders import HuMoConForConceptDiscovery
+        torch.manual_seed(0)
+        HuMoConConceptDiscoveryConfig.register_for_auto_class()
+        HuMoConForConceptDiscovery.register_for_auto_class("AutoModel")
+        model = HuMoConForConceptDiscovery(HuMoConConceptDiscoveryConfig.small()).eval()
+        model.save_pretrained({str(tmp_path / "export")!r})
+        g = torch.Generator().manual_seed(1)
+        x = torch.randn(2, 12, 137, generator=g)
+        torch.save({{"x": x, "ids": model.motion_encoder(x).concept_ids}}, {str(tmp_path / "ref.pt")!r})
+        """
+    )
+    load = textwrap.dedent(
+        f"""
+        import importlib.abc, sys
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path, target=None):
+                if name.split(".")[0] in ("humocon_hf", "modeling", "processing", "training"):
+                    raise ImportError("blocked: " + name)
+        sys.meta_path.insert(0, Block())
+        import torch
+        from transformers import AutoModel
+        model = AutoModel.from_pretrained({str(tmp_path / "export")!r}, trust_remote_code=True).eval()
+        assert type(model).__name__ == "HuMoConForConceptDiscovery", type(model)
+        assert "humocon_hf" not in sys.modules
+        ref = torch.load({str(tmp_path / "ref.pt")!r})
+        assert torch.equal(model.motion_encoder(ref["x"]).concept_ids, ref["ids"])
+        """
+    )
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"), OMP_NUM_THREADS="1")
+    for script in (save, load):
+        result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "export" / "vector_quantizer.py").is_file()
