@@ -386,6 +386,10 @@ def test_bad_inputs_raise_clear_errors(model):
         model(motion_values=batch["motion_values"], paired=torch.ones(3, dtype=torch.bool))
     with pytest.raises(ValueError, match="out of range"):
         model(**batch, paired=torch.tensor([[0, 5]]))
+    with pytest.raises(ValueError, match="video_timestamps are needed"):
+        model(**{**batch, "video_timestamps": None})
+    with pytest.raises(ValueError, match="without pixel_values_videos"):
+        model(motion_values=batch["motion_values"], video_flow=batch["video_flow"])
     bad_pix = batch["pixel_values_videos"].clone()
     bad_pix[0, 0, 0, 0, 0] = float("inf")
     with pytest.raises(ValueError, match="pixel_values_videos contains"):
