@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_OUTPUT_DIR = "humocon_demo"
 STAGES = ("data", "pretrain", "translate", "tune", "baseline", "evaluate", "export")
 MARKER = "stage.json"
+CHAT_DEFAULTS = "humocon_chat.json"
 
 
 # --------------------------------------------------------------------------------------------- small helpers
@@ -58,6 +59,7 @@ def _write_json(path: Path, data: Any) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(data, f, indent=2, ensure_ascii=False, default=_json_default)
             f.write("\n")
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; outputs are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -148,30 +150,62 @@ class StageRunner:
     def stage_dir(self, name: str) -> Path:
         return self.root / "stages" / name
 
-    def run(self, name: str, fingerprint: dict, fn: Callable[[Path], dict]) -> dict:
+    def run(self, name: str, fingerprint: dict, fn: Callable[[Path], dict], all_processes: bool = False) -> dict:
+        """Run `fn(stage_folder)` unless a finished run with the same fingerprint exists. Under `accelerate launch`,
+        training stages run on every process (the Trainer needs them all); the others on the main process while
+        the rest wait; only the main process writes markers."""
         folder = self.stage_dir(name)
         marker = folder / MARKER
         key = json.dumps(fingerprint, sort_keys=True, default=str)
+        main = _is_main()
         if marker.is_file() and not self.fresh:
             saved = json.loads(marker.read_text())
             if saved.get("fingerprint") == key:
                 self.records[name] = StageRecord(name, saved["wall_time_s"], True, saved.get("info", {}))
-                _say(f"[{name}] reusing the finished stage in {folder} (took {saved['wall_time_s']:.0f} s); "
-                     "delete it or pass --fresh to redo it")
+                if main:
+                    _say(f"[{name}] reusing the finished stage in {folder} (took {saved['wall_time_s']:.0f} s); "
+                         "delete it or pass --fresh to redo it")
                 return saved.get("info", {})
-            _say(f"[{name}] inputs changed since the last run: redoing the stage")
+            if main:
+                _say(f"[{name}] inputs changed since the last run: redoing the stage")
+                shutil.rmtree(folder)
+        elif self.fresh and folder.exists() and main:
             shutil.rmtree(folder)
-        elif self.fresh and folder.exists():
-            shutil.rmtree(folder)
+        _barrier()
         folder.mkdir(parents=True, exist_ok=True)
-        _say(f"[{name}] starting")
+        if main:
+            _say(f"[{name}] starting")
         start = time.perf_counter()
-        info = fn(folder) or {}
+        info = {}
+        if all_processes or main:
+            info = fn(folder) or {}
         elapsed = time.perf_counter() - start
-        _write_json(marker, {"fingerprint": key, "wall_time_s": elapsed, "info": info})
+        if main:
+            _write_json(marker, {"fingerprint": key, "wall_time_s": elapsed, "info": info})
+            _say(f"[{name}] done in {elapsed:.0f} s")
+        _barrier()
+        if not main:
+            info = json.loads(marker.read_text()).get("info", {})
         self.records[name] = StageRecord(name, elapsed, False, info)
-        _say(f"[{name}] done in {elapsed:.0f} s")
         return info
+
+
+def _state():
+    from accelerate import PartialState
+
+    return PartialState()
+
+
+def _is_main() -> bool:
+    """True on the main process (always, without `accelerate launch`)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return True
+    return _state().is_main_process
+
+
+def _barrier() -> None:
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        _state().wait_for_everyone()
 
 
 # ----------------------------------------------------------------------------------------------- the pipeline
@@ -222,33 +256,50 @@ class DemoPipeline:
         return fp
 
     # ---------------------------------------------------------------------------------------------- run
-    def run(self) -> dict:
+    def stage_plan(self) -> list[tuple[str, dict, Callable[[Path], dict], bool]]:
+        """(name, fingerprint, function, runs on every process) for each stage, in order. Fingerprints chain, so
+        a redone stage makes the stages built on it stale."""
+        plan = [
+            ("data", lambda: self._fp("model", "data"), self.stage_data, False),
+            ("pretrain", lambda: self._fp("model", "pretrain", after="data"), self.stage_pretrain, True),
+            ("translate", lambda: self._fp("model", "translate", after="pretrain"), self.stage_translate, True),
+            ("tune", lambda: self._fp("model", "tune", after="translate"), self.stage_tune, True),
+        ]
+        if self.recipe.evaluate.baseline == "text_only":
+            plan.append(("baseline", lambda: self._fp("model", "tune", after="data"), self.stage_baseline, True))
+        plan.append((
+            "evaluate",
+            lambda: {**self._fp("evaluate", after="tune"), "baseline": self._fp("tune", after="baseline")},
+            self.stage_evaluate,
+            False,
+        ))
+        plan.append(("export", lambda: self._fp(after="evaluate"), self.stage_export, False))
+        return plan
+
+    def run(self, until: str = "export") -> dict:
+        """Run the stages up to and including `until` (finished ones are reused); the full demo by default."""
         import torch
         from transformers.utils import logging as hf_logging
 
+        names = [name for name, *_ in self.stage_plan()]
+        if until not in names:
+            raise ValueError(f"unknown stage {until!r}; stages are {names}")
         hf_logging.set_verbosity_error()
         torch.manual_seed(self.recipe.data.seed)
         total_start = time.perf_counter()
         self.root.mkdir(parents=True, exist_ok=True)
-        _say(f"HuMoCon demo -> {self.root}  (recipe: {self.recipe.source}, torch threads: {torch.get_num_threads()})")
-
-        self.runner.run("data", self._fp("model", "data"), self.stage_data)
-        self.runner.run("pretrain", self._fp("model", "pretrain", after="data"), self.stage_pretrain)
-        self.runner.run("translate", self._fp("model", "translate", after="pretrain"), self.stage_translate)
-        self.runner.run("tune", self._fp("model", "tune", after="translate"), self.stage_tune)
-        baseline = self.recipe.evaluate.baseline
-        if baseline == "text_only":
-            self.runner.run("baseline", self._fp("model", "tune", after="data"), self.stage_baseline)
-        self.runner.run(
-            "evaluate",
-            {**self._fp("evaluate", after="tune"), "baseline": self._fp("tune", after="baseline")},
-            self.stage_evaluate,
-        )
-        self.runner.run("export", {**self._fp(after="evaluate"), "command": None}, self.stage_export)
+        if _is_main():
+            _say(f"HuMoCon {until if until != 'export' else 'demo'} -> {self.root}  (recipe: {self.recipe.source}, "
+                 f"torch threads: {torch.get_num_threads()})")
+        for name, fingerprint, fn, everywhere in self.stage_plan():
+            self.runner.run(name, fingerprint(), fn, all_processes=everywhere)
+            if name == until:
+                break
         total = time.perf_counter() - total_start
         results = self._final_results(total)
-        _write_json(self.root / "results.json", results)
-        self._print_summary(results)
+        if _is_main():
+            _write_json(self.root / "results.json", results)
+            self._print_summary(results, full=until in ("evaluate", "export"))
         return results
 
     # --------------------------------------------------------------------------------------------- data
@@ -346,8 +397,9 @@ class DemoPipeline:
             max_frames=self.recipe.data.max_frames,
         )
         out = schedule.run(model, _ListDataset(items), collator=collator, resume=True)
-        model.motion_encoder.save_pretrained(folder / "motion_encoder")
-        model.video_encoder.save_pretrained(folder / "video_encoder")
+        if _is_main():
+            model.motion_encoder.save_pretrained(folder / "motion_encoder")
+            model.video_encoder.save_pretrained(folder / "video_encoder")
         info = {"motions": len(items)}
         for phase, result in out.items():
             metrics = result.get("metrics") or {}
@@ -399,7 +451,8 @@ class DemoPipeline:
             data_collator=_collator(processor, model_args),
         )
         metrics = _train(trainer, targs.output_dir)
-        model.save_pretrained(folder / "model")
+        if _is_main():
+            model.save_pretrained(folder / "model")
         return {"captions": len(rows), **_train_info(trainer, metrics)}
 
     # --------------------------------------------------------------------------------------------- tune
@@ -429,9 +482,10 @@ class DemoPipeline:
             lora_r=tune_args.lora_r, lora_alpha=tune_args.lora_alpha, lora_dropout=tune_args.lora_dropout, **lora,
         )
         metrics = _train(trainer, targs.output_dir)
-        merged = merge_adapter(trainer.model)
-        merged.save_pretrained(folder / "model")
-        return {"questions": len(qa["train"]), **_train_info(trainer, metrics)}
+        info = _train_info(trainer, metrics)
+        if _is_main():
+            merge_adapter(trainer.model).save_pretrained(folder / "model")
+        return {"questions": len(qa["train"]), **info}
 
     def stage_tune(self, folder: Path) -> dict:
         from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
@@ -497,6 +551,11 @@ class DemoPipeline:
         model = HuMoConForCausalLM.from_pretrained(self.runner.stage_dir("tune") / "model").eval()
         # The checkpoint goes to the output folder's top level, next to the card: `from_pretrained(output_dir)`.
         save_for_remote_code(model, self.root, processor=processor)
+        # The prompt format the model was tuned with, read back by `humocon ask` and the Gradio app.
+        _write_json(self.root / CHAT_DEFAULTS, {
+            "system_prompt": self.recipe.model.system_prompt,
+            "max_new_tokens": self.recipe.evaluate.max_new_tokens,
+        })
         info = {"checkpoint": str(self.root)}
 
         test = qa[self.recipe.evaluate.split]
@@ -526,6 +585,32 @@ class DemoPipeline:
         )
         (self.root / "README.md").write_text(card, encoding="utf-8")
         return info
+
+    def evaluate_checkpoint(self, model_dir: str) -> dict:
+        """`humocon evaluate --model DIR`: any checkpoint on this recipe's held-out split (with the motion)."""
+        from humocon_hf.cli import load_checkpoint
+        from humocon_hf.evaluation import evaluate_motion_qa, format_table
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.runner.run("data", self._fp("model", "data"), self.stage_data)
+        ev = self.recipe.evaluate
+        qa, _ = self.load_data()
+        split = qa[ev.split]
+        model, processor, defaults = load_checkpoint(model_dir)
+        model_args = self.recipe.model
+        if defaults.get("system_prompt") is not None:
+            model_args.system_prompt = defaults["system_prompt"]
+        n = len(split) if ev.max_samples is None else min(ev.max_samples, len(split))
+        answer = make_answer_fn(model, processor, model_args, ev.max_new_tokens, True,
+                                progress=(Path(model_dir).name, n, ev.batch_size))
+        result = evaluate_motion_qa(answer, split, batch_size=ev.batch_size, limit=ev.max_samples,
+                                    model_name=str(model_dir), dataset_name="HuMoCon procedural motion-QA",
+                                    dataset_type="humocon-procedural-qa", split=ev.split)
+        path = self.root / f"evaluation_{Path(model_dir).name or 'model'}.json"
+        _write_json(path, result)
+        _say(format_table(result))
+        _say(f"written: {path}")
+        return result
 
     def _load_eval(self) -> dict:
         folder = self.runner.stage_dir("evaluate")
@@ -561,9 +646,16 @@ class DemoPipeline:
             "examples": _examples(evaluation, self.recipe.evaluate.num_examples),
         }
 
-    def _print_summary(self, results: dict) -> None:
+    def _print_summary(self, results: dict, full: bool = True) -> None:
         _say()
         _say("=" * 78)
+        if not full:
+            _say("Wall time per stage (s): " + ", ".join(
+                f"{k}={v:.0f}" + (" (reused)" if k in results["reused_stages"] else "")
+                for k, v in results["wall_time_s"].items()))
+            _say(f"Stage outputs: {results['output_dir']}/stages")
+            _say("=" * 78)
+            return
         _say("Example questions on held-out motions (model | text-only baseline | truth):")
         for ex in results["examples"]:
             _say(f"  Q: {ex['question']}")
@@ -585,8 +677,6 @@ class DemoPipeline:
 
 def build_benchmark(data_args, cache_dir: Path):
     """The procedural motion-QA `DatasetDict` (train / validation / test) for the recipe's data section."""
-    import inspect
-
     if data_args.dataset != "procedural":
         from humocon_hf.data.loaders import load_custom_qa
 
@@ -597,23 +687,19 @@ def build_benchmark(data_args, cache_dir: Path):
             f"data.dataset={data_args.dataset!r}: the demo needs train and test splits; give a folder / data set with "
             "both, or use the built-in 'procedural' benchmark"
         )
-    from humocon_hf.data import procedural
+    from humocon_hf.data.procedural import generate_motion_qa
 
-    fn = procedural.generate_motion_qa
-    wanted = {
-        "num_train_motions": data_args.num_train_motions,
-        "num_validation_motions": data_args.num_validation_motions,
-        "num_test_motions": data_args.num_test_motions,
-        "questions_per_motion": data_args.questions_per_motion,
-        "seed": data_args.seed,
-        "cache_dir": str(data_args.cache_dir or cache_dir),
-    }
-    params = inspect.signature(fn).parameters
-    kwargs = {k: v for k, v in wanted.items() if k in params}
-    missing = sorted(set(wanted) - set(kwargs) - {"cache_dir"})
-    if missing:
-        logger.warning("generate_motion_qa does not take %s; using its defaults for them", missing)
-    return fn(**kwargs)
+    n_train, n_val, n_test = data_args.num_train_motions, data_args.num_validation_motions, data_args.num_test_motions
+    total = n_train + n_val + n_test
+    return generate_motion_qa(
+        num_motions=total,
+        seed=data_args.seed,
+        questions_per_motion=data_args.questions_per_motion,
+        cache_dir=str(data_args.cache_dir or cache_dir),
+        splits=(n_train / total, n_val / total, n_test / total),
+        rows="questions",
+        max_frames=data_args.max_frames,
+    )
 
 
 def _unique_motion_rows(split) -> list[dict]:
@@ -697,11 +783,47 @@ def build_processor(model_args, data_args):
     tokenizer = load_tokenizer(model_args.llm_name_or_path)
     return MotionVideoProcessor(
         tokenizer=tokenizer,
+        chat_template=typed_chat_template(getattr(tokenizer, "chat_template", None)),
         motion_feature_extractor=MotionFeatureExtractor(max_frames=data_args.max_frames),
         video_feature_extractor=HuMoConVideoProcessor(size=vision.image_size, patch_size=vision.patch_size),
         motion_token_stride=config.motion_config.motion_token_stride,
         video_tokens_per_frame=config.video_config.video_tokens_per_frame,
     )
+
+
+_RENDER_MACRO = (
+    "{%- macro humocon_content(content) -%}{%- if content is string -%}{{ content }}{%- else -%}"
+    "{%- for item in content -%}{%- if item['type'] == 'text' -%}{{ item['text'] }}"
+    "{%- elif item['type'] == 'motion' -%}{{ '<motion>' }}{%- elif item['type'] == 'video' -%}{{ '<video>' }}"
+    "{%- endif -%}{%- endfor -%}{%- endif -%}{%- endmacro -%}"
+)
+
+
+def typed_chat_template(template: str | None) -> str | None:
+    """The LLM's own chat template made to accept typed content (text / motion / video items).
+
+    A saved processor stores the tokenizer's template as its own; reloaded, the processor then renders typed items
+    with a template that expects strings. Rewriting `message['content']` through a small macro keeps the LLM's exact
+    prompt format (checked below: same text as rendering flattened strings) and works for both."""
+    if not template or "item['type']" in template:
+        return template
+    rewritten = template
+    for needle in ("messages[0]['content']", "message['content']", 'message["content"]'):
+        rewritten = rewritten.replace(needle, f"humocon_content({needle})")
+    if rewritten == template:
+        return None  # no content access we recognise: the processor falls back to its own handling
+    import jinja2
+
+    env = jinja2.Environment()
+    flat = [{"role": "user", "content": "<motion>\nhi"}, {"role": "assistant", "content": "yes"}]
+    typed = [{"role": "user", "content": [{"type": "motion"}, {"type": "text", "text": "\nhi"}]},
+             {"role": "assistant", "content": "yes"}]
+    try:
+        same = env.from_string(template).render(messages=flat, add_generation_prompt=True) == env.from_string(
+            _RENDER_MACRO + rewritten).render(messages=typed, add_generation_prompt=True)
+    except Exception:  # templates using HF-only globals (raise_exception, strftime_now...): trust the rewrite
+        same = True
+    return _RENDER_MACRO + rewritten if same else None
 
 
 class _ListDataset:

@@ -1,0 +1,391 @@
+"""The `humocon` command line.
+
+    humocon demo                       the whole pipeline offline (benchmark, 3 stages, evaluation, export)
+    humocon ask --model DIR --motion walk.bvh "What is the person doing?"
+    humocon pretrain | translate | tune | evaluate --recipe small|paper|FILE --output-dir DIR
+    humocon push --model DIR --repo-id org/name
+
+Stage commands run the pipeline up to that stage, reusing stages already finished in the output folder, so
+`humocon pretrain ...` then `humocon translate ...` with the same `--output-dir` continue where the first stopped.
+Several GPUs / processes: `accelerate launch -m humocon_hf.cli tune --recipe paper --output-dir runs/paper`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+MOTION_EXTENSIONS = (".bvh", ".npy", ".npz")
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".gif", ".webm", ".mkv", ".m4v")
+
+
+class CLIError(Exception):
+    """A user error: printed as one line (with what to do) instead of a traceback."""
+
+
+# --------------------------------------------------------------------------------------------- chat helpers
+
+
+def load_checkpoint(model_dir: str, device: str = "auto", dtype: str = "auto", trust_remote_code: bool = False):
+    """`(model, processor, chat_defaults)` of a HuMoCon checkpoint folder or Hub id, through the Auto classes."""
+    import torch
+    from transformers import AutoModel, AutoProcessor
+
+    from humocon_hf.auto import register_auto_classes
+
+    path = Path(model_dir).expanduser()
+    looks_like_hub_id = model_dir.count("/") == 1 and not model_dir.startswith((".", "/", "~"))
+    if not path.exists() and not looks_like_hub_id:
+        raise CLIError(f"--model {model_dir}: no such folder; give the output folder of `humocon demo` or a Hub id")
+    if path.is_dir() and not (path / "config.json").is_file():
+        raise CLIError(
+            f"--model {model_dir}: the folder has no config.json, so it is not a checkpoint; `humocon demo` writes one "
+            "to its --output-dir (default ./humocon_demo) when it finishes"
+        )
+    register_auto_classes()
+    kwargs = {"trust_remote_code": trust_remote_code}
+    if dtype != "auto":
+        kwargs["dtype"] = getattr(torch, dtype)
+    source = str(path) if path.is_dir() else model_dir
+    model = AutoModel.from_pretrained(source, **kwargs).eval()
+    processor = AutoProcessor.from_pretrained(source, trust_remote_code=trust_remote_code)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    model.to(device)
+    defaults = {}
+    if path.is_dir() and (path / "humocon_chat.json").is_file():
+        defaults = json.loads((path / "humocon_chat.json").read_text())
+    return model, processor, defaults
+
+
+def check_media(motion: str | None, video: str | None) -> None:
+    """Fail early, naming the file and the accepted formats."""
+    for value, kind, extensions in ((motion, "motion", MOTION_EXTENSIONS), (video, "video", VIDEO_EXTENSIONS)):
+        if value is None:
+            continue
+        path = Path(value)
+        if not path.is_file():
+            raise CLIError(f"--{kind} {value}: file not found")
+        if path.suffix.lower() not in extensions:
+            raise CLIError(f"--{kind} {value}: unsupported file type {path.suffix!r}; use one of {', '.join(extensions)}")
+
+
+def load_media(processor, motion: str | None, video: str | None, motion_fps: float | None = None):
+    """Read the files once (motion to SMPL-22 joints at the processor's rate) so bad files fail before generating."""
+    motion_value = None
+    if motion is not None:
+        from humocon_hf.processing.motion_io import load_motion
+
+        kwargs = {"source_fps": motion_fps} if motion_fps else {}
+        try:
+            clip = load_motion(motion, fps=processor.motion_feature_extractor.fps, **kwargs)
+        except (ValueError, FileNotFoundError) as err:
+            raise CLIError(f"--motion {motion}: {err}") from err
+        motion_value = clip.joints
+    video_value = None
+    if video is not None:
+        try:
+            frames, fps = processor.video_feature_extractor.load_video(video)
+        except (ValueError, FileNotFoundError) as err:
+            raise CLIError(f"--video {video}: {err}") from err
+        video_value = (frames, fps)
+    return motion_value, video_value
+
+
+def user_message(question: str, motion=None, video=None) -> dict:
+    """A user turn in the training format: media first, a newline, then the question."""
+    items = []
+    if motion is not None:
+        items.append({"type": "motion", "motion": motion})
+    if video is not None:
+        frames, fps = video
+        items.append({"type": "video", "video": frames, "fps": fps})
+    if items:
+        items.append({"type": "text", "text": "\n"})
+    items.append({"type": "text", "text": question})
+    return {"role": "user", "content": items}
+
+
+def stream_answer(model, processor, conversation: list[dict], max_new_tokens: int = 32) -> Iterator[str]:
+    """Generate the assistant's next turn greedily, yielding text as it is produced (TextIteratorStreamer)."""
+    import torch
+    from transformers import TextIteratorStreamer
+
+    inputs = processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=True, return_tensors="pt")
+    inputs = {k: v.to(model.device) if hasattr(v, "to") else v for k, v in inputs.items()}
+    streamer = TextIteratorStreamer(processor.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
+    errors: list[BaseException] = []
+
+    def work():
+        try:
+            with torch.no_grad():
+                model.generate(**inputs, streamer=streamer, do_sample=False, max_new_tokens=max_new_tokens,
+                               pad_token_id=processor.tokenizer.pad_token_id)
+        except BaseException as err:  # surfaced in the caller's thread below
+            errors.append(err)
+            streamer.end()
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    yield from streamer
+    thread.join()
+    if errors:
+        raise errors[0]
+
+
+# ------------------------------------------------------------------------------------------------ commands
+
+
+def cmd_demo(args) -> int:
+    from humocon_hf.demo import run_demo
+    from humocon_hf.recipes import overrides_from_strings
+
+    run_demo(
+        output_dir=args.output_dir,
+        recipe=args.recipe,
+        steps_scale=args.steps_scale,
+        seed=args.seed,
+        overrides=overrides_from_strings(args.override),
+        fresh=args.fresh,
+        use_cmu=not args.no_cmu,
+        max_eval_samples=args.max_eval_samples,
+        command=_command_line(),
+    )
+    return 0
+
+
+def cmd_stage(args) -> int:
+    from humocon_hf.auto import register_auto_classes
+    from humocon_hf.demo import DemoOptions, DemoPipeline
+    from humocon_hf.recipes import overrides_from_strings
+
+    register_auto_classes()
+    options = DemoOptions(
+        output_dir=args.output_dir,
+        recipe=args.recipe,
+        steps_scale=args.steps_scale,
+        seed=args.seed,
+        overrides=overrides_from_strings(args.override),
+        fresh=args.fresh,
+        use_cmu=not args.no_cmu,
+        max_eval_samples=getattr(args, "max_eval_samples", None),
+        command=_command_line(),
+    )
+    pipeline = DemoPipeline(options)
+    if args.command == "evaluate" and args.model:
+        pipeline.evaluate_checkpoint(args.model)
+        return 0
+    pipeline.run(until=args.command)
+    return 0
+
+
+def cmd_ask(args) -> int:
+    if not args.interactive and not args.question:
+        raise CLIError('give a question (humocon ask --model DIR --motion FILE "What is the person doing?") or '
+                       "--interactive")
+    check_media(args.motion, args.video)
+    model, processor, defaults = load_checkpoint(args.model, args.device, args.dtype, args.trust_remote_code)
+    motion, video = load_media(processor, args.motion, args.video, args.motion_fps)
+    system_prompt = args.system_prompt if args.system_prompt is not None else defaults.get("system_prompt")
+    max_new_tokens = args.max_new_tokens or defaults.get("max_new_tokens") or 32
+    conversation = [{"role": "system", "content": system_prompt}] if system_prompt else []
+
+    def turn(question: str, first: bool) -> None:
+        conversation.append(user_message(question, motion if first else None, video if first else None))
+        pieces = []
+        for piece in stream_answer(model, processor, conversation, max_new_tokens):
+            pieces.append(piece)
+            print(piece, end="", flush=True)
+        print(flush=True)
+        conversation.append({"role": "assistant", "content": "".join(pieces).strip()})
+
+    first = True
+    if args.question:
+        turn(args.question, first)
+        first = False
+    if args.interactive:
+        print("Interactive mode: ask follow-up questions; an empty line or Ctrl-D quits.", file=sys.stderr)
+        while True:
+            try:
+                question = input("> ").strip()
+            except EOFError:
+                break
+            if not question:
+                break
+            turn(question, first)
+            first = False
+    return 0
+
+
+def cmd_push(args) -> int:
+    from humocon_hf.hub import push_to_hub
+    from humocon_hf.model_card import card_from_output_dir, render_model_card
+
+    model, processor, _ = load_checkpoint(args.model, "cpu", "auto")
+    folder = Path(args.model)
+    if args.model_card:
+        card = Path(args.model_card)
+        if not card.is_file():
+            raise CLIError(f"--model-card {card}: file not found")
+        card_text = card.read_text(encoding="utf-8")
+    elif (folder / "results.json").is_file():
+        card_text = card_from_output_dir(folder, repo_id=args.repo_id)
+    else:
+        print(f"note: {folder}/results.json not found; the card will say that no evaluation was recorded",
+              file=sys.stderr)
+        card_text = render_model_card(None, model_name=args.repo_id.split("/")[-1], repo_id=args.repo_id, model=model)
+    info = push_to_hub(model, args.repo_id, processor=processor, model_card=card_text, private=args.private,
+                       token=args.token, remote_code=not args.no_remote_code, create_pr=args.create_pr)
+    print(f"pushed to {args.repo_id}: {getattr(info, 'commit_url', info)}")
+    return 0
+
+
+def _command_line() -> str:
+    argv = sys.argv[1:]
+    prog = "humocon" if not sys.argv[0].endswith(".py") else "python -m humocon_hf.cli"
+    return " ".join([prog, *(_quote(a) for a in argv)])
+
+
+def _quote(arg: str) -> str:
+    import shlex
+
+    return shlex.quote(arg)
+
+
+# ------------------------------------------------------------------------------------------------- parser
+
+
+def _add_recipe_options(p: argparse.ArgumentParser, default_output: str) -> None:
+    p.add_argument("--recipe", default="small",
+                   help="Recipe: 'small' (CPU demo, default), 'paper' (Llama-3.1-8B + SigLIP, paper hyper-parameters, "
+                        "for GPUs) or the path of a YAML/JSON recipe file with sections model, data, pretrain, "
+                        "translate, tune, evaluate (see humocon_hf/recipes/*.yaml).")
+    p.add_argument("--output-dir", default=default_output,
+                   help=f"Folder for all outputs (default: {default_output}). Stages finished there before are "
+                        "reused; an interrupted training stage resumes from its last checkpoint.")
+    p.add_argument("--steps-scale", type=float, default=1.0,
+                   help="Multiply every training step budget of the recipe (e.g. 0.1 for a quick try, 2 to train "
+                        "twice as long). Default 1.")
+    p.add_argument("--seed", type=int, default=None,
+                   help="Seed of the benchmark generator and of every training stage (default: the recipe's).")
+    p.add_argument("--override", action="append", metavar="SECTION.KEY=VALUE", default=[],
+                   help="Change one recipe value, e.g. --override tune.learning_rate=5e-4 --override "
+                        "data.num_train_motions=800 (repeatable; values are read as YAML).")
+    p.add_argument("--fresh", action="store_true",
+                   help="Ignore finished stages in --output-dir and redo them.")
+    p.add_argument("--no-cmu", action="store_true",
+                   help="Do not use the real CMU mocap in ../shared/data/cmu_bvh even when it is there.")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="humocon",
+        description="HuMoCon: an LLM that answers questions about human motion (BVH / HumanML3D / AMASS) and video.",
+        epilog="Run `humocon <command> --help` for the options of a command.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="command")
+    sub.required = True
+
+    demo = sub.add_parser(
+        "demo",
+        help="Run the whole pipeline offline and write one output folder.",
+        description="Build the built-in motion-QA benchmark (plus the real CMU mocap when ../shared/data is present), "
+                    "train the concept encoders (stage 1), the projectors (stage 2) and LoRA adapters (stage 3) on "
+                    "SmolLM2-135M-Instruct, evaluate on held-out questions against a text-only baseline, and write a "
+                    "checkpoint, model card, concept-timeline plot, preview GIF and results.json. About 15 minutes on "
+                    "2 CPU cores with the default small recipe.",
+    )
+    _add_recipe_options(demo, "humocon_demo")
+    demo.add_argument("--max-eval-samples", type=int, default=None,
+                      help="Evaluate on at most this many held-out questions (default: all).")
+    demo.set_defaults(func=cmd_demo)
+
+    stage_help = {
+        "pretrain": "Stage 1, concept discovery: train the motion (and video) concept encoders.",
+        "translate": "Stage 2, modality translation: train the projectors on captions (encoders and LLM frozen).",
+        "tune": "Stage 3, instruction tuning: LoRA on the LLM with question/answer pairs.",
+        "evaluate": "Evaluate on the held-out split against the text-only baseline and print the accuracy table.",
+    }
+    for name, text in stage_help.items():
+        p = sub.add_parser(
+            name, help=text,
+            description=text + " Earlier stages missing in --output-dir are run first; finished ones are reused. "
+                               "Under `accelerate launch -m humocon_hf.cli " + name + " ...` training uses every process.",
+        )
+        _add_recipe_options(p, "humocon_run")
+        if name == "evaluate":
+            p.add_argument("--model", default=None,
+                           help="Evaluate this checkpoint (folder or Hub id) on the recipe's benchmark instead of the "
+                                "model trained in --output-dir.")
+            p.add_argument("--max-eval-samples", type=int, default=None,
+                           help="Evaluate on at most this many held-out questions (default: all).")
+        p.set_defaults(func=cmd_stage)
+
+    ask = sub.add_parser(
+        "ask",
+        help="Ask a checkpoint about a motion and/or video; the answer is streamed.",
+        description="Load a HuMoCon checkpoint with AutoModel / AutoProcessor and answer a question about a motion "
+                    "file (BVH, HumanML3D .npy joints or 263-d features, AMASS .npz) and/or a video file.",
+    )
+    ask.add_argument("question", nargs="?", default=None, help="The question, e.g. \"What is the person doing?\"")
+    ask.add_argument("--model", required=True, help="Checkpoint folder (e.g. ./humocon_demo) or Hub id.")
+    ask.add_argument("--motion", default=None, help=f"Motion file ({', '.join(MOTION_EXTENSIONS)}).")
+    ask.add_argument("--video", default=None, help=f"Video file ({', '.join(VIDEO_EXTENSIONS)}).")
+    ask.add_argument("--motion-fps", type=float, default=None,
+                     help="True frame rate of the motion file when its header is wrong (e.g. 120 for some CMU BVH).")
+    ask.add_argument("--interactive", action="store_true",
+                     help="Multi-turn chat about the same motion/video: follow-up questions from stdin until an "
+                          "empty line or Ctrl-D.")
+    ask.add_argument("--max-new-tokens", type=int, default=None,
+                     help="Longest answer in tokens (default: the checkpoint's setting, else 32).")
+    ask.add_argument("--system-prompt", default=None,
+                     help="System message (default: the one the checkpoint was tuned with, if recorded).")
+    ask.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available).")
+    ask.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                     help="Weights dtype (default: as saved).")
+    ask.add_argument("--trust-remote-code", action="store_true",
+                     help="Allow the checkpoint's own code (needed only where humocon-hf is not installed).")
+    ask.set_defaults(func=cmd_ask)
+
+    push = sub.add_parser(
+        "push",
+        help="Upload a checkpoint, its processor and a model card to the Hugging Face Hub.",
+        description="Push model + processor (+ the code, for trust_remote_code users) and a model card filled from "
+                    "the folder's results.json (measured numbers only) in one commit. Needs `huggingface-cli login` "
+                    "or --token.",
+    )
+    push.add_argument("--model", required=True, help="Checkpoint folder (e.g. ./humocon_demo).")
+    push.add_argument("--repo-id", required=True, help="Target repository, 'org/name'.")
+    push.add_argument("--model-card", default=None, help="Use this Markdown file as the README instead.")
+    push.add_argument("--private", action="store_true", help="Create the repository as private.")
+    push.add_argument("--token", default=None, help="Hub token (default: the stored login).")
+    push.add_argument("--create-pr", action="store_true", help="Open a pull request instead of committing to main.")
+    push.add_argument("--no-remote-code", action="store_true",
+                      help="Do not ship the modeling/processing code (users then need humocon-hf installed).")
+    push.set_defaults(func=cmd_push)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from humocon_hf.recipes import RecipeError
+
+    try:
+        return int(args.func(args) or 0)
+    except (CLIError, RecipeError) as err:
+        print(f"humocon {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\nhumocon {args.command}: interrupted; re-run the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
