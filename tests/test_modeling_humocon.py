@@ -193,6 +193,18 @@ def test_bad_modality_shapes_raise(model):
         model(**dict(vid, pixel_values_videos=vid["pixel_values_videos"][0]))
 
 
+def test_nan_modality_inputs_raise(model):
+    inputs = make_sample(model.config, ("motion", "video"), seed=8)
+    bad = inputs["motion_values"].clone()
+    bad[0, 3, 5] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        model(**dict(inputs, motion_values=bad))
+    bad = inputs["pixel_values_videos"].clone()
+    bad[0, 0, 0, 0, 0] = float("inf")
+    with pytest.raises(ValueError, match="NaN"):
+        model(**dict(inputs, pixel_values_videos=bad))
+
+
 def test_loss_uses_num_items_in_batch(model):
     inputs = make_sample(model.config, ("motion",), seed=9, batch=2)
     labels = inputs["input_ids"].masked_fill(inputs["input_ids"] == MOTION_ID, -100)
