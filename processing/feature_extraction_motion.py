@@ -28,7 +28,7 @@ into the padded (batch, frames, 137) output.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -480,6 +480,8 @@ class MotionFeatureExtractor(FeatureExtractionMixin):
     def _as_list(motions: Any) -> list:
         if motions is None:
             raise ValueError("motions: expected a motion or a list of motions, got None")
+        if _is_other_sequence(motions):  # e.g. a `datasets` column of paths
+            motions = list(motions)
         if isinstance(motions, (list, tuple)):
             if len(motions) == 0:
                 raise ValueError("motions: the batch is empty")
@@ -517,6 +519,16 @@ def _is_numeric(obj) -> bool:
         return np.issubdtype(np.asarray(obj).dtype, np.number)
     except (ValueError, TypeError):
         return False
+
+
+def _is_other_sequence(value: Any) -> bool:
+    """An iterable of motions that is not a list/tuple, a path, an array/tensor, a MotionClip or a mapping."""
+    return (
+        hasattr(value, "__iter__")
+        and not isinstance(value, (list, tuple, str, bytes, os.PathLike, Mapping))
+        and not hasattr(value, "ndim")
+        and not hasattr(value, "joints")
+    )
 
 
 def _to_numpy(x: Any, name: str) -> np.ndarray:

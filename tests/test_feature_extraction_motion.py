@@ -276,3 +276,29 @@ def test_constructor_validation():
         MotionFeatureExtractor(feature_std=[0.0] * 137)
     with pytest.raises(ValueError, match="feature_size"):
         MotionFeatureExtractor(feature_size=263)
+
+
+def test_accepts_a_datasets_column_of_paths(tmp_path):
+    import datasets
+
+    paths = []
+    for i, n in enumerate((12, 9)):
+        path = tmp_path / f"m{i}.npy"
+        np.save(path, _random_walk_for_column_test(n))
+        paths.append(str(path))
+    column = datasets.Dataset.from_dict({"motion_path": paths})["motion_path"]
+    out = MotionFeatureExtractor()(column, return_tensors="np")
+    assert out["motion_values"].shape[:2] == (2, 12)
+    assert out["motion_attention_mask"].sum(axis=1).tolist() == [12, 9]
+
+
+def _random_walk_for_column_test(num_frames):
+    from humocon_hf.processing.smpl22 import SMPL22_PARENTS
+
+    rng = np.random.default_rng(num_frames)
+    joints = np.zeros((22, 3), np.float32)
+    for j in range(1, 22):
+        joints[j] = joints[SMPL22_PARENTS[j]] + rng.normal(0, 0.1, 3)
+    clip = np.repeat(joints[None], num_frames, axis=0)
+    clip[:, :, 2] += np.linspace(0, 1, num_frames)[:, None]
+    return clip
