@@ -565,12 +565,21 @@ class HyperNetworkClassifier(nn.Module):
         x = torch.cat([x, torch.ones_like(x[:, :1])], dim=-1)  # (N, C + 1)
         basis_out = torch.einsum("rcd,nd->nrc", self.basis, x)  # (N, r, C): the state through each basis matrix
         if code_ids is None:
-            hidden = torch.einsum("kr,nrc->nkc", coeffs, basis_out)  # (N, K, C)
-            directions = directions[None]
+            # h_k = Σ_r a_kr B_r x is never materialised for all K codes: with rank r, μ_k·h_k = Σ_r a_kr (μ_k·B_r x)
+            # and |h_k|² = a_k^T G a_k with the (r, r) Gram matrix G of the B_r x — O(N K r²) instead of O(N K C).
+            dots = torch.einsum("nrc,kc->nkr", basis_out, directions)
+            numerator = (dots * coeffs[None]).sum(-1)  # (N, K)
+            gram = torch.einsum("nrc,nsc->nrs", basis_out, basis_out)
+            hidden_sq = torch.einsum("kr,nrs,ks->nk", coeffs, gram, coeffs)
+            direction_norm = directions.norm(dim=-1)[None]  # (1, K)
         else:
             hidden = torch.einsum("nmr,nrc->nmc", coeffs[code_ids], basis_out)  # (N, M, C)
-            directions = directions[code_ids]
-        return F.cosine_similarity(hidden, directions, dim=-1, eps=1e-6) / self.temperature
+            picked = directions[code_ids]
+            numerator = (hidden * picked).sum(-1)
+            hidden_sq = hidden.pow(2).sum(-1)
+            direction_norm = picked.norm(dim=-1)
+        norm = hidden_sq.clamp_min(1e-12).sqrt() * direction_norm
+        return numerator / norm.clamp_min(1e-6) / self.temperature
 
 
 class VelocityDecoder(nn.Module):
