@@ -1,0 +1,328 @@
+"""The `humocon` command line: --help of every command, recipe files, and `humocon ask` on a tiny checkpoint."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from humocon_hf.cli import build_parser, main
+from humocon_hf.recipes import (
+    SECTIONS,
+    RecipeError,
+    load_recipe,
+    overrides_from_strings,
+    parse_override,
+)
+
+COMMANDS = ("demo", "ask", "pretrain", "translate", "tune", "evaluate", "push")
+
+
+# ---------------------------------------------------------------------------------------------------- --help
+
+
+def test_top_level_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    for command in COMMANDS:
+        assert command in out
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_for_every_option(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    sub = next(a for a in build_parser()._subparsers._group_actions[0].choices.items() if a[0] == command)[1]
+    for action in sub._actions:
+        if action.dest == "help":
+            continue
+        assert action.help and len(action.help) > 10, f"{command} {action.option_strings or action.dest}: no help"
+        for flag in action.option_strings:
+            assert flag in out
+
+
+def test_module_entry_point_runs():
+    """`python -m humocon_hf.cli` is what `accelerate launch -m humocon_hf.cli ...` runs."""
+    result = subprocess.run([sys.executable, "-m", "humocon_hf.cli", "tune", "--help"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "--recipe" in result.stdout and "accelerate launch" in result.stdout
+
+
+def test_no_command_is_an_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([])
+    assert exit_info.value.code == 2
+
+
+# ----------------------------------------------------------------------------------------------------- recipes
+
+
+def test_shipped_recipes_parse_into_training_arguments(tmp_path):
+    small = load_recipe("small")
+    targs, tune = small.training_args("tune", output_dir=tmp_path)
+    assert targs.output_dir == str(tmp_path)
+    assert tune.lora_r == 8 and targs.max_steps > 0
+    assert small.model.llm_name_or_path == "SmolLM2-135M-Instruct"
+
+    paper = load_recipe("paper")
+    assert paper.model.llm_name_or_path == "meta-llama/Llama-3.1-8B-Instruct"
+    assert paper.model.vision_model_name_or_path == "google/siglip-base-patch16-224"
+    assert paper.model.codebook_size == 512
+    pre_args, pre = paper.training_args("pretrain", output_dir=tmp_path, bf16=False)
+    assert (pre.phase1_max_steps, pre.phase1_learning_rate) == (60000, 1e-4)
+    assert (pre.phase2_max_steps, pre.phase2_learning_rate) == (8000, 1e-5)
+    tr_args, _ = paper.training_args("translate", output_dir=tmp_path, bf16=False)
+    assert tr_args.learning_rate == 1e-4
+    assert tr_args.per_device_train_batch_size * tr_args.gradient_accumulation_steps == 32
+    tu_args, tu = paper.training_args("tune", output_dir=tmp_path, bf16=False)
+    assert (tu.lora_r, tu_args.learning_rate) == (8, 3e-4)
+    assert tu_args.per_device_train_batch_size * tu_args.gradient_accumulation_steps == 16
+
+
+def _write_recipe(path: Path, data: dict) -> Path:
+    if path.suffix == ".json":
+        path.write_text(json.dumps(data))
+    else:
+        import yaml
+
+        path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".yaml", ".json"])
+def test_recipe_files_yaml_and_json(tmp_path, suffix):
+    data = {
+        "model": {"llm_name_or_path": "some/llm", "codebook_size": 32},
+        "tune": {"max_steps": 7, "learning_rate": 5e-4, "lora_r": 4, "per_device_train_batch_size": 2},
+        "evaluate": {"baseline": "zero_shot"},
+    }
+    recipe = load_recipe(_write_recipe(tmp_path / f"r{suffix}", data))
+    targs, tune = recipe.training_args("tune", output_dir=tmp_path / "out")
+    assert (targs.max_steps, targs.learning_rate, tune.lora_r, targs.per_device_train_batch_size) == (7, 5e-4, 4, 2)
+    assert recipe.model.codebook_size == 32 and recipe.evaluate.baseline == "zero_shot"
+    assert recipe.data.num_train_motions > 0  # missing sections take the dataclass defaults
+
+
+def test_unknown_key_names_key_section_and_file(tmp_path):
+    path = _write_recipe(tmp_path / "bad.yaml", {"tune": {"max_stepz": 3}})
+    with pytest.raises(RecipeError) as err:
+        load_recipe(path)
+    message = str(err.value)
+    assert "max_stepz" in message and "'tune'" in message and str(path) in message
+
+
+def test_bad_recipes_raise_clear_errors(tmp_path):
+    with pytest.raises(RecipeError, match="unknown section"):
+        load_recipe(_write_recipe(tmp_path / "a.yaml", {"trainer": {}}))
+    with pytest.raises(RecipeError, match="not found"):
+        load_recipe(tmp_path / "missing.yaml")
+    (tmp_path / "b.txt").write_text("model: {}")
+    with pytest.raises(RecipeError, match=r"\.yaml"):
+        load_recipe(tmp_path / "b.txt")
+    (tmp_path / "c.yaml").write_text("model: [unclosed")
+    with pytest.raises(RecipeError, match="cannot parse"):
+        load_recipe(tmp_path / "c.yaml")
+    with pytest.raises(RecipeError, match="encoder_preset"):
+        load_recipe(_write_recipe(tmp_path / "d.yaml", {"model": {"encoder_preset": "huge"}}))
+    with pytest.raises(RecipeError, match="baseline"):
+        load_recipe(_write_recipe(tmp_path / "e.yaml", {"evaluate": {"baseline": "oracle"}}))
+
+
+def test_bf16_recipes_run_on_a_cpu_machine(tmp_path):
+    """One recipe for GPU and laptop: bf16 without a GPU becomes CPU autocast (native bf16 CPUs) or float32."""
+    import torch
+
+    from humocon_hf.recipes import cpu_has_bf16
+
+    if torch.cuda.is_available():
+        pytest.skip("checks the CPU fallback")
+    targs, _ = load_recipe("paper").training_args("tune", output_dir=tmp_path)
+    if cpu_has_bf16():
+        assert targs.bf16 and targs.use_cpu
+    else:
+        assert not targs.bf16
+
+
+def test_overrides_and_step_scaling():
+    assert parse_override("tune.max_steps=20") == ("tune", "max_steps", 20)
+    assert parse_override("model.system_prompt=null") == ("model", "system_prompt", None)
+    with pytest.raises(RecipeError, match="section.key=value"):
+        parse_override("max_steps=3")
+    with pytest.raises(RecipeError, match="unknown section"):
+        parse_override("trainer.max_steps=3")
+    recipe = load_recipe("small", overrides=overrides_from_strings(["tune.max_steps=40", "data.seed=3"]))
+    assert recipe.sections["tune"]["max_steps"] == 40 and recipe.data.seed == 3
+    with pytest.raises(RecipeError, match="lora_rank"):
+        load_recipe("small", overrides={"tune": {"lora_rank": 4}})
+    scaled = recipe.scaled(0.1)
+    assert scaled.sections["tune"]["max_steps"] == 4
+    assert scaled.sections["pretrain"]["phase1_max_steps"] == max(1, round(recipe.sections["pretrain"]["phase1_max_steps"] * 0.1))
+    assert recipe.scaled(1e-6).sections["translate"]["max_steps"] == 1
+    with pytest.raises(RecipeError):
+        recipe.scaled(0)
+    assert set(recipe.to_dict()) == set(SECTIONS)
+
+
+def test_cli_reports_recipe_errors_without_traceback(tmp_path, capsys):
+    rc = main(["pretrain", "--recipe", str(tmp_path / "nope.yaml"), "--output-dir", str(tmp_path / "o")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "humocon pretrain: error:" in err and "nope.yaml" in err and "Traceback" not in err
+    rc = main(["demo", "--override", "tune.bogus=1", "--output-dir", str(tmp_path / "o")])
+    assert rc == 2 and "bogus" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------- tiny checkpoint
+
+
+def make_tiny_llm_dir(root: Path, tokenizer_dir: Path) -> Path:
+    """A 1-layer random Llama with the real SmolLM2 tokenizer (chat template included), saved as a folder."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+        num_key_value_heads=1, max_position_embeddings=1024, tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+    )
+    folder = root / "tiny-llm"
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def build_tiny_checkpoint(root: Path, tokenizer_dir: Path) -> Path:
+    """A complete (random) HuMoCon checkpoint built the way the demo builds one, small enough for CPU tests."""
+    from humocon_hf.demo import CHAT_DEFAULTS, build_concept_model, build_processor
+    from humocon_hf.hub import save_for_remote_code
+    from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
+    from humocon_hf.recipes import DataArguments, ModelArguments
+    from transformers import AutoModelForCausalLM
+
+    llm_dir = make_tiny_llm_dir(root, tokenizer_dir)
+    model_args = ModelArguments(llm_name_or_path=str(llm_dir), motion_token_stride=8, system_prompt="Answer briefly.")
+    processor = build_processor(model_args, DataArguments(max_frames=64, cmu_bvh_dir=None))
+    concept = build_concept_model(model_args)
+    model = HuMoConForCausalLM.from_parts(
+        AutoModelForCausalLM.from_pretrained(llm_dir), concept.motion_encoder, concept.video_encoder, processor
+    )
+    out = root / "ckpt"
+    save_for_remote_code(model, out, processor=processor)
+    (out / CHAT_DEFAULTS).write_text(json.dumps({"system_prompt": "Answer briefly.", "max_new_tokens": 4}))
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory, smollm2_tokenizer_dir) -> Path:
+    return build_tiny_checkpoint(tmp_path_factory.mktemp("cli"), smollm2_tokenizer_dir)
+
+
+def _motion_file(folder: Path, frames: int = 30) -> Path:
+    from humocon_hf.processing.smpl22 import SMPL22_PARENTS
+
+    rng = np.random.default_rng(0)
+    rest = np.zeros((22, 3), np.float32)
+    for j in range(1, 22):
+        rest[j] = rest[SMPL22_PARENTS[j]] + np.array([0.0, 0.1 if j % 2 else -0.1, 0.02], np.float32)
+    rest[:, 1] += 1.0
+    joints = rest[None] + 0.01 * rng.standard_normal((frames, 22, 3)).astype(np.float32)
+    path = folder / "clip.npy"
+    np.save(path, joints)
+    return path
+
+
+def test_ask_answers_about_a_motion_file(tiny_checkpoint, tmp_path, capsys):
+    """The streamed answer is exactly the greedy answer of the checkpoint loaded through the Auto classes."""
+    import torch
+
+    from humocon_hf.cli import load_checkpoint, load_media, user_message
+
+    motion = _motion_file(tmp_path)
+    rc = main(["ask", "--model", str(tiny_checkpoint), "--motion", str(motion), "--device", "cpu",
+               "What is the person doing?"])
+    assert rc == 0
+    out = capsys.readouterr().out
+
+    model, processor, defaults = load_checkpoint(str(tiny_checkpoint), device="cpu")
+    assert type(model).__name__ == "HuMoConForCausalLM" and defaults["max_new_tokens"] == 4
+    joints, _ = load_media(processor, str(motion), None)
+    conversation = [{"role": "system", "content": defaults["system_prompt"]},
+                    user_message("What is the person doing?", joints)]
+    inputs = processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=True, return_tensors="pt")
+    assert int((inputs["input_ids"] == processor.motion_token_id).sum()) == 4  # 30 frames / stride 8
+    with torch.no_grad():
+        ids = model.generate(**inputs, do_sample=False, max_new_tokens=4, pad_token_id=processor.tokenizer.pad_token_id)
+    new = ids[0, inputs["input_ids"].shape[1]:]
+    assert len(new) > 0
+    assert out == processor.tokenizer.decode(new, skip_special_tokens=True) + "\n"
+
+
+def test_ask_interactive_keeps_the_conversation(tiny_checkpoint, tmp_path, capsys, monkeypatch):
+    import io
+
+    import humocon_hf.cli as cli
+
+    seen = []
+    original = cli.stream_answer
+
+    def recording(model, processor, conversation, max_new_tokens=32):
+        seen.append([m["role"] for m in conversation])
+        yield from original(model, processor, conversation, max_new_tokens)
+
+    monkeypatch.setattr(cli, "stream_answer", recording)
+    monkeypatch.setattr(sys, "stdin", io.StringIO("And then?\n\n"))
+    motion = _motion_file(tmp_path)
+    rc = main(["ask", "--model", str(tiny_checkpoint), "--motion", str(motion), "--interactive", "--device", "cpu",
+               "What is the person doing?"])
+    assert rc == 0
+    # Second turn sees system, first question, first answer, follow-up.
+    assert seen == [["system", "user"], ["system", "user", "assistant", "user"]]
+
+
+def test_ask_reads_a_real_bvh(tiny_checkpoint, shared_data, capsys):
+    bvh = shared_data / "cmu_bvh" / "09_01.bvh"
+    if not bvh.is_file():
+        pytest.skip(f"{bvh} not present")
+    rc = main(["ask", "--model", str(tiny_checkpoint), "--motion", str(bvh), "--device", "cpu",
+               "What is the person doing?"])
+    assert rc == 0
+    assert capsys.readouterr().out.endswith("\n")
+
+
+def test_ask_reads_a_video(tiny_checkpoint, tmp_path, capsys):
+    import imageio.v2 as imageio
+
+    frames = (np.random.default_rng(0).random((12, 48, 48, 3)) * 255).astype(np.uint8)
+    path = tmp_path / "clip.gif"
+    imageio.mimsave(path, list(frames), duration=0.05)
+    rc = main(["ask", "--model", str(tiny_checkpoint), "--video", str(path), "--device", "cpu", "What happens?"])
+    assert rc == 0
+    assert capsys.readouterr().out.endswith("\n")
+
+
+def test_ask_errors_say_what_to_do(tiny_checkpoint, tmp_path, capsys):
+    assert main(["ask", "--model", str(tiny_checkpoint), "--device", "cpu"]) == 2
+    assert "--interactive" in capsys.readouterr().err
+    assert main(["ask", "--model", str(tmp_path / "none"), "q"]) == 2
+    assert "humocon demo" in capsys.readouterr().err
+    assert main(["ask", "--model", str(tmp_path), "q"]) == 2  # a folder that is not a checkpoint
+    assert "config.json" in capsys.readouterr().err
+    assert main(["ask", "--model", str(tiny_checkpoint), "--motion", str(tmp_path / "x.bvh"), "q"]) == 2
+    assert "file not found" in capsys.readouterr().err
+    bad = tmp_path / "clip.txt"
+    bad.write_text("x")
+    assert main(["ask", "--model", str(tiny_checkpoint), "--motion", str(bad), "q"]) == 2
+    assert ".bvh" in capsys.readouterr().err
+    empty = tmp_path / "empty.bvh"
+    empty.write_text("")
+    assert main(["ask", "--model", str(tiny_checkpoint), "--motion", str(empty), "--device", "cpu", "q"]) == 2
+    assert "empty.bvh" in capsys.readouterr().err
