@@ -212,10 +212,15 @@ class ConceptDiscoveryTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         outputs = model(**inputs, return_dict=True)
         if model.training:
+            # Accumulated on the loss's device without .item(): no host sync per micro-batch on GPUs.
+            loss_device = outputs.loss.device
+            if self._component_sums.device != loss_device:
+                self._component_sums = self._component_sums.to(loss_device)
+                self._component_counts = self._component_counts.to(loss_device)
             for i, name in enumerate(LOSS_COMPONENTS):
                 value = getattr(outputs, name, None)
                 if value is not None:
-                    self._component_sums[i] += float(value.detach())
+                    self._component_sums[i] += value.detach().to(torch.float64)
                     self._component_counts[i] += 1
         loss = outputs.loss
         return (loss, outputs) if return_outputs else loss
@@ -237,6 +242,7 @@ class ConceptDiscoveryTrainer(Trainer):
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs:  # a training log: every process reaches this point together
             stats = torch.stack([self._component_sums, self._component_counts]).to(self.args.device)
+            stats = stats.to(torch.float32 if stats.device.type == "mps" else torch.float64)
             if self.accelerator.num_processes > 1:
                 stats = self.accelerator.reduce(stats, reduction="sum")
             for i, name in enumerate(LOSS_COMPONENTS):
