@@ -37,14 +37,29 @@ _LAZY = {
     "HuMoConForConceptDiscovery": "humocon_hf.modeling.modeling_humocon_encoders",
     "HuMoConConfig": "humocon_hf.modeling.configuration_humocon",
     "HuMoConForCausalLM": "humocon_hf.modeling.modeling_humocon",
+    # the embedded LLM
+    "load_default_llm": "humocon_hf.llm",
+    "load_llm": "humocon_hf.llm",
+    # training (stages 1-3)
+    "ConceptDiscoveryTrainer": "humocon_hf.training.concept_discovery",
+    "HuMoConQACollator": "humocon_hf.training.instruction_tuning",
+    "ModalityTranslationTrainer": "humocon_hf.training.instruction_tuning",
+    "InstructionTuningTrainer": "humocon_hf.training.instruction_tuning",
+    "apply_lora": "humocon_hf.training.instruction_tuning",
+    "load_adapter": "humocon_hf.training.instruction_tuning",
+    "merge_adapter": "humocon_hf.training.instruction_tuning",
+    "finetune": "humocon_hf.training.instruction_tuning",
     # hub
     "register_auto_classes": "humocon_hf.auto",
     "save_for_remote_code": "humocon_hf.hub",
+    "push_to_hub": "humocon_hf.hub",
+    "default_model_card": "humocon_hf.hub",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
     from .auto import register_auto_classes
-    from .hub import save_for_remote_code
+    from .hub import default_model_card, push_to_hub, save_for_remote_code
+    from .llm import load_default_llm, load_llm
     from .modeling.configuration_humocon import HuMoConConfig
     from .modeling.configuration_humocon_encoders import (
         HuMoConConceptDiscoveryConfig,
@@ -70,6 +85,16 @@ if TYPE_CHECKING:  # pragma: no cover
     from .processing.processing_humocon import MotionVideoProcessor
     from .processing.rendering import render_motion, save_preview
     from .processing.video_processing_humocon import HuMoConVideoProcessor
+    from .training.concept_discovery import ConceptDiscoveryTrainer
+    from .training.instruction_tuning import (
+        HuMoConQACollator,
+        InstructionTuningTrainer,
+        ModalityTranslationTrainer,
+        apply_lora,
+        finetune,
+        load_adapter,
+        merge_adapter,
+    )
 
 
 def __getattr__(name: str):
