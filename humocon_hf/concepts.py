@@ -1,7 +1,8 @@
 """Concept timelines: which discovered concept is active when, drawn as coloured bars (model cards, demo).
 
-`segments` come from `HuMoConForConceptDiscovery.get_concepts(...)` (or an encoder's `get_concepts`): contiguous
-runs `(start_frame, end_frame, concept_id)` with `end_frame` exclusive.
+`segments` come from `HuMoConForConceptDiscovery.get_concepts(...)` (or an encoder's `get_concepts`, or
+[`extract_concepts`] from raw motions / videos): contiguous runs `(start_frame, end_frame, concept_id)` with
+`end_frame` exclusive.
 """
 
 from __future__ import annotations
@@ -10,6 +11,59 @@ import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+
+
+def extract_concepts(
+    model,
+    motions=None,
+    videos=None,
+    feature_extractor=None,
+    video_processor=None,
+    video_fps=None,
+) -> dict[str, list[dict]]:
+    """
+    Concepts of raw motions and/or videos, through the processors and the model's concept encoders.
+
+    Args:
+        model: anything with `motion_encoder` / `video_encoder` concept encoders (`HuMoConForConceptDiscovery`,
+            `HuMoConForCausalLM`).
+        motions: one or a list of (T, 22, 3) joint arrays, `MotionClip`s or motion files.
+        videos: one or a list of video files or uint8 (N, H, W, 3) frame arrays.
+        feature_extractor: a `MotionFeatureExtractor` (default: a new one with default settings).
+        video_processor: a `HuMoConVideoProcessor` (default: one matching the video encoder's SigLIP tower).
+        video_fps: frame rate of array videos.
+
+    Returns:
+        `{"motion": [...], "video": [...]}` with one dict per input: `frame_concept_ids`, `token_concept_ids`,
+        `segments` (motion: frame indices at the extractor's fps; video: key-frame indices) and, for videos,
+        `timestamps` (seconds of the key frames).
+    """
+    import torch
+
+    if motions is None and videos is None:
+        raise ValueError("extract_concepts needs motions and/or videos")
+    result: dict[str, list[dict]] = {}
+    if motions is not None:
+        if feature_extractor is None:
+            from humocon_hf.processing.feature_extraction_motion import MotionFeatureExtractor
+
+            feature_extractor = MotionFeatureExtractor()
+        encoder = model.motion_encoder
+        batch = feature_extractor(motions, padding="longest", return_tensors="pt")
+        values = batch["motion_values"].to(device=encoder.device, dtype=encoder.dtype)
+        with torch.no_grad():
+            result["motion"] = encoder.get_concepts(values, batch["motion_attention_mask"].to(encoder.device))
+    if videos is not None:
+        encoder = model.video_encoder
+        if video_processor is None:
+            from humocon_hf.processing.video_processing_humocon import HuMoConVideoProcessor
+
+            video_processor = HuMoConVideoProcessor.from_vision_config(encoder.config.vision_config)
+        batch = video_processor(videos, return_tensors="pt", fps=video_fps)
+        pixels = batch["pixel_values_videos"].to(device=encoder.device, dtype=encoder.dtype)
+        with torch.no_grad():
+            result["video"] = encoder.get_concepts(pixels, batch["video_timestamps"].to(encoder.device))
+    return result
 
 
 def _check_segments(segments) -> list[tuple[int, int, int]]:
@@ -103,4 +157,4 @@ def plot_concept_timeline(
     return path
 
 
-__all__ = ["plot_concept_timeline"]
+__all__ = ["extract_concepts", "plot_concept_timeline"]

@@ -526,3 +526,25 @@ def test_remote_code_export_loads_without_the_package(tmp_path):
         result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
         assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "export" / "vector_quantizer.py").is_file()
+
+
+def test_extract_concepts_from_real_cmu_motion_and_rendered_video(shared_data, tmp_path):
+    from humocon_hf.concepts import extract_concepts, plot_concept_timeline
+    from humocon_hf.processing.motion_io import load_motion
+    from humocon_hf.processing.rendering import render_motion
+
+    torch.manual_seed(0)
+    model = HuMoConForConceptDiscovery(small_config())
+    clips = [load_motion(shared_data / "cmu_bvh" / f"{t}.bvh") for t in ("02_01", "09_01")]
+    video = render_motion(clips[0].joints, size=32, fps=clips[0].fps)
+    concepts = extract_concepts(model, motions=clips, videos=[video], video_fps=clips[0].fps)
+    lengths = [len(c.joints) for c in clips]
+    assert [len(c["frame_concept_ids"]) for c in concepts["motion"]] == lengths
+    assert [c["segments"][-1][1] for c in concepts["motion"]] == lengths
+    video_concepts = concepts["video"][0]
+    assert len(video_concepts["frame_concept_ids"]) == 8  # the processor's default key-frame count
+    assert video_concepts["timestamps"][-1] <= lengths[0] / clips[0].fps
+    path = plot_concept_timeline({"motion": concepts["motion"][0]["segments"]}, tmp_path / "cmu.png", fps=clips[0].fps)
+    assert path.is_file()
+    with pytest.raises(ValueError, match="motions and/or videos"):
+        extract_concepts(model)
