@@ -1,0 +1,108 @@
+"""Model cards: rendered from given results only, metadata that parses back, usage and licence sections."""
+
+from pathlib import Path
+
+import pytest
+
+from humocon_hf.model_card import (
+    TEMPLATE_PATH,
+    card_from_output_dir,
+    parse_card_metadata,
+    render_model_card,
+    results_table,
+)
+from humocon_hf.recipes import load_recipe
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _results(name, accuracy, action, direction, body_part, before, after, other, total):
+    return {
+        "task": "motion-qa",
+        "model_name": name,
+        "dataset": {"name": "HuMoCon procedural motion-QA", "type": "humocon-procedural-qa", "split": "test",
+                    "num_examples": total},
+        "metrics": {"accuracy": accuracy, "action": action, "direction": direction, "body_part": body_part,
+                    "before": before, "after": after, "other": other,
+                    "counts": {"total": total, "action": 20, "direction": 12, "body_part": 8}},
+    }
+
+
+MODEL = _results("HuMoCon", 0.5625, 0.65, 0.5, 0.375, 0.55, 0.6, 0.52, 40)
+BASELINE = _results("Text-only", 0.3125, 0.35, 0.25, 0.25, 0.3, 0.35, 0.3, 40)
+
+
+def test_model_index_parses_back_with_the_given_numbers():
+    card = render_model_card(MODEL, baseline_results=BASELINE, recipe=load_recipe("small"),
+                             command="humocon demo --seed 3", stage_times={"pretrain": 61.0, "tune": 300.4},
+                             model_name="humocon-demo", datasets_used=["humocon-procedural-motion-qa", "cmu-mocap"])
+    meta = parse_card_metadata(card)
+    assert meta["library_name"] == "transformers"
+    assert meta["license"] == "apache-2.0"
+    assert meta["base_model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert "humocon" in meta["tags"] and meta["datasets"] == ["humocon-procedural-motion-qa", "cmu-mocap"]
+    (entry,) = meta["model-index"]
+    assert entry["name"] == "humocon-demo"
+    (result,) = entry["results"]
+    assert result["dataset"]["split"] == "test"
+    values = {m["name"]: m["value"] for m in result["metrics"]}
+    assert values["Overall accuracy"] == pytest.approx(0.5625)
+    assert values["Body part accuracy"] == pytest.approx(0.375)
+    # The baseline is shown in the table, never claimed in the model-index.
+    assert 0.3125 not in values.values()
+
+
+def test_card_body_has_usage_training_table_limitations_and_citations():
+    card = render_model_card(MODEL, baseline_results=BASELINE, recipe=load_recipe("small"),
+                             command="humocon demo --seed 3", stage_times={"pretrain": 61.0, "tune": 300.4},
+                             repo_id="org/humocon-demo", datasets_used=["humocon-procedural-motion-qa", "cmu-mocap"])
+    for needle in ("AutoModel.from_pretrained(\"org/humocon-demo\")", "AutoProcessor.from_pretrained",
+                   "apply_chat_template", "humocon demo --seed 3", "## Limitations", "LoRA rank 8", "300 s",
+                   "fang2025humocon", "NSF EIA-0196217", "BABEL", "HumanML3D", "KIT-ML", "non-commercial"):
+        assert needle in card, needle
+    # Measured numbers appear as given, with the difference to the baseline.
+    assert "| 0.562 |" in card and "| 0.312 |" in card and "+0.250" in card
+
+
+def test_no_results_means_no_numbers():
+    card = render_model_card(None, model_name="untrained")
+    assert "model-index" not in parse_card_metadata(card)
+    assert "No evaluation results were recorded" in card
+    assert "CMU" not in card.split("## Citation")[1]
+
+
+def test_bad_results_are_rejected():
+    with pytest.raises(ValueError, match="metrics"):
+        render_model_card({"accuracy": 0.5})
+    bad = dict(MODEL, metrics={"accuracy": "high"})
+    with pytest.raises(ValueError, match="accuracy"):
+        render_model_card(bad)
+
+
+def test_results_table_drops_empty_columns():
+    only = _results("m", 0.5, 0.5, None, None, 0.5, None, None, 4)
+    table = results_table(only)
+    assert "Direction" not in table and "Action" in table and "Difference" not in table
+
+
+def test_template_ships_inside_the_package_and_model_cards_points_to_it():
+    assert TEMPLATE_PATH.is_file()
+    assert TEMPLATE_PATH.parent.parent.name == "humocon_hf"
+    linked = REPO_ROOT / "model_cards" / "README.md.jinja"
+    assert linked.exists() and linked.resolve() == TEMPLATE_PATH.resolve()
+
+
+def test_card_from_output_dir_reads_results(tmp_path):
+    import json
+
+    (tmp_path / "stages" / "evaluate").mkdir(parents=True)
+    (tmp_path / "stages" / "evaluate" / "model.json").write_text(json.dumps(MODEL))
+    (tmp_path / "results.json").write_text(json.dumps({
+        "command": "humocon demo", "recipe": load_recipe("small").to_dict(),
+        "wall_time_s": {"tune": 12.0, "total_this_run": 20.0}, "stages": {"data": {"cmu_trials": 3}},
+    }))
+    card = card_from_output_dir(tmp_path, repo_id="org/x")
+    meta = parse_card_metadata(card)
+    assert meta["model-index"][0]["name"] == "x" and "cmu-mocap" in meta["datasets"]
+    with pytest.raises(FileNotFoundError, match="humocon demo"):
+        card_from_output_dir(tmp_path / "nothing")
