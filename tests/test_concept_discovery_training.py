@@ -145,6 +145,7 @@ def test_gradient_accumulation_matches_big_batch(tmp_path):
     for (name, p), q in zip(big.state_dict().items(), small.state_dict().values()):
         assert torch.allclose(p.float(), q.float(), atol=1e-4, rtol=1e-3), name
     assert big.motion_encoder.quantizer.num_updates.item() == small.motion_encoder.quantizer.num_updates.item() == 3
+    assert big._update_in_forward  # the Trainer restores per-forward updates for plain loops afterwards
 
 
 def test_trainer_logs_components_for_mixed_modalities(tmp_path):

@@ -197,7 +197,7 @@ class ConceptDiscoveryTrainer(Trainer):
         if args is not None and args.remove_unused_columns:
             args.remove_unused_columns = False
         super().__init__(model=model, args=args, **kwargs)
-        self._unwrapped_concept_model().set_codebook_update_mode(deferred=True)
+        self._unwrapped_concept_model()  # type check
         self._component_sums = torch.zeros(len(LOSS_COMPONENTS), dtype=torch.float64)
         self._component_counts = torch.zeros(len(LOSS_COMPONENTS), dtype=torch.float64)
 
@@ -208,6 +208,16 @@ class ConceptDiscoveryTrainer(Trainer):
                 f"ConceptDiscoveryTrainer trains HuMoConForConceptDiscovery, got {type(model).__name__}"
             )
         return model
+
+    def train(self, *args, **kwargs):
+        """`Trainer.train` with deferred codebook updates; the model's previous update mode is restored after."""
+        model = self._unwrapped_concept_model()
+        was_deferred = not model._update_in_forward
+        model.set_codebook_update_mode(deferred=True)
+        try:
+            return super().train(*args, **kwargs)
+        finally:
+            model.set_codebook_update_mode(deferred=was_deferred)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         outputs = model(**inputs, return_dict=True)
