@@ -136,6 +136,9 @@ class StageRecord:
     wall_time_s: float
     reused: bool
     info: dict = field(default_factory=dict)
+    # CPU seconds of this process (all threads): with other jobs on the machine, wall time / CPU time shows
+    # how much of the wall time was waiting for a core.
+    cpu_time_s: float | None = None
 
 
 class StageRunner:
@@ -161,7 +164,8 @@ class StageRunner:
         if marker.is_file() and not self.fresh:
             saved = json.loads(marker.read_text())
             if saved.get("fingerprint") == key:
-                self.records[name] = StageRecord(name, saved["wall_time_s"], True, saved.get("info", {}))
+                self.records[name] = StageRecord(name, saved["wall_time_s"], True, saved.get("info", {}),
+                                                 saved.get("cpu_time_s"))
                 if main:
                     _say(f"[{name}] reusing the finished stage in {folder} (took {saved['wall_time_s']:.0f} s); "
                          "delete it or pass --fresh to redo it")
@@ -175,18 +179,18 @@ class StageRunner:
         folder.mkdir(parents=True, exist_ok=True)
         if main:
             _say(f"[{name}] starting")
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         info = {}
         if all_processes or main:
             info = fn(folder) or {}
-        elapsed = time.perf_counter() - start
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
         if main:
-            _write_json(marker, {"fingerprint": key, "wall_time_s": elapsed, "info": info})
-            _say(f"[{name}] done in {elapsed:.0f} s")
+            _write_json(marker, {"fingerprint": key, "wall_time_s": elapsed, "cpu_time_s": cpu, "info": info})
+            _say(f"[{name}] done in {elapsed:.0f} s (CPU time {cpu:.0f} s)")
         _barrier()
         if not main:
             info = json.loads(marker.read_text()).get("info", {})
-        self.records[name] = StageRecord(name, elapsed, False, info)
+        self.records[name] = StageRecord(name, elapsed, False, info, cpu)
         return info
 
 
@@ -665,6 +669,8 @@ class DemoPipeline:
                 **{name: round(rec.wall_time_s, 1) for name, rec in self.runner.records.items()},
                 "total_this_run": round(total_s, 1),
             },
+            "cpu_time_s": {name: None if rec.cpu_time_s is None else round(rec.cpu_time_s, 1)
+                           for name, rec in self.runner.records.items()},
             "reused_stages": [name for name, rec in self.runner.records.items() if rec.reused],
             "stages": {name: rec.info for name, rec in self.runner.records.items()},
             "metrics": {key: value["metrics"] for key, value in evaluation.items()},
@@ -692,6 +698,9 @@ class DemoPipeline:
         _say("Wall time per stage (s): " + ", ".join(
             f"{k}={v:.0f}" + (" (reused)" if k in results["reused_stages"] else "")
             for k, v in results["wall_time_s"].items()))
+        cpu = {k: v for k, v in results["cpu_time_s"].items() if v is not None}
+        if cpu:
+            _say("CPU time per stage (s, all threads): " + ", ".join(f"{k}={v:.0f}" for k, v in cpu.items()))
         _say(f"Checkpoint, model card, preview.gif, concept_timeline.png, results.json: {results['output_dir']}")
         _say(f'Try: humocon ask --model {results["output_dir"]} --motion <file.bvh> "What is the person doing?"')
         _say("=" * 78)

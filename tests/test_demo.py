@@ -1,0 +1,138 @@
+"""`humocon demo`: stage reuse, the summary table, the prompt format, and one tiny end-to-end run (slow)."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from humocon_hf.demo import StageRunner, format_summary_table, typed_chat_template
+
+
+def test_stage_runner_reuses_finished_stages_and_redoes_changed_ones(tmp_path, capsys):
+    calls = []
+
+    def stage(folder: Path) -> dict:
+        calls.append(folder.name)
+        (folder / "out.txt").write_text("done")
+        return {"n": len(calls)}
+
+    runner = StageRunner(tmp_path)
+    assert runner.run("a", {"recipe": 1}, stage) == {"n": 1}
+    assert runner.records["a"].reused is False and runner.records["a"].cpu_time_s is not None
+    again = StageRunner(tmp_path)
+    assert again.run("a", {"recipe": 1}, stage) == {"n": 1}
+    assert again.records["a"].reused is True and calls == ["a"]
+    assert "reusing" in capsys.readouterr().out
+    # Changed inputs: the stage is redone from an empty folder.
+    (tmp_path / "stages" / "a" / "stale.txt").write_text("old")
+    assert StageRunner(tmp_path).run("a", {"recipe": 2}, stage) == {"n": 2}
+    assert not (tmp_path / "stages" / "a" / "stale.txt").exists()
+    # --fresh ignores the marker.
+    assert StageRunner(tmp_path, fresh=True).run("a", {"recipe": 2}, stage) == {"n": 3}
+
+
+def test_interrupted_stage_leaves_no_marker(tmp_path):
+    def broken(folder):
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError):
+        StageRunner(tmp_path).run("b", {}, broken)
+    assert not (tmp_path / "stages" / "b" / "stage.json").exists()
+
+
+def test_summary_table_shows_both_rows_and_the_difference():
+    metrics = {
+        "model": {"accuracy": 0.6, "action": 0.7, "direction": 0.5, "body_part": None, "before": 0.55, "after": 0.6,
+                  "other": 0.62, "counts": {"total": 50, "action": 30, "direction": 20}},
+        "baseline": {"accuracy": 0.4, "action": 0.35, "direction": 0.5, "body_part": None, "before": 0.4,
+                     "after": 0.38, "other": 0.42},
+    }
+    table = format_summary_table(metrics)
+    lines = table.splitlines()
+    assert "Body part" not in lines[0]  # no body-part questions: no column
+    assert "60.0%" in lines[2] and "40.0%" in lines[3]
+    assert "+20.0" in lines[4] and "+35.0" in lines[4] and "+0.0" in lines[4]
+    assert lines[5].split("|")[1].strip() == "50"
+
+
+def test_typed_chat_template_renders_like_the_llm_template(smollm2_tokenizer_dir):
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_tokenizer_dir)
+    typed = typed_chat_template(tokenizer.chat_template)
+    assert typed is not None and "item['type']" in typed
+    flat = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "<motion>\nWhat?"},
+            {"role": "assistant", "content": "walk"}]
+    items = [{"role": "system", "content": "Be brief."},
+             {"role": "user", "content": [{"type": "motion"}, {"type": "text", "text": "\nWhat?"}]},
+             {"role": "assistant", "content": "walk"}]
+    expected = tokenizer.apply_chat_template(flat, tokenize=False)
+    assert tokenizer.apply_chat_template(items, chat_template=typed, tokenize=False) == expected
+    assert typed_chat_template(typed) == typed  # already typed: unchanged
+    assert typed_chat_template(None) is None
+
+
+@pytest.mark.slow
+def test_tiny_demo_end_to_end_then_resume(tmp_path, smollm2_tokenizer_dir, capsys):
+    """The whole pipeline with a 1-layer LLM and a handful of steps: every output is written and loadable, the
+    numbers in results.json / README come from the run, and a re-run reuses every stage."""
+    import imageio.v2 as imageio
+    from transformers import AutoModel, AutoProcessor
+
+    from humocon_hf.demo import STAGES, run_demo
+    from humocon_hf.model_card import parse_card_metadata
+    from test_cli import make_tiny_llm_dir
+
+    llm_dir = make_tiny_llm_dir(tmp_path, smollm2_tokenizer_dir)
+    overrides = {
+        "model": {"llm_name_or_path": str(llm_dir), "codebook_size": 16},
+        "data": {"num_train_motions": 8, "num_validation_motions": 2, "num_test_motions": 3,
+                 "questions_per_motion": 2, "max_frames": 64, "cmu_bvh_dir": None},
+        "pretrain": {"phase1_max_steps": 2, "phase2_max_steps": 1, "per_device_train_batch_size": 4,
+                     "logging_steps": 1},
+        "translate": {"max_steps": 2, "per_device_train_batch_size": 2, "bf16": False, "logging_steps": 1},
+        "tune": {"max_steps": 2, "per_device_train_batch_size": 2, "bf16": False, "logging_steps": 1},
+        "evaluate": {"batch_size": 4, "max_new_tokens": 3, "num_examples": 2},
+    }
+    out = tmp_path / "demo"
+    results = run_demo(output_dir=str(out), overrides=overrides, command="humocon demo (test)")
+    printed = capsys.readouterr().out
+    assert "Held-out accuracy" in printed and "Text-only baseline" in printed
+
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["metrics"] == results["metrics"]
+    n_test = results["stages"]["data"]["splits"]["test"]
+    for key in ("model", "baseline"):
+        metrics = results["metrics"][key]
+        assert 0.0 <= metrics["accuracy"] <= 1.0
+        assert metrics["counts"]["total"] == n_test
+    assert set(results["wall_time_s"]) == set(STAGES) | {"total_this_run"}
+    assert results["stages"]["tune"]["steps"] == 2 and results["stages"]["baseline"]["steps"] == 2
+    assert len(results["examples"]) == 2
+
+    model = AutoModel.from_pretrained(out)
+    processor = AutoProcessor.from_pretrained(out)
+    assert type(model).__name__ == "HuMoConForCausalLM" and type(processor).__name__ == "MotionVideoProcessor"
+    assert model.config.motion_config.codebook_size == 16
+
+    meta = parse_card_metadata((out / "README.md").read_text())
+    values = {m["name"]: m["value"] for m in meta["model-index"][0]["results"][0]["metrics"]}
+    assert values["Overall accuracy"] == pytest.approx(round(results["metrics"]["model"]["accuracy"], 4))
+    assert "humocon demo (test)" in (out / "README.md").read_text()
+
+    gif = imageio.mimread(out / "preview.gif")
+    assert len(gif) > 1 and np.asarray(gif[0]).ndim == 3
+    assert (out / "concept_timeline.png").stat().st_size > 1000
+    assert json.loads((out / "humocon_chat.json").read_text())["max_new_tokens"] == 3
+
+    # Re-run: everything is reused.
+    again = run_demo(output_dir=str(out), overrides=overrides)
+    assert set(again["reused_stages"]) == set(STAGES)
+    assert again["metrics"] == results["metrics"]
+
+    # A changed stage-3 budget redoes tuning and what depends on it, nothing before.
+    overrides["tune"]["max_steps"] = 3
+    third = run_demo(output_dir=str(out), overrides=overrides)
+    assert set(third["reused_stages"]) == {"data", "pretrain", "translate"}
+    assert third["stages"]["tune"]["steps"] == 3
