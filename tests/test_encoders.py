@@ -548,3 +548,14 @@ def test_extract_concepts_from_real_cmu_motion_and_rendered_video(shared_data, t
     assert path.is_file()
     with pytest.raises(ValueError, match="motions and/or videos"):
         extract_concepts(model)
+
+
+def test_unfrozen_vision_tower_trains():
+    torch.manual_seed(0)
+    model = HuMoConForConceptDiscovery(small_config(video_config={"freeze_vision_tower": False})).train()
+    assert model.video_encoder.vision_tower.training
+    batch = make_batch()
+    out = model(pixel_values_videos=batch["pixel_values_videos"], video_timestamps=batch["video_timestamps"], video_flow=batch["video_flow"])
+    grads = _grads(model, out.loss)
+    tower = [g for n, g in grads.items() if n.startswith("video_encoder.vision_tower.encoder")]
+    assert tower and all(g is not None for g in tower) and any(g.abs().sum() > 0 for g in tower)
