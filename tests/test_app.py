@@ -1,0 +1,99 @@
+"""The Gradio Space demo: started on localhost and driven through `gradio_client` (skipped without Gradio)."""
+
+import importlib.util
+import os
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+gr = pytest.importorskip("gradio", reason='the app is an optional extra: pip install "humocon-hf[app]"')
+gradio_client = pytest.importorskip("gradio_client")
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+APP_PATH = Path(__file__).resolve().parents[1] / "app" / "app.py"
+
+
+def _load_app_module():
+    spec = importlib.util.spec_from_file_location("humocon_space_app", APP_PATH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def running_app(tmp_path_factory, smollm2_tokenizer_dir):
+    from test_cli import build_tiny_checkpoint
+
+    ckpt = build_tiny_checkpoint(tmp_path_factory.mktemp("app"), smollm2_tokenizer_dir)
+    app = _load_app_module().build_app(str(ckpt), device="cpu")
+    port = _free_port()
+    app.queue().launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        yield app, f"http://127.0.0.1:{port}/"
+    finally:
+        app.close()
+
+
+def _motion(path: Path) -> Path:
+    from test_cli import _motion_file
+
+    return _motion_file(path, frames=40)
+
+
+def test_analyze_renders_the_motion_and_its_concepts(running_app, tmp_path):
+    from gradio_client import Client, handle_file
+
+    _, url = running_app
+    client = Client(url, verbose=False)
+    gif, png, summary = client.predict(handle_file(str(_motion(tmp_path))), api_name="/analyze")
+    assert "40 frames" in summary
+    import imageio.v2 as imageio
+
+    frames = imageio.mimread(gif)
+    assert len(frames) > 1 and np.asarray(frames[0]).shape[-1] in (3, 4)
+    assert Path(png).stat().st_size > 1000
+
+
+def test_ask_streams_an_answer_through_the_api(running_app, tmp_path):
+    from gradio_client import Client, handle_file
+
+    app, url = running_app
+    client = Client(url, verbose=False)
+    motion = handle_file(str(_motion(tmp_path)))
+    job = client.submit(motion, None, "What is the person doing?", [], api_name="/ask")
+    history = job.result(timeout=300)
+    assert [m["role"] for m in history] == ["user", "assistant"]
+    text = _load_app_module()._text_of
+    assert text(history[0]["content"]) == "What is the person doing?"
+    # The answer is the model's own greedy answer to that conversation.
+    final = list(app.humocon_chat.ask(str(_motion(tmp_path)), None, "What is the person doing?", []))[-1]
+    assert text(history[1]["content"]) == text(final[-1]["content"])
+    # A follow-up keeps the conversation.
+    job = client.submit(motion, None, "And then?", history, api_name="/ask")
+    assert [m["role"] for m in job.result(timeout=300)] == ["user", "assistant", "user", "assistant"]
+
+
+def test_bad_inputs_show_an_error(running_app, tmp_path):
+    from gradio_client import Client, handle_file
+
+    _, url = running_app
+    client = Client(url, verbose=False)
+    bad = tmp_path / "notes.npy"
+    bad.write_bytes(b"not a numpy file")
+    with pytest.raises(Exception, match="notes.npy"):
+        client.predict(handle_file(str(bad)), api_name="/analyze")
+    with pytest.raises(Exception, match="question"):
+        client.predict(None, None, "  ", [], api_name="/ask")
+
+
+def test_build_app_explains_a_missing_checkpoint(tmp_path):
+    with pytest.raises(ValueError, match="config.json"):
+        _load_app_module().build_app(str(tmp_path))
