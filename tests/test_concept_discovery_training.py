@@ -25,6 +25,15 @@ FIXTURES = Path(__file__).parent / "fixtures"
 CMU_TRIALS = ("02_01", "09_01", "13_11", "16_01")  # walk, run, jump, forward jump (raw amc2bvh rig)
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models: one intra-op thread is fastest, and immune to OpenMP spin-waits on a shared 2-core machine."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def synthetic_items(n, seed=0, frames=24, kinds=("paired",)):
     g = np.random.default_rng(seed)
     items = []
@@ -241,7 +250,7 @@ def test_small_model_overfits_real_cmu_trials(shared_data, tmp_path):
     model = HuMoConForConceptDiscovery(HuMoConConceptDiscoveryConfig.small())
     args = TrainingArguments(
         str(tmp_path),
-        max_steps=30,
+        max_steps=60,
         per_device_train_batch_size=4,
         logging_steps=1,
         learning_rate=2e-3,
@@ -256,10 +265,11 @@ def test_small_model_overfits_real_cmu_trials(shared_data, tmp_path):
     curves = log_history_components(trainer.state.log_history)
     for name in ("loss", *LOSS_COMPONENTS):
         values = curves[name]
-        assert len(values) == 30, name
+        assert len(values) == 60, name
         first, last = np.mean(values[:5]), np.mean(values[-5:])
         assert last < first, f"{name} did not go down: {first:.4f} -> {last:.4f}"
-    assert np.mean(curves["loss_rec_motion"][-5:]) < 0.5 * np.mean(curves["loss_rec_motion"][:5])
+    assert np.mean(curves["loss_rec_motion"][-5:]) < 0.3 * np.mean(curves["loss_rec_motion"][:5])
+    assert np.mean(curves["loss_align"][-5:]) < 0.5 * np.mean(curves["loss_align"][:5])
     concepts = model.get_concepts(motion_values=batch["motion_values"], motion_attention_mask=batch["motion_attention_mask"])
     assert [len(c["frame_concept_ids"]) for c in concepts["motion"]] == [48, 25, 48, 48]
 

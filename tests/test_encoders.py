@@ -22,6 +22,15 @@ from humocon_hf.modeling.vector_quantizer import HuMoConVectorQuantizer
 D = 137
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models: one intra-op thread is fastest, and immune to OpenMP spin-waits on a shared 2-core machine."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 def small_config(**kwargs):
     return HuMoConConceptDiscoveryConfig.small(**kwargs)
 
