@@ -6,7 +6,7 @@ the double backward, alignment) and (b) reconstruction only (what phase 1 and th
 cost). The two variants alternate step by step in the same process, so machine load affects both alike. Prints the
 median step times, their ratio and samples per second.
 
-    python benchmarks/bench_concept_discovery.py                    # small + mid on CPU
+    python benchmarks/bench_concept_discovery.py                    # small + mid on CPU, 1 thread
     python benchmarks/bench_concept_discovery.py --device cuda --bf16 --presets small mid paper
 """
 
@@ -122,7 +122,13 @@ def main():
     parser.add_argument("--bf16", action="store_true", help="autocast the forward to bfloat16")
     parser.add_argument("--steps", type=int, default=10, help="timed steps per variant")
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch intra-op CPU threads (default 1: on a shared 2-core machine more threads spin-wait against other "
+        "processes and a small-model step went from 20 ms to seconds)",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
