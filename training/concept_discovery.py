@@ -14,8 +14,8 @@
 Distributed: DDP is the supported path (tested: `accelerate launch` with 2 CPU processes, gloo, matches one process
 at the same global batch), including the double backward of the velocity objective: the inner
 `torch.autograd.grad` differentiates with respect to the encoder state, not to parameters, so DDP's gradient hooks
-fire only in the outer backward. Phase 2 sets `ddp_find_unused_parameters=True` because a batch may lack one
-modality. FSDP is not tested: FSDP re-shards parameters after each forward/backward pass through hooks, and the
+fire only in the outer backward. The recipe sets `ddp_find_unused_parameters=True` (a batch may lack a modality;
+with `mask_ratio=0` the mask embedding is unused). FSDP is not tested: FSDP re-shards parameters after each forward/backward pass through hooks, and the
 inner `autograd.grad(create_graph=True)` through the hyper-network is a second backward pass inside the forward that
 those hooks do not expect; the models are small (the SigLIP tower is frozen), so plain DDP is enough.
 
@@ -333,7 +333,8 @@ class ConceptDiscoveryRecipe:
             "seed": self.seed,
             "remove_unused_columns": False,
             "report_to": "none",
-            "ddp_find_unused_parameters": phase == 2,
+            # Phase 2: a batch may lack a modality. Phase 1: the mask embedding is unused when mask_ratio is 0.
+            "ddp_find_unused_parameters": True,
             "lr_scheduler_type": "constant",
         }
         args.update(self.training_args)
