@@ -631,7 +631,8 @@ class HuMoConForConceptDiscovery(HuMoConEncodersPreTrainedModel):
     """
     Stage 1 of HuMoCon: the motion and video concept encoders trained with the four objectives of the paper.
 
-    - Masked reconstruction: a fraction σ of valid quantised tokens is replaced by a learned mask embedding; the motion
+    - Masked reconstruction: a fraction σ of valid quantised tokens (random, in training and evaluation alike) is
+      replaced by a learned mask embedding; the motion
       decoder (2 layers) reconstructs the input frames (each token is unfolded back into its `stride` frames), the
       video decoder (12 layers) reconstructs the pooled tower features of each token. MSE over valid frames/tokens.
     - Discriminative informativeness: [`HyperNetworkClassifier`] scores (code, state) pairs; BCE with label
@@ -684,9 +685,9 @@ class HuMoConForConceptDiscovery(HuMoConEncodersPreTrainedModel):
         self.post_init()
         if vc.freeze_vision_tower:
             self.video_encoder.vision_tower.requires_grad_(False)
-        # Codebooks change once per forward (or once per optimiser step when a Trainer defers them).
-        self.set_codebook_update_mode(True)
-        self._update_in_forward = True
+        # Codebooks change at the end of each training forward (the heads read the codebook during the forward),
+        # or once per optimiser step when a Trainer defers them.
+        self.set_codebook_update_mode(deferred=False)
 
     @classmethod
     def from_vision_tower(
