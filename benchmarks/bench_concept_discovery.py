@@ -15,8 +15,9 @@ import statistics
 import time
 
 import torch
-
-from humocon_hf.modeling.configuration_humocon_encoders import HuMoConConceptDiscoveryConfig
+from humocon_hf.modeling.configuration_humocon_encoders import (
+    HuMoConConceptDiscoveryConfig,
+)
 from humocon_hf.modeling.modeling_humocon_encoders import HuMoConForConceptDiscovery
 
 PRESETS = {
@@ -24,7 +25,12 @@ PRESETS = {
     "small": (lambda: HuMoConConceptDiscoveryConfig.small(), 8, 64, 4),
     "mid": (
         lambda: HuMoConConceptDiscoveryConfig(
-            motion_config={"hidden_size": 256, "num_attention_heads": 4, "intermediate_size": 1024, "hidden_dropout": 0.0},
+            motion_config={
+                "hidden_size": 256,
+                "num_attention_heads": 4,
+                "intermediate_size": 1024,
+                "hidden_dropout": 0.0,
+            },
             video_config={
                 "vision_config": {
                     "hidden_size": 128,
@@ -59,11 +65,20 @@ def make_batch(config, batch, frames, key_frames, device):
     grid = config.video_config.patch_grid_size
     g = torch.Generator().manual_seed(0)
     return {
-        "motion_values": torch.randn(batch, frames, config.motion_config.feature_size, generator=g).to(device),
+        "motion_values": torch.randn(
+            batch, frames, config.motion_config.feature_size, generator=g
+        ).to(device),
         "motion_attention_mask": torch.ones(batch, frames, dtype=torch.long).to(device),
-        "pixel_values_videos": torch.randn(batch, key_frames, 3, size, size, generator=g).to(device),
-        "video_timestamps": (torch.arange(key_frames).float()[None].repeat(batch, 1) * (frames / 20 / key_frames)).to(device),
-        "video_flow": torch.randn(batch, key_frames - 1, 2, grid, grid, generator=g).to(device),
+        "pixel_values_videos": torch.randn(
+            batch, key_frames, 3, size, size, generator=g
+        ).to(device),
+        "video_timestamps": (
+            torch.arange(key_frames).float()[None].repeat(batch, 1)
+            * (frames / 20 / key_frames)
+        ).to(device),
+        "video_flow": torch.randn(batch, key_frames - 1, 2, grid, grid, generator=g).to(
+            device
+        ),
     }
 
 
@@ -77,13 +92,17 @@ def bench(preset, device, bf16, steps, warmup):
     config = factory()
     torch.manual_seed(0)
     model = HuMoConForConceptDiscovery(config).to(device).train()
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=1e-5
+    )
     batch = make_batch(config, batch_size, frames, key_frames, device)
     n_params = sum(p.numel() for p in model.parameters())
 
     def step():
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(
+            device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=bf16
+        ):
             loss = model(**batch).loss
         loss.backward()
         optimizer.step()
@@ -116,10 +135,16 @@ def bench(preset, device, bf16, steps, warmup):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--presets", nargs="+", default=["small", "mid"], choices=sorted(PRESETS))
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--presets", nargs="+", default=["small", "mid"], choices=sorted(PRESETS)
+    )
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--bf16", action="store_true", help="autocast the forward to bfloat16")
+    parser.add_argument(
+        "--bf16", action="store_true", help="autocast the forward to bfloat16"
+    )
     parser.add_argument("--steps", type=int, default=10, help="timed steps per variant")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument(

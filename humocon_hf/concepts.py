@@ -45,37 +45,55 @@ def extract_concepts(
     result: dict[str, list[dict]] = {}
     if motions is not None:
         if feature_extractor is None:
-            from humocon_hf.processing.feature_extraction_motion import MotionFeatureExtractor
+            from humocon_hf.processing.feature_extraction_motion import (
+                MotionFeatureExtractor,
+            )
 
             feature_extractor = MotionFeatureExtractor()
         encoder = model.motion_encoder
         batch = feature_extractor(motions, padding="longest", return_tensors="pt")
         values = batch["motion_values"].to(device=encoder.device, dtype=encoder.dtype)
         with torch.no_grad():
-            result["motion"] = encoder.get_concepts(values, batch["motion_attention_mask"].to(encoder.device))
+            result["motion"] = encoder.get_concepts(
+                values, batch["motion_attention_mask"].to(encoder.device)
+            )
     if videos is not None:
         encoder = model.video_encoder
         if video_processor is None:
-            from humocon_hf.processing.video_processing_humocon import HuMoConVideoProcessor
+            from humocon_hf.processing.video_processing_humocon import (
+                HuMoConVideoProcessor,
+            )
 
-            video_processor = HuMoConVideoProcessor.from_vision_config(encoder.config.vision_config)
+            video_processor = HuMoConVideoProcessor.from_vision_config(
+                encoder.config.vision_config
+            )
         batch = video_processor(videos, return_tensors="pt", fps=video_fps)
-        pixels = batch["pixel_values_videos"].to(device=encoder.device, dtype=encoder.dtype)
+        pixels = batch["pixel_values_videos"].to(
+            device=encoder.device, dtype=encoder.dtype
+        )
         with torch.no_grad():
-            result["video"] = encoder.get_concepts(pixels, batch["video_timestamps"].to(encoder.device))
+            result["video"] = encoder.get_concepts(
+                pixels, batch["video_timestamps"].to(encoder.device)
+            )
     return result
 
 
 def _check_segments(segments) -> list[tuple[int, int, int]]:
     if segments is None or len(segments) == 0:
-        raise ValueError("segments is empty: nothing to plot (expected [(start_frame, end_frame, concept_id), ...])")
+        raise ValueError(
+            "segments is empty: nothing to plot (expected [(start_frame, end_frame, concept_id), ...])"
+        )
     out = []
     for i, seg in enumerate(segments):
         if len(seg) != 3:
-            raise ValueError(f"segment {i} must be (start_frame, end_frame, concept_id), got {seg!r}")
+            raise ValueError(
+                f"segment {i} must be (start_frame, end_frame, concept_id), got {seg!r}"
+            )
         start, end, concept = (int(v) for v in seg)
         if start < 0 or end <= start:
-            raise ValueError(f"segment {i} has start={start}, end={end}; need 0 <= start < end (end exclusive)")
+            raise ValueError(
+                f"segment {i} has start={start}, end={end}; need 0 <= start < end (end exclusive)"
+            )
         out.append((start, end, concept))
     return out
 
@@ -130,11 +148,24 @@ def plot_concept_timeline(
             y = len(rows) - 1 - r
             for start, end, concept in segs:
                 color = cmap((concept % n_codes) / n_codes)
-                ax.broken_barh([(start * scale, (end - start) * scale)], (y - 0.4, 0.8), facecolors=color, edgecolors="k", linewidth=0.5)
+                ax.broken_barh(
+                    [(start * scale, (end - start) * scale)],
+                    (y - 0.4, 0.8),
+                    facecolors=color,
+                    edgecolors="k",
+                    linewidth=0.5,
+                )
                 width = (end - start) * scale
                 total = max(e for _, e, _ in segs) * scale
                 if width >= 0.04 * total:
-                    ax.text((start + end) / 2 * scale, y, str(concept), ha="center", va="center", fontsize=7)
+                    ax.text(
+                        (start + end) / 2 * scale,
+                        y,
+                        str(concept),
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                    )
         ax.set_yticks(range(len(rows)))
         ax.set_yticklabels(list(rows)[::-1])
         ax.set_xlabel("time (s)" if fps else "frame")

@@ -12,19 +12,27 @@ Three configs:
 Remote-code rule: this file imports only external libraries (``from .x import Y`` for same-folder files).
 """
 
+from typing import ClassVar
+
 from transformers import PreTrainedConfig, SiglipVisionConfig
 from transformers.configuration_utils import SubConfigSpec
 
 
 def _check_vq_fields(config, name: str) -> None:
     if config.codebook_size < 2:
-        raise ValueError(f"{name}.codebook_size must be >= 2, got {config.codebook_size}")
+        raise ValueError(
+            f"{name}.codebook_size must be >= 2, got {config.codebook_size}"
+        )
     if not 0.0 < config.ema_decay < 1.0:
         raise ValueError(f"{name}.ema_decay must be in (0, 1), got {config.ema_decay}")
     if config.dead_code_threshold < 0:
-        raise ValueError(f"{name}.dead_code_threshold must be >= 0, got {config.dead_code_threshold}")
+        raise ValueError(
+            f"{name}.dead_code_threshold must be >= 0, got {config.dead_code_threshold}"
+        )
     if not 0.0 <= config.mask_ratio < 1.0:
-        raise ValueError(f"{name}.mask_ratio must be in [0, 1), got {config.mask_ratio}")
+        raise ValueError(
+            f"{name}.mask_ratio must be in [0, 1), got {config.mask_ratio}"
+        )
     if config.hidden_size % config.num_attention_heads:
         raise ValueError(
             f"{name}.hidden_size={config.hidden_size} is not divisible by "
@@ -99,7 +107,9 @@ class HuMoConMotionEncoderConfig(PreTrainedConfig):
         if self.feature_size < 1:
             raise ValueError(f"feature_size must be >= 1, got {self.feature_size}")
         if self.motion_token_stride < 1:
-            raise ValueError(f"motion_token_stride must be >= 1, got {self.motion_token_stride}")
+            raise ValueError(
+                f"motion_token_stride must be >= 1, got {self.motion_token_stride}"
+            )
         _check_vq_fields(self, "HuMoConMotionEncoderConfig")
 
 
@@ -152,7 +162,9 @@ class HuMoConVideoEncoderConfig(PreTrainedConfig):
 
     model_type = "humocon_video_encoder"
     base_config_key = "video_config"
-    sub_configs_defaults = {"vision_config": SubConfigSpec(config_class=SiglipVisionConfig)}
+    sub_configs_defaults: ClassVar[dict[str, SubConfigSpec]] = {
+        "vision_config": SubConfigSpec(config_class=SiglipVisionConfig)
+    }
 
     vision_config: dict | PreTrainedConfig | None = None
     vision_model_name_or_path: str | None = "google/siglip-base-patch16-224"
@@ -190,8 +202,11 @@ class HuMoConVideoEncoderConfig(PreTrainedConfig):
 
     def check_token_grid(self) -> None:
         """`video_tokens_per_frame` must be a square that fits the tower's patch grid."""
-        side = int(round(self.video_tokens_per_frame**0.5))
-        if self.video_tokens_per_frame < 1 or side * side != self.video_tokens_per_frame:
+        side = round(self.video_tokens_per_frame**0.5)
+        if (
+            self.video_tokens_per_frame < 1
+            or side * side != self.video_tokens_per_frame
+        ):
             raise ValueError(
                 f"video_tokens_per_frame must be a perfect square >= 1 (1, 4, 9, ...), got {self.video_tokens_per_frame}"
             )
@@ -239,11 +254,18 @@ class HuMoConConceptDiscoveryConfig(PreTrainedConfig):
 
     model_type = "humocon_concept_discovery"
     # Extra loss fields of the output are not predictions (Trainer.prediction_step drops them).
-    keys_to_ignore_at_inference = [
-        "loss_rec_motion", "loss_rec_video", "loss_dis", "loss_act", "loss_align", "loss_commit",
-        "motion_concept_ids", "video_concept_ids", "motion_token_mask",
+    keys_to_ignore_at_inference: ClassVar[list[str]] = [
+        "loss_rec_motion",
+        "loss_rec_video",
+        "loss_dis",
+        "loss_act",
+        "loss_align",
+        "loss_commit",
+        "motion_concept_ids",
+        "video_concept_ids",
+        "motion_token_mask",
     ]
-    sub_configs_defaults = {
+    sub_configs_defaults: ClassVar[dict[str, SubConfigSpec]] = {
         "motion_config": SubConfigSpec(config_class=HuMoConMotionEncoderConfig),
         "video_config": SubConfigSpec(config_class=HuMoConVideoEncoderConfig),
     }
@@ -276,7 +298,9 @@ class HuMoConConceptDiscoveryConfig(PreTrainedConfig):
                 f"alignment_temperature={self.alignment_temperature}"
             )
         if self.dis_num_negatives is not None and self.dis_num_negatives < 1:
-            raise ValueError(f"dis_num_negatives must be None (all codes) or >= 1, got {self.dis_num_negatives}")
+            raise ValueError(
+                f"dis_num_negatives must be None (all codes) or >= 1, got {self.dis_num_negatives}"
+            )
         if self.motion_fps <= 0:
             raise ValueError(f"motion_fps must be > 0, got {self.motion_fps}")
 
@@ -330,4 +354,8 @@ def _as_dict(value) -> dict:
     return dict(value)
 
 
-__all__ = ["HuMoConConceptDiscoveryConfig", "HuMoConMotionEncoderConfig", "HuMoConVideoEncoderConfig"]
+__all__ = [
+    "HuMoConConceptDiscoveryConfig",
+    "HuMoConMotionEncoderConfig",
+    "HuMoConVideoEncoderConfig",
+]

@@ -10,6 +10,7 @@ Remote-code rule: this file imports only external libraries and same-folder modu
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -23,7 +24,6 @@ from .configuration_humocon_encoders import (
     HuMoConVideoEncoderConfig,
 )
 from .vector_quantizer import HuMoConVectorQuantizer
-
 
 # --------------------------------------------------------------------------------------------------------------------
 # Outputs
@@ -86,7 +86,14 @@ class ConceptDiscoveryOutput(ModelOutput):
     motion_token_mask: torch.BoolTensor | None = None
 
 
-LOSS_COMPONENTS = ("loss_rec_motion", "loss_rec_video", "loss_dis", "loss_act", "loss_align", "loss_commit")
+LOSS_COMPONENTS = (
+    "loss_rec_motion",
+    "loss_rec_video",
+    "loss_dis",
+    "loss_act",
+    "loss_align",
+    "loss_commit",
+)
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -96,7 +103,11 @@ LOSS_COMPONENTS = ("loss_rec_motion", "loss_rec_video", "loss_dis", "loss_act", 
 def sinusoidal_embedding(positions: torch.Tensor, dim: int) -> torch.Tensor:
     """Transformer sine/cosine embedding of (possibly fractional) positions `(...,)` → `(..., dim)`."""
     half = dim // 2
-    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=positions.device, dtype=torch.float32) / half)
+    freqs = torch.exp(
+        -math.log(10000.0)
+        * torch.arange(half, device=positions.device, dtype=torch.float32)
+        / half
+    )
     angles = positions.float().unsqueeze(-1) * freqs
     emb = torch.cat([angles.sin(), angles.cos()], dim=-1)
     if dim % 2:
@@ -107,7 +118,14 @@ def sinusoidal_embedding(positions: torch.Tensor, dim: int) -> torch.Tensor:
 class HuMoConTransformer(nn.Module):
     """Pre-norm transformer encoder stack (bidirectional) with a final LayerNorm."""
 
-    def __init__(self, hidden_size: int, num_layers: int, num_heads: int, intermediate_size: int, dropout: float):
+    def __init__(
+        self,
+        hidden_size: int,
+        num_layers: int,
+        num_heads: int,
+        intermediate_size: int,
+        dropout: float,
+    ):
         super().__init__()
         layer = nn.TransformerEncoderLayer(
             hidden_size,
@@ -118,10 +136,14 @@ class HuMoConTransformer(nn.Module):
             batch_first=True,
             norm_first=True,
         )
-        self.layers = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
+        self.layers = nn.TransformerEncoder(
+            layer, num_layers, enable_nested_tensor=False
+        )
         self.norm = nn.LayerNorm(hidden_size)
 
-    def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, hidden_states: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         padding = None if mask is None else ~mask.bool()
         return self.norm(self.layers(hidden_states, src_key_padding_mask=padding))
 
@@ -129,12 +151,19 @@ class HuMoConTransformer(nn.Module):
 def _check_finite(name: str, tensor: torch.Tensor) -> None:
     if not torch.isfinite(tensor).all():
         bad = int((~torch.isfinite(tensor)).sum())
-        raise ValueError(f"{name} contains {bad} NaN/inf values; clean or mask the input before encoding")
+        raise ValueError(
+            f"{name} contains {bad} NaN/inf values; clean or mask the input before encoding"
+        )
 
 
 def concept_segments(concept_ids) -> list[tuple[int, int, int]]:
     """Contiguous runs of one concept: `[(start, end, concept_id)]`, `end` exclusive, ids `< 0` (padding) skipped."""
-    ids = [int(i) for i in (concept_ids.tolist() if hasattr(concept_ids, "tolist") else concept_ids)]
+    ids = [
+        int(i)
+        for i in (
+            concept_ids.tolist() if hasattr(concept_ids, "tolist") else concept_ids
+        )
+    ]
     segments: list[tuple[int, int, int]] = []
     start = 0
     for i in range(1, len(ids) + 1):
@@ -151,7 +180,7 @@ class HuMoConEncodersPreTrainedModel(PreTrainedModel):
     base_model_prefix = "humocon"
     main_input_name = "motion_values"
     supports_gradient_checkpointing = False
-    _no_split_modules = ["TransformerEncoderLayer"]
+    _no_split_modules: ClassVar[list[str]] = ["TransformerEncoderLayer"]
     # The forward has no **kwargs: the Trainer must not pass `num_items_in_batch`, and it must divide the loss by the
     # accumulation steps itself (DESIGN §3).
     accepts_loss_kwargs = False
@@ -204,7 +233,10 @@ class HuMoConMotionEncoder(HuMoConEncodersPreTrainedModel):
         super().__init__(config)
         self.input_proj = nn.Linear(config.feature_size, config.hidden_size)
         self.temporal_downsample = nn.Conv1d(
-            config.hidden_size, config.hidden_size, kernel_size=config.motion_token_stride, stride=config.motion_token_stride
+            config.hidden_size,
+            config.hidden_size,
+            kernel_size=config.motion_token_stride,
+            stride=config.motion_token_stride,
         )
         self.encoder = HuMoConTransformer(
             config.hidden_size,
@@ -214,7 +246,9 @@ class HuMoConMotionEncoder(HuMoConEncodersPreTrainedModel):
             config.hidden_dropout,
         )
         self.pre_quant = (
-            nn.Identity() if config.codebook_dim == config.hidden_size else nn.Linear(config.hidden_size, config.codebook_dim)
+            nn.Identity()
+            if config.codebook_dim == config.hidden_size
+            else nn.Linear(config.hidden_size, config.codebook_dim)
         )
         self.quantizer = HuMoConVectorQuantizer(
             config.codebook_size,
@@ -230,14 +264,24 @@ class HuMoConMotionEncoder(HuMoConEncodersPreTrainedModel):
         stride = self.config.motion_token_stride
         return torch.div(valid_frames + stride - 1, stride, rounding_mode="floor")
 
-    def check_inputs(self, motion_values: torch.Tensor, motion_attention_mask: torch.Tensor | None) -> torch.Tensor:
+    def check_inputs(
+        self, motion_values: torch.Tensor, motion_attention_mask: torch.Tensor | None
+    ) -> torch.Tensor:
         """Validate the inputs; returns the boolean frame mask `(B, T)`."""
         if not isinstance(motion_values, torch.Tensor) or motion_values.ndim != 3:
-            shape = tuple(motion_values.shape) if hasattr(motion_values, "shape") else type(motion_values).__name__
-            raise ValueError(f"motion_values must have shape (batch, frames, {self.config.feature_size}), got {shape}")
+            shape = (
+                tuple(motion_values.shape)
+                if hasattr(motion_values, "shape")
+                else type(motion_values).__name__
+            )
+            raise ValueError(
+                f"motion_values must have shape (batch, frames, {self.config.feature_size}), got {shape}"
+            )
         batch, frames, width = motion_values.shape
         if batch == 0 or frames == 0:
-            raise ValueError(f"motion_values is empty (shape {tuple(motion_values.shape)}); need >= 1 clip and frame")
+            raise ValueError(
+                f"motion_values is empty (shape {tuple(motion_values.shape)}); need >= 1 clip and frame"
+            )
         if width != self.config.feature_size:
             raise ValueError(
                 f"motion_values has {width} features per frame but the encoder expects feature_size="
@@ -245,7 +289,9 @@ class HuMoConMotionEncoder(HuMoConEncodersPreTrainedModel):
             )
         _check_finite("motion_values", motion_values)
         if motion_attention_mask is None:
-            return torch.ones(batch, frames, dtype=torch.bool, device=motion_values.device)
+            return torch.ones(
+                batch, frames, dtype=torch.bool, device=motion_values.device
+            )
         if tuple(motion_attention_mask.shape) != (batch, frames):
             raise ValueError(
                 f"motion_attention_mask must have shape {(batch, frames)} like motion_values, got "
@@ -254,10 +300,14 @@ class HuMoConMotionEncoder(HuMoConEncodersPreTrainedModel):
         mask = motion_attention_mask.to(motion_values.device).bool()
         valid = mask.sum(-1)
         if (valid == 0).any():
-            raise ValueError(f"clip(s) {(valid == 0).nonzero().flatten().tolist()} have no valid frame in motion_attention_mask")
+            raise ValueError(
+                f"clip(s) {(valid == 0).nonzero().flatten().tolist()} have no valid frame in motion_attention_mask"
+            )
         positions = torch.arange(frames, device=mask.device)
         if not torch.equal(mask, positions[None] < valid[:, None]):
-            raise ValueError("motion_attention_mask must be right-padded: ones for the real frames, then zeros")
+            raise ValueError(
+                "motion_attention_mask must be right-padded: ones for the real frames, then zeros"
+            )
         return mask
 
     def forward(
@@ -276,18 +326,26 @@ class HuMoConMotionEncoder(HuMoConEncodersPreTrainedModel):
             [`HuMoConEncoderOutput`] with `ceil(frames / stride)` tokens; `attention_mask` marks the
             `ceil(valid_frames / stride)` valid ones.
         """
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        return_dict = (
+            return_dict if return_dict is not None else self.config.return_dict
+        )
         mask = self.check_inputs(motion_values, motion_attention_mask)
         stride = self.config.motion_token_stride
-        batch, frames, _ = motion_values.shape
+        frames = motion_values.shape[1]
         x = motion_values * mask.unsqueeze(-1).to(motion_values.dtype)
         pad = (-frames) % stride
         hidden = self.input_proj(F.pad(x, (0, 0, 0, pad)))
         hidden = self.temporal_downsample(hidden.transpose(1, 2)).transpose(1, 2)
         num_tokens = hidden.shape[1]
-        token_mask = torch.arange(num_tokens, device=hidden.device)[None] < self.num_tokens(mask.sum(-1))[:, None]
+        token_mask = (
+            torch.arange(num_tokens, device=hidden.device)[None]
+            < self.num_tokens(mask.sum(-1))[:, None]
+        )
         positions = torch.arange(num_tokens, device=hidden.device)
-        hidden = hidden + sinusoidal_embedding(positions, hidden.shape[-1]).to(hidden.dtype)[None]
+        hidden = (
+            hidden
+            + sinusoidal_embedding(positions, hidden.shape[-1]).to(hidden.dtype)[None]
+        )
         hidden = self.encoder(hidden, token_mask)
         state = self.pre_quant(hidden)
         quantized, ids, commitment = self.quantizer(state, token_mask)
@@ -302,7 +360,11 @@ class HuMoConMotionEncoder(HuMoConEncodersPreTrainedModel):
         return output if return_dict else output.to_tuple()
 
     @torch.no_grad()
-    def get_concepts(self, motion_values: torch.Tensor, motion_attention_mask: torch.Tensor | None = None) -> list[dict]:
+    def get_concepts(
+        self,
+        motion_values: torch.Tensor,
+        motion_attention_mask: torch.Tensor | None = None,
+    ) -> list[dict]:
         """
         Concepts of each clip, per frame and as contiguous segments.
 
@@ -322,9 +384,15 @@ class HuMoConMotionEncoder(HuMoConEncodersPreTrainedModel):
         for b in range(motion_values.shape[0]):
             n_frames = int(mask[b].sum())
             tokens = out.concept_ids[b][out.attention_mask[b]].cpu()
-            per_frame = tokens.repeat_interleave(self.config.motion_token_stride)[:n_frames]
+            per_frame = tokens.repeat_interleave(self.config.motion_token_stride)[
+                :n_frames
+            ]
             results.append(
-                {"frame_concept_ids": per_frame, "token_concept_ids": tokens, "segments": concept_segments(per_frame)}
+                {
+                    "frame_concept_ids": per_frame,
+                    "token_concept_ids": tokens,
+                    "segments": concept_segments(per_frame),
+                }
             )
         return results
 
@@ -352,7 +420,9 @@ class HuMoConVideoEncoder(HuMoConEncodersPreTrainedModel):
         self.vision_tower = SiglipVisionModel(config.vision_config)
         vision_hidden = config.vision_config.hidden_size
         self.input_proj = nn.Linear(vision_hidden, config.hidden_size)
-        self.frame_token_embedding = nn.Parameter(torch.zeros(config.video_tokens_per_frame, config.hidden_size))
+        self.frame_token_embedding = nn.Parameter(
+            torch.zeros(config.video_tokens_per_frame, config.hidden_size)
+        )
         self.encoder = HuMoConTransformer(
             config.hidden_size,
             config.num_hidden_layers,
@@ -361,7 +431,9 @@ class HuMoConVideoEncoder(HuMoConEncodersPreTrainedModel):
             config.hidden_dropout,
         )
         self.pre_quant = (
-            nn.Identity() if config.codebook_dim == config.hidden_size else nn.Linear(config.hidden_size, config.codebook_dim)
+            nn.Identity()
+            if config.codebook_dim == config.hidden_size
+            else nn.Linear(config.hidden_size, config.codebook_dim)
         )
         self.quantizer = HuMoConVectorQuantizer(
             config.codebook_size,
@@ -376,13 +448,20 @@ class HuMoConVideoEncoder(HuMoConEncodersPreTrainedModel):
 
     @classmethod
     def from_vision_tower(
-        cls, vision_model_name_or_path: str | None = None, config: HuMoConVideoEncoderConfig | None = None, **kwargs
+        cls,
+        vision_model_name_or_path: str | None = None,
+        config: HuMoConVideoEncoderConfig | None = None,
+        **kwargs,
     ) -> "HuMoConVideoEncoder":
         """Encoder whose tower holds pre-trained SigLIP weights loaded with `SiglipVisionModel.from_pretrained`
         (a Hub id such as `google/siglip-base-patch16-224`, or a local folder; full `SiglipModel` checkpoints work).
         The config's `vision_config` is replaced by the loaded tower's. `kwargs` go to `from_pretrained`."""
         config = HuMoConVideoEncoderConfig() if config is None else config
-        tower = load_vision_tower(vision_model_name_or_path or config.vision_model_name_or_path, config, **kwargs)
+        tower = load_vision_tower(
+            vision_model_name_or_path or config.vision_model_name_or_path,
+            config,
+            **kwargs,
+        )
         model = cls(config)
         model.vision_tower.load_state_dict(tower.state_dict())
         if config.freeze_vision_tower:
@@ -399,18 +478,33 @@ class HuMoConVideoEncoder(HuMoConEncodersPreTrainedModel):
     def tower_trainable(self) -> bool:
         return any(p.requires_grad for p in self.vision_tower.parameters())
 
-    def check_inputs(self, pixel_values_videos: torch.Tensor, video_timestamps: torch.Tensor | None) -> None:
+    def check_inputs(
+        self, pixel_values_videos: torch.Tensor, video_timestamps: torch.Tensor | None
+    ) -> None:
         size = self.config.vision_config.image_size
         expected = f"(batch, key_frames, 3, {size}, {size})"
-        if not isinstance(pixel_values_videos, torch.Tensor) or pixel_values_videos.ndim != 5:
-            shape = tuple(pixel_values_videos.shape) if hasattr(pixel_values_videos, "shape") else type(pixel_values_videos).__name__
-            raise ValueError(f"pixel_values_videos must have shape {expected}, got {shape}")
+        if (
+            not isinstance(pixel_values_videos, torch.Tensor)
+            or pixel_values_videos.ndim != 5
+        ):
+            shape = (
+                tuple(pixel_values_videos.shape)
+                if hasattr(pixel_values_videos, "shape")
+                else type(pixel_values_videos).__name__
+            )
+            raise ValueError(
+                f"pixel_values_videos must have shape {expected}, got {shape}"
+            )
         batch, frames, channels, height, width = pixel_values_videos.shape
         if batch == 0 or frames == 0:
             raise ValueError(
                 f"pixel_values_videos is empty (shape {tuple(pixel_values_videos.shape)}); need >= 1 video and key frame"
             )
-        if channels != self.config.vision_config.num_channels or height != size or width != size:
+        if (
+            channels != self.config.vision_config.num_channels
+            or height != size
+            or width != size
+        ):
             raise ValueError(
                 f"pixel_values_videos must have shape {expected} for this vision tower, got "
                 f"{tuple(pixel_values_videos.shape)} (set the video processor's size to {size})"
@@ -431,7 +525,7 @@ class HuMoConVideoEncoder(HuMoConEncodersPreTrainedModel):
         with torch.set_grad_enabled(torch.is_grad_enabled() and self.tower_trainable):
             patches = self.vision_tower(pixel_values=flat).last_hidden_state
         grid = self.config.patch_grid_size
-        side = int(round(self.config.video_tokens_per_frame**0.5))
+        side = round(self.config.video_tokens_per_frame**0.5)
         patches = patches.transpose(1, 2).reshape(flat.shape[0], -1, grid, grid)
         pooled = F.adaptive_avg_pool2d(patches, side).flatten(2).transpose(1, 2)
         return pooled.reshape(batch, frames * side * side, -1)
@@ -453,20 +547,35 @@ class HuMoConVideoEncoder(HuMoConEncodersPreTrainedModel):
             [`HuMoConEncoderOutput`] with `key_frames * video_tokens_per_frame` tokens (frame-major) and
             `frame_features` (the pooled tower features).
         """
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        return_dict = (
+            return_dict if return_dict is not None else self.config.return_dict
+        )
         self.check_inputs(pixel_values_videos, video_timestamps)
         batch, frames = pixel_values_videos.shape[:2]
         per_frame = self.config.video_tokens_per_frame
         frame_features = self.encode_frames(pixel_values_videos)
         hidden = self.input_proj(frame_features)
         if video_timestamps is None:
-            times = torch.arange(frames, device=hidden.device, dtype=torch.float32)[None].expand(batch, frames)
+            times = torch.arange(frames, device=hidden.device, dtype=torch.float32)[
+                None
+            ].expand(batch, frames)
         else:
-            times = video_timestamps.to(hidden.device).float() * self.config.time_embedding_scale
-        time_embedding = sinusoidal_embedding(times, hidden.shape[-1]).repeat_interleave(per_frame, dim=1)
-        hidden = hidden + time_embedding.to(hidden.dtype) + self.frame_token_embedding.repeat(frames, 1)[None]
+            times = (
+                video_timestamps.to(hidden.device).float()
+                * self.config.time_embedding_scale
+            )
+        time_embedding = sinusoidal_embedding(
+            times, hidden.shape[-1]
+        ).repeat_interleave(per_frame, dim=1)
+        hidden = (
+            hidden
+            + time_embedding.to(hidden.dtype)
+            + self.frame_token_embedding.repeat(frames, 1)[None]
+        )
         hidden = self.encoder(hidden)
-        token_mask = torch.ones(hidden.shape[:2], dtype=torch.bool, device=hidden.device)
+        token_mask = torch.ones(
+            hidden.shape[:2], dtype=torch.bool, device=hidden.device
+        )
         state = self.pre_quant(hidden)
         quantized, ids, commitment = self.quantizer(state, token_mask)
         output = HuMoConEncoderOutput(
@@ -481,7 +590,11 @@ class HuMoConVideoEncoder(HuMoConEncodersPreTrainedModel):
         return output if return_dict else output.to_tuple()
 
     @torch.no_grad()
-    def get_concepts(self, pixel_values_videos: torch.Tensor, video_timestamps: torch.Tensor | None = None) -> list[dict]:
+    def get_concepts(
+        self,
+        pixel_values_videos: torch.Tensor,
+        video_timestamps: torch.Tensor | None = None,
+    ) -> list[dict]:
         """
         Concepts of each video per key frame (the id of its first token when `video_tokens_per_frame > 1`).
 
@@ -506,13 +619,17 @@ class HuMoConVideoEncoder(HuMoConEncodersPreTrainedModel):
                     "frame_concept_ids": frame_ids,
                     "token_concept_ids": tokens,
                     "segments": concept_segments(frame_ids),
-                    "timestamps": None if video_timestamps is None else video_timestamps[b].detach().cpu(),
+                    "timestamps": None
+                    if video_timestamps is None
+                    else video_timestamps[b].detach().cpu(),
                 }
             )
         return results
 
 
-def load_vision_tower(vision_model_name_or_path: str | None, config: HuMoConVideoEncoderConfig, **kwargs):
+def load_vision_tower(
+    vision_model_name_or_path: str | None, config: HuMoConVideoEncoderConfig, **kwargs
+):
     """Load a pre-trained SigLIP vision tower and write its config into `config.vision_config`."""
     if not vision_model_name_or_path:
         raise ValueError(
@@ -538,16 +655,32 @@ class HyperNetworkClassifier(nn.Module):
     generated layer, and scored `sigmoid(cos(μ_k, h) / τ)` with `μ_k` a linear map of the code (InfoCon reference).
     """
 
-    def __init__(self, code_dim: int, state_dim: int, classifier_dim: int, hidden_size: int, rank: int, temperature: float):
+    def __init__(
+        self,
+        code_dim: int,
+        state_dim: int,
+        classifier_dim: int,
+        hidden_size: int,
+        rank: int,
+        temperature: float,
+    ):
         super().__init__()
         self.temperature = temperature
-        self.generator = nn.Sequential(nn.Linear(code_dim, hidden_size), nn.GELU(), nn.Linear(hidden_size, rank))
-        self.basis = nn.Parameter(torch.randn(rank, classifier_dim, classifier_dim + 1) / math.sqrt(classifier_dim + 1))
+        self.generator = nn.Sequential(
+            nn.Linear(code_dim, hidden_size), nn.GELU(), nn.Linear(hidden_size, rank)
+        )
+        self.basis = nn.Parameter(
+            torch.randn(rank, classifier_dim, classifier_dim + 1)
+            / math.sqrt(classifier_dim + 1)
+        )
         self.state_embed = nn.Linear(state_dim, classifier_dim)
         self.code_direction = nn.Linear(code_dim, classifier_dim)
 
     def logits(
-        self, codebook: torch.Tensor, states: torch.Tensor, code_ids: torch.LongTensor | None = None
+        self,
+        codebook: torch.Tensor,
+        states: torch.Tensor,
+        code_ids: torch.LongTensor | None = None,
     ) -> torch.Tensor:
         """
         Args:
@@ -563,7 +696,9 @@ class HyperNetworkClassifier(nn.Module):
         directions = self.code_direction(codebook)  # (K, C)
         x = F.gelu(self.state_embed(states))
         x = torch.cat([x, torch.ones_like(x[:, :1])], dim=-1)  # (N, C + 1)
-        basis_out = torch.einsum("rcd,nd->nrc", self.basis, x)  # (N, r, C): the state through each basis matrix
+        basis_out = torch.einsum(
+            "rcd,nd->nrc", self.basis, x
+        )  # (N, r, C): the state through each basis matrix
         if code_ids is None:
             # h_k = Σ_r a_kr B_r x is never materialised for all K codes: with rank r, μ_k·h_k = Σ_r a_kr (μ_k·B_r x)
             # and |h_k|² = a_k^T G a_k with the (r, r) Gram matrix G of the B_r x — O(N K r²) instead of O(N K C).
@@ -573,7 +708,9 @@ class HyperNetworkClassifier(nn.Module):
             hidden_sq = torch.einsum("kr,nrs,ks->nk", coeffs, gram, coeffs)
             direction_norm = directions.norm(dim=-1)[None]  # (1, K)
         else:
-            hidden = torch.einsum("nmr,nrc->nmc", coeffs[code_ids], basis_out)  # (N, M, C)
+            hidden = torch.einsum(
+                "nmr,nrc->nmc", coeffs[code_ids], basis_out
+            )  # (N, M, C)
             picked = directions[code_ids]
             numerator = (hidden * picked).sum(-1)
             hidden_sq = hidden.pow(2).sum(-1)
@@ -587,7 +724,11 @@ class VelocityDecoder(nn.Module):
 
     def __init__(self, state_dim: int, hidden_size: int, out_dim: int):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(2 * state_dim, hidden_size), nn.GELU(), nn.Linear(hidden_size, out_dim))
+        self.net = nn.Sequential(
+            nn.Linear(2 * state_dim, hidden_size),
+            nn.GELU(),
+            nn.Linear(hidden_size, out_dim),
+        )
 
     def forward(self, state: torch.Tensor, score_grad: torch.Tensor) -> torch.Tensor:
         return self.net(torch.cat([state, score_grad], dim=-1))
@@ -596,19 +737,38 @@ class VelocityDecoder(nn.Module):
 class ReconstructionDecoder(nn.Module):
     """Transformer decoder of the masked-reconstruction objective: (masked) quantised tokens → targets."""
 
-    def __init__(self, code_dim: int, hidden_size: int, num_layers: int, num_heads: int, out_dim: int):
+    def __init__(
+        self,
+        code_dim: int,
+        hidden_size: int,
+        num_layers: int,
+        num_heads: int,
+        out_dim: int,
+    ):
         super().__init__()
         self.mask_embedding = nn.Parameter(torch.zeros(code_dim))
         self.input_proj = nn.Linear(code_dim, hidden_size)
-        self.transformer = HuMoConTransformer(hidden_size, num_layers, num_heads, 4 * hidden_size, 0.0)
+        self.transformer = HuMoConTransformer(
+            hidden_size, num_layers, num_heads, 4 * hidden_size, 0.0
+        )
         self.output_proj = nn.Linear(hidden_size, out_dim)
 
-    def forward(self, quantized: torch.Tensor, token_mask: torch.Tensor, masked: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        self,
+        quantized: torch.Tensor,
+        token_mask: torch.Tensor,
+        masked: torch.Tensor | None,
+    ) -> torch.Tensor:
         if masked is not None:
-            quantized = torch.where(masked.unsqueeze(-1), self.mask_embedding.to(quantized.dtype), quantized)
+            quantized = torch.where(
+                masked.unsqueeze(-1), self.mask_embedding.to(quantized.dtype), quantized
+            )
         hidden = self.input_proj(quantized)
         positions = torch.arange(hidden.shape[1], device=hidden.device)
-        hidden = hidden + sinusoidal_embedding(positions, hidden.shape[-1]).to(hidden.dtype)[None]
+        hidden = (
+            hidden
+            + sinusoidal_embedding(positions, hidden.shape[-1]).to(hidden.dtype)[None]
+        )
         return self.output_proj(self.transformer(hidden, token_mask))
 
 
@@ -673,15 +833,30 @@ class HuMoConForConceptDiscovery(HuMoConEncodersPreTrainedModel):
             vc.decoder_num_attention_heads,
             vc.vision_config.hidden_size,
         )
-        hyper = (config.classifier_dim, config.hyper_hidden_size, config.hyper_rank, config.score_temperature)
-        self.motion_hyper_network = HyperNetworkClassifier(mc.codebook_dim, mc.codebook_dim, *hyper)
-        self.video_hyper_network = HyperNetworkClassifier(vc.codebook_dim, vc.codebook_dim, *hyper)
-        self.motion_velocity_decoder = VelocityDecoder(mc.codebook_dim, config.velocity_hidden_size, mc.feature_size)
+        hyper = (
+            config.classifier_dim,
+            config.hyper_hidden_size,
+            config.hyper_rank,
+            config.score_temperature,
+        )
+        self.motion_hyper_network = HyperNetworkClassifier(
+            mc.codebook_dim, mc.codebook_dim, *hyper
+        )
+        self.video_hyper_network = HyperNetworkClassifier(
+            vc.codebook_dim, vc.codebook_dim, *hyper
+        )
+        self.motion_velocity_decoder = VelocityDecoder(
+            mc.codebook_dim, config.velocity_hidden_size, mc.feature_size
+        )
         self.video_velocity_decoder = VelocityDecoder(
             vc.codebook_dim, config.velocity_hidden_size, 2 * vc.flow_grid_size**2
         )
-        self.motion_alignment_projector = nn.Linear(mc.codebook_dim, config.alignment_dim)
-        self.video_alignment_projector = nn.Linear(vc.codebook_dim, config.alignment_dim)
+        self.motion_alignment_projector = nn.Linear(
+            mc.codebook_dim, config.alignment_dim
+        )
+        self.video_alignment_projector = nn.Linear(
+            vc.codebook_dim, config.alignment_dim
+        )
         self.post_init()
         if vc.freeze_vision_tower:
             self.video_encoder.vision_tower.requires_grad_(False)
@@ -691,13 +866,18 @@ class HuMoConForConceptDiscovery(HuMoConEncodersPreTrainedModel):
 
     @classmethod
     def from_vision_tower(
-        cls, vision_model_name_or_path: str | None = None, config: HuMoConConceptDiscoveryConfig | None = None, **kwargs
+        cls,
+        vision_model_name_or_path: str | None = None,
+        config: HuMoConConceptDiscoveryConfig | None = None,
+        **kwargs,
     ) -> "HuMoConForConceptDiscovery":
         """Model whose video tower holds pre-trained SigLIP weights (Hub id or local folder); see
         [`HuMoConVideoEncoder.from_vision_tower`]."""
         config = HuMoConConceptDiscoveryConfig() if config is None else config
         vc = config.video_config
-        tower = load_vision_tower(vision_model_name_or_path or vc.vision_model_name_or_path, vc, **kwargs)
+        tower = load_vision_tower(
+            vision_model_name_or_path or vc.vision_model_name_or_path, vc, **kwargs
+        )
         model = cls(config)
         model.video_encoder.vision_tower.load_state_dict(tower.state_dict())
         if vc.freeze_vision_tower:
@@ -707,13 +887,17 @@ class HuMoConForConceptDiscovery(HuMoConEncodersPreTrainedModel):
     def set_codebook_update_mode(self, deferred: bool) -> None:
         """`deferred=True`: only `apply_codebook_updates()` changes the codebooks (the Trainer calls it once per
         optimiser step, on every process). `False` (default): at the end of every training forward, locally."""
-        super().set_codebook_update_mode(True)  # the encoders never update mid-forward: the heads read the codebook
+        super().set_codebook_update_mode(
+            True
+        )  # the encoders never update mid-forward: the heads read the codebook
         self._update_in_forward = not deferred
 
     # ---- input handling ----------------------------------------------------------------------------------------
 
     @staticmethod
-    def _pairs(paired, n_motion: int | None, n_video: int | None, device) -> torch.LongTensor | None:
+    def _pairs(
+        paired, n_motion: int | None, n_video: int | None, device
+    ) -> torch.LongTensor | None:
         """Normalise `paired` to a `(P, 2)` tensor of (motion row, video row) indices, or None."""
         if paired is None:
             if n_motion is None or n_video is None:
@@ -726,7 +910,9 @@ class HuMoConForConceptDiscovery(HuMoConEncodersPreTrainedModel):
             rows = torch.arange(n_motion, device=device)
             return torch.stack([rows, rows], -1)
         if n_motion is None or n_video is None:
-            raise ValueError("`paired` was given but only one modality was; paired samples need motion and video")
+            raise ValueError(
+                "`paired` was given but only one modality was; paired samples need motion and video"
+            )
         paired = torch.as_tensor(paired, device=device)
         if paired.dtype == torch.bool or paired.ndim == 1:
             if n_motion != n_video:
@@ -734,14 +920,20 @@ class HuMoConForConceptDiscovery(HuMoConEncodersPreTrainedModel):
                     f"a per-row `paired` mask needs equal motion ({n_motion}) and video ({n_video}) batch sizes"
                 )
             if tuple(paired.shape) != (n_motion,):
-                raise ValueError(f"`paired` mask must have shape ({n_motion},), got {tuple(paired.shape)}")
+                raise ValueError(
+                    f"`paired` mask must have shape ({n_motion},), got {tuple(paired.shape)}"
+                )
             rows = paired.bool().nonzero().flatten()
             return torch.stack([rows, rows], -1)
         if paired.ndim != 2 or paired.shape[1] != 2:
-            raise ValueError(f"`paired` must be a (batch,) bool mask or (P, 2) index pairs, got {tuple(paired.shape)}")
+            raise ValueError(
+                f"`paired` must be a (batch,) bool mask or (P, 2) index pairs, got {tuple(paired.shape)}"
+            )
         paired = paired.long()
         if paired.numel() and (
-            paired.min() < 0 or paired[:, 0].max() >= n_motion or paired[:, 1].max() >= n_video
+            paired.min() < 0
+            or paired[:, 0].max() >= n_motion
+            or paired[:, 1].max() >= n_video
         ):
             raise ValueError(
                 f"`paired` indices out of range for {n_motion} motion and {n_video} video samples: {paired.tolist()}"
@@ -770,8 +962,15 @@ class HuMoConForConceptDiscovery(HuMoConEncodersPreTrainedModel):
                 labels = F.one_hot(ids, n_codes).to(logits.dtype)
             else:
                 # Own code first, then `negatives` distinct other codes (offsets avoid the own id).
-                offsets = torch.rand(states.shape[0], n_codes - 1, device=states.device).argsort(-1)[:, :negatives] + 1
-                code_ids = torch.cat([ids[:, None], (ids[:, None] + offsets) % n_codes], dim=1)
+                offsets = (
+                    torch.rand(
+                        states.shape[0], n_codes - 1, device=states.device
+                    ).argsort(-1)[:, :negatives]
+                    + 1
+                )
+                code_ids = torch.cat(
+                    [ids[:, None], (ids[:, None] + offsets) % n_codes], dim=1
+                )
                 logits = hyper.logits(codebook, states, code_ids)
                 labels = (code_ids == ids[:, None]).to(logits.dtype)
             bce = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
@@ -780,11 +979,19 @@ class HuMoConForConceptDiscovery(HuMoConEncodersPreTrainedModel):
             loss_dis = (bce * labels).sum() / pos + (bce * (1 - labels)).sum() / neg
         if self.config.use_actionable and velocity_target is not None:
             with torch.enable_grad():
-                state = states if states.requires_grad else states.detach().requires_grad_(True)
-                own_score = torch.sigmoid(hyper.logits(codebook, state, ids[:, None])).sum()
+                state = (
+                    states
+                    if states.requires_grad
+                    else states.detach().requires_grad_(True)
+                )
+                own_score = torch.sigmoid(
+                    hyper.logits(codebook, state, ids[:, None])
+                ).sum()
                 (score_grad,) = torch.autograd.grad(own_score, state, create_graph=True)
                 prediction = velocity_decoder(state, score_grad)
-                err = (prediction - velocity_target.to(prediction.dtype)).pow(2).mean(-1)
+                err = (
+                    (prediction - velocity_target.to(prediction.dtype)).pow(2).mean(-1)
+                )
                 weight = velocity_mask.to(err.dtype)
                 loss_act = (err * weight).sum() / weight.sum().clamp_min(1.0)
         return loss_dis, loss_act
@@ -794,7 +1001,10 @@ class HuMoConForConceptDiscovery(HuMoConEncodersPreTrainedModel):
         stride = self.config.motion_config.motion_token_stride
         batch, frames, width = motion_values.shape
         pad = num_tokens * stride - frames
-        x = F.pad(motion_values * frame_mask.unsqueeze(-1).to(motion_values.dtype), (0, 0, 0, pad))
+        x = F.pad(
+            motion_values * frame_mask.unsqueeze(-1).to(motion_values.dtype),
+            (0, 0, 0, pad),
+        )
         m = F.pad(frame_mask.to(motion_values.dtype), (0, pad))
         sums = x.view(batch, num_tokens, stride, width).sum(2)
         counts = m.view(batch, num_tokens, stride).sum(2).clamp_min(1.0)
@@ -808,35 +1018,53 @@ class HuMoConForConceptDiscovery(HuMoConEncodersPreTrainedModel):
 
     def _video_velocity_target(self, video_flow, batch, frames):
         vc = self.config.video_config
-        if video_flow.ndim != 5 or tuple(video_flow.shape[:3]) != (batch, frames - 1, 2):
+        if video_flow.ndim != 5 or tuple(video_flow.shape[:3]) != (
+            batch,
+            frames - 1,
+            2,
+        ):
             raise ValueError(
                 f"video_flow must have shape ({batch}, {frames - 1}, 2, grid, grid) (flow between consecutive key "
                 f"frames), got {tuple(video_flow.shape)}"
             )
         _check_finite("video_flow", video_flow)
         per_frame = vc.video_tokens_per_frame
-        pooled = F.adaptive_avg_pool2d(video_flow.flatten(0, 1).float(), vc.flow_grid_size)
+        pooled = F.adaptive_avg_pool2d(
+            video_flow.flatten(0, 1).float(), vc.flow_grid_size
+        )
         pooled = pooled.reshape(batch, frames - 1, -1) * vc.flow_scale
         target = F.pad(pooled, (0, 0, 0, 1)).repeat_interleave(per_frame, dim=1)
         valid = torch.ones(batch, frames, dtype=torch.bool, device=video_flow.device)
         valid[:, -1] = False
         return target, valid.repeat_interleave(per_frame, dim=1)
 
-    def _alignment(self, motion_out, video_out, video_timestamps, pairs, n_video_frames):
+    def _alignment(
+        self, motion_out, video_out, video_timestamps, pairs, n_video_frames
+    ):
         mc = self.config.motion_config
         per_frame = self.config.video_config.video_tokens_per_frame
         m_idx, v_idx = pairs[:, 0], pairs[:, 1]
-        motion = F.normalize(self.motion_alignment_projector(motion_out.quantized[m_idx]), dim=-1)  # (P, Tm, A)
-        video = self.video_alignment_projector(video_out.quantized[v_idx])  # (P, K * per, A)
-        video = F.normalize(video.view(video.shape[0], n_video_frames, per_frame, -1).mean(2), dim=-1)  # (P, K, A)
+        motion = F.normalize(
+            self.motion_alignment_projector(motion_out.quantized[m_idx]), dim=-1
+        )  # (P, Tm, A)
+        video = self.video_alignment_projector(
+            video_out.quantized[v_idx]
+        )  # (P, K * per, A)
+        video = F.normalize(
+            video.view(video.shape[0], n_video_frames, per_frame, -1).mean(2), dim=-1
+        )  # (P, K, A)
         token_mask = motion_out.attention_mask[m_idx]
         n_tokens = token_mask.sum(-1)
         if video_timestamps is None:
-            raise ValueError("video_timestamps are needed to align paired videos with their motions")
+            raise ValueError(
+                "video_timestamps are needed to align paired videos with their motions"
+            )
         times = video_timestamps[v_idx].to(motion.device).float()
         if (times < 0).any():
             raise ValueError("video_timestamps must be >= 0 seconds")
-        target = torch.floor(times * self.config.motion_fps / mc.motion_token_stride + 1e-4).long()
+        target = torch.floor(
+            times * self.config.motion_fps / mc.motion_token_stride + 1e-4
+        ).long()
         late = target >= n_tokens[:, None]
         if late.any():
             p = int(late.any(-1).nonzero()[0])
@@ -845,8 +1073,13 @@ class HuMoConForConceptDiscovery(HuMoConEncodersPreTrainedModel):
                 f"{int(m_idx[p])} lasts only {int(n_tokens[p]) * mc.motion_token_stride / self.config.motion_fps:.3f}s "
                 "(mismatched pair lengths)"
             )
-        logits = torch.einsum("pka,pta->pkt", video, motion) / self.config.alignment_temperature
-        logits = logits.masked_fill(~token_mask[:, None, :], torch.finfo(logits.dtype).min)
+        logits = (
+            torch.einsum("pka,pta->pkt", video, motion)
+            / self.config.alignment_temperature
+        )
+        logits = logits.masked_fill(
+            ~token_mask[:, None, :], torch.finfo(logits.dtype).min
+        )
         return F.cross_entropy(logits.flatten(0, 1).float(), target.flatten())
 
     # ---- forward -------------------------------------------------------------------------------------------------
@@ -878,18 +1111,32 @@ class HuMoConForConceptDiscovery(HuMoConEncodersPreTrainedModel):
         Returns:
             [`ConceptDiscoveryOutput`].
         """
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        return_dict = (
+            return_dict if return_dict is not None else self.config.return_dict
+        )
         if motion_values is None and pixel_values_videos is None:
-            raise ValueError("HuMoConForConceptDiscovery needs motion_values and/or pixel_values_videos; got neither")
+            raise ValueError(
+                "HuMoConForConceptDiscovery needs motion_values and/or pixel_values_videos; got neither"
+            )
         if motion_values is None and motion_attention_mask is not None:
             raise ValueError("motion_attention_mask was given without motion_values")
-        if pixel_values_videos is None and (video_flow is not None or video_timestamps is not None):
-            raise ValueError("video_flow / video_timestamps were given without pixel_values_videos")
+        if pixel_values_videos is None and (
+            video_flow is not None or video_timestamps is not None
+        ):
+            raise ValueError(
+                "video_flow / video_timestamps were given without pixel_values_videos"
+            )
         cfg = self.config
         n_motion = None if motion_values is None else motion_values.shape[0]
         n_video = None if pixel_values_videos is None else pixel_values_videos.shape[0]
-        device = (motion_values if motion_values is not None else pixel_values_videos).device
-        pairs = self._pairs(paired, n_motion, n_video, device) if cfg.use_alignment else None
+        device = (
+            motion_values if motion_values is not None else pixel_values_videos
+        ).device
+        pairs = (
+            self._pairs(paired, n_motion, n_video, device)
+            if cfg.use_alignment
+            else None
+        )
 
         losses: dict[str, torch.Tensor | None] = dict.fromkeys(LOSS_COMPONENTS)
         dis_terms, act_terms, commit_terms = [], [], []
@@ -897,22 +1144,30 @@ class HuMoConForConceptDiscovery(HuMoConEncodersPreTrainedModel):
 
         if motion_values is not None:
             mc = cfg.motion_config
-            motion_out = self.motion_encoder(motion_values, motion_attention_mask, return_dict=True)
-            frame_mask = self.motion_encoder.check_inputs(motion_values, motion_attention_mask)
+            motion_out = self.motion_encoder(
+                motion_values, motion_attention_mask, return_dict=True
+            )
+            frame_mask = self.motion_encoder.check_inputs(
+                motion_values, motion_attention_mask
+            )
             token_mask = motion_out.attention_mask
             num_tokens = token_mask.shape[1]
             commit_terms.append(motion_out.commitment_loss)
             if cfg.use_masked_reconstruction:
                 masked = random_token_mask(token_mask, mc.mask_ratio)
                 recon = self.motion_decoder(motion_out.quantized, token_mask, masked)
-                recon = recon.reshape(n_motion, num_tokens * mc.motion_token_stride, mc.feature_size)
+                recon = recon.reshape(
+                    n_motion, num_tokens * mc.motion_token_stride, mc.feature_size
+                )
                 recon = recon[:, : motion_values.shape[1]]
                 weight = frame_mask.unsqueeze(-1).to(recon.dtype)
-                losses["loss_rec_motion"] = ((recon - motion_values.to(recon.dtype)).pow(2) * weight).sum() / (
-                    weight.sum() * mc.feature_size
-                )
+                losses["loss_rec_motion"] = (
+                    (recon - motion_values.to(recon.dtype)).pow(2) * weight
+                ).sum() / (weight.sum() * mc.feature_size)
             if cfg.use_discriminative or cfg.use_actionable:
-                target, target_valid = self._motion_velocity_target(motion_values, frame_mask, num_tokens)
+                target, target_valid = self._motion_velocity_target(
+                    motion_values, frame_mask, num_tokens
+                )
                 dis, act = self._discriminative_and_actionable(
                     self.motion_hyper_network,
                     self.motion_velocity_decoder,
@@ -927,18 +1182,24 @@ class HuMoConForConceptDiscovery(HuMoConEncodersPreTrainedModel):
 
         if pixel_values_videos is not None:
             vc = cfg.video_config
-            video_out = self.video_encoder(pixel_values_videos, video_timestamps, return_dict=True)
+            video_out = self.video_encoder(
+                pixel_values_videos, video_timestamps, return_dict=True
+            )
             n_frames = pixel_values_videos.shape[1]
             token_mask = video_out.attention_mask
             commit_terms.append(video_out.commitment_loss)
             if cfg.use_masked_reconstruction:
                 masked = random_token_mask(token_mask, vc.mask_ratio)
                 recon = self.video_decoder(video_out.quantized, token_mask, masked)
-                losses["loss_rec_video"] = F.mse_loss(recon, video_out.frame_features.detach().to(recon.dtype))
+                losses["loss_rec_video"] = F.mse_loss(
+                    recon, video_out.frame_features.detach().to(recon.dtype)
+                )
             if cfg.use_discriminative or cfg.use_actionable:
                 target = valid = None
                 if video_flow is not None and n_frames > 1:
-                    target, valid = self._video_velocity_target(video_flow.to(device), n_video, n_frames)
+                    target, valid = self._video_velocity_target(
+                        video_flow.to(device), n_video, n_frames
+                    )
                     target, valid = target.flatten(0, 1), valid.flatten()
                 dis, act = self._discriminative_and_actionable(
                     self.video_hyper_network,
@@ -953,7 +1214,9 @@ class HuMoConForConceptDiscovery(HuMoConEncodersPreTrainedModel):
                 act_terms.append(act)
 
         if pairs is not None and pairs.shape[0] > 0:
-            losses["loss_align"] = self._alignment(motion_out, video_out, video_timestamps, pairs, n_frames)
+            losses["loss_align"] = self._alignment(
+                motion_out, video_out, video_timestamps, pairs, n_frames
+            )
 
         def total(terms):
             terms = [t for t in terms if t is not None]
@@ -995,12 +1258,18 @@ class HuMoConForConceptDiscovery(HuMoConEncodersPreTrainedModel):
     ) -> dict[str, list[dict]]:
         """Per-frame concept ids and segments (see the encoders' `get_concepts`), under keys `motion` / `video`."""
         if motion_values is None and pixel_values_videos is None:
-            raise ValueError("get_concepts needs motion_values and/or pixel_values_videos")
+            raise ValueError(
+                "get_concepts needs motion_values and/or pixel_values_videos"
+            )
         result = {}
         if motion_values is not None:
-            result["motion"] = self.motion_encoder.get_concepts(motion_values, motion_attention_mask)
+            result["motion"] = self.motion_encoder.get_concepts(
+                motion_values, motion_attention_mask
+            )
         if pixel_values_videos is not None:
-            result["video"] = self.video_encoder.get_concepts(pixel_values_videos, video_timestamps)
+            result["video"] = self.video_encoder.get_concepts(
+                pixel_values_videos, video_timestamps
+            )
         return result
 
 

@@ -88,7 +88,11 @@ class HuMoConVectorQuantizer(nn.Module):
         """Index of the nearest code (squared Euclidean distance, computed in float32) for each row of `flat`."""
         x = flat.float()
         embed = self.embed.float()
-        dist = x.pow(2).sum(-1, keepdim=True) - 2 * x @ embed.t() + embed.pow(2).sum(-1)[None]
+        dist = (
+            x.pow(2).sum(-1, keepdim=True)
+            - 2 * x @ embed.t()
+            + embed.pow(2).sum(-1)[None]
+        )
         return dist.argmin(-1)
 
     def forward(
@@ -106,16 +110,24 @@ class HuMoConVectorQuantizer(nn.Module):
             commitment loss `commitment_weight * mean ||z - sg(c)||^2` over valid tokens.
         """
         if hidden_states.shape[-1] != self.dim:
-            raise ValueError(f"quantiser expects features of width {self.dim}, got {hidden_states.shape[-1]}")
+            raise ValueError(
+                f"quantiser expects features of width {self.dim}, got {hidden_states.shape[-1]}"
+            )
         if mask is None:
-            mask = torch.ones(hidden_states.shape[:-1], dtype=torch.bool, device=hidden_states.device)
+            mask = torch.ones(
+                hidden_states.shape[:-1], dtype=torch.bool, device=hidden_states.device
+            )
         mask = mask.bool()
         flat = hidden_states.reshape(-1, self.dim)
         ids = self.assign(flat).view(hidden_states.shape[:-1])
         codes = self.embed[ids].to(hidden_states.dtype)
         valid = mask.unsqueeze(-1).to(hidden_states.dtype)
         n_valid = valid.sum().clamp_min(1.0) * self.dim
-        commitment = self.commitment_weight * ((hidden_states - codes.detach()).pow(2) * valid).sum() / n_valid
+        commitment = (
+            self.commitment_weight
+            * ((hidden_states - codes.detach()).pow(2) * valid).sum()
+            / n_valid
+        )
         quantized = hidden_states + (codes - hidden_states).detach()
         if self.training:
             self._record(hidden_states.detach()[mask], ids[mask])
@@ -126,7 +138,9 @@ class HuMoConVectorQuantizer(nn.Module):
 
     @torch.no_grad()
     def _record(self, flat: torch.Tensor, ids: torch.LongTensor) -> None:
-        self._pending.append(torch.cat([flat.float(), ids.unsqueeze(-1).float()], dim=-1))
+        self._pending.append(
+            torch.cat([flat.float(), ids.unsqueeze(-1).float()], dim=-1)
+        )
 
     @torch.no_grad()
     def apply_update(self, sync: bool = True) -> None:
@@ -135,7 +149,11 @@ class HuMoConVectorQuantizer(nn.Module):
         pending = self._pending
         self._pending = []
         device = self.embed.device
-        rows = torch.cat(pending, 0) if pending else torch.zeros(0, self.dim + 1, device=device)
+        rows = (
+            torch.cat(pending, 0)
+            if pending
+            else torch.zeros(0, self.dim + 1, device=device)
+        )
         if sync:
             rows = _all_gather_rows(rows.to(device))
         if rows.shape[0] == 0:
@@ -146,7 +164,9 @@ class HuMoConVectorQuantizer(nn.Module):
         self.num_updates += 1
         if not bool(self.initialized.item()):
             # Data-dependent init: seed every code with a recorded feature and assume uniform usage so far.
-            pick = torch.randint(flat.shape[0], (self.codebook_size,), generator=generator).to(device)
+            pick = torch.randint(
+                flat.shape[0], (self.codebook_size,), generator=generator
+            ).to(device)
             self.embed.copy_(flat[pick])
             usage = max(flat.shape[0] / self.codebook_size, self.dead_code_threshold)
             self.cluster_size.fill_(usage)
@@ -154,16 +174,28 @@ class HuMoConVectorQuantizer(nn.Module):
             self.initialized.fill_(1)
             return
         counts = torch.bincount(ids, minlength=self.codebook_size).float()
-        sums = torch.zeros_like(self.embed_sum, dtype=torch.float32).index_add_(0, ids, flat)
-        self.cluster_size.mul_(self.decay).add_(counts.to(self.cluster_size.dtype), alpha=1 - self.decay)
-        self.embed_sum.mul_(self.decay).add_(sums.to(self.embed_sum.dtype), alpha=1 - self.decay)
+        sums = torch.zeros_like(self.embed_sum, dtype=torch.float32).index_add_(
+            0, ids, flat
+        )
+        self.cluster_size.mul_(self.decay).add_(
+            counts.to(self.cluster_size.dtype), alpha=1 - self.decay
+        )
+        self.embed_sum.mul_(self.decay).add_(
+            sums.to(self.embed_sum.dtype), alpha=1 - self.decay
+        )
         total = self.cluster_size.sum()
-        smoothed = (self.cluster_size + self.eps) / (total + self.codebook_size * self.eps) * total
+        smoothed = (
+            (self.cluster_size + self.eps)
+            / (total + self.codebook_size * self.eps)
+            * total
+        )
         self.embed.copy_(self.embed_sum / smoothed.unsqueeze(-1))
         dead = self.cluster_size < self.dead_code_threshold
         n_dead = int(dead.sum().item())
         if n_dead:
-            pick = torch.randint(flat.shape[0], (n_dead,), generator=generator).to(device)
+            pick = torch.randint(flat.shape[0], (n_dead,), generator=generator).to(
+                device
+            )
             self.embed[dead] = flat[pick].to(self.embed.dtype)
             self.cluster_size[dead] = self.dead_code_threshold
             self.embed_sum[dead] = self.embed[dead] * self.dead_code_threshold

@@ -10,19 +10,28 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from transformers import TrainingArguments
-
-from humocon_hf.modeling.configuration_humocon_encoders import HuMoConConceptDiscoveryConfig
-from humocon_hf.modeling.modeling_humocon_encoders import LOSS_COMPONENTS, HuMoConForConceptDiscovery
+from humocon_hf.modeling.configuration_humocon_encoders import (
+    HuMoConConceptDiscoveryConfig,
+)
+from humocon_hf.modeling.modeling_humocon_encoders import (
+    LOSS_COMPONENTS,
+    HuMoConForConceptDiscovery,
+)
 from humocon_hf.training.concept_discovery import (
     ConceptDiscoveryCollator,
     ConceptDiscoveryRecipe,
     ConceptDiscoveryTrainer,
     log_history_components,
 )
+from transformers import TrainingArguments
 
 FIXTURES = Path(__file__).parent / "fixtures"
-CMU_TRIALS = ("02_01", "09_01", "13_11", "16_01")  # walk, run, jump, forward jump (raw amc2bvh rig)
+CMU_TRIALS = (
+    "02_01",
+    "09_01",
+    "13_11",
+    "16_01",
+)  # walk, run, jump, forward jump (raw amc2bvh rig)
 
 
 @pytest.fixture(autouse=True)
@@ -43,7 +52,9 @@ def synthetic_items(n, seed=0, frames=24, kinds=("paired",)):
         if kind in ("paired", "motion"):
             item["motion_values"] = g.standard_normal((frames, 137)).astype("float32")
         if kind in ("paired", "video"):
-            item["pixel_values_videos"] = g.standard_normal((4, 3, 32, 32)).astype("float32")
+            item["pixel_values_videos"] = g.standard_normal((4, 3, 32, 32)).astype(
+                "float32"
+            )
             item["video_timestamps"] = np.array([0.1, 0.3, 0.5, 0.7], "float32")
             item["video_flow"] = g.standard_normal((3, 2, 4, 4)).astype("float32")
         items.append(item)
@@ -57,7 +68,9 @@ def no_mask_config(**kwargs):
     )
 
 
-def train(tmp_path, model, items, batch, accumulation=1, steps=3, logging_steps=1, **kwargs):
+def train(
+    tmp_path, model, items, batch, accumulation=1, steps=3, logging_steps=1, **kwargs
+):
     args = TrainingArguments(
         str(tmp_path),
         max_steps=steps,
@@ -72,7 +85,12 @@ def train(tmp_path, model, items, batch, accumulation=1, steps=3, logging_steps=
         dataloader_drop_last=True,
         **kwargs,
     )
-    trainer = ConceptDiscoveryTrainer(model=model, args=args, train_dataset=items, data_collator=ConceptDiscoveryCollator())
+    trainer = ConceptDiscoveryTrainer(
+        model=model,
+        args=args,
+        train_dataset=items,
+        data_collator=ConceptDiscoveryCollator(),
+    )
     trainer.train()
     return trainer
 
@@ -124,9 +142,23 @@ def test_collator_with_real_processors(shared_data):
         feature_extractor=MotionFeatureExtractor(),
         video_processor=HuMoConVideoProcessor(num_frames=4, size=32, patch_size=8),
     )
-    batch = collator([{"motion": joints, "video": render_motion(joints, size=32), "video_fps": 20.0}, {"motion": joints[:20]}])
-    assert batch["motion_values"].shape == (2, 40, 137) and batch["motion_attention_mask"][1].sum() == 20
-    assert batch["pixel_values_videos"].shape == (1, 4, 3, 32, 32) and batch["video_flow"].shape == (1, 3, 2, 4, 4)
+    batch = collator(
+        [
+            {
+                "motion": joints,
+                "video": render_motion(joints, size=32),
+                "video_fps": 20.0,
+            },
+            {"motion": joints[:20]},
+        ]
+    )
+    assert (
+        batch["motion_values"].shape == (2, 40, 137)
+        and batch["motion_attention_mask"][1].sum() == 20
+    )
+    assert batch["pixel_values_videos"].shape == (1, 4, 3, 32, 32) and batch[
+        "video_flow"
+    ].shape == (1, 3, 2, 4, 4)
     assert batch["paired"].tolist() == [[0, 0]]
     model = HuMoConForConceptDiscovery(HuMoConConceptDiscoveryConfig.small())
     out = model(**batch)
@@ -144,7 +176,9 @@ def test_gradient_accumulation_matches_big_batch(tmp_path):
     small = HuMoConForConceptDiscovery(no_mask_config())
     small.load_state_dict(big.state_dict())
     h_big = train(tmp_path / "a", big, items, batch=8).state.log_history
-    h_acc = train(tmp_path / "b", small, items, batch=4, accumulation=2).state.log_history
+    h_acc = train(
+        tmp_path / "b", small, items, batch=4, accumulation=2
+    ).state.log_history
     logs_big = [h for h in h_big if "loss" in h]
     logs_acc = [h for h in h_acc if "loss" in h]
     assert len(logs_big) == len(logs_acc) == 3
@@ -153,15 +187,29 @@ def test_gradient_accumulation_matches_big_batch(tmp_path):
             assert a[key] == pytest.approx(b[key], rel=1e-4), key
     for (name, p), q in zip(big.state_dict().items(), small.state_dict().values()):
         assert torch.allclose(p.float(), q.float(), atol=1e-4, rtol=1e-3), name
-    assert big.motion_encoder.quantizer.num_updates.item() == small.motion_encoder.quantizer.num_updates.item() == 3
-    assert big._update_in_forward  # the Trainer restores per-forward updates for plain loops afterwards
+    assert (
+        big.motion_encoder.quantizer.num_updates.item()
+        == small.motion_encoder.quantizer.num_updates.item()
+        == 3
+    )
+    assert (
+        big._update_in_forward
+    )  # the Trainer restores per-forward updates for plain loops afterwards
 
 
 def test_trainer_logs_components_for_mixed_modalities(tmp_path):
     items = synthetic_items(12, kinds=("paired", "motion", "video"))
     torch.manual_seed(0)
     model = HuMoConForConceptDiscovery(HuMoConConceptDiscoveryConfig.small())
-    trainer = train(tmp_path, model, items, batch=3, steps=2, logging_steps=2, per_device_eval_batch_size=3)
+    trainer = train(
+        tmp_path,
+        model,
+        items,
+        batch=3,
+        steps=2,
+        logging_steps=2,
+        per_device_eval_batch_size=3,
+    )
     logs = [h for h in trainer.state.log_history if "loss" in h]
     assert len(logs) == 1
     for name in LOSS_COMPONENTS:
@@ -195,21 +243,35 @@ def test_recipe_two_phases_and_resume(tmp_path):
         save_steps=2,
         training_args={"use_cpu": True, "seed": 0},
     )
-    assert recipe.training_arguments(1).learning_rate == 1e-4 and recipe.training_arguments(2).learning_rate == 1e-5
+    assert (
+        recipe.training_arguments(1).learning_rate == 1e-4
+        and recipe.training_arguments(2).learning_rate == 1e-5
+    )
     results = recipe.run(model, items)
     phase1 = log_history_components(results["phase1"]["log_history"])
     phase2 = log_history_components(results["phase2"]["log_history"])
     # phase 1: motion reconstruction (+ commitment) only
     assert set(phase1) == {"loss", "loss_rec_motion", "loss_commit"}
     assert set(phase2) == {"loss", *LOSS_COMPONENTS}
-    p1 = HuMoConForConceptDiscovery.from_pretrained(tmp_path / "run" / "phase1" / "final").state_dict()
+    p1 = HuMoConForConceptDiscovery.from_pretrained(
+        tmp_path / "run" / "phase1" / "final"
+    ).state_dict()
     changed1 = {k.split(".")[0] for k in initial if not torch.equal(initial[k], p1[k])}
     assert changed1 == {"motion_encoder", "motion_decoder"}
     final = {k: v.clone() for k, v in model.state_dict().items()}
     changed2 = {k.split(".")[0] for k in p1 if not torch.equal(p1[k], final[k])}
-    assert {"video_encoder", "motion_hyper_network", "video_velocity_decoder", "video_alignment_projector"} <= changed2
-    assert all(torch.equal(initial[k], final[k]) for k in initial if ".vision_tower." in k)  # frozen tower
-    assert model.config.use_discriminative and model.config.use_alignment  # switches restored after phase 1
+    assert {
+        "video_encoder",
+        "motion_hyper_network",
+        "video_velocity_decoder",
+        "video_alignment_projector",
+    } <= changed2
+    assert all(
+        torch.equal(initial[k], final[k]) for k in initial if ".vision_tower." in k
+    )  # frozen tower
+    assert (
+        model.config.use_discriminative and model.config.use_alignment
+    )  # switches restored after phase 1
 
     # Interrupt phase 2 after its step-2 checkpoint and rerun: phase 1 is skipped, phase 2 resumes at step 2 and
     # ends with the same weights as the uninterrupted run.
@@ -238,7 +300,13 @@ def test_small_model_overfits_real_cmu_trials(shared_data, tmp_path):
     for trial in CMU_TRIALS:
         clip = load_motion(shared_data / "cmu_bvh" / f"{trial}.bvh")
         joints = clip.joints[:48]
-        items.append({"motion": joints, "video": render_motion(joints, size=32, fps=clip.fps), "video_fps": clip.fps})
+        items.append(
+            {
+                "motion": joints,
+                "video": render_motion(joints, size=32, fps=clip.fps),
+                "video_fps": clip.fps,
+            }
+        )
     collator = ConceptDiscoveryCollator(
         feature_extractor=MotionFeatureExtractor(),
         video_processor=HuMoConVideoProcessor(num_frames=4, size=32, patch_size=8),
@@ -260,7 +328,9 @@ def test_small_model_overfits_real_cmu_trials(shared_data, tmp_path):
         seed=0,
         use_cpu=True,
     )
-    trainer = ConceptDiscoveryTrainer(model=model, args=args, train_dataset=items, data_collator=collator)
+    trainer = ConceptDiscoveryTrainer(
+        model=model, args=args, train_dataset=items, data_collator=collator
+    )
     trainer.train()
     curves = log_history_components(trainer.state.log_history)
     for name in ("loss", *LOSS_COMPONENTS):
@@ -268,9 +338,14 @@ def test_small_model_overfits_real_cmu_trials(shared_data, tmp_path):
         assert len(values) == 60, name
         first, last = np.mean(values[:5]), np.mean(values[-5:])
         assert last < first, f"{name} did not go down: {first:.4f} -> {last:.4f}"
-    assert np.mean(curves["loss_rec_motion"][-5:]) < 0.3 * np.mean(curves["loss_rec_motion"][:5])
+    assert np.mean(curves["loss_rec_motion"][-5:]) < 0.3 * np.mean(
+        curves["loss_rec_motion"][:5]
+    )
     assert np.mean(curves["loss_align"][-5:]) < 0.5 * np.mean(curves["loss_align"][:5])
-    concepts = model.get_concepts(motion_values=batch["motion_values"], motion_attention_mask=batch["motion_attention_mask"])
+    concepts = model.get_concepts(
+        motion_values=batch["motion_values"],
+        motion_attention_mask=batch["motion_attention_mask"],
+    )
     assert [len(c["frame_concept_ids"]) for c in concepts["motion"]] == [48, 25, 48, 48]
 
 
@@ -288,23 +363,52 @@ def test_two_processes_match_one_process(tmp_path, mode):
     for n_proc, per_device in ((1, 4), (2, 2)):
         out = tmp_path / f"world{n_proc}.json"
         cmd = [
-            sys.executable, "-m", "accelerate.commands.launch",
-            "--num_processes", str(n_proc), "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--num_processes",
+            str(n_proc),
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
         ]
         if n_proc > 1:
-            cmd += ["--multi_gpu", "--main_process_port", str(29500 + os.getpid() % 1000)]
+            cmd += [
+                "--multi_gpu",
+                "--main_process_port",
+                str(29500 + os.getpid() % 1000),
+            ]
         cmd += [str(script), str(out), str(per_device), "3", mode]
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        proc = subprocess.run(
+            cmd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=tmp_path,
+            check=False,
+        )
         assert proc.returncode == 0, proc.stderr[-4000:]
         results[n_proc] = json.loads(out.read_text())
     one, two = results[1], results[2]
     assert one["world_size"] == 1 and two["world_size"] == 2
-    assert len(one["log_history"]) == len(two["log_history"]) == (3 if mode == "trainer" else 6)
+    assert (
+        len(one["log_history"])
+        == len(two["log_history"])
+        == (3 if mode == "trainer" else 6)
+    )
     for a, b in zip(one["log_history"], two["log_history"]):
         assert set(a) == set(b)
         for key in ("loss", "grad_norm", *LOSS_COMPONENTS):
             if key in a:
                 assert a[key] == pytest.approx(b[key], rel=1e-4), key
     for key, value in one["param_abs_sums"].items():
-        assert value == pytest.approx(two["param_abs_sums"][key], rel=1e-3, abs=1e-4), key
-        assert one["param_sums"][key] == pytest.approx(two["param_sums"][key], rel=1e-2, abs=1e-2), key
+        assert value == pytest.approx(two["param_abs_sums"][key], rel=1e-3, abs=1e-4), (
+            key
+        )
+        assert one["param_sums"][key] == pytest.approx(
+            two["param_sums"][key], rel=1e-2, abs=1e-2
+        ), key

@@ -1,10 +1,10 @@
 """Concept encoders, VQ codebook and the four concept-discovery objectives (tiny models, CPU)."""
 
+import itertools
 import math
 
 import pytest
 import torch
-
 from humocon_hf.modeling.configuration_humocon_encoders import (
     HuMoConConceptDiscoveryConfig,
     HuMoConMotionEncoderConfig,
@@ -63,14 +63,28 @@ def model():
 
 def test_paper_defaults_and_small_preset():
     cfg = HuMoConConceptDiscoveryConfig()
-    assert cfg.motion_config.codebook_size == 512 and cfg.video_config.codebook_size == 512
-    assert cfg.motion_config.num_hidden_layers == 4 and cfg.motion_config.decoder_num_layers == 2
+    assert (
+        cfg.motion_config.codebook_size == 512 and cfg.video_config.codebook_size == 512
+    )
+    assert (
+        cfg.motion_config.num_hidden_layers == 4
+        and cfg.motion_config.decoder_num_layers == 2
+    )
     assert cfg.video_config.decoder_num_layers == 12
-    assert cfg.motion_config.motion_token_stride == 4 and cfg.video_config.video_tokens_per_frame == 1
-    assert cfg.video_config.vision_config.image_size == 224 and cfg.video_config.vision_config.patch_size == 16
+    assert (
+        cfg.motion_config.motion_token_stride == 4
+        and cfg.video_config.video_tokens_per_frame == 1
+    )
+    assert (
+        cfg.video_config.vision_config.image_size == 224
+        and cfg.video_config.vision_config.patch_size == 16
+    )
     small = small_config(lambda_act=0.5, motion_config={"codebook_size": 32})
     assert small.lambda_act == 0.5 and small.motion_config.codebook_size == 32
-    assert small.motion_config.hidden_size == 64 and small.video_config.vision_config.image_size == 32
+    assert (
+        small.motion_config.hidden_size == 64
+        and small.video_config.vision_config.image_size == 32
+    )
 
 
 def test_config_errors():
@@ -96,16 +110,22 @@ def test_motion_encoder_token_counts_and_padding(model):
     assert out.last_hidden_state.shape == (3, math.ceil(37 / 4), 64)
     assert out.quantized.shape == out.pre_quantized.shape
     ids = out.concept_ids
-    assert (ids[~out.attention_mask] == -1).all() and (ids[out.attention_mask] >= 0).all()
+    assert (ids[~out.attention_mask] == -1).all() and (
+        ids[out.attention_mask] >= 0
+    ).all()
     # quantized holds codebook vectors at the valid tokens
     codebook = model.motion_encoder.quantizer.embed
-    assert torch.allclose(out.quantized[out.attention_mask], codebook[ids[out.attention_mask]], atol=1e-5)
+    assert torch.allclose(
+        out.quantized[out.attention_mask], codebook[ids[out.attention_mask]], atol=1e-5
+    )
 
 
 def test_motion_encoder_ignores_padded_frames(model):
     model.eval()
     batch = make_batch()
-    a = model.motion_encoder(batch["motion_values"][1:2], batch["motion_attention_mask"][1:2])
+    a = model.motion_encoder(
+        batch["motion_values"][1:2], batch["motion_attention_mask"][1:2]
+    )
     garbage = batch["motion_values"][1:2].clone()
     garbage[:, -9:] = 100.0
     b = model.motion_encoder(garbage, batch["motion_attention_mask"][1:2])
@@ -125,33 +145,51 @@ def test_video_encoder_tokens_per_frame():
 
 
 def test_vision_tower_loaded_by_name_through_from_pretrained(tmp_path):
-    from transformers import SiglipConfig, SiglipModel, SiglipVisionConfig, SiglipVisionModel
-
     from humocon_hf.modeling.configuration_humocon_encoders import SMALL_VISION_CONFIG
+    from transformers import (
+        SiglipConfig,
+        SiglipModel,
+        SiglipVisionConfig,
+        SiglipVisionModel,
+    )
 
     torch.manual_seed(3)
     tower = SiglipVisionModel(SiglipVisionConfig(**SMALL_VISION_CONFIG))
     tower.save_pretrained(tmp_path / "tower")
     cfg = small_config()
-    enc = HuMoConVideoEncoder.from_vision_tower(str(tmp_path / "tower"), config=cfg.video_config)
-    for (name, p), q in zip(tower.state_dict().items(), enc.vision_tower.state_dict().values()):
+    enc = HuMoConVideoEncoder.from_vision_tower(
+        str(tmp_path / "tower"), config=cfg.video_config
+    )
+    for (name, p), q in zip(
+        tower.state_dict().items(), enc.vision_tower.state_dict().values()
+    ):
         assert torch.equal(p, q), name
     assert enc.config.vision_model_name_or_path == str(tmp_path / "tower")
     # A full SiglipModel checkpoint (the layout of google/siglip-*) works through the same path.
     full = SiglipModel(
         SiglipConfig(
             vision_config=SMALL_VISION_CONFIG,
-            text_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2, "vocab_size": 99},
+            text_config={
+                "hidden_size": 32,
+                "intermediate_size": 64,
+                "num_hidden_layers": 1,
+                "num_attention_heads": 2,
+                "vocab_size": 99,
+            },
         )
     )
     full.save_pretrained(tmp_path / "full")
-    model = HuMoConForConceptDiscovery.from_vision_tower(str(tmp_path / "full"), config=small_config())
+    model = HuMoConForConceptDiscovery.from_vision_tower(
+        str(tmp_path / "full"), config=small_config()
+    )
     assert torch.equal(
         model.video_encoder.vision_tower.embeddings.patch_embedding.weight,
         full.vision_model.embeddings.patch_embedding.weight,
     )
     with pytest.raises(OSError):
-        HuMoConVideoEncoder.from_vision_tower(str(tmp_path / "missing"), config=small_config().video_config)
+        HuMoConVideoEncoder.from_vision_tower(
+            str(tmp_path / "missing"), config=small_config().video_config
+        )
 
 
 # ------------------------------------------------------------------------------------------------ VQ
@@ -159,14 +197,18 @@ def test_vision_tower_loaded_by_name_through_from_pretrained(tmp_path):
 
 def test_vq_straight_through_commitment_and_ema():
     torch.manual_seed(0)
-    vq = HuMoConVectorQuantizer(4, 2, decay=0.5, dead_code_threshold=0.0, commitment_weight=0.25)
+    vq = HuMoConVectorQuantizer(
+        4, 2, decay=0.5, dead_code_threshold=0.0, commitment_weight=0.25
+    )
     vq.train()
     centers = torch.tensor([[5.0, 0.0], [0.0, 5.0], [-5.0, 0.0], [0.0, -5.0]])
     x = (centers.repeat_interleave(8, 0) + 0.1 * torch.randn(32, 2))[None]
     vq(x)  # first training forward seeds the codebook from data
     assert vq.initialized.item() == 1
     seeded = vq.embed.clone()
-    assert torch.cdist(seeded, x[0]).min(-1).values.max() < 1e-5  # every code is a data point
+    assert (
+        torch.cdist(seeded, x[0]).min(-1).values.max() < 1e-5
+    )  # every code is a data point
     for _ in range(30):
         vq(x)
     # every code converged onto one cluster mean that its points are assigned to
@@ -209,7 +251,9 @@ def test_vq_deferred_updates_equal_one_big_batch():
         b(data[:, :20])
         b(data[:, 20:])
         b.apply_update()
-    assert torch.allclose(a.embed, b.embed, atol=1e-6) and torch.allclose(a.cluster_size, b.cluster_size)
+    assert torch.allclose(a.embed, b.embed, atol=1e-6) and torch.allclose(
+        a.cluster_size, b.cluster_size
+    )
 
 
 # ------------------------------------------------------------------------------------------------ objectives
@@ -220,24 +264,43 @@ def test_forward_returns_every_loss(model):
     torch.manual_seed(0)
     out = model(**make_batch())
     for name in LOSS_COMPONENTS:
-        assert getattr(out, name) is not None and torch.isfinite(getattr(out, name)), name
-    expected = out.loss_commit + out.loss_rec_motion + out.loss_rec_video + out.loss_dis + out.loss_act + out.loss_align
+        assert getattr(out, name) is not None and torch.isfinite(getattr(out, name)), (
+            name
+        )
+    expected = (
+        out.loss_commit
+        + out.loss_rec_motion
+        + out.loss_rec_video
+        + out.loss_dis
+        + out.loss_act
+        + out.loss_align
+    )
     assert torch.isclose(out.loss, expected)
-    assert out.motion_concept_ids.shape == (3, 10) and out.video_concept_ids.shape == (3, 4)
+    assert out.motion_concept_ids.shape == (3, 10) and out.video_concept_ids.shape == (
+        3,
+        4,
+    )
 
 
 def _grads(model, loss):
     model.zero_grad(set_to_none=True)
     loss.backward()
-    return {n: (None if p.grad is None else p.grad.clone()) for n, p in model.named_parameters()}
+    return {
+        n: (None if p.grad is None else p.grad.clone())
+        for n, p in model.named_parameters()
+    }
 
 
 def test_velocity_loss_gradients_reach_hyper_network_and_encoder():
     torch.manual_seed(0)
-    cfg = small_config(use_masked_reconstruction=False, use_discriminative=False, use_alignment=False)
+    cfg = small_config(
+        use_masked_reconstruction=False, use_discriminative=False, use_alignment=False
+    )
     model = HuMoConForConceptDiscovery(cfg).eval()
     out = model(**make_batch())
-    assert out.loss_dis is None and out.loss_rec_motion is None and out.loss_align is None
+    assert (
+        out.loss_dis is None and out.loss_rec_motion is None and out.loss_align is None
+    )
     grads = _grads(model, out.loss_act)
 
     def nonzero(prefix):
@@ -259,20 +322,32 @@ def test_velocity_loss_gradients_reach_hyper_network_and_encoder():
     ):
         assert nonzero(prefix), prefix
     # the frozen tower gets nothing, and the hyper-network's gradient exists only through ∂score/∂state:
-    assert all(g is None for n, g in grads.items() if n.startswith("video_encoder.vision_tower"))
+    assert all(
+        g is None
+        for n, g in grads.items()
+        if n.startswith("video_encoder.vision_tower")
+    )
     # with the switch off the velocity decoder and hyper-network receive no gradient at all
     model.config.use_actionable = False
     model.config.use_discriminative = False
     model.config.use_masked_reconstruction = True
     grads_off = _grads(model, model(**make_batch()).loss)
-    assert all(g is None for n, g in grads_off.items() if "velocity_decoder" in n or "hyper_network" in n)
+    assert all(
+        g is None
+        for n, g in grads_off.items()
+        if "velocity_decoder" in n or "hyper_network" in n
+    )
 
 
 def test_velocity_loss_works_under_no_grad(model):
     model.eval()
     with torch.no_grad():
         out = model(**make_batch())
-    assert out.loss_act is not None and torch.isfinite(out.loss_act) and not out.loss.requires_grad
+    assert (
+        out.loss_act is not None
+        and torch.isfinite(out.loss_act)
+        and not out.loss.requires_grad
+    )
 
 
 SWITCHES = {
@@ -288,19 +363,28 @@ def test_each_switch_removes_exactly_its_objective(switch):
     torch.manual_seed(0)
     cfg = small_config(lambda_dis=0.7, lambda_act=1.3, lambda_align=0.4)
     on = HuMoConForConceptDiscovery(cfg).eval()
-    off = HuMoConForConceptDiscovery(small_config(lambda_dis=0.7, lambda_act=1.3, lambda_align=0.4, **{switch: False})).eval()
+    off = HuMoConForConceptDiscovery(
+        small_config(
+            lambda_dis=0.7, lambda_act=1.3, lambda_align=0.4, **{switch: False}
+        )
+    ).eval()
     off.load_state_dict(on.state_dict())
     batch = make_batch()
     torch.manual_seed(1)
     out_on = on(**batch)
-    removed = sum(getattr(out_on, name) * (w if isinstance(w, float) else getattr(cfg, w)) for name, w in SWITCHES[switch])
+    removed = sum(
+        getattr(out_on, name) * (w if isinstance(w, float) else getattr(cfg, w))
+        for name, w in SWITCHES[switch]
+    )
     grads_on = _grads(on, out_on.loss - removed)
     torch.manual_seed(1)
     out_off = off(**batch)
     for name, _ in SWITCHES[switch]:
         assert getattr(out_off, name) is None
     for other in set(LOSS_COMPONENTS) - {n for n, _ in SWITCHES[switch]}:
-        assert torch.allclose(getattr(out_on, other), getattr(out_off, other), atol=1e-6), other
+        assert torch.allclose(
+            getattr(out_on, other), getattr(out_off, other), atol=1e-6
+        ), other
     grads_off = _grads(off, out_off.loss)
     changed = 0
     for name, g_off in grads_off.items():
@@ -320,7 +404,9 @@ def test_sampled_negatives_option():
     codebook, states = torch.randn(64, 64), torch.randn(10, 64)
     every = hyper.logits(codebook, states)
     picked = torch.tensor([[3, 7, 63]] * 10)
-    assert torch.allclose(hyper.logits(codebook, states, picked), every[:, [3, 7, 63]], atol=1e-5)
+    assert torch.allclose(
+        hyper.logits(codebook, states, picked), every[:, [3, 7, 63]], atol=1e-5
+    )
     model = HuMoConForConceptDiscovery(small_config(dis_num_negatives=5)).train()
     out = model(**make_batch())
     assert torch.isfinite(out.loss_dis)
@@ -331,12 +417,34 @@ def test_sampled_negatives_option():
 def test_motion_only_video_only_and_explicit_pairs(model):
     model.train()
     batch = make_batch()
-    motion = model(motion_values=batch["motion_values"], motion_attention_mask=batch["motion_attention_mask"])
-    assert motion.loss_rec_video is None and motion.loss_align is None and motion.loss_rec_motion is not None
-    video = model(pixel_values_videos=batch["pixel_values_videos"], video_timestamps=batch["video_timestamps"])
+    motion = model(
+        motion_values=batch["motion_values"],
+        motion_attention_mask=batch["motion_attention_mask"],
+    )
+    assert (
+        motion.loss_rec_video is None
+        and motion.loss_align is None
+        and motion.loss_rec_motion is not None
+    )
+    video = model(
+        pixel_values_videos=batch["pixel_values_videos"],
+        video_timestamps=batch["video_timestamps"],
+    )
     # no flow and no motion: no velocity target, so no actionable term; the discriminative one stays
-    assert video.loss_rec_motion is None and video.loss_act is None and video.loss_dis is not None
-    pairs = model(**{**batch, "pixel_values_videos": batch["pixel_values_videos"][:2], "video_timestamps": batch["video_timestamps"][:2], "video_flow": batch["video_flow"][:2]}, paired=torch.tensor([[2, 0], [0, 1]]))
+    assert (
+        video.loss_rec_motion is None
+        and video.loss_act is None
+        and video.loss_dis is not None
+    )
+    pairs = model(
+        **{
+            **batch,
+            "pixel_values_videos": batch["pixel_values_videos"][:2],
+            "video_timestamps": batch["video_timestamps"][:2],
+            "video_flow": batch["video_flow"][:2],
+        },
+        paired=torch.tensor([[2, 0], [0, 1]]),
+    )
     assert pairs.loss_align is not None
     none = model(**batch, paired=torch.zeros(3, dtype=torch.bool))
     assert none.loss_align is None
@@ -346,7 +454,9 @@ def test_alignment_prefers_aligned_pairs():
     """InfoNCE is lower when the video tokens equal the aligned motion tokens than when shuffled."""
     torch.manual_seed(0)
     model = HuMoConForConceptDiscovery(small_config()).eval()
-    model.video_alignment_projector.load_state_dict(model.motion_alignment_projector.state_dict())
+    model.video_alignment_projector.load_state_dict(
+        model.motion_alignment_projector.state_dict()
+    )
 
     class Out:
         pass
@@ -354,7 +464,9 @@ def test_alignment_prefers_aligned_pairs():
     motion = Out()
     motion.quantized = torch.randn(1, 8, 64)
     motion.attention_mask = torch.ones(1, 8, dtype=torch.bool)
-    times = torch.tensor([[0.0, 0.4, 0.8, 1.2]])  # tokens 0, 2, 4, 6 at 20 fps / stride 4
+    times = torch.tensor(
+        [[0.0, 0.4, 0.8, 1.2]]
+    )  # tokens 0, 2, 4, 6 at 20 fps / stride 4
     video = Out()
     video.quantized = motion.quantized[:, [0, 2, 4, 6]]
     pairs = torch.tensor([[0, 0]])
@@ -380,19 +492,37 @@ def test_bad_inputs_raise_clear_errors(model):
     with pytest.raises(ValueError, match="feature_size=137"):
         model(motion_values=torch.zeros(1, 10, 12))
     with pytest.raises(ValueError, match="right-padded"):
-        model(motion_values=batch["motion_values"], motion_attention_mask=batch["motion_attention_mask"].flip(-1))
+        model(
+            motion_values=batch["motion_values"],
+            motion_attention_mask=batch["motion_attention_mask"].flip(-1),
+        )
     with pytest.raises(ValueError, match="no valid frame"):
-        model(motion_values=batch["motion_values"], motion_attention_mask=torch.zeros(3, 37, dtype=torch.long))
+        model(
+            motion_values=batch["motion_values"],
+            motion_attention_mask=torch.zeros(3, 37, dtype=torch.long),
+        )
     with pytest.raises(ValueError, match="differ in size"):
-        model(**{**batch, "pixel_values_videos": batch["pixel_values_videos"][:2], "video_timestamps": None, "video_flow": None})
+        model(
+            **{
+                **batch,
+                "pixel_values_videos": batch["pixel_values_videos"][:2],
+                "video_timestamps": None,
+                "video_flow": None,
+            }
+        )
     with pytest.raises(ValueError, match="mismatched pair lengths"):
         model(**{**batch, "video_timestamps": batch["video_timestamps"] + 5.0})
     with pytest.raises(ValueError, match=r"\(batch, key_frames, 3, 32, 32\)"):
         model(pixel_values_videos=torch.zeros(1, 2, 3, 64, 64))
     with pytest.raises(ValueError, match="video_flow must have shape"):
-        model(pixel_values_videos=batch["pixel_values_videos"], video_flow=batch["video_flow"][:, :2])
+        model(
+            pixel_values_videos=batch["pixel_values_videos"],
+            video_flow=batch["video_flow"][:, :2],
+        )
     with pytest.raises(ValueError, match="only one modality"):
-        model(motion_values=batch["motion_values"], paired=torch.ones(3, dtype=torch.bool))
+        model(
+            motion_values=batch["motion_values"], paired=torch.ones(3, dtype=torch.bool)
+        )
     with pytest.raises(ValueError, match="out of range"):
         model(**batch, paired=torch.tensor([[0, 5]]))
     with pytest.raises(ValueError, match="video_timestamps are needed"):
@@ -431,21 +561,33 @@ def test_save_load_round_trip_is_exact(tmp_path):
     a = model(**batch)
     torch.manual_seed(5)
     b = loaded(**batch)
-    assert torch.equal(a.loss, b.loss) and torch.equal(a.motion_concept_ids, b.motion_concept_ids)
+    assert torch.equal(a.loss, b.loss) and torch.equal(
+        a.motion_concept_ids, b.motion_concept_ids
+    )
     # the encoders alone (what the QA model loads) round-trip too
     model.motion_encoder.save_pretrained(tmp_path / "motion")
     model.video_encoder.save_pretrained(tmp_path / "video")
     m = HuMoConMotionEncoder.from_pretrained(tmp_path / "motion").eval()
     v = HuMoConVideoEncoder.from_pretrained(tmp_path / "video").eval()
-    assert torch.equal(m(batch["motion_values"]).quantized, model.motion_encoder(batch["motion_values"]).quantized)
-    assert torch.equal(v(batch["pixel_values_videos"]).concept_ids, model.video_encoder(batch["pixel_values_videos"]).concept_ids)
+    assert torch.equal(
+        m(batch["motion_values"]).quantized,
+        model.motion_encoder(batch["motion_values"]).quantized,
+    )
+    assert torch.equal(
+        v(batch["pixel_values_videos"]).concept_ids,
+        model.video_encoder(batch["pixel_values_videos"]).concept_ids,
+    )
 
 
 # ------------------------------------------------------------------------------------------------ concept API
 
 
 def test_concept_segments():
-    assert concept_segments([3, 3, 5, 5, 5, 3, -1, -1]) == [(0, 2, 3), (2, 5, 5), (5, 6, 3)]
+    assert concept_segments([3, 3, 5, 5, 5, 3, -1, -1]) == [
+        (0, 2, 3),
+        (2, 5, 5),
+        (5, 6, 3),
+    ]
     assert concept_segments([]) == []
 
 
@@ -463,12 +605,15 @@ def test_get_concepts_and_timeline_plot(model, tmp_path):
     assert clip["frame_concept_ids"].shape == (28,)
     segs = clip["segments"]
     assert segs[0][0] == 0 and segs[-1][1] == 28
-    assert all(a[1] == b[0] for a, b in zip(segs, segs[1:]))
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(segs))
     for start, end, cid in segs:
         assert (clip["frame_concept_ids"][start:end] == cid).all()
     assert len(concepts["video"][0]["frame_concept_ids"]) == 4
     path = plot_concept_timeline(
-        {"motion": segs, "video": concepts["video"][1]["segments"]}, tmp_path / "timeline.png", fps=20.0, title="t"
+        {"motion": segs, "video": concepts["video"][1]["segments"]},
+        tmp_path / "timeline.png",
+        fps=20.0,
+        title="t",
     )
     assert path.stat().st_size > 1000 and path.read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match="empty"):
@@ -480,10 +625,16 @@ def test_get_concepts_and_timeline_plot(model, tmp_path):
 def test_velocity_loss_with_a_fully_frozen_video_encoder():
     """A frozen encoder's state does not require grad; the velocity objective still trains its heads."""
     torch.manual_seed(0)
-    model = HuMoConForConceptDiscovery(small_config(use_masked_reconstruction=False, use_discriminative=False)).train()
+    model = HuMoConForConceptDiscovery(
+        small_config(use_masked_reconstruction=False, use_discriminative=False)
+    ).train()
     model.video_encoder.requires_grad_(False)
     batch = make_batch()
-    out = model(pixel_values_videos=batch["pixel_values_videos"], video_timestamps=batch["video_timestamps"], video_flow=batch["video_flow"])
+    out = model(
+        pixel_values_videos=batch["pixel_values_videos"],
+        video_timestamps=batch["video_timestamps"],
+        video_flow=batch["video_flow"],
+    )
     grads = _grads(model, out.loss_act)
     assert grads["video_velocity_decoder.net.0.weight"].abs().sum() > 0
     assert grads["video_hyper_network.basis"].abs().sum() > 0
@@ -530,30 +681,56 @@ def test_remote_code_export_loads_without_the_package(tmp_path):
         assert torch.equal(model.motion_encoder(ref["x"]).concept_ids, ref["ids"])
         """
     )
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"), OMP_NUM_THREADS="1")
+    env = dict(
+        os.environ,
+        HF_HUB_OFFLINE="1",
+        HF_MODULES_CACHE=str(tmp_path / "modules"),
+        OMP_NUM_THREADS="1",
+    )
     for script in (save, load):
-        result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            [sys.executable, "-c", script],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
         assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "export" / "vector_quantizer.py").is_file()
 
 
-def test_extract_concepts_from_real_cmu_motion_and_rendered_video(shared_data, tmp_path):
-    from humocon_hf.concepts import extract_concepts, plot_concept_timeline
+def test_extract_concepts_from_real_cmu_motion_and_rendered_video(
+    shared_data, tmp_path
+):
     from humocon_hf.processing.motion_io import load_motion
     from humocon_hf.processing.rendering import render_motion
 
+    from humocon_hf.concepts import extract_concepts, plot_concept_timeline
+
     torch.manual_seed(0)
     model = HuMoConForConceptDiscovery(small_config())
-    clips = [load_motion(shared_data / "cmu_bvh" / f"{t}.bvh") for t in ("02_01", "09_01")]
+    clips = [
+        load_motion(shared_data / "cmu_bvh" / f"{t}.bvh") for t in ("02_01", "09_01")
+    ]
     video = render_motion(clips[0].joints, size=32, fps=clips[0].fps)
-    concepts = extract_concepts(model, motions=clips, videos=[video], video_fps=clips[0].fps)
+    concepts = extract_concepts(
+        model, motions=clips, videos=[video], video_fps=clips[0].fps
+    )
     lengths = [len(c.joints) for c in clips]
     assert [len(c["frame_concept_ids"]) for c in concepts["motion"]] == lengths
     assert [c["segments"][-1][1] for c in concepts["motion"]] == lengths
     video_concepts = concepts["video"][0]
-    assert len(video_concepts["frame_concept_ids"]) == 8  # the processor's default key-frame count
+    assert (
+        len(video_concepts["frame_concept_ids"]) == 8
+    )  # the processor's default key-frame count
     assert video_concepts["timestamps"][-1] <= lengths[0] / clips[0].fps
-    path = plot_concept_timeline({"motion": concepts["motion"][0]["segments"]}, tmp_path / "cmu.png", fps=clips[0].fps)
+    path = plot_concept_timeline(
+        {"motion": concepts["motion"][0]["segments"]},
+        tmp_path / "cmu.png",
+        fps=clips[0].fps,
+    )
     assert path.is_file()
     with pytest.raises(ValueError, match="motions and/or videos"):
         extract_concepts(model)
@@ -561,10 +738,24 @@ def test_extract_concepts_from_real_cmu_motion_and_rendered_video(shared_data, t
 
 def test_unfrozen_vision_tower_trains():
     torch.manual_seed(0)
-    model = HuMoConForConceptDiscovery(small_config(video_config={"freeze_vision_tower": False})).train()
+    model = HuMoConForConceptDiscovery(
+        small_config(video_config={"freeze_vision_tower": False})
+    ).train()
     assert model.video_encoder.vision_tower.training
     batch = make_batch()
-    out = model(pixel_values_videos=batch["pixel_values_videos"], video_timestamps=batch["video_timestamps"], video_flow=batch["video_flow"])
+    out = model(
+        pixel_values_videos=batch["pixel_values_videos"],
+        video_timestamps=batch["video_timestamps"],
+        video_flow=batch["video_flow"],
+    )
     grads = _grads(model, out.loss)
-    tower = [g for n, g in grads.items() if n.startswith("video_encoder.vision_tower.encoder")]
-    assert tower and all(g is not None for g in tower) and any(g.abs().sum() > 0 for g in tower)
+    tower = [
+        g
+        for n, g in grads.items()
+        if n.startswith("video_encoder.vision_tower.encoder")
+    ]
+    assert (
+        tower
+        and all(g is not None for g in tower)
+        and any(g.abs().sum() > 0 for g in tower)
+    )

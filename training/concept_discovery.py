@@ -36,11 +36,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from humocon_hf.modeling.modeling_humocon_encoders import (
+    LOSS_COMPONENTS,
+    HuMoConForConceptDiscovery,
+)
 from transformers import Trainer, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import logging
-
-from humocon_hf.modeling.modeling_humocon_encoders import LOSS_COMPONENTS, HuMoConForConceptDiscovery
 
 logger = logging.get_logger(__name__)
 
@@ -53,9 +55,13 @@ def _has(item: Mapping, *keys: str) -> bool:
 
 
 def _as_tensor(value, name: str, ndim: int) -> torch.Tensor:
-    tensor = torch.as_tensor(np.asarray(value) if not isinstance(value, torch.Tensor) else value).float()
+    tensor = torch.as_tensor(
+        np.asarray(value) if not isinstance(value, torch.Tensor) else value
+    ).float()
     if tensor.ndim != ndim:
-        raise ValueError(f"{name} must have {ndim} dimensions, got shape {tuple(tensor.shape)}")
+        raise ValueError(
+            f"{name} must have {ndim} dimensions, got shape {tuple(tensor.shape)}"
+        )
     return tensor
 
 
@@ -89,15 +95,21 @@ class ConceptDiscoveryCollator:
     def __post_init__(self):
         unknown = set(self.modalities) - {"motion", "video"}
         if unknown or not self.modalities:
-            raise ValueError(f"modalities must be a non-empty subset of ('motion', 'video'), got {self.modalities}")
+            raise ValueError(
+                f"modalities must be a non-empty subset of ('motion', 'video'), got {self.modalities}"
+            )
 
     def _motions(self, items: list[Mapping]) -> dict[str, torch.Tensor]:
         raw = [it for it in items if it.get("motion") is not None]
         if raw and len(raw) != len(items):
-            raise ValueError("mix of raw `motion` and precomputed `motion_values` items in one batch; use one kind")
+            raise ValueError(
+                "mix of raw `motion` and precomputed `motion_values` items in one batch; use one kind"
+            )
         if raw:
             if self.feature_extractor is None:
-                raise ValueError("items hold raw `motion` but the collator has no feature_extractor")
+                raise ValueError(
+                    "items hold raw `motion` but the collator has no feature_extractor"
+                )
             kwargs = {"padding": "longest", "return_tensors": "pt"}
             if self.max_frames is not None:
                 kwargs.update(max_frames=self.max_frames, truncation=True)
@@ -113,7 +125,9 @@ class ConceptDiscoveryCollator:
             raise ValueError("an item has motion_values with 0 frames")
         widths = {v.shape[1] for v in values}
         if len(widths) != 1:
-            raise ValueError(f"motion_values of one batch must share the feature width, got {sorted(widths)}")
+            raise ValueError(
+                f"motion_values of one batch must share the feature width, got {sorted(widths)}"
+            )
         longest = max(v.shape[0] for v in values)
         out = torch.zeros(len(values), longest, widths.pop())
         mask = torch.zeros(len(values), longest, dtype=torch.long)
@@ -125,25 +139,45 @@ class ConceptDiscoveryCollator:
     def _videos(self, items: list[Mapping]) -> dict[str, torch.Tensor]:
         raw = [it for it in items if it.get("video") is not None]
         if raw and len(raw) != len(items):
-            raise ValueError("mix of raw `video` and precomputed `pixel_values_videos` items in one batch; use one kind")
+            raise ValueError(
+                "mix of raw `video` and precomputed `pixel_values_videos` items in one batch; use one kind"
+            )
         if raw:
             if self.video_processor is None:
-                raise ValueError("items hold raw `video` but the collator has no video_processor")
+                raise ValueError(
+                    "items hold raw `video` but the collator has no video_processor"
+                )
             fps = [it.get("video_fps") for it in raw]
             kwargs = {"return_flow": self.return_flow, "return_tensors": "pt"}
             if any(f is not None for f in fps):
                 kwargs["fps"] = [f for f in fps]
             batch = self.video_processor([it["video"] for it in raw], **kwargs)
-            return {k: v.float() for k, v in batch.items() if k in ("pixel_values_videos", "video_timestamps", "video_flow")}
-        pixels = [_as_tensor(it["pixel_values_videos"], "pixel_values_videos", 4) for it in items]
+            return {
+                k: v.float()
+                for k, v in batch.items()
+                if k in ("pixel_values_videos", "video_timestamps", "video_flow")
+            }
+        pixels = [
+            _as_tensor(it["pixel_values_videos"], "pixel_values_videos", 4)
+            for it in items
+        ]
         shapes = {tuple(p.shape) for p in pixels}
         if len(shapes) != 1:
-            raise ValueError(f"pixel_values_videos of one batch must share a shape (same key-frame count), got {shapes}")
+            raise ValueError(
+                f"pixel_values_videos of one batch must share a shape (same key-frame count), got {shapes}"
+            )
         out = {"pixel_values_videos": torch.stack(pixels)}
         if all(it.get("video_timestamps") is not None for it in items):
-            out["video_timestamps"] = torch.stack([_as_tensor(it["video_timestamps"], "video_timestamps", 1) for it in items])
+            out["video_timestamps"] = torch.stack(
+                [
+                    _as_tensor(it["video_timestamps"], "video_timestamps", 1)
+                    for it in items
+                ]
+            )
         if self.return_flow and all(it.get("video_flow") is not None for it in items):
-            out["video_flow"] = torch.stack([_as_tensor(it["video_flow"], "video_flow", 4) for it in items])
+            out["video_flow"] = torch.stack(
+                [_as_tensor(it["video_flow"], "video_flow", 4) for it in items]
+            )
         return out
 
     def __call__(self, items: Sequence[Mapping]) -> dict[str, torch.Tensor]:
@@ -154,7 +188,9 @@ class ConceptDiscoveryCollator:
         motion_rows, video_rows, pairs = [], [], []
         for i, item in enumerate(items):
             if not isinstance(item, Mapping):
-                raise ValueError(f"item {i} must be a mapping with motion and/or video keys, got {type(item).__name__}")
+                raise TypeError(
+                    f"item {i} must be a mapping with motion and/or video keys, got {type(item).__name__}"
+                )
             has_motion = use_motion and _has(item, "motion", "motion_values")
             has_video = use_video and _has(item, "video", "pixel_values_videos")
             if not (has_motion or has_video):
@@ -193,7 +229,12 @@ class ConceptDiscoveryTrainer(Trainer):
     * `remove_unused_columns` is forced off (the collator builds the model inputs).
     """
 
-    def __init__(self, model: HuMoConForConceptDiscovery | None = None, args: TrainingArguments | None = None, **kwargs):
+    def __init__(
+        self,
+        model: HuMoConForConceptDiscovery | None = None,
+        args: TrainingArguments | None = None,
+        **kwargs,
+    ):
         if args is not None and args.remove_unused_columns:
             args.remove_unused_columns = False
         super().__init__(model=model, args=args, **kwargs)
@@ -202,7 +243,11 @@ class ConceptDiscoveryTrainer(Trainer):
         self._component_counts = torch.zeros(len(LOSS_COMPONENTS), dtype=torch.float64)
 
     def _unwrapped_concept_model(self) -> HuMoConForConceptDiscovery:
-        model = self.accelerator.unwrap_model(self.model) if hasattr(self, "accelerator") else self.model
+        model = (
+            self.accelerator.unwrap_model(self.model)
+            if hasattr(self, "accelerator")
+            else self.model
+        )
         if not hasattr(model, "apply_codebook_updates"):
             raise ValueError(
                 f"ConceptDiscoveryTrainer trains HuMoConForConceptDiscovery, got {type(model).__name__}"
@@ -219,7 +264,9 @@ class ConceptDiscoveryTrainer(Trainer):
         finally:
             model.set_codebook_update_mode(deferred=was_deferred)
 
-    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+    def compute_loss(
+        self, model, inputs, return_outputs=False, num_items_in_batch=None
+    ):
         outputs = model(**inputs, return_dict=True)
         if model.training:
             # Accumulated on the loss's device without .item(): no host sync per micro-batch on GPUs.
@@ -251,8 +298,12 @@ class ConceptDiscoveryTrainer(Trainer):
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if "loss" in logs:  # a training log: every process reaches this point together
-            stats = torch.stack([self._component_sums, self._component_counts]).to(self.args.device)
-            stats = stats.to(torch.float32 if stats.device.type == "mps" else torch.float64)
+            stats = torch.stack([self._component_sums, self._component_counts]).to(
+                self.args.device
+            )
+            stats = stats.to(
+                torch.float32 if stats.device.type == "mps" else torch.float64
+            )
             if self.accelerator.num_processes > 1:
                 stats = self.accelerator.reduce(stats, reduction="sum")
             for i, name in enumerate(LOSS_COMPONENTS):
@@ -273,7 +324,9 @@ class _ItemsWith(torch.utils.data.Dataset):
         self.dataset = dataset
         self.indices = [i for i in range(len(dataset)) if _has(dataset[i], *keys)]
         if not self.indices:
-            raise ValueError(f"no item of the training set has any of {keys}; phase 1 trains on motions")
+            raise ValueError(
+                f"no item of the training set has any of {keys}; phase 1 trains on motions"
+            )
 
     def __len__(self):
         return len(self.indices)
@@ -324,7 +377,9 @@ class ConceptDiscoveryRecipe:
         args = {
             "output_dir": str(Path(self.output_dir) / f"phase{phase}"),
             "max_steps": steps,
-            "learning_rate": self.phase1_learning_rate if phase == 1 else self.phase2_learning_rate,
+            "learning_rate": self.phase1_learning_rate
+            if phase == 1
+            else self.phase2_learning_rate,
             "per_device_train_batch_size": self.per_device_train_batch_size,
             "gradient_accumulation_steps": self.gradient_accumulation_steps,
             "logging_steps": self.logging_steps,
@@ -351,7 +406,9 @@ class ConceptDiscoveryRecipe:
         """Run phase 1 then phase 2 on `train_dataset`; returns `{"phase1": metrics, "phase2": metrics}` with each
         phase's final training metrics and log history (empty for a phase skipped because it had finished)."""
         if not isinstance(model, HuMoConForConceptDiscovery):
-            raise ValueError(f"the recipe trains a HuMoConForConceptDiscovery, got {type(model).__name__}")
+            raise TypeError(
+                f"the recipe trains a HuMoConForConceptDiscovery, got {type(model).__name__}"
+            )
         if self.phase1_steps < 0 or self.phase2_steps < 0:
             raise ValueError("phase step counts must be >= 0")
         collator = collator if collator is not None else ConceptDiscoveryCollator()
@@ -365,26 +422,39 @@ class ConceptDiscoveryRecipe:
             if resume and (final_dir / "model.safetensors").is_file():
                 from safetensors.torch import load_file
 
-                model.load_state_dict(load_file(str(final_dir / "model.safetensors")), strict=True)
-                results[f"phase{phase}"] = {"skipped": f"finished earlier ({final_dir})"}
+                model.load_state_dict(
+                    load_file(str(final_dir / "model.safetensors")), strict=True
+                )
+                results[f"phase{phase}"] = {
+                    "skipped": f"finished earlier ({final_dir})"
+                }
                 logger.info(f"phase {phase} already finished; loaded {final_dir}")
                 continue
-            results[f"phase{phase}"] = self._run_phase(phase, model, train_dataset, collator, args, resume, callbacks)
+            results[f"phase{phase}"] = self._run_phase(
+                phase, model, train_dataset, collator, args, resume, callbacks
+            )
             if args.process_index == 0:
                 model.save_pretrained(final_dir)
             if torch.distributed.is_available() and torch.distributed.is_initialized():
                 torch.distributed.barrier()
         return results
 
-    def _run_phase(self, phase, model, train_dataset, collator, args, resume, callbacks):
+    def _run_phase(
+        self, phase, model, train_dataset, collator, args, resume, callbacks
+    ):
         cfg = model.config
-        saved_switches = {k: getattr(cfg, k) for k in ("use_discriminative", "use_actionable", "use_alignment")}
+        saved_switches = {
+            k: getattr(cfg, k)
+            for k in ("use_discriminative", "use_actionable", "use_alignment")
+        }
         saved_grad = {name: p.requires_grad for name, p in model.named_parameters()}
         try:
             if phase == 1:
                 cfg.use_discriminative = cfg.use_actionable = cfg.use_alignment = False
                 for name, p in model.named_parameters():
-                    p.requires_grad_(saved_grad[name] and name.split(".")[0] in self.PHASE1_HEADS)
+                    p.requires_grad_(
+                        saved_grad[name] and name.split(".")[0] in self.PHASE1_HEADS
+                    )
                 dataset = _ItemsWith(train_dataset)
                 collator = ConceptDiscoveryCollator(
                     feature_extractor=collator.feature_extractor,
@@ -396,11 +466,23 @@ class ConceptDiscoveryRecipe:
             else:
                 dataset = train_dataset
             trainer = ConceptDiscoveryTrainer(
-                model=model, args=args, train_dataset=dataset, data_collator=collator, callbacks=callbacks
+                model=model,
+                args=args,
+                train_dataset=dataset,
+                data_collator=collator,
+                callbacks=callbacks,
             )
-            checkpoint = get_last_checkpoint(args.output_dir) if resume and os.path.isdir(args.output_dir) else None
+            checkpoint = (
+                get_last_checkpoint(args.output_dir)
+                if resume and os.path.isdir(args.output_dir)
+                else None
+            )
             output = trainer.train(resume_from_checkpoint=checkpoint)
-            return {"metrics": output.metrics, "log_history": trainer.state.log_history, "resumed_from": checkpoint}
+            return {
+                "metrics": output.metrics,
+                "log_history": trainer.state.log_history,
+                "resumed_from": checkpoint,
+            }
         finally:
             for key, value in saved_switches.items():
                 setattr(cfg, key, value)
@@ -413,7 +495,11 @@ def log_history_components(log_history: list[dict]) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {}
     for entry in log_history:
         for name in ("loss", *LOSS_COMPONENTS):
-            if name in entry and isinstance(entry[name], (int, float)) and math.isfinite(entry[name]):
+            if (
+                name in entry
+                and isinstance(entry[name], (int, float))
+                and math.isfinite(entry[name])
+            ):
                 out.setdefault(name, []).append(float(entry[name]))
     return out
 
