@@ -163,6 +163,8 @@ def test_collator_with_real_processors(shared_data):
     model = HuMoConForConceptDiscovery(HuMoConConceptDiscoveryConfig.small())
     out = model(**batch)
     assert all(getattr(out, name) is not None for name in LOSS_COMPONENTS)
+    collator.max_frames = 16
+    assert collator([{"motion": joints}])["motion_values"].shape == (1, 16, 137)
 
 
 # ------------------------------------------------------------------------------------------------ trainer
