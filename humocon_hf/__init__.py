@@ -42,6 +42,10 @@ _LAZY = {
     "load_llm": "humocon_hf.llm",
     # training (stages 1-3)
     "ConceptDiscoveryTrainer": "humocon_hf.training.concept_discovery",
+    "ConceptDiscoveryCollator": "humocon_hf.training.concept_discovery",
+    "ConceptDiscoveryRecipe": "humocon_hf.training.concept_discovery",
+    "plot_concept_timeline": "humocon_hf.concepts",
+    "extract_concepts": "humocon_hf.concepts",
     "HuMoConQACollator": "humocon_hf.training.instruction_tuning",
     "ModalityTranslationTrainer": "humocon_hf.training.instruction_tuning",
     "InstructionTuningTrainer": "humocon_hf.training.instruction_tuning",
@@ -85,7 +89,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .processing.processing_humocon import MotionVideoProcessor
     from .processing.rendering import render_motion, save_preview
     from .processing.video_processing_humocon import HuMoConVideoProcessor
-    from .training.concept_discovery import ConceptDiscoveryTrainer
+    from .concepts import extract_concepts, plot_concept_timeline
+    from .training.concept_discovery import ConceptDiscoveryCollator, ConceptDiscoveryRecipe, ConceptDiscoveryTrainer
     from .training.instruction_tuning import (
         HuMoConQACollator,
         InstructionTuningTrainer,

@@ -8,18 +8,20 @@ from __future__ import annotations
 def register_auto_classes() -> None:
     """Register HuMoCon with AutoConfig, AutoModel, AutoModelForCausalLM and AutoProcessor (idempotent).
 
-    The concept encoders are registered with AutoConfig / AutoModel too, so their own checkpoints (stage 1)
+    The concept encoders and the stage-1 model are registered with AutoConfig / AutoModel too, so their checkpoints
     load through the Auto classes.
     """
     from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoProcessor
 
     from humocon_hf.modeling.configuration_humocon import HuMoConConfig
     from humocon_hf.modeling.configuration_humocon_encoders import (
+        HuMoConConceptDiscoveryConfig,
         HuMoConMotionEncoderConfig,
         HuMoConVideoEncoderConfig,
     )
     from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
     from humocon_hf.modeling.modeling_humocon_encoders import (
+        HuMoConForConceptDiscovery,
         HuMoConMotionEncoder,
         HuMoConVideoEncoder,
     )
@@ -33,6 +35,7 @@ def register_auto_classes() -> None:
     for config_class, model_class in (
         (HuMoConMotionEncoderConfig, HuMoConMotionEncoder),
         (HuMoConVideoEncoderConfig, HuMoConVideoEncoder),
+        (HuMoConConceptDiscoveryConfig, HuMoConForConceptDiscovery),
     ):
         AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
         AutoModel.register(config_class, model_class, exist_ok=True)

@@ -228,6 +228,9 @@ class Recipe:
         if section not in TRAINING_SECTIONS:
             raise RecipeError(f"{section!r} is not a training section; expected one of {TRAINING_SECTIONS}")
         values = {**self.sections.get(section, {}), **overrides, "output_dir": str(output_dir)}
+        # Progress bars unless the recipe says otherwise (the Trainer's default hides them when transformers'
+        # logging is quieter than WARNING, as it is in the demo).
+        values.setdefault("disable_tqdm", False)
         values.update(mixed_precision_for_this_machine(values))
         return _parse_section(section, values, self.source)
 

@@ -136,3 +136,64 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, smollm2_tokenizer_dir, capsy
     third = run_demo(output_dir=str(out), overrides=overrides)
     assert set(third["reused_stages"]) == {"data", "pretrain", "translate"}
     assert third["stages"]["tune"]["steps"] == 3
+
+
+def test_variant_folder_names():
+    from humocon_hf.demo import _variant_folder
+
+    assert _variant_folder("full") == "full"
+    assert _variant_folder("w/o masked reconstruction") == "wo_masked_reconstruction"
+    assert _variant_folder("w/o velocity reconstruction") == "wo_velocity_reconstruction"
+
+
+@pytest.mark.slow
+def test_tiny_ablation_trains_each_variant_with_its_objectives(tmp_path, smollm2_tokenizer_dir, capsys):
+    """`humocon ablate` on a tiny recipe: one pipeline per variant, the removed objective really absent from that
+    variant's stage-1 losses, alignment left out without video, the table and JSON written, a re-run reused."""
+    from humocon_hf.cli import main
+    from test_cli import make_tiny_llm_dir
+
+    llm_dir = make_tiny_llm_dir(tmp_path, smollm2_tokenizer_dir)
+    out = tmp_path / "ablation"
+    args = [
+        "ablate", "--output-dir", str(out), "--no-cmu", "--variants", "full", "w/o velocity reconstruction",
+        "w/o alignment",
+        "--override", f"model.llm_name_or_path={llm_dir}", "--override", "model.codebook_size=16",
+        "--override", "data.num_train_motions=6", "--override", "data.num_validation_motions=2",
+        "--override", "data.num_test_motions=3", "--override", "data.questions_per_motion=2",
+        "--override", "data.max_frames=64",
+        "--override", "pretrain.phase1_max_steps=1", "--override", "pretrain.phase2_max_steps=2",
+        "--override", "pretrain.per_device_train_batch_size=4", "--override", "pretrain.logging_steps=1",
+        "--override", "translate.max_steps=1", "--override", "translate.per_device_train_batch_size=2",
+        "--override", "translate.bf16=false", "--override", "tune.max_steps=1",
+        "--override", "tune.per_device_train_batch_size=2", "--override", "tune.bf16=false",
+        "--override", "evaluate.batch_size=4", "--override", "evaluate.max_new_tokens=2",
+    ]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "leaving out 'w/o alignment'" in printed and "Variant" in printed
+
+    results = json.loads((out / "ablation.json").read_text())
+    assert list(results) == ["full", "w/o velocity reconstruction"]
+    table = (out / "ablation_table.md").read_text()
+    assert "full" in table and "w/o velocity reconstruction" in table and "w/o alignment" not in table
+    for name, res in results.items():
+        assert 0.0 <= res["metrics"]["accuracy"] <= 1.0 and res["model_name"] == name
+
+    def phase2_losses(folder: str) -> set[str]:
+        states = sorted((out / folder / "stages" / "pretrain").rglob("trainer_state.json"))
+        logged = set()
+        for state in states:
+            for entry in json.loads(state.read_text())["log_history"]:
+                logged |= {k for k in entry if k.startswith("loss_")}
+        return logged
+
+    assert "loss_act" in phase2_losses("full")
+    assert "loss_act" not in phase2_losses("wo_velocity_reconstruction")
+    assert "loss_dis" in phase2_losses("wo_velocity_reconstruction")
+    assert "baseline" not in json.loads((out / "full" / "results.json").read_text())["metrics"]
+
+    # Re-run: both variants reused, same numbers.
+    assert main(args) == 0
+    assert "reusing" in capsys.readouterr().out
+    assert json.loads((out / "ablation.json").read_text()) == results
