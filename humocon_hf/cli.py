@@ -141,31 +141,12 @@ def stream_answer(model, processor, conversation: list[dict], max_new_tokens: in
 # ------------------------------------------------------------------------------------------------ commands
 
 
-def cmd_demo(args) -> int:
-    from humocon_hf.demo import run_demo
+def _demo_options(args):
+    """The pipeline options of a recipe-driven command (`demo`, the stage commands, `ablate`)."""
+    from humocon_hf.demo import DemoOptions
     from humocon_hf.recipes import overrides_from_strings
 
-    run_demo(
-        output_dir=args.output_dir,
-        recipe=args.recipe,
-        steps_scale=args.steps_scale,
-        seed=args.seed,
-        overrides=overrides_from_strings(args.override),
-        fresh=args.fresh,
-        use_cmu=not args.no_cmu,
-        max_eval_samples=args.max_eval_samples,
-        command=_command_line(),
-    )
-    return 0
-
-
-def cmd_stage(args) -> int:
-    from humocon_hf.auto import register_auto_classes
-    from humocon_hf.demo import DemoOptions, DemoPipeline
-    from humocon_hf.recipes import overrides_from_strings
-
-    register_auto_classes()
-    options = DemoOptions(
+    return DemoOptions(
         output_dir=args.output_dir,
         recipe=args.recipe,
         steps_scale=args.steps_scale,
@@ -176,7 +157,23 @@ def cmd_stage(args) -> int:
         max_eval_samples=getattr(args, "max_eval_samples", None),
         command=_command_line(),
     )
-    pipeline = DemoPipeline(options)
+
+
+def cmd_demo(args) -> int:
+    from humocon_hf.auto import register_auto_classes
+    from humocon_hf.demo import DemoPipeline
+
+    register_auto_classes()
+    DemoPipeline(_demo_options(args)).run()
+    return 0
+
+
+def cmd_stage(args) -> int:
+    from humocon_hf.auto import register_auto_classes
+    from humocon_hf.demo import DemoPipeline
+
+    register_auto_classes()
+    pipeline = DemoPipeline(_demo_options(args))
     if args.command == "evaluate" and args.model:
         pipeline.evaluate_checkpoint(args.model)
         return 0
@@ -186,9 +183,8 @@ def cmd_stage(args) -> int:
 
 def cmd_ablate(args) -> int:
     from humocon_hf.auto import register_auto_classes
-    from humocon_hf.demo import DemoOptions, run_ablation_study
+    from humocon_hf.demo import run_ablation_study
     from humocon_hf.evaluation import ABLATION_VARIANTS
-    from humocon_hf.recipes import overrides_from_strings
 
     register_auto_classes()
     variants = ABLATION_VARIANTS
@@ -197,19 +193,8 @@ def cmd_ablate(args) -> int:
         if unknown:
             raise CLIError(f"--variants: unknown {unknown}; choose from {list(ABLATION_VARIANTS)}")
         variants = {name: ABLATION_VARIANTS[name] for name in args.variants}
-    options = DemoOptions(
-        output_dir=args.output_dir,
-        recipe=args.recipe,
-        steps_scale=args.steps_scale,
-        seed=args.seed,
-        overrides=overrides_from_strings(args.override),
-        fresh=args.fresh,
-        use_cmu=not args.no_cmu,
-        max_eval_samples=args.max_eval_samples,
-        command=_command_line(),
-    )
     try:
-        run_ablation_study(options, variants)
+        run_ablation_study(_demo_options(args), variants)
     except ValueError as err:
         raise CLIError(str(err)) from err
     return 0

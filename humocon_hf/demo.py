@@ -20,6 +20,7 @@ checkpoint):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -1102,8 +1103,7 @@ def run_ablation_study(options: DemoOptions, variants: Mapping[str, Mapping] | N
         overrides.setdefault("evaluate", {})["baseline"] = "none"
         folder = root / _variant_folder(name)
         _say(f"[ablation] variant {name!r} -> {folder}")
-        variant_options = DemoOptions(**{**options.__dict__, "output_dir": str(folder), "overrides": overrides})
-        pipeline = DemoPipeline(variant_options)
+        pipeline = DemoPipeline(dataclasses.replace(options, output_dir=str(folder), overrides=overrides))
         pipeline.run(until="evaluate")
         result = pipeline._load_eval()["model"]
         result["model_name"] = name
