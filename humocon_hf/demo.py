@@ -202,6 +202,16 @@ class StageRunner:
         return info
 
 
+def _seed_before_init(seed: int) -> None:
+    """Seed the global RNGs right before a stage initialises new weights. The Trainer seeds only when it is
+    created, after the model exists; without this, the initial weights would depend on what the process did
+    before (e.g. converting the GGUF LLM on a first run), and a resumed or reused pipeline would not reproduce
+    a fresh one."""
+    from transformers import set_seed
+
+    set_seed(seed)
+
+
 def _bf16_on_cpu(section: Mapping) -> dict:
     from humocon_hf.recipes import mixed_precision_for_this_machine
 
@@ -401,6 +411,7 @@ class DemoPipeline:
         targs, pargs = self.training_args("pretrain", output_dir=folder)
         qa, cmu_rows = self.load_data()
         processor = self.load_processor()
+        _seed_before_init(targs.seed)
         model = build_concept_model(model_args, pargs)
 
         items = [{"motion": row_motion(r)} for r in _unique_motion_rows(qa["train"])]
@@ -479,6 +490,7 @@ class DemoPipeline:
         processor = self.load_processor()
         llm, _ = self._load_llm()
         motion_encoder, video_encoder = self.load_encoders()
+        _seed_before_init(targs.seed)
         model = HuMoConForCausalLM.from_parts(llm, motion_encoder, video_encoder, processor)
 
         rows = [{"motion": r, "caption": c} for r, c in _caption_rows(qa["train"])]
@@ -509,6 +521,7 @@ class DemoPipeline:
         targs, tune_args = self.training_args("tune", output_dir=folder / "checkpoints")
         qa, _ = self.load_data()
         processor = self.load_processor()
+        _seed_before_init(targs.seed)  # LoRA weights are initialised when the trainer wraps the model
         lora = {}
         if tune_args.lora_target_modules:
             lora["lora_target_modules"] = tune_args.lora_target_modules

@@ -197,3 +197,40 @@ def test_tiny_ablation_trains_each_variant_with_its_objectives(tmp_path, smollm2
     assert main(args) == 0
     assert "reusing" in capsys.readouterr().out
     assert json.loads((out / "ablation.json").read_text()) == results
+
+
+def test_stage1_weights_do_not_depend_on_what_the_process_did_before(tmp_path, smollm2_tokenizer_dir, monkeypatch):
+    """A first run converts the GGUF LLM in the data stage (which draws random numbers) before stage 1; a re-run
+    finds it cached. Both must train the same encoder, or demo numbers could not be reproduced."""
+    import torch
+    from safetensors.torch import load_file
+
+    import humocon_hf.demo as demo
+    from humocon_hf.demo import DemoOptions, DemoPipeline
+    from test_cli import make_tiny_llm_dir
+
+    build_processor = demo.build_processor
+    draws = {"n": 0}
+
+    def build_processor_drawing_random_numbers(*args, **kwargs):
+        torch.randn(draws["n"])
+        return build_processor(*args, **kwargs)
+
+    monkeypatch.setattr(demo, "build_processor", build_processor_drawing_random_numbers)
+
+    llm_dir = make_tiny_llm_dir(tmp_path, smollm2_tokenizer_dir)
+    overrides = {
+        "model": {"llm_name_or_path": str(llm_dir), "codebook_size": 16},
+        "data": {"num_train_motions": 8, "num_validation_motions": 2, "num_test_motions": 2, "questions_per_motion": 1,
+                 "max_frames": 64, "cmu_bvh_dir": None},
+        "pretrain": {"phase1_max_steps": 2, "phase2_max_steps": 1, "per_device_train_batch_size": 4},
+    }
+    weights = []
+    for name, n in (("a", 0), ("b", 1000)):
+        draws["n"] = n
+        out = tmp_path / name
+        DemoPipeline(DemoOptions(output_dir=str(out), overrides=overrides, use_cmu=False)).run(until="pretrain")
+        weights.append(load_file(out / "stages" / "pretrain" / "motion_encoder" / "model.safetensors"))
+    assert weights[0].keys() == weights[1].keys()
+    for key in weights[0]:
+        torch.testing.assert_close(weights[0][key], weights[1][key], rtol=0, atol=0, msg=key)
