@@ -107,6 +107,9 @@ def main(argv=None) -> dict:
         keep_test = [i for i, y in enumerate(test_labels[name]) if y is not None]
         vocab = sorted({train_labels[name][i] for i in keep_train})
         keep_test = [i for i in keep_test if test_labels[name][i] in vocab]
+        if len(vocab) < 2 or not keep_test:
+            print(f"{name:10} not enough labelled tokens to probe ({len(vocab)} classes, {len(keep_test)} test tokens)")
+            continue
         y_train = torch.tensor([vocab.index(train_labels[name][i]) for i in keep_train])
         y_test = torch.tensor([vocab.index(test_labels[name][i]) for i in keep_test])
         row = {"tokens": len(keep_test),

@@ -126,6 +126,11 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, smollm2_tokenizer_dir, capsy
     assert (out / "concept_timeline.png").stat().st_size > 1000
     assert json.loads((out / "humocon_chat.json").read_text())["max_new_tokens"] == 3
 
+    # The encoder probe reads the same folder.
+    probe = _load_probe_script().main([str(out)])
+    assert set(probe) <= {"action", "body_part", "side"} and "action" in probe
+    assert all(0.0 <= row[k] <= 1.0 for row in probe.values() for k in ("input", "continuous", "quantised"))
+
     # Re-run: everything is reused.
     again = run_demo(output_dir=str(out), overrides=overrides)
     assert set(again["reused_stages"]) == set(STAGES)
@@ -234,3 +239,26 @@ def test_stage1_weights_do_not_depend_on_what_the_process_did_before(tmp_path, s
     assert weights[0].keys() == weights[1].keys()
     for key in weights[0]:
         torch.testing.assert_close(weights[0][key], weights[1][key], rtol=0, atol=0, msg=key)
+
+
+def _load_probe_script():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "probe_motion_encoder.py"
+    spec = importlib.util.spec_from_file_location("probe_motion_encoder", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_probe_accuracy_separates_what_is_linearly_separable_and_not_noise():
+    import torch
+
+    probe = _load_probe_script()
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 3, (600,), generator=generator)
+    centres = torch.tensor([[4.0, 0.0], [0.0, 4.0], [-4.0, -4.0]])
+    points = centres[labels] + torch.randn(600, 2, generator=generator)
+    assert probe.probe_accuracy(points[:400], labels[:400], points[400:], labels[400:]) > 0.95
+    noise = torch.randn(600, 2, generator=generator)
+    assert probe.probe_accuracy(noise[:400], labels[:400], noise[400:], labels[400:]) < 0.5
