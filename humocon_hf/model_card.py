@@ -125,8 +125,12 @@ def _stage_rows(recipe, stage_times: Mapping[str, float] | None) -> list[dict]:
          "batch": batch(pre), "time": t("pretrain")},
     ]
     if pre.get("phase2_max_steps"):
-        rows.append({"name": "1. concept discovery, phase 2", "trains": "both encoders, all four objectives",
-                     "data": "motions + rendered videos", "steps": str(pre["phase2_max_steps"]),
+        with_video = bool(pre.get("use_video"))
+        rows.append({"name": "1. concept discovery, phase 2",
+                     "trains": "both encoders, all four objectives" if with_video else
+                               "motion encoder: masked reconstruction, discriminative and velocity objectives",
+                     "data": "motions + rendered videos" if with_video else "motions",
+                     "steps": str(pre["phase2_max_steps"]),
                      "lr": pre.get("phase2_learning_rate", "-"), "batch": batch(pre), "time": "(in stage 1)"})
     rows.append({"name": "2. modality translation", "trains": "motion / video projectors", "data": "captions",
                  "steps": steps(tr), "lr": tr.get("learning_rate", "-"), "batch": batch(tr), "time": t("translate")})

@@ -106,3 +106,12 @@ def test_card_from_output_dir_reads_results(tmp_path):
     assert meta["model-index"][0]["name"] == "x" and "cmu-mocap" in meta["datasets"]
     with pytest.raises(FileNotFoundError, match="humocon demo"):
         card_from_output_dir(tmp_path / "nothing")
+
+
+@pytest.mark.parametrize("use_video", [False, True])
+def test_training_table_says_what_phase_2_trained_on(use_video):
+    recipe = load_recipe("small").with_overrides({"pretrain": {"use_video": use_video}})
+    card = render_model_card(MODEL, recipe=recipe, model_name="humocon-demo")
+    phase2 = next(line for line in card.splitlines() if line.startswith("| 1. concept discovery, phase 2"))
+    assert ("rendered videos" in phase2) is use_video
+    assert ("all four objectives" in phase2) is use_video
