@@ -640,7 +640,7 @@ class DemoPipeline:
     def evaluate_checkpoint(self, model_dir: str) -> dict:
         """`humocon evaluate --model DIR`: any checkpoint on this recipe's held-out split (with the motion)."""
         from humocon_hf.cli import load_checkpoint
-        from humocon_hf.evaluation import evaluate_motion_qa, format_table
+        from humocon_hf.evaluation import evaluate_motion_qa, format_table, write_results
 
         self.root.mkdir(parents=True, exist_ok=True)
         self.runner.run("data", self._fp("model", "data"), self.stage_data)
@@ -657,10 +657,9 @@ class DemoPipeline:
         result = evaluate_motion_qa(answer, split, batch_size=ev.batch_size, limit=ev.max_samples,
                                     model_name=str(model_dir), dataset_name="HuMoCon procedural motion-QA",
                                     dataset_type="humocon-procedural-qa", split=ev.split)
-        path = self.root / f"evaluation_{Path(model_dir).name or 'model'}.json"
-        _write_json(path, result)
+        paths = write_results(result, self.root, stem=f"evaluation_{Path(model_dir).name or 'model'}")
         _say(format_table(result))
-        _say(f"written: {path}")
+        _say("written: " + ", ".join(str(p) for p in paths.values()))
         return result
 
     def _load_eval(self) -> dict:

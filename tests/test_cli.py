@@ -17,7 +17,7 @@ from humocon_hf.recipes import (
     parse_override,
 )
 
-COMMANDS = ("demo", "ask", "pretrain", "translate", "tune", "evaluate", "push")
+COMMANDS = ("demo", "ask", "pretrain", "translate", "tune", "evaluate", "ablate", "push")
 
 
 # ---------------------------------------------------------------------------------------------------- --help
@@ -326,3 +326,26 @@ def test_ask_errors_say_what_to_do(tiny_checkpoint, tmp_path, capsys):
     empty.write_text("")
     assert main(["ask", "--model", str(tiny_checkpoint), "--motion", str(empty), "--device", "cpu", "q"]) == 2
     assert "empty.bvh" in capsys.readouterr().err
+
+
+def test_evaluate_a_checkpoint_writes_json_table_and_model_index(tiny_checkpoint, tmp_path, capsys):
+    import yaml
+
+    llm_dir = tiny_checkpoint.parent / "tiny-llm"  # where build_tiny_checkpoint put the LLM
+    out = tmp_path / "eval"
+    code = main([
+        "evaluate", "--model", str(tiny_checkpoint), "--output-dir", str(out), "--no-cmu",
+        "--override", f"model.llm_name_or_path={llm_dir}", "--override", "data.num_train_motions=4",
+        "--override", "data.num_validation_motions=1", "--override", "data.num_test_motions=2",
+        "--override", "data.questions_per_motion=2", "--override", "data.max_frames=64",
+        "--override", "evaluate.max_new_tokens=2", "--override", "evaluate.batch_size=4",
+    ])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "Overall" in printed
+    result = json.loads((out / "evaluation_ckpt.json").read_text())
+    assert result["metrics"]["counts"]["total"] == 4
+    assert "Overall" in (out / "evaluation_ckpt_table.md").read_text()
+    index = yaml.safe_load((out / "evaluation_ckpt_model_index.yaml").read_text())["model-index"]
+    values = {m["name"]: m["value"] for m in index[0]["results"][0]["metrics"]}
+    assert values["Overall accuracy"] == pytest.approx(round(result["metrics"]["accuracy"], 4))
