@@ -349,3 +349,9 @@ def test_evaluate_a_checkpoint_writes_json_table_and_model_index(tiny_checkpoint
     index = yaml.safe_load((out / "evaluation_ckpt_model_index.yaml").read_text())["model-index"]
     values = {m["name"]: m["value"] for m in index[0]["results"][0]["metrics"]}
     assert values["Overall accuracy"] == pytest.approx(round(result["metrics"]["accuracy"], 4))
+
+
+def test_ablate_rejects_unknown_variants(capsys):
+    assert main(["ablate", "--variants", "full", "w/o everything"]) == 2
+    err = capsys.readouterr().err
+    assert "w/o everything" in err and "w/o velocity reconstruction" in err
