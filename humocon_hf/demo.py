@@ -425,7 +425,7 @@ class DemoPipeline:
                   "output_dir"}
         extra = {k: v for k, v in raw.items() if k not in own and k not in passed}
         extra.update(_bf16_on_cpu(raw))
-        extra.setdefault("disable_tqdm", False)
+        extra["disable_tqdm"] = targs.disable_tqdm  # as the recipe resolved it (progress bars by default)
         schedule = ConceptDiscoveryRecipe(
             output_dir=str(folder),
             phase1_steps=pargs.phase1_max_steps,
@@ -1095,7 +1095,7 @@ def run_ablation_study(options: DemoOptions, variants: Mapping[str, Mapping] | N
     row would be the full model again, so it is left out with a note. Writes `ablation.json` (variant -> results)
     and `ablation_table.md` in `<output_dir>`; returns the results.
     """
-    from humocon_hf.evaluation import ABLATION_VARIANTS, _atomic_write, format_ablation_table
+    from humocon_hf.evaluation import ABLATION_VARIANTS, format_ablation_table, write_ablation
 
     variants = dict(ABLATION_VARIANTS if variants is None else variants)
     if not variants:
@@ -1125,12 +1125,11 @@ def run_ablation_study(options: DemoOptions, variants: Mapping[str, Mapping] | N
         raise ValueError("every ablation variant was left out; see the notes above")
     table = format_ablation_table(results)
     if _is_main():
-        _atomic_write(root / "ablation.json", json.dumps(results, indent=2, ensure_ascii=False, default=str) + "\n")
-        _atomic_write(root / "ablation_table.md", table + "\n")
+        paths = write_ablation(results, root, table=table)
         _say()
         _say("Ablation (paper Table 3): held-out accuracy per stage-1 variant")
         _say(table)
-        _say(f"written: {root / 'ablation.json'}, {root / 'ablation_table.md'}")
+        _say("written: " + ", ".join(str(p) for p in paths.values()))
     return results
 
 

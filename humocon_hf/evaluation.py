@@ -385,10 +385,19 @@ def run_ablation(
     if print_table:
         print(table)
     if out_dir is not None:
-        out = Path(out_dir)
-        _atomic_write(out / "ablation.json", json.dumps(all_results, indent=2, ensure_ascii=False) + "\n")
-        _atomic_write(out / "ablation_table.md", table + "\n")
+        write_ablation(all_results, out_dir, table=table)
     return all_results
+
+
+def write_ablation(results_by_variant: Mapping[str, Mapping], out_dir: str | os.PathLike, *,
+                   table: str | None = None) -> dict[str, Path]:
+    """Write `ablation.json` (variant -> results) and `ablation_table.md` into `out_dir` (atomically)."""
+    out = Path(out_dir)
+    table = format_ablation_table(results_by_variant) if table is None else table
+    paths = {"json": out / "ablation.json", "table": out / "ablation_table.md"}
+    _atomic_write(paths["json"], json.dumps(results_by_variant, indent=2, ensure_ascii=False, default=str) + "\n")
+    _atomic_write(paths["table"], table + "\n")
+    return paths
 
 
 # -------------------------------------------------------------------------------------------------- CLI
