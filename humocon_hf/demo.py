@@ -354,8 +354,15 @@ class DemoPipeline:
         data_args = self.recipe.data
         model_args = self.recipe.model
         qa = build_benchmark(data_args, folder / "cache")
+        if data_args.mirror_train:
+            import datasets
+
+            from humocon_hf.data.augmentation import mirror_qa_split
+
+            mirrored = mirror_qa_split(qa["train"], folder / "mirrored")
+            qa["train"] = datasets.concatenate_datasets([qa["train"], mirrored])
         qa.save_to_disk(str(folder / "qa"))
-        info = {"splits": {k: len(v) for k, v in qa.items()}}
+        info = {"splits": {k: len(v) for k, v in qa.items()}, "mirrored_train": bool(data_args.mirror_train)}
 
         cmu_rows = []
         bvh_dir, csv = _resolve_cmu(data_args)
@@ -377,6 +384,13 @@ class DemoPipeline:
                 np.save(path, joints.astype(np.float32))
                 cmu_rows.append({"id": row["id"], "caption": row["caption"], "motion_path": str(path),
                                  "source": row["motion_path"]})
+                if data_args.mirror_train:
+                    from humocon_hf.data.augmentation import mirror_joints, mirror_text
+
+                    path = folder / "cmu" / f"M{row['id']}.npy"
+                    np.save(path, mirror_joints(joints))
+                    cmu_rows.append({"id": f"M{row['id']}", "caption": mirror_text(row["caption"]),
+                                     "motion_path": str(path), "source": row["motion_path"], "mirrored": True})
         _write_json(folder / "cmu.json", cmu_rows)
         info["cmu_trials"] = len(cmu_rows)
         info["cmu_source"] = str(bvh_dir) if bvh_dir else None
@@ -491,7 +505,9 @@ class DemoPipeline:
         llm, _ = self._load_llm()
         motion_encoder, video_encoder = self.load_encoders()
         _seed_before_init(targs.seed)
-        model = HuMoConForCausalLM.from_parts(llm, motion_encoder, video_encoder, processor)
+        model = HuMoConForCausalLM.from_parts(
+            llm, motion_encoder, video_encoder, processor, use_motion_quantized=model_args.use_motion_quantized
+        )
 
         rows = [{"motion": r, "caption": c} for r, c in _caption_rows(qa["train"])]
         rows += [{"motion": r["motion_path"], "caption": r["caption"]} for r in cmu_rows] * tr_args.caption_repeats
@@ -529,7 +545,8 @@ class DemoPipeline:
             model=model, args=targs, processor=processor,
             train_dataset=_ListDataset(self._qa_rows(qa["train"], with_motion)),
             data_collator=_collator(processor, model_args),
-            lora_r=tune_args.lora_r, lora_alpha=tune_args.lora_alpha, lora_dropout=tune_args.lora_dropout, **lora,
+            lora_r=tune_args.lora_r, lora_alpha=tune_args.lora_alpha, lora_dropout=tune_args.lora_dropout,
+            train_projectors=tune_args.train_projectors and with_motion, **lora,
         )
         metrics = _train(trainer, targs.output_dir)
         info = _train_info(trainer, metrics)

@@ -23,6 +23,7 @@ import dataclasses
 import json
 import math
 import os
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,11 @@ class ModelArguments:
         default=None, metadata={"help": "System message put in front of every conversation (None: the LLM's default)."}
     )
     max_length: int | None = field(default=None, metadata={"help": "Truncate training sequences to this many tokens."})
+    use_motion_quantized: bool = field(
+        default=True,
+        metadata={"help": "Feed the LLM the motion encoder's quantised concept vectors (the paper) or, with false, its "
+                  "continuous features before the codebook."},
+    )
 
     def __post_init__(self):
         if self.encoder_preset not in ("small", "paper"):
@@ -102,6 +108,12 @@ class DataArguments:
         default="auto", metadata={"help": "CMU_data.csv with the trial descriptions ('auto': next to cmu_bvh_dir)."}
     )
     max_frames: int = field(default=196, metadata={"help": "Longest motion (frames at 20 fps) fed to the encoders."})
+    mirror_train: bool = field(
+        default=False,
+        metadata={"help": "Add the mirror image of every training motion with 'left'/'right' swapped in its questions, "
+                  "answers and captions (HumanML3D's augmentation): balances sided answers so the model has to read "
+                  "the side from the motion. Test motions are never mirrored."},
+    )
     cache_dir: str | None = field(default=None, metadata={"help": "Where generated data are cached."})
 
     def __post_init__(self):
@@ -149,7 +161,7 @@ class TranslateArguments:
 
 @dataclass
 class TuneArguments:
-    """Stage 3 (instruction tuning): LoRA on the LLM; encoders and projectors frozen."""
+    """Stage 3 (instruction tuning): LoRA on the LLM; encoders frozen, projectors frozen unless train_projectors."""
 
     lora_r: int = field(default=8, metadata={"help": "LoRA rank (paper 8)."})
     lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha."})
@@ -158,6 +170,11 @@ class TuneArguments:
         default=None, metadata={"help": "Regex of LLM modules to adapt (None: the LLM's attention projections)."}
     )
     merge_adapter: bool = field(default=True, metadata={"help": "Merge LoRA into the LLM for the final checkpoint."})
+    train_projectors: bool = field(
+        default=False,
+        metadata={"help": "Also train the motion / video projectors with the adapters (LLaVA's fine-tuning stage); "
+                  "the paper keeps them frozen."},
+    )
 
 
 @dataclass
@@ -303,6 +320,37 @@ def mixed_precision_for_this_machine(values: dict[str, Any]) -> dict[str, Any]:
     return {"use_cpu": True} if cpu_has_bf16() else {"bf16": False}
 
 
+def _numeric_kind(annotation) -> type | None:
+    """`float` / `int` when a field is declared as one (optionally `| None`), else None."""
+    args = typing.get_args(annotation)
+    kinds = {a for a in (args or (annotation,)) if a is not type(None)}
+    if kinds == {float} or kinds == {float, int}:
+        return float
+    return int if kinds == {int} else None
+
+
+def _coerce_numbers(classes, values: dict[str, Any], where: str) -> dict[str, Any]:
+    """Numbers written as strings become numbers of the declared type: YAML 1.1 reads `3e-4` (no dot) as a string,
+    which would otherwise reach the optimizer as text. A string that is not a number is named in the error."""
+    out = dict(values)
+    for cls in classes:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            kind = _numeric_kind(hints.get(f.name))
+            value = out.get(f.name)
+            if kind is None or isinstance(value, bool) or not isinstance(value, (str, float)):
+                continue
+            try:
+                number = float(value)
+            except ValueError:
+                number = math.nan
+            if kind is int and not number.is_integer() or not math.isfinite(number) and isinstance(value, str):
+                expected = "an integer" if kind is int else "a number"
+                raise RecipeError(f"{where}: {f.name} must be {expected}, got {value!r}")
+            out[f.name] = int(number) if kind is int else number
+    return out
+
+
 def _parse_section(section: str, values: dict[str, Any], source: str) -> tuple:
     if section not in SECTION_CLASSES:
         raise RecipeError(f"{source}: unknown recipe section {section!r}; expected one of {SECTIONS}")
@@ -317,6 +365,7 @@ def _parse_section(section: str, values: dict[str, Any], source: str) -> tuple:
             f"{', '.join(c.__name__ for c in classes)}; check the spelling (see `humocon <command> --help` and the "
             f"shipped recipes in {RECIPE_DIR})."
         )
+    values = _coerce_numbers(classes, values, f"{source}: section {section!r}")
     parser = HfArgumentParser(classes)
     try:
         return tuple(parser.parse_dict(values, allow_extra_keys=False))

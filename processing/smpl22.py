@@ -55,6 +55,12 @@ FEET_JOINTS = (7, 10, 8, 11)
 
 DEFAULT_FPS = 20.0
 
+# Each joint's left/right twin (itself on the midline): the relabelling a mirror image needs.
+MIRROR_JOINT_PERMUTATION = tuple(
+    JOINT_INDEX[name.replace("left_", "@").replace("right_", "left_").replace("@", "right_")]
+    for name in SMPL22_JOINT_NAMES
+)
+
 
 def check_joints(joints: np.ndarray, name: str = "joints") -> np.ndarray:
     """Validate a (T, 22, 3) joint array and return it as float32; raise a clear error otherwise."""
@@ -72,3 +78,17 @@ def check_joints(joints: np.ndarray, name: str = "joints") -> np.ndarray:
         bad = np.argwhere(~np.isfinite(arr).all(axis=(1, 2))).ravel()
         raise ValueError(f"{name}: contains NaN or infinite values (first bad frames: {bad[:5].tolist()})")
     return arr
+
+
+def mirror_joints(joints: np.ndarray) -> np.ndarray:
+    """The mirror image of a motion: X negated and every left joint swapped with its right twin.
+
+    HumanML3D's augmentation: a person waving with the left hand becomes one waving with the right hand, a step
+    to the left becomes a step to the right; the skeleton stays a valid (un-mirrored) SMPL-22 skeleton, so the
+    result goes through the same feature extraction. Pair it with `humocon_hf.data.augmentation.mirror_text` for
+    the motion's labels. Shape ``(T, 22, 3)`` in, same shape out (float32).
+    """
+    arr = check_joints(joints, "mirror_joints(joints)")
+    out = arr[:, list(MIRROR_JOINT_PERMUTATION)].copy()
+    out[..., 0] *= -1.0
+    return out

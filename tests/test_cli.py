@@ -170,6 +170,22 @@ def test_overrides_and_step_scaling():
     assert set(recipe.to_dict()) == set(SECTIONS)
 
 
+def test_numbers_written_as_yaml_strings_reach_training_as_numbers(tmp_path):
+    """YAML 1.1 reads `3e-3` (no dot) as a string; it used to reach AdamW as text and crash in the optimizer."""
+    recipe = load_recipe("small", overrides_from_strings(
+        ["pretrain.phase1_learning_rate=3e-3", "tune.learning_rate=1e-4", "tune.max_steps=2e2", "data.max_frames=96.0"]
+    ))  # fmt: skip
+    _, pretrain = recipe.training_args("pretrain", tmp_path)
+    targs, _ = recipe.training_args("tune", tmp_path)
+    assert pretrain.phase1_learning_rate == 3e-3 and isinstance(pretrain.phase1_learning_rate, float)
+    assert targs.learning_rate == 1e-4 and targs.max_steps == 200 and isinstance(targs.max_steps, int)
+    assert recipe.data.max_frames == 96 and isinstance(recipe.data.max_frames, int)
+    for bad, message in (("tune.learning_rate=fast", "learning_rate must be a number, got 'fast'"),
+                         ("tune.max_steps=2.5", "max_steps must be an integer, got 2.5")):
+        with pytest.raises(RecipeError, match=message):
+            load_recipe("small", overrides_from_strings([bad]))
+
+
 def test_cli_reports_recipe_errors_without_traceback(tmp_path, capsys):
     rc = main(["pretrain", "--recipe", str(tmp_path / "nope.yaml"), "--output-dir", str(tmp_path / "o")])
     assert rc == 2

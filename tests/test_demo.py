@@ -262,3 +262,36 @@ def test_probe_accuracy_separates_what_is_linearly_separable_and_not_noise():
     assert probe.probe_accuracy(points[:400], labels[:400], points[400:], labels[400:]) > 0.95
     noise = torch.randn(600, 2, generator=generator)
     assert probe.probe_accuracy(noise[:400], labels[:400], noise[400:], labels[400:]) < 0.5
+
+
+def test_mirror_train_doubles_training_motions_and_never_touches_the_test_split(tmp_path, smollm2_tokenizer_dir):
+    """data.mirror_train: every training question and CMU caption gets its mirror twin; the held-out split does not."""
+    from humocon_hf.data.augmentation import mirror_text
+    from humocon_hf.demo import DemoOptions, DemoPipeline
+    from humocon_hf.processing.smpl22 import mirror_joints
+    from test_cli import make_tiny_llm_dir
+
+    llm_dir = make_tiny_llm_dir(tmp_path, smollm2_tokenizer_dir)
+    data = {"num_train_motions": 6, "num_validation_motions": 1, "num_test_motions": 3, "questions_per_motion": 2,
+            "max_frames": 64}
+    runs = {}
+    for mirror in (False, True):
+        out = tmp_path / f"mirror_{mirror}"
+        overrides = {"model": {"llm_name_or_path": str(llm_dir)}, "data": {**data, "mirror_train": mirror}}
+        pipeline = DemoPipeline(DemoOptions(output_dir=str(out), overrides=overrides))
+        pipeline.run(until="data")
+        runs[mirror] = pipeline.load_data()
+    (plain, plain_cmu), (qa, cmu) = runs[False], runs[True]
+    n = len(plain["train"])
+    assert len(qa["train"]) == 2 * n and qa["test"]["id"] == plain["test"]["id"]
+    assert qa["train"]["id"][:n] == plain["train"]["id"]
+    for row, twin in zip(qa["train"].select(range(n)), qa["train"].select(range(n, 2 * n))):
+        assert twin["id"] == "M" + row["id"] and twin["answer"] == mirror_text(row["answer"])
+        np.testing.assert_array_equal(np.load(twin["motion_path"]), mirror_joints(np.load(row["motion_path"])))
+    assert plain_cmu, "the shared CMU mocap should be found"
+    assert len(cmu) == 2 * len(plain_cmu)
+    twins = {r["id"]: r for r in cmu}
+    for row in plain_cmu:
+        twin = twins["M" + row["id"]]
+        assert twin["caption"] == mirror_text(row["caption"])
+        np.testing.assert_array_equal(np.load(twin["motion_path"]), mirror_joints(np.load(row["motion_path"])))

@@ -512,6 +512,48 @@ def test_instruction_tuning_resumes_from_checkpoint(processor, qa_dataset, tmp_p
         torch.testing.assert_close(resumed[key], straight[key], rtol=1e-5, atol=1e-6)
 
 
+def test_train_projectors_trains_them_with_the_adapters_saves_resumes_and_merges(processor, qa_dataset, tmp_path):
+    """tune.train_projectors: the projectors train as peft modules_to_save; checkpoints carry them, resume restores
+    them and the merged checkpoint holds the trained projector (not the stage-2 one)."""
+
+    def trainer_for(out, max_steps):
+        return InstructionTuningTrainer(
+            model=_model(processor),
+            args=_args(out, max_steps=max_steps, save_strategy="steps", save_steps=2, learning_rate=1e-2),
+            processor=processor, train_dataset=qa_dataset, train_projectors=True,
+        )  # fmt: skip
+
+    before = _state(_model(processor))
+    trainer = trainer_for(tmp_path / "a", 4)
+    names = trainable_parameter_names(trainer.model)
+    assert any("motion_projector" in n and "modules_to_save" in n for n in names)
+    assert all(("lora_" in n and ".language_model." in n) or "modules_to_save" in n for n in names)
+    assert not any("encoder" in n for n in names)
+    trainer.train()
+    checkpoint = tmp_path / "a" / "out" / "checkpoint-2"
+    from safetensors.torch import load_file
+
+    assert any("motion_projector" in k for k in load_file(checkpoint / "adapter_model.safetensors"))
+    trained = {k: v.detach().clone() for k, v in trainer.model.named_parameters() if v.requires_grad}
+
+    resumed = trainer_for(tmp_path / "b", 4)
+    resumed.train(resume_from_checkpoint=str(checkpoint))
+    for key, value in resumed.model.named_parameters():
+        if value.requires_grad:
+            torch.testing.assert_close(value, trained[key], rtol=1e-5, atol=1e-6, msg=key)
+
+    merged = merge_adapter(trainer.model).state_dict()
+    changed = [k for k in before if "motion_projector" in k and not torch.equal(merged[k], before[k])]
+    assert changed, "the merged model must hold the trained projector"
+    for key in before:
+        if "encoder" in key:
+            torch.testing.assert_close(merged[key], before[key], rtol=0, atol=0, msg=key)
+    with pytest.raises(ValueError, match="modules_to_save"):
+        from peft import LoraConfig
+
+        apply_lora(_model(processor), lora_config=LoraConfig(r=2, target_modules=["q_proj"]), train_projectors=True)
+
+
 def test_instruction_tuning_with_gradient_checkpointing_trains_adapters(
     processor, qa_dataset, tmp_path
 ):

@@ -284,11 +284,14 @@ def trainable_parameter_names(model) -> list[str]:
     return [name for name, p in model.named_parameters() if p.requires_grad]
 
 
+PROJECTOR_MODULES = ("motion_projector", "video_projector")
+
+
 def freeze_for_modality_translation(model) -> None:
     """Stage 2: only the two projectors train."""
     model.requires_grad_(False)
-    model.motion_projector.requires_grad_(True)
-    model.video_projector.requires_grad_(True)
+    for name in PROJECTOR_MODULES:
+        getattr(model, name).requires_grad_(True)
     model.freeze_encoders()
 
 
@@ -376,10 +379,13 @@ def apply_lora(
     lora_dropout: float = 0.05,
     target_modules: str | list[str] = DEFAULT_LORA_TARGET_MODULES,
     lora_config=None,
+    train_projectors: bool = False,
 ):
     """Wrap a `HuMoConForCausalLM` in a peft LoRA model (rank `r` on the LLM's attention projections).
 
-    Everything but the LoRA matrices is frozen, encoders and projectors included.
+    Everything but the LoRA matrices is frozen, encoders included. The projectors are frozen too (the paper),
+    unless `train_projectors`: then they train alongside the adapters as peft `modules_to_save` (LLaVA's
+    fine-tuning stage), are saved in every adapter checkpoint and folded back by [`merge_adapter`].
     """
     from peft import LoraConfig, TaskType, get_peft_model
 
@@ -393,13 +399,18 @@ def apply_lora(
             target_modules=target_modules,
             bias="none",
             task_type=TaskType.CAUSAL_LM,
+            modules_to_save=list(PROJECTOR_MODULES) if train_projectors else None,
         )
+    elif train_projectors:
+        raise ValueError("train_projectors: set modules_to_save on your lora_config instead")
     model.requires_grad_(False)
     peft_model = get_peft_model(model, lora_config)
+    saved = tuple(lora_config.modules_to_save or ())
     bad = [
         n
         for n in trainable_parameter_names(peft_model)
-        if "lora_" not in n or "language_model" not in n
+        if ("lora_" not in n or "language_model" not in n)
+        and not ("modules_to_save" in n and any(m in n for m in saved))
     ]
     if bad:
         raise ValueError(f"LoRA target_modules reach beyond the LLM: {bad[:5]}")
@@ -423,7 +434,8 @@ def merge_adapter(peft_model):
 
 
 class InstructionTuningTrainer(_HuMoConTrainerMixin, Trainer):
-    """Stage 3 (instruction tuning): LoRA adapters on the LLM; encoders and projectors frozen.
+    """Stage 3 (instruction tuning): LoRA adapters on the LLM; encoders frozen, projectors frozen unless
+    `train_projectors`.
 
     Args:
         model: a `HuMoConForCausalLM` (wrapped here with [`apply_lora`]) or an already peft-wrapped one
@@ -432,6 +444,7 @@ class InstructionTuningTrainer(_HuMoConTrainerMixin, Trainer):
             `trainer.train(resume_from_checkpoint=...)` resumes adapter, optimizer and scheduler.
         processor: the `MotionVideoProcessor`.
         lora_r / lora_alpha / lora_dropout / lora_target_modules / lora_config: LoRA settings.
+        train_projectors: also train the motion / video projectors (see [`apply_lora`]).
         Other keyword arguments go to `Trainer`.
     """
 
@@ -446,6 +459,7 @@ class InstructionTuningTrainer(_HuMoConTrainerMixin, Trainer):
         lora_dropout: float = 0.05,
         lora_target_modules: str | list[str] = DEFAULT_LORA_TARGET_MODULES,
         lora_config=None,
+        train_projectors: bool = False,
         max_length: int | None = None,
         system_prompt: str | None = None,
         **kwargs,
@@ -462,6 +476,7 @@ class InstructionTuningTrainer(_HuMoConTrainerMixin, Trainer):
                 lora_dropout=lora_dropout,
                 target_modules=lora_target_modules,
                 lora_config=lora_config,
+                train_projectors=train_projectors,
             )
         _unwrap(model).freeze_encoders()
         args, data_collator = self._humocon_setup(

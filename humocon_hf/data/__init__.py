@@ -4,6 +4,7 @@ Every function returns a `datasets` object whose QA rows share one schema (quest
 video_path, query_type, relation_type, conversations), so the same collator and evaluation work on all.
 """
 
+from .augmentation import mirror_joints, mirror_qa_split, mirror_segments, mirror_text
 from .loaders import (
     MissingMediaReport,
     load_activitynet_qa,
@@ -39,5 +40,9 @@ __all__ = [
     "load_humanml3d",
     "load_kitml",
     "make_caption",
+    "mirror_joints",
+    "mirror_qa_split",
+    "mirror_segments",
+    "mirror_text",
     "select_qa_columns",
 ]
