@@ -3,12 +3,14 @@
 1. Multimodal training overhead: the time of one training step (forward + backward + SGD update of the LLM and
    the projectors; encoders frozen, as in the paper's stages) of HuMoConForCausalLM on prompts holding a motion
    and a video, over the same LLM alone on plain text of exactly the same token count.
-2. Generation: batched greedy generation with the KV cache over one-prompt-at-a-time generation without a
+2. Loss: logits at every position vs only at the supervised answer positions (the trainers' loss).
+3. Generation: batched greedy generation with the KV cache over one-prompt-at-a-time generation without a
    cache (throughput ratio, tokens/s each), on the same multimodal prompts.
 
 Random weights: timings do not depend on them. Examples:
 
     python benchmarks/bench_humocon_lm.py                       # small CPU shapes
+    python benchmarks/bench_humocon_lm.py --smollm2-size --batch 8   # the demo's LLM shape and batch
     python benchmarks/bench_humocon_lm.py --device cuda --bf16 --paper-size   # Llama-3.1-8B shape, SigLIP-base
 """
 
@@ -44,7 +46,7 @@ def _timed_pair(fn_a, fn_b, device, repeats: int, warmup: int) -> tuple[float, f
     return statistics.median(times[0]), statistics.median(times[1])
 
 
-def build_config(paper_size: bool):
+def build_config(paper_size: bool, smollm2_size: bool = False):
     from humocon_hf.modeling.configuration_humocon import HuMoConConfig
     from humocon_hf.modeling.configuration_humocon_encoders import (
         HuMoConConceptDiscoveryConfig,
@@ -70,6 +72,23 @@ def build_config(paper_size: bool):
             eos_token_id=2,
         )
         motion, video = HuMoConMotionEncoderConfig(), HuMoConVideoEncoderConfig()
+    elif smollm2_size:
+        # The demo's LLM shape (SmolLM2-135M-Instruct), small encoders.
+        text = LlamaConfig(
+            vocab_size=49152,
+            hidden_size=576,
+            intermediate_size=1536,
+            num_hidden_layers=30,
+            num_attention_heads=9,
+            num_key_value_heads=3,
+            max_position_embeddings=8192,
+            tie_word_embeddings=True,
+            pad_token_id=0,
+            bos_token_id=1,
+            eos_token_id=2,
+        )
+        small = HuMoConConceptDiscoveryConfig.small()
+        motion, video = small.motion_config, small.video_config
     else:
         text = LlamaConfig(
             vocab_size=8192,
@@ -157,6 +176,9 @@ def main(argv=None):
         help="Llama-3.1-8B shape + paper-size encoders",
     )
     parser.add_argument(
+        "--smollm2-size", action="store_true", help="SmolLM2-135M shape (the demo's LLM) + small encoders"
+    )
+    parser.add_argument(
         "--batch",
         type=int,
         default=None,
@@ -180,6 +202,7 @@ def main(argv=None):
     parser.add_argument(
         "--new-tokens", type=int, default=8, help="tokens generated per prompt"
     )
+    parser.add_argument("--answer-tokens", type=int, default=3, help="supervised tokens per prompt in the loss test")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--gradient-checkpointing", action="store_true")
@@ -194,7 +217,7 @@ def main(argv=None):
     dtype = torch.bfloat16 if args.bf16 else torch.float32
     batch = args.batch or (2 if args.paper_size else 4)
     torch.manual_seed(0)
-    config = build_config(args.paper_size)
+    config = build_config(args.paper_size, args.smollm2_size)
     previous_dtype = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:
@@ -264,12 +287,33 @@ def main(argv=None):
     print(
         f"  multimodal overhead ratio (HuMoCon / LLM alone, same token count): {t_mm / t_llm:.3f}"
     )
+
+    # Loss on every position's logits vs on the supervised (answer) positions only, as the stage-2/3 trainers do.
+    from humocon_hf.training.instruction_tuning import supervised_positions_loss
+
+    answer_labels = torch.full_like(multimodal["input_ids"], -100)
+    answer_labels[:, -args.answer_tokens :] = multimodal["input_ids"][:, -args.answer_tokens :]
+    supervised = dict(multimodal, labels=answer_labels, use_cache=False)
+
+    def step_all_logits():
+        model(**supervised).loss.backward()
+        sgd(trainable)
+
+    def step_answer_logits():
+        supervised_positions_loss(model, supervised).backward()
+        sgd(trainable)
+
+    t_all, t_answer = _timed_pair(step_all_logits, step_answer_logits, device, args.repeats, args.warmup)
+    print(f"\n[loss] {args.answer_tokens} supervised answer tokens per prompt")
+    print(f"  logits at every position : {t_all * 1e3:9.1f} ms/step")
+    print(f"  logits at answer only    : {t_answer * 1e3:9.1f} ms/step")
+    print(f"  speed-up (every / answer only): {t_all / t_answer:.3f}")
     model.zero_grad(set_to_none=True)
     llm.requires_grad_(False)
     if args.gradient_checkpointing:
         model.gradient_checkpointing_disable()
 
-    # ---------------------------------------------------------------- 2. generation
+    # ---------------------------------------------------------------- 3. generation
     model.eval()
     gen_inputs, _ = make_batch(
         config,

@@ -398,6 +398,34 @@ def test_gradient_accumulation_matches_full_batch(processor, qa_dataset, tmp_pat
     assert accumulated_loss == pytest.approx(full_loss, rel=1e-4)
 
 
+def test_trainer_loss_projects_only_supervised_positions_and_equals_the_model_loss(processor, qa_dataset, tmp_path):
+    """compute_loss asks the LLM for logits at answer positions only; the value and the gradients are the model's own
+    full-logit loss, with and without num_items_in_batch."""
+    model = _model(processor, seed=2)
+    trainer = ModalityTranslationTrainer(model=model, args=_args(tmp_path), processor=processor,
+                                         train_dataset=qa_dataset)  # fmt: skip
+    batch = HuMoConQACollator(processor)([qa_dataset[i] for i in range(4)])
+    n_items = int((batch["labels"][:, 1:] != -100).sum())
+    kept = []
+    handle = model.language_model.lm_head.register_forward_hook(lambda m, args, out: kept.append(out.shape[:-1]))
+    for num_items in (None, torch.tensor(2 * n_items)):
+        model.zero_grad()
+        sparse = trainer.compute_loss(model, dict(batch), num_items_in_batch=num_items)
+        sparse.backward()
+        sparse_grads = {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
+        model.zero_grad()
+        extra = {} if num_items is None else {"num_items_in_batch": num_items}
+        full = model(**batch, **extra).loss
+        full.backward()
+        torch.testing.assert_close(sparse, full, rtol=1e-5, atol=1e-6)
+        assert sparse_grads
+        for key, grad in sparse_grads.items():
+            torch.testing.assert_close(grad, dict(model.named_parameters())[key].grad, rtol=1e-4, atol=1e-6, msg=key)
+    handle.remove()
+    assert kept[0] == (n_items,)  # the sparse call projected only the supervised positions
+    assert kept[1] == tuple(batch["labels"].shape)  # the model's own loss projects all of them
+
+
 # --------------------------------------------------------------------------------------------- stage 3
 
 
