@@ -60,6 +60,10 @@ def test_card_body_has_usage_training_table_limitations_and_citations():
                    "apply_chat_template", "humocon demo --seed 3", "## Limitations", "LoRA rank 8", "300 s",
                    "fang2025humocon", "NSF EIA-0196217", "BABEL", "HumanML3D", "KIT-ML", "non-commercial"):
         assert needle in card, needle
+    # The training table says what stage 3 trained, as the recipe set it.
+    assert "LoRA rank 8 on the LLM + the projectors" in card
+    frozen = render_model_card(MODEL, recipe=load_recipe("small", overrides={"tune": {"train_projectors": False}}))
+    assert "LoRA rank 8 on the LLM |" in frozen and "+ the projectors" not in frozen
     # Measured numbers appear as given, with the difference to the baseline.
     assert "| 0.562 |" in card and "| 0.312 |" in card and "+0.250" in card
 
