@@ -46,7 +46,21 @@ def _timed_pair(fn_a, fn_b, device, repeats: int, warmup: int) -> tuple[float, f
     return statistics.median(times[0]), statistics.median(times[1])
 
 
+# LLM shapes (LlamaConfig fields): the paper's Llama-3.1-8B, the demo's SmolLM2-135M, and a tiny one for quick runs.
+LLM_SHAPES = {
+    "paper": dict(vocab_size=128256, hidden_size=4096, intermediate_size=14336, num_hidden_layers=32,
+                  num_attention_heads=32, num_key_value_heads=8, max_position_embeddings=8192,
+                  rope_parameters={"rope_type": "default", "rope_theta": 500000.0}, tie_word_embeddings=False),
+    "smollm2": dict(vocab_size=49152, hidden_size=576, intermediate_size=1536, num_hidden_layers=30,
+                    num_attention_heads=9, num_key_value_heads=3, max_position_embeddings=8192, tie_word_embeddings=True),
+    "small": dict(vocab_size=8192, hidden_size=256, intermediate_size=768, num_hidden_layers=4, num_attention_heads=8,
+                  num_key_value_heads=4, max_position_embeddings=4096, tie_word_embeddings=True),
+}  # fmt: skip
+
+
 def build_config(paper_size: bool, smollm2_size: bool = False):
+    """Paper size: Llama-3.1-8B shape with paper-size encoders (4-layer motion transformer, SigLIP-base/16 at 224
+    px); otherwise the SmolLM2-135M or the tiny LLM shape with the small encoders."""
     from humocon_hf.modeling.configuration_humocon import HuMoConConfig
     from humocon_hf.modeling.configuration_humocon_encoders import (
         HuMoConConceptDiscoveryConfig,
@@ -55,54 +69,11 @@ def build_config(paper_size: bool, smollm2_size: bool = False):
     )
     from transformers import LlamaConfig
 
+    shape = "paper" if paper_size else "smollm2" if smollm2_size else "small"
+    text = LlamaConfig(**LLM_SHAPES[shape], pad_token_id=0, bos_token_id=1, eos_token_id=2)
     if paper_size:
-        # Llama-3.1-8B shape; paper-size encoders (4-layer motion transformer, SigLIP-base/16 at 224 px).
-        text = LlamaConfig(
-            vocab_size=128256,
-            hidden_size=4096,
-            intermediate_size=14336,
-            num_hidden_layers=32,
-            num_attention_heads=32,
-            num_key_value_heads=8,
-            max_position_embeddings=8192,
-            rope_parameters={"rope_type": "default", "rope_theta": 500000.0},
-            tie_word_embeddings=False,
-            pad_token_id=0,
-            bos_token_id=1,
-            eos_token_id=2,
-        )
         motion, video = HuMoConMotionEncoderConfig(), HuMoConVideoEncoderConfig()
-    elif smollm2_size:
-        # The demo's LLM shape (SmolLM2-135M-Instruct), small encoders.
-        text = LlamaConfig(
-            vocab_size=49152,
-            hidden_size=576,
-            intermediate_size=1536,
-            num_hidden_layers=30,
-            num_attention_heads=9,
-            num_key_value_heads=3,
-            max_position_embeddings=8192,
-            tie_word_embeddings=True,
-            pad_token_id=0,
-            bos_token_id=1,
-            eos_token_id=2,
-        )
-        small = HuMoConConceptDiscoveryConfig.small()
-        motion, video = small.motion_config, small.video_config
     else:
-        text = LlamaConfig(
-            vocab_size=8192,
-            hidden_size=256,
-            intermediate_size=768,
-            num_hidden_layers=4,
-            num_attention_heads=8,
-            num_key_value_heads=4,
-            max_position_embeddings=4096,
-            tie_word_embeddings=True,
-            pad_token_id=0,
-            bos_token_id=1,
-            eos_token_id=2,
-        )
         small = HuMoConConceptDiscoveryConfig.small()
         motion, video = small.motion_config, small.video_config
     vocab = text.vocab_size
