@@ -259,20 +259,27 @@ def main(argv=None):
         f"  multimodal overhead ratio (HuMoCon / LLM alone, same token count): {t_mm / t_llm:.3f}"
     )
 
-    # Loss on every position's logits vs on the supervised (answer) positions only, as the stage-2/3 trainers do.
+    model.zero_grad(set_to_none=True)
+    llm.requires_grad_(False)
+    if args.gradient_checkpointing:
+        model.gradient_checkpointing_disable()
+
+    # Loss on every position's logits vs on the supervised (answer) positions only, as the stage-2/3 trainers do,
+    # with the LLM frozen and the projectors training (stage 2; LoRA adds little to a stage-3 step).
     from humocon_hf.training.instruction_tuning import supervised_positions_loss
 
     answer_labels = torch.full_like(multimodal["input_ids"], -100)
     answer_labels[:, -args.answer_tokens :] = multimodal["input_ids"][:, -args.answer_tokens :]
     supervised = dict(multimodal, labels=answer_labels, use_cache=False)
+    projectors = list(model.projector_parameters())
 
     def step_all_logits():
         model(**supervised).loss.backward()
-        sgd(trainable)
+        sgd(projectors)
 
     def step_answer_logits():
         supervised_positions_loss(model, supervised).backward()
-        sgd(trainable)
+        sgd(projectors)
 
     t_all, t_answer = _timed_pair(step_all_logits, step_answer_logits, device, args.repeats, args.warmup)
     print(f"\n[loss] {args.answer_tokens} supervised answer tokens per prompt")
@@ -280,9 +287,6 @@ def main(argv=None):
     print(f"  logits at answer only    : {t_answer * 1e3:9.1f} ms/step")
     print(f"  speed-up (every / answer only): {t_all / t_answer:.3f}")
     model.zero_grad(set_to_none=True)
-    llm.requires_grad_(False)
-    if args.gradient_checkpointing:
-        model.gradient_checkpointing_disable()
 
     # ---------------------------------------------------------------- 3. generation
     model.eval()

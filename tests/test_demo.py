@@ -295,3 +295,21 @@ def test_mirror_train_doubles_training_motions_and_never_touches_the_test_split(
         twin = twins["M" + row["id"]]
         assert twin["caption"] == mirror_text(row["caption"])
         np.testing.assert_array_equal(np.load(twin["motion_path"]), mirror_joints(np.load(row["motion_path"])))
+
+
+def test_recipe_can_feed_the_llm_continuous_motion_features(tmp_path, smollm2_tokenizer_dir):
+    """model.use_motion_quantized: false reaches the stage-2 model's config (and so every later stage)."""
+    from humocon_hf.demo import DemoOptions, DemoPipeline
+    from test_cli import make_tiny_llm_dir
+
+    llm_dir = make_tiny_llm_dir(tmp_path, smollm2_tokenizer_dir)
+    overrides = {
+        "model": {"llm_name_or_path": str(llm_dir), "codebook_size": 16, "use_motion_quantized": False},
+        "data": {"num_train_motions": 6, "num_validation_motions": 1, "num_test_motions": 2, "questions_per_motion": 1,
+                 "max_frames": 64, "cmu_bvh_dir": None},
+        "pretrain": {"phase1_max_steps": 1, "phase2_max_steps": 0, "per_device_train_batch_size": 4},
+        "translate": {"max_steps": 1, "per_device_train_batch_size": 2, "bf16": False},
+    }
+    DemoPipeline(DemoOptions(output_dir=str(tmp_path / "out"), overrides=overrides, use_cmu=False)).run(until="translate")
+    config = json.loads((tmp_path / "out" / "stages" / "translate" / "model" / "config.json").read_text())
+    assert config["use_motion_quantized"] is False
