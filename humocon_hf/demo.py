@@ -357,7 +357,7 @@ class DemoPipeline:
         if data_args.mirror_train:
             import datasets
 
-            from humocon_hf.data.augmentation import mirror_qa_split
+            from humocon_hf.data.augmentation import mirror_joints, mirror_qa_split, mirror_text
 
             mirrored = mirror_qa_split(qa["train"], folder / "mirrored")
             qa["train"] = datasets.concatenate_datasets([qa["train"], mirrored])
@@ -385,8 +385,6 @@ class DemoPipeline:
                 cmu_rows.append({"id": row["id"], "caption": row["caption"], "motion_path": str(path),
                                  "source": row["motion_path"]})
                 if data_args.mirror_train:
-                    from humocon_hf.data.augmentation import mirror_joints, mirror_text
-
                     path = folder / "cmu" / f"M{row['id']}.npy"
                     np.save(path, mirror_joints(joints))
                     cmu_rows.append({"id": f"M{row['id']}", "caption": mirror_text(row["caption"]),

@@ -110,18 +110,17 @@ def mirror_qa_split(split, motions_dir: str | os.PathLike | None = None, prefix:
                 new[key] = f"{prefix}{new[key]}"
         if has_joints:
             new["joints"] = mirror_joints(np.asarray(row["joints"], dtype=np.float32))
-        if row.get("motion_path"):
-            src = row["motion_path"]
-            if src not in mirrored_paths:
-                if out_dir is None:
-                    mirrored_paths[src] = None
-                else:
-                    dst = out_dir / f"{prefix}{Path(src).stem}.npy"
-                    joints = np.asarray(row["joints"]) if has_joints else load_motion(src, fps=None).joints
-                    tmp = dst.with_suffix(".tmp.npy")
-                    np.save(tmp, mirror_joints(joints))
-                    os.replace(tmp, dst)
-                    mirrored_paths[src] = str(dst)
+        src = row.get("motion_path")
+        if src and out_dir is None:
+            new["motion_path"] = None  # the rows carry the mirrored joints; there is no mirrored file
+        elif src:
+            if src not in mirrored_paths:  # questions share motions: mirror and write each file once
+                dst = out_dir / f"{prefix}{Path(src).stem}.npy"
+                joints = new["joints"] if has_joints else mirror_joints(load_motion(src, fps=None).joints)
+                tmp = dst.with_suffix(".tmp.npy")
+                np.save(tmp, joints)
+                os.replace(tmp, dst)
+                mirrored_paths[src] = str(dst)
             new["motion_path"] = mirrored_paths[src]
         return new
 
