@@ -4,6 +4,7 @@
    the projectors; encoders frozen, as in the paper's stages) of HuMoConForCausalLM on prompts holding a motion
    and a video, over the same LLM alone on plain text of exactly the same token count.
 2. Loss: logits at every position vs only at the supervised answer positions (the trainers' loss).
+   Attention: the same step with the LLM's attention through PyTorch's SDPA vs the eager path, on padded prompts.
 3. Generation: batched greedy generation with the KV cache over one-prompt-at-a-time generation without a
    cache (throughput ratio, tokens/s each), on the same multimodal prompts.
 
@@ -11,6 +12,8 @@ Random weights: timings do not depend on them. Examples:
 
     python benchmarks/bench_humocon_lm.py                       # small CPU shapes
     python benchmarks/bench_humocon_lm.py --smollm2-size --batch 8   # the demo's LLM shape and batch
+    python benchmarks/bench_humocon_lm.py --smollm2-size --batch 8 --key-frames 0 --text-len 36 --autocast-bf16
+                                                                  # ... and its prompts: 20 motion tokens, no video
     python benchmarks/bench_humocon_lm.py --device cuda --bf16 --paper-size   # Llama-3.1-8B shape, SigLIP-base
 """
 
@@ -133,6 +136,17 @@ def make_batch(
     return multimodal, plain
 
 
+def _right_padding_mask(mask: torch.Tensor) -> torch.Tensor:
+    """Pad rows on the right by 0, 1/8, 2/8... of their length (cycling), like a batch of prompts of mixed length."""
+    mask = mask.clone()
+    length = mask.shape[1]
+    for row in range(mask.shape[0]):
+        pad = (row % 4) * length // 8
+        if pad:
+            mask[row, length - pad :] = 0
+    return mask
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -174,6 +188,10 @@ def main(argv=None):
         "--new-tokens", type=int, default=8, help="tokens generated per prompt"
     )
     parser.add_argument("--answer-tokens", type=int, default=3, help="supervised tokens per prompt in the loss test")
+    parser.add_argument(
+        "--autocast-bf16", action="store_true",
+        help="[attention] under CPU/CUDA bf16 autocast with float32 weights, as the demo's bf16 recipe on CPU",
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--gradient-checkpointing", action="store_true")
@@ -286,6 +304,29 @@ def main(argv=None):
     print(f"  logits at every position : {t_all * 1e3:9.1f} ms/step")
     print(f"  logits at answer only    : {t_answer * 1e3:9.1f} ms/step")
     print(f"  speed-up (every / answer only): {t_all / t_answer:.3f}")
+    model.zero_grad(set_to_none=True)
+
+    # The same stage-2/3 step with the LLM's attention through PyTorch's SDPA (transformers' default) vs the eager
+    # matmul-softmax path (the small recipe's `model.attn_implementation`), on padded prompts as the collator makes.
+    padded = dict(supervised, attention_mask=_right_padding_mask(supervised["attention_mask"]))
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.autocast_bf16)
+
+    def step_with(impl):
+        def step():
+            llm.set_attn_implementation(impl)
+            with autocast:
+                loss = supervised_positions_loss(model, padded)
+            loss.backward()
+            sgd(projectors)
+
+        return step
+
+    t_sdpa, t_eager = _timed_pair(step_with("sdpa"), step_with("eager"), device, args.repeats, args.warmup)
+    llm.set_attn_implementation("sdpa")
+    print(f"\n[attention] stage-2/3 step, padded prompts{', bf16 autocast' if args.autocast_bf16 else ''}")
+    print(f"  sdpa  : {t_sdpa * 1e3:9.1f} ms/step")
+    print(f"  eager : {t_eager * 1e3:9.1f} ms/step")
+    print(f"  speed-up (sdpa / eager): {t_sdpa / t_eager:.3f}")
     model.zero_grad(set_to_none=True)
 
     # ---------------------------------------------------------------- 3. generation

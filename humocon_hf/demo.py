@@ -42,6 +42,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_OUTPUT_DIR = "humocon_demo"
 STAGES = ("data", "pretrain", "translate", "tune", "baseline", "evaluate", "export")
 MARKER = "stage.json"
+# Model fields only the LLM stages read: changing them keeps the finished data and concept-discovery stages.
+LLM_ONLY_MODEL_FIELDS = ("dtype", "attn_implementation", "system_prompt", "max_length", "use_motion_quantized")
 CHAT_DEFAULTS = "humocon_chat.json"
 
 
@@ -287,8 +289,9 @@ class DemoPipeline:
         self._llm_cache = None
 
     # -------------------------------------------------------------------------------------- fingerprints
-    def _fp(self, *sections: str, after: str | None = None) -> dict:
-        fp = {"recipe": self.recipe.fingerprint(*sections), "version": 1}
+    def _fp(self, *sections: str, after: str | None = None, encoders_only: bool = False) -> dict:
+        exclude = {"model": LLM_ONLY_MODEL_FIELDS} if encoders_only else None
+        fp = {"recipe": self.recipe.fingerprint(*sections, exclude=exclude), "version": 1}
         if after is not None:
             # Chain: a stage is stale when the stage it builds on was redone.
             marker = self.runner.stage_dir(after) / MARKER
@@ -305,8 +308,9 @@ class DemoPipeline:
         """(name, fingerprint, function, runs on every process) for each stage, in order. Fingerprints chain, so
         a redone stage makes the stages built on it stale."""
         plan = [
-            ("data", lambda: self._fp("model", "data"), self.stage_data, False),
-            ("pretrain", lambda: self._fp("model", "pretrain", after="data"), self.stage_pretrain, True),
+            ("data", lambda: self._fp("model", "data", encoders_only=True), self.stage_data, False),
+            ("pretrain", lambda: self._fp("model", "pretrain", after="data", encoders_only=True), self.stage_pretrain,
+             True),
             ("translate", lambda: self._fp("model", "translate", after="pretrain"), self.stage_translate, True),
             ("tune", lambda: self._fp("model", "tune", after="translate"), self.stage_tune, True),
         ]
@@ -490,7 +494,17 @@ class DemoPipeline:
         from humocon_hf.llm import load_llm
 
         model_args = self.recipe.model
-        return load_llm(model_args.llm_name_or_path, dtype=getattr(torch, model_args.dtype))
+        return load_llm(
+            model_args.llm_name_or_path, dtype=getattr(torch, model_args.dtype), **self._attention(composite=False)
+        )
+
+    def _attention(self, composite: bool = True) -> dict:
+        """`from_pretrained` kwargs choosing the LLM's attention kernel for training and evaluation: only the LLM's
+        (`text_config` of a `HuMoConForCausalLM`); the encoders keep their own attention."""
+        impl = self.recipe.model.attn_implementation
+        if impl is None:
+            return {}
+        return {"attn_implementation": {"text_config": impl} if composite else impl}
 
     def stage_translate(self, folder: Path) -> dict:
         from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
@@ -555,7 +569,7 @@ class DemoPipeline:
     def stage_tune(self, folder: Path) -> dict:
         from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
 
-        model = HuMoConForCausalLM.from_pretrained(self.runner.stage_dir("translate") / "model")
+        model = HuMoConForCausalLM.from_pretrained(self.runner.stage_dir("translate") / "model", **self._attention())
         return self._tune(model, folder, with_motion=True)
 
     def stage_baseline(self, folder: Path) -> dict:
@@ -591,11 +605,13 @@ class DemoPipeline:
                                         dataset_type="humocon-procedural-qa", split=ev.split)
             return result
 
-        model = HuMoConForCausalLM.from_pretrained(self.runner.stage_dir("tune") / "model").eval()
+        model = HuMoConForCausalLM.from_pretrained(self.runner.stage_dir("tune") / "model", **self._attention()).eval()
         results = {"model": run(model, "HuMoCon (motion + question)", True)}
         del model
         if ev.baseline == "text_only":
-            base = HuMoConForCausalLM.from_pretrained(self.runner.stage_dir("baseline") / "model").eval()
+            base = HuMoConForCausalLM.from_pretrained(
+                self.runner.stage_dir("baseline") / "model", **self._attention()
+            ).eval()
             results["baseline"] = run(base, "Text-only baseline (question only)", False)
         elif ev.baseline == "zero_shot":
             llm, _ = self._load_llm()

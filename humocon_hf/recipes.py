@@ -24,6 +24,7 @@ import json
 import math
 import os
 import typing
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,13 @@ class ModelArguments:
         metadata={"help": "Extra HuMoConConceptDiscoveryConfig fields (e.g. {motion_config: {hidden_size: 128}})."},
     )
     dtype: str = field(default="float32", metadata={"help": "Weights dtype of the LLM: float32, bfloat16, float16."})
+    attn_implementation: str | None = field(
+        default=None,
+        metadata={"help": "Attention kernel of the LLM while training and evaluating: 'eager', 'sdpa', "
+                  "'flash_attention_2'... (None: transformers' default, sdpa). On CPU, for the demo's ~60-token "
+                  "prompts, eager trains faster than PyTorch's SDPA (benchmarks/bench_humocon_lm.py [attention]). "
+                  "Not written into exported checkpoints: users load them with their own choice."},
+    )
     system_prompt: str | None = field(
         default=None, metadata={"help": "System message put in front of every conversation (None: the LLM's default)."}
     )
@@ -291,11 +299,16 @@ class Recipe:
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return copy.deepcopy(self.sections)
 
-    def fingerprint(self, *sections: str) -> str:
-        """Stable hash of some sections (stage markers use it to tell whether a finished stage still applies)."""
+    def fingerprint(self, *sections: str, exclude: Mapping[str, Iterable[str]] | None = None) -> str:
+        """Stable hash of some sections (stage markers use it to tell whether a finished stage still applies),
+        leaving out the fields `exclude` names per section (those the stage does not read)."""
         import hashlib
 
-        chosen = {s: self.sections.get(s, {}) for s in (sections or SECTIONS)}
+        exclude = exclude or {}
+        chosen = {
+            s: {k: v for k, v in self.sections.get(s, {}).items() if k not in set(exclude.get(s, ()))}
+            for s in (sections or SECTIONS)
+        }
         return hashlib.sha256(json.dumps(chosen, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

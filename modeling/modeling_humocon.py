@@ -542,6 +542,9 @@ class HuMoConForCausalLM(HuMoConPreTrainedModel, GenerationMixin):
             config_kwargs.setdefault("motion_token_stride", motion_stride)
         if video_tpf is not None:
             config_kwargs.setdefault("video_tokens_per_frame", video_tpf)
+        # Building the model resolves the text config's attention kernel again (to the default); the LLM keeps the
+        # one it was loaded with (e.g. `attn_implementation="eager"`).
+        llm_attention = language_model.config._attn_implementation
         config = HuMoConConfig(
             text_config=language_model.config,
             motion_config=motion_encoder.config,
@@ -555,6 +558,8 @@ class HuMoConForCausalLM(HuMoConPreTrainedModel, GenerationMixin):
             model = cls(config)
         model.language_model = language_model
         model.config.text_config = language_model.config
+        if llm_attention is not None and language_model.config._attn_implementation != llm_attention:
+            language_model.set_attn_implementation(llm_attention)
         if getattr(language_model, "generation_config", None) is not None:
             # Keep the LLM's own generation defaults (chat end-of-turn ids, sampling settings).
             model.generation_config = copy.deepcopy(language_model.generation_config)

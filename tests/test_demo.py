@@ -313,3 +313,51 @@ def test_recipe_can_feed_the_llm_continuous_motion_features(tmp_path, smollm2_to
     DemoPipeline(DemoOptions(output_dir=str(tmp_path / "out"), overrides=overrides, use_cmu=False)).run(until="translate")
     config = json.loads((tmp_path / "out" / "stages" / "translate" / "model" / "config.json").read_text())
     assert config["use_motion_quantized"] is False
+
+    # A field only the LLM stages read keeps the finished data and concept-discovery stages; stage 2 is redone.
+    overrides["model"]["use_motion_quantized"] = True
+    pipe = DemoPipeline(DemoOptions(output_dir=str(tmp_path / "out"), overrides=overrides, use_cmu=False))
+    pipe.run(until="translate")
+    assert [name for name, record in pipe.runner.records.items() if record.reused] == ["data", "pretrain"]
+    config = json.loads((tmp_path / "out" / "stages" / "translate" / "model" / "config.json").read_text())
+    assert config["use_motion_quantized"] is True
+
+
+def test_recipe_attention_kernel_reaches_every_llm_the_demo_loads(tmp_path, smollm2_tokenizer_dir, monkeypatch):
+    """model.attn_implementation: eager is used by the LLM of stages 2 and 3, the baseline and both evaluations,
+    and is not pinned in the exported checkpoint (users keep transformers' default)."""
+    from transformers import AutoModel
+
+    from humocon_hf.demo import run_demo
+    from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
+    from test_cli import make_tiny_llm_dir
+
+    seen = []
+    for name in ("from_pretrained", "from_parts"):
+        original = getattr(HuMoConForCausalLM, name).__func__
+
+        def spy(cls, *args, _original=original, _name=name, **kwargs):
+            model = _original(cls, *args, **kwargs)
+            seen.append((_name, model.language_model.config._attn_implementation))
+            return model
+
+        monkeypatch.setattr(HuMoConForCausalLM, name, classmethod(spy))
+
+    llm_dir = make_tiny_llm_dir(tmp_path, smollm2_tokenizer_dir)
+    overrides = {
+        "model": {"llm_name_or_path": str(llm_dir), "codebook_size": 16, "attn_implementation": "eager"},
+        "data": {"num_train_motions": 4, "num_validation_motions": 1, "num_test_motions": 2, "questions_per_motion": 1,
+                 "max_frames": 64, "cmu_bvh_dir": None},
+        "pretrain": {"phase1_max_steps": 1, "phase2_max_steps": 0, "per_device_train_batch_size": 4},
+        "translate": {"max_steps": 1, "per_device_train_batch_size": 2, "bf16": False},
+        "tune": {"max_steps": 1, "per_device_train_batch_size": 2, "bf16": False},
+        "evaluate": {"batch_size": 2, "max_new_tokens": 2, "num_examples": 1},
+    }
+    run_demo(output_dir=str(tmp_path / "out"), overrides=overrides, use_cmu=False)
+    # translate (from_parts), tune (from_pretrained), baseline (from_parts), evaluate (2 x from_pretrained); export
+    # loads the tuned model once more with the default kernel.
+    assert seen[:5] == [("from_parts", "eager"), ("from_pretrained", "eager"), ("from_parts", "eager"),
+                        ("from_pretrained", "eager"), ("from_pretrained", "eager")]
+    monkeypatch.undo()
+    exported = AutoModel.from_pretrained(tmp_path / "out")
+    assert exported.language_model.config._attn_implementation == "sdpa"

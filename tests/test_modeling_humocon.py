@@ -379,6 +379,36 @@ def test_attention_dtype_and_checkpointing_flags():
     )
 
 
+def test_eager_attention_matches_sdpa_on_padded_multimodal_prompts():
+    """The small recipe trains with `attn_implementation="eager"` (faster on CPU): same loss and projector gradients
+    as SDPA, with right padding in the batch."""
+    from humocon_hf.training.instruction_tuning import supervised_positions_loss
+
+    torch.manual_seed(0)
+    model = HuMoConForCausalLM(tiny_config()).train()
+    inputs = make_sample(model.config, ("motion", "video"), seed=32, batch=3, text_len=6)
+    inputs["attention_mask"][1, -4:] = 0
+    inputs["attention_mask"][2, -2:] = 0
+    labels = inputs["input_ids"].clone()
+    labels[:, :-3] = -100
+    labels[inputs["attention_mask"] == 0] = -100
+    inputs["labels"] = labels
+
+    def loss_and_grads(impl):
+        model.language_model.set_attn_implementation(impl)
+        assert model.config.text_config._attn_implementation == impl
+        model.zero_grad()
+        loss = supervised_positions_loss(model, inputs)
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in model.motion_projector.parameters()]
+
+    sdpa_loss, sdpa_grads = loss_and_grads("sdpa")
+    eager_loss, eager_grads = loss_and_grads("eager")
+    torch.testing.assert_close(eager_loss, sdpa_loss, rtol=1e-5, atol=1e-6)
+    for got, want in zip(eager_grads, sdpa_grads):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+
+
 def test_from_parts_resizes_embeddings_and_round_trips(tmp_path):
     torch.manual_seed(0)
     llm = tiny_llm(vocab_size=90)
