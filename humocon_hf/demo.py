@@ -553,9 +553,14 @@ class DemoPipeline:
         lora = {}
         if tune_args.lora_target_modules:
             lora["lora_target_modules"] = tune_args.lora_target_modules
+        train = qa["train"]
+        if tune_args.balance_query_types:
+            from humocon_hf.data import oversample_to_balance
+
+            train = oversample_to_balance(list(train), "query_type", seed=targs.seed)
         trainer = InstructionTuningTrainer(
             model=model, args=targs, processor=processor,
-            train_dataset=_ListDataset(self._qa_rows(qa["train"], with_motion)),
+            train_dataset=_ListDataset(self._qa_rows(train, with_motion)),
             data_collator=_collator(processor, model_args),
             lora_r=tune_args.lora_r, lora_alpha=tune_args.lora_alpha, lora_dropout=tune_args.lora_dropout,
             train_projectors=tune_args.train_projectors and with_motion, **lora,
@@ -564,7 +569,7 @@ class DemoPipeline:
         info = _train_info(trainer, metrics)
         if _is_main():
             merge_adapter(trainer.model).save_pretrained(folder / "model")
-        return {"questions": len(qa["train"]), **info}
+        return {"questions": len(qa["train"]), "training_rows": len(train), **info}
 
     def stage_tune(self, folder: Path) -> dict:
         from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM

@@ -183,6 +183,12 @@ class TuneArguments:
         metadata={"help": "Also train the motion / video projectors with the adapters (LLaVA's fine-tuning stage); "
                   "the paper keeps them frozen."},
     )
+    balance_query_types: bool = field(
+        default=False,
+        metadata={"help": "Oversample the rarer query types (body part, direction...) of the training questions to "
+                  "the count of the most frequent one (`humocon_hf.data.oversample_to_balance`); the baseline "
+                  "trains on the same rows."},
+    )
 
 
 @dataclass

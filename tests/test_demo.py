@@ -361,3 +361,28 @@ def test_recipe_attention_kernel_reaches_every_llm_the_demo_loads(tmp_path, smol
     monkeypatch.undo()
     exported = AutoModel.from_pretrained(tmp_path / "out")
     assert exported.language_model.config._attn_implementation == "sdpa"
+
+
+def test_balance_query_types_oversamples_the_training_questions_of_both_tuned_models(tmp_path, smollm2_tokenizer_dir):
+    from collections import Counter
+
+    from humocon_hf.demo import DemoOptions, DemoPipeline
+    from test_cli import make_tiny_llm_dir
+
+    llm_dir = make_tiny_llm_dir(tmp_path, smollm2_tokenizer_dir)
+    overrides = {
+        "model": {"llm_name_or_path": str(llm_dir), "codebook_size": 16},
+        "data": {"num_train_motions": 6, "num_validation_motions": 1, "num_test_motions": 1, "questions_per_motion": 2,
+                 "max_frames": 64, "cmu_bvh_dir": None},
+        "pretrain": {"phase1_max_steps": 1, "phase2_max_steps": 0, "per_device_train_batch_size": 4},
+        "translate": {"max_steps": 1, "per_device_train_batch_size": 2, "bf16": False},
+        "tune": {"max_steps": 1, "per_device_train_batch_size": 2, "bf16": False, "balance_query_types": True},
+    }
+    pipe = DemoPipeline(DemoOptions(output_dir=str(tmp_path / "out"), overrides=overrides, use_cmu=False))
+    pipe.run(until="baseline")
+    counts = Counter(pipe.load_data()[0]["train"]["query_type"])
+    assert len(counts) > 1 and len(set(counts.values())) > 1  # skewed, so balancing adds rows
+    for stage in ("tune", "baseline"):
+        info = pipe.runner.records[stage].info
+        assert info["questions"] == sum(counts.values())
+        assert info["training_rows"] == len(counts) * max(counts.values())

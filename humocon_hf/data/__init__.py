@@ -24,6 +24,7 @@ from .procedural import (
     generate_motion_qa,
     make_caption,
 )
+from .sampling import oversample_to_balance
 
 __all__ = [
     "MissingMediaReport",
@@ -44,5 +45,6 @@ __all__ = [
     "mirror_qa_split",
     "mirror_segments",
     "mirror_text",
+    "oversample_to_balance",
     "select_qa_columns",
 ]
