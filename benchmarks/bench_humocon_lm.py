@@ -12,8 +12,8 @@ Random weights: timings do not depend on them. Examples:
 
     python benchmarks/bench_humocon_lm.py                       # small CPU shapes
     python benchmarks/bench_humocon_lm.py --smollm2-size --batch 8   # the demo's LLM shape and batch
-    python benchmarks/bench_humocon_lm.py --smollm2-size --batch 8 --key-frames 0 --text-len 36 --autocast-bf16
-                                                                  # ... and its prompts: 20 motion tokens, no video
+    python benchmarks/bench_humocon_lm.py --smollm2-size --batch 8 --key-frames 0 --text-len 36 --motion-frames 160 \
+        --autocast-bf16                          # motion-only prompts of 76 tokens under bf16 autocast, as in the demo
     python benchmarks/bench_humocon_lm.py --device cuda --bf16 --paper-size   # Llama-3.1-8B shape, SigLIP-base
 """
 
@@ -122,13 +122,10 @@ def make_batch(
         "motion_attention_mask": torch.ones(batch, motion_frames, dtype=torch.long).to(
             device
         ),
-        "pixel_values_videos": torch.randn(
-            batch, key_frames, 3, size, size, generator=gen
-        ).to(device, dtype),
-        "video_timestamps": (torch.arange(key_frames, dtype=torch.float32) * 0.5)
-        .expand(batch, -1)
-        .to(device),
     }
+    if key_frames:  # --key-frames 0: motion-only prompts, as in the demo
+        multimodal["pixel_values_videos"] = torch.randn(batch, key_frames, 3, size, size, generator=gen).to(device, dtype)
+        multimodal["video_timestamps"] = (torch.arange(key_frames, dtype=torch.float32) * 0.5).expand(batch, -1).to(device)
     plain_ids = torch.randint(
         3, config.text_config.vocab_size - 3, input_ids.shape, generator=gen
     ).to(device)
