@@ -419,6 +419,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"\nhumocon {args.command}: interrupted; re-run the same command to resume", file=sys.stderr)
         return 130
+    finally:
+        _close_process_group()
+
+
+def _close_process_group() -> None:
+    """Under `accelerate launch`, leave the process group before exiting: a gloo group torn down by interpreter exit
+    can abort a rank ("terminate called without an active exception") after a successful run."""
+    if "torch" not in sys.modules:  # nothing ran that could have joined a group
+        return
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":

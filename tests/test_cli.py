@@ -371,3 +371,16 @@ def test_ablate_rejects_unknown_variants(capsys):
     assert main(["ablate", "--variants", "full", "w/o everything"]) == 2
     err = capsys.readouterr().err
     assert "w/o everything" in err and "w/o velocity reconstruction" in err
+
+
+def test_cli_leaves_the_process_group_before_exiting(tmp_path):
+    """Under `accelerate launch` every `humocon` command ends by destroying its process group (a gloo group left to
+    interpreter exit can abort a rank after a successful run), also when the command fails."""
+    import torch.distributed as dist
+
+    from humocon_hf import cli
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    assert dist.is_initialized()
+    assert cli.main(["evaluate", "--recipe", str(tmp_path / "missing.yaml"), "--output-dir", str(tmp_path)]) == 2
+    assert not dist.is_initialized()

@@ -677,6 +677,8 @@ lora = [p.detach().sum().item() for n, p in t3.model.named_parameters() if "lora
 proj = model.motion_projector.linear_1.weight.detach().sum().item()
 json.dump({{"world": state.num_processes, "lora": lora, "proj": proj}},
           open({out!r} + f"/rank{{state.process_index}}.json", "w"))
+state.wait_for_everyone()
+torch.distributed.destroy_process_group()  # as `humocon` does: no gloo teardown at interpreter exit
 """
 
 
