@@ -297,19 +297,27 @@ def test_mirror_train_doubles_training_motions_and_never_touches_the_test_split(
         np.testing.assert_array_equal(np.load(twin["motion_path"]), mirror_joints(np.load(row["motion_path"])))
 
 
-def test_recipe_can_feed_the_llm_continuous_motion_features(tmp_path, smollm2_tokenizer_dir):
-    """model.use_motion_quantized: false reaches the stage-2 model's config (and so every later stage)."""
-    from humocon_hf.demo import DemoOptions, DemoPipeline
+def _one_step_overrides(tmp_path, smollm2_tokenizer_dir, questions_per_motion: int = 1, **model) -> dict:
+    """Recipe overrides that run every stage for one step on a 1-layer LLM and a handful of motions."""
     from test_cli import make_tiny_llm_dir
 
     llm_dir = make_tiny_llm_dir(tmp_path, smollm2_tokenizer_dir)
-    overrides = {
-        "model": {"llm_name_or_path": str(llm_dir), "codebook_size": 16, "use_motion_quantized": False},
-        "data": {"num_train_motions": 6, "num_validation_motions": 1, "num_test_motions": 2, "questions_per_motion": 1,
-                 "max_frames": 64, "cmu_bvh_dir": None},
+    return {
+        "model": {"llm_name_or_path": str(llm_dir), "codebook_size": 16, **model},
+        "data": {"num_train_motions": 6, "num_validation_motions": 1, "num_test_motions": 2,
+                 "questions_per_motion": questions_per_motion, "max_frames": 64, "cmu_bvh_dir": None},
         "pretrain": {"phase1_max_steps": 1, "phase2_max_steps": 0, "per_device_train_batch_size": 4},
         "translate": {"max_steps": 1, "per_device_train_batch_size": 2, "bf16": False},
+        "tune": {"max_steps": 1, "per_device_train_batch_size": 2, "bf16": False},
+        "evaluate": {"batch_size": 2, "max_new_tokens": 2, "num_examples": 1},
     }
+
+
+def test_recipe_can_feed_the_llm_continuous_motion_features(tmp_path, smollm2_tokenizer_dir):
+    """model.use_motion_quantized: false reaches the stage-2 model's config (and so every later stage)."""
+    from humocon_hf.demo import DemoOptions, DemoPipeline
+
+    overrides = _one_step_overrides(tmp_path, smollm2_tokenizer_dir, use_motion_quantized=False)
     DemoPipeline(DemoOptions(output_dir=str(tmp_path / "out"), overrides=overrides, use_cmu=False)).run(until="translate")
     config = json.loads((tmp_path / "out" / "stages" / "translate" / "model" / "config.json").read_text())
     assert config["use_motion_quantized"] is False
@@ -330,7 +338,6 @@ def test_recipe_attention_kernel_reaches_every_llm_the_demo_loads(tmp_path, smol
 
     from humocon_hf.demo import run_demo
     from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
-    from test_cli import make_tiny_llm_dir
 
     seen = []
     for name in ("from_pretrained", "from_parts"):
@@ -343,16 +350,7 @@ def test_recipe_attention_kernel_reaches_every_llm_the_demo_loads(tmp_path, smol
 
         monkeypatch.setattr(HuMoConForCausalLM, name, classmethod(spy))
 
-    llm_dir = make_tiny_llm_dir(tmp_path, smollm2_tokenizer_dir)
-    overrides = {
-        "model": {"llm_name_or_path": str(llm_dir), "codebook_size": 16, "attn_implementation": "eager"},
-        "data": {"num_train_motions": 4, "num_validation_motions": 1, "num_test_motions": 2, "questions_per_motion": 1,
-                 "max_frames": 64, "cmu_bvh_dir": None},
-        "pretrain": {"phase1_max_steps": 1, "phase2_max_steps": 0, "per_device_train_batch_size": 4},
-        "translate": {"max_steps": 1, "per_device_train_batch_size": 2, "bf16": False},
-        "tune": {"max_steps": 1, "per_device_train_batch_size": 2, "bf16": False},
-        "evaluate": {"batch_size": 2, "max_new_tokens": 2, "num_examples": 1},
-    }
+    overrides = _one_step_overrides(tmp_path, smollm2_tokenizer_dir, attn_implementation="eager")
     run_demo(output_dir=str(tmp_path / "out"), overrides=overrides, use_cmu=False)
     # translate (from_parts), tune (from_pretrained), baseline (from_parts), evaluate (2 x from_pretrained); export
     # loads the tuned model once more with the default kernel.
@@ -367,17 +365,9 @@ def test_balance_query_types_oversamples_the_training_questions_of_both_tuned_mo
     from collections import Counter
 
     from humocon_hf.demo import DemoOptions, DemoPipeline
-    from test_cli import make_tiny_llm_dir
 
-    llm_dir = make_tiny_llm_dir(tmp_path, smollm2_tokenizer_dir)
-    overrides = {
-        "model": {"llm_name_or_path": str(llm_dir), "codebook_size": 16},
-        "data": {"num_train_motions": 6, "num_validation_motions": 1, "num_test_motions": 1, "questions_per_motion": 2,
-                 "max_frames": 64, "cmu_bvh_dir": None},
-        "pretrain": {"phase1_max_steps": 1, "phase2_max_steps": 0, "per_device_train_batch_size": 4},
-        "translate": {"max_steps": 1, "per_device_train_batch_size": 2, "bf16": False},
-        "tune": {"max_steps": 1, "per_device_train_batch_size": 2, "bf16": False, "balance_query_types": True},
-    }
+    overrides = _one_step_overrides(tmp_path, smollm2_tokenizer_dir, questions_per_motion=2)
+    overrides["tune"]["balance_query_types"] = True
     pipe = DemoPipeline(DemoOptions(output_dir=str(tmp_path / "out"), overrides=overrides, use_cmu=False))
     pipe.run(until="baseline")
     counts = Counter(pipe.load_data()[0]["train"]["query_type"])
