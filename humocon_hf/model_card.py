@@ -220,6 +220,9 @@ def render_model_card(
     codebook = getattr(getattr(config, "motion_config", None), "codebook_size", None) or model_sec.get("codebook_size")
     if codebook is None:
         codebook = 512 if model_sec.get("encoder_preset") == "paper" else 64
+    quantized = getattr(config, "use_motion_quantized", None)
+    if quantized is None:
+        quantized = model_sec.get("use_motion_quantized", True)
     text_config = getattr(config, "text_config", None)
     llm_desc = (
         f"{text_config.model_type}, {text_config.num_hidden_layers} layers, hidden size {text_config.hidden_size}"
@@ -237,6 +240,8 @@ def render_model_card(
         "base_model": base_model or "unknown",
         "llm_desc": llm_desc,
         "codebook_size": codebook,
+        "motion_features": "the codebook's concept vectors" if quantized
+        else "the encoder's continuous features (before the codebook)",
         "motion_token_stride": getattr(config, "motion_token_stride", None) or model_sec.get("motion_token_stride", 4),
         "motion_fps": 20,
         "video_tokens_per_frame": getattr(config, "video_tokens_per_frame", 1),

@@ -64,6 +64,10 @@ def test_card_body_has_usage_training_table_limitations_and_citations():
     assert "LoRA rank 8 on the LLM + the projectors" in card
     frozen = render_model_card(MODEL, recipe=load_recipe("small", overrides={"tune": {"train_projectors": False}}))
     assert "LoRA rank 8 on the LLM |" in frozen and "+ the projectors" not in frozen
+    # Which motion features the LLM reads, as the recipe set them.
+    assert "| Motion features read by the LLM | the encoder's continuous features (before the codebook) |" in card
+    quantised = render_model_card(MODEL, recipe=load_recipe("small", overrides={"model": {"use_motion_quantized": True}}))
+    assert "| Motion features read by the LLM | the codebook's concept vectors |" in quantised
     # Measured numbers appear as given, with the difference to the baseline.
     assert "| 0.562 |" in card and "| 0.312 |" in card and "+0.250" in card
 
