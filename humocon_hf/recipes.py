@@ -310,9 +310,9 @@ class Recipe:
         leaving out the fields `exclude` names per section (those the stage does not read)."""
         import hashlib
 
-        exclude = exclude or {}
+        skip = {s: set(fields) for s, fields in (exclude or {}).items()}
         chosen = {
-            s: {k: v for k, v in self.sections.get(s, {}).items() if k not in set(exclude.get(s, ()))}
+            s: {k: v for k, v in self.sections.get(s, {}).items() if k not in skip.get(s, ())}
             for s in (sections or SECTIONS)
         }
         return hashlib.sha256(json.dumps(chosen, sort_keys=True, default=str).encode()).hexdigest()[:16]

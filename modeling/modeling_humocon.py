@@ -542,11 +542,10 @@ class HuMoConForCausalLM(HuMoConPreTrainedModel, GenerationMixin):
             config_kwargs.setdefault("motion_token_stride", motion_stride)
         if video_tpf is not None:
             config_kwargs.setdefault("video_tokens_per_frame", video_tpf)
-        # Building the model resolves the text config's attention kernel again (to the default); the LLM keeps the
-        # one it was loaded with (e.g. `attn_implementation="eager"`).
-        llm_attention = language_model.config._attn_implementation
         config = HuMoConConfig(
-            text_config=language_model.config,
+            # A copy: building the skeleton resolves its text config's attention kernel to the default, which must
+            # not reach the LLM (loaded e.g. with `attn_implementation="eager"`); the LLM's own config replaces it.
+            text_config=copy.deepcopy(language_model.config),
             motion_config=motion_encoder.config,
             video_config=video_encoder.config,
             motion_token_id=int(motion_token_id),
@@ -558,8 +557,6 @@ class HuMoConForCausalLM(HuMoConPreTrainedModel, GenerationMixin):
             model = cls(config)
         model.language_model = language_model
         model.config.text_config = language_model.config
-        if llm_attention is not None and language_model.config._attn_implementation != llm_attention:
-            language_model.set_attn_implementation(llm_attention)
         if getattr(language_model, "generation_config", None) is not None:
             # Keep the LLM's own generation defaults (chat end-of-turn ids, sampling settings).
             model.generation_config = copy.deepcopy(language_model.generation_config)
