@@ -903,18 +903,37 @@ def typed_chat_template(template: str | None) -> str | None:
         rewritten = rewritten.replace(needle, f"humocon_content({needle})")
     if rewritten == template:
         return None  # no content access we recognise: the processor falls back to its own handling
-    import jinja2
+    from jinja2.exceptions import SecurityError
 
-    env = jinja2.Environment()
+    env = _sandboxed_template_env()
     flat = [{"role": "user", "content": "<motion>\nhi"}, {"role": "assistant", "content": "yes"}]
     typed = [{"role": "user", "content": [{"type": "motion"}, {"type": "text", "text": "\nhi"}]},
              {"role": "assistant", "content": "yes"}]
     try:
         same = env.from_string(template).render(messages=flat, add_generation_prompt=True) == env.from_string(
             _RENDER_MACRO + rewritten).render(messages=typed, add_generation_prompt=True)
-    except Exception:  # templates using HF-only globals (raise_exception, strftime_now...): trust the rewrite
+    except SecurityError as err:
+        raise ValueError(f"the LLM tokenizer's chat template reaches unsafe attributes and was not used ({err})") from None
+    except Exception:  # templates using HF-only globals (strftime_now...): trust the rewrite
         same = True
     return _RENDER_MACRO + rewritten if same else None
+
+
+def _sandboxed_template_env():
+    """Jinja environment for tokenizer chat templates, which come from untrusted folders or the Hub.
+
+    Same sandbox and options as transformers' own chat-template rendering: attribute access that could reach
+    Python internals (``cycler.__init__.__globals__``) raises ``SecurityError`` instead of running code."""
+    import jinja2
+    from jinja2.ext import loopcontrols
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    def raise_exception(message):
+        raise jinja2.exceptions.TemplateError(message)
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
+    env.globals["raise_exception"] = raise_exception
+    return env
 
 
 class _ListDataset:

@@ -205,6 +205,7 @@ def render_model_card(
     """
     import jinja2
     import yaml
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     results = _check_results(results, "results")
     baseline_results = _check_results(baseline_results, "baseline_results")
@@ -266,7 +267,8 @@ def render_model_card(
     path = Path(template_path) if template_path is not None else TEMPLATE_PATH
     if not path.is_file():
         raise FileNotFoundError(f"model card template {path} not found (is humocon-hf installed with its package data?)")
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    # A user-given template_path is untrusted text: render it in jinja's sandbox, as transformers does.
+    env = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
     return env.from_string(path.read_text(encoding="utf-8")).render(**context)
 
 

@@ -73,6 +73,29 @@ def test_typed_chat_template_renders_like_the_llm_template(smollm2_tokenizer_dir
     assert typed_chat_template(None) is None
 
 
+def test_typed_chat_template_does_not_run_code_from_a_hostile_template(tmp_path):
+    """A tokenizer folder is untrusted: its template must not reach Python internals (sandboxed like transformers)."""
+    marker = tmp_path / "pwned"
+    hostile = ("{% for message in messages %}{{ message['content'] }}"
+               "{{ cycler.__init__.__globals__.os.system('touch " + str(marker) + "') }}{% endfor %}")
+    with pytest.raises(ValueError, match="unsafe"):
+        typed_chat_template(hostile)
+    assert not marker.exists()
+
+
+def test_model_card_template_is_sandboxed(tmp_path):
+    from humocon_hf.model_card import render_model_card
+
+    marker = tmp_path / "pwned"
+    template = tmp_path / "card.jinja"
+    template.write_text("{{ cycler.__init__.__globals__.os.system('touch " + str(marker) + "') }}")
+    from jinja2.exceptions import SecurityError
+
+    with pytest.raises(SecurityError):
+        render_model_card(template_path=template)
+    assert not marker.exists()
+
+
 @pytest.mark.slow
 def test_tiny_demo_end_to_end_then_resume(tmp_path, smollm2_tokenizer_dir, capsys):
     """The whole pipeline with a 1-layer LLM and a handful of steps: every output is written and loadable, the
