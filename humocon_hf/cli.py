@@ -4,6 +4,7 @@
     humocon ask --model DIR --motion walk.bvh "What is the person doing?"
     humocon pretrain | translate | tune | evaluate --recipe small|paper|FILE --output-dir DIR
     humocon push --model DIR --repo-id org/name
+    humocon inspect walk.bvh           how a motion file maps onto SMPL-22 (rig, units, axis, fps) + a preview
 
 Stage commands run the pipeline up to that stage, reusing stages already finished in the output folder, so
 `humocon pretrain ...` then `humocon translate ...` with the same `--output-dir` continue where the first stopped.
@@ -238,6 +239,83 @@ def cmd_ask(args) -> int:
     return 0
 
 
+def cmd_inspect(args) -> int:
+    """Load one motion file as the processor would and show how: the joint mapping, units, axes, rates."""
+    from humocon_hf.processing.motion_io import estimate_stature, load_motion
+    from humocon_hf.processing.smpl22 import SMPL22_JOINT_NAMES
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise CLIError(f"{path}: no such file" if not path.exists() else f"{path}: is a folder, expected a motion file")
+    kwargs = {}
+    if args.source_fps is not None:
+        kwargs["source_fps"] = args.source_fps
+    is_bvh = path.suffix.lower() == ".bvh"
+    if is_bvh:
+        if args.rig:
+            kwargs["rig"] = args.rig
+        if args.joint_map:
+            try:
+                kwargs["joint_map"] = json.loads(args.joint_map)
+            except json.JSONDecodeError as err:
+                raise CLIError(f"--joint-map is not valid JSON ({err}); e.g. '{{\"neck\": \"Neck1\"}}'") from None
+    elif args.rig or args.joint_map:
+        raise CLIError("--rig and --joint-map apply to BVH files only")
+    try:
+        clip = load_motion(str(path), fps=args.fps, **kwargs)
+    except (ValueError, FileNotFoundError, ImportError) as err:
+        raise CLIError(str(err)) from None
+    info = clip.info
+    report = {
+        "file": str(path), "frames": clip.num_frames, "fps": clip.fps, "source_fps": clip.source_fps,
+        "duration_s": round(clip.duration, 3), "stature_m": round(float(estimate_stature(clip.joints)), 3),
+        **{k: v for k, v in info.items()},
+    }
+    if args.preview != "none":
+        from humocon_hf.processing.rendering import save_preview
+
+        preview = args.preview or f"{path.stem}.preview.gif"
+        report["preview"] = save_preview(clip, preview)
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+        return 0
+    print(f"file:      {path}")
+    if is_bvh:
+        how = {"auto": "automatic (topology + joint names)", "auto+joint_map": "automatic, with your joint_map",
+               "joint_map": "your joint_map"}.get(info["rig"], f"rig table {info['rig']!r}")
+        print(f"mapping:   {how}")
+        header = info.get("header_fps")
+        print(f"frames:    {clip.num_frames} at {clip.fps:g} fps ({clip.duration:.2f} s); file rate {clip.source_fps:g} fps"
+              + (f" (header says {header:g})" if header and abs(header - clip.source_fps) > 1e-6 else ""))
+        print(f"units:     {info['unit']} ({info['scale']:g} m per file unit); up axis {info['up_axis']}; "
+              f"facing {info['facing_deg']:.0f} deg in frame 0{' (turned to +Z)' if info['canonical_facing'] else ''}")
+        fixes = []
+        if info.get("mirrored"):
+            fixes.append("mirrored coordinate system: X mirrored")
+        fixes += [f"{pair} labelled the wrong way round: swapped" for pair in info.get("swapped_sides", [])]
+        if info.get("dropped_frames"):
+            fixes.append(f"{info['dropped_frames']} leading T-pose frame(s) dropped")
+        print(f"fixes:     {'; '.join(fixes) if fixes else 'none'}")
+    else:
+        print(f"frames:    {clip.num_frames} at {clip.fps:g} fps ({clip.duration:.2f} s); file rate {clip.source_fps:g} fps")
+        print(f"format:    {info.get('format', 'SMPL-22 joints')}")
+    print(f"stature:   {report['stature_m']:.2f} m (from bone lengths)")
+    mapping = info.get("joint_mapping")
+    if mapping:
+        print("SMPL-22 joint    <- BVH joint")
+        derived = {"pelvis": "derived: between the hips, towards the neck",
+                   **{f"spine{k}": f"derived: along pelvis -> neck through {mapping.get('spine', [])}" for k in (1, 2, 3)}}
+        for name in SMPL22_JOINT_NAMES:
+            print(f"  {name:<15}{mapping.get(name, derived.get(name, '-'))}")
+    for joint, how in (info.get("interpolated") or {}).items():
+        print(f"interpolated: {joint}: {how}")
+    for note in info.get("notes") or []:
+        print(f"note:      {note}")
+    if "preview" in report:
+        print(f"preview:   {report['preview']}")
+    return 0
+
+
 def cmd_push(args) -> int:
     from humocon_hf.hub import push_to_hub
     from humocon_hf.model_card import card_from_output_dir, render_model_card
@@ -295,7 +373,7 @@ def _add_recipe_options(p: argparse.ArgumentParser, default_output: str) -> None
     p.add_argument("--fresh", action="store_true",
                    help="Ignore finished stages in --output-dir and redo them.")
     p.add_argument("--no-cmu", action="store_true",
-                   help="Do not use the real CMU mocap in ../shared/data/cmu_bvh even when it is there.")
+                   help="Do not use the real mocap in ../shared/data (CMU, Bandai Namco) even when it is there.")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -386,6 +464,25 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--trust-remote-code", action="store_true",
                      help="Allow the checkpoint's own code (needed only where humocon-hf is not installed).")
     ask.set_defaults(func=cmd_ask)
+
+    inspect = sub.add_parser(
+        "inspect",
+        help="Show how a motion file maps onto SMPL-22 (BVH rig mapping, units, up axis, rates) and render a preview.",
+        description="Load a motion file (any humanoid BVH, HumanML3D .npy, AMASS .npz) as the processor does and print "
+                    "the joint mapping chosen, the units, the up axis, the frame rates and what was fixed; write a "
+                    "preview GIF to check the result at a glance.",
+    )
+    inspect.add_argument("file", help="The motion file.")
+    inspect.add_argument("--fps", type=float, default=20.0, help="Output frame rate (default 20, the model's).")
+    inspect.add_argument("--source-fps", type=float, default=None, help="The file's true rate when its header is wrong.")
+    inspect.add_argument("--rig", default=None,
+                         help="BVH: force a rig table (cmu_daz, cmu_amc2bvh, iclone_cc, mixamo) or 'auto'.")
+    inspect.add_argument("--joint-map", default=None,
+                         help='BVH: JSON {"smpl_joint": "bvh joint name"} overriding the automatic mapping.')
+    inspect.add_argument("--preview", default=None,
+                         help="Preview file (.gif or .mp4; default <file stem>.preview.gif here); 'none' to skip.")
+    inspect.add_argument("--json", action="store_true", help="Print the report as JSON.")
+    inspect.set_defaults(func=cmd_inspect)
 
     push = sub.add_parser(
         "push",

@@ -17,15 +17,17 @@ HumanML3D ``new_joints`` arrays are returned as stored (they are already in this
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from .bvh_skeleton import auto_rig_table, forward_direction, resolve_joint_map
 from .smpl22 import DEFAULT_FPS, JOINT_INDEX, NUM_JOINTS, SMPL22_JOINT_NAMES, check_joints
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -466,43 +468,93 @@ def _source_names(spec: Any) -> List[str]:
     return [s for item in spec for s in _source_names(item)]
 
 
-def _match_rig(names: Sequence[str], rig: Optional[str] = None) -> Tuple[str, Dict[str, Any], Dict[str, int]]:
-    """Pick the rig table all of whose joint names the file has; error with what is missing."""
+def _match_rig(names: Sequence[str], rig: Optional[str] = None) -> Optional[Tuple[str, Dict[str, Any]]]:
+    """The rig table all of whose joint names the file has, as a table of joint indices; None if none does.
+
+    ``rig`` forces one table and raises, naming what is missing, when the file lacks its joints."""
     lookup: Dict[str, int] = {}
     for i, name in enumerate(names):
         lookup.setdefault(_norm_name(name), i)
-    candidates = BVH_RIG_TABLES if rig is None else {rig: BVH_RIG_TABLES[rig]} if rig in BVH_RIG_TABLES else None
-    if candidates is None:
-        raise ValueError(f"unknown rig {rig!r}; known rigs: {sorted(BVH_RIG_TABLES)}")
+    if rig is not None and rig not in BVH_RIG_TABLES:
+        raise ValueError(f"unknown rig {rig!r}; known rigs: {sorted(BVH_RIG_TABLES)} or 'auto' (automatic mapping)")
+    candidates = BVH_RIG_TABLES if rig is None else {rig: BVH_RIG_TABLES[rig]}
 
     def find(n: str) -> Optional[int]:
         return lookup.get(_norm_name(n))
 
-    best = None
+    def to_index(spec: Any) -> Any:
+        if isinstance(spec, str):
+            return find(spec)
+        if spec and spec[0] == "lerp":
+            return ("lerp", find(spec[1]), find(spec[2]), spec[3])
+        return tuple(to_index(s) for s in spec)
+
     for rig_name, table in candidates.items():
-        missing = []
-        for smpl_name, spec in table.items():
-            if any(find(s) is None for s in _source_names(spec)):
-                missing.append(smpl_name)
+        missing = [smpl for smpl, spec in table.items() if any(find(s) is None for s in _source_names(spec))]
         if not missing:
-            return rig_name, table, {s: find(s) for spec in table.values() for s in _source_names(spec)}
-        if best is None or len(missing) < len(best[1]):
-            best = (rig_name, missing)
-    rig_name, missing = best
-    missing_smpl = [m for m in missing if m != "spine"] + (["spine1", "spine2", "spine3"] if "spine" in missing else [])
-    shown = [n for n in names if not n.endswith("_end")]
-    raise ValueError(
-        f"cannot map this BVH skeleton onto SMPL-22: no known rig matches (closest: {rig_name!r}, which "
-        f"lacks source joints for SMPL joints {missing_smpl}). Known rigs: {sorted(BVH_RIG_TABLES)}. "
-        f"The file's joints ({len(shown)}): {shown[:80]}"
-    )
+            return rig_name, {smpl: to_index(spec) for smpl, spec in table.items()}
+        if rig is not None:
+            raise ValueError(f"the BVH skeleton lacks the {rig!r} rig's joints for SMPL joints {missing}")
+    return None
 
 
-def _eval_spec(spec: Any, pos: np.ndarray, index: Dict[str, int]) -> np.ndarray:
-    if isinstance(spec, str):
-        return pos[:, index[spec]]
+def _source_indices(spec: Any) -> List[int]:
+    if isinstance(spec, (int, np.integer)):
+        return [int(spec)]
+    if spec and spec[0] == "lerp":
+        return [int(spec[1]), int(spec[2])]
+    return [i for item in spec for i in _source_indices(item)]
+
+
+def _eval_spec(spec: Any, pos: np.ndarray) -> np.ndarray:
+    if isinstance(spec, (int, np.integer)):
+        return pos[:, int(spec)]
     _, a, b, t = spec
-    return (1.0 - t) * pos[:, index[a]] + t * pos[:, index[b]]
+    return (1.0 - t) * pos[:, a] + t * pos[:, b]
+
+
+def _describe_spec(spec: Any, names: Sequence[str]) -> Any:
+    """A table entry with joint names instead of indices (for info / ``humocon inspect``)."""
+    if isinstance(spec, (int, np.integer)):
+        return names[int(spec)]
+    if spec and spec[0] == "lerp":
+        return f"{1 - spec[3]:g}*{names[spec[1]]} + {spec[3]:g}*{names[spec[2]]}"
+    return [names[int(i)] for i in spec]
+
+
+_REQUIRED_FOR_JOINT_MAP = tuple(n for n in SMPL22_JOINT_NAMES if n not in ("pelvis", "spine1", "spine2", "spine3"))
+_STRUCTURE_FRAMES = 48
+
+
+def _choose_rig(bvh: BVHData, rig: Optional[str], joint_map: Optional[Mapping[str, Any]]) -> Tuple[str, Dict[str, Any], Dict[str, Any]]:
+    """``(rig name, table of joint indices, report)``: a rig table when one matches exactly, else automatic mapping
+    (:mod:`.bvh_skeleton`) from the skeleton's topology, geometry and names, with ``joint_map`` on top."""
+    source = bvh.source
+    if joint_map is None and rig != "auto":
+        matched = _match_rig(bvh.names, rig)
+        if matched is not None:
+            return matched[0], matched[1], {}
+    overrides = resolve_joint_map(joint_map, bvh.names, source) if joint_map is not None else {}
+    # Topology and proportions are measured on the posed skeleton (a sample of frames): rest offsets of some rigs
+    # point along the bone axes, not where the bones are.
+    T = bvh.motion.shape[0]
+    frames = np.unique(np.linspace(0, T - 1, min(T, _STRUCTURE_FRAMES)).round().astype(np.int64))
+    sample = bvh_forward_kinematics(dataclasses.replace(bvh, motion=bvh.motion[frames]))
+    try:
+        auto = auto_rig_table(bvh.names, bvh.parents, sample, bvh.is_end_site or [False] * len(bvh.names), source)
+    except ValueError:
+        missing = [k for k in _REQUIRED_FOR_JOINT_MAP if k not in overrides]
+        if not overrides or missing:
+            if overrides:
+                raise ValueError(f"{source}: the skeleton could not be mapped automatically and joint_map lacks {missing}") from None
+            raise
+        table = dict(overrides)
+        table.setdefault("spine", ())
+        return "joint_map", table, dict(mapping="joint_map")
+    table = dict(auto.table)
+    table.update(overrides)
+    report = dict(mapping="auto" if not overrides else "auto+joint_map", interpolated=auto.interpolated, notes=auto.notes)
+    return ("auto" if not overrides else "auto+joint_map"), table, report
 
 
 def _polyline_points(points: np.ndarray, fractions: Sequence[float]) -> np.ndarray:
@@ -542,13 +594,15 @@ def _derive_trunk(joints: np.ndarray, spine_src: np.ndarray) -> None:
     joints[:, JOINT_INDEX["spine3"]] = spine[:, 2]
 
 
-def _map_to_smpl(pos: np.ndarray, table: Dict[str, Any], index: Dict[str, int]) -> np.ndarray:
+def _map_to_smpl(pos: np.ndarray, table: Dict[str, Any]) -> np.ndarray:
+    """SMPL-22 joints (T, 22, 3) from rig joint positions ``pos`` (T, J, 3) and a table of joint indices."""
     T = pos.shape[0]
     joints = np.zeros((T, NUM_JOINTS, 3), dtype=np.float64)
     for name in SMPL22_JOINT_NAMES:
         if name in table:
-            joints[:, JOINT_INDEX[name]] = _eval_spec(table[name], pos, index)
-    spine_src = np.stack([pos[:, index[s]] for s in table["spine"]], axis=1)
+            joints[:, JOINT_INDEX[name]] = _eval_spec(table[name], pos)
+    spine = [int(i) for i in table.get("spine", ())]
+    spine_src = pos[:, spine] if spine else np.zeros((T, 0, 3))
     _derive_trunk(joints, spine_src)
     return joints
 
@@ -621,24 +675,70 @@ def _to_y_up(joints: np.ndarray, up_axis: str, source: str) -> Tuple[np.ndarray,
     return joints @ _UP_ROTATIONS[up_axis].T, up_axis
 
 
-def _fix_handedness(joints: np.ndarray, source: str) -> bool:
-    """Mirror X when the labelled left hip lies on the right of where the feet point (Y up)."""
-    fwd = (joints[:, [JOINT_INDEX["left_foot"], JOINT_INDEX["right_foot"]]]
-           - joints[:, [JOINT_INDEX["left_ankle"], JOINT_INDEX["right_ankle"]]]).mean(axis=1)
-    across = joints[:, JOINT_INDEX["left_hip"]] - joints[:, JOINT_INDEX["right_hip"]]
-    fwd[:, 1] = 0.0
-    across[:, 1] = 0.0
-    # Person's left = up x forward (Y up, facing +Z -> left is +X).
-    left_dir = np.cross(np.array([0.0, 1.0, 0.0]), fwd)
-    cos = (left_dir * across).sum(-1) / np.maximum(np.linalg.norm(left_dir, axis=-1) * np.linalg.norm(across, axis=-1), 1e-9)
-    if np.median(cos) < -0.5:
+_LEG_PARTS = ("hip", "knee", "ankle", "foot")
+_ARM_PARTS = ("collar", "shoulder", "elbow", "wrist")
+
+
+def _swap_sides(joints: np.ndarray, parts: Sequence[str]) -> None:
+    for part in parts:
+        left, right = JOINT_INDEX[f"left_{part}"], JOINT_INDEX[f"right_{part}"]
+        joints[:, [left, right]] = joints[:, [right, left]]
+
+
+def _fix_sides(joints: np.ndarray, source: str) -> Tuple[bool, List[str]]:
+    """Check the labelled left/right of legs and arms against the geometry (Y up); fix what disagrees.
+
+    The person's left is up x forward, with forward from where the toes point and the knees bend (label
+    independent: both legs, :func:`.bvh_skeleton.forward_direction`). Legs and
+    arms both on the wrong side: the file's coordinate system is mirrored, so X is mirrored. Only one pair on the
+    wrong side: that pair is mislabelled (a rig error), so its labels are swapped. Each fix warns.
+    Returns (mirrored, swapped pairs).
+    """
+    up = np.array([0.0, 1.0, 0.0])
+    fwd = sum(forward_direction(*(joints[:, JOINT_INDEX[f"{side}_{part}"]] for part in _LEG_PARTS), up)
+              for side in ("left", "right"))
+    left_dir = np.cross(np.array([0.0, 1.0, 0.0]), fwd)  # Y up, facing +Z -> left is +X
+
+    def side_cos(a: str, b: str) -> float:
+        across = joints[:, JOINT_INDEX[a]] - joints[:, JOINT_INDEX[b]]
+        across[:, 1] = 0.0
+        norm = np.maximum(np.linalg.norm(left_dir, axis=-1) * np.linalg.norm(across, axis=-1), 1e-9)
+        return float(np.median((left_dir * across).sum(-1) / norm))
+
+    legs_wrong = side_cos("left_hip", "right_hip") < -0.5
+    arms_wrong = side_cos("left_shoulder", "right_shoulder") < -0.5
+    if legs_wrong and arms_wrong:
         warnings.warn(
             f"{source}: the left joints lie on the person's right (mirrored coordinate system); mirroring X",
             stacklevel=3,
         )
         joints[..., 0] *= -1.0
-        return True
-    return False
+        return True, []
+    swapped = []
+    for wrong, pair, parts in ((legs_wrong, "legs", _LEG_PARTS), (arms_wrong, "arms", _ARM_PARTS)):
+        if wrong:
+            warnings.warn(
+                f"{source}: the joints labelled left {pair} are on the person's right (the other limbs and the feet's "
+                f"direction agree with each other); swapping the {pair}' left/right labels",
+                stacklevel=3,
+            )
+            _swap_sides(joints, parts)
+            swapped.append(pair)
+    return False, swapped
+
+
+def _facing_angle(joints: np.ndarray) -> float:
+    """Heading (radians about +Y) of the first frame: 0 when the person faces +Z (left = +X)."""
+    across = joints[0, JOINT_INDEX["left_hip"]] - joints[0, JOINT_INDEX["right_hip"]]
+    across += joints[0, JOINT_INDEX["left_shoulder"]] - joints[0, JOINT_INDEX["right_shoulder"]]
+    # Facing +Z means across = +X; the heading is the angle taking +X to `across` about +Y.
+    return float(np.arctan2(-across[2], across[0]))
+
+
+def _rotate_about_y(joints: np.ndarray, angle: float) -> np.ndarray:
+    c, s = np.cos(angle), np.sin(angle)
+    rot = np.array([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+    return joints @ rot.T
 
 
 def _is_tpose(frame: np.ndarray) -> bool:
@@ -695,8 +795,15 @@ def load_bvh(
     scale: Optional[float] = None,
     up_axis: str = "auto",
     rig: Optional[str] = None,
+    joint_map: Optional[Mapping[str, Any]] = None,
+    canonical_facing: bool = False,
 ) -> MotionClip:
-    """Read a BVH file as SMPL-22 joints (metres, Y up) at ``fps`` (None keeps the file's rate).
+    """Read a BVH file of any humanoid rig as SMPL-22 joints (metres, Y up) at ``fps`` (None keeps the file's rate).
+
+    Skeletons of the rigs in :data:`BVH_RIG_TABLES` map by their table; any other humanoid is mapped automatically
+    from its topology, proportions and joint names (:mod:`humocon_hf.processing.bvh_skeleton`): Mixamo with or
+    without ``mixamorig:``, Unreal, Rigify, MotionBuilder / Vicon / OptiTrack style names, Bandai Namco,
+    renamed or unnamed joints. ``clip.info`` says which mapping was used, what was interpolated, the units and axis.
 
     Args:
         path: the ``.bvh`` file.
@@ -707,10 +814,17 @@ def load_bvh(
         scale: metres per file unit; by default the unit (m, cm, mm, inch, foot, CMU ASF) that gives a
             human stature closest to 1.7 m.
         up_axis: ``"auto"`` (the axis from the ankles to the head) or ``"+y"``, ``"+z"``, ``"-x"``...
-        rig: force one of :data:`BVH_RIG_TABLES` instead of detecting it from the joint names.
+        rig: one of :data:`BVH_RIG_TABLES` to force that table, ``"auto"`` to force the automatic mapping, None
+            (default) for a table when one matches exactly and the automatic mapping otherwise.
+        joint_map: ``{smpl_joint: bvh_joint_name}`` overriding or completing the automatic mapping (keys: the
+            SMPL-22 limb joints, ``neck``, ``head``, and ``spine`` with a list of names bottom to top); enough on its
+            own when it names every limb joint, the neck and the head.
+        canonical_facing: rotate about the vertical so that the person faces +Z in the first frame (HumanML3D's
+            convention); by default the facing is left as recorded (the motion feature extractor canonicalises it).
 
     Raises:
-        FileNotFoundError: missing file. ValueError: empty/corrupt file, NaN values, unknown rig.
+        FileNotFoundError: missing file. ValueError: empty/corrupt file, NaN values, a skeleton that is not a
+        humanoid (the message lists its joints and how to pass ``joint_map``).
     """
     bvh = parse_bvh(path)
     source = bvh.source
@@ -721,9 +835,10 @@ def load_bvh(
     source_fps = _positive_rate(source_fps, "source_fps", source)
     if fps is not None:
         fps = _positive_rate(fps, "fps", source)
-    rig_name, table, index = _match_rig(bvh.names, rig)
-    pos = bvh_forward_kinematics(bvh, sorted(set(index.values())))
-    joints = _map_to_smpl(pos, table, index)
+    rig_name, table, report = _choose_rig(bvh, rig, joint_map)
+    needed = sorted({i for spec in table.values() for i in _source_indices(spec)})
+    pos = bvh_forward_kinematics(bvh, needed)
+    joints = _map_to_smpl(pos, table)
     if scale is None:
         scale, unit = _detect_scale(joints, source)
     else:
@@ -732,7 +847,7 @@ def load_bvh(
             raise ValueError(f"{source}: scale must be a positive number, got {scale}")
     joints *= scale
     joints, up = _to_y_up(joints, up_axis, source)
-    mirrored = _fix_handedness(joints, source)
+    mirrored, swapped = _fix_sides(joints, source)
     if drop_tpose is True:
         dropped = 1
     elif drop_tpose == "auto":
@@ -744,15 +859,17 @@ def load_bvh(
     joints = joints[dropped:]
     if joints.shape[0] == 0:
         raise ValueError(f"{source}: no frames left after dropping the T-pose frame")
+    facing = _facing_angle(joints)
+    if canonical_facing:
+        joints = _rotate_about_y(joints, -facing)
     joints = _finish(resample_joints(joints, source_fps, fps))
-    return MotionClip(
-        joints=joints.astype(np.float32),
-        fps=float(fps if fps is not None else source_fps),
-        source_fps=float(source_fps),
-        source=source,
-        info=dict(rig=rig_name, scale=scale, unit=unit, up_axis=up, mirrored=mirrored,
-                  dropped_frames=dropped, header_fps=(1.0 / bvh.frame_time if bvh.frame_time > 0 else None)),
-    )
+    info = dict(rig=rig_name, scale=scale, unit=unit, up_axis=up, mirrored=mirrored, swapped_sides=swapped,
+                dropped_frames=dropped, header_fps=(1.0 / bvh.frame_time if bvh.frame_time > 0 else None),
+                facing_deg=float(np.degrees(facing)), canonical_facing=bool(canonical_facing),
+                joint_mapping={k: _describe_spec(v, bvh.names) for k, v in table.items()})
+    info.update(report)
+    return MotionClip(joints=joints.astype(np.float32), fps=float(fps if fps is not None else source_fps),
+                      source_fps=float(source_fps), source=source, info=info)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from humocon_hf.recipes import (
     parse_override,
 )
 
-COMMANDS = ("demo", "ask", "pretrain", "translate", "tune", "evaluate", "ablate", "push")
+COMMANDS = ("demo", "ask", "pretrain", "translate", "tune", "evaluate", "ablate", "push", "inspect")
 
 
 # ---------------------------------------------------------------------------------------------------- --help
@@ -384,3 +384,32 @@ def test_cli_leaves_the_process_group_before_exiting(tmp_path):
     assert dist.is_initialized()
     assert cli.main(["evaluate", "--recipe", str(tmp_path / "missing.yaml"), "--output-dir", str(tmp_path)]) == 2
     assert not dist.is_initialized()
+
+
+def test_inspect_shows_the_mapping_units_and_a_preview(shared_data, tmp_path, capsys):
+    bvh = shared_data / "bandai_namco_1" / "data" / "dataset-1_walk_normal_001.bvh"
+    preview = tmp_path / "walk.gif"
+    assert main(["inspect", str(bvh), "--preview", str(preview)]) == 0
+    out = capsys.readouterr().out
+    assert "automatic (topology + joint names)" in out and "units:     cm" in out and "up axis +y" in out
+    assert "left_hip       UpperLeg_L" in out and "right_wrist    Hand_R" in out and "file rate 30 fps" in out
+    assert preview.is_file() and preview.stat().st_size > 1000
+    assert main(["inspect", str(shared_data / "cmu_bvh" / "16_01.bvh"), "--source-fps", "120", "--preview", "none",
+                 "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["rig"] == "cmu_amc2bvh" and report["source_fps"] == 120 and report["joint_mapping"]["neck"] == "upperneck"
+    assert "preview" not in report
+
+
+def test_inspect_errors_are_one_line(shared_data, tmp_path, capsys):
+    bvh = shared_data / "cmu_bvh" / "16_01.bvh"
+    for argv, expected in [
+        (["inspect", str(tmp_path / "none.bvh")], "no such file"),
+        (["inspect", str(tmp_path)], "is a folder"),
+        (["inspect", str(bvh), "--joint-map", "{neck"], "not valid JSON"),
+        (["inspect", str(bvh), "--joint-map", '{"neck": "nose"}', "--preview", "none"], "'nose' is not a joint"),
+        (["inspect", str(shared_data / "humanml3d_sample" / "Mean.npy"), "--rig", "auto"], "BVH files only"),
+    ]:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert expected in err and "Traceback" not in err and err.count("\n") == 1, (argv, err)
