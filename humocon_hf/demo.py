@@ -100,6 +100,33 @@ def find_shared_data() -> Path | None:
     return None
 
 
+def _resolve_bandai(data_args) -> Path | None:
+    """The Bandai Namco data set folder, or None when the recipe disables it or it is absent."""
+    folder = data_args.bandai_dir
+    if folder in (None, "", "none", False):
+        return None
+    if folder == "auto":
+        shared = find_shared_data()
+        found = shared / "bandai_namco_1" if shared is not None else None
+        return found if found is not None and found.is_dir() else None
+    path = Path(folder).expanduser()
+    if not path.is_dir():
+        raise FileNotFoundError(f"data.bandai_dir={folder!r} is not a folder; fix the path or set it to null")
+    return path
+
+
+def _real_qa_rows(real_rows: list[dict]) -> list[dict]:
+    """Stage-3 questions about the real takes whose labels answer them in the benchmark's vocabulary."""
+    rows = []
+    for r in real_rows:
+        if r.get("action"):
+            rows.append({"question": "What action does the person do?", "answer": r["action"], "motion": r["motion_path"]})
+        if r.get("direction"):
+            rows.append({"question": "What direction does the person move?", "answer": r["direction"],
+                         "motion": r["motion_path"]})
+    return rows
+
+
 def _resolve_cmu(data_args) -> tuple[Path | None, Path | None]:
     """(BVH folder, descriptions CSV) or (None, None) when the recipe disables CMU or it is absent."""
     bvh = data_args.cmu_bvh_dir
@@ -279,8 +306,8 @@ class DemoPipeline:
             })
         if options.steps_scale != 1.0:
             recipe = recipe.scaled(options.steps_scale)
-        if not options.use_cmu:
-            recipe = recipe.with_overrides({"data": {"cmu_bvh_dir": None}})
+        if not options.use_cmu:  # no real mocap at all: CMU and Bandai Namco
+            recipe = recipe.with_overrides({"data": {"cmu_bvh_dir": None, "bandai_dir": None}})
         if options.max_eval_samples is not None:
             recipe = recipe.with_overrides({"evaluate": {"max_samples": options.max_eval_samples}})
         self.recipe: Recipe = recipe
@@ -397,6 +424,34 @@ class DemoPipeline:
         info["cmu_trials"] = len(cmu_rows)
         info["cmu_source"] = str(bvh_dir) if bvh_dir else None
 
+        # Real studio mocap of another rig (automatic skeleton mapping), with content/style labels.
+        bandai_rows = []
+        bandai_dir = _resolve_bandai(data_args)
+        if bandai_dir is not None:
+            from humocon_hf.data.loaders import load_bandai_namco
+            from humocon_hf.processing.motion_io import load_motion
+
+            (folder / "bandai").mkdir(exist_ok=True)
+            for row in tqdm(load_bandai_namco(bandai_dir), desc="Bandai Namco BVH -> SMPL-22 joints", unit="take"):
+                try:
+                    joints = load_motion(row["motion_path"], fps=20.0).joints[: data_args.max_frames * 4]
+                except (ValueError, FileNotFoundError) as err:
+                    logger.warning("skipping %s: %s", row["motion_path"], err)
+                    continue
+                twins = [("", joints, row["caption"], row["direction"])]
+                if data_args.mirror_train:
+                    twins.append(("M", mirror_joints(joints), mirror_text(row["caption"]), mirror_text(row["direction"])))
+                for prefix, motion, caption, direction in twins:
+                    path = folder / "bandai" / f"{prefix}{row['id']}.npy"
+                    np.save(path, motion.astype(np.float32))
+                    bandai_rows.append({"id": f"{prefix}{row['id']}", "caption": caption, "motion_path": str(path),
+                                        "source": row["motion_path"], "action": row["action"], "direction": direction,
+                                        "mirrored": bool(prefix)})
+        _write_json(folder / "bandai.json", bandai_rows)
+        info["bandai_takes"] = len(bandai_rows)
+        info["bandai_source"] = str(bandai_dir) if bandai_dir else None
+        cmu_rows = cmu_rows + bandai_rows
+
         # Processor: the LLM's tokenizer (+ <motion>/<video>) and the motion normalisation fitted on training motions.
         processor = build_processor(model_args, data_args)
         train_motions = [row_motion(r) for r in _unique_motion_rows(qa["train"])]
@@ -411,8 +466,10 @@ class DemoPipeline:
 
         folder = self.runner.stage_dir("data")
         qa = datasets.load_from_disk(str(folder / "qa"))
-        cmu_rows = json.loads((folder / "cmu.json").read_text())
-        return qa, cmu_rows
+        real_rows = json.loads((folder / "cmu.json").read_text())
+        if (folder / "bandai.json").is_file():
+            real_rows += json.loads((folder / "bandai.json").read_text())
+        return qa, real_rows
 
     def load_processor(self):
         from humocon_hf.processing.processing_humocon import MotionVideoProcessor
@@ -425,13 +482,13 @@ class DemoPipeline:
 
         model_args = self.recipe.model
         targs, pargs = self.training_args("pretrain", output_dir=folder)
-        qa, cmu_rows = self.load_data()
+        qa, real_rows = self.load_data()
         processor = self.load_processor()
         _seed_before_init(targs.seed)
         model = build_concept_model(model_args, pargs)
 
         items = [{"motion": row_motion(r)} for r in _unique_motion_rows(qa["train"])]
-        items += [{"motion": np.load(r["motion_path"])} for r in cmu_rows]
+        items += [{"motion": np.load(r["motion_path"])} for r in real_rows]
         if pargs.use_video and pargs.phase2_max_steps > 0:
             items += _rendered_pairs(items[: pargs.num_video_motions], processor)
         raw = self.recipe.sections["pretrain"]
@@ -512,7 +569,7 @@ class DemoPipeline:
 
         model_args = self.recipe.model
         targs, tr_args = self.training_args("translate", output_dir=folder / "checkpoints")
-        qa, cmu_rows = self.load_data()
+        qa, real_rows = self.load_data()
         processor = self.load_processor()
         llm, _ = self._load_llm()
         motion_encoder, video_encoder = self.load_encoders()
@@ -522,7 +579,7 @@ class DemoPipeline:
         )
 
         rows = [{"motion": r, "caption": c} for r, c in _caption_rows(qa["train"])]
-        rows += [{"motion": r["motion_path"], "caption": r["caption"]} for r in cmu_rows] * tr_args.caption_repeats
+        rows += [{"motion": r["motion_path"], "caption": r["caption"]} for r in real_rows] * tr_args.caption_repeats
         trainer = ModalityTranslationTrainer(
             model=model, args=targs, processor=processor, train_dataset=_ListDataset(rows),
             data_collator=_collator(processor, model_args),
@@ -547,7 +604,7 @@ class DemoPipeline:
 
         model_args = self.recipe.model
         targs, tune_args = self.training_args("tune", output_dir=folder / "checkpoints")
-        qa, _ = self.load_data()
+        qa, real_rows = self.load_data()
         processor = self.load_processor()
         _seed_before_init(targs.seed)  # LoRA weights are initialised when the trainer wraps the model
         lora = {}
@@ -558,9 +615,12 @@ class DemoPipeline:
             from humocon_hf.data import oversample_to_balance
 
             train = oversample_to_balance(list(train), "query_type", seed=targs.seed)
+        real_qa = _real_qa_rows(real_rows)
+        if not with_motion:  # the text-only baseline gets the same questions without the motion
+            real_qa = [{k: v for k, v in r.items() if k != "motion"} for r in real_qa]
         trainer = InstructionTuningTrainer(
             model=model, args=targs, processor=processor,
-            train_dataset=_ListDataset(self._qa_rows(train, with_motion)),
+            train_dataset=_ListDataset(self._qa_rows(train, with_motion) + real_qa),
             data_collator=_collator(processor, model_args),
             lora_r=tune_args.lora_r, lora_alpha=tune_args.lora_alpha, lora_dropout=tune_args.lora_dropout,
             train_projectors=tune_args.train_projectors and with_motion, **lora,
@@ -569,7 +629,8 @@ class DemoPipeline:
         info = _train_info(trainer, metrics)
         if _is_main():
             merge_adapter(trainer.model).save_pretrained(folder / "model")
-        return {"questions": len(qa["train"]), "training_rows": len(train), **info}
+        return {"questions": len(qa["train"]), "real_questions": len(real_qa), "training_rows": len(train) + len(real_qa),
+                **info}
 
     def stage_tune(self, folder: Path) -> dict:
         from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
@@ -712,6 +773,8 @@ class DemoPipeline:
         data_info = json.loads((self.runner.stage_dir("data") / MARKER).read_text())["info"]
         if data_info.get("cmu_trials"):
             used.append("cmu-mocap")
+        if data_info.get("bandai_takes"):
+            used.append("bandai-namco-motiondataset")
         return used
 
     # ------------------------------------------------------------------------------------------ summary

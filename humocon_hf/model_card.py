@@ -29,6 +29,12 @@ DATA_NOTES = {
         "motions and stage-2 captions (CMU's trial descriptions). Free for research and commercial use; please cite "
         "mocap.cs.cmu.edu (NSF EIA-0196217)."
     ),
+    "bandai-namco-motiondataset": (
+        "**Bandai Namco Research Motiondataset 1** (github.com/BandaiNamcoResearchInc/Bandai-Namco-Research-Motiondataset): "
+        "real studio motion capture used as stage-1 motions, stage-2 captions and stage-3 action / direction "
+        "questions made from its content and style labels. CC BY-NC 4.0: non-commercial research only; credit "
+        "Bandai Namco Research Inc."
+    ),
     "babel-qa": (
         "**BABEL / BABEL-QA**: labels from BABEL (babel.is.tue.mpg.de) on AMASS motions; non-commercial research "
         "use only, and the AMASS motions must be obtained from amass.is.tue.mpg.de under their licence."

@@ -108,10 +108,11 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, smollm2_tokenizer_dir, capsy
     from test_cli import make_tiny_llm_dir
 
     llm_dir = make_tiny_llm_dir(tmp_path, smollm2_tokenizer_dir)
+    bandai = _small_bandai_copy(tmp_path / "bandai", ["walk-back_normal_001", "bow_happy_001", "bye_sad_001"])
     overrides = {
         "model": {"llm_name_or_path": str(llm_dir), "codebook_size": 16},
         "data": {"num_train_motions": 8, "num_validation_motions": 2, "num_test_motions": 3,
-                 "questions_per_motion": 2, "max_frames": 64, "cmu_bvh_dir": None},
+                 "questions_per_motion": 2, "max_frames": 64, "cmu_bvh_dir": None, "bandai_dir": str(bandai)},
         "pretrain": {"phase1_max_steps": 2, "phase2_max_steps": 1, "per_device_train_batch_size": 4,
                      "logging_steps": 1},
         "translate": {"max_steps": 2, "per_device_train_batch_size": 2, "bf16": False, "logging_steps": 1},
@@ -132,6 +133,11 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, smollm2_tokenizer_dir, capsy
         assert metrics["counts"]["total"] == n_test
     assert set(results["wall_time_s"]) == set(STAGES) | {"total_this_run"}
     assert results["stages"]["tune"]["steps"] == 2 and results["stages"]["baseline"]["steps"] == 2
+    # Real Bandai takes (and their mirror twins): stage-1 motions, captions, and the action / direction questions
+    # their labels answer (walk-back: walk + backwards; bye: wave; bow: none), for the model and the baseline.
+    assert results["stages"]["data"]["bandai_takes"] == 6
+    assert results["stages"]["tune"]["real_questions"] == 6 == results["stages"]["baseline"]["real_questions"]
+    assert "Bandai Namco" in (out / "README.md").read_text()
     assert len(results["examples"]) == 2
 
     model = AutoModel.from_pretrained(out)
@@ -164,6 +170,21 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, smollm2_tokenizer_dir, capsy
     third = run_demo(output_dir=str(out), overrides=overrides)
     assert set(third["reused_stages"]) == {"data", "pretrain", "translate"}
     assert third["stages"]["tune"]["steps"] == 3
+
+
+def _small_bandai_copy(folder, takes):
+    """A few real Bandai Namco takes in the data set's layout (data/*.bvh + *.json, cfg/), linked from ../shared."""
+    from conftest import SHARED_DATA
+
+    source = SHARED_DATA / "bandai_namco_1"
+    if not source.is_dir():
+        pytest.skip(f"{source} not found")
+    (folder / "data").mkdir(parents=True)
+    (folder / "cfg").symlink_to(source / "cfg")
+    for take in takes:
+        for ext in (".bvh", ".json"):
+            (folder / "data" / f"dataset-1_{take}{ext}").symlink_to(source / "data" / f"dataset-1_{take}{ext}")
+    return folder
 
 
 def test_variant_folder_names():

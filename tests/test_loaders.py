@@ -356,3 +356,43 @@ def test_qa_loaders_share_a_schema(shared_data):
                                                  shared_data / "activitynet_qa" / "test_a_sample.json"))
     both = datasets.concatenate_datasets([babel, anet])
     assert len(both) == 393 + 300 and both.features == QA_FEATURES
+
+
+# ----------------------------------------------------------------------------------------------- Bandai Namco
+
+
+def test_bandai_namco_real(shared_data):
+    from humocon_hf.data.loaders import load_bandai_namco
+
+    ds = load_bandai_namco(shared_data / "bandai_namco_1")
+    assert len(ds) == 174
+    assert Counter(ds["style"])["happy"] == 11 and len(set(ds["content"])) == 16 and len(set(ds["style"])) == 15
+    rows = {r["id"]: r for r in ds}
+    assert rows["walk-back_angry_001"]["caption"] == "a person walks backwards angrily"
+    assert (rows["walk-back_angry_001"]["action"], rows["walk-back_angry_001"]["direction"]) == ("walk", "backwards")
+    assert rows["bye_normal_001"]["caption"] == "a person waves goodbye with one hand"
+    assert rows["bye_normal_001"]["action"] == "wave" and rows["bow_old_001"]["action"] is None
+    assert all(Path(p).is_file() for p in ds["motion_path"])
+
+
+def test_bandai_namco_label_errors(shared_data, tmp_path):
+    from humocon_hf.data.loaders import load_bandai_namco
+
+    source = shared_data / "bandai_namco_1"
+    (tmp_path / "data").mkdir()
+    (tmp_path / "cfg").symlink_to(source / "cfg")
+    take = "dataset-1_kick_tired_001"
+    (tmp_path / "data" / f"{take}.bvh").symlink_to(source / "data" / f"{take}.bvh")
+    (tmp_path / "data" / f"{take}.json").write_text(json.dumps({"content": 0, "style": 0}))  # walk, normal
+    with pytest.raises(ValueError, match=r"disagree with the file name \(kick, tired\)"):
+        load_bandai_namco(tmp_path)
+    (tmp_path / "data" / f"{take}.json").write_text(json.dumps({"content": "x"}))
+    with pytest.raises(ValueError, match="expected"):
+        load_bandai_namco(tmp_path)
+    (tmp_path / "data" / f"{take}.json").unlink()
+    assert load_bandai_namco(tmp_path)[0]["caption"] == "a person kicks tiredly"
+    (tmp_path / "data" / "walk.bvh").write_text("HIERARCHY\n")
+    with pytest.raises(ValueError, match="not a Bandai Namco take name"):
+        load_bandai_namco(tmp_path)
+    with pytest.raises(FileNotFoundError):
+        load_bandai_namco(tmp_path / "missing")

@@ -737,6 +737,100 @@ def load_cmu_bvh(
     return _from_rows(rows, features=features)
 
 
+# -------------------------------------------------------------------------------------------- Bandai Namco
+
+# Bandai Namco Research Motiondataset content labels -> (caption phrase, action answer in the BABEL-QA vocabulary
+# of the benchmark or None, direction answer or None). walk-left / walk-right are diagonal walks (forward and to
+# that side), so they get no direction question.
+BANDAI_CONTENT = {
+    "walk": ("walks forward", "walk", "forward"),
+    "walk-back": ("walks backwards", "walk", "backwards"),
+    "walk-left": ("walks forward and to the left", "walk", None),
+    "walk-right": ("walks forward and to the right", "walk", None),
+    "run": ("runs forward", "run", "forward"),
+    "dash": ("dashes forward", "run", "forward"),
+    "bow": ("bows", None, None),
+    "bye": ("waves goodbye with one hand", "wave", None),
+    "byebye": ("waves goodbye with both hands", "wave", None),
+    "guide": ("gestures to show someone the way", None, None),
+    "respond": ("responds with a gesture", None, None),
+    "call": ("beckons someone over with a hand", None, None),
+    "punch": ("punches", None, None),
+    "kick": ("kicks", "kick", None),
+    "slash": ("slashes with an arm", None, None),
+    "dance-long": ("dances", None, None),
+    "dance-short": ("dances", None, None),
+}
+BANDAI_STYLE = {
+    "normal": "", "happy": "happily", "sad": "sadly", "angry": "angrily", "proud": "proudly",
+    "not-confident": "without confidence", "masculinity": "in a masculine way", "feminine": "in a feminine way",
+    "childish": "like a child", "old": "like an old person", "tired": "tiredly", "active": "energetically",
+    "musical": "like in a musical", "giant": "like a giant", "chimpira": "like a thug",
+}
+_BANDAI_FILE = re.compile(r"^dataset-1_(?P<content>[a-z-]+)_(?P<style>[a-z-]+)_(?P<take>\d+)$")
+
+
+def _read_label_list(path: Path) -> list[str]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: Bandai Namco label list not found (expected cfg/content_label.txt and "
+                                "cfg/style_label.txt in the data set folder)")
+    return [line.strip().removeprefix("dataset-1_") for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip()]
+
+
+def load_bandai_namco(folder: str | Path) -> datasets.Dataset:
+    """The Bandai Namco Research Motiondataset 1 (real studio mocap, 30 fps BVH of its own rig): one row per take
+    with `id`, `motion_path`, `content` (walk, run, bow, kick...), `style` (happy, tired, old...), a `caption` made
+    from both ("a person walks forward happily"), and the benchmark's `action` / `direction` answer where the
+    content has one (None otherwise).
+
+    Labels come from each take's JSON (`{"content": i, "style": j}`, indices into `cfg/content_label.txt` /
+    `cfg/style_label.txt`); a JSON that disagrees with the file name raises. The motions load through
+    `load_bvh`'s automatic skeleton mapping. Licence: CC BY-NC 4.0 (non-commercial research; credit Bandai Namco
+    Research Inc.).
+    """
+    root = Path(folder)
+    data = root / "data" if (root / "data").is_dir() else root
+    if not data.is_dir():
+        raise FileNotFoundError(f"{root}: Bandai Namco data set folder not found")
+    cfg = root / "cfg" if (root / "cfg").is_dir() else data.parent / "cfg"
+    contents = _read_label_list(cfg / "content_label.txt")
+    styles = _read_label_list(cfg / "style_label.txt")
+    rows = []
+    for path in sorted(data.glob("*.bvh")):
+        match = _BANDAI_FILE.match(path.stem)
+        if match is None:
+            raise ValueError(f"{path}: not a Bandai Namco take name (dataset-1_<content>_<style>_<nnn>.bvh)")
+        content, style = match.group("content"), match.group("style")
+        label_file = path.with_suffix(".json")
+        if label_file.is_file():
+            labels = _read_json(label_file)
+            try:
+                by_json = contents[int(labels["content"])], styles[int(labels["style"])]
+            except (KeyError, TypeError, ValueError, IndexError):
+                raise ValueError(f"{label_file}: expected {{'content': index, 'style': index}} into the cfg label "
+                                 f"lists, got {labels!r}") from None
+            if by_json != (content, style):
+                raise ValueError(f"{label_file}: labels {by_json} disagree with the file name ({content}, {style})")
+        if content not in BANDAI_CONTENT or style not in BANDAI_STYLE:
+            raise ValueError(f"{path}: unknown content {content!r} or style {style!r}")
+        phrase, action, direction = BANDAI_CONTENT[content]
+        caption = " ".join(filter(None, ["a person", phrase, BANDAI_STYLE[style]]))
+        rows.append({"id": path.stem.removeprefix("dataset-1_"), "motion_path": str(path), "caption": caption,
+                     "captions": [caption], "content": content, "style": style, "action": action,
+                     "direction": direction})
+    if not rows:
+        raise ValueError(f"{data}: no Bandai Namco .bvh takes found")
+    features = datasets.Features({
+        **CAPTION_FEATURES,
+        "content": datasets.Value("string"),
+        "style": datasets.Value("string"),
+        "action": datasets.Value("string"),
+        "direction": datasets.Value("string"),
+    })
+    return _from_rows(rows, features=features)
+
+
 # -------------------------------------------------------------------------------------------- ActivityNet
 
 
