@@ -49,6 +49,12 @@ __all__ = [
     "estimate_stature",
 ]
 
+# Longest motion a reader produces (frames after resampling): 24 h at 20 fps is ~1.7 M frames. Header values that
+# imply more (a BVH "Frame Time: 1e6", fps=1e-6) are errors, not a reason to allocate gigabytes.
+MAX_MOTION_FRAMES = 2_000_000
+# Frame rates outside this range are legal but almost always a wrong header (mocap runs at 24-480 fps).
+_PLAUSIBLE_FPS = (5.0, 2000.0)
+
 _BODY_INSTALL_HINT = (
     'install the optional body-model support with `pip install "humocon-hf[body]"` (it provides the '
     "`smplx` package) and download the body model files yourself: SMPL+H (used by AMASS) from "
@@ -131,6 +137,13 @@ def resample_joints(joints: np.ndarray, source_fps: float, fps: Optional[float])
     n_src = joints.shape[0]
     if n_src == 1:
         return joints
+    n_out_f = (n_src - 1) * float(fps) / float(source_fps) + 1
+    if not np.isfinite(n_out_f) or n_out_f > MAX_MOTION_FRAMES:
+        raise ValueError(
+            f"resampling {n_src} frames from {source_fps:g} fps to {fps:g} fps would give {n_out_f:.3g} frames "
+            f"({(n_src - 1) / float(source_fps) / 3600:.3g} h of motion), over the limit of {MAX_MOTION_FRAMES}; "
+            "is the source frame rate right (BVH 'Frame Time', source_fps)?"
+        )
     n_out = int(np.floor((n_src - 1) * float(fps) / float(source_fps) + 1e-6)) + 1
     t = np.arange(n_out, dtype=np.float64) * (float(source_fps) / float(fps))
     i0 = np.minimum(np.floor(t).astype(np.int64), n_src - 1)
@@ -297,6 +310,14 @@ def _parse_bvh_text(text: str, source: str) -> BVHData:
         raise ValueError(
             f"{source}: corrupt or truncated MOTION data: header says {n_frames} frames x {n_channels} "
             f"channels = {n_frames * n_channels} values, found {values.size} values in {len(rows)} lines"
+        )
+    per_line = np.fromiter((len(ln.split()) for ln in rows), dtype=np.int64, count=len(rows))
+    if (per_line != n_channels).any():
+        # The totals can agree while one line is short and the next long: every later channel would shift.
+        k = int(np.argmax(per_line != n_channels))
+        raise ValueError(
+            f"{source}: corrupt MOTION data: frame {k} has {per_line[k]} values, the hierarchy has {n_channels} "
+            f"channels (lines with the wrong count: {int((per_line != n_channels).sum())})"
         )
     motion = values.reshape(n_frames, n_channels)
     if not np.isfinite(motion).all():
@@ -832,9 +853,19 @@ def load_bvh(
         if not (np.isfinite(bvh.frame_time) and bvh.frame_time > 0):
             raise ValueError(f"{source}: header Frame Time {bvh.frame_time} is not positive; pass source_fps")
         source_fps = 1.0 / bvh.frame_time
+        header_rate_odd = not _PLAUSIBLE_FPS[0] <= source_fps <= _PLAUSIBLE_FPS[1]
+    else:
+        header_rate_odd = False  # the caller's rate is taken as meant
     source_fps = _positive_rate(source_fps, "source_fps", source)
     if fps is not None:
         fps = _positive_rate(fps, "fps", source)
+    if header_rate_odd:
+        warnings.warn(
+            f"{source}: frame rate {source_fps:g} fps (Frame Time {1.0 / source_fps:g} s) is implausible for motion "
+            f"capture: {bvh.motion.shape[0]} frames last {bvh.motion.shape[0] / source_fps:.4g} s; pass source_fps "
+            "if the header is wrong",
+            stacklevel=2,
+        )
     rig_name, table, report = _choose_rig(bvh, rig, joint_map)
     needed = sorted({i for spec in table.values() for i in _source_indices(spec)})
     pos = bvh_forward_kinematics(bvh, needed)
@@ -887,16 +918,82 @@ def load_humanml3d_joints(path_or_array, fps: Optional[float] = DEFAULT_FPS, sou
         source = _check_file(path_or_array, "HumanML3D joints")
         arr = _load_npy(source)
     joints = check_joints(arr, source)
+    if not isinstance(path_or_array, np.ndarray):
+        _reject_degenerate(joints, source)
     source_fps = _positive_rate(source_fps, "source_fps", source)
     return MotionClip(joints=resample_joints(joints, source_fps, fps), fps=float(fps or source_fps),
                       source_fps=source_fps, source=source, info=dict(format="humanml3d_joints"))
 
 
+def _npy_header(fh) -> Tuple[tuple, np.dtype]:
+    version = np.lib.format.read_magic(fh)
+    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, _, dtype = read(fh)
+    return tuple(shape), dtype
+
+
+def _declared_bytes(shape: tuple, dtype: np.dtype) -> int:
+    return int(np.prod(shape, dtype=np.float64)) * dtype.itemsize if shape else dtype.itemsize
+
+
+def _load_npz(path: str) -> Dict[str, np.ndarray]:
+    """The arrays of an untrusted .npz: every member's declared shape is checked against its stored size before
+    numpy allocates it, and object (pickled) members are refused."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                if not info.filename.endswith(".npy"):
+                    continue
+                with zf.open(info) as fh:
+                    shape, dtype = _npy_header(fh)
+                    header = fh.tell()
+                if dtype.hasobject:
+                    raise ValueError(f"{path}: not a valid .npz array file for motion data: member {info.filename!r} "
+                                     f"holds Python objects ({dtype}), expected numbers")
+                if _declared_bytes(shape, dtype) > info.file_size - header:
+                    raise ValueError(f"{path}: corrupt .npz file: member {info.filename!r} declares shape {shape} "
+                                     f"{dtype} but stores {info.file_size - header} bytes of data")
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except ValueError as err:
+        if str(err).startswith(path):
+            raise
+        raise ValueError(f"{path}: not a valid .npz array file ({type(err).__name__})") from None
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError, SyntaxError, TypeError) as err:
+        raise ValueError(f"{path}: not a valid .npz array file ({type(err).__name__}: it is not a readable zip of "
+                         ".npy arrays)") from None
+
+
+def _reject_degenerate(joints: np.ndarray, source: str) -> None:
+    """A joints file whose 22 joints sit at one point in every frame (all zeros) is no motion; the BVH reader
+    rejects the same skeleton as having zero bone lengths."""
+    if float(np.ptp(joints, axis=1).max()) == 0.0:
+        raise ValueError(f"{source}: degenerate skeleton: all 22 joints are at the same point in every frame "
+                         "(an empty or zero-filled file?)")
+
+
 def _load_npy(path: str) -> np.ndarray:
+    """``np.load`` of an untrusted .npy: the header's shape is checked against the file size before anything is
+    allocated (a 1 KiB file may declare (10^9, 22, 3)), and object arrays are refused without pickle advice."""
+    try:
+        with open(path, "rb") as fh:
+            shape, dtype = _npy_header(fh)
+            data_bytes = os.fstat(fh.fileno()).st_size - fh.tell()
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError):
+        raise ValueError(f"{path}: not a valid .npy array file (unreadable header)") from None
+    if dtype.hasobject:
+        raise ValueError(f"{path}: not a valid .npy array file for motion data: it holds Python objects ({dtype}), "
+                         "expected numbers")
+    needed = _declared_bytes(shape, dtype)
+    if needed > data_bytes:
+        raise ValueError(f"{path}: corrupt .npy file: its header declares shape {tuple(shape)} {dtype} "
+                         f"({needed} bytes) but the file holds {data_bytes} bytes of data")
     try:
         return np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as err:
-        raise ValueError(f"{path}: not a readable .npy array ({err})") from None
+        raise ValueError(f"{path}: not a valid .npy array file ({type(err).__name__})") from None
 
 
 def _as_stat(stat, name: str) -> Optional[np.ndarray]:
@@ -1073,11 +1170,7 @@ def load_amass_npz(
     turned to Y up with HumanML3D's axis change (x, y, z) -> (-x, z, y) (a proper rotation).
     """
     source = _check_file(path, "AMASS")
-    try:
-        npz = np.load(source, allow_pickle=False)
-        data = {k: npz[k] for k in npz.files}
-    except Exception as err:  # zip / pickle errors of corrupt files
-        raise ValueError(f"{source}: not a readable AMASS .npz file ({err})") from None
+    data = _load_npz(source)
     missing = [k for k in ("poses", "trans") if k not in data]
     if missing:
         raise ValueError(f"{source}: AMASS .npz lacks {missing}; it has {sorted(data)}")
@@ -1191,6 +1284,8 @@ def load_motion(path_or_array, fps: Optional[float] = DEFAULT_FPS, **kwargs) -> 
         return load_amass_npz(path, fps=fps, **kwargs)
     if ext == ".npy":
         arr = _load_npy(_check_file(path, "motion"))
+        if arr.ndim == 3:
+            _reject_degenerate(check_joints(arr, path), path)
         return _load_array(arr, fps, path, **kwargs)
     _check_file(path, "motion")
     raise ValueError(f"{path}: unsupported motion file type {ext!r}; expected .bvh, .npy (HumanML3D / Motion-X) or .npz (AMASS)")

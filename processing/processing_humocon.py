@@ -148,6 +148,8 @@ class MotionVideoProcessor(ProcessorMixin):
 
     def num_motion_tokens(self, num_frames: int) -> int:
         """Number of encoder tokens (= placeholder copies) for a motion of `num_frames` valid frames."""
+        if isinstance(num_frames, bool) or int(num_frames) != num_frames or num_frames < 0:
+            raise ValueError(f"num_motion_tokens: num_frames must be a non-negative integer, got {num_frames!r}")
         return math.ceil(int(num_frames) / self.motion_token_stride)
 
     @property

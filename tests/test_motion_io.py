@@ -267,7 +267,7 @@ def test_humanml3d_bad_inputs(tmp_path, shared_data):
     with pytest.raises(ValueError, match="NaN"):
         load_motion(tmp_path / "nan.npy")
     (tmp_path / "corrupt.npy").write_bytes(b"\x93NUMPY garbage")
-    with pytest.raises(ValueError, match="not a readable"):
+    with pytest.raises(ValueError, match="not a valid .npy"):
         load_motion(tmp_path / "corrupt.npy")
     (tmp_path / "empty.npy").write_bytes(b"")
     with pytest.raises(ValueError, match="empty"):
@@ -714,3 +714,82 @@ def test_body_model_file_lookup(tmp_path, monkeypatch):
     (tmp_path / "smplh" / "SMPLH_FEMALE.pkl").write_bytes(b"x")
     assert motion_io._create_body_model(str(tmp_path), "smplh", "female", 16, 8) == "model"
     assert created["ext"] == "pkl" and created["model_type"] == "smplh" and created["batch_size"] == 8
+
+
+# ----------------------------------------------------------------------------------------------
+# Hostile and odd files: per-line counts, implausible rates, sizes from headers, zero skeletons
+# ----------------------------------------------------------------------------------------------
+
+
+def test_bvh_with_a_short_line_and_a_long_line_is_corrupt(synth, tmp_path):
+    """Totals agree (one value moved from frame 60 to frame 61): without a per-line check every channel of frame 61
+    would shift."""
+    lines = _text(synth).rstrip("\n").split("\n")
+    first = lines.index("MOTION") + 3
+    a, b = lines[first + 60].split(), lines[first + 61].split()
+    lines[first + 60], lines[first + 61] = " ".join(a[:-1]), " ".join(b + [a[-1]])
+    path = tmp_path / "shifted.bvh"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=r"frame 60 has 68 values, the hierarchy has 69 channels"):
+        load_bvh(path)
+
+
+def test_implausible_frame_time_warns_and_huge_resampling_is_refused(synth, tmp_path):
+    text = _text(synth)
+    slow = tmp_path / "slow.bvh"
+    slow.write_text(text.replace("Frame Time: 0.01666667", "Frame Time: 10"))
+    with pytest.warns(UserWarning, match=r"0.1 fps .*implausible.* 900 s"):
+        clip = load_bvh(slow, fps=None)
+    assert clip.duration == pytest.approx(900.0)
+    huge = tmp_path / "huge.bvh"
+    huge.write_text(text.replace("Frame Time: 0.01666667", "Frame Time: 1e6"))
+    with pytest.warns(UserWarning, match="implausible"), pytest.raises(ValueError, match="over the limit"):
+        load_bvh(huge)  # 89 intervals of 11.6 days at 20 fps: refused before allocating
+    clip = MotionClip(joints=synth[3].joints, fps=1e-6, source_fps=1e-6)
+    with pytest.raises(ValueError, match="over the limit"):
+        load_motion(clip, fps=20)
+
+
+def test_npy_headers_are_bounded_and_objects_refused(tmp_path):
+    hostile = tmp_path / "huge.npy"
+    with open(hostile, "wb") as fh:
+        np.lib.format.write_array_header_1_0(fh, {"descr": "<f4", "fortran_order": False, "shape": (10**9, 22, 3)})
+        fh.write(b"\0" * 1024)
+    with pytest.raises(ValueError, match=r"declares shape \(1000000000, 22, 3\).*holds 1024 bytes"):
+        load_motion(hostile)
+    objects = tmp_path / "objects.npy"
+    np.save(objects, np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError, match="Python objects") as err:
+        load_motion(objects)
+    assert "allow_pickle" not in str(err.value)
+    zeros = tmp_path / "zeros.npy"
+    np.save(zeros, np.zeros((30, 22, 3), np.float32))
+    with pytest.raises(ValueError, match="degenerate skeleton"):
+        load_motion(zeros)
+    with pytest.raises(ValueError, match="degenerate skeleton"):
+        load_humanml3d_joints(zeros)
+
+
+def test_npz_members_are_bounded_and_objects_refused(tmp_path):
+    import zipfile
+
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, poses=np.array([object()], dtype=object))
+    with pytest.raises(ValueError, match="holds Python objects") as err:
+        load_amass_npz(pickled, body_model_dir=tmp_path)
+    assert "allow_pickle" not in str(err.value)
+    huge = tmp_path / "huge.npz"
+    with zipfile.ZipFile(huge, "w") as zf, zf.open("poses.npy", "w") as fh:
+        np.lib.format.write_array_header_1_0(fh, {"descr": "<f8", "fortran_order": False, "shape": (10**9, 156)})
+        fh.write(b"\0" * 64)
+    with pytest.raises(ValueError, match=r"member 'poses.npy' declares shape \(1000000000, 156\)"):
+        load_amass_npz(huge, body_model_dir=tmp_path)
+
+
+def test_num_motion_tokens_rejects_negative_counts():
+    from humocon_hf.processing.processing_humocon import MotionVideoProcessor
+
+    assert MotionVideoProcessor.num_motion_tokens(type("P", (), {"motion_token_stride": 4})(), 9) == 3
+    for bad in (-8, 2.5, True):
+        with pytest.raises(ValueError, match="non-negative integer"):
+            MotionVideoProcessor.num_motion_tokens(type("P", (), {"motion_token_stride": 4})(), bad)
