@@ -165,6 +165,16 @@ def cmd_demo(args) -> int:
     from humocon_hf.demo import DemoPipeline
 
     register_auto_classes()
+    if args.seeds:
+        from humocon_hf.demo import run_demo_seeds
+
+        if args.seed is not None:
+            raise CLIError("give either --seed or --seeds, not both")
+        try:
+            run_demo_seeds(_demo_options(args), args.seeds)
+        except ValueError as err:
+            raise CLIError(str(err)) from err
+        return 0
     DemoPipeline(_demo_options(args)).run()
     return 0
 
@@ -184,18 +194,21 @@ def cmd_stage(args) -> int:
 
 def cmd_ablate(args) -> int:
     from humocon_hf.auto import register_auto_classes
-    from humocon_hf.demo import run_ablation_study
+    from humocon_hf.demo import RECIPE_VARIANTS, run_ablation_study
     from humocon_hf.evaluation import ABLATION_VARIANTS
 
     register_auto_classes()
-    variants = ABLATION_VARIANTS
+    known = {**ABLATION_VARIANTS, **RECIPE_VARIANTS}
+    variants = known
     if args.variants:
-        unknown = [name for name in args.variants if name not in ABLATION_VARIANTS]
+        unknown = [name for name in args.variants if name not in known]
         if unknown:
-            raise CLIError(f"--variants: unknown {unknown}; choose from {list(ABLATION_VARIANTS)}")
-        variants = {name: ABLATION_VARIANTS[name] for name in args.variants}
+            raise CLIError(f"--variants: unknown {unknown}; choose from {list(known)}")
+        variants = {name: known[name] for name in args.variants}
+    if args.seeds and args.seed is not None:
+        raise CLIError("give either --seed or --seeds, not both")
     try:
-        run_ablation_study(_demo_options(args), variants)
+        run_ablation_study(_demo_options(args), variants, seeds=args.seeds)
     except ValueError as err:
         raise CLIError(str(err)) from err
     return 0
@@ -398,6 +411,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_recipe_options(demo, "humocon_demo")
     demo.add_argument("--max-eval-samples", type=int, default=None,
                       help="Evaluate on at most this many held-out questions (default: all).")
+    demo.add_argument("--seeds", type=int, nargs="+", default=None,
+                      help="Run the demo once per seed (benchmark draw and training) in <output-dir>/seed<k> and report "
+                           "the table over seeds: mean, std, 95%% CI, paired test against the baseline.")
     demo.set_defaults(func=cmd_demo)
 
     stage_help = {
@@ -424,9 +440,11 @@ def build_parser() -> argparse.ArgumentParser:
     ablate = sub.add_parser(
         "ablate",
         help="Paper Table 3: train the stage-1 ablation variants on the same data and seed and print their accuracy.",
-        description="Train the full model and one variant per removed stage-1 objective (masked reconstruction, "
-                    "velocity reconstruction, video-motion alignment) through stages 1-3 with the same recipe, "
-                    "benchmark and seed; evaluate each on the held-out split; print the table and write "
+        description="Train the full model, one variant per removed stage-1 objective (masked reconstruction, "
+                    "discriminative, velocity reconstruction, video-motion alignment) and one without concept "
+                    "discovery (the encoder randomly initialised and frozen) through stages 1-3 with the same recipe, "
+                    "benchmark and seed, plus the text-only baseline; evaluate each on the held-out split; print the "
+                    "table and write "
                     "ablation.json / ablation_table.md in --output-dir. Each variant has its own sub-folder, so "
                     "a re-run reuses finished variants. With the small recipe each variant takes about as long "
                     "as the demo's training stages.",
@@ -434,7 +452,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_recipe_options(ablate, "humocon_ablation")
     ablate.add_argument("--variants", nargs="+", default=None, metavar="NAME",
                         help="Only these variants (default: all of 'full', 'w/o masked reconstruction', "
-                             "'w/o velocity reconstruction', 'w/o alignment').")
+                             "'w/o discriminative', 'w/o velocity reconstruction', 'w/o alignment', "
+                             "'no concept discovery').")
+    ablate.add_argument("--seeds", type=int, nargs="+", default=None,
+                        help="Train every variant once per seed (<output-dir>/seed<k>/<variant>) and report mean ± std "
+                             "over seeds with 95%% CIs and each variant's paired difference to the full model.")
     ablate.add_argument("--max-eval-samples", type=int, default=None,
                         help="Evaluate on at most this many held-out questions (default: all).")
     ablate.set_defaults(func=cmd_ablate)

@@ -28,7 +28,7 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -794,6 +794,7 @@ class DemoPipeline:
             "reused_stages": [name for name, rec in self.runner.records.items() if rec.reused],
             "stages": {name: rec.info for name, rec in self.runner.records.items()},
             "metrics": {key: value["metrics"] for key, value in evaluation.items()},
+            "statistics": _statistics([evaluation]),
             "examples": _examples(evaluation, self.recipe.evaluate.num_examples),
         }
 
@@ -813,7 +814,12 @@ class DemoPipeline:
             base = f" | baseline: {ex['baseline']!r}" if "baseline" in ex else ""
             _say(f"     model: {ex['model']!r}{base} | truth: {ex['answer']!r}")
         _say()
-        _say(format_summary_table(results["metrics"]))
+        if results.get("statistics"):
+            from humocon_hf.stats import format_ci_table
+
+            _say(format_ci_table(results["statistics"]))
+        else:
+            _say(format_summary_table(results["metrics"]))
         _say()
         _say("Wall time per stage (s): " + ", ".join(
             f"{k}={v:.0f}" + (" (reused)" if k in results["reused_stages"] else "")
@@ -1180,6 +1186,50 @@ def format_summary_table(metrics: dict[str, dict]) -> str:
     return "\n".join([fmt(header), line, *(fmt(r) for r in rows)])
 
 
+def _statistics(evaluations: list[dict]) -> dict | None:
+    """Per query type: accuracy with 95% CIs for the model and the baseline and their paired comparison
+    (`humocon_hf.stats.accuracy_table_with_ci`), from one evaluation per seed (``{"model": ..., "baseline": ...}``
+    with per-question predictions); None when predictions were not kept."""
+    from humocon_hf.stats import accuracy_table_with_ci
+
+    if not evaluations or any("predictions" not in e.get("model", {}) for e in evaluations):
+        return None
+    with_baseline = all("predictions" in e.get("baseline", {}) for e in evaluations)
+    return accuracy_table_with_ci([e["model"]["predictions"] for e in evaluations],
+                                  [e["baseline"]["predictions"] for e in evaluations] if with_baseline else None)
+
+
+def run_demo_seeds(options: DemoOptions, seeds: list[int]) -> dict:
+    """`humocon demo --seeds 0 1 2`: the whole demo once per seed (benchmark draw and every training seed), each in
+    `<output_dir>/seed<k>`, then the per-query-type table over seeds: mean ± std, hierarchical bootstrap 95% CI,
+    and the model-vs-baseline paired test. Writes `<output_dir>/seeds.json` and `seeds.md`; finished seeds are
+    reused on a re-run."""
+    from humocon_hf.stats import format_ci_table
+
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"--seeds needs distinct seeds, got {seeds}")
+    root = Path(options.output_dir).expanduser().resolve()
+    evaluations, per_seed = [], {}
+    for seed in seeds:
+        folder = root / f"seed{seed}"
+        _say(f"[seeds] seed {seed} -> {folder}")
+        pipeline = DemoPipeline(dataclasses.replace(options, seed=seed, output_dir=str(folder)))
+        results = pipeline.run()
+        evaluations.append(pipeline._load_eval())
+        per_seed[seed] = {"metrics": results["metrics"], "wall_time_s": results["wall_time_s"]}
+    table = _statistics(evaluations)
+    summary = {"seeds": seeds, "per_seed": per_seed, "statistics": table}
+    if _is_main():
+        text = format_ci_table(table) if table else "(no per-question predictions kept)"
+        _write_json(root / "seeds.json", summary)
+        (root / "seeds.md").write_text(f"Held-out accuracy over seeds {seeds}\n\n{text}\n")
+        _say()
+        _say(f"Held-out accuracy over seeds {seeds}:")
+        _say(text)
+        _say(f"written: {root / 'seeds.json'}, {root / 'seeds.md'}")
+    return summary
+
+
 def _pct(value) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
@@ -1203,49 +1253,83 @@ def _variant_folder(name: str) -> str:
     return "_".join(part for part in slug.split("_") if part)
 
 
-def run_ablation_study(options: DemoOptions, variants: Mapping[str, Mapping] | None = None) -> dict[str, dict]:
-    """Paper Table 3: train every variant (the full model and one per removed stage-1 objective) through stages 1-3
-    on the same benchmark and seed, evaluate each on the held-out split, print and write the table.
+# Ablation variants that change the recipe rather than an objective switch: no concept discovery at all (the same
+# encoder, randomly initialised and frozen: stage 1 skipped).
+RECIPE_VARIANTS: dict[str, dict] = {
+    "no concept discovery": {"pretrain": {"phase1_max_steps": 0, "phase2_max_steps": 0}},
+}
+TEXT_ONLY_ROW = "text-only (no motion)"
 
-    Each variant is a demo pipeline in `<output_dir>/<variant>/` whose recipe differs only in
-    `model.encoder_overrides` (e.g. `use_actionable: false`), so finished variants are reused on a re-run and an
-    interrupted one resumes. Alignment needs paired video: with `pretrain.use_video: false` the "w/o alignment"
-    row would be the full model again, so it is left out with a note. Writes `ablation.json` (variant -> results)
-    and `ablation_table.md` in `<output_dir>`; returns the results.
+
+def run_ablation_study(options: DemoOptions, variants: Mapping[str, Mapping] | None = None,
+                       seeds: Sequence[int] | None = None) -> dict:
+    """Paper Table 3: train every variant (the full model, one per removed stage-1 objective, no concept discovery)
+    through stages 1-3 on the same benchmark and seed, evaluate each on the held-out split, print and write the
+    table; with several `seeds`, once per seed, reported as mean ± std over seeds with 95% CIs and each variant
+    compared with the full model on the same questions (paired bootstrap, McNemar).
+
+    Each variant is a demo pipeline in `<output_dir>/[seed<k>/]<variant>/` whose recipe differs only in
+    `model.encoder_overrides` (e.g. `use_actionable: false`) or, for `RECIPE_VARIANTS`, in the stage-1 budget, so
+    finished variants are reused on a re-run and an interrupted one resumes. The full variant also trains the
+    text-only baseline (a row of the table). Alignment needs paired video: with `pretrain.use_video: false` the
+    "w/o alignment" variant is left out with a note.
     """
-    from humocon_hf.evaluation import ABLATION_VARIANTS, format_ablation_table, write_ablation
+    from humocon_hf.evaluation import ABLATION_VARIANTS, write_ablation
+    from humocon_hf.stats import accuracy_table_with_ci, format_ablation_ci_table
 
-    variants = dict(ABLATION_VARIANTS if variants is None else variants)
+    variants = dict({**ABLATION_VARIANTS, **RECIPE_VARIANTS} if variants is None else variants)
     if not variants:
         raise ValueError("no ablation variants given")
+    if seeds is not None and (not seeds or len(set(seeds)) != len(seeds)):
+        raise ValueError(f"--seeds needs distinct seeds, got {list(seeds)}")
     root = Path(options.output_dir).expanduser().resolve()
     base = DemoPipeline(options).recipe
     uses_video = bool(base.sections.get("pretrain", {}).get("use_video"))
-    results: dict[str, dict] = {}
-    for name, switches in variants.items():
-        if "use_alignment" in switches and not uses_video:
-            _say(f"[ablation] leaving out {name!r}: the recipe pre-trains without video (pretrain.use_video: false), "
-                 "so there is no alignment objective to remove; pass --override pretrain.use_video=true")
-            continue
-        encoder_overrides = {**(base.model.encoder_overrides or {}), **dict(switches)}
-        overrides = {section: dict(values) for section, values in (options.overrides or {}).items()}
-        overrides.setdefault("model", {})["encoder_overrides"] = encoder_overrides
-        overrides.setdefault("evaluate", {})["baseline"] = "none"
-        folder = root / _variant_folder(name)
-        _say(f"[ablation] variant {name!r} -> {folder}")
-        pipeline = DemoPipeline(dataclasses.replace(options, output_dir=str(folder), overrides=overrides))
-        pipeline.run(until="evaluate")
-        result = pipeline._load_eval()["model"]
-        result["model_name"] = name
-        result["variant_overrides"] = dict(switches)
-        results[name] = result
-    if not results:
+    runs: dict[str, list[dict]] = {}  # variant -> one evaluation per seed
+    for seed in seeds or [None]:
+        seed_root = root if seed is None else root / f"seed{seed}"
+        for name, switches in variants.items():
+            if "use_alignment" in switches and not uses_video:
+                if seed == (seeds or [None])[0]:
+                    _say(f"[ablation] leaving out {name!r}: the recipe pre-trains without video (pretrain.use_video: "
+                         "false), so there is no alignment objective to remove; pass --override pretrain.use_video=true")
+                continue
+            overrides = {section: dict(values) for section, values in (options.overrides or {}).items()}
+            if name in RECIPE_VARIANTS:
+                for section, values in RECIPE_VARIANTS[name].items():
+                    overrides.setdefault(section, {}).update(values)
+            else:
+                encoder_overrides = {**(base.model.encoder_overrides or {}), **dict(switches)}
+                overrides.setdefault("model", {})["encoder_overrides"] = encoder_overrides
+            overrides.setdefault("evaluate", {})["baseline"] = "text_only" if name == "full" else "none"
+            folder = seed_root / _variant_folder(name)
+            _say(f"[ablation] variant {name!r}{'' if seed is None else f', seed {seed}'} -> {folder}")
+            pipeline = DemoPipeline(dataclasses.replace(options, output_dir=str(folder), overrides=overrides,
+                                                        seed=options.seed if seed is None else seed))
+            pipeline.run(until="evaluate")
+            evaluation = pipeline._load_eval()
+            runs.setdefault(name, []).append(evaluation["model"])
+            if "baseline" in evaluation:
+                runs.setdefault(TEXT_ONLY_ROW, []).append(evaluation["baseline"])
+    if not runs:
         raise ValueError("every ablation variant was left out; see the notes above")
-    table = format_ablation_table(results)
+    complete = {name: evals for name, evals in runs.items() if len(evals) == len(seeds or [None])}
+    reference = "full" if "full" in complete else None
+    stats = {}
+    for name, evals in complete.items():
+        preds = [e["predictions"] for e in evals]
+        ref = None if reference is None or name == reference else [e["predictions"] for e in complete[reference]]
+        stats[name] = accuracy_table_with_ci(preds, ref)
+    table = format_ablation_ci_table(stats, reference=reference)
+    results = {name: {"model_name": name, "variant_overrides": dict(variants.get(name, {})),
+                      "metrics_per_seed": [e["metrics"] for e in evals], "metrics": evals[0]["metrics"],
+                      "statistics": stats.get(name)}
+               for name, evals in runs.items()}
     if _is_main():
         paths = write_ablation(results, root, table=table)
         _say()
-        _say("Ablation (paper Table 3): held-out accuracy per stage-1 variant")
+        _say(f"Ablation (paper Table 3): held-out accuracy per stage-1 variant"
+             f"{'' if seeds is None else f' over seeds {list(seeds)}'}")
         _say(table)
         _say("written: " + ", ".join(str(p) for p in paths.values()))
     return results
@@ -1259,4 +1343,5 @@ __all__ = [
     "format_summary_table",
     "run_ablation_study",
     "run_demo",
+    "run_demo_seeds",
 ]

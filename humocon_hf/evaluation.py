@@ -56,6 +56,7 @@ VIDEO_QA_COLUMNS = (("Accuracy", "accuracy"), ("Score", "score"))
 ABLATION_VARIANTS: dict[str, dict[str, Any]] = {
     "full": {},
     "w/o masked reconstruction": {"use_masked_reconstruction": False},
+    "w/o discriminative": {"use_discriminative": False},
     "w/o velocity reconstruction": {"use_actionable": False},
     "w/o alignment": {"use_alignment": False},
 }
@@ -139,6 +140,8 @@ def evaluate_motion_qa(
                 "answer": r["answer"],
                 "prediction": p,
                 "correct": normalize_answer(p) == normalize_answer(r["answer"]),
+                # kept for per-group confidence intervals and paired tests (humocon_hf.stats)
+                **{k: r[k] for k in ("query_type", "relation_type") if r.get(k) is not None},
             }
             for i, (r, p) in enumerate(zip(rows, predictions))
         ]

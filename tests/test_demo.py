@@ -223,7 +223,7 @@ def test_tiny_ablation_trains_each_variant_with_its_objectives(tmp_path, smollm2
     assert "leaving out 'w/o alignment'" in printed and "Variant" in printed
 
     results = json.loads((out / "ablation.json").read_text())
-    assert list(results) == ["full", "w/o velocity reconstruction"]
+    assert list(results) == ["full", "text-only (no motion)", "w/o velocity reconstruction"]
     table = (out / "ablation_table.md").read_text()
     assert "full" in table and "w/o velocity reconstruction" in table and "w/o alignment" not in table
     for name, res in results.items():
@@ -240,7 +240,8 @@ def test_tiny_ablation_trains_each_variant_with_its_objectives(tmp_path, smollm2
     assert "loss_act" in phase2_losses("full")
     assert "loss_act" not in phase2_losses("wo_velocity_reconstruction")
     assert "loss_dis" in phase2_losses("wo_velocity_reconstruction")
-    assert "baseline" not in json.loads((out / "full" / "results.json").read_text())["metrics"]
+    assert "baseline" in json.loads((out / "full" / "results.json").read_text())["metrics"]  # the text-only row
+    assert "baseline" not in json.loads((out / "wo_velocity_reconstruction" / "results.json").read_text())["metrics"]
 
     # Re-run: both variants reused, same numbers.
     assert main(args) == 0
@@ -420,3 +421,58 @@ def test_balance_query_types_oversamples_the_training_questions_of_both_tuned_mo
         info = pipe.runner.records[stage].info
         assert info["questions"] == sum(counts.values())
         assert info["training_rows"] == len(counts) * max(counts.values())
+
+
+def test_demo_and_ablation_over_seeds_aggregate_each_seeds_evaluation(tmp_path, monkeypatch, capsys):
+    """`humocon demo --seeds` / `humocon ablate --seeds` wiring: one pipeline per seed (and variant) in its own
+    folder with that seed, the per-seed evaluations pooled into the CI table and the paired tests."""
+    import humocon_hf.demo as demo
+    from humocon_hf.demo import DemoOptions
+
+    runs = []
+
+    def fake_run(self, until="export"):
+        runs.append((self.root.relative_to(tmp_path).as_posix(), self.recipe.data.seed,
+                     self.recipe.sections["tune"]["seed"], self.recipe.evaluate.baseline))
+        return {"metrics": {"accuracy": 0.0}, "wall_time_s": {}}
+
+    def fake_eval(self):
+        rng = np.random.default_rng(self.recipe.data.seed)
+        no_concepts = self.recipe.sections["pretrain"]["phase1_max_steps"] == 0
+        qts = ["action", "direction", "body_part"]
+
+        def preds(p_right):
+            right = rng.random(90) < p_right
+            return [{"id": f"s{self.recipe.data.seed}q{i}", "correct": bool(c), "query_type": qts[i % 3],
+                     "relation_type": "none"} for i, c in enumerate(right)]
+
+        out = {"model": {"metrics": {"accuracy": 0.5}, "predictions": preds(0.4 if no_concepts else 0.8)}}
+        if self.recipe.evaluate.baseline == "text_only":
+            out["baseline"] = {"metrics": {"accuracy": 0.3}, "predictions": preds(0.3)}
+        return out
+
+    monkeypatch.setattr(demo.DemoPipeline, "run", fake_run)
+    monkeypatch.setattr(demo.DemoPipeline, "_load_eval", fake_eval)
+
+    summary = demo.run_demo_seeds(DemoOptions(output_dir=str(tmp_path / "d")), [0, 1, 2])
+    assert [r[:3] for r in runs] == [(f"d/seed{s}", s, s) for s in (0, 1, 2)]
+    stats = summary["statistics"]
+    assert stats["accuracy"]["model"]["n_seeds"] == 3 and stats["body_part"]["difference"]["significant"]
+    assert json.loads((tmp_path / "d" / "seeds.json").read_text())["seeds"] == [0, 1, 2]
+    assert "3 seeds" in (tmp_path / "d" / "seeds.md").read_text()
+    with pytest.raises(ValueError, match="distinct"):
+        demo.run_demo_seeds(DemoOptions(output_dir=str(tmp_path / "d")), [1, 1])
+
+    runs.clear()
+    results = demo.run_ablation_study(DemoOptions(output_dir=str(tmp_path / "a")),
+                                      {"full": {}, "no concept discovery": demo.RECIPE_VARIANTS["no concept discovery"],
+                                       "w/o alignment": {"use_alignment": False}}, seeds=[0, 1])
+    assert [r[0] for r in runs] == ["a/seed0/full", "a/seed0/no_concept_discovery",
+                                    "a/seed1/full", "a/seed1/no_concept_discovery"]
+    assert [r[3] for r in runs] == ["text_only", "none"] * 2  # the text-only row comes with the full variant
+    assert list(results) == ["full", "text-only (no motion)", "no concept discovery"]
+    diff = results["no concept discovery"]["statistics"]["accuracy"]["difference"]
+    assert diff["diff"] < -0.2 and diff["significant"] and diff["n_seeds"] == 2
+    table = (tmp_path / "a" / "ablation_table.md").read_text()
+    assert "| no concept discovery |" in table and "| text-only (no motion) |" in table and "2 seeds" in table
+    assert "leaving out 'w/o alignment'" in capsys.readouterr().out

@@ -167,8 +167,8 @@ def test_run_ablation_with_stand_in_training(tmp_path, capsys):
 
     out = run_ablation(train_fn, _dataset(), seed=7, out_dir=tmp_path)
     assert list(out) == list(ABLATION_VARIANTS)
-    assert [c["seed"] for c in calls] == [7] * 4 and len({c["noise"] for c in calls}) == 1
-    assert calls[3] == {"use_alignment": False, "seed": 7, "noise": calls[0]["noise"]}
+    assert [c["seed"] for c in calls] == [7] * 5 and len({c["noise"] for c in calls}) == 1
+    assert calls[4] == {"use_alignment": False, "seed": 7, "noise": calls[0]["noise"]}
     assert out["full"]["metrics"]["accuracy"] == 1.0 and out["w/o alignment"]["metrics"]["accuracy"] == 0.0
     printed = capsys.readouterr().out
     assert printed.splitlines()[0].split("|")[1].strip() == "Variant"
