@@ -116,10 +116,11 @@ class DataArguments:
         default="auto", metadata={"help": "CMU_data.csv with the trial descriptions ('auto': next to cmu_bvh_dir)."}
     )
     bandai_dir: str | None = field(
-        default="auto",
+        default=None,
         metadata={"help": "Folder of the Bandai Namco Research motion dataset 1 (real studio mocap with content/style "
                   "labels): extra stage-1 motions, stage-2 captions and stage-3 action/direction questions; 'auto' "
-                  "looks for ../shared/data/bandai_namco_1 (or $HUMOCON_SHARED_DATA/bandai_namco_1); null disables."},
+                  "looks for ../shared/data/bandai_namco_1 (or $HUMOCON_SHARED_DATA/bandai_namco_1); null (default) "
+                  "leaves them out."},
     )
     max_frames: int = field(default=196, metadata={"help": "Longest motion (frames at 20 fps) fed to the encoders."})
     mirror_train: bool = field(
