@@ -11,11 +11,15 @@ and what `gradio_client` can call.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
+import shutil
 import tempfile
+import weakref
 from pathlib import Path
 
 DEFAULT_MODEL = os.environ.get("HUMOCON_MODEL", "./humocon_demo")
+MAX_KEPT_RENDERS = 64  # preview GIFs and concept plots kept in the app's temporary folder
 
 
 def _path_of(file) -> str | None:
@@ -50,6 +54,19 @@ class HuMoConChat:
         self.system_prompt = defaults.get("system_prompt")
         self.max_new_tokens = int(defaults.get("max_new_tokens") or 32)
         self.workdir = Path(tempfile.mkdtemp(prefix="humocon-app-"))
+        self._counter = itertools.count()
+        # Renders pile up per request: removed when the app object goes away or the process exits.
+        self._cleanup = weakref.finalize(self, shutil.rmtree, str(self.workdir), ignore_errors=True)
+
+    def close(self) -> None:
+        """Delete the app's temporary folder (previews and plots) now."""
+        self._cleanup()
+
+    def _prune(self, keep: int) -> None:
+        """Keep only the newest `keep` renders: a long-running Space must not fill its disk."""
+        files = sorted(self.workdir.iterdir(), key=lambda p: p.stat().st_mtime)
+        for old in files[: max(0, len(files) - keep)]:
+            old.unlink(missing_ok=True)
 
     def _joints(self, motion_path: str):
         from humocon_hf.cli import CLIError, check_media, load_media
@@ -74,7 +91,8 @@ class HuMoConChat:
             joints = self._joints(path)
         except ValueError as err:
             raise gr.Error(str(err)) from err
-        stem = f"{Path(path).stem}-{len(os.listdir(self.workdir))}"
+        self._prune(keep=MAX_KEPT_RENDERS)
+        stem = f"{Path(path).stem}-{next(self._counter)}"
         gif = save_motion_preview(joints, self.workdir / f"{stem}.gif", fps=self.processor.motion_feature_extractor.fps)
         png = save_concept_timeline(self.model, self.processor, joints, self.workdir / f"{stem}-concepts.png",
                                     title=f"Concepts of {Path(path).name}")

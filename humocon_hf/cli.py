@@ -70,6 +70,8 @@ def check_media(motion: str | None, video: str | None) -> None:
         if value is None:
             continue
         path = Path(value)
+        if path.is_dir():
+            raise CLIError(f"--{kind} {value}: is a folder; give one {kind} file ({', '.join(extensions)})")
         if not path.is_file():
             raise CLIError(f"--{kind} {value}: file not found")
         if path.suffix.lower() not in extensions:
@@ -82,19 +84,36 @@ def load_media(processor, motion: str | None, video: str | None, motion_fps: flo
     if motion is not None:
         from humocon_hf.processing.motion_io import load_motion
 
-        kwargs = {"source_fps": motion_fps} if motion_fps else {}
+        if motion_fps is not None and not (isinstance(motion_fps, (int, float)) and 0 < motion_fps < float("inf")):
+            raise CLIError(f"--motion-fps must be a positive frame rate, got {motion_fps!r}")
+        kwargs = {"source_fps": motion_fps} if motion_fps is not None else {}
+        if Path(motion).suffix.lower() == ".npz":
+            raise CLIError(f"--motion {motion}: AMASS .npz files hold body-model parameters, which need the SMPL+H / "
+                           "SMPL-X model files (licence-restricted, not shipped): convert them to joints in Python with "
+                           "humocon_hf.processing.motion_io.load_amass_npz(path, body_model_dir=...) and np.save the "
+                           "(T, 22, 3) joints as a .npy file, which this command reads")
         try:
             clip = load_motion(motion, fps=processor.motion_feature_extractor.fps, **kwargs)
-        except (ValueError, FileNotFoundError) as err:
+        except (ValueError, FileNotFoundError, ImportError) as err:
             raise CLIError(f"--motion {motion}: {err}") from err
         motion_value = clip.joints
+        fe = processor.motion_feature_extractor
+        if len(motion_value) > fe.max_frames:
+            print(f"note: --motion {motion} lasts {clip.duration:.1f} s ({len(motion_value)} frames at {fe.fps:g} fps); "
+                  f"the model reads its first {fe.max_frames} frames ({fe.max_frames / fe.fps:.1f} s)", file=sys.stderr)
     video_value = None
     if video is not None:
+        # Decode only the key frames the processor will use (not every frame: ~5 GB per minute of 720p), to fail
+        # early on a bad file; the processor reads the same key frames from the path.
+        from humocon_hf.processing.video_processing_humocon import load_key_frames
+
+        vfe = processor.video_feature_extractor
         try:
-            frames, fps = processor.video_feature_extractor.load_video(video)
+            load_key_frames(video, num_frames=vfe.num_frames, sampling_fps=vfe.sampling_fps,
+                            decode_method=vfe.decode_method)
         except (ValueError, FileNotFoundError) as err:
             raise CLIError(f"--video {video}: {err}") from err
-        video_value = (frames, fps)
+        video_value = str(video)
     return motion_value, video_value
 
 
@@ -104,8 +123,11 @@ def user_message(question: str, motion=None, video=None) -> dict:
     if motion is not None:
         items.append({"type": "motion", "motion": motion})
     if video is not None:
-        frames, fps = video
-        items.append({"type": "video", "video": frames, "fps": fps})
+        if isinstance(video, tuple):  # (frames, fps) arrays
+            frames, fps = video
+            items.append({"type": "video", "video": frames, "fps": fps})
+        else:  # a file path: the processor decodes its key frames only
+            items.append({"type": "video", "video": video})
     if items:
         items.append({"type": "text", "text": "\n"})
     items.append({"type": "text", "text": question})

@@ -132,8 +132,9 @@ def push_to_hub(
     model,
     repo_id: str,
     processor=None,
-    model_card: str | os.PathLike | None = None,
+    model_card: str | None = None,
     *,
+    model_card_path: str | os.PathLike | None = None,
     private: bool | None = None,
     token: bool | str | None = None,
     commit_message: str = "Upload HuMoCon model, processor and model card",
@@ -148,7 +149,9 @@ def push_to_hub(
         model: a `HuMoConForCausalLM` (LoRA adapters merged).
         repo_id: `"org/name"`.
         processor: the `MotionVideoProcessor` to ship (recommended: users need it to build inputs).
-        model_card: the card text, or a path to a Markdown file; default: [`default_model_card`].
+        model_card: the card's Markdown *text* (never read as a file name, whatever it ends with).
+        model_card_path: a Markdown file to upload as the card instead; give one of the two (default:
+            [`default_model_card`]).
         remote_code: also ship the code (`trust_remote_code=True` loads without humocon-hf); default True.
 
     Returns:
@@ -166,17 +169,20 @@ def push_to_hub(
     repo_id = api.create_repo(
         repo_id, private=private, token=token, exist_ok=True
     ).repo_id
-    if model_card is None:
-        card_text = default_model_card(model, repo_id)
-    elif isinstance(model_card, os.PathLike) or (
-        isinstance(model_card, str) and Path(model_card).suffix == ".md"
-    ):
-        path = Path(model_card)
+    if model_card is not None and model_card_path is not None:
+        raise ValueError("give model_card (the text) or model_card_path (a file), not both")
+    if model_card is not None and not isinstance(model_card, str):
+        raise TypeError(f"model_card is the card's text (str), got {type(model_card).__name__}; pass a file as "
+                        "model_card_path=")
+    if model_card_path is not None:
+        path = Path(model_card_path)
         if not path.is_file():
             raise FileNotFoundError(f"model card file {path} does not exist")
         card_text = path.read_text(encoding="utf-8")
+    elif model_card is not None:
+        card_text = model_card
     else:
-        card_text = str(model_card)
+        card_text = default_model_card(model, repo_id)
 
     with tempfile.TemporaryDirectory(prefix="humocon-push-") as tmp:
         if remote_code:

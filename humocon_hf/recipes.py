@@ -377,6 +377,56 @@ def _coerce_numbers(classes, values: dict[str, Any], where: str) -> dict[str, An
     return out
 
 
+# Fields that must not be negative (a negative learning rate or loss weight trains nonsense without an error);
+# TrainingArguments' max_steps keeps its -1 ("train by epochs").
+_NON_NEGATIVE = ("learning_rate", "lambda_", "weight_decay", "warmup", "ratio", "num_train_epochs", "repeats",
+                 "num_", "questions_per_motion", "max_frames", "batch_size", "max_new_tokens", "lora_", "phase")
+
+
+def _plain_kind(annotation) -> tuple[type | None, bool]:
+    """``(kind, optional)`` for fields declared as one of bool / int / float / str / dict (optionally | None)."""
+    args = typing.get_args(annotation)
+    kinds = {a for a in (args or (annotation,)) if a is not type(None)}
+    optional = type(None) in args
+    if kinds == {float, int}:
+        kinds = {float}
+    if len(kinds) == 1:
+        kind = next(iter(kinds))
+        kind = typing.get_origin(kind) or kind
+        if kind in (bool, int, float, str, dict):
+            return kind, optional
+    return None, optional
+
+
+def _check_types(classes, values: dict[str, Any], where: str) -> None:
+    """Every value has its field's declared type (after `_coerce_numbers`): a list where a learning rate goes, a
+    number where a model name goes, `true` where a count goes, infinities and negative rates are named here
+    instead of surfacing mid-training."""
+    for cls in classes:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            if f.name not in values:
+                continue
+            value = values[f.name]
+            kind, optional = _plain_kind(hints.get(f.name))
+            if kind is None or (value is None and optional):
+                continue
+            expected = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+                        dict: "a mapping"}[kind]
+            ok = (isinstance(value, bool) if kind is bool
+                  else isinstance(value, int) and not isinstance(value, bool) if kind is int
+                  else isinstance(value, (int, float)) and not isinstance(value, bool) if kind is float
+                  else isinstance(value, kind))
+            if not ok:
+                raise RecipeError(f"{where}: {f.name} must be {expected}{' or null' if optional else ''}, got "
+                                  f"{type(value).__name__} {value!r}")
+            if kind in (int, float):
+                if not math.isfinite(value):
+                    raise RecipeError(f"{where}: {f.name} must be finite, got {value!r}")
+                if value < 0 and f.name != "max_steps" and any(p in f.name for p in _NON_NEGATIVE):
+                    raise RecipeError(f"{where}: {f.name} must not be negative, got {value!r}")
+
+
 def _parse_section(section: str, values: dict[str, Any], source: str) -> tuple:
     if section not in SECTION_CLASSES:
         raise RecipeError(f"{source}: unknown recipe section {section!r}; expected one of {SECTIONS}")
@@ -392,6 +442,7 @@ def _parse_section(section: str, values: dict[str, Any], source: str) -> tuple:
             f"shipped recipes in {RECIPE_DIR})."
         )
     values = _coerce_numbers(classes, values, f"{source}: section {section!r}")
+    _check_types(classes, values, f"{source}: section {section!r}")
     parser = HfArgumentParser(classes)
     try:
         return tuple(parser.parse_dict(values, allow_extra_keys=False))
@@ -406,7 +457,12 @@ def _parse_section(section: str, values: dict[str, Any], source: str) -> tuple:
 
 
 def _read_file(path: Path) -> dict:
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise RecipeError(f"{path}: a recipe is UTF-8 text; byte {err.start} is not ({err.reason})") from None
+    except OSError as err:
+        raise RecipeError(f"{path}: cannot read the recipe ({err.strerror or err})") from None
     suffix = path.suffix.lower()
     try:
         if suffix == ".json":
@@ -449,6 +505,10 @@ def load_recipe(name_or_path: str | os.PathLike = "small", overrides: dict[str, 
     unknown = sorted(set(data) - set(SECTIONS))
     if unknown:
         raise RecipeError(f"{path}: unknown section(s) {unknown}; a recipe has the sections {list(SECTIONS)}")
+    for s in SECTIONS:
+        if data.get(s) is not None and not isinstance(data[s], Mapping):
+            raise RecipeError(f"{path}: section {s!r} must be a mapping of keys to values, got "
+                              f"{type(data[s]).__name__} {data[s]!r}")
     sections = {s: dict(data.get(s) or {}) for s in SECTIONS}
     name = str(name_or_path) if str(name_or_path) in SHIPPED_RECIPES else path.stem
     recipe = Recipe(name=name, source=str(path), sections=sections)

@@ -297,6 +297,11 @@ class HuMoConMotionEncoder(HuMoConEncodersPreTrainedModel):
                 f"motion_attention_mask must have shape {(batch, frames)} like motion_values, got "
                 f"{tuple(motion_attention_mask.shape)}"
             )
+        if motion_attention_mask.dtype != torch.bool and not (
+            (motion_attention_mask == 0) | (motion_attention_mask == 1)
+        ).all():
+            bad = motion_attention_mask[(motion_attention_mask != 0) & (motion_attention_mask != 1)].unique()[:5]
+            raise ValueError(f"motion_attention_mask must hold 0 (padding) and 1 (real frame) only, got {bad.tolist()}")
         mask = motion_attention_mask.to(motion_values.device).bool()
         valid = mask.sum(-1)
         if (valid == 0).any():

@@ -379,6 +379,12 @@ class MotionFeatureExtractor(FeatureExtractionMixin):
         items = self._as_list(motions)
         clips = [self._load_item(m, f"motions[{i}]") for i, m in enumerate(items)]
         if truncation:
+            if any(len(c) > max_frames for c in clips):
+                logger.warning_once(
+                    f"motions longer than max_frames={max_frames} ({max_frames / self.fps:g} s at {self.fps:g} fps) "
+                    "are truncated to their first max_frames frames; pass a larger max_frames or truncation=False "
+                    "to keep more"
+                )
             clips = [c[:max_frames] for c in clips]
         lengths = np.array([len(c) for c in clips], dtype=np.int64)
 

@@ -1,5 +1,6 @@
 """The Gradio Space demo: started on localhost and driven through `gradio_client` (skipped without Gradio)."""
 
+import gc
 import importlib.util
 import os
 import socket
@@ -97,3 +98,19 @@ def test_bad_inputs_show_an_error(running_app, tmp_path):
 def test_build_app_explains_a_missing_checkpoint(tmp_path):
     with pytest.raises(ValueError, match="config.json"):
         _load_app_module().build_app(str(tmp_path))
+
+
+def test_app_cleans_its_temporary_folder(tmp_path, smollm2_tokenizer_dir):
+    from test_cli import build_tiny_checkpoint
+
+    module = _load_app_module()
+    chat = module.HuMoConChat(str(build_tiny_checkpoint(tmp_path, smollm2_tokenizer_dir)), device="cpu")
+    workdir = chat.workdir
+    for i in range(5):
+        (workdir / f"render{i}.gif").write_bytes(b"x")
+        os.utime(workdir / f"render{i}.gif", (i, i))
+    chat._prune(keep=2)
+    assert sorted(p.name for p in workdir.iterdir()) == ["render3.gif", "render4.gif"]
+    del chat  # the folder goes with the app object (and at exit); chat.close() runs the same clean-up
+    gc.collect()
+    assert not workdir.exists()

@@ -314,9 +314,16 @@ def test_ask_reads_a_real_bvh(tiny_checkpoint, shared_data, capsys):
     assert capsys.readouterr().out.endswith("\n")
 
 
-def test_ask_reads_a_video(tiny_checkpoint, tmp_path, capsys):
+def test_ask_reads_a_video(tiny_checkpoint, tmp_path, capsys, monkeypatch):
+    """Only the key frames are decoded (never the whole video: ~5 GB per minute of 720p)."""
     import imageio.v2 as imageio
 
+    import humocon_hf.processing.video_processing_humocon as video_processing
+
+    def whole_video(*args, **kwargs):
+        raise AssertionError("the whole video was decoded")
+
+    monkeypatch.setattr(video_processing, "load_video", whole_video)
     frames = (np.random.default_rng(0).random((12, 48, 48, 3)) * 255).astype(np.uint8)
     path = tmp_path / "clip.gif"
     imageio.mimsave(path, list(frames), duration=0.05)
@@ -342,6 +349,16 @@ def test_ask_errors_say_what_to_do(tiny_checkpoint, tmp_path, capsys):
     empty.write_text("")
     assert main(["ask", "--model", str(tiny_checkpoint), "--motion", str(empty), "--device", "cpu", "q"]) == 2
     assert "empty.bvh" in capsys.readouterr().err
+    assert main(["ask", "--model", str(tiny_checkpoint), "--motion", str(tmp_path), "q"]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    motion = _motion_file(tmp_path)
+    assert main(["ask", "--model", str(tiny_checkpoint), "--motion", str(motion), "--motion-fps", "0", "--device",
+                 "cpu", "q"]) == 2
+    assert "--motion-fps must be a positive frame rate" in capsys.readouterr().err
+    amass = tmp_path / "poses.npz"
+    np.savez(amass, poses=np.zeros((4, 156)), trans=np.zeros((4, 3)))
+    assert main(["ask", "--model", str(tiny_checkpoint), "--motion", str(amass), "--device", "cpu", "q"]) == 2
+    assert "load_amass_npz(path, body_model_dir=" in capsys.readouterr().err
 
 
 def test_evaluate_a_checkpoint_writes_json_table_and_model_index(tiny_checkpoint, tmp_path, capsys):
@@ -413,3 +430,43 @@ def test_inspect_errors_are_one_line(shared_data, tmp_path, capsys):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert expected in err and "Traceback" not in err and err.count("\n") == 1, (argv, err)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("tune.learning_rate=[1, 2]", "learning_rate must be a number, got list"),
+        ("tune.learning_rate=.inf", "learning_rate must be finite"),
+        ("tune.learning_rate=-0.1", "learning_rate must not be negative"),
+        ("pretrain.lambda_act=-1", "lambda_act must not be negative"),
+        ("data.num_train_motions=true", "num_train_motions must be an integer, got bool"),
+        ("model.llm_name_or_path=123", "llm_name_or_path must be a string, got int"),
+        ("data.mirror_train=yes please", "mirror_train must be true or false"),
+        ("model.encoder_overrides=[1]", "encoder_overrides must be a mapping"),
+    ],
+)
+def test_recipe_values_of_the_wrong_type_are_refused(override, message, capsys):
+    assert main(["pretrain", "--override", override, "--output-dir", "unused"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "small.yaml" in err and "Traceback" not in err
+
+
+def test_recipe_sections_and_encoding_errors_name_the_file(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tune: fast\n")
+    with pytest.raises(RecipeError, match=r"bad.yaml: section 'tune' must be a mapping.*str 'fast'"):
+        load_recipe(bad)
+    latin = tmp_path / "latin.yaml"
+    latin.write_bytes("model:\n  system_prompt: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(RecipeError, match="latin.yaml: a recipe is UTF-8 text"):
+        load_recipe(latin)
+
+
+def test_ask_says_when_a_long_motion_is_truncated(tiny_checkpoint, tmp_path, capsys):
+    from transformers import AutoProcessor
+
+    max_frames = AutoProcessor.from_pretrained(tiny_checkpoint).motion_feature_extractor.max_frames
+    motion = _motion_file(tmp_path, frames=max_frames + 40)
+    assert main(["ask", "--model", str(tiny_checkpoint), "--motion", str(motion), "--device", "cpu", "q"]) == 0
+    err = capsys.readouterr().err
+    assert f"({max_frames + 40} frames at 20 fps)" in err and f"reads its first {max_frames} frames" in err

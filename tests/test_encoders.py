@@ -501,6 +501,8 @@ def test_bad_inputs_raise_clear_errors(model):
             motion_values=batch["motion_values"],
             motion_attention_mask=torch.zeros(3, 37, dtype=torch.long),
         )
+    with pytest.raises(ValueError, match=r"0 \(padding\) and 1 \(real frame\) only, got \[-1\]"):
+        model(motion_values=batch["motion_values"], motion_attention_mask=torch.full((3, 37), -1, dtype=torch.long))
     with pytest.raises(ValueError, match="differ in size"):
         model(
             **{

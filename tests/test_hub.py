@@ -301,7 +301,7 @@ def test_push_to_hub_with_custom_card_and_bad_inputs(model, tmp_path, monkeypatc
     monkeypatch.setattr(transformers_hub, "_hf_api", fake)
     card = tmp_path / "card.md"
     card.write_text("# my card\n")
-    info = push_to_hub(model, "humocon-test/card", model_card=card, remote_code=False)
+    info = push_to_hub(model, "humocon-test/card", model_card_path=card, remote_code=False)
     snapshot = (
         Path(constants.HF_HUB_CACHE)
         / "models--humocon-test--card"
@@ -312,6 +312,16 @@ def test_push_to_hub_with_custom_card_and_bad_inputs(model, tmp_path, monkeypatc
     assert "modeling_humocon.py" not in fake.commits[0][2]
     assert "auto_map" not in json.loads((snapshot / "config.json").read_text())
     with pytest.raises(FileNotFoundError, match="model card file"):
-        push_to_hub(model, "humocon-test/card", model_card=tmp_path / "missing.md")
+        push_to_hub(model, "humocon-test/card", model_card_path=tmp_path / "missing.md")
+    # Text that looks like a file name is uploaded as text, never read from disk (it could name any local file).
+    secret = tmp_path / "secret.md"
+    secret.write_text("do not upload")
+    info = push_to_hub(model, "humocon-test/card", model_card=str(secret), remote_code=False)
+    snapshot = Path(constants.HF_HUB_CACHE) / "models--humocon-test--card" / "snapshots" / info.oid
+    assert (snapshot / "README.md").read_text() == str(secret)
+    with pytest.raises(TypeError, match="model_card_path"):
+        push_to_hub(model, "humocon-test/card", model_card=card)
+    with pytest.raises(ValueError, match="not both"):
+        push_to_hub(model, "humocon-test/card", model_card="# x", model_card_path=card)
     with pytest.raises(ValueError, match="repo_id"):
         push_to_hub(model, "  ")
