@@ -53,8 +53,22 @@ def load_checkpoint(model_dir: str, device: str = "auto", dtype: str = "auto", t
     if dtype != "auto":
         kwargs["dtype"] = getattr(torch, dtype)
     source = str(path) if path.is_dir() else model_dir
-    model = AutoModel.from_pretrained(source, **kwargs).eval()
-    processor = AutoProcessor.from_pretrained(source, trust_remote_code=trust_remote_code)
+    if path.is_dir():
+        try:
+            model_type = json.loads((path / "config.json").read_text(encoding="utf-8")).get("model_type")
+        except (ValueError, UnicodeDecodeError, AttributeError) as err:
+            raise CLIError(f"--model {model_dir}: config.json is not a valid JSON object ({err})") from None
+        if model_type != "humocon":
+            raise CLIError(f"--model {model_dir}: config.json says model_type {model_type!r}; a HuMoCon checkpoint has "
+                           "'humocon' (the output folder of `humocon demo` or a checkpoint pushed with `humocon push`)")
+    try:
+        model = AutoModel.from_pretrained(source, **kwargs).eval()
+    except Exception as err:  # noqa: BLE001 - every loading failure becomes one line saying what is missing
+        raise CLIError(_load_error(model_dir, "model", err)) from err
+    try:
+        processor = AutoProcessor.from_pretrained(source, trust_remote_code=trust_remote_code)
+    except Exception as err:  # noqa: BLE001
+        raise CLIError(_load_error(model_dir, "processor", err)) from err
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device)
@@ -62,6 +76,28 @@ def load_checkpoint(model_dir: str, device: str = "auto", dtype: str = "auto", t
     if path.is_dir() and (path / "humocon_chat.json").is_file():
         defaults = json.loads((path / "humocon_chat.json").read_text())
     return model, processor, defaults
+
+
+def _load_error(model_dir: str, what: str, err: Exception) -> str:
+    """One line for a checkpoint that does not load: what is missing or broken, and what to do."""
+    text = str(err)
+    first = text.strip().splitlines()[0] if text.strip() else type(err).__name__
+    lowered = text.lower()
+    if "offline" in lowered or "cannot find the requested files" in lowered or "connect" in lowered:
+        hint = ("it is not a local folder and the Hub cannot be reached (offline / HF_HUB_OFFLINE=1): download it "
+                "first (`huggingface-cli download ...`) and pass the folder")
+    elif what == "model" and ("safetensors" in lowered and ("no file named" in lowered or "does not appear" in lowered)
+                              or "no file named" in lowered):
+        hint = "the folder has no weights (model.safetensors); copy the whole checkpoint folder"
+    elif what == "model" and ("header" in lowered or "incomplete" in lowered or "deserializ" in lowered
+                              or "safetensor" in lowered):
+        hint = "model.safetensors is truncated or corrupt; copy or download the checkpoint again"
+    elif what == "processor":
+        hint = ("the processor / tokenizer files (processor_config.json, tokenizer.json, tokenizer_config.json) are "
+                "missing or broken; a checkpoint saved by `humocon demo` or `humocon push` has them")
+    else:
+        hint = "the folder is not a loadable HuMoCon checkpoint (see the message)"
+    return f"--model {model_dir}: cannot load the {what} ({type(err).__name__}: {first[:300]}); {hint}"
 
 
 def check_media(motion: str | None, video: str | None) -> None:

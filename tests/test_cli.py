@@ -470,3 +470,39 @@ def test_ask_says_when_a_long_motion_is_truncated(tiny_checkpoint, tmp_path, cap
     assert main(["ask", "--model", str(tiny_checkpoint), "--motion", str(motion), "--device", "cpu", "q"]) == 0
     err = capsys.readouterr().err
     assert f"({max_frames + 40} frames at 20 fps)" in err and f"reads its first {max_frames} frames" in err
+
+
+def test_ask_broken_checkpoints_are_one_line_errors(tiny_checkpoint, tmp_path, capsys):
+    import shutil
+
+    def broken(name, change):
+        folder = tmp_path / name
+        shutil.copytree(tiny_checkpoint, folder)
+        change(folder)
+        return folder
+
+    def set_type(folder):
+        config = json.loads((folder / "config.json").read_text())
+        (folder / "config.json").write_text(json.dumps({**config, "model_type": "bert"}))
+
+    def truncate(folder):
+        weights = folder / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[:1000])
+
+    def drop_processor(folder):
+        for name in ("processor_config.json", "tokenizer.json", "tokenizer_config.json"):
+            (folder / name).unlink(missing_ok=True)
+
+    cases = [
+        (broken("bert", set_type), "model_type 'bert'"),
+        (broken("no_weights", lambda f: (f / "model.safetensors").unlink()), "has no weights"),
+        (broken("truncated", truncate), "truncated or corrupt"),
+        (broken("no_processor", drop_processor), "processor / tokenizer files"),
+        (broken("bad_json", lambda f: (f / "config.json").write_text("{oops")), "not a valid JSON"),
+        ("humocon-test/not-cached", "Hub cannot be reached"),
+    ]
+    for model, expected in cases:
+        assert main(["ask", "--model", str(model), "--device", "cpu", "q"]) == 2, model
+        err = capsys.readouterr().err
+        last = err.strip().splitlines()[-1]  # (a weights progress bar may come before it)
+        assert last.startswith("humocon ask: error: --model") and expected in last and "Traceback" not in err, err
