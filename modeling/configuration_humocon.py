@@ -3,6 +3,7 @@
 Remote-code rule: this file imports only external libraries and same-folder modules (`from .x import Y`).
 """
 
+import numbers
 from typing import ClassVar
 
 from transformers import AutoConfig, PreTrainedConfig
@@ -130,6 +131,15 @@ class HuMoConConfig(PreTrainedConfig):
         self._check_consistency()
 
     def _check_consistency(self):
+        for name in ("motion_token_stride", "video_tokens_per_frame", "motion_token_id", "video_token_id"):
+            value = getattr(self, name)
+            if value is None and name.endswith("_id"):
+                continue
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise ValueError(f"HuMoConConfig.{name} must be an integer, got {type(value).__name__} {value!r}")
+        for name in ("use_motion_quantized", "use_video_quantized", "freeze_encoders", "projector_bias"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"HuMoConConfig.{name} must be true or false, got {getattr(self, name)!r}")
         if self.motion_token_stride < 1:
             raise ValueError(
                 f"motion_token_stride must be >= 1, got {self.motion_token_stride}"

@@ -69,6 +69,11 @@ def test_config_rejects_inconsistent_settings():
             video_config=base.video_config,
             motion_token_stride=base.motion_token_stride + 1,
         )
+    for field, value, expected in (("motion_token_stride", "four", "must be an integer, got str 'four'"),
+                                   ("video_token_id", 2.5, "video_token_id must be an integer"),
+                                   ("use_motion_quantized", "yes", "use_motion_quantized must be true or false")):
+        with pytest.raises(ValueError, match=expected):
+            HuMoConConfig(motion_config=base.motion_config, video_config=base.video_config, **{field: value})
 
 
 def test_config_round_trip(tmp_path):
