@@ -1027,9 +1027,9 @@ def _collator(processor, model_args):
 
 
 def _train(trainer, output_dir) -> dict:
-    from transformers.trainer_utils import get_last_checkpoint
+    from humocon_hf.training.checkpoints import last_complete_checkpoint
 
-    checkpoint = get_last_checkpoint(str(output_dir)) if Path(output_dir).is_dir() else None
+    checkpoint = last_complete_checkpoint(output_dir)  # skips a checkpoint half-written by a killed process
     if checkpoint:
         _say(f"  resuming from {checkpoint}")
     return trainer.train(resume_from_checkpoint=checkpoint).metrics

@@ -279,6 +279,10 @@ def test_recipe_two_phases_and_resume(tmp_path):
     # ends with the same weights as the uninterrupted run.
     shutil.rmtree(tmp_path / "run" / "phase2" / "final")
     shutil.rmtree(tmp_path / "run" / "phase2" / "checkpoint-4")
+    # A kill -9 during the step-4 save leaves a half-written folder (no trainer_state.json, which is written last):
+    # it is removed and the run resumes from the last whole checkpoint.
+    (tmp_path / "run" / "phase2" / "checkpoint-4").mkdir()
+    (tmp_path / "run" / "phase2" / "checkpoint-4" / "model.safetensors").write_bytes(b"\0" * 100)
     torch.manual_seed(0)
     fresh = HuMoConForConceptDiscovery(HuMoConConceptDiscoveryConfig.small())
     again = recipe.run(fresh, items)
@@ -414,3 +418,21 @@ def test_two_processes_match_one_process(tmp_path, mode):
         assert one["param_sums"][key] == pytest.approx(
             two["param_sums"][key], rel=1e-2, abs=1e-2
         ), key
+
+
+def test_last_complete_checkpoint_skips_half_written_saves(tmp_path, caplog):
+    from humocon_hf.training.checkpoints import last_complete_checkpoint
+
+    assert last_complete_checkpoint(tmp_path / "missing") is None
+    for step, whole in ((2, True), (10, True), (12, False), (9, True)):
+        folder = tmp_path / f"checkpoint-{step}"
+        folder.mkdir()
+        (folder / "model.safetensors").write_bytes(b"x")
+        if whole:
+            (folder / "trainer_state.json").write_text("{}")
+    (tmp_path / "checkpoint-99.txt").write_text("not a folder")
+    assert last_complete_checkpoint(tmp_path, remove_incomplete=False) == str(tmp_path / "checkpoint-10")
+    assert (tmp_path / "checkpoint-12").is_dir()
+    with caplog.at_level("WARNING"):
+        assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-10")
+    assert not (tmp_path / "checkpoint-12").exists() and "killed while saving" in caplog.text

@@ -28,7 +28,6 @@ the mean of micro-batch means, as usual with `Trainer`. Random token masking (ma
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,8 +39,8 @@ from humocon_hf.modeling.modeling_humocon_encoders import (
     LOSS_COMPONENTS,
     HuMoConForConceptDiscovery,
 )
+from humocon_hf.training.checkpoints import last_complete_checkpoint
 from transformers import Trainer, TrainingArguments
-from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import logging
 
 logger = logging.get_logger(__name__)
@@ -472,11 +471,7 @@ class ConceptDiscoveryRecipe:
                 data_collator=collator,
                 callbacks=callbacks,
             )
-            checkpoint = (
-                get_last_checkpoint(args.output_dir)
-                if resume and os.path.isdir(args.output_dir)
-                else None
-            )
+            checkpoint = last_complete_checkpoint(args.output_dir) if resume else None
             output = trainer.train(resume_from_checkpoint=checkpoint)
             return {
                 "metrics": output.metrics,
