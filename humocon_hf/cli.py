@@ -454,6 +454,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run `humocon <command> --help` for the options of a command.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--debug", action="store_true",
+                        help="Show the full Python traceback of an error instead of one line.")
     sub = parser.add_subparsers(dest="command", metavar="command")
     sub.required = True
 
@@ -591,7 +593,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except (CLIError, RecipeError) as err:
+        if args.debug:
+            raise
         print(f"humocon {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, ImportError) as err:
+        # Bad values reaching the pipeline (a recipe value a component refuses, a missing data file, an optional
+        # package): one line, the traceback on request.
+        if args.debug:
+            raise
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(f"humocon {args.command}: error: {type(err).__name__}: {first} (run `humocon --debug {args.command} "
+              "...` for the traceback)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"\nhumocon {args.command}: interrupted; re-run the same command to resume", file=sys.stderr)

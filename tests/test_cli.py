@@ -506,3 +506,12 @@ def test_ask_broken_checkpoints_are_one_line_errors(tiny_checkpoint, tmp_path, c
         err = capsys.readouterr().err
         last = err.strip().splitlines()[-1]  # (a weights progress bar may come before it)
         assert last.startswith("humocon ask: error: --model") and expected in last and "Traceback" not in err, err
+
+
+def test_pipeline_value_errors_are_one_line_and_debug_shows_the_traceback(tmp_path, capsys):
+    argv = ["pretrain", "--no-cmu", "--output-dir", str(tmp_path / "o"), "--override", "data.max_frames=10"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "max_frames must allow at least 2.5 s" in err and "--debug" in err
+    with pytest.raises(ValueError, match="max_frames"):
+        main(["--debug", *argv])
