@@ -1292,6 +1292,16 @@ def load_motion(path_or_array, fps: Optional[float] = DEFAULT_FPS, **kwargs) -> 
 
 
 def _load_array(arr: np.ndarray, fps, source: str, **kwargs) -> MotionClip:
+    try:
+        clip = _read_array(arr, fps, source, **kwargs)
+    except ValueError as err:  # the readers name "<... array>": name the file instead
+        message = re.sub(r"^<[^>]*>", source, str(err))
+        raise ValueError(message if message.startswith(source) else f"{source}: {message}") from None
+    clip.source = source
+    return clip
+
+
+def _read_array(arr: np.ndarray, fps, source: str, **kwargs) -> MotionClip:
     if arr.ndim == 3:
         clip = load_humanml3d_joints(check_joints(arr, source), fps=fps, source_fps=kwargs.pop("source_fps", DEFAULT_FPS))
     elif arr.ndim == 2 and arr.shape[1] == HUMANML3D_VEC_DIM:
@@ -1303,5 +1313,4 @@ def _load_array(arr: np.ndarray, fps, source: str, **kwargs) -> MotionClip:
             f"{source}: cannot tell what motion this array holds: shape {arr.shape}; expected SMPL-22 joints "
             f"(frames, 22, 3), HumanML3D features (frames, 263) or Motion-X SMPL-X parameters (frames, 322)"
         )
-    clip.source = source
     return clip

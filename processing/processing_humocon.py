@@ -246,10 +246,12 @@ class MotionVideoProcessor(ProcessorMixin):
         fps_list = list(video_fps) if isinstance(video_fps, (list, tuple)) else [video_fps] * len(videos)
         if len(fps_list) != len(videos):
             raise ValueError(f"video_fps has {len(fps_list)} values for {len(videos)} videos")
-        outputs = [
-            self.video_feature_extractor(video, fps=fps, return_flow=return_flow, return_tensors="np")
-            for video, fps in zip(videos, fps_list)
-        ]
+        outputs = []
+        for i, (video, fps) in enumerate(zip(videos, fps_list)):
+            try:
+                outputs.append(self.video_feature_extractor(video, fps=fps, return_flow=return_flow, return_tensors="np"))
+            except ValueError as err:  # say which of the batch's videos is at fault
+                raise ValueError(f"videos[{i}]: {err}") from None
         return {key: np.concatenate([np.asarray(o[key]) for o in outputs], axis=0) for key in outputs[0].keys()}
 
     def _expand_placeholders(
