@@ -123,8 +123,10 @@ def _open_capture(path: str) -> "cv2.VideoCapture":
 
 def _container_fps(cap: "cv2.VideoCapture", path: str, fallback_fps: float) -> float:
     fps = float(cap.get(cv2.CAP_PROP_FPS))
-    if not math.isfinite(fps) or fps <= 0 or fps > 1000:
-        logger.warning(f"video {path} reports no usable frame rate ({fps}); assuming {fallback_fps} fps")
+    # Below 1 fps is a broken header, not a video: an MP4 whose time scale is 0 reads as ~0.002 fps in FFmpeg.
+    if not math.isfinite(fps) or fps < 1 or fps > 1000:
+        logger.warning(f"video {path} reports no usable frame rate ({fps:g} fps, a broken container header?); "
+                       f"timestamps assume {fallback_fps:g} fps")
         return float(fallback_fps)
     return fps
 
@@ -325,7 +327,8 @@ def load_key_frames(
         raise _no_frames_error(path)
     if indices is None or total != reported:
         if reported > 0:
-            logger.info(f"video {path} reports {reported} frames but {total} decode; re-sampling key frames")
+            logger.warning(f"video {path} reports {reported} frames but {total} decode (a damaged or oddly muxed "
+                           "file?); key frames are sampled from the decodable ones")
         indices = indices_for(total)
         missing = {int(i) for i in indices} - set(got)
         if missing:
@@ -333,6 +336,8 @@ def load_key_frames(
             got.update(more)
             if not missing <= set(got):
                 raise ValueError(f"video {path} decodes differently on a second pass (corrupt stream)")
+    if total < num_frames:
+        logger.warning(f"video {path} has {total} decodable frame(s) for {num_frames} key frames: frames repeat")
     frames = np.stack([got[int(i)] for i in indices])
     return frames, (indices / fps).astype(np.float32), fps, total
 

@@ -362,3 +362,22 @@ def test_array_and_argument_errors():
         HuMoConVideoProcessor(flow_params={"window": 3})
     with pytest.raises(ValueError, match="image_mean"):
         HuMoConVideoProcessor(image_mean=[0.5, 0.5])
+
+
+def test_broken_container_rate_and_missing_frames_warn(tmp_path, caplog):
+    """An MP4 whose media time scale is 0: FFmpeg reads ~0.002 fps and decodes 1 of 12 frames. Timestamps fall back
+    to the default rate, and both problems (and the repeated key frames) are warnings, not INFO."""
+    import struct
+
+    frames = np.random.default_rng(0).integers(0, 256, (12, 32, 32, 3), dtype=np.uint8)
+    data = bytearray(_write_video(tmp_path / "ok.mp4", frames, fps=20.0).read_bytes())
+    mdhd = data.find(b"mdhd")
+    assert mdhd > 0 and data[mdhd + 4] == 0  # version 0: the time scale is the 32-bit field at +16
+    data[mdhd + 16:mdhd + 20] = struct.pack(">I", 0)
+    broken = tmp_path / "timescale0.mp4"
+    broken.write_bytes(bytes(data))
+    with caplog.at_level("WARNING"):
+        key, ts, fps, total = load_key_frames(broken, num_frames=4)
+    assert fps == 20.0 and total < 12 and np.all(ts < 1.0)  # not seconds at 0.002 fps
+    text = caplog.text
+    assert "no usable frame rate" in text and "reports 12 frames but" in text and "frames repeat" in text
