@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 import os
+import struct
 import tempfile
 import time
 from typing import Any, Optional, Sequence, Union
@@ -121,7 +122,32 @@ def _open_capture(path: str) -> "cv2.VideoCapture":
     return cap
 
 
+def _avi_states_no_rate(path: str) -> bool:
+    """True for an AVI whose headers give no frame rate (video stream rate/scale 0 and no microseconds per frame):
+    FFmpeg then silently assumes 25 fps, which OpenCV reports as if the file said so."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 16)
+    except OSError:
+        return False
+    if head[:4] != b"RIFF" or head[8:12] != b"AVI ":
+        return False
+    avih = head.find(b"avih")
+    usec = struct.unpack("<I", head[avih + 8:avih + 12])[0] if 0 <= avih <= len(head) - 12 else 0
+    start = 0
+    while (strh := head.find(b"strh", start)) >= 0 and strh <= len(head) - 36:
+        if head[strh + 8:strh + 12] == b"vids":
+            scale, rate = struct.unpack("<II", head[strh + 28:strh + 36])
+            return (scale == 0 or rate == 0) and usec == 0
+        start = strh + 4
+    return False
+
+
 def _container_fps(cap: "cv2.VideoCapture", path: str, fallback_fps: float) -> float:
+    if _avi_states_no_rate(path):
+        logger.warning(f"video {path}: its AVI headers give no frame rate (FFmpeg would assume 25 fps); timestamps "
+                       f"assume {fallback_fps:g} fps")
+        return float(fallback_fps)
     fps = float(cap.get(cv2.CAP_PROP_FPS))
     # Below 1 fps is a broken header, not a video: an MP4 whose time scale is 0 reads as ~0.002 fps in FFmpeg.
     if not math.isfinite(fps) or fps < 1 or fps > 1000:

@@ -381,3 +381,23 @@ def test_broken_container_rate_and_missing_frames_warn(tmp_path, caplog):
     assert fps == 20.0 and total < 12 and np.all(ts < 1.0)  # not seconds at 0.002 fps
     text = caplog.text
     assert "no usable frame rate" in text and "reports 12 frames but" in text and "frames repeat" in text
+
+
+def test_avi_without_a_frame_rate_is_not_read_as_25_fps(tmp_path, caplog):
+    """AVI headers with rate 0 and no microseconds per frame: FFmpeg assumes 25 fps and OpenCV reports it."""
+    import struct
+
+    frames = np.random.default_rng(0).integers(0, 256, (12, 32, 32, 3), dtype=np.uint8)
+    data = bytearray(_write_video(tmp_path / "ok.avi", frames, fps=10.0, fourcc="MJPG").read_bytes())
+    strh, avih = data.find(b"strh"), data.find(b"avih")
+    data[strh + 32:strh + 36] = struct.pack("<I", 0)  # dwRate of the video stream
+    data[avih + 8:avih + 12] = struct.pack("<I", 0)  # dwMicroSecPerFrame
+    broken = tmp_path / "norate.avi"
+    broken.write_bytes(bytes(data))
+    cap = cv2.VideoCapture(str(broken))
+    assert cap.get(cv2.CAP_PROP_FPS) == 25.0  # what FFmpeg makes of it
+    cap.release()
+    with caplog.at_level("WARNING"):
+        _, ts, fps, _ = load_key_frames(broken, num_frames=4)
+    assert fps == 20.0 and "give no frame rate" in caplog.text
+    assert load_key_frames(tmp_path / "ok.avi", num_frames=4)[2] == 10.0
