@@ -66,6 +66,9 @@ _ARM_TARGETS = ("collar", "shoulder", "elbow", "wrist")
 _LEG_FRACTIONS = (0.10, 0.45, 0.82, 0.95)
 _ARM_FRACTIONS = (0.09, 0.225, 0.52, 0.80)
 
+# Longest limb chain considered (real rigs: <= ~15 joints from the pelvis / chest to a toe or finger tip).
+_MAX_CHAIN = 40
+
 JOINT_MAP_KEYS = tuple(SMPL22_JOINT_NAMES) + ("spine",)
 
 
@@ -119,7 +122,8 @@ class AutoRig:
 
 
 class _Tree:
-    """The joint tree with bone lengths measured on posed frames."""
+    """The joint tree with bone lengths measured on posed frames. Linear in the number of joints (hostile files may
+    have thousands): no per-joint ancestor lists, single-source distances by one traversal."""
 
     def __init__(self, parents: Sequence[int], positions: np.ndarray):
         self.parents = list(parents)
@@ -132,32 +136,59 @@ class _Tree:
         self.mean_pos = positions.mean(axis=0)
         length = np.zeros(n)
         rigid = np.ones(n, dtype=bool)
-        for j, p in enumerate(self.parents):
-            if p < 0:
-                continue
-            d = np.linalg.norm(positions[:, j] - positions[:, p], axis=-1)
-            length[j] = np.median(d)
-            rigid[j] = (d.max() - d.min()) <= 0.05 * max(length[j], 1e-9) + 1e-9
+        idx = np.array([j for j in range(n) if self.parents[j] >= 0], dtype=np.int64)
+        if idx.size:
+            d = np.linalg.norm(positions[:, idx] - positions[:, [self.parents[j] for j in idx]], axis=-1)  # (K, M)
+            length[idx] = np.median(d, axis=0)
+            rigid[idx] = (d.max(axis=0) - d.min(axis=0)) <= 0.05 * np.maximum(length[idx], 1e-9) + 1e-9
         self.length = length
         self.rigid = rigid
-        self.depth = np.zeros(n)  # path length from the root
-        self.ancestors: List[List[int]] = []
-        for j in range(n):  # BVH lists parents before children
+        self.depth = np.zeros(n)  # path length from the root (BVH lists parents before children)
+        self.level = np.zeros(n, dtype=np.int64)
+        for j in range(n):
             p = self.parents[j]
-            self.depth[j] = 0.0 if p < 0 else self.depth[p] + length[j]
-            self.ancestors.append([j] + (self.ancestors[p] if p >= 0 else []))
+            if p >= 0:
+                self.depth[j] = self.depth[p] + length[j]
+                self.level[j] = self.level[p] + 1
+
+    def ancestors(self, j: int) -> List[int]:
+        """``j`` and its ancestors up to the root."""
+        out = []
+        while j >= 0:
+            out.append(j)
+            j = self.parents[j]
+        return out
 
     def lca(self, a: int, b: int) -> int:
-        seen = set(self.ancestors[a])
-        return next(x for x in self.ancestors[b] if x in seen)
+        while self.level[a] > self.level[b]:
+            a = self.parents[a]
+        while self.level[b] > self.level[a]:
+            b = self.parents[b]
+        while a != b:
+            a, b = self.parents[a], self.parents[b]
+        return a
 
     def dist(self, a: int, b: int) -> float:
         return float(self.depth[a] + self.depth[b] - 2.0 * self.depth[self.lca(a, b)])
 
+    def distances_from(self, src: int) -> np.ndarray:
+        """Tree-metric distance from ``src`` to every joint (one traversal)."""
+        out = np.full(len(self.parents), -1.0)
+        out[src] = 0.0
+        stack = [src]
+        while stack:
+            j = stack.pop()
+            neighbours = list(self.children[j]) + ([self.parents[j]] if self.parents[j] >= 0 else [])
+            for k in neighbours:
+                if out[k] < 0:
+                    out[k] = out[j] + (self.length[k] if self.parents[k] == j else self.length[j])
+                    stack.append(k)
+        return out
+
     def path_down(self, top: int, leaf: int) -> List[int]:
         """Joints from just below ``top`` down to ``leaf`` (``top`` an ancestor of ``leaf``)."""
         chain = []
-        for x in self.ancestors[leaf]:
+        for x in self.ancestors(leaf):
             if x == top:
                 return chain[::-1]
             chain.append(x)
@@ -166,8 +197,10 @@ class _Tree:
     def path(self, a: int, b: int) -> List[int]:
         """Joints on the tree path from ``a`` to ``b``, both included."""
         c = self.lca(a, b)
-        up = self.ancestors[a][: self.ancestors[a].index(c) + 1]
-        down = self.ancestors[b][: self.ancestors[b].index(c)]
+        up = self.ancestors(a)
+        up = up[: up.index(c) + 1]
+        down = self.ancestors(b)
+        down = down[: down.index(c)]
         return up + down[::-1]
 
     def body_component(self) -> np.ndarray:
@@ -196,15 +229,20 @@ class _Tree:
 
 
 def _farthest_leaves(tree: _Tree, leaves: List[int], count: int) -> List[int]:
-    """``count`` leaves by farthest-point sampling on the tree metric, starting from the tree's diameter."""
-    d = np.array([[tree.dist(a, b) for b in leaves] for a in leaves])
-    i, j = np.unravel_index(int(np.argmax(d)), d.shape)
-    picked = [int(i), int(j)]
+    """``count`` leaves by farthest-point sampling on the tree metric, starting from the tree's diameter (found by
+    the double sweep, exact on trees)."""
+    leaves_arr = np.asarray(leaves)
+    a = int(leaves_arr[np.argmax(tree.distances_from(int(leaves_arr[0]))[leaves_arr])])
+    from_a = tree.distances_from(a)
+    b = int(leaves_arr[np.argmax(from_a[leaves_arr])])
+    picked = [a, b]
+    nearest = np.minimum(from_a, tree.distances_from(b))[leaves_arr]
     while len(picked) < count:
-        gain = d[:, picked].min(axis=1)
-        gain[picked] = -1.0
-        picked.append(int(np.argmax(gain)))
-    return [leaves[k] for k in picked]
+        nearest[np.isin(leaves_arr, picked)] = -1.0
+        new = int(leaves_arr[np.argmax(nearest)])
+        picked.append(new)
+        nearest = np.minimum(nearest, tree.distances_from(new)[leaves_arr])
+    return picked
 
 
 def _split_strength(tree: _Tree, pair: Tuple[int, int], others: Sequence[int]) -> float:
@@ -248,6 +286,8 @@ def _assign_chain(tree: _Tree, names: Sequence[str], chain: List[int], targets: 
     monotone choices, the one with most name matches wins; ties go to the closest fit of the SMPL template's
     fractions along the chain, then to the earliest joints. ``optional`` (collar / foot) may be absent.
     """
+    if len(chain) > _MAX_CHAIN:  # combinations grow as n^4: refuse absurd chains instead of hanging
+        raise ValueError(f"a limb chain of {len(chain)} joints (at most {_MAX_CHAIN} expected)")
     bases = [parse_joint_name(names[j])[1] for j in chain]
     start = tree.depth[tree.parents[chain[0]]]
     length = max(float(tree.depth[chain[-1]] - start), 1e-9)
@@ -301,7 +341,7 @@ def auto_rig_table(names: Sequence[str], parents: Sequence[int], positions: np.n
     hands = tuple(x for x in upper if x != head_leaf)
     hips_at = tree.lca(*feet)
     chest = tree.lca(*hands)
-    if chest in tree.ancestors[hips_at]:
+    if chest in tree.ancestors(hips_at):
         raise ValueError(_not_humanoid(names, source, f"the arms ({names[hands[0]]}, {names[hands[1]]}) branch below the "
                                                       f"legs ({names[feet[0]]}, {names[feet[1]]})"))
     interpolated: Dict[str, str] = {}
@@ -324,6 +364,9 @@ def auto_rig_table(names: Sequence[str], parents: Sequence[int], positions: np.n
 
     table: Dict[str, Any] = {}
     leg_parts = []
+    if max(len(c) for c in legs + arms) > _MAX_CHAIN:
+        raise ValueError(_not_humanoid(names, source, f"a limb chain has {max(len(c) for c in legs + arms)} joints, "
+                                                      f"more than the {_MAX_CHAIN} a humanoid limb has"))
     for chain in legs:
         parts, missing = _assign_chain(tree, names, chain, _LEG_TARGETS, _LEG_FRACTIONS, "foot", is_end_site)
         leg_parts.append((parts, missing))

@@ -52,6 +52,8 @@ __all__ = [
 # Longest motion a reader produces (frames after resampling): 24 h at 20 fps is ~1.7 M frames. Header values that
 # imply more (a BVH "Frame Time: 1e6", fps=1e-6) are errors, not a reason to allocate gigabytes.
 MAX_MOTION_FRAMES = 2_000_000
+# Joints (end sites included) a BVH may define: rigs with full hands and faces have a few hundred.
+MAX_BVH_JOINTS = 5000
 # Frame rates outside this range are legal but almost always a wrong header (mocap runs at 24-480 fps).
 _PLAUSIBLE_FPS = (5.0, 2000.0)
 
@@ -283,6 +285,9 @@ def _parse_bvh_text(text: str, source: str) -> BVHData:
             n_channels += count  # channel columns follow the order of the CHANNELS lines
         else:
             raise ValueError(f"{source}: line {lineno}: unexpected line in HIERARCHY: {raw.strip()!r}")
+    if len(names) > MAX_BVH_JOINTS:
+        raise ValueError(f"{source}: BVH HIERARCHY defines {len(names)} joints, more than the {MAX_BVH_JOINTS} this "
+                         "reader accepts (real rigs with fingers and faces have a few hundred)")
     if stack:
         raise ValueError(f"{source}: HIERARCHY has {len(stack)} unclosed '{{' (truncated?)")
     if not names:

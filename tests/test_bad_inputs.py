@@ -324,3 +324,26 @@ def test_bad_command_lines(files, tmp_path, capsys, case, argv, message):
 
 def test_there_are_at_least_sixty_cases():
     assert len(MOTION_CASES) + len(PROCESSOR_CASES) + len(CHECKPOINT_CASES) + len(RECIPE_CASES) + len(CLI_CASES) >= 60
+
+
+def _chain_bvh(folder: Path, joints: int) -> Path:
+    """A hostile BVH: one chain of `joints` joints (deep nesting, thousands of joints)."""
+    lines = ["HIERARCHY", "ROOT j0", "{", "OFFSET 0 0 0", "CHANNELS 3 Xposition Yposition Zposition"]
+    for i in range(1, joints):
+        lines += [f"JOINT j{i}", "{", "OFFSET 0 1 0", "CHANNELS 1 Zrotation"]
+    lines += ["}"] * joints
+    lines += ["MOTION", "Frames: 1", "Frame Time: 0.1", " ".join(["0"] * (joints + 2))]
+    path = folder / f"chain{joints}.bvh"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_hostile_skeletons_are_refused_quickly(tmp_path):
+    import time
+
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=r"chain6000\.bvh.*6000 joints, more than the 5000"):
+        load_motion(_chain_bvh(tmp_path, 6000))
+    with pytest.raises(ValueError, match=r"chain3000\.bvh.*cannot map"):
+        load_motion(_chain_bvh(tmp_path, 3000))
+    assert time.perf_counter() - start < 20  # linear work: no per-joint ancestor lists, no n^4 chain search
