@@ -306,7 +306,7 @@ def _assign_chain(tree: _Tree, names: Sequence[str], chain: List[int], targets: 
             if best is None or key < best[0]:
                 best = (key, {t: chain[i] for i, (t, _) in zip(combo, use)}, None if size == len(targets) else optional)
     if best is None:
-        raise ValueError("chain too short")
+        raise ValueError(f"a chain of {len(chain)} joint(s) is too short for {', '.join(targets)}")
     return best[1], best[2]
 
 
@@ -367,13 +367,14 @@ def auto_rig_table(names: Sequence[str], parents: Sequence[int], positions: np.n
     if max(len(c) for c in legs + arms) > _MAX_CHAIN:
         raise ValueError(_not_humanoid(names, source, f"a limb chain has {max(len(c) for c in legs + arms)} joints, "
                                                       f"more than the {_MAX_CHAIN} a humanoid limb has"))
-    for chain in legs:
-        parts, missing = _assign_chain(tree, names, chain, _LEG_TARGETS, _LEG_FRACTIONS, "foot", is_end_site)
-        leg_parts.append((parts, missing))
     arm_parts = []
-    for chain in arms:
-        parts, missing = _assign_chain(tree, names, chain, _ARM_TARGETS, _ARM_FRACTIONS, "collar", is_end_site)
-        arm_parts.append((parts, missing))
+    try:
+        for chain in legs:
+            leg_parts.append(_assign_chain(tree, names, chain, _LEG_TARGETS, _LEG_FRACTIONS, "foot", is_end_site))
+        for chain in arms:
+            arm_parts.append(_assign_chain(tree, names, chain, _ARM_TARGETS, _ARM_FRACTIONS, "collar", is_end_site))
+    except ValueError as err:  # a chain too short for hip-knee-ankle / shoulder-elbow-wrist
+        raise ValueError(_not_humanoid(names, source, f"{err} in a limb")) from None
 
     # Up from the ankles to the head (any axis convention).
     mean = tree.mean_pos

@@ -347,3 +347,22 @@ def test_hostile_skeletons_are_refused_quickly(tmp_path):
     with pytest.raises(ValueError, match=r"chain3000\.bvh.*cannot map"):
         load_motion(_chain_bvh(tmp_path, 3000))
     assert time.perf_counter() - start < 20  # linear work: no per-joint ancestor lists, no n^4 chain search
+
+
+def test_stick_figure_with_one_bone_limbs_names_the_file(tmp_path):
+    """Five limbs of one bone each: a humanoid's shape but no knee or elbow to map."""
+    lines = ["HIERARCHY", "ROOT hips", "{", "OFFSET 0 0 0", "CHANNELS 6 Xposition Yposition Zposition Zrotation Xrotation Yrotation"]
+    for name, offset in (("a", "10 -40 0"), ("b", "-10 -40 0"), ("c", "0 30 0")):
+        lines += [f"JOINT {name}", "{", f"OFFSET {offset}", "CHANNELS 3 Zrotation Xrotation Yrotation",
+                  "End Site", "{", "OFFSET 0 -40 0" if name != "c" else "OFFSET 0 20 0", "}"]
+        if name == "c":
+            for arm, off in (("d", "20 0 0"), ("e", "-20 0 0")):
+                lines += [f"JOINT {arm}", "{", f"OFFSET {off}", "CHANNELS 3 Zrotation Xrotation Yrotation",
+                          "End Site", "{", "OFFSET 0 -30 0", "}", "}"]
+        lines += ["}"]
+    lines += ["}", "MOTION", "Frames: 2", "Frame Time: 0.05"]
+    lines += [" ".join(["0"] * 21)] * 2
+    path = tmp_path / "stick.bvh"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(ValueError, match=r"stick\.bvh: cannot map.*too short.*joint_map"):
+        load_motion(path)
