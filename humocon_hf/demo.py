@@ -385,41 +385,48 @@ class DemoPipeline:
         data_args = self.recipe.data
         model_args = self.recipe.model
         qa = build_benchmark(data_args, folder / "cache")
+        from humocon_hf.data.augmentation import mirror_joints, mirror_qa_split, mirror_text
+
         if data_args.mirror_train:
             import datasets
-
-            from humocon_hf.data.augmentation import mirror_joints, mirror_qa_split, mirror_text
 
             mirrored = mirror_qa_split(qa["train"], folder / "mirrored")
             qa["train"] = datasets.concatenate_datasets([qa["train"], mirrored])
         qa.save_to_disk(str(folder / "qa"))
         info = {"splits": {k: len(v) for k, v in qa.items()}, "mirrored_train": bool(data_args.mirror_train)}
 
+        real_motions: list[np.ndarray] = []  # kept for the normalisation fit below (no re-reading of the files)
+
+        def store(subfolder: str, take: dict, fps_kwargs: dict, labels: dict) -> list[dict]:
+            """Load one real take as SMPL-22 joints at 20 fps and save it (and its mirror twin, labels mirrored)."""
+            from humocon_hf.processing.motion_io import load_motion
+
+            try:
+                joints = load_motion(take["motion_path"], fps=20.0, **fps_kwargs).joints[: data_args.max_frames * 4]
+            except (ValueError, FileNotFoundError) as err:  # a file the reader cannot map: skip, say so
+                logger.warning("skipping %s: %s", take["motion_path"], err)
+                return []
+            twins = [("", joints.astype(np.float32), take["caption"], labels)]
+            if data_args.mirror_train:
+                twins.append(("M", mirror_joints(joints), mirror_text(take["caption"]),
+                              {k: mirror_text(v) if isinstance(v, str) else v for k, v in labels.items()}))
+            rows = []
+            for prefix, motion, caption, extra in twins:
+                path = folder / subfolder / f"{prefix}{take['id']}.npy"
+                np.save(path, motion)
+                real_motions.append(motion)
+                rows.append({"id": f"{prefix}{take['id']}", "caption": caption, "motion_path": str(path),
+                             "source": take["motion_path"], **extra, **({"mirrored": True} if prefix else {})})
+            return rows
+
         cmu_rows = []
         bvh_dir, csv = _resolve_cmu(data_args)
         if bvh_dir is not None:
             from humocon_hf.data.loaders import load_cmu_bvh
-            from humocon_hf.processing.motion_io import load_motion
 
-            cmu = load_cmu_bvh(bvh_dir, csv)
             (folder / "cmu").mkdir(exist_ok=True)
-            for row in tqdm(cmu, desc="CMU BVH -> SMPL-22 joints", unit="trial"):
-                kwargs = {"source_fps": row["source_fps"]} if row.get("source_fps") else {}
-                try:
-                    clip = load_motion(row["motion_path"], fps=20.0, **kwargs)
-                except (ValueError, FileNotFoundError) as err:  # a rig the reader cannot map: skip, say so
-                    logger.warning("skipping %s: %s", row["motion_path"], err)
-                    continue
-                joints = clip.joints[: data_args.max_frames * 4]
-                path = folder / "cmu" / f"{row['id']}.npy"
-                np.save(path, joints.astype(np.float32))
-                cmu_rows.append({"id": row["id"], "caption": row["caption"], "motion_path": str(path),
-                                 "source": row["motion_path"]})
-                if data_args.mirror_train:
-                    path = folder / "cmu" / f"M{row['id']}.npy"
-                    np.save(path, mirror_joints(joints))
-                    cmu_rows.append({"id": f"M{row['id']}", "caption": mirror_text(row["caption"]),
-                                     "motion_path": str(path), "source": row["motion_path"], "mirrored": True})
+            for row in tqdm(load_cmu_bvh(bvh_dir, csv), desc="CMU BVH -> SMPL-22 joints", unit="trial"):
+                cmu_rows += store("cmu", row, {"source_fps": row["source_fps"]} if row.get("source_fps") else {}, {})
         _write_json(folder / "cmu.json", cmu_rows)
         info["cmu_trials"] = len(cmu_rows)
         info["cmu_source"] = str(bvh_dir) if bvh_dir else None
@@ -429,33 +436,17 @@ class DemoPipeline:
         bandai_dir = _resolve_bandai(data_args)
         if bandai_dir is not None:
             from humocon_hf.data.loaders import load_bandai_namco
-            from humocon_hf.processing.motion_io import load_motion
 
             (folder / "bandai").mkdir(exist_ok=True)
             for row in tqdm(load_bandai_namco(bandai_dir), desc="Bandai Namco BVH -> SMPL-22 joints", unit="take"):
-                try:
-                    joints = load_motion(row["motion_path"], fps=20.0).joints[: data_args.max_frames * 4]
-                except (ValueError, FileNotFoundError) as err:
-                    logger.warning("skipping %s: %s", row["motion_path"], err)
-                    continue
-                twins = [("", joints, row["caption"], row["direction"])]
-                if data_args.mirror_train:
-                    twins.append(("M", mirror_joints(joints), mirror_text(row["caption"]), mirror_text(row["direction"])))
-                for prefix, motion, caption, direction in twins:
-                    path = folder / "bandai" / f"{prefix}{row['id']}.npy"
-                    np.save(path, motion.astype(np.float32))
-                    bandai_rows.append({"id": f"{prefix}{row['id']}", "caption": caption, "motion_path": str(path),
-                                        "source": row["motion_path"], "action": row["action"], "direction": direction,
-                                        "mirrored": bool(prefix)})
+                bandai_rows += store("bandai", row, {}, {"action": row["action"], "direction": row["direction"]})
         _write_json(folder / "bandai.json", bandai_rows)
         info["bandai_takes"] = len(bandai_rows)
         info["bandai_source"] = str(bandai_dir) if bandai_dir else None
-        cmu_rows = cmu_rows + bandai_rows
 
         # Processor: the LLM's tokenizer (+ <motion>/<video>) and the motion normalisation fitted on training motions.
         processor = build_processor(model_args, data_args)
-        train_motions = [row_motion(r) for r in _unique_motion_rows(qa["train"])]
-        train_motions += [np.load(r["motion_path"]) for r in cmu_rows]
+        train_motions = [row_motion(r) for r in _unique_motion_rows(qa["train"])] + real_motions
         processor.motion_feature_extractor.fit_normalization(train_motions)
         processor.save_pretrained(folder / "processor")
         info["normalization_motions"] = len(train_motions)
