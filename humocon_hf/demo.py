@@ -115,12 +115,17 @@ def _resolve_bandai(data_args) -> Path | None:
     return path
 
 
+# How a user asks about a whole real take (`humocon ask`, the README): the benchmark's phrasing and the common one.
+REAL_ACTION_QUESTIONS = ("What action does the person do?", "What is the person doing?")
+HELD_OUT_ACTION_QUESTION = REAL_ACTION_QUESTIONS[1]
+
+
 def _real_qa_rows(real_rows: list[dict]) -> list[dict]:
     """Stage-3 questions about the real takes whose labels answer them in the benchmark's vocabulary."""
     rows = []
     for r in real_rows:
         if r.get("action"):
-            rows.append({"question": "What action does the person do?", "answer": r["action"], "motion": r["motion_path"]})
+            rows += [{"question": q, "answer": r["action"], "motion": r["motion_path"]} for q in REAL_ACTION_QUESTIONS]
         if r.get("direction"):
             rows.append({"question": "What direction does the person move?", "answer": r["direction"],
                          "motion": r["motion_path"]})
@@ -397,8 +402,9 @@ class DemoPipeline:
 
         real_motions: list[np.ndarray] = []  # kept for the normalisation fit below (no re-reading of the files)
 
-        def store(subfolder: str, take: dict, fps_kwargs: dict, labels: dict) -> list[dict]:
-            """Load one real take as SMPL-22 joints at 20 fps and save it (and its mirror twin, labels mirrored)."""
+        def store(subfolder: str, take: dict, fps_kwargs: dict, labels: dict, train: bool = True) -> list[dict]:
+            """Load one real take as SMPL-22 joints at 20 fps and save it (and, for training, its mirror twin with
+            labels mirrored). A held-out take (`train=False`) stays out of the normalisation fit."""
             from humocon_hf.processing.motion_io import load_motion
 
             try:
@@ -407,28 +413,40 @@ class DemoPipeline:
                 logger.warning("skipping %s: %s", take["motion_path"], err)
                 return []
             twins = [("", joints.astype(np.float32), take["caption"], labels)]
-            if data_args.mirror_train:
+            if data_args.mirror_train and train:
                 twins.append(("M", mirror_joints(joints), mirror_text(take["caption"]),
                               {k: mirror_text(v) if isinstance(v, str) else v for k, v in labels.items()}))
             rows = []
             for prefix, motion, caption, extra in twins:
                 path = folder / subfolder / f"{prefix}{take['id']}.npy"
                 np.save(path, motion)
-                real_motions.append(motion)
+                if train:
+                    real_motions.append(motion)
                 rows.append({"id": f"{prefix}{take['id']}", "caption": caption, "motion_path": str(path),
                              "source": take["motion_path"], **extra, **({"mirrored": True} if prefix else {})})
             return rows
 
-        cmu_rows = []
+        # Real CMU trials: captions for stage 2, action questions for stage 3, motions for stage 1; the trials of the
+        # held-out subjects go to cmu_heldout.json only (the `real_cmu` evaluation), never to training.
+        cmu_rows, heldout_rows = [], []
+        holdout = set(data_args.cmu_holdout_subjects or ())
         bvh_dir, csv = _resolve_cmu(data_args)
         if bvh_dir is not None:
             from humocon_hf.data.loaders import load_cmu_bvh
 
             (folder / "cmu").mkdir(exist_ok=True)
             for row in tqdm(load_cmu_bvh(bvh_dir, csv), desc="CMU BVH -> SMPL-22 joints", unit="trial"):
-                cmu_rows += store("cmu", row, {"source_fps": row["source_fps"]} if row.get("source_fps") else {}, {})
+                fps = {"source_fps": row["source_fps"]} if row.get("source_fps") else {}
+                labels = {"action": row["action"], "subject": row["subject"]}
+                if row["subject"] in holdout:
+                    heldout_rows += store("cmu", row, fps, labels, train=False)
+                else:
+                    cmu_rows += store("cmu", row, fps, labels)
         _write_json(folder / "cmu.json", cmu_rows)
+        _write_json(folder / "cmu_heldout.json", heldout_rows)
         info["cmu_trials"] = len(cmu_rows)
+        info["cmu_heldout_trials"] = len(heldout_rows)
+        info["cmu_heldout_subjects"] = sorted(holdout)
         info["cmu_source"] = str(bvh_dir) if bvh_dir else None
 
         # Real studio mocap of another rig (automatic skeleton mapping), with content/style labels.
@@ -662,22 +680,45 @@ class DemoPipeline:
                                         dataset_type="humocon-procedural-qa", split=ev.split)
             return result
 
+        real = self._heldout_cmu_questions()
+
+        def run_real(model, name: str, with_motion: bool) -> dict:
+            answer = make_answer_fn(model, processor, model_args, ev.max_new_tokens, with_motion,
+                                    bf16=bool(self.recipe.sections["tune"].get("bf16")))
+            return evaluate_motion_qa(answer, real, batch_size=ev.batch_size, model_name=name,
+                                      dataset_name="CMU mocap, held-out subjects", dataset_type="cmu-mocap",
+                                      split="held-out subjects")
+
         model = HuMoConForCausalLM.from_pretrained(self.runner.stage_dir("tune") / "model", **self._attention()).eval()
         results = {"model": run(model, "HuMoCon (motion + question)", True)}
+        if real:
+            results["real_cmu_model"] = run_real(model, "HuMoCon (motion + question)", True)
         del model
+        base, base_name = None, None
         if ev.baseline == "text_only":
             base = HuMoConForCausalLM.from_pretrained(
                 self.runner.stage_dir("baseline") / "model", **self._attention()
             ).eval()
-            results["baseline"] = run(base, "Text-only baseline (question only)", False)
+            base_name = "Text-only baseline (question only)"
         elif ev.baseline == "zero_shot":
             llm, _ = self._load_llm()
             enc = self.load_encoders()
             base = HuMoConForCausalLM.from_parts(llm, *enc, processor).eval()
-            results["baseline"] = run(base, "Zero-shot LLM (question only)", False)
+            base_name = "Zero-shot LLM (question only)"
+        if base is not None:
+            results["baseline"] = run(base, base_name, False)
+            if real:
+                results["real_cmu_baseline"] = run_real(base, base_name, False)
         for key, value in results.items():
             _write_json(folder / f"{key}.json", value)
         return {key: value["metrics"] for key, value in results.items()}
+
+    def _heldout_cmu_questions(self) -> list[dict]:
+        """"What is the person doing?" about every held-out CMU trial whose description names an action."""
+        path = self.runner.stage_dir("data") / "cmu_heldout.json"
+        rows = json.loads(path.read_text()) if path.is_file() else []
+        return [{"id": r["id"], "question": HELD_OUT_ACTION_QUESTION, "answer": r["action"],
+                 "motion_path": r["motion_path"], "query_type": "action"} for r in rows if r.get("action")]
 
     # ------------------------------------------------------------------------------------------- export
     def stage_export(self, folder: Path) -> dict:
@@ -753,7 +794,7 @@ class DemoPipeline:
     def _load_eval(self) -> dict:
         folder = self.runner.stage_dir("evaluate")
         out = {}
-        for key in ("model", "baseline"):
+        for key in ("model", "baseline", "real_cmu_model", "real_cmu_baseline"):
             path = folder / f"{key}.json"
             if path.is_file():
                 out[key] = json.loads(path.read_text())
@@ -784,8 +825,9 @@ class DemoPipeline:
                            for name, rec in self.runner.records.items()},
             "reused_stages": [name for name, rec in self.runner.records.items() if rec.reused],
             "stages": {name: rec.info for name, rec in self.runner.records.items()},
-            "metrics": {key: value["metrics"] for key, value in evaluation.items()},
+            "metrics": {key: value["metrics"] for key, value in evaluation.items() if not key.startswith("real_")},
             "statistics": _statistics([evaluation]),
+            "real_cmu": real_cmu_summary([evaluation]),
             "examples": _examples(evaluation, self.recipe.evaluate.num_examples),
         }
 
@@ -811,6 +853,8 @@ class DemoPipeline:
             _say(format_ci_table(results["statistics"]))
         else:
             _say(format_summary_table(results["metrics"]))
+        if results.get("real_cmu"):
+            _say(format_real_cmu_line(results["real_cmu"]))
         _say()
         _say("Wall time per stage (s): " + ", ".join(
             f"{k}={v:.0f}" + (" (reused)" if k in results["reused_stages"] else "")
@@ -1186,8 +1230,67 @@ def _statistics(evaluations: list[dict]) -> dict | None:
     if not evaluations or any("predictions" not in e.get("model", {}) for e in evaluations):
         return None
     with_baseline = all("predictions" in e.get("baseline", {}) for e in evaluations)
-    return accuracy_table_with_ci([e["model"]["predictions"] for e in evaluations],
-                                  [e["baseline"]["predictions"] for e in evaluations] if with_baseline else None)
+    table = accuracy_table_with_ci([e["model"]["predictions"] for e in evaluations],
+                                   [e["baseline"]["predictions"] for e in evaluations] if with_baseline else None)
+    real = _real_cmu_runs(evaluations)
+    if real is not None:  # one more column: the held-out real CMU subjects' action questions
+        table["real_cmu"] = accuracy_table_with_ci(*real)["accuracy"]
+    return table
+
+
+def _real_cmu_runs(evaluations: list[dict]) -> tuple[list, list | None] | None:
+    """(model runs, baseline runs or None) of the held-out real CMU questions, one run per seed; None when a seed
+    has none (no CMU data, or no held-out subjects)."""
+    if not evaluations or any(not (e.get("real_cmu_model") or {}).get("predictions") for e in evaluations):
+        return None
+    with_baseline = all((e.get("real_cmu_baseline") or {}).get("predictions") for e in evaluations)
+    return ([e["real_cmu_model"]["predictions"] for e in evaluations],
+            [e["real_cmu_baseline"]["predictions"] for e in evaluations] if with_baseline else None)
+
+
+def real_cmu_summary(evaluations: list[dict]) -> dict | None:
+    """`results.json["real_cmu"]`: accuracy on the held-out CMU subjects' action questions (one evaluation per
+    seed), with the text-only baseline, per action, and what always answering the most frequent action scores."""
+    from collections import Counter
+
+    from humocon_hf.stats import accuracy_table_with_ci
+
+    real = _real_cmu_runs(evaluations)
+    if real is None:
+        return None
+    model_runs, base_runs = real
+    stats = accuracy_table_with_ci(model_runs, base_runs)["accuracy"]
+    first = model_runs[0]
+    answers = Counter(p["answer"] for p in first)
+    per_action = {}
+    for action in sorted(answers):
+        hits = [sum(p["correct"] for p in run if p["answer"] == action) for run in model_runs]
+        per_action[action] = {"questions": answers[action], "correct_per_seed": hits}
+    return {
+        "question": first[0]["question"],
+        "trials": [p["id"] for p in first],
+        "accuracy": stats["model"]["mean"],
+        "baseline_accuracy": stats["baseline"]["mean"] if "baseline" in stats else None,
+        "majority_answer": answers.most_common(1)[0][0],
+        "majority_accuracy": answers.most_common(1)[0][1] / len(first),
+        "per_action": per_action,
+        "statistics": stats,
+        "predictions_per_seed": [[{k: p[k] for k in ("id", "answer", "prediction", "correct")} for p in run]
+                                 for run in model_runs],
+    }
+
+
+def format_real_cmu_line(summary: Mapping) -> str:
+    """One line for the summary: accuracy on the held-out real CMU subjects, per action, against the baselines."""
+    stats = summary["statistics"]["model"]
+    seeds = stats["n_seeds"]
+    per = ", ".join(f"{a} {sum(v['correct_per_seed'])}/{v['questions'] * seeds}" for a, v in summary["per_action"].items())
+    base = summary.get("baseline_accuracy")
+    return (f"Real CMU mocap, held-out subjects ({len(summary['trials'])} trials, {summary['question']!r}): "
+            f"{100 * summary['accuracy']:.1f}% [{100 * stats['low']:.1f}, {100 * stats['high']:.1f}] ({per}"
+            f"{f'; {seeds} seeds' if seeds > 1 else ''}); text-only "
+            f"{'-' if base is None else f'{100 * base:.1f}%'}; always {summary['majority_answer']!r} "
+            f"{100 * summary['majority_accuracy']:.1f}%")
 
 
 def run_demo_seeds(options: DemoOptions, seeds: list[int]) -> dict:
@@ -1209,9 +1312,12 @@ def run_demo_seeds(options: DemoOptions, seeds: list[int]) -> dict:
         evaluations.append(pipeline._load_eval())
         per_seed[seed] = {"metrics": results["metrics"], "wall_time_s": results["wall_time_s"]}
     table = _statistics(evaluations)
-    summary = {"seeds": seeds, "per_seed": per_seed, "statistics": table}
+    real = real_cmu_summary(evaluations)
+    summary = {"seeds": seeds, "per_seed": per_seed, "statistics": table, "real_cmu": real}
     if _is_main():
         text = format_ci_table(table) if table else "(no per-question predictions kept)"
+        if real:
+            text += "\n\n" + format_real_cmu_line(real)
         _write_json(root / "seeds.json", summary)
         (root / "seeds.md").write_text(f"Held-out accuracy over seeds {seeds}\n\n{text}\n")
         _say()

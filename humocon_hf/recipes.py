@@ -115,6 +115,12 @@ class DataArguments:
     cmu_descriptions_csv: str | None = field(
         default="auto", metadata={"help": "CMU_data.csv with the trial descriptions ('auto': next to cmu_bvh_dir)."}
     )
+    cmu_holdout_subjects: list[int] | None = field(
+        default=None,
+        metadata={"help": "CMU subjects whose trials are never trained on (no stage sees them, nor the motion "
+                  "normalisation): the demo asks 'What is the person doing?' about each of their trials whose "
+                  "description names an action (walk, run, jump...) and reports the accuracy as `real_cmu`."},
+    )
     bandai_dir: str | None = field(
         default=None,
         metadata={"help": "Folder of the Bandai Namco Research motion dataset 1 (real studio mocap with content/style "
@@ -137,6 +143,11 @@ class DataArguments:
                 raise RecipeError(f"data.{name} must be >= 1, got {getattr(self, name)}")
         if self.num_validation_motions < 0:
             raise RecipeError(f"data.num_validation_motions must be >= 0, got {self.num_validation_motions}")
+        subjects = self.cmu_holdout_subjects
+        if subjects is not None and (not isinstance(subjects, (list, tuple)) or not all(
+                isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in subjects)):
+            raise RecipeError(f"data.cmu_holdout_subjects must be a list of CMU subject numbers (e.g. [2, 8]) or null, "
+                              f"got {subjects!r}")
 
 
 @dataclass

@@ -186,7 +186,7 @@ def accuracy_table_with_ci(model_runs: Sequence[Sequence[Mapping]], baseline_run
 
 
 _HEADERS = {"accuracy": "Overall", "action": "Action", "direction": "Direction", "body_part": "Body part",
-            "before": "Before", "after": "After", "other": "Other"}
+            "before": "Before", "after": "After", "other": "Other", "real_cmu": "Real CMU (held-out subjects)"}
 
 
 def format_ci_table(table: Mapping[str, Mapping], names: Mapping[str, str] | None = None) -> str:

@@ -133,6 +133,9 @@ def test_bad_recipes_raise_clear_errors(tmp_path):
         load_recipe(_write_recipe(tmp_path / "d.yaml", {"model": {"encoder_preset": "huge"}}))
     with pytest.raises(RecipeError, match="baseline"):
         load_recipe(_write_recipe(tmp_path / "e.yaml", {"evaluate": {"baseline": "oracle"}}))
+    for subjects in ("2, 8", [2, "8"], [0], [True]):
+        with pytest.raises(RecipeError, match="cmu_holdout_subjects"):
+            load_recipe(_write_recipe(tmp_path / "f.yaml", {"data": {"cmu_holdout_subjects": subjects}}))
 
 
 def test_bf16_recipes_run_on_a_cpu_machine(tmp_path):

@@ -109,10 +109,12 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, smollm2_tokenizer_dir, capsy
 
     llm_dir = make_tiny_llm_dir(tmp_path, smollm2_tokenizer_dir)
     bandai = _small_bandai_copy(tmp_path / "bandai", ["walk-back_normal_001", "bow_happy_001", "bye_sad_001"])
+    cmu = _small_cmu_copy(tmp_path / "cmu", ["09_01", "02_01", "02_04"])
     overrides = {
         "model": {"llm_name_or_path": str(llm_dir), "codebook_size": 16},
         "data": {"num_train_motions": 8, "num_validation_motions": 2, "num_test_motions": 3,
-                 "questions_per_motion": 2, "max_frames": 64, "cmu_bvh_dir": None, "bandai_dir": str(bandai)},
+                 "questions_per_motion": 2, "max_frames": 64, "cmu_bvh_dir": str(cmu / "cmu_bvh"),
+                 "cmu_holdout_subjects": [2], "bandai_dir": str(bandai)},
         "pretrain": {"phase1_max_steps": 2, "phase2_max_steps": 1, "per_device_train_batch_size": 4,
                      "logging_steps": 1},
         "translate": {"max_steps": 2, "per_device_train_batch_size": 2, "bf16": False, "logging_steps": 1},
@@ -135,8 +137,19 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, smollm2_tokenizer_dir, capsy
     assert results["stages"]["tune"]["steps"] == 2 and results["stages"]["baseline"]["steps"] == 2
     # Real Bandai takes (and their mirror twins): stage-1 motions, captions, and the action / direction questions
     # their labels answer (walk-back: walk + backwards; bye: wave; bow: none), for the model and the baseline.
+    # Action questions come in two phrasings: walk-back 2 + 1, bye 2, bow 0, per twin (10); CMU 09_01 "run" and its
+    # twin, 2 each (4). Subject 2's trials are held out of every stage.
     assert results["stages"]["data"]["bandai_takes"] == 6
-    assert results["stages"]["tune"]["real_questions"] == 6 == results["stages"]["baseline"]["real_questions"]
+    assert results["stages"]["data"]["cmu_trials"] == 2 and results["stages"]["data"]["cmu_heldout_trials"] == 2
+    assert results["stages"]["tune"]["real_questions"] == 10 + 4 == results["stages"]["baseline"]["real_questions"]
+    # ... and answered as their own line / column: "What is the person doing?" about 02_01 (walk), 02_04 (jump).
+    real = results["real_cmu"]
+    assert real["trials"] == ["02_01", "02_04"] and real["question"] == "What is the person doing?"
+    assert set(real["per_action"]) == {"walk", "jump"} and real["majority_accuracy"] == 0.5
+    assert 0.0 <= real["accuracy"] <= 1.0 and real["baseline_accuracy"] is not None
+    assert results["statistics"]["real_cmu"]["model"]["n_questions"] == 2
+    assert "Real CMU mocap, held-out subjects (2 trials" in printed and "Real CMU (held-out subjects)" in printed
+    assert saved["real_cmu"]["accuracy"] == real["accuracy"]
     assert "Bandai Namco" in (out / "README.md").read_text()
     assert len(results["examples"]) == 2
 
@@ -184,6 +197,20 @@ def _small_bandai_copy(folder, takes):
     for take in takes:
         for ext in (".bvh", ".json"):
             (folder / "data" / f"dataset-1_{take}{ext}").symlink_to(source / "data" / f"dataset-1_{take}{ext}")
+    return folder
+
+
+def _small_cmu_copy(folder, trials):
+    """A few real CMU trials (cmu_bvh/*.bvh) with the descriptions CSV beside them (cmu_index/), linked from ../shared."""
+    from conftest import SHARED_DATA
+
+    source = SHARED_DATA / "cmu_bvh"
+    if not source.is_dir():
+        pytest.skip(f"{source} not found")
+    (folder / "cmu_bvh").mkdir(parents=True)
+    (folder / "cmu_index").symlink_to(SHARED_DATA / "cmu_index")
+    for trial in trials:
+        (folder / "cmu_bvh" / f"{trial}.bvh").symlink_to(source / f"{trial}.bvh")
     return folder
 
 
@@ -335,6 +362,12 @@ def test_mirror_train_doubles_training_motions_and_never_touches_the_test_split(
         np.testing.assert_array_equal(np.load(twin["motion_path"]), mirror_joints(np.load(row["motion_path"])))
     assert plain_cmu, "the shared CMU mocap should be found"
     assert len(cmu) == 2 * len(plain_cmu)
+    # The small recipe's held-out subjects are in no training row, have no mirror twin, and keep their actions.
+    holdout = set(DemoPipeline(DemoOptions(output_dir=str(tmp_path / "x"))).recipe.data.cmu_holdout_subjects)
+    assert holdout and not {r["subject"] for r in cmu} & holdout
+    heldout = json.loads((tmp_path / "mirror_True" / "stages" / "data" / "cmu_heldout.json").read_text())
+    assert {r["subject"] for r in heldout} == holdout and not any(r.get("mirrored") for r in heldout)
+    assert {r["action"] for r in heldout} == {"walk", "jump"} and {r["action"] for r in cmu} == {"walk", "run", "jump"}
     twins = {r["id"]: r for r in cmu}
     for row in plain_cmu:
         twin = twins["M" + row["id"]]

@@ -247,6 +247,10 @@ def test_cmu_bvh_real(shared_data):
     assert captions["02_01"] == "walk" and captions["09_01"] == "run" and captions["16_01"] == "jump"
     assert all(c for c in ds["caption"])
     assert set(ds["source_fps"]) == {120.0}  # 16_01's BVH header says 30 fps; the CSV knows better
+    actions = dict(zip(ds["id"], ds["action"]))
+    assert actions["02_01"] == "walk" and actions["09_01"] == "run" and actions["16_01"] == "jump"
+    assert actions["13_10"] == "jump" and actions["08_05"] == "walk"  # "jump up to grab, reach for...", "walk/stride"
+    assert set(actions.values()) == {"walk", "run", "jump"}
     iclone = load_cmu_bvh(shared_data / "cmu_bvh_iclone", shared_data / "cmu_index" / "CMU_data.csv")
     assert dict(zip(iclone["id"], iclone["caption"]))["02_01"] == "walk"
 
@@ -396,3 +400,14 @@ def test_bandai_namco_label_errors(shared_data, tmp_path):
         load_bandai_namco(tmp_path)
     with pytest.raises(FileNotFoundError):
         load_bandai_namco(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("description,action", [
+    ("walk", "walk"), ("slow walk/stride", "walk"), ("Walking on uneven terrain", "walk"), ("run", "run"),
+    ("forward jump", "jump"), ("playground - forward jumps, turn around", "jump"), ("jumping jacks", "jumping jacks"),
+    ("run/jog", None), ("walk, then run", None), ("playground - climb", None), ("", None), (None, None),
+])
+def test_cmu_action_label_only_answers_unambiguous_descriptions(description, action):
+    from humocon_hf.data import cmu_action_label
+
+    assert cmu_action_label(description) == action

@@ -7,6 +7,7 @@ video_path, query_type, relation_type, conversations), so the same collator and 
 from .augmentation import mirror_joints, mirror_qa_split, mirror_segments, mirror_text
 from .loaders import (
     MissingMediaReport,
+    cmu_action_label,
     load_activitynet_qa,
     load_babel_qa,
     load_bandai_namco,
@@ -32,6 +33,7 @@ __all__ = [
     "MotionQAGenerator",
     "MotionSpec",
     "SegmentSpec",
+    "cmu_action_label",
     "enumerate_questions",
     "generate_motion",
     "generate_motion_qa",

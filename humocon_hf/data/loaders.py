@@ -646,6 +646,28 @@ def load_kitml(
 
 _CMU_TRIAL = re.compile(r"^0*(\d+)_0*(\d+)$")
 
+# Word stems of CMU trial descriptions -> the benchmark's action answer (BABEL-QA vocabulary). Only locomotion
+# and jumps: CMU's other descriptions ("playground - climb", "dance") have no unambiguous answer in it.
+_CMU_ACTION_WORDS = {
+    "walk": "walk", "walks": "walk", "walking": "walk", "stride": "walk", "strides": "walk",
+    "run": "run", "runs": "run", "running": "run", "sprint": "run", "sprints": "run", "sprinting": "run",
+    "jog": "jog", "jogs": "jog", "jogging": "jog",
+    "jump": "jump", "jumps": "jump", "jumping": "jump", "hop": "jump", "hops": "jump", "hopping": "jump",
+}
+
+
+def cmu_action_label(description: str | None) -> str | None:
+    """The benchmark's action answer for a CMU trial description, or None when it names no such action or more than
+    one ("walk" -> walk, "walk/stride" -> walk, "forward jump" -> jump, "jump up to grab, reach for, tiptoe" -> jump,
+    "run/jog" -> None, "playground - climb" -> None). "jumping jacks" is not a jump."""
+    if not description:
+        return None
+    text = description.lower()
+    if "jumping jack" in text:
+        return "jumping jacks"
+    found = {_CMU_ACTION_WORDS[w] for w in re.findall(r"[a-z]+", text) if w in _CMU_ACTION_WORDS}
+    return found.pop() if len(found) == 1 else None
+
 
 def _read_cmu_descriptions(csv_path: Path) -> dict[tuple[int, int], dict]:
     if not csv_path.is_file():
@@ -688,7 +710,8 @@ def load_cmu_bvh(
     `002_01`) joined with CMU's own trial descriptions (`CMU_data.csv`: Subject, Trial #, Motion
     Description, framerate). One row per BVH file present: `id` ("02_01"), `subject`, `trial`, `caption`
     (= the description; `captions` = [it]), `motion_path`, `source_fps` (the CSV frame rate; use it over the
-    BVH header, which is wrong in some conversions). Files without a CSV row follow `on_missing`; files
+    BVH header, which is wrong in some conversions), `action` (the benchmark's answer to "what action does the
+    person do", from the description by `cmu_action_label`; None when it names none or several). Files without a CSV row follow `on_missing`; files
     whose name is not a CMU trial name are skipped with a warning.
     """
     _check_on_missing(on_missing)
@@ -714,6 +737,7 @@ def load_cmu_bvh(
             "caption": info["caption"] if info else None,
             "captions": [info["caption"]] if info else [],
             "source_fps": info["source_fps"] if info else None,
+            "action": cmu_action_label(info["caption"]) if info else None,
         })
     if unnamed:
         logger.warning("%s: %d BVH files are not named <subject>_<trial>.bvh and were skipped: %s",
@@ -733,6 +757,7 @@ def load_cmu_bvh(
         "subject": datasets.Value("int32"),
         "trial": datasets.Value("int32"),
         "source_fps": datasets.Value("float64"),
+        "action": datasets.Value("string"),
     })
     return _from_rows(rows, features=features)
 
