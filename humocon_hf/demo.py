@@ -487,7 +487,11 @@ class DemoPipeline:
 
     # ----------------------------------------------------------------------------------------- pretrain
     def stage_pretrain(self, folder: Path) -> dict:
-        from humocon_hf.training.concept_discovery import ConceptDiscoveryCollator, ConceptDiscoveryRecipe
+        from humocon_hf.training.concept_discovery import (
+            ConceptDiscoveryCollator,
+            ConceptDiscoveryRecipe,
+            log_history_components,
+        )
 
         model_args = self.recipe.model
         targs, pargs = self.training_args("pretrain", output_dir=folder)
@@ -534,11 +538,14 @@ class DemoPipeline:
         for phase, result in out.items():
             metrics = result.get("metrics") or {}
             history = [h for h in result.get("log_history", []) if "loss" in h]
+            components = log_history_components(result.get("log_history", []))
             info[phase] = {
                 "skipped": result.get("skipped"),
                 "train_runtime_s": metrics.get("train_runtime"),
                 "first_loss": history[0]["loss"] if history else None,
                 "last_loss": history[-1]["loss"] if history else None,
+                # first and last logged value of each objective (loss_rec_motion, loss_dis, loss_act, loss_align...)
+                "objectives": {k: [v[0], v[-1]] for k, v in components.items() if k != "loss"},
             }
         # Concept usage on the training motions: how many of the codes the encoder actually uses.
         info["concepts_used"] = _concepts_used(model.motion_encoder, processor, [it["motion"] for it in items[:64]])

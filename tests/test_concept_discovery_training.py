@@ -165,6 +165,14 @@ def test_collator_with_real_processors(shared_data):
     assert all(getattr(out, name) is not None for name in LOSS_COMPONENTS)
     collator.max_frames = 16
     assert collator([{"motion": joints}])["motion_values"].shape == (1, 16, 137)
+    # A paired clip longer than max_frames: the video is cut to the truncated motion's 0.8 s, so the pair stays
+    # aligned and the model trains on it (before: "paired video has a key frame at 1.9 s but its motion lasts 0.8 s").
+    long_video = render_motion(joints, size=32)
+    paired = collator([{"motion": joints, "video": long_video, "video_fps": 20.0}])
+    assert paired["video_timestamps"].max() < 16 / 20.0
+    assert all(getattr(model(**paired), name) is not None for name in LOSS_COMPONENTS)
+    unpaired = collator([{"motion": joints, "video": long_video, "video_fps": 20.0, "paired": False}])
+    assert unpaired["video_timestamps"].max() > 1.5  # an unpaired video keeps its length
 
 
 # ------------------------------------------------------------------------------------------------ trainer

@@ -135,6 +135,10 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, smollm2_tokenizer_dir, capsy
         assert metrics["counts"]["total"] == n_test
     assert set(results["wall_time_s"]) == set(STAGES) | {"total_this_run"}
     assert results["stages"]["tune"]["steps"] == 2 and results["stages"]["baseline"]["steps"] == 2
+    # The small recipe's stage 1 runs all four objectives of the paper (phase 2 on motions + rendered videos).
+    objectives = results["stages"]["pretrain"]["phase2"]["objectives"]
+    assert {"loss_rec_motion", "loss_rec_video", "loss_dis", "loss_act", "loss_align"} <= set(objectives)
+    assert all(np.isfinite(v).all() for v in objectives.values())
     # Real Bandai takes (and their mirror twins): stage-1 motions, captions, and the action / direction questions
     # their labels answer (walk-back: walk + backwards; bye: wave; bow: none), for the model and the baseline.
     # Action questions come in two phrasings: walk-back 2 + 1, bye 2, bow 0, per twin (10); CMU 09_01 "run" and its

@@ -39,6 +39,7 @@ from humocon_hf.modeling.modeling_humocon_encoders import (
     LOSS_COMPONENTS,
     HuMoConForConceptDiscovery,
 )
+from humocon_hf.processing.smpl22 import DEFAULT_FPS
 from humocon_hf.training.checkpoints import last_complete_checkpoint
 from transformers import Trainer, TrainingArguments
 from transformers.utils import logging
@@ -179,6 +180,19 @@ class ConceptDiscoveryCollator:
             )
         return out
 
+    def _crop_paired_video(self, item: Mapping) -> Mapping:
+        """A paired motion longer than `max_frames` is truncated; its video (frame array) is cut to the same
+        duration, so that the pair stays aligned instead of the video outlasting the motion it is paired with."""
+        motion, video = item.get("motion"), item.get("video")
+        if self.max_frames is None or not isinstance(motion, np.ndarray) or not isinstance(video, np.ndarray):
+            return item
+        if motion.shape[0] <= self.max_frames:
+            return item
+        motion_fps = float(getattr(self.feature_extractor, "fps", DEFAULT_FPS))
+        video_fps = float(item.get("video_fps") or DEFAULT_FPS)  # the video processor's rate for frame arrays
+        keep = max(1, int(math.floor(self.max_frames / motion_fps * video_fps)))
+        return {**item, "video": video[:keep]}
+
     def __call__(self, items: Sequence[Mapping]) -> dict[str, torch.Tensor]:
         if len(items) == 0:
             raise ValueError("empty batch: the collator got no items")
@@ -199,6 +213,7 @@ class ConceptDiscoveryCollator:
                 )
             if has_motion and has_video and item.get("paired", True):
                 pairs.append((len(motion_rows), len(video_rows)))
+                item = self._crop_paired_video(item)
             if has_motion:
                 motion_rows.append(item)
             if has_video:
