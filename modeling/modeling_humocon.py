@@ -165,8 +165,20 @@ class HuMoConForCausalLM(HuMoConPreTrainedModel, GenerationMixin):
             config.projector_bias,
         )
         self.post_init()
+        self._suppress_placeholders()
         if config.freeze_encoders:
             self.freeze_encoders()
+
+    def _suppress_placeholders(self):
+        """`<motion>` / `<video>` are input-only: a generated placeholder has no media to fill it (and would make a
+        cache-less step find more placeholders than features), so generation never samples them."""
+        if getattr(self, "generation_config", None) is None:
+            return
+        ids = [t for t in (self.config.motion_token_id, self.config.video_token_id) if t is not None]
+        if not ids:
+            return
+        current = list(self.generation_config.suppress_tokens or [])
+        self.generation_config.suppress_tokens = current + [t for t in ids if t not in current]
 
     # ----------------------------------------------------------------------------------------------------
     # Embedding delegation (generation, resizing and peft look these up on the wrapper).
@@ -188,10 +200,12 @@ class HuMoConForCausalLM(HuMoConPreTrainedModel, GenerationMixin):
     @classmethod
     def from_pretrained(cls, *args, **kwargs):
         # Loading swaps in fresh Parameters (requires_grad=True) after __init__ froze the encoders: freeze again.
-        model = super().from_pretrained(*args, **kwargs)
+        loaded = super().from_pretrained(*args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded  # output_loading_info=True: (model, info)
         if model.config.freeze_encoders:
             model.freeze_encoders()
-        return model
+        model._suppress_placeholders()  # checkpoints saved before placeholders were suppressed
+        return loaded
 
     # ----------------------------------------------------------------------------------------------------
     # Freezing helpers used by the stage-2 / stage-3 trainers.
@@ -348,10 +362,10 @@ class HuMoConForCausalLM(HuMoConPreTrainedModel, GenerationMixin):
         n_tokens = int(mask.sum())
         where = "input_ids" if input_ids is not None else "inputs_embeds"
         if features is None:
-            if n_tokens:
-                raise ValueError(
-                    f"{n_tokens} <{name}> tokens in {where} but no {source} were given; pass the processor's "
-                    f"{source} with the text"
+            if n_tokens:  # as LLaVA does: without media a placeholder is an ordinary token
+                logger.warning_once(
+                    f"{n_tokens} <{name}> tokens in {where} but no {source} were given: they are read as text. Pass "
+                    f"the processor's {source} with the text for the model to see the {name}."
                 )
             return inputs_embeds
         flat = features[token_mask]
@@ -465,15 +479,16 @@ class HuMoConForCausalLM(HuMoConPreTrainedModel, GenerationMixin):
         )
 
     def prepare_inputs_for_generation(
-        self, input_ids, cache=None, is_first_iteration=False, **kwargs
+        self, input_ids, cache=None, inputs_embeds=None, is_first_iteration=False, **kwargs
     ):
         """Send the modality inputs only with the prompt: afterwards their features already live in the cache.
-        Without a cache every step re-reads the full prompt, so they are kept."""
+        Without a cache every step re-reads the full prompt, so they are kept. `inputs_embeds` (declared so that
+        `generate(inputs_embeds=...)` is allowed) replace the prompt's token embeddings on the first step."""
         modality_inputs = {
             name: kwargs.pop(name, None) for name in MODALITY_INPUT_NAMES
         }
         model_inputs = super().prepare_inputs_for_generation(
-            input_ids, cache=cache, is_first_iteration=is_first_iteration, **kwargs
+            input_ids, cache=cache, inputs_embeds=inputs_embeds, is_first_iteration=is_first_iteration, **kwargs
         )
         if is_first_iteration or not kwargs.get("use_cache", True):
             model_inputs.update(
@@ -560,6 +575,7 @@ class HuMoConForCausalLM(HuMoConPreTrainedModel, GenerationMixin):
         if getattr(language_model, "generation_config", None) is not None:
             # Keep the LLM's own generation defaults (chat end-of-turn ids, sampling settings).
             model.generation_config = copy.deepcopy(language_model.generation_config)
+        model._suppress_placeholders()
         model.motion_encoder = motion_encoder
         model.video_encoder = video_encoder
         model.motion_projector = model.motion_projector.to_empty(

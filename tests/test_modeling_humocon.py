@@ -175,10 +175,69 @@ def test_placeholder_feature_count_mismatch_raises(model):
         )
 
 
-def test_placeholders_without_modality_inputs_raise(model):
+def test_placeholders_without_modality_inputs_are_read_as_text(model, caplog):
+    """As in LLaVA: without media a placeholder is an ordinary token (a warning says so), not an error."""
     inputs = make_sample(model.config, ("motion",), seed=6)
-    with pytest.raises(ValueError, match="no motion_values were given"):
-        model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+    ids, mask = inputs["input_ids"], inputs["attention_mask"]
+    with caplog.at_level("WARNING"):
+        logits = model(input_ids=ids, attention_mask=mask).logits
+    text_only = model.language_model(input_ids=ids, attention_mask=mask).logits
+    torch.testing.assert_close(logits, text_only, rtol=0, atol=0)
+
+
+def _prefer_token(model, token_id: int):
+    """A copy of `model` whose LM head always ranks `token_id` first (a +1e4 output bias on it)."""
+    import copy
+
+    biased = copy.deepcopy(model)
+    head = biased.language_model.get_output_embeddings()
+    head.bias = torch.nn.Parameter(torch.zeros(head.weight.shape[0]))
+    with torch.no_grad():
+        head.bias[token_id] = 1e4
+    return biased
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_generation_never_emits_a_placeholder(model, use_cache):
+    """A model that would rank <motion> first still generates text: the placeholders are suppressed (before, a
+    generated <motion> crashed the next step: 'N <motion> tokens but the encoder produced M features')."""
+    biased = _prefer_token(model, MOTION_ID)
+    inputs = make_sample(model.config, ("motion", "video"), seed=12)
+    assert int(biased(**inputs).logits[0, -1].argmax()) == MOTION_ID
+    out = _generate(biased, inputs, use_cache=use_cache)
+    new = out[:, inputs["input_ids"].shape[1]:]
+    assert not (new == MOTION_ID).any() and not (new == VIDEO_ID).any()
+    assert set(biased.generation_config.suppress_tokens) >= {MOTION_ID, VIDEO_ID}
+
+
+def test_placeholders_suppressed_after_loading_an_older_checkpoint(model, tmp_path):
+    """A checkpoint whose generation_config.json predates the suppression gets it on loading."""
+    model.save_pretrained(tmp_path)
+    config_file = tmp_path / "generation_config.json"
+    import json
+
+    saved = json.loads(config_file.read_text())
+    saved.pop("suppress_tokens", None)
+    config_file.write_text(json.dumps(saved))
+    loaded = HuMoConForCausalLM.from_pretrained(tmp_path)
+    assert set(loaded.generation_config.suppress_tokens) >= {MOTION_ID, VIDEO_ID}
+
+
+def test_from_pretrained_with_loading_info(model, tmp_path):
+    model.save_pretrained(tmp_path)
+    loaded, info = HuMoConForCausalLM.from_pretrained(tmp_path, output_loading_info=True)
+    assert isinstance(loaded, HuMoConForCausalLM) and not info["missing_keys"] and not info["unexpected_keys"]
+    assert not any(p.requires_grad for p in loaded.motion_encoder.parameters())  # frozen as without the flag
+
+
+def test_generate_from_inputs_embeds_matches_input_ids(model):
+    inputs = make_sample(model.config, (), seed=13)
+    embeds = model.get_input_embeddings()(inputs["input_ids"])
+    from_ids = _generate(model, inputs)
+    from_embeds = model.generate(inputs_embeds=embeds, attention_mask=inputs["attention_mask"], max_new_tokens=6,
+                                 min_new_tokens=6, do_sample=False, pad_token_id=PAD_ID)
+    # With inputs_embeds, generate returns only the new tokens.
+    torch.testing.assert_close(from_embeds, from_ids[:, inputs["input_ids"].shape[1]:], rtol=0, atol=0)
 
 
 def test_modality_inputs_without_token_id_raise():
