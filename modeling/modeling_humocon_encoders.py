@@ -180,6 +180,8 @@ class HuMoConEncodersPreTrainedModel(PreTrainedModel):
     base_model_prefix = "humocon"
     main_input_name = "motion_values"
     supports_gradient_checkpointing = False
+    # The SigLIP tower of the video encoder has SDPA; the concept transformers use torch's fused attention either way.
+    _supports_sdpa = True
     _no_split_modules: ClassVar[list[str]] = ["TransformerEncoderLayer"]
     # The forward has no **kwargs: the Trainer must not pass `num_items_in_batch`, and it must divide the loss by the
     # accumulation steps itself (DESIGN §3).
@@ -258,6 +260,13 @@ class HuMoConMotionEncoder(HuMoConEncodersPreTrainedModel):
             commitment_weight=config.commitment_weight,
         )
         self.post_init()
+
+    def get_input_embeddings(self) -> nn.Module:
+        """The per-frame input projection: the motion counterpart of a token embedding table."""
+        return self.input_proj
+
+    def set_input_embeddings(self, value: nn.Module):
+        self.input_proj = value
 
     def num_tokens(self, valid_frames: torch.Tensor) -> torch.Tensor:
         """`ceil(valid_frames / motion_token_stride)`."""
@@ -450,6 +459,10 @@ class HuMoConVideoEncoder(HuMoConEncodersPreTrainedModel):
         self.post_init()
         if config.freeze_vision_tower:
             self.vision_tower.requires_grad_(False)
+
+    def get_input_embeddings(self) -> nn.Module:
+        """The vision tower's patch embedding."""
+        return self.vision_tower.get_input_embeddings()
 
     @classmethod
     def from_vision_tower(
@@ -777,11 +790,14 @@ class ReconstructionDecoder(nn.Module):
         return self.output_proj(self.transformer(hidden, token_mask))
 
 
-def random_token_mask(token_mask: torch.Tensor, ratio: float) -> torch.Tensor | None:
-    """Choose `round(ratio * valid_tokens)` random valid tokens per row to mask (torch's global RNG)."""
+def random_token_mask(
+    token_mask: torch.Tensor, ratio: float, generator: torch.Generator | None = None
+) -> torch.Tensor | None:
+    """Choose `round(ratio * valid_tokens)` random valid tokens per row to mask (torch's global RNG, or
+    `generator`)."""
     if ratio <= 0:
         return None
-    noise = torch.rand(token_mask.shape, device=token_mask.device)
+    noise = torch.rand(token_mask.shape, device=token_mask.device, generator=generator)
     noise = noise.masked_fill(~token_mask, 2.0)
     ranks = noise.argsort(-1).argsort(-1)
     n_mask = torch.round(token_mask.sum(-1).float() * ratio).long()
@@ -899,6 +915,10 @@ class HuMoConForConceptDiscovery(HuMoConEncodersPreTrainedModel):
 
     # ---- input handling ----------------------------------------------------------------------------------------
 
+    def get_input_embeddings(self) -> nn.Module:
+        """The motion encoder's input projection (what `enable_input_require_grads` and PEFT hook)."""
+        return self.motion_encoder.get_input_embeddings()
+
     @staticmethod
     def _pairs(
         paired, n_motion: int | None, n_video: int | None, device
@@ -956,6 +976,7 @@ class HuMoConForConceptDiscovery(HuMoConEncodersPreTrainedModel):
         ids: torch.LongTensor,
         velocity_target: torch.Tensor | None,
         velocity_mask: torch.Tensor | None,
+        generator: torch.Generator | None = None,
     ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Both informativeness losses over valid states `(N, D)` with VQ ids `(N,)`."""
         loss_dis = loss_act = None
@@ -969,7 +990,7 @@ class HuMoConForConceptDiscovery(HuMoConEncodersPreTrainedModel):
                 # Own code first, then `negatives` distinct other codes (offsets avoid the own id).
                 offsets = (
                     torch.rand(
-                        states.shape[0], n_codes - 1, device=states.device
+                        states.shape[0], n_codes - 1, device=states.device, generator=generator
                     ).argsort(-1)[:, :negatives]
                     + 1
                 )
@@ -1142,6 +1163,9 @@ class HuMoConForConceptDiscovery(HuMoConEncodersPreTrainedModel):
             if cfg.use_alignment
             else None
         )
+        # Training draws masks and negatives from torch's RNG; evaluation from a fixed seed, so that two identical
+        # eval calls (and eval losses across runs) agree.
+        generator = None if self.training else torch.Generator(device=device).manual_seed(0)
 
         losses: dict[str, torch.Tensor | None] = dict.fromkeys(LOSS_COMPONENTS)
         dis_terms, act_terms, commit_terms = [], [], []
@@ -1159,7 +1183,7 @@ class HuMoConForConceptDiscovery(HuMoConEncodersPreTrainedModel):
             num_tokens = token_mask.shape[1]
             commit_terms.append(motion_out.commitment_loss)
             if cfg.use_masked_reconstruction:
-                masked = random_token_mask(token_mask, mc.mask_ratio)
+                masked = random_token_mask(token_mask, mc.mask_ratio, generator)
                 recon = self.motion_decoder(motion_out.quantized, token_mask, masked)
                 recon = recon.reshape(
                     n_motion, num_tokens * mc.motion_token_stride, mc.feature_size
@@ -1181,6 +1205,7 @@ class HuMoConForConceptDiscovery(HuMoConEncodersPreTrainedModel):
                     motion_out.concept_ids[token_mask],
                     target[token_mask],
                     target_valid[token_mask],
+                    generator,
                 )
                 dis_terms.append(dis)
                 act_terms.append(act)
@@ -1194,7 +1219,7 @@ class HuMoConForConceptDiscovery(HuMoConEncodersPreTrainedModel):
             token_mask = video_out.attention_mask
             commit_terms.append(video_out.commitment_loss)
             if cfg.use_masked_reconstruction:
-                masked = random_token_mask(token_mask, vc.mask_ratio)
+                masked = random_token_mask(token_mask, vc.mask_ratio, generator)
                 recon = self.video_decoder(video_out.quantized, token_mask, masked)
                 losses["loss_rec_video"] = F.mse_loss(
                     recon, video_out.frame_features.detach().to(recon.dtype)
@@ -1214,6 +1239,7 @@ class HuMoConForConceptDiscovery(HuMoConEncodersPreTrainedModel):
                     video_out.concept_ids.flatten(),
                     target,
                     valid,
+                    generator,
                 )
                 dis_terms.append(dis)
                 act_terms.append(act)
