@@ -24,6 +24,11 @@ REMOTE_CODE_AUTO_MAP = {
 }
 PROCESSOR_AUTO_MAP = {"AutoProcessor": "processing_humocon.MotionVideoProcessor"}
 
+# What the exported code imports, as one pip line (model cards print it): torch + transformers + numpy, jinja2 for
+# the chat template, OpenCV for videos. The code imports OpenCV lazily and names this package when a video needs
+# it; AMASS / SMPL parameter files also need `smplx` (and the body model files), named the same way.
+REMOTE_CODE_PIP = 'pip install torch "transformers>=5" numpy jinja2 opencv-python-headless'
+
 
 def _plain_model(model):
     if hasattr(model, "peft_config"):
@@ -122,7 +127,9 @@ def default_model_card(model, repo_id: str, base_model: str | None = None) -> st
         "print(processor.batch_decode(answer[:, inputs['input_ids'].shape[1]:], skip_special_tokens=True))",
         "```",
         "",
-        "With `pip install humocon-hf` the classes are registered natively and `trust_remote_code` is not needed.",
+        "The code stored with the checkpoint needs only `" + REMOTE_CODE_PIP + "` (OpenCV only for videos; AMASS /",
+        "SMPL parameter files also need `smplx`). With `pip install humocon-hf` the classes are registered natively",
+        "and `trust_remote_code` is not needed.",
         "",
     ]
     return "\n".join(lines)

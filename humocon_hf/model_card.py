@@ -213,6 +213,8 @@ def render_model_card(
     import yaml
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+    from humocon_hf.hub import REMOTE_CODE_PIP
+
     results = _check_results(results, "results")
     baseline_results = _check_results(baseline_results, "baseline_results")
     sections = recipe.sections if hasattr(recipe, "sections") else (dict(recipe) if recipe else {})
@@ -269,6 +271,7 @@ def render_model_card(
         "video_trained": bool(pre.get("use_video")) and bool(pre.get("phase2_max_steps")),
         "data_notes": data_notes,
         "uses_cmu": "cmu-mocap" in datasets_used,
+        "remote_code_pip": REMOTE_CODE_PIP,
     }
     path = Path(template_path) if template_path is not None else TEMPLATE_PATH
     if not path.is_file():

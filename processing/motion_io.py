@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 from .bvh_skeleton import auto_rig_table, forward_direction, resolve_joint_map
 from .smpl22 import DEFAULT_FPS, JOINT_INDEX, NUM_JOINTS, SMPL22_JOINT_NAMES, check_joints
@@ -349,6 +348,27 @@ def _is_float(token: str) -> bool:
         return False
 
 
+def euler_to_matrix(order: str, angles_deg: np.ndarray) -> np.ndarray:
+    """Rotation matrices `(..., 3, 3)` of intrinsic Euler angles `(..., len(order))` in degrees, `order` a string of
+    upper-case axes as BVH writes them ("ZXY": R = Rz(a0) @ Rx(a1) @ Ry(a2)). Plain numpy, so that the exported
+    remote code needs no scipy."""
+    angles = np.radians(np.asarray(angles_deg, dtype=np.float64))
+    if angles.shape[-1] != len(order) or not order or set(order) - set("XYZ"):
+        raise ValueError(f"Euler order {order!r} must be 1-3 of X/Y/Z matching the last axis of angles {angles.shape}")
+    out = np.broadcast_to(np.eye(3), (*angles.shape[:-1], 3, 3)).copy()
+    for k, axis in enumerate(order):
+        c, s = np.cos(angles[..., k]), np.sin(angles[..., k])
+        one, zero = np.ones_like(c), np.zeros_like(c)
+        if axis == "X":
+            rows = ((one, zero, zero), (zero, c, -s), (zero, s, c))
+        elif axis == "Y":
+            rows = ((c, zero, s), (zero, one, zero), (-s, zero, c))
+        else:
+            rows = ((c, -s, zero), (s, c, zero), (zero, zero, one))
+        out = out @ np.stack([np.stack(r, axis=-1) for r in rows], axis=-2)
+    return out
+
+
 def bvh_forward_kinematics(bvh: BVHData, joints: Optional[Sequence[int]] = None) -> np.ndarray:
     """World positions (T, J, 3) of all joints (or of ``joints`` and their ancestors), file units.
 
@@ -366,7 +386,7 @@ def bvh_forward_kinematics(bvh: BVHData, joints: Optional[Sequence[int]] = None)
     T = bvh.motion.shape[0]
     pos = np.zeros((T, n, 3), dtype=np.float64)
     rot = np.zeros((T, n, 3, 3), dtype=np.float64)
-    # Local rotations, one scipy call per Euler order.
+    # Local rotations, one batched call per Euler order.
     local = np.broadcast_to(np.eye(3), (T, n, 3, 3)).copy()
     by_order: Dict[str, List[Tuple[int, List[int]]]] = {}
     for j in range(n):
@@ -380,7 +400,7 @@ def bvh_forward_kinematics(bvh: BVHData, joints: Optional[Sequence[int]] = None)
         idx = [j for j, _ in items]
         cols = np.array([c for _, c in items])  # (K, len(order))
         angles = bvh.motion[:, cols]  # (T, K, len(order))
-        mats = Rotation.from_euler(order, angles.reshape(-1, len(order)), degrees=True).as_matrix()
+        mats = euler_to_matrix(order, angles.reshape(-1, len(order)))
         local[:, idx] = mats.reshape(T, len(idx), 3, 3)
     for j in range(n):
         if not needed[j]:

@@ -47,7 +47,18 @@ import tempfile
 import time
 from typing import Any, Optional, Sequence, Union
 
-import cv2
+try:
+    import cv2
+except ImportError:  # motion-only users (e.g. of an exported checkpoint) need no OpenCV: fail at the first video
+
+    class _OpenCVMissing:
+        def __getattr__(self, name):
+            raise ImportError(
+                "reading, resizing and optical flow of videos need OpenCV, which is not installed: "
+                "pip install opencv-python-headless"
+            )
+
+    cv2 = _OpenCVMissing()
 import numpy as np
 from transformers.feature_extraction_utils import BatchFeature, FeatureExtractionMixin
 from transformers.utils import logging

@@ -191,6 +191,49 @@ def test_remote_code_export_loads_without_the_package(
         np.testing.assert_array_equal(np.load(tmp_path / f"{auto_class}.npy"), expected)
 
 
+_HIDE_OPTIONAL = """
+for _name in ("cv2", "scipy"):
+    sys.modules[_name] = None  # as if not installed: `import` raises, importlib.util.find_spec returns None
+"""
+
+
+def test_remote_code_needs_only_the_packages_the_card_lists(model, smollm2_tokenizer_dir, tmp_path):
+    """The exported code in a process where humocon_hf, OpenCV and scipy are absent: a BVH motion is read, encoded and
+    answered; a video raises an ImportError naming the pip package; the cards list the one pip line."""
+    from conftest import SHARED_DATA
+    from humocon_hf.hub import REMOTE_CODE_PIP, default_model_card
+
+    bvh = SHARED_DATA / "cmu_bvh" / "02_01.bvh"
+    if not bvh.is_file():
+        pytest.skip(f"{bvh} not found")
+    from test_cli import build_tiny_checkpoint
+
+    export = build_tiny_checkpoint(tmp_path, smollm2_tokenizer_dir)  # the demo's way: model and processor match
+    script = "import sys\n" + _HIDE_OPTIONAL + textwrap.dedent(
+        f"""
+        import numpy as np, torch
+        from transformers import AutoModel, AutoProcessor
+        model = AutoModel.from_pretrained({str(export)!r}, trust_remote_code=True).eval()
+        processor = AutoProcessor.from_pretrained({str(export)!r}, trust_remote_code=True)
+        inputs = processor(text="<motion> What is the person doing?", motions=[{str(bvh)!r}], return_tensors="pt")
+        with torch.no_grad():
+            out = model.generate(**inputs, max_new_tokens=3, do_sample=False, pad_token_id=0)
+        assert out.shape[1] == inputs["input_ids"].shape[1] + 3
+        assert "humocon_hf" not in sys.modules and sys.modules["cv2"] is None and sys.modules["scipy"] is None
+        try:
+            processor(text="<video> What?", videos=[np.zeros((8, 50, 40, 3), np.uint8)], return_tensors="pt")
+        except ImportError as err:
+            assert "pip install opencv-python-headless" in str(err), err
+        else:
+            raise SystemExit("a video was processed without OpenCV")
+        print("REMOTE-OK")
+        """
+    )
+    assert "REMOTE-OK" in _run_fresh(script, tmp_path).stdout
+    assert REMOTE_CODE_PIP in default_model_card(model, "org/humocon")
+    assert "opencv-python-headless" in REMOTE_CODE_PIP and "scipy" not in REMOTE_CODE_PIP
+
+
 def test_remote_code_export_refuses_unmerged_lora(model, tmp_path):
     from humocon_hf.training.instruction_tuning import apply_lora
 

@@ -793,3 +793,15 @@ def test_num_motion_tokens_rejects_negative_counts():
     for bad in (-8, 2.5, True):
         with pytest.raises(ValueError, match="non-negative integer"):
             MotionVideoProcessor.num_motion_tokens(type("P", (), {"motion_token_stride": 4})(), bad)
+
+
+@pytest.mark.parametrize("order", ["ZXY", "XYZ", "YXZ", "ZYX", "XZY", "YZX", "ZXZ", "Y", "XY"])
+def test_euler_to_matrix_matches_scipy_intrinsic_rotations(order):
+    """The numpy Euler conversion (the exported remote code needs no scipy) equals scipy's intrinsic from_euler."""
+    from humocon_hf.processing.motion_io import euler_to_matrix
+
+    angles = np.random.default_rng(0).uniform(-360, 360, size=(50, len(order)))
+    expected = Rotation.from_euler(order, angles, degrees=True).as_matrix()
+    np.testing.assert_allclose(euler_to_matrix(order, angles), expected, atol=1e-12)
+    with pytest.raises(ValueError, match="Euler order"):
+        euler_to_matrix("ABC", angles[:, :1].repeat(3, 1))
