@@ -88,11 +88,9 @@ def default_model_card(model, repo_id: str, base_model: str | None = None) -> st
     lines = [
         "---",
         "library_name: transformers",
-        "pipeline_tag: video-text-to-text",
-        "tags:",
+        "tags:",  # no pipeline_tag: the Hub has no motion-to-text task, and this card cannot tell whether the LLM saw videos
         "- humocon",
         "- motion-understanding",
-        "- video-understanding",
         "- custom_code",
         "---",
         "",

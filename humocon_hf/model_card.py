@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,8 @@ DATA_NOTES = {
     ),
     "cmu-mocap": (
         "**CMU Graphics Lab Motion Capture Database** (mocap.cs.cmu.edu): real motion capture used as stage-1 "
-        "motions and stage-2 captions (CMU's trial descriptions). Free for research and commercial use; please cite "
+        "motions, stage-2 captions (CMU's trial descriptions) and stage-3 action questions (walk / run / jump from "
+        "those descriptions), except the trials of the held-out subjects, kept for evaluation. Free for research and commercial use; please cite "
         "mocap.cs.cmu.edu (NSF EIA-0196217)."
     ),
     "bandai-namco-motiondataset": (
@@ -53,6 +55,7 @@ ALWAYS_NOTES = (
     "the AMASS motions yourself under their licences (BABEL and AMASS: non-commercial research only).",
 )
 
+_HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
 TAGS = ["humocon", "motion-understanding", "human-motion", "video-understanding", "motion-question-answering",
         "custom_code"]
 
@@ -161,18 +164,22 @@ def build_metadata(
     model_name: str,
     datasets_used: Sequence[str],
     license: str,
+    video_qa: bool = False,
 ) -> dict[str, Any]:
-    """The card's YAML header as a dict (model-index only from the given results)."""
-    meta: dict[str, Any] = {
-        "library_name": "transformers",
-        "license": license,
-        "pipeline_tag": "video-text-to-text",
-        "tags": list(TAGS),
-    }
+    """The card's YAML header as a dict (model-index only from the given results).
+
+    `pipeline_tag: video-text-to-text` and the video tag only when the LLM was tuned to answer about videos
+    (`video_qa`): the Hub has no motion-to-text task, and a checkpoint whose LLM never saw a video feature is not a
+    video model. `datasets` lists only Hub data set ids (`owner/name`); the card's body describes the others."""
+    meta: dict[str, Any] = {"library_name": "transformers", "license": license}
+    if video_qa:
+        meta["pipeline_tag"] = "video-text-to-text"
+    meta["tags"] = [t for t in TAGS if video_qa or t != "video-understanding"]
     if base_model:
         meta["base_model"] = "HuggingFaceTB/SmolLM2-135M-Instruct" if base_model == "SmolLM2-135M-Instruct" else base_model
-    if datasets_used:
-        meta["datasets"] = list(datasets_used)
+    hub_ids = [d for d in datasets_used if _HUB_ID.fullmatch(d)]
+    if hub_ids:
+        meta["datasets"] = hub_ids
     if results is not None:
         from humocon_hf.evaluation import model_index
 
@@ -194,6 +201,7 @@ def render_model_card(
     model=None,
     license: str = "apache-2.0",
     template_path: str | os.PathLike | None = None,
+    video_qa: bool = False,
 ) -> str:
     """Render the Hub README of a HuMoCon checkpoint.
 
@@ -208,6 +216,7 @@ def render_model_card(
         model_name / repo_id: shown in the title and usage (`repo_id` defaults to `model_name`).
         datasets_used: keys of `DATA_NOTES` (licence notes) / Hub data set ids.
         model: the model itself, for its parameter count and config facts (optional).
+        video_qa: whether stages 2-3 taught the LLM to answer about videos (sets the video pipeline tag).
     """
     import jinja2
     import yaml
@@ -223,7 +232,7 @@ def render_model_card(
     config = getattr(model, "config", None)
 
     meta = build_metadata(results, base_model=base_model, model_name=model_name, datasets_used=datasets_used,
-                          license=license)
+                          license=license, video_qa=video_qa)
     metadata_yaml = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)
 
     codebook = getattr(getattr(config, "motion_config", None), "codebook_size", None) or model_sec.get("codebook_size")

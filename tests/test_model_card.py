@@ -40,7 +40,15 @@ def test_model_index_parses_back_with_the_given_numbers():
     assert meta["library_name"] == "transformers"
     assert meta["license"] == "apache-2.0"
     assert meta["base_model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
-    assert "humocon" in meta["tags"] and meta["datasets"] == ["humocon-procedural-motion-qa", "cmu-mocap"]
+    # Only Hub data set ids go into `datasets` (ours are described in the card's body); no video pipeline tag for a
+    # checkpoint whose LLM was never tuned on videos.
+    assert "humocon" in meta["tags"] and "datasets" not in meta
+    assert "pipeline_tag" not in meta and "video-understanding" not in meta["tags"]
+    assert "CMU Graphics Lab" in card
+    video = parse_card_metadata(render_model_card(MODEL, recipe=load_recipe("small"), video_qa=True,
+                                                  datasets_used=["humocon-procedural-motion-qa", "org/my-motion-qa"]))
+    assert video["pipeline_tag"] == "video-text-to-text" and "video-understanding" in video["tags"]
+    assert video["datasets"] == ["org/my-motion-qa"]
     (entry,) = meta["model-index"]
     assert entry["name"] == "humocon-demo"
     (result,) = entry["results"]
@@ -111,7 +119,7 @@ def test_card_from_output_dir_reads_results(tmp_path):
     }))
     card = card_from_output_dir(tmp_path, repo_id="org/x")
     meta = parse_card_metadata(card)
-    assert meta["model-index"][0]["name"] == "x" and "cmu-mocap" in meta["datasets"]
+    assert meta["model-index"][0]["name"] == "x" and "CMU Graphics Lab" in card
     with pytest.raises(FileNotFoundError, match="humocon demo"):
         card_from_output_dir(tmp_path / "nothing")
 
