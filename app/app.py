@@ -82,6 +82,7 @@ class HuMoConChat:
         """Render the motion (GIF) and plot its concept timeline; returns (gif path, png path, summary)."""
         import gradio as gr
 
+        from humocon_hf.cli import concept_lines
         from humocon_hf.demo import save_concept_timeline, save_motion_preview
 
         path = _path_of(motion_file)
@@ -98,6 +99,7 @@ class HuMoConChat:
                                     title=f"Concepts of {Path(path).name}")
         fps = self.processor.motion_feature_extractor.fps
         summary = f"{Path(path).name}: {len(joints)} frames at {fps:g} fps ({len(joints) / fps:.1f} s)"
+        summary += "\n" + "\n".join(concept_lines(self.model, self.processor, joints))
         return str(gif), str(png), summary
 
     def conversation(self, history: list[dict], question: str, motion_path: str | None, video_path: str | None):

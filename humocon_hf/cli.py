@@ -272,13 +272,40 @@ def cmd_ablate(args) -> int:
     return 0
 
 
+def concept_lines(model, processor, joints) -> list[str]:
+    """The motion's concept segments with times and, when the checkpoint has them, the concepts in words
+    (`humocon ask --concepts`, the Space)."""
+    import torch
+
+    from humocon_hf.concepts import concept_labels
+
+    fe = processor.motion_feature_extractor
+    batch = fe([joints], padding="longest", return_tensors="pt")
+    encoder = model.motion_encoder
+    with torch.no_grad():
+        result = encoder.get_concepts(batch["motion_values"].to(encoder.device, encoder.dtype),
+                                      batch["motion_attention_mask"].to(encoder.device))[0]
+    labels = concept_labels(getattr(model.config.motion_config, "concept_descriptions", None))
+    lines = ["Motion concepts (time, concept id" + (", what it means):" if labels else "):")]
+    for start, end, concept in result["segments"]:
+        words = f"  {labels[concept]}" if concept in labels else ""
+        lines.append(f"  {start / fe.fps:5.1f}-{end / fe.fps:5.1f} s  #{concept:<4d}{words}")
+    if not labels:
+        lines.append("  (this checkpoint stores no concept descriptions; `humocon demo` checkpoints do)")
+    return lines
+
+
 def cmd_ask(args) -> int:
-    if not args.interactive and not args.question:
-        raise CLIError('give a question (humocon ask --model DIR --motion FILE "What is the person doing?") or '
-                       "--interactive")
+    if not args.interactive and not args.question and not args.concepts:
+        raise CLIError('give a question (humocon ask --model DIR --motion FILE "What is the person doing?"), '
+                       "--interactive or --concepts")
+    if args.concepts and args.motion is None:
+        raise CLIError("--concepts shows the concepts of a motion: give --motion FILE")
     check_media(args.motion, args.video)
     model, processor, defaults = load_checkpoint(args.model, args.device, args.dtype, args.trust_remote_code)
     motion, video = load_media(processor, args.motion, args.video, args.motion_fps)
+    if args.concepts:
+        print("\n".join(concept_lines(model, processor, motion)))
     system_prompt = args.system_prompt if args.system_prompt is not None else defaults.get("system_prompt")
     max_new_tokens = args.max_new_tokens or defaults.get("max_new_tokens") or 32
     conversation = [{"role": "system", "content": system_prompt}] if system_prompt else []
@@ -545,6 +572,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="Weights dtype (default: as saved).")
     ask.add_argument("--trust-remote-code", action="store_true",
                      help="Allow the checkpoint's own code (needed only where humocon-hf is not installed).")
+    ask.add_argument("--concepts", action="store_true",
+                     help="Also print the motion's concept timeline with what each concept means (e.g. 'left arm "
+                          "raising'), as measured on the training motions; works without a question.")
     ask.set_defaults(func=cmd_ask)
 
     inspect = sub.add_parser(

@@ -720,6 +720,24 @@ class DemoPipeline:
             _write_json(folder / f"{key}.json", value)
         return {key: value["metrics"] for key, value in results.items()}
 
+    def _describe_concepts(self, model, processor, qa, real_rows, limit: int = 400) -> dict:
+        """`describe_concepts` on (up to `limit`) training motions with their captions, real takes included."""
+        from humocon_hf.concepts import describe_concepts
+        from humocon_hf.processing.motion_io import load_motion
+
+        rows = _unique_motion_rows(qa["train"])
+        motions, captions = [], []
+        for row in rows[: max(0, limit - len(real_rows))]:
+            joints = row_motion(row)
+            motions.append(load_motion(joints).joints if isinstance(joints, (str, os.PathLike)) else joints)
+            captions.append(row.get("caption"))
+        for row in real_rows[:limit]:
+            motions.append(np.load(row["motion_path"]))
+            captions.append(row.get("caption"))
+        max_frames = self.recipe.data.max_frames
+        return describe_concepts(model.motion_encoder, processor.motion_feature_extractor,
+                                 [m[:max_frames] for m in motions], captions)
+
     def _heldout_cmu_questions(self) -> list[dict]:
         """"What is the person doing?" about every held-out CMU trial whose description names an action."""
         path = self.runner.stage_dir("data") / "cmu_heldout.json"
@@ -733,9 +751,13 @@ class DemoPipeline:
         from humocon_hf.model_card import render_model_card
         from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
 
-        qa, _ = self.load_data()
+        qa, real_rows = self.load_data()
         processor = self.load_processor()
         model = HuMoConForCausalLM.from_pretrained(self.runner.stage_dir("tune") / "model").eval()
+        # The concepts in words, measured on the training motions, travel in the checkpoint's config.
+        described = self._describe_concepts(model, processor, qa, real_rows)
+        model.config.motion_config.concept_descriptions = {str(k): v["description"] for k, v in described.items()}
+        _write_json(self.root / "concepts.json", {str(k): v for k, v in described.items()})
         # The checkpoint goes to the output folder's top level, next to the card: `from_pretrained(output_dir)`.
         save_for_remote_code(model, self.root, processor=processor)
         # The prompt format the model was tuned with, read back by `humocon ask` and the Gradio app.
@@ -743,7 +765,7 @@ class DemoPipeline:
             "system_prompt": self.recipe.model.system_prompt,
             "max_new_tokens": self.recipe.evaluate.max_new_tokens,
         })
-        info = {"checkpoint": str(self.root)}
+        info = {"checkpoint": str(self.root), "concepts_described": len(described)}
 
         test = qa[self.recipe.evaluate.split]
         row = test[0]
@@ -1175,7 +1197,8 @@ def save_concept_timeline(model, processor, joints, path: Path, title: str | Non
         concepts = model.motion_encoder.get_concepts(batch["motion_values"], batch["motion_attention_mask"])
     segments = concepts[0]["segments"]
     return Path(plot_concept_timeline(segments, path, fps=processor.motion_feature_extractor.fps, title=title,
-                                      codebook_size=model.config.motion_config.codebook_size))
+                                      codebook_size=model.config.motion_config.codebook_size,
+                                      descriptions=model.config.motion_config.concept_descriptions))
 
 
 def _examples(evaluation: dict, n: int) -> list[dict]:

@@ -75,6 +75,10 @@ class HuMoConMotionEncoderConfig(PreTrainedConfig):
         mask_ratio (`float`, *optional*, defaults to 0.25): fraction σ of quantised tokens replaced by the mask
             embedding before reconstruction.
         initializer_range (`float`, *optional*, defaults to 0.02): std of the normal weight init.
+        concept_descriptions (`dict[str, str]`, *optional*): the concepts in words, `{concept id: description}`
+            ("left arm raising", "both legs stepping, travelling at 1.3 m/s"), measured on the training motions
+            after training (`humocon_hf.concepts.describe_concepts`); shown by concept timelines and `humocon ask
+            --concepts`.
     """
 
     model_type = "humocon_motion_encoder"
@@ -97,8 +101,15 @@ class HuMoConMotionEncoderConfig(PreTrainedConfig):
     decoder_num_attention_heads: int = 8
     mask_ratio: float = 0.25
     initializer_range: float = 0.02
+    concept_descriptions: dict | None = None
 
     def __post_init__(self, **kwargs):
+        if self.concept_descriptions is not None:
+            if not isinstance(self.concept_descriptions, dict) or not all(
+                str(k).lstrip("-").isdigit() and isinstance(v, str) for k, v in self.concept_descriptions.items()
+            ):
+                raise ValueError("concept_descriptions must map concept ids to strings, e.g. {'3': 'left arm raising'}")
+            self.concept_descriptions = {str(k): v for k, v in self.concept_descriptions.items()}
         if self.codebook_dim is None:
             self.codebook_dim = self.hidden_size
         if self.decoder_hidden_size is None:

@@ -161,6 +161,18 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, smollm2_tokenizer_dir, capsy
     processor = AutoProcessor.from_pretrained(out)
     assert type(model).__name__ == "HuMoConForCausalLM" and type(processor).__name__ == "MotionVideoProcessor"
     assert model.config.motion_config.codebook_size == 16
+    # The concepts in words: measured on the training motions, stored in the config and in concepts.json, shown by
+    # `humocon ask --concepts` (here on a real CMU trial).
+    words = model.config.motion_config.concept_descriptions
+    described = json.loads((out / "concepts.json").read_text())
+    assert words and set(words) == set(described) and results["stages"]["export"]["concepts_described"] == len(words)
+    assert all(v["description"] == words[k] for k, v in described.items())
+    from humocon_hf.cli import main
+
+    capsys.readouterr()
+    assert main(["ask", "--model", str(out), "--motion", str(cmu / "cmu_bvh" / "09_01.bvh"), "--concepts"]) == 0
+    shown = capsys.readouterr().out
+    assert "Motion concepts" in shown and any(w in shown for w in words.values())
 
     meta = parse_card_metadata((out / "README.md").read_text())
     values = {m["name"]: m["value"] for m in meta["model-index"][0]["results"][0]["metrics"]}
