@@ -437,6 +437,28 @@ def cmd_push(args) -> int:
     return 0
 
 
+def cmd_finetune(args) -> int:
+    from humocon_hf.auto import register_auto_classes
+    from humocon_hf.finetune import finetune
+    from humocon_hf.recipes import overrides_from_strings
+
+    register_auto_classes()
+    for flag, path in (("--data", args.data), ("--eval-data", args.eval_data)):
+        if path is not None and not Path(path).exists() and Path(path).suffix.lower() in (".json", ".jsonl"):
+            raise CLIError(f"{flag} {path}: file not found")
+    info = finetune(args.model, args.data, args.output_dir, eval_data=args.eval_data, recipe=args.recipe,
+                    overrides=overrides_from_strings(args.override), steps_scale=args.steps_scale,
+                    trust_remote_code=args.trust_remote_code, command=_command_line())
+    print(f"fine-tuned {args.model} on {args.data} ({info['train_rows']} examples, {info['steps']} steps) -> "
+          f"{info['output_dir']}")
+    if info.get("eval_after"):
+        before = info.get("eval_before") or {}
+        print(f"held-out accuracy on {args.eval_data} ({info['eval_after']['questions']} questions): "
+              f"{100 * before.get('accuracy', float('nan')):.1f}% before -> {100 * info['eval_after']['accuracy']:.1f}% "
+              "after")
+    return 0
+
+
 def _command_line() -> str:
     argv = sys.argv[1:]
     prog = "humocon" if not sys.argv[0].endswith(".py") else "python -m humocon_hf.cli"
@@ -595,6 +617,27 @@ def build_parser() -> argparse.ArgumentParser:
                          help="Preview file (.gif or .mp4; default <file stem>.preview.gif here); 'none' to skip.")
     inspect.add_argument("--json", action="store_true", help="Print the report as JSON.")
     inspect.set_defaults(func=cmd_inspect)
+
+    finetune = sub.add_parser(
+        "finetune",
+        help="Fine-tune a HuMoCon checkpoint (folder or Hub id) on your own QA file: LoRA stage 3 only.",
+        description="Load a published HuMoCon checkpoint with AutoModel / AutoProcessor, run LoRA instruction tuning "
+                    "(the recipe's `tune` section) on a custom QA file (JSON lines with motion_path / video_path and "
+                    "question + answer or conversations), measure the held-out accuracy before and after on "
+                    "--eval-data, and write a merged checkpoint with a model card saying what it was fine-tuned from "
+                    "and on. An interrupted run resumes from its last checkpoint.",
+    )
+    finetune.add_argument("--model", required=True, help="Checkpoint folder (e.g. ./humocon_demo) or Hub id.")
+    finetune.add_argument("--data", required=True, help="Training QA file (.jsonl / .json) or data set folder / id.")
+    finetune.add_argument("--eval-data", default=None, help="Held-out QA file: accuracy before and after.")
+    finetune.add_argument("--output-dir", default="humocon_finetuned", help="Where the fine-tuned checkpoint goes.")
+    finetune.add_argument("--recipe", default="small", help="Recipe whose `tune` section sets LoRA and training.")
+    finetune.add_argument("--steps-scale", type=float, default=1.0, help="Multiply the recipe's tune.max_steps.")
+    finetune.add_argument("--override", action="append", metavar="SECTION.KEY=VALUE", default=[],
+                          help="Change one recipe value, e.g. --override tune.max_steps=100 (repeatable).")
+    finetune.add_argument("--trust-remote-code", action="store_true",
+                          help="Allow the checkpoint's own code (needed only where humocon-hf is not installed).")
+    finetune.set_defaults(func=cmd_finetune)
 
     push = sub.add_parser(
         "push",
