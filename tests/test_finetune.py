@@ -57,3 +57,22 @@ def test_finetune_errors_name_the_input(tmp_path, capsys):
     assert main(["finetune", "--model", str(tmp_path / "nope"), "--data", str(tmp_path / "qa.jsonl")]) == 2
     err = capsys.readouterr().err
     assert "qa.jsonl" in err or "no such folder" in err
+
+
+def test_readme_finetune_snippet_runs(tmp_path, smollm2_tokenizer_dir):
+    """The README's Python fine-tuning example, run as written on the tiny checkpoint (paths and steps swapped)."""
+    import re
+    from pathlib import Path
+
+    from transformers import AutoModel
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("## Fine-tuning a checkpoint on your QA data"):]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    source = build_tiny_checkpoint(tmp_path, smollm2_tokenizer_dir)
+    data = _qa_file(tmp_path, _motion_file(tmp_path), "jump", 4)
+    code = (code.replace('"humocon_demo"', repr(str(source))).replace('"my_qa.jsonl"', repr(data))
+            .replace('"runs/ft"', repr(str(tmp_path / "ft"))).replace("max_steps=200", "max_steps=2")
+            .replace("per_device_train_batch_size=8", "per_device_train_batch_size=2, report_to=[], use_cpu=True"))
+    exec(compile(code, "README.md", "exec"), {})
+    assert type(AutoModel.from_pretrained(tmp_path / "ft")).__name__ == "HuMoConForCausalLM"
