@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -459,6 +460,25 @@ def cmd_finetune(args) -> int:
     return 0
 
 
+def cmd_push_dataset(args) -> int:
+    from humocon_hf.hub import export_benchmark, push_benchmark
+    from humocon_hf.recipes import overrides_from_strings
+
+    if args.repo_id is None and args.local_dir is None:
+        raise CLIError("give --repo-id to publish the benchmark, or --local-dir to only write it")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(args.local_dir) if args.local_dir else Path(tmp)
+        counts = export_benchmark(folder, recipe=args.recipe, seed=args.seed,
+                                  overrides=overrides_from_strings(args.override))
+        splits = ", ".join(f"{s}: {c['motions']} motions / {c['questions']} questions"
+                           for s, c in counts["splits"].items())
+        print(f"benchmark (seed {counts['seed']}): {splits} -> {folder}")
+        if args.repo_id:
+            info = push_benchmark(args.repo_id, folder, private=args.private, token=args.token)
+            print(f"pushed to datasets/{args.repo_id}: {getattr(info, 'commit_url', None) or getattr(info, 'oid', info)}")
+    return 0
+
+
 def _command_line() -> str:
     argv = sys.argv[1:]
     prog = "humocon" if not sys.argv[0].endswith(".py") else "python -m humocon_hf.cli"
@@ -638,6 +658,24 @@ def build_parser() -> argparse.ArgumentParser:
     finetune.add_argument("--trust-remote-code", action="store_true",
                           help="Allow the checkpoint's own code (needed only where humocon-hf is not installed).")
     finetune.set_defaults(func=cmd_finetune)
+
+    push_dataset = sub.add_parser(
+        "push-dataset",
+        help="Publish the built-in motion-QA benchmark as a Hub data set (or write it to --local-dir).",
+        description="Generate the recipe's procedural motion-QA benchmark and write it as a Hub data set: configs "
+                    "'questions' and 'motions' (joints included), one parquet file per split, and a data set card "
+                    "(how it was generated, counts per split and query type, licence); then upload it in one commit "
+                    "so that others can load_dataset it and compare models on the same questions.",
+    )
+    push_dataset.add_argument("--repo-id", default=None, help="Target data set repository, 'org/name'.")
+    push_dataset.add_argument("--local-dir", default=None, help="Also (or only) write the data set folder here.")
+    push_dataset.add_argument("--recipe", default="small", help="Recipe whose data section sizes the benchmark.")
+    push_dataset.add_argument("--seed", type=int, default=None, help="Benchmark seed (default: the recipe's).")
+    push_dataset.add_argument("--override", action="append", metavar="SECTION.KEY=VALUE", default=[],
+                              help="Change one recipe value, e.g. --override data.num_test_motions=200.")
+    push_dataset.add_argument("--private", action="store_true", help="Create the repository as private.")
+    push_dataset.add_argument("--token", default=None, help="Hub token (default: the stored login).")
+    push_dataset.set_defaults(func=cmd_push_dataset)
 
     push = sub.add_parser(
         "push",

@@ -368,3 +368,45 @@ def test_push_to_hub_with_custom_card_and_bad_inputs(model, tmp_path, monkeypatc
         push_to_hub(model, "humocon-test/card", model_card="# x", model_card_path=card)
     with pytest.raises(ValueError, match="repo_id"):
         push_to_hub(model, "  ")
+
+
+def test_benchmark_as_a_hub_dataset(tmp_path, monkeypatch):
+    """`humocon push-dataset`: the benchmark's questions and motions as parquet configs with a data set card, loadable
+    by `datasets.load_dataset`, uploaded in one commit to a data set repository (fake Hub)."""
+    import datasets
+    import transformers.utils.hub as transformers_hub
+    from humocon_hf.cli import main
+    from humocon_hf.data.procedural import generate_motion_qa
+    from humocon_hf.model_card import parse_card_metadata
+
+    fake = FakeHfApi(tmp_path / "hub")
+    calls = []
+    create_repo, create_commit = fake.create_repo, fake.create_commit
+    fake.create_repo = lambda *a, **k: calls.append(("repo", k.get("repo_type"))) or create_repo(*a, **k)
+    fake.create_commit = lambda *a, **k: calls.append(("commit", k.get("repo_type"))) or create_commit(*a, **k)
+    monkeypatch.setattr(transformers_hub, "_hf_api", fake)
+    small = ["--override", "data.num_train_motions=6", "--override", "data.num_validation_motions=2",
+             "--override", "data.num_test_motions=3", "--override", "data.max_frames=64"]
+    folder = tmp_path / "bench"
+    assert main(["push-dataset", "--repo-id", "org/humocon-motion-qa", "--local-dir", str(folder), *small]) == 0
+
+    questions = datasets.load_dataset(str(folder), "questions")
+    motions = datasets.load_dataset(str(folder), "motions")
+    assert set(questions) == set(motions) == {"train", "validation", "test"}
+    reference = generate_motion_qa(num_motions=11, seed=0, questions_per_motion=3, splits=(6 / 11, 2 / 11, 3 / 11),
+                                   max_frames=64, cache_dir=str(tmp_path / "cache"))
+    assert questions["test"]["question"] == reference["test"]["question"]
+    assert questions["test"]["answer"] == reference["test"]["answer"]
+    assert len(motions["train"]) == 6 and "motion_path" not in questions["test"].column_names  # no local paths
+    joints = np.asarray(motions["test"][0]["joints"], dtype=np.float32)
+    assert joints.ndim == 3 and joints.shape[1:] == (22, 3) and joints.shape[0] == motions["test"][0]["num_frames"]
+    assert set(questions["test"]["motion_id"]) <= set(motions["test"]["motion_id"])
+
+    card = (folder / "README.md").read_text()
+    meta = parse_card_metadata(card)
+    assert meta["license"] == "apache-2.0" and [c["config_name"] for c in meta["configs"]] == ["questions", "motions"]
+    assert "| test | 3 |" in card and "seed 0" in card
+    assert calls == [("repo", "dataset"), ("commit", "dataset")]
+    (repo, _, files), = fake.commits
+    assert repo == "org/humocon-motion-qa" and "README.md" in files and "questions/test-00000-of-00001.parquet" in files
+    assert main(["push-dataset"]) == 2  # neither --repo-id nor --local-dir
