@@ -19,9 +19,12 @@ from typing import Any
 import numpy as np
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.processing_utils import ProcessorMixin
+from transformers.utils import logging
 
 from .feature_extraction_motion import MotionFeatureExtractor
 from .video_processing_humocon import HuMoConVideoProcessor
+
+logger = logging.get_logger(__name__)
 
 IGNORE_INDEX = -100
 
@@ -199,20 +202,29 @@ class MotionVideoProcessor(ProcessorMixin):
             `motion_attention_mask` (M, T) for M motions; `pixel_values_videos` (V, K, 3, S, S) and
             `video_timestamps` (V, K) for V videos; optionally `video_flow` and `labels`.
         """
-        if kwargs:
-            raise TypeError(f"MotionVideoProcessor got unexpected keyword arguments: {sorted(kwargs)}")
+        # transformers' processor convention: per-modality dicts (`text_kwargs`, `videos_kwargs`, ours:
+        # `motion_kwargs`) and `common_kwargs`; explicit arguments win over them.
+        text_kwargs, motion_kwargs, video_kwargs = self._modality_kwargs(kwargs)
+        return_tensors = text_kwargs.pop("return_tensors", return_tensors)
+        for name, value in (("padding", padding), ("truncation", truncation), ("max_length", max_length),
+                            ("add_special_tokens", add_special_tokens)):
+            text_kwargs.setdefault(name, value)
+        video_fps = video_kwargs.pop("fps", video_fps)
+        return_flow = video_kwargs.pop("return_flow", return_flow)
         motion_list = _as_list(motions, "motions")
         video_list = _as_list(videos, "videos")
         data: dict[str, Any] = {}
 
         motion_token_counts: list[int] = []
         if motion_list:
-            motion_inputs = self.motion_feature_extractor(motion_list, padding="longest", return_tensors="np")
+            motion_inputs = self.motion_feature_extractor(
+                motion_list, **{"padding": "longest", **motion_kwargs, "return_tensors": "np"}
+            )
             data.update(motion_inputs)
             frames = np.asarray(motion_inputs["motion_attention_mask"]).sum(axis=1)
             motion_token_counts = [self.num_motion_tokens(n) for n in frames]
         if video_list:
-            data.update(self._process_videos(video_list, video_fps, return_flow))
+            data.update(self._process_videos(video_list, video_fps, return_flow, video_kwargs))
 
         if text is not None:
             texts = [text] if isinstance(text, str) else list(text)
@@ -222,14 +234,7 @@ class MotionVideoProcessor(ProcessorMixin):
                 texts, motion_token_counts, len(video_list), _assistant_spans
             )
             need_offsets = spans is not None
-            text_inputs = self.tokenizer(
-                expanded,
-                padding=padding,
-                truncation=truncation,
-                max_length=max_length,
-                add_special_tokens=add_special_tokens,
-                return_offsets_mapping=need_offsets,
-            )
+            text_inputs = self.tokenizer(expanded, **text_kwargs, return_offsets_mapping=need_offsets)
             offsets = text_inputs.pop("offset_mapping", None)
             input_ids = text_inputs["input_ids"]
             self._check_placeholders_survived(input_ids, expanded)
@@ -241,7 +246,47 @@ class MotionVideoProcessor(ProcessorMixin):
 
         return BatchFeature(data=data, tensor_type=return_tensors)
 
-    def _process_videos(self, videos: list, video_fps, return_flow: bool) -> dict[str, np.ndarray]:
+    # Keyword arguments each component takes (the rest of a modality dict is refused by name).
+    _TEXT_KEYS = frozenset({"padding", "truncation", "max_length", "add_special_tokens", "pad_to_multiple_of",
+                            "return_attention_mask", "return_token_type_ids", "padding_side", "return_tensors",
+                            "stride", "return_overflowing_tokens", "return_special_tokens_mask", "return_length",
+                            "verbose"})
+    _MOTION_KEYS = frozenset({"padding", "max_frames", "truncation", "pad_to_multiple_of", "return_attention_mask"})
+    _VIDEO_KEYS = frozenset({"fps", "sampling_fps", "return_flow"})  # not num_frames: placeholder counts follow it
+
+    def _modality_kwargs(self, kwargs: dict) -> tuple[dict, dict, dict]:
+        """Split `text_kwargs` / `motion_kwargs` / `videos_kwargs` / `common_kwargs` (and keys given loose) into
+        (tokenizer, motion feature extractor, video processor) arguments. Unknown keys are ignored with a warning, as
+        transformers' processors do; a key in the wrong modality dict is refused by name."""
+        kwargs = dict(kwargs)
+        common = dict(kwargs.pop("common_kwargs", None) or {})
+        text = {**common, **dict(kwargs.pop("text_kwargs", None) or {})}
+        motion = dict(kwargs.pop("motion_kwargs", None) or kwargs.pop("motions_kwargs", None) or {})
+        video = dict(kwargs.pop("videos_kwargs", None) or {})
+        for name in ("images_kwargs", "audio_kwargs"):
+            if kwargs.pop(name, None):
+                raise ValueError(f"MotionVideoProcessor takes no {name.split('_')[0]}: {name} must be empty")
+        common.pop("return_tensors", None)
+        for component, values, allowed in (("text_kwargs", text, self._TEXT_KEYS),
+                                           ("motion_kwargs", motion, self._MOTION_KEYS),
+                                           ("videos_kwargs", video, self._VIDEO_KEYS)):
+            bad = sorted(set(values) - allowed - set(common))
+            if bad:
+                raise ValueError(f"MotionVideoProcessor: {component} got {bad}; it takes {sorted(allowed)}")
+        for key in list(kwargs):  # loose keys: the first component that takes them
+            if key in self._TEXT_KEYS:
+                text.setdefault(key, kwargs.pop(key))
+            elif key in self._VIDEO_KEYS:
+                video.setdefault(key, kwargs.pop(key))
+            elif key in self._MOTION_KEYS:
+                motion.setdefault(key, kwargs.pop(key))
+        if kwargs:
+            logger.warning(f"MotionVideoProcessor ignores the keyword arguments {sorted(kwargs)}")
+        text = {k: v for k, v in text.items() if k in self._TEXT_KEYS}
+        return text, motion, video
+
+    def _process_videos(self, videos: list, video_fps, return_flow: bool, extra: dict | None = None
+                        ) -> dict[str, np.ndarray]:
         """Process videos one by one (each may have its own fps) and stack: K key frames each, so shapes agree."""
         fps_list = list(video_fps) if isinstance(video_fps, (list, tuple)) else [video_fps] * len(videos)
         if len(fps_list) != len(videos):
@@ -249,7 +294,8 @@ class MotionVideoProcessor(ProcessorMixin):
         outputs = []
         for i, (video, fps) in enumerate(zip(videos, fps_list)):
             try:
-                outputs.append(self.video_feature_extractor(video, fps=fps, return_flow=return_flow, return_tensors="np"))
+                outputs.append(self.video_feature_extractor(video, fps=fps, return_flow=return_flow, return_tensors="np",
+                                                            **(extra or {})))
             except ValueError as err:  # say which of the batch's videos is at fault
                 raise ValueError(f"videos[{i}]: {err}") from None
         return {key: np.concatenate([np.asarray(o[key]) for o in outputs], axis=0) for key in outputs[0].keys()}
@@ -358,8 +404,20 @@ class MotionVideoProcessor(ProcessorMixin):
         `{"type": "motion", "motion": path | array | MotionClip}` or `{"type": "video", "video": path | array,
         "fps": optional}` (`path` is accepted for both). With `tokenize=False` the rendered prompt string(s) are
         returned; with `tokenize=True` a [`BatchFeature`] as from `__call__` (with `return_labels=True`,
-        only the assistants' answers and their end-of-turn token are learned).
+        only the assistants' answers and their end-of-turn token are learned; `return_assistant_tokens_mask=True`
+        adds `assistant_masks`, 1 on those tokens).
+
+        Other keyword arguments go where transformers sends them: the processor's own (`padding`, `padding_side`,
+        `max_length`, `text_kwargs`, `motion_kwargs`, `videos_kwargs`, ...) to `__call__`, everything else
+        (`add_system_prompt`, `tools`, `documents`, ...) to the chat template as variables.
         """
+        call_keys = self._TEXT_KEYS | self._MOTION_KEYS | self._VIDEO_KEYS | {
+            "text_kwargs", "motion_kwargs", "motions_kwargs", "videos_kwargs", "common_kwargs", "images_kwargs",
+            "audio_kwargs", "video_fps"}
+        template_kwargs = {k: kwargs.pop(k) for k in list(kwargs) if k not in call_keys}
+        return_assistant_mask = bool(template_kwargs.pop("return_assistant_tokens_mask", False))
+        template_kwargs.pop("return_dict", None)
+        template_kwargs.pop("tokenize", None)
         conversations, is_batched = _normalize_conversations(conversation)
         rendered, motions, videos, video_fps, spans = [], [], [], [], []
         for conv_index, conv in enumerate(conversations):
@@ -398,11 +456,12 @@ class MotionVideoProcessor(ProcessorMixin):
             template = chat_template or self.chat_template
             if template is not None:
                 text = self.tokenizer.apply_chat_template(
-                    structured, chat_template=template, tokenize=False, add_generation_prompt=add_generation_prompt
+                    structured, chat_template=template, tokenize=False, add_generation_prompt=add_generation_prompt,
+                    **template_kwargs,
                 )
             elif getattr(self.tokenizer, "chat_template", None):
                 text = self.tokenizer.apply_chat_template(
-                    flat_messages, tokenize=False, add_generation_prompt=add_generation_prompt
+                    flat_messages, tokenize=False, add_generation_prompt=add_generation_prompt, **template_kwargs
                 )
             else:
                 text = self.tokenizer.apply_chat_template(
@@ -410,24 +469,31 @@ class MotionVideoProcessor(ProcessorMixin):
                     chat_template=DEFAULT_CHAT_TEMPLATE,
                     tokenize=False,
                     add_generation_prompt=add_generation_prompt,
+                    **template_kwargs,
                 )
             rendered.append(text)
             spans.append(_find_answer_spans(text, flat_messages, conv_index))
 
         if not tokenize:
             return rendered if is_batched else rendered[0]
+        need_labels = return_labels or return_assistant_mask
         outputs = self(
             text=rendered,
             motions=motions or None,
             videos=videos or None,
             video_fps=video_fps if videos else None,
-            return_labels=return_labels,
+            return_labels=need_labels,
             return_flow=return_flow,
             add_special_tokens=False,  # the template already holds BOS / role markers
             return_tensors=return_tensors,
-            _assistant_spans=spans if return_labels else None,
+            _assistant_spans=spans if need_labels else None,
             **kwargs,
         )
+        if return_assistant_mask:
+            labels = outputs["labels"] if return_labels else outputs.pop("labels")
+            outputs["assistant_masks"] = (labels != -100).astype(np.int64) if isinstance(labels, np.ndarray) else (
+                (labels != -100).long() if hasattr(labels, "long") else [[int(x != -100) for x in row] for row in labels]
+            )
         return outputs if return_dict else outputs["input_ids"]
 
 
@@ -460,10 +526,14 @@ def _media_of(item: dict, kind: str, where: str):
 
 
 def _normalize_conversations(conversation) -> tuple[list[list[dict]], bool]:
+    """One conversation or a batch; a conversation object with `.messages` (as transformers accepts) counts as its
+    messages."""
+    if hasattr(conversation, "messages"):
+        conversation = conversation.messages
     if not isinstance(conversation, (list, tuple)) or len(conversation) == 0:
         raise ValueError("conversation must be a non-empty list of messages (or a list of such lists)")
-    if isinstance(conversation[0], (list, tuple)):
-        return [list(c) for c in conversation], True
+    if isinstance(conversation[0], (list, tuple)) or hasattr(conversation[0], "messages"):
+        return [list(getattr(c, "messages", c)) for c in conversation], True
     return [list(conversation)], False
 
 

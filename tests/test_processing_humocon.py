@@ -259,3 +259,50 @@ def test_auto_processor_loads_the_saved_processor(processor, tmp_path):
     loaded = AutoProcessor.from_pretrained(tmp_path)
     assert isinstance(loaded, MotionVideoProcessor)
     assert loaded.video_feature_extractor.num_frames == processor.video_feature_extractor.num_frames
+
+
+def test_modality_kwargs_dicts_and_unknown_kwargs(processor, caplog):
+    """transformers' processor convention: per-modality dicts and common_kwargs are honoured, unknown keyword
+    arguments are ignored with a warning (before: TypeError), a key in the wrong dict is refused by name."""
+    text = "<motion> Does the person walk?"
+    out = processor(text=text, motions=[_walk(40)], text_kwargs={"padding": "max_length", "max_length": 64},
+                    motion_kwargs={"max_frames": 24}, common_kwargs={"return_tensors": "np"})
+    assert isinstance(out["input_ids"], np.ndarray) and out["input_ids"].shape == (1, 64)
+    assert out["motion_values"].shape[1] == 24
+    assert (out["input_ids"] == processor.motion_token_id).sum() == processor.num_motion_tokens(24)
+    loose = processor(text=text, motions=[_walk(40)], padding="max_length", max_length=64, padding_side="left",
+                      return_tensors="pt")
+    assert loose["input_ids"].shape == (1, 64) and loose["attention_mask"][0, 0] == 0  # padded on the left
+    with caplog.at_level("WARNING"):
+        processor(text=text, motions=[_walk(40)], not_a_processor_argument=1)
+    assert "not_a_processor_argument" in caplog.text
+    with pytest.raises(ValueError, match="motion_kwargs got \\['max_length'\\]"):
+        processor(text=text, motions=[_walk(40)], motion_kwargs={"max_length": 3})
+    with pytest.raises(ValueError, match="takes no images"):
+        processor(text=text, motions=[_walk(40)], images_kwargs={"size": 3})
+    video = processor(text="<video> What?", videos=[_video()], videos_kwargs={"return_flow": True, "fps": 10.0})
+    assert "video_flow" in video
+
+
+def test_chat_template_kwargs_reach_the_template_and_the_call(processor):
+    """Extra template variables reach the template, call arguments reach __call__, conversation objects with
+    `.messages` are accepted, and return_assistant_tokens_mask gives the answer tokens."""
+    from types import SimpleNamespace
+
+    template = ("{% for m in messages %}{{ m['role'] }}: {% if m['content'] is string %}{{ m['content'] }}"
+                "{% else %}{% for c in m['content'] %}{% if c['type'] == 'text' %}{{ c['text'] }}{% else %}"
+                "<{{ c['type'] }}>{% endif %}{% endfor %}{% endif %}\n{% endfor %}"
+                "{% if add_system_prompt %}[system prompt on]{% endif %}")
+    conv = _conversation()
+    on = processor.apply_chat_template(conv, chat_template=template, add_system_prompt=True)
+    off = processor.apply_chat_template(conv, chat_template=template)
+    assert on.endswith("[system prompt on]") and "[system prompt on]" not in off
+    as_object = processor.apply_chat_template(SimpleNamespace(messages=conv), chat_template=template)
+    assert as_object == off
+    out = processor.apply_chat_template(conv, tokenize=True, return_assistant_tokens_mask=True, padding_side="left",
+                                        return_tensors="pt")
+    labelled = processor.apply_chat_template(conv, tokenize=True, return_labels=True, return_tensors="pt")
+    assert "labels" not in out
+    assert out["assistant_masks"].tolist() == (labelled["labels"] != -100).long().tolist()
+    answer = processor.tokenizer.decode(out["input_ids"][0][out["assistant_masks"][0].bool()])
+    assert "walk" in answer
