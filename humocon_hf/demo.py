@@ -791,6 +791,7 @@ class DemoPipeline:
             model_name=self.root.name,
             datasets_used=self._datasets_used(),
             model=model,
+            real_cmu=real_cmu_summary([evaluation]),
         )
         (self.root / "README.md").write_text(card, encoding="utf-8")
         return info

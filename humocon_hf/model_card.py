@@ -187,6 +187,23 @@ def build_metadata(
     return meta
 
 
+def _real_cmu_context(summary: Mapping | None) -> dict | None:
+    if not summary:
+        return None
+    seeds = summary["statistics"]["model"]["n_seeds"]
+    pct = lambda x: "-" if x is None else f"{100 * x:.1f}%"  # noqa: E731
+    return {
+        "question": summary["question"],
+        "n": len(summary["trials"]),
+        "accuracy_pct": pct(summary["accuracy"]),
+        "baseline_pct": pct(summary.get("baseline_accuracy")),
+        "majority_answer": summary["majority_answer"],
+        "majority_pct": pct(summary["majority_accuracy"]),
+        "per_action": ", ".join(f"{a} {sum(v['correct_per_seed'])}/{v['questions'] * seeds}"
+                                for a, v in summary["per_action"].items()),
+    }
+
+
 def render_model_card(
     results: Mapping | None = None,
     *,
@@ -202,6 +219,7 @@ def render_model_card(
     license: str = "apache-2.0",
     template_path: str | os.PathLike | None = None,
     video_qa: bool = False,
+    real_cmu: Mapping | None = None,
 ) -> str:
     """Render the Hub README of a HuMoCon checkpoint.
 
@@ -217,6 +235,7 @@ def render_model_card(
         datasets_used: keys of `DATA_NOTES` (licence notes) / Hub data set ids.
         model: the model itself, for its parameter count and config facts (optional).
         video_qa: whether stages 2-3 taught the LLM to answer about videos (sets the video pipeline tag).
+        real_cmu: the demo's held-out real CMU summary (`humocon_hf.demo.real_cmu_summary`), shown as its own line.
     """
     import jinja2
     import yaml
@@ -281,6 +300,7 @@ def render_model_card(
         "data_notes": data_notes,
         "uses_cmu": "cmu-mocap" in datasets_used,
         "remote_code_pip": REMOTE_CODE_PIP,
+        "real_cmu": _real_cmu_context(real_cmu),
     }
     path = Path(template_path) if template_path is not None else TEMPLATE_PATH
     if not path.is_file():

@@ -154,6 +154,7 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, smollm2_tokenizer_dir, capsy
     assert results["statistics"]["real_cmu"]["model"]["n_questions"] == 2
     assert "Real CMU mocap, held-out subjects (2 trials" in printed and "Real CMU (held-out subjects)" in printed
     assert saved["real_cmu"]["accuracy"] == real["accuracy"]
+    assert "On **real motion capture** of people it never saw" in (out / "README.md").read_text()
     assert "Bandai Namco" in (out / "README.md").read_text()
     assert len(results["examples"]) == 2
 
