@@ -55,7 +55,7 @@ def test_analyze_renders_the_motion_and_its_concepts(running_app, tmp_path):
     _, url = running_app
     client = Client(url, verbose=False)
     gif, png, summary = client.predict(handle_file(str(_motion(tmp_path))), api_name="/analyze")
-    assert "40 frames" in summary
+    assert "40 frames" in summary and "Motion concepts" in summary and " s  #" in summary  # the timeline as text
     import imageio.v2 as imageio
 
     frames = imageio.mimread(gif)
