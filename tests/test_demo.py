@@ -242,15 +242,15 @@ def test_variant_folder_names():
 @pytest.mark.slow
 def test_tiny_ablation_trains_each_variant_with_its_objectives(tmp_path, smollm2_tokenizer_dir, capsys):
     """`humocon ablate` on a tiny recipe: one pipeline per variant, the removed objective really absent from that
-    variant's stage-1 losses, alignment left out without video, the table and JSON written, a re-run reused."""
+    variant's stage-1 losses (the small recipe pre-trains on rendered videos, so alignment can be removed), the table
+    and JSON written, a re-run reused; without video the alignment variant is left out with a note."""
     from humocon_hf.cli import main
     from test_cli import make_tiny_llm_dir
 
     llm_dir = make_tiny_llm_dir(tmp_path, smollm2_tokenizer_dir)
     out = tmp_path / "ablation"
     args = [
-        "ablate", "--output-dir", str(out), "--no-cmu", "--variants", "full", "w/o velocity reconstruction",
-        "w/o alignment",
+        "ablate", "--output-dir", str(out), "--no-cmu", "--variants", "full", "w/o alignment",
         "--override", f"model.llm_name_or_path={llm_dir}", "--override", "model.codebook_size=16",
         "--override", "data.num_train_motions=6", "--override", "data.num_validation_motions=2",
         "--override", "data.num_test_motions=3", "--override", "data.questions_per_motion=2",
@@ -264,12 +264,12 @@ def test_tiny_ablation_trains_each_variant_with_its_objectives(tmp_path, smollm2
     ]
     assert main(args) == 0
     printed = capsys.readouterr().out
-    assert "leaving out 'w/o alignment'" in printed and "Variant" in printed
+    assert "Variant" in printed
 
     results = json.loads((out / "ablation.json").read_text())
-    assert list(results) == ["full", "text-only (no motion)", "w/o velocity reconstruction"]
+    assert list(results) == ["full", "text-only (no motion)", "w/o alignment"]
     table = (out / "ablation_table.md").read_text()
-    assert "full" in table and "w/o velocity reconstruction" in table and "w/o alignment" not in table
+    assert "full" in table and "w/o alignment" in table
     for name, res in results.items():
         assert 0.0 <= res["metrics"]["accuracy"] <= 1.0 and res["model_name"] == name
 
@@ -281,16 +281,24 @@ def test_tiny_ablation_trains_each_variant_with_its_objectives(tmp_path, smollm2
                 logged |= {k for k in entry if k.startswith("loss_")}
         return logged
 
-    assert "loss_act" in phase2_losses("full")
-    assert "loss_act" not in phase2_losses("wo_velocity_reconstruction")
-    assert "loss_dis" in phase2_losses("wo_velocity_reconstruction")
+    assert {"loss_align", "loss_act", "loss_dis", "loss_rec_motion"} <= phase2_losses("full")
+    assert "loss_align" not in phase2_losses("wo_alignment")
+    assert {"loss_act", "loss_dis", "loss_rec_video"} <= phase2_losses("wo_alignment")
     assert "baseline" in json.loads((out / "full" / "results.json").read_text())["metrics"]  # the text-only row
-    assert "baseline" not in json.loads((out / "wo_velocity_reconstruction" / "results.json").read_text())["metrics"]
+    assert "baseline" not in json.loads((out / "wo_alignment" / "results.json").read_text())["metrics"]
 
     # Re-run: both variants reused, same numbers.
     assert main(args) == 0
     assert "reusing" in capsys.readouterr().out
     assert json.loads((out / "ablation.json").read_text()) == results
+
+    # Without video there is no alignment objective to remove: the variant is left out, saying how to get it.
+    assert args[5:7] == ["full", "w/o alignment"]
+    no_video = ["ablate", "--output-dir", str(tmp_path / "novideo"), "--no-cmu", "--variants", "w/o alignment",
+                *args[7:], "--override", "pretrain.use_video=false"]
+    assert main(no_video) == 2
+    captured = capsys.readouterr()
+    assert "leaving out 'w/o alignment'" in captured.out and "pretrain.use_video=true" in captured.out
 
 
 def test_stage1_weights_do_not_depend_on_what_the_process_did_before(tmp_path, smollm2_tokenizer_dir, monkeypatch):
