@@ -222,7 +222,8 @@ VERTICAL_SPEED = 0.12  # m/s: a part (or the pelvis) clearly goes up or down
 
 def _frame_kinematics(joints, fps: float) -> dict:
     """Per frame of one (T, 22, 3) clip (metres, Y up): each part's mean speed relative to the pelvis, its end
-    effector's vertical velocity, and the pelvis' ground speed and vertical velocity."""
+    effector's vertical velocity (an arm relative to the pelvis; a leg in the world, where "raising" means a foot
+    leaving the ground, not the pelvis sinking towards it), and the pelvis' ground speed and vertical velocity."""
     import numpy as np
 
     joints = np.asarray(joints, dtype=np.float64)
@@ -232,7 +233,8 @@ def _frame_kinematics(joints, fps: float) -> dict:
     out = {"travel": np.linalg.norm(root_velocity[:, [0, 2]], axis=-1), "rise": root_velocity[:, 1]}
     for part, idx in BODY_PARTS.items():
         out[part] = np.linalg.norm(velocity[:, list(idx)], axis=-1).mean(-1)
-        out[part + ":up"] = velocity[:, _END_EFFECTOR[part], 1]
+        vertical = velocity[:, _END_EFFECTOR[part], 1]
+        out[part + ":up"] = vertical + root_velocity[:, 1] if "leg" in part else vertical
     return out
 
 
