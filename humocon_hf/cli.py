@@ -276,16 +276,10 @@ def cmd_ablate(args) -> int:
 def concept_lines(model, processor, joints) -> list[str]:
     """The motion's concept segments with times and, when the checkpoint has them, the concepts in words
     (`humocon ask --concepts`, the Space)."""
-    import torch
-
-    from humocon_hf.concepts import concept_labels
+    from humocon_hf.concepts import concept_labels, motion_concepts
 
     fe = processor.motion_feature_extractor
-    batch = fe([joints], padding="longest", return_tensors="pt")
-    encoder = model.motion_encoder
-    with torch.no_grad():
-        result = encoder.get_concepts(batch["motion_values"].to(encoder.device, encoder.dtype),
-                                      batch["motion_attention_mask"].to(encoder.device))[0]
+    result = motion_concepts(model.motion_encoder, fe, [joints])[0]
     labels = concept_labels(getattr(model.config.motion_config, "concept_descriptions", None))
     lines = ["Motion concepts (time, concept id" + (", what it means):" if labels else "):")]
     for start, end, concept in result["segments"]:
@@ -516,6 +510,11 @@ def _add_recipe_options(p: argparse.ArgumentParser, default_output: str) -> None
                    help="Do not use the real mocap in ../shared/data (CMU, Bandai Namco) even when it is there.")
 
 
+def _add_override_option(p: argparse.ArgumentParser, example: str) -> None:
+    p.add_argument("--override", action="append", metavar="SECTION.KEY=VALUE", default=[],
+                   help=f"Change one recipe value, e.g. {example} (repeatable; values are read as YAML).")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="humocon",
@@ -653,8 +652,7 @@ def build_parser() -> argparse.ArgumentParser:
     finetune.add_argument("--output-dir", default="humocon_finetuned", help="Where the fine-tuned checkpoint goes.")
     finetune.add_argument("--recipe", default="small", help="Recipe whose `tune` section sets LoRA and training.")
     finetune.add_argument("--steps-scale", type=float, default=1.0, help="Multiply the recipe's tune.max_steps.")
-    finetune.add_argument("--override", action="append", metavar="SECTION.KEY=VALUE", default=[],
-                          help="Change one recipe value, e.g. --override tune.max_steps=100 (repeatable).")
+    _add_override_option(finetune, "--override tune.max_steps=100")
     finetune.add_argument("--trust-remote-code", action="store_true",
                           help="Allow the checkpoint's own code (needed only where humocon-hf is not installed).")
     finetune.set_defaults(func=cmd_finetune)
@@ -671,8 +669,7 @@ def build_parser() -> argparse.ArgumentParser:
     push_dataset.add_argument("--local-dir", default=None, help="Also (or only) write the data set folder here.")
     push_dataset.add_argument("--recipe", default="small", help="Recipe whose data section sizes the benchmark.")
     push_dataset.add_argument("--seed", type=int, default=None, help="Benchmark seed (default: the recipe's).")
-    push_dataset.add_argument("--override", action="append", metavar="SECTION.KEY=VALUE", default=[],
-                              help="Change one recipe value, e.g. --override data.num_test_motions=200.")
+    _add_override_option(push_dataset, "--override data.num_test_motions=200")
     push_dataset.add_argument("--private", action="store_true", help="Create the repository as private.")
     push_dataset.add_argument("--token", default=None, help="Hub token (default: the stored login).")
     push_dataset.set_defaults(func=cmd_push_dataset)

@@ -13,6 +13,17 @@ from collections.abc import Sequence
 from pathlib import Path
 
 
+def motion_concepts(motion_encoder, feature_extractor, motions) -> list[dict]:
+    """`motion_encoder.get_concepts` of raw motions featurised by `feature_extractor` (on the encoder's device and
+    dtype, without gradients): one dict per motion, as `extract_concepts(...)["motion"]`."""
+    import torch
+
+    batch = feature_extractor(motions, padding="longest", return_tensors="pt")
+    values = batch["motion_values"].to(device=motion_encoder.device, dtype=motion_encoder.dtype)
+    with torch.no_grad():
+        return motion_encoder.get_concepts(values, batch["motion_attention_mask"].to(motion_encoder.device))
+
+
 def extract_concepts(
     model,
     motions=None,
@@ -50,13 +61,7 @@ def extract_concepts(
             )
 
             feature_extractor = MotionFeatureExtractor()
-        encoder = model.motion_encoder
-        batch = feature_extractor(motions, padding="longest", return_tensors="pt")
-        values = batch["motion_values"].to(device=encoder.device, dtype=encoder.dtype)
-        with torch.no_grad():
-            result["motion"] = encoder.get_concepts(
-                values, batch["motion_attention_mask"].to(encoder.device)
-            )
+        result["motion"] = motion_concepts(model.motion_encoder, feature_extractor, motions)
     if videos is not None:
         encoder = model.video_encoder
         if video_processor is None:
@@ -296,7 +301,6 @@ def describe_concepts(
         `{concept_id: {"description", "captions", "frames", "part_speed"}}`, most used concepts first.
     """
     import numpy as np
-    import torch
 
     if captions is not None and len(captions) != len(motions):
         raise ValueError(f"describe_concepts: {len(captions)} captions for {len(motions)} motions")
@@ -307,10 +311,7 @@ def describe_concepts(
     caption_weight: dict[int, dict[str, int]] = {}
     for start in range(0, len(motions), batch_size):
         chunk = [np.asarray(m, dtype=np.float32) for m in motions[start : start + batch_size]]
-        batch = feature_extractor(chunk, padding="longest", return_tensors="pt")
-        values = batch["motion_values"].to(device=motion_encoder.device, dtype=motion_encoder.dtype)
-        with torch.no_grad():
-            concepts = motion_encoder.get_concepts(values, batch["motion_attention_mask"].to(motion_encoder.device))
+        concepts = motion_concepts(motion_encoder, feature_extractor, chunk)
         for offset, (joints, result) in enumerate(zip(chunk, concepts)):
             ids = result["frame_concept_ids"].numpy()
             kin = _frame_kinematics(joints[: len(ids)], fps)
@@ -346,4 +347,5 @@ def concept_labels(descriptions: dict | None) -> dict[int, str]:
     return {int(k): (v["description"] if isinstance(v, dict) else str(v)) for k, v in descriptions.items()}
 
 
-__all__ = ["BODY_PARTS", "concept_labels", "describe_concepts", "extract_concepts", "plot_concept_timeline"]
+__all__ = ["BODY_PARTS", "concept_labels", "describe_concepts", "extract_concepts", "motion_concepts",
+           "plot_concept_timeline"]

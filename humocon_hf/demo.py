@@ -1313,9 +1313,11 @@ def real_cmu_summary(evaluations: list[dict]) -> dict | None:
 
 def format_real_cmu_line(summary: Mapping) -> str:
     """One line for the summary: accuracy on the held-out real CMU subjects, per action, against the baselines."""
+    from humocon_hf.model_card import real_cmu_per_action
+
     stats = summary["statistics"]["model"]
     seeds = stats["n_seeds"]
-    per = ", ".join(f"{a} {sum(v['correct_per_seed'])}/{v['questions'] * seeds}" for a, v in summary["per_action"].items())
+    per = real_cmu_per_action(summary)
     base = summary.get("baseline_accuracy")
     return (f"Real CMU mocap, held-out subjects ({len(summary['trials'])} trials, {summary['question']!r}): "
             f"{100 * summary['accuracy']:.1f}% [{100 * stats['low']:.1f}, {100 * stats['high']:.1f}] ({per}"

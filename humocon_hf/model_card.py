@@ -187,10 +187,15 @@ def build_metadata(
     return meta
 
 
+def real_cmu_per_action(summary: Mapping) -> str:
+    """"jump 8/9, walk 28/30": right answers per action over all seeds of a `real_cmu_summary`."""
+    seeds = summary["statistics"]["model"]["n_seeds"]
+    return ", ".join(f"{a} {sum(v['correct_per_seed'])}/{v['questions'] * seeds}" for a, v in summary["per_action"].items())
+
+
 def _real_cmu_context(summary: Mapping | None) -> dict | None:
     if not summary:
         return None
-    seeds = summary["statistics"]["model"]["n_seeds"]
     pct = lambda x: "-" if x is None else f"{100 * x:.1f}%"  # noqa: E731
     return {
         "question": summary["question"],
@@ -199,8 +204,7 @@ def _real_cmu_context(summary: Mapping | None) -> dict | None:
         "baseline_pct": pct(summary.get("baseline_accuracy")),
         "majority_answer": summary["majority_answer"],
         "majority_pct": pct(summary["majority_accuracy"]),
-        "per_action": ", ".join(f"{a} {sum(v['correct_per_seed'])}/{v['questions'] * seeds}"
-                                for a, v in summary["per_action"].items()),
+        "per_action": real_cmu_per_action(summary),
     }
 
 
