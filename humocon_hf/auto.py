@@ -6,12 +6,19 @@ from __future__ import annotations
 
 
 def register_auto_classes() -> None:
-    """Register HuMoCon with AutoConfig, AutoModel, AutoModelForCausalLM and AutoProcessor (idempotent).
+    """Register HuMoCon with AutoConfig, AutoModel, AutoModelForCausalLM, AutoProcessor and the processor's
+    feature extractors with AutoFeatureExtractor (idempotent).
 
     The concept encoders and the stage-1 model are registered with AutoConfig / AutoModel too, so their checkpoints
     load through the Auto classes.
     """
-    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoProcessor
+    from transformers import (
+        AutoConfig,
+        AutoFeatureExtractor,
+        AutoModel,
+        AutoModelForCausalLM,
+        AutoProcessor,
+    )
 
     from humocon_hf.modeling.configuration_humocon import HuMoConConfig
     from humocon_hf.modeling.configuration_humocon_encoders import (
@@ -25,12 +32,18 @@ def register_auto_classes() -> None:
         HuMoConMotionEncoder,
         HuMoConVideoEncoder,
     )
+    from humocon_hf.processing.feature_extraction_motion import MotionFeatureExtractor
     from humocon_hf.processing.processing_humocon import MotionVideoProcessor
+    from humocon_hf.processing.video_processing_humocon import HuMoConVideoProcessor
 
     AutoConfig.register(HuMoConConfig.model_type, HuMoConConfig, exist_ok=True)
     AutoModel.register(HuMoConConfig, HuMoConForCausalLM, exist_ok=True)
     AutoModelForCausalLM.register(HuMoConConfig, HuMoConForCausalLM, exist_ok=True)
     AutoProcessor.register(HuMoConConfig, MotionVideoProcessor, exist_ok=True)
+    # The processor's two feature extractors, one per encoder, found by the class name saved with them: this is how
+    # transformers' processor loading resolves components (one registered class per config class).
+    AutoFeatureExtractor.register(HuMoConMotionEncoderConfig, MotionFeatureExtractor, exist_ok=True)
+    AutoFeatureExtractor.register(HuMoConVideoEncoderConfig, HuMoConVideoProcessor, exist_ok=True)
 
     for config_class, model_class in (
         (HuMoConMotionEncoderConfig, HuMoConMotionEncoder),

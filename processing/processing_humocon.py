@@ -43,11 +43,6 @@ DEFAULT_CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
 
-_SUB_PROCESSOR_CLASSES = {
-    "MotionFeatureExtractor": MotionFeatureExtractor,
-    "HuMoConVideoProcessor": HuMoConVideoProcessor,
-}
-
 # Keys under which a content item may carry its motion / video.
 _MEDIA_KEYS = {"motion": ("motion", "path", "array", "url"), "video": ("video", "path", "array", "url")}
 
@@ -63,6 +58,12 @@ class MotionVideoProcessor(ProcessorMixin):
             Turns SMPL-22 joints (arrays, BVH / HumanML3D / AMASS files) into normalised per-frame features.
         video_feature_extractor ([`HuMoConVideoProcessor`]):
             Decodes videos, samples key frames, normalises them for the vision tower, optionally computes flow.
+
+    Both non-text components are feature extractors to transformers (their attribute names contain
+    `feature_extractor`), so `AutoFeatureExtractor` loads them as it loads any processor's components: by the class
+    name saved with them (registered by `humocon_hf.register_auto_classes`) or, for remote code, by their `auto_map`.
+    The video one is not called `video_processor`: transformers types that attribute as a torchvision-backed
+    `BaseVideoProcessor`, and torchvision has no CPU build for our torch; ours decodes with OpenCV and numpy.
         chat_template (`str`, *optional*):
             A Jinja template for typed content (`text` / `motion` / `video` items). When `None`, the tokenizer's
             own template is used on text in which each motion / video item became its placeholder; when the
@@ -112,14 +113,6 @@ class MotionVideoProcessor(ProcessorMixin):
 
     # ----------------------------------------------------------------------------------------------- loading
 
-    @staticmethod
-    def get_possibly_dynamic_module(module_name):
-        # Our sub-processors are not registered in transformers' mappings (and rebuilding them through the
-        # stock lookup needs Pillow); resolve them from this module, which also works for remote code.
-        if module_name in _SUB_PROCESSOR_CLASSES:
-            return _SUB_PROCESSOR_CLASSES[module_name]
-        return ProcessorMixin.get_possibly_dynamic_module(module_name)
-
     def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs):
         """Save the tokenizer, the sub-processors' settings and the chat template.
 
@@ -130,13 +123,19 @@ class MotionVideoProcessor(ProcessorMixin):
         export_remote_code = kwargs.pop("export_remote_code", False)
         if not export_remote_code:
             return super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
+        # Instance attributes, so the classes stay unregistered. Each sub-processor names its own class in its
+        # `auto_map`: that is how transformers' component loading (AutoFeatureExtractor) finds remote classes.
         subs = [self.motion_feature_extractor, self.video_feature_extractor]
-        self._auto_class = "AutoProcessor"  # instance attribute: the class stays unregistered
+        self._auto_class = "AutoProcessor"
+        for sub in subs:
+            sub._auto_class = "AutoFeatureExtractor"
         try:
             return super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
         finally:
             del self._auto_class
+            self.__dict__.pop("auto_map", None)
             for sub in subs:  # custom_object_save wrote auto_map onto them; later native saves stay clean
+                sub.__dict__.pop("_auto_class", None)
                 sub.__dict__.pop("auto_map", None)
 
     # ----------------------------------------------------------------------------------------- token counts
