@@ -213,7 +213,9 @@ def main(argv=None):
         torch.set_default_dtype(previous_dtype)
     model.to(device=device, dtype=dtype)
     llm = model.language_model
-    n_llm = sum(p.numel() for p in llm.parameters()) / 1e6
+    # the LLM's decoder and its LM head (counted once when tied to the input embeddings)
+    llm_params = {id(p): p for m in (model.language_model, model.lm_head) for p in m.parameters()}
+    n_llm = sum(p.numel() for p in llm_params.values()) / 1e6
     n_enc = (
         sum(
             p.numel()
@@ -236,11 +238,12 @@ def main(argv=None):
     )
     tokens = multimodal["input_ids"].numel()
     llm.requires_grad_(True)
+    model.lm_head.requires_grad_(True)
     if args.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
-    llm_params = [p for p in llm.parameters() if p.requires_grad]
+    llm_params = [p for p in llm_params.values() if p.requires_grad]
 
     def sgd(params):
         with torch.no_grad():
@@ -255,8 +258,8 @@ def main(argv=None):
         ).loss.backward()
         sgd(trainable)
 
-    def step_llm():
-        llm(**plain, labels=plain["input_ids"], use_cache=False).loss.backward()
+    def step_llm():  # the same model without modality inputs: the LLM's decoder and head only
+        model(**plain, labels=plain["input_ids"], use_cache=False).loss.backward()
         sgd(llm_params)
 
     t_llm, t_mm = _timed_pair(step_llm, step_humocon, device, args.repeats, args.warmup)
@@ -276,6 +279,7 @@ def main(argv=None):
 
     model.zero_grad(set_to_none=True)
     llm.requires_grad_(False)
+    model.lm_head.requires_grad_(False)
     if args.gradient_checkpointing:
         model.gradient_checkpointing_disable()
 

@@ -13,9 +13,13 @@ from typing import ClassVar
 
 import torch
 from torch import nn
-from transformers import AutoModelForCausalLM, GenerationMixin, PreTrainedModel
+from transformers import AutoModel, GenerationMixin, PreTrainedModel
 from transformers.activations import ACT2FN
 from transformers.cache_utils import Cache
+from transformers.conversion_mapping import register_checkpoint_conversion_mapping
+from transformers.core_model_loading import WeightRenaming
+from transformers.modeling_outputs import BaseModelOutputWithPast, BaseModelOutputWithPooling
+from transformers.modeling_utils import slice_logits_to_keep
 from transformers.utils import ModelOutput, logging
 from transformers.utils.deprecation import deprecate_kwarg
 from transformers.utils.generic import can_return_tuple
@@ -25,6 +29,21 @@ from .modeling_humocon_encoders import HuMoConMotionEncoder, HuMoConVideoEncoder
 
 logger = logging.get_logger(__name__)
 
+# Checkpoints keep the layout they had before the transformers-5 multimodal layout (as LLaVA's do): one causal LM
+# under `language_model` and the encoders / projectors at the top. Loading renames them onto `HuMoConModel` (under
+# `model`) with the LM head on `HuMoConForCausalLM`; saving renames them back, so checkpoints written by this and by
+# earlier versions load in both. (Written for LLMs whose causal LM keeps its decoder under `model`, as Llama, Qwen,
+# Mistral and SmolLM do.)
+_LEGACY_CHECKPOINT_LAYOUT = [
+    WeightRenaming(source_patterns=r"^language_model\.lm_head", target_patterns="lm_head"),
+    WeightRenaming(source_patterns=r"^language_model\.model", target_patterns="model.language_model"),
+    WeightRenaming(source_patterns=r"^motion_encoder", target_patterns="model.motion_encoder"),
+    WeightRenaming(source_patterns=r"^video_encoder", target_patterns="model.video_encoder"),
+    WeightRenaming(source_patterns=r"^motion_projector", target_patterns="model.motion_projector"),
+    WeightRenaming(source_patterns=r"^video_projector", target_patterns="model.video_projector"),
+]
+register_checkpoint_conversion_mapping("HuMoConForCausalLM", _LEGACY_CHECKPOINT_LAYOUT, overwrite=True)
+
 # Inputs only needed to fill placeholder embeddings: once the prompt sits in the KV cache they are dead weight.
 MODALITY_INPUT_NAMES = (
     "motion_values",
@@ -33,6 +52,52 @@ MODALITY_INPUT_NAMES = (
     "video_timestamps",
     "video_flow",
 )
+
+
+@dataclass
+class HuMoConModalityOutput(BaseModelOutputWithPooling):
+    r"""
+    Output of [`HuMoConModel.get_motion_features`] / [`HuMoConModel.get_video_features`].
+
+    Args:
+        last_hidden_state (`torch.FloatTensor` of shape `(num_items, num_tokens, encoder_width)`):
+            The encoder features handed to the projector (the quantised concept vectors when
+            `config.use_motion_quantized` / `use_video_quantized`, else the continuous features).
+        pooler_output (`torch.FloatTensor` of shape `(num_items, num_tokens, hidden_size)`):
+            The projected features, in the LLM's embedding space (what replaces the placeholder tokens).
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*): the encoder's per-layer hidden states, with
+            `output_hidden_states=True`.
+        attentions (`tuple(torch.FloatTensor)`, *optional*): the encoder's attention weights, with
+            `output_attentions=True`.
+        attention_mask (`torch.LongTensor` of shape `(num_items, num_tokens)`): 1 for the tokens of real frames
+            (`ceil(valid_frames / stride)` per motion clip).
+        concept_ids (`torch.LongTensor` of shape `(num_items, num_tokens)`, *optional*): concept (codebook) id of
+            every token.
+    """
+
+    attention_mask: torch.LongTensor | None = None
+    concept_ids: torch.LongTensor | None = None
+
+
+@dataclass
+class HuMoConModelOutputWithPast(BaseModelOutputWithPast):
+    r"""
+    Output of [`HuMoConModel`]: the language model's last hidden states, cache, per-layer states and attentions, and
+    the modality features that were merged into the prompt.
+
+    Args:
+        motion_hidden_states (`torch.FloatTensor` of shape `(num_motion_tokens, hidden_size)`, *optional*):
+            Projected motion features that replaced the `<motion>` tokens (all clips concatenated).
+        video_hidden_states (`torch.FloatTensor` of shape `(num_video_tokens, hidden_size)`, *optional*):
+            Projected video features that replaced the `<video>` tokens.
+        motion_concept_ids (`torch.LongTensor` of shape `(num_motion_clips, num_tokens)`, *optional*).
+        video_concept_ids (`torch.LongTensor` of shape `(num_videos, num_tokens)`, *optional*).
+    """
+
+    motion_hidden_states: torch.FloatTensor | None = None
+    video_hidden_states: torch.FloatTensor | None = None
+    motion_concept_ids: torch.LongTensor | None = None
+    video_concept_ids: torch.LongTensor | None = None
 
 
 @dataclass
@@ -133,20 +198,45 @@ class HuMoConPreTrainedModel(PreTrainedModel):
                 nn.init.normal_(linear.weight, mean=0.0, std=std)
                 if linear.bias is not None:
                     nn.init.zeros_(linear.bias)
+        elif module is getattr(self, "lm_head", None):  # as the LLM's own head would be initialised
+            std = getattr(self.config.text_config, "initializer_range", self.config.initializer_range)
+            nn.init.normal_(module.weight, mean=0.0, std=std)
         elif not isinstance(module, (nn.Linear, nn.Embedding)):
             super()._init_weights(module)
 
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        # Loading swaps in fresh Parameters (requires_grad=True) after __init__ froze the encoders: freeze again.
+        loaded = super().from_pretrained(*args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded  # output_loading_info=True: (model, info)
+        if model.config.freeze_encoders:
+            model.freeze_encoders()
+        model._suppress_placeholders()  # checkpoints saved before placeholders were suppressed
+        return loaded
 
-class HuMoConForCausalLM(HuMoConPreTrainedModel, GenerationMixin):
+    def _suppress_placeholders(self):
+        """`<motion>` / `<video>` are input-only: a generated placeholder has no media to fill it (and would make a
+        cache-less step find more placeholders than features), so generation never samples them."""
+        if getattr(self, "generation_config", None) is None:
+            return
+        ids = [t for t in (self.config.motion_token_id, self.config.video_token_id) if t is not None]
+        if not ids:
+            return
+        current = list(self.generation_config.suppress_tokens or [])
+        self.generation_config.suppress_tokens = current + [t for t in ids if t not in current]
+
+
+class HuMoConModel(HuMoConPreTrainedModel):
     """
-    HuMoCon: an LLM (`language_model`, any causal LM) that answers questions about a motion, a video, both or
-    neither. The motion and video concept encoders are frozen; `motion_projector` / `video_projector` are the
-    only new weights of stage 2 (modality translation); stage 3 adds LoRA adapters to the LLM.
+    The HuMoCon base model: the motion and video concept encoders, one projector per modality and the language
+    model's decoder (`language_model`, without its LM head). It merges the projected features at the `<motion>` /
+    `<video>` placeholders and returns the decoder's hidden states. The encoders are frozen; the projectors are the
+    new weights of stage 2 (modality translation).
     """
 
     def __init__(self, config: HuMoConConfig):
         super().__init__(config)
-        self.language_model = AutoModelForCausalLM.from_config(config.text_config)
+        self.language_model = AutoModel.from_config(config.text_config)
         # Keep one config object so resizing the vocabulary updates what `save_pretrained` writes.
         self.config.text_config = self.language_model.config
         self.motion_encoder = HuMoConMotionEncoder(config.motion_config)
@@ -165,47 +255,14 @@ class HuMoConForCausalLM(HuMoConPreTrainedModel, GenerationMixin):
             config.projector_bias,
         )
         self.post_init()
-        self._suppress_placeholders()
         if config.freeze_encoders:
             self.freeze_encoders()
 
-    def _suppress_placeholders(self):
-        """`<motion>` / `<video>` are input-only: a generated placeholder has no media to fill it (and would make a
-        cache-less step find more placeholders than features), so generation never samples them."""
-        if getattr(self, "generation_config", None) is None:
-            return
-        ids = [t for t in (self.config.motion_token_id, self.config.video_token_id) if t is not None]
-        if not ids:
-            return
-        current = list(self.generation_config.suppress_tokens or [])
-        self.generation_config.suppress_tokens = current + [t for t in ids if t not in current]
-
-    # ----------------------------------------------------------------------------------------------------
-    # Embedding delegation (generation, resizing and peft look these up on the wrapper).
     def get_input_embeddings(self) -> nn.Module:
         return self.language_model.get_input_embeddings()
 
     def set_input_embeddings(self, value: nn.Module):
         self.language_model.set_input_embeddings(value)
-
-    def get_output_embeddings(self) -> nn.Module:
-        return self.language_model.get_output_embeddings()
-
-    def set_output_embeddings(self, new_embeddings: nn.Module):
-        self.language_model.set_output_embeddings(new_embeddings)
-
-    def get_decoder(self):
-        return self.language_model.get_decoder()
-
-    @classmethod
-    def from_pretrained(cls, *args, **kwargs):
-        # Loading swaps in fresh Parameters (requires_grad=True) after __init__ froze the encoders: freeze again.
-        loaded = super().from_pretrained(*args, **kwargs)
-        model = loaded[0] if isinstance(loaded, tuple) else loaded  # output_loading_info=True: (model, info)
-        if model.config.freeze_encoders:
-            model.freeze_encoders()
-        model._suppress_placeholders()  # checkpoints saved before placeholders were suppressed
-        return loaded
 
     # ----------------------------------------------------------------------------------------------------
     # Freezing helpers used by the stage-2 / stage-3 trainers.
@@ -225,23 +282,55 @@ class HuMoConForCausalLM(HuMoConPreTrainedModel, GenerationMixin):
 
     def projector_parameters(self):
         """Parameters trained in stage 2 (modality translation)."""
-        return list(self.motion_projector.parameters()) + list(
-            self.video_projector.parameters()
-        )
+        return list(self.motion_projector.parameters()) + list(self.video_projector.parameters())
 
     # ----------------------------------------------------------------------------------------------------
     # Modality features.
     @staticmethod
     def _encoder_grad_enabled(encoder: nn.Module) -> bool:
-        return torch.is_grad_enabled() and any(
-            p.requires_grad for p in encoder.parameters()
+        return torch.is_grad_enabled() and any(p.requires_grad for p in encoder.parameters())
+
+    def _encode(
+        self,
+        encoder: nn.Module,
+        projector: HuMoConModalityProjector,
+        quantized: bool,
+        encoder_inputs: dict,
+        output_hidden_states: bool | None,
+        output_attentions: bool | None,
+        return_dict: bool | None,
+    ) -> HuMoConModalityOutput | tuple:
+        """Run one frozen (or trainable) concept encoder and its projector."""
+        flags = {
+            name: value
+            for name, value in (("output_hidden_states", output_hidden_states), ("output_attentions", output_attentions))
+            if value is not None
+        }
+        with torch.set_grad_enabled(self._encoder_grad_enabled(encoder)):
+            outputs = encoder(**encoder_inputs, return_dict=True, **flags)
+        features = outputs.quantized if quantized else outputs.last_hidden_state
+        token_mask = getattr(outputs, "attention_mask", None)
+        if token_mask is None:
+            token_mask = torch.ones(features.shape[:2], dtype=torch.long, device=features.device)
+        result = HuMoConModalityOutput(
+            last_hidden_state=features,
+            pooler_output=projector(features.to(projector.linear_1.weight.dtype)),
+            hidden_states=getattr(outputs, "hidden_states", None),
+            attentions=getattr(outputs, "attentions", None),
+            attention_mask=token_mask.long(),
+            concept_ids=getattr(outputs, "concept_ids", None),
         )
+        use_dict = return_dict if return_dict is not None else self.config.use_return_dict
+        return result if use_dict else result.to_tuple()
 
     def get_motion_features(
         self,
         motion_values: torch.Tensor,
         motion_attention_mask: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> HuMoConModalityOutput | tuple:
         """
         Encode and project motion clips.
 
@@ -252,41 +341,31 @@ class HuMoConForCausalLM(HuMoConPreTrainedModel, GenerationMixin):
                 real frames.
 
         Returns:
-            `(features, token_mask, concept_ids)`: projected features `(num_clips, num_tokens, hidden_size)`, the
-            token mask `(num_clips, num_tokens)` (bool, `ceil(valid_frames / stride)` ones per clip) and the
-            concept ids `(num_clips, num_tokens)`.
+            [`HuMoConModalityOutput`]: the projected features `(num_clips, num_tokens, hidden_size)` in
+            `pooler_output`, the encoder features in `last_hidden_state`, the token mask in `attention_mask`
+            (`ceil(valid_frames / stride)` ones per clip) and the concept ids.
         """
         if motion_values.ndim != 3:
             raise ValueError(
                 f"motion_values must have shape (num_clips, num_frames, feature_size), got {tuple(motion_values.shape)}"
             )
-        encoder_dtype = self.motion_encoder.dtype
-        with torch.set_grad_enabled(self._encoder_grad_enabled(self.motion_encoder)):
-            outputs = self.motion_encoder(
-                motion_values=motion_values.to(encoder_dtype),
-                motion_attention_mask=motion_attention_mask,
-                return_dict=True,
-            )
-        features = (
-            outputs.quantized
-            if self.config.use_motion_quantized
-            else outputs.last_hidden_state
+        inputs = {
+            "motion_values": motion_values.to(self.motion_encoder.dtype),
+            "motion_attention_mask": motion_attention_mask,
+        }
+        return self._encode(
+            self.motion_encoder, self.motion_projector, self.config.use_motion_quantized, inputs,
+            output_hidden_states, output_attentions, return_dict,
         )
-        token_mask = getattr(outputs, "attention_mask", None)
-        if token_mask is None:
-            token_mask = torch.ones(
-                features.shape[:2], dtype=torch.bool, device=features.device
-            )
-        projected = self.motion_projector(
-            features.to(self.motion_projector.linear_1.weight.dtype)
-        )
-        return projected, token_mask.bool(), getattr(outputs, "concept_ids", None)
 
     def get_video_features(
         self,
         pixel_values_videos: torch.Tensor,
         video_timestamps: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> HuMoConModalityOutput | tuple:
         """
         Encode and project videos.
 
@@ -296,34 +375,21 @@ class HuMoConForCausalLM(HuMoConPreTrainedModel, GenerationMixin):
                 times in seconds; the video encoder embeds them (key-frame indices when absent).
 
         Returns:
-            `(features, token_mask, concept_ids)` with `num_key_frames * video_tokens_per_frame` tokens per video.
+            [`HuMoConModalityOutput`] with `num_key_frames * video_tokens_per_frame` tokens per video.
         """
         if pixel_values_videos.ndim != 5:
             raise ValueError(
                 "pixel_values_videos must have shape (num_videos, num_key_frames, 3, size, size), got "
                 f"{tuple(pixel_values_videos.shape)}"
             )
-        encoder_dtype = self.video_encoder.dtype
-        with torch.set_grad_enabled(self._encoder_grad_enabled(self.video_encoder)):
-            outputs = self.video_encoder(
-                pixel_values_videos=pixel_values_videos.to(encoder_dtype),
-                video_timestamps=video_timestamps,
-                return_dict=True,
-            )
-        features = (
-            outputs.quantized
-            if self.config.use_video_quantized
-            else outputs.last_hidden_state
+        inputs = {
+            "pixel_values_videos": pixel_values_videos.to(self.video_encoder.dtype),
+            "video_timestamps": video_timestamps,
+        }
+        return self._encode(
+            self.video_encoder, self.video_projector, self.config.use_video_quantized, inputs,
+            output_hidden_states, output_attentions, return_dict,
         )
-        token_mask = getattr(outputs, "attention_mask", None)
-        if token_mask is None:
-            token_mask = torch.ones(
-                features.shape[:2], dtype=torch.bool, device=features.device
-            )
-        projected = self.video_projector(
-            features.to(self.video_projector.linear_1.weight.dtype)
-        )
-        return projected, token_mask.bool(), getattr(outputs, "concept_ids", None)
 
     def get_placeholder_mask(
         self,
@@ -368,7 +434,7 @@ class HuMoConForCausalLM(HuMoConPreTrainedModel, GenerationMixin):
                     f"the processor's {source} with the text for the model to see the {name}."
                 )
             return inputs_embeds
-        flat = features[token_mask]
+        flat = features[token_mask.bool()]
         if n_tokens != flat.shape[0]:
             raise ValueError(
                 f"{n_tokens} <{name}> tokens in {where} but the {name} encoder produced {flat.shape[0]} features; "
@@ -394,11 +460,9 @@ class HuMoConForCausalLM(HuMoConPreTrainedModel, GenerationMixin):
         pixel_values_videos: torch.FloatTensor | None = None,
         video_timestamps: torch.FloatTensor | None = None,
         video_flow: torch.FloatTensor | None = None,
-        labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
-        logits_to_keep: int | torch.Tensor = 0,
         **kwargs,
-    ) -> tuple | HuMoConCausalLMOutputWithPast:
+    ) -> tuple | HuMoConModelOutputWithPast:
         r"""
         Args:
             input_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`):
@@ -411,71 +475,195 @@ class HuMoConForCausalLM(HuMoConPreTrainedModel, GenerationMixin):
                 times, embedded by the video encoder.
             video_flow: accepted so processor outputs can be passed as `**inputs`; unused here (it is the stage-1
                 velocity target).
-            labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
-                Targets for the next-token loss; -100 is ignored. Shifted inside the LLM's loss. With gradient
-                accumulation, Trainer passes `num_items_in_batch`, which is forwarded to the loss so the loss is
-                normalised once over the whole accumulated batch.
         """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids or inputs_embeds")
         if inputs_embeds is None:
             inputs_embeds = self.get_input_embeddings()(input_ids)
 
-        motion_features = motion_mask = motion_concepts = None
-        if motion_values is not None:
-            motion_features, motion_mask, motion_concepts = self.get_motion_features(
-                motion_values, motion_attention_mask
+        merged = {}
+        for name, values, extra, source in (
+            ("motion", motion_values, motion_attention_mask, "motion_values"),
+            ("video", pixel_values_videos, video_timestamps, "pixel_values_videos"),
+        ):
+            features = None
+            if values is not None:
+                get_features = self.get_motion_features if name == "motion" else self.get_video_features
+                features = get_features(values, extra, return_dict=True)
+            inputs_embeds = self._merge(
+                input_ids,
+                inputs_embeds,
+                None if features is None else features.pooler_output,
+                None if features is None else features.attention_mask,
+                getattr(self.config, f"{name}_token_id"),
+                name,
+                source,
             )
-        inputs_embeds = self._merge(
-            input_ids,
-            inputs_embeds,
-            motion_features,
-            motion_mask,
-            self.config.motion_token_id,
-            "motion",
-            "motion_values",
-        )
-
-        video_features = video_mask = video_concepts = None
-        if pixel_values_videos is not None:
-            video_features, video_mask, video_concepts = self.get_video_features(
-                pixel_values_videos, video_timestamps
-            )
-        inputs_embeds = self._merge(
-            input_ids,
-            inputs_embeds,
-            video_features,
-            video_mask,
-            self.config.video_token_id,
-            "video",
-            "pixel_values_videos",
-        )
+            merged[name] = features
 
         outputs = self.language_model(
             attention_mask=attention_mask,
             position_ids=position_ids,
             cache=cache,
             inputs_embeds=inputs_embeds,
-            labels=labels,
             use_cache=use_cache,
-            logits_to_keep=logits_to_keep,
             return_dict=True,
             **kwargs,
         )
-        return HuMoConCausalLMOutputWithPast(
-            loss=outputs.loss,
-            logits=outputs.logits,
+        motion, video = merged["motion"], merged["video"]
+        return HuMoConModelOutputWithPast(
+            last_hidden_state=outputs.last_hidden_state,
             cache=outputs.cache,
             hidden_states=outputs.hidden_states,
             attentions=outputs.attentions,
-            motion_hidden_states=motion_features[motion_mask]
-            if motion_features is not None
-            else None,
-            video_hidden_states=video_features[video_mask]
-            if video_features is not None
-            else None,
-            motion_concept_ids=motion_concepts,
-            video_concept_ids=video_concepts,
+            motion_hidden_states=None if motion is None else motion.pooler_output[motion.attention_mask.bool()],
+            video_hidden_states=None if video is None else video.pooler_output[video.attention_mask.bool()],
+            motion_concept_ids=None if motion is None else motion.concept_ids,
+            video_concept_ids=None if video is None else video.concept_ids,
+        )
+
+
+class HuMoConForCausalLM(HuMoConPreTrainedModel, GenerationMixin):
+    """
+    HuMoCon: an LLM that answers questions about a motion, a video, both or neither. [`HuMoConModel`] (`model`)
+    holds the frozen motion and video concept encoders, the projectors and the LLM's decoder; the LM head is here.
+    Stage 2 (modality translation) trains the projectors; stage 3 adds LoRA adapters to the LLM.
+    """
+
+    def __init__(self, config: HuMoConConfig):
+        super().__init__(config)
+        self.model = HuMoConModel(config)
+        self.lm_head = nn.Linear(config.text_config.hidden_size, config.text_config.vocab_size, bias=False)
+        self._tie_to_language_model_embeddings()
+        self.post_init()
+        self._suppress_placeholders()
+
+    def _tie_to_language_model_embeddings(self):
+        """Name the LLM's input embedding as the LM head's tied twin (`_tied_weights_keys`), whatever the LLM calls
+        it; tying itself happens only when `config.tie_word_embeddings` (mirrored from the LLM's config)."""
+        embeddings = self.model.language_model.get_input_embeddings()
+        name = next(
+            (n for n, m in self.model.language_model.named_modules() if m is embeddings), "embed_tokens"
+        )
+        self._tied_weights_keys = {"lm_head.weight": f"model.language_model.{name}.weight"}
+
+    # ----------------------------------------------------------------------------------------------------
+    # The parts, under the names the pipeline and users know them by.
+    @property
+    def language_model(self) -> PreTrainedModel:
+        """The LLM's decoder (without the LM head, which is `lm_head`)."""
+        return self.model.language_model
+
+    @property
+    def motion_encoder(self) -> HuMoConMotionEncoder:
+        return self.model.motion_encoder
+
+    @property
+    def video_encoder(self) -> HuMoConVideoEncoder:
+        return self.model.video_encoder
+
+    @property
+    def motion_projector(self) -> HuMoConModalityProjector:
+        return self.model.motion_projector
+
+    @property
+    def video_projector(self) -> HuMoConModalityProjector:
+        return self.model.video_projector
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.model.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Module):
+        self.model.set_input_embeddings(value)
+
+    def get_output_embeddings(self) -> nn.Module:
+        return self.lm_head
+
+    def set_output_embeddings(self, new_embeddings: nn.Module):
+        self.lm_head = new_embeddings
+
+    def get_decoder(self):
+        return self.model.language_model
+
+    def set_decoder(self, decoder):
+        self.model.language_model = decoder
+
+    def freeze_encoders(self):
+        self.model.freeze_encoders()
+
+    def projector_parameters(self):
+        return self.model.projector_parameters()
+
+    def get_motion_features(self, motion_values, motion_attention_mask=None, **kwargs) -> HuMoConModalityOutput:
+        return self.model.get_motion_features(motion_values, motion_attention_mask, **kwargs)
+
+    def get_video_features(self, pixel_values_videos, video_timestamps=None, **kwargs) -> HuMoConModalityOutput:
+        return self.model.get_video_features(pixel_values_videos, video_timestamps, **kwargs)
+
+    def get_placeholder_mask(self, input_ids, inputs_embeds, token_id) -> torch.BoolTensor:
+        return self.model.get_placeholder_mask(input_ids, inputs_embeds, token_id)
+
+    # ----------------------------------------------------------------------------------------------------
+    @can_return_tuple
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        cache: Cache | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        motion_values: torch.FloatTensor | None = None,
+        motion_attention_mask: torch.LongTensor | None = None,
+        pixel_values_videos: torch.FloatTensor | None = None,
+        video_timestamps: torch.FloatTensor | None = None,
+        video_flow: torch.FloatTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        logits_to_keep: int | torch.Tensor = 0,
+        **kwargs,
+    ) -> tuple | HuMoConCausalLMOutputWithPast:
+        r"""
+        Args:
+            input_ids, motion_values, motion_attention_mask, pixel_values_videos, video_timestamps, video_flow:
+                as in [`HuMoConModel.forward`].
+            labels (`torch.LongTensor` of shape `(batch_size, sequence_length)`, *optional*):
+                Targets for the next-token loss; -100 is ignored. Shifted inside the loss. With gradient
+                accumulation, Trainer passes `num_items_in_batch`, which is forwarded to the loss so the loss is
+                normalised once over the whole accumulated batch.
+            logits_to_keep (`int` or `torch.Tensor`, defaults to 0): compute logits only for the last `n` positions
+                (0: all), or for the given indices.
+        """
+        outputs = self.model(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            cache=cache,
+            inputs_embeds=inputs_embeds,
+            motion_values=motion_values,
+            motion_attention_mask=motion_attention_mask,
+            pixel_values_videos=pixel_values_videos,
+            video_timestamps=video_timestamps,
+            use_cache=use_cache,
+            **kwargs,
+        )
+        hidden_states = slice_logits_to_keep(outputs.last_hidden_state, logits_to_keep)
+        logits = self.lm_head(hidden_states)
+        loss = None
+        if labels is not None:
+            loss = self.loss_function(
+                logits=logits, labels=labels, vocab_size=self.config.text_config.vocab_size, **kwargs
+            )
+        return HuMoConCausalLMOutputWithPast(
+            loss=loss,
+            logits=logits,
+            cache=outputs.cache,
+            hidden_states=outputs.hidden_states,
+            attentions=outputs.attentions,
+            motion_hidden_states=outputs.motion_hidden_states,
+            video_hidden_states=outputs.video_hidden_states,
+            motion_concept_ids=outputs.motion_concept_ids,
+            video_concept_ids=outputs.video_concept_ids,
         )
 
     def prepare_inputs_for_generation(
@@ -567,28 +755,34 @@ class HuMoConForCausalLM(HuMoConPreTrainedModel, GenerationMixin):
             video_token_id=int(video_token_id),
             **config_kwargs,
         )
-        # Build on the meta device, then hand over the real modules: no second copy of the LLM in memory.
+        # Build on the meta device, then hand over the real modules: no second copy of the LLM in memory. The causal
+        # LM is split into its decoder (`model.language_model`) and its head (`lm_head`), tied weights staying tied.
+        decoder, head = language_model.get_decoder(), language_model.get_output_embeddings()
+        if decoder is None or head is None or decoder is language_model:
+            raise ValueError(
+                f"language_model ({type(language_model).__name__}) must be a causal LM with a decoder "
+                "(get_decoder()) and an LM head (get_output_embeddings()), e.g. AutoModelForCausalLM.from_pretrained"
+            )
         with torch.device("meta"):
             model = cls(config)
-        model.language_model = language_model
+        parts = model.model
+        parts.language_model = decoder
+        model.lm_head = head
         model.config.text_config = language_model.config
+        model._tie_to_language_model_embeddings()
         if getattr(language_model, "generation_config", None) is not None:
             # Keep the LLM's own generation defaults (chat end-of-turn ids, sampling settings).
             model.generation_config = copy.deepcopy(language_model.generation_config)
         model._suppress_placeholders()
-        model.motion_encoder = motion_encoder
-        model.video_encoder = video_encoder
-        model.motion_projector = model.motion_projector.to_empty(
-            device=language_model.device
-        )
-        model.video_projector = model.video_projector.to_empty(
-            device=language_model.device
-        )
-        model._init_weights(model.motion_projector)
-        model._init_weights(model.video_projector)
+        parts.motion_encoder = motion_encoder
+        parts.video_encoder = video_encoder
+        parts.motion_projector = parts.motion_projector.to_empty(device=language_model.device)
+        parts.video_projector = parts.video_projector.to_empty(device=language_model.device)
+        model._init_weights(parts.motion_projector)
+        model._init_weights(parts.video_projector)
         dtype = language_model.dtype
-        model.motion_projector.to(dtype)
-        model.video_projector.to(dtype)
+        parts.motion_projector.to(dtype)
+        parts.video_projector.to(dtype)
         if config.freeze_encoders:
             model.freeze_encoders()
         return model
@@ -597,6 +791,9 @@ class HuMoConForCausalLM(HuMoConPreTrainedModel, GenerationMixin):
 __all__ = [
     "HuMoConCausalLMOutputWithPast",
     "HuMoConForCausalLM",
+    "HuMoConModalityOutput",
+    "HuMoConModel",
+    "HuMoConModelOutputWithPast",
     "HuMoConModalityProjector",
     "HuMoConPreTrainedModel",
 ]

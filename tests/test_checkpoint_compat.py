@@ -61,3 +61,73 @@ def test_remote_code_components_name_their_classes(legacy_copy, tmp_path):
     processor.save_pretrained(tmp_path / "native")
     native = json.loads((tmp_path / "native" / "processor_config.json").read_text())
     assert "auto_map" not in json.dumps(native)
+
+
+# ------------------------------------------------------------------------------------------------ model layout
+
+
+def _reference_io():
+    reference = load_file(str(LEGACY / "reference_io.safetensors"))
+    return reference, reference.pop("expected_logits")
+
+
+def test_legacy_checkpoint_loads_every_weight_and_gives_the_same_logits(legacy_copy):
+    model, info = AutoModel.from_pretrained(legacy_copy, output_loading_info=True)
+    assert isinstance(model, HuMoConForCausalLM)
+    assert not info["missing_keys"] and not info["unexpected_keys"], info
+    inputs, expected = _reference_io()
+    with torch.no_grad():
+        logits = model.eval()(**inputs).logits
+    torch.testing.assert_close(logits, expected, rtol=0, atol=0)
+    assert model.lm_head.weight.data_ptr() == model.language_model.embed_tokens.weight.data_ptr()  # still tied
+
+
+def test_saving_keeps_the_checkpoint_layout(legacy_copy, tmp_path):
+    """In memory the parts sit under `model` (transformers 5's multimodal layout); on disk the keys stay those of
+    earlier versions, so checkpoints move between versions in both directions."""
+    from safetensors import safe_open
+
+    model = HuMoConForCausalLM.from_pretrained(legacy_copy).eval()
+    model.save_pretrained(tmp_path)
+    with safe_open(str(tmp_path / "model.safetensors"), "pt") as saved, safe_open(
+        str(legacy_copy / "model.safetensors"), "pt"
+    ) as legacy:
+        assert set(saved.keys()) == set(legacy.keys())
+    assert any(name.startswith("model.language_model.") for name, _ in model.named_parameters())
+    reloaded = HuMoConForCausalLM.from_pretrained(tmp_path).eval()
+    inputs, expected = _reference_io()
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(**inputs).logits, expected, rtol=0, atol=0)
+
+
+def test_base_model_is_the_multimodal_model(legacy_copy):
+    from humocon_hf.modeling.modeling_humocon import HuMoConModel
+
+    model = HuMoConForCausalLM.from_pretrained(legacy_copy).eval()
+    assert isinstance(model.base_model, HuMoConModel) and model.base_model is model.model
+    assert model.get_decoder() is model.model.language_model
+    inputs, _ = _reference_io()
+    with torch.no_grad():
+        hidden = model.model(**inputs).last_hidden_state
+        torch.testing.assert_close(model.lm_head(hidden), model(**inputs).logits, rtol=0, atol=0)
+
+
+def test_modality_features_are_a_model_output(legacy_copy):
+    from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+    model = HuMoConForCausalLM.from_pretrained(legacy_copy).eval()
+    inputs, _ = _reference_io()
+    with torch.no_grad():
+        motion = model.get_motion_features(inputs["motion_values"], inputs["motion_attention_mask"])
+        video = model.get_video_features(inputs["pixel_values_videos"])
+        as_tuple = model.get_motion_features(inputs["motion_values"], return_dict=False)
+        out = model(**inputs)
+    assert isinstance(motion, BaseModelOutputWithPooling) and isinstance(video, BaseModelOutputWithPooling)
+    hidden = model.config.text_config.hidden_size
+    assert motion.pooler_output.shape == (1, 3, hidden)  # ceil(10 frames / stride 4)
+    assert motion.attention_mask.dtype == torch.long and int(motion.attention_mask.sum()) == 3
+    assert motion.concept_ids.shape == (1, 3)
+    torch.testing.assert_close(out.motion_hidden_states, motion.pooler_output[0], rtol=0, atol=0)
+    torch.testing.assert_close(out.video_hidden_states, video.pooler_output[0], rtol=0, atol=0)
+    assert isinstance(as_tuple, tuple)
+    torch.testing.assert_close(as_tuple[1], motion.pooler_output, rtol=0, atol=0)

@@ -321,7 +321,7 @@ def test_modality_translation_trains_only_projectors(processor, qa_dataset, tmp_
     )
     names = trainable_parameter_names(model)
     assert names and all(
-        n.startswith(("motion_projector.", "video_projector.")) for n in names
+        n.startswith(("model.motion_projector.", "model.video_projector.")) for n in names
     )
     assert len(names) == len(list(model.motion_projector.parameters())) + len(
         list(model.video_projector.parameters())
@@ -407,7 +407,7 @@ def test_trainer_loss_projects_only_supervised_positions_and_equals_the_model_lo
     batch = HuMoConQACollator(processor)([qa_dataset[i] for i in range(4)])
     n_items = int((batch["labels"][:, 1:] != -100).sum())
     kept = []
-    handle = model.language_model.lm_head.register_forward_hook(lambda m, args, out: kept.append(out.shape[:-1]))
+    handle = model.lm_head.register_forward_hook(lambda m, args, out: kept.append(out.shape[:-1]))
     for num_items in (None, torch.tensor(2 * n_items)):
         model.zero_grad()
         sparse = trainer.compute_loss(model, dict(batch), num_items_in_batch=num_items)
@@ -602,7 +602,7 @@ def test_instruction_tuning_with_gradient_checkpointing_trains_adapters(
     after = dict(trainer.model.named_parameters())
     # lora_B (zero at start) only moves if gradients flowed through the checkpointed layers.
     assert any(not torch.equal(after[n], v) for n, v in before.items())
-    assert trainer.model.get_base_model().language_model.model.gradient_checkpointing
+    assert trainer.model.get_base_model().language_model.gradient_checkpointing
 
 
 def test_finetune_uses_the_paper_recipe(processor, qa_dataset, tmp_path):

@@ -181,7 +181,7 @@ def test_placeholders_without_modality_inputs_are_read_as_text(model, caplog):
     ids, mask = inputs["input_ids"], inputs["attention_mask"]
     with caplog.at_level("WARNING"):
         logits = model(input_ids=ids, attention_mask=mask).logits
-    text_only = model.language_model(input_ids=ids, attention_mask=mask).logits
+    text_only = model.lm_head(model.language_model(input_ids=ids, attention_mask=mask).last_hidden_state)
     torch.testing.assert_close(logits, text_only, rtol=0, atol=0)
 
 
@@ -190,7 +190,7 @@ def _prefer_token(model, token_id: int):
     import copy
 
     biased = copy.deepcopy(model)
-    head = biased.language_model.get_output_embeddings()
+    head = biased.get_output_embeddings()
     head.bias = torch.nn.Parameter(torch.zeros(head.weight.shape[0]))
     with torch.no_grad():
         head.bias[token_id] = 1e4
@@ -397,8 +397,7 @@ def test_save_load_identical_logits_and_tied_embeddings(model, tmp_path):
     assert "language_model.lm_head.weight" not in keys  # tied: stored once
     loaded = HuMoConForCausalLM.from_pretrained(tmp_path).eval()
     assert trainable(loaded) == trainable(model)  # encoders frozen again after loading
-    lm = loaded.language_model
-    assert lm.lm_head.weight.data_ptr() == lm.model.embed_tokens.weight.data_ptr()
+    assert loaded.lm_head.weight.data_ptr() == loaded.language_model.embed_tokens.weight.data_ptr()
     torch.testing.assert_close(loaded(**inputs).logits, before, rtol=0, atol=0)
     for name, buffer in model.named_buffers():
         torch.testing.assert_close(
@@ -432,7 +431,7 @@ def test_attention_dtype_and_checkpointing_flags():
     model.train()
     reference = projector_grads(model)
     model.activation_checkpointing_enable()
-    assert model.language_model.model.gradient_checkpointing
+    assert model.language_model.gradient_checkpointing
     for got, want in zip(projector_grads(model), reference):
         torch.testing.assert_close(got, want)
 
@@ -491,7 +490,8 @@ def test_from_parts_resizes_embeddings_and_round_trips(tmp_path):
         == model.get_input_embeddings().weight.data_ptr()
     )
     torch.testing.assert_close(model.get_input_embeddings().weight[:90], old_embeddings)
-    assert model.language_model is llm and model.motion_encoder is motion_encoder
+    assert model.language_model is llm.model and model.lm_head is llm.lm_head
+    assert model.motion_encoder is motion_encoder
     assert not any(p.requires_grad for p in model.motion_encoder.parameters())
     assert all(p.requires_grad for p in model.motion_projector.parameters())
     assert all(torch.isfinite(p).all() for p in model.parameters())
