@@ -27,7 +27,7 @@ PROCESSOR_AUTO_MAP = {"AutoProcessor": "processing_humocon.MotionVideoProcessor"
 # What the exported code imports, as one pip line (model cards print it): torch + transformers + numpy, jinja2 for
 # the chat template, OpenCV for videos. The code imports OpenCV lazily and names this package when a video needs
 # it; AMASS / SMPL parameter files also need `smplx` (and the body model files), named the same way.
-REMOTE_CODE_PIP = 'pip install torch "transformers>=5" numpy jinja2 opencv-python-headless'
+REMOTE_CODE_PIP = 'pip install torch "transformers>=5.25" numpy jinja2 opencv-python-headless'
 
 
 def _plain_model(model):
