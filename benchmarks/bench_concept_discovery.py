@@ -15,6 +15,7 @@ import statistics
 import time
 
 import torch
+
 from humocon_hf.modeling.configuration_humocon_encoders import (
     HuMoConConceptDiscoveryConfig,
 )

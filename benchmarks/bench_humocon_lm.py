@@ -64,13 +64,14 @@ LLM_SHAPES = {
 def build_config(paper_size: bool, smollm2_size: bool = False):
     """Paper size: Llama-3.1-8B shape with paper-size encoders (4-layer motion transformer, SigLIP-base/16 at 224
     px); otherwise the SmolLM2-135M or the tiny LLM shape with the small encoders."""
+    from transformers import LlamaConfig
+
     from humocon_hf.modeling.configuration_humocon import HuMoConConfig
     from humocon_hf.modeling.configuration_humocon_encoders import (
         HuMoConConceptDiscoveryConfig,
         HuMoConMotionEncoderConfig,
         HuMoConVideoEncoderConfig,
     )
-    from transformers import LlamaConfig
 
     shape = "paper" if paper_size else "smollm2" if smollm2_size else "small"
     text = LlamaConfig(**LLM_SHAPES[shape], pad_token_id=0, bos_token_id=1, eos_token_id=2)

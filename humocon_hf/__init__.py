@@ -62,6 +62,7 @@ _LAZY = {
 
 if TYPE_CHECKING:  # pragma: no cover
     from .auto import register_auto_classes
+    from .concepts import extract_concepts, plot_concept_timeline
     from .hub import default_model_card, push_to_hub, save_for_remote_code
     from .llm import load_default_llm, load_llm
     from .modeling.configuration_humocon import HuMoConConfig
@@ -89,7 +90,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from .processing.processing_humocon import MotionVideoProcessor
     from .processing.rendering import render_motion, save_preview
     from .processing.video_processing_humocon import HuMoConVideoProcessor
-    from .concepts import extract_concepts, plot_concept_timeline
     from .training.concept_discovery import ConceptDiscoveryCollator, ConceptDiscoveryRecipe, ConceptDiscoveryTrainer
     from .training.instruction_tuning import (
         HuMoConQACollator,

@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any
 
 import numpy as np
 
@@ -45,7 +46,7 @@ _NOISE = {"def", "org", "mch", "cc", "base", "bip", "bip01", "bip001", "b", "bn"
           "skel", "rig", "sk", "ik", "fk", "ctrl", "ch", "char", "character", "deform"}
 
 # Synonyms of each SMPL limb joint, as normalised base names (side and digits removed).
-_SYNONYMS: Dict[str, set] = {
+_SYNONYMS: dict[str, set] = {
     "hip": {"upleg", "upperleg", "thigh", "femur", "hip", "legupper", "uleg", "upperthigh", "thighupper"},
     "knee": {"knee", "shin", "leg", "lowerleg", "calf", "tibia", "crus", "leglower", "loleg", "lowleg"},
     "ankle": {"ankle", "foot"},
@@ -72,7 +73,7 @@ _MAX_CHAIN = 40
 JOINT_MAP_KEYS = tuple(SMPL22_JOINT_NAMES) + ("spine",)
 
 
-def parse_joint_name(name: str) -> Tuple[Optional[str], str]:
+def parse_joint_name(name: str) -> tuple[str | None, str]:
     """``(side, base)`` of a joint name: side ``"left"`` / ``"right"`` / None, base a normalised anatomy word.
 
     ``mixamorig:LeftUpLeg`` -> ("left", "upleg"); ``UpperArm_L`` -> ("left", "upperarm"); ``DEF-thigh.R.001`` ->
@@ -115,9 +116,9 @@ class AutoRig:
         sides_from_names: whether left/right came from the joint names (else from the geometry).
     """
 
-    table: Dict[str, Any]
-    interpolated: Dict[str, str] = field(default_factory=dict)
-    notes: List[str] = field(default_factory=list)
+    table: dict[str, Any]
+    interpolated: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
     sides_from_names: bool = True
 
 
@@ -128,7 +129,7 @@ class _Tree:
     def __init__(self, parents: Sequence[int], positions: np.ndarray):
         self.parents = list(parents)
         n = len(self.parents)
-        self.children: List[List[int]] = [[] for _ in range(n)]
+        self.children: list[list[int]] = [[] for _ in range(n)]
         for j, p in enumerate(self.parents):
             if p >= 0:
                 self.children[p].append(j)
@@ -151,7 +152,7 @@ class _Tree:
                 self.depth[j] = self.depth[p] + length[j]
                 self.level[j] = self.level[p] + 1
 
-    def ancestors(self, j: int) -> List[int]:
+    def ancestors(self, j: int) -> list[int]:
         """``j`` and its ancestors up to the root."""
         out = []
         while j >= 0:
@@ -185,7 +186,7 @@ class _Tree:
                     stack.append(k)
         return out
 
-    def path_down(self, top: int, leaf: int) -> List[int]:
+    def path_down(self, top: int, leaf: int) -> list[int]:
         """Joints from just below ``top`` down to ``leaf`` (``top`` an ancestor of ``leaf``)."""
         chain = []
         for x in self.ancestors(leaf):
@@ -194,7 +195,7 @@ class _Tree:
             chain.append(x)
         raise ValueError("not an ancestor")
 
-    def path(self, a: int, b: int) -> List[int]:
+    def path(self, a: int, b: int) -> list[int]:
         """Joints on the tree path from ``a`` to ``b``, both included."""
         c = self.lca(a, b)
         up = self.ancestors(a)
@@ -218,7 +219,7 @@ class _Tree:
             if p >= 0 and self.rigid[j]:
                 comp[find(j)] = find(p)
         roots = np.array([find(j) for j in range(n)])
-        totals: Dict[int, float] = {}
+        totals: dict[int, float] = {}
         for j in range(n):
             if self.parents[j] >= 0 and self.rigid[j]:
                 totals[roots[j]] = totals.get(roots[j], 0.0) + self.length[j]
@@ -228,7 +229,7 @@ class _Tree:
         return roots == best
 
 
-def _farthest_leaves(tree: _Tree, leaves: List[int], count: int) -> List[int]:
+def _farthest_leaves(tree: _Tree, leaves: list[int], count: int) -> list[int]:
     """``count`` leaves by farthest-point sampling on the tree metric, starting from the tree's diameter (found by
     the double sweep, exact on trees)."""
     leaves_arr = np.asarray(leaves)
@@ -245,7 +246,7 @@ def _farthest_leaves(tree: _Tree, leaves: List[int], count: int) -> List[int]:
     return picked
 
 
-def _split_strength(tree: _Tree, pair: Tuple[int, int], others: Sequence[int]) -> float:
+def _split_strength(tree: _Tree, pair: tuple[int, int], others: Sequence[int]) -> float:
     """Length of the internal path separating ``pair`` from every two of ``others`` (4-point condition)."""
     a, b = pair
     best = np.inf
@@ -270,7 +271,7 @@ def forward_direction(hip: np.ndarray, knee: np.ndarray, ankle: np.ndarray, foot
     return fwd - up * (fwd * up).sum(-1, keepdims=True)
 
 
-def _chain_side(names: Sequence[str], chain: Sequence[int]) -> Optional[str]:
+def _chain_side(names: Sequence[str], chain: Sequence[int]) -> str | None:
     votes = [parse_joint_name(names[j])[0] for j in chain]
     left, right = votes.count("left"), votes.count("right")
     if left == right:
@@ -278,8 +279,8 @@ def _chain_side(names: Sequence[str], chain: Sequence[int]) -> Optional[str]:
     return "left" if left > right else "right"
 
 
-def _assign_chain(tree: _Tree, names: Sequence[str], chain: List[int], targets: Sequence[str],
-                  fractions: Sequence[float], optional: str, is_end: Sequence[bool]) -> Tuple[Dict[str, int], Optional[str]]:
+def _assign_chain(tree: _Tree, names: Sequence[str], chain: list[int], targets: Sequence[str],
+                  fractions: Sequence[float], optional: str, is_end: Sequence[bool]) -> tuple[dict[str, int], str | None]:
     """Pick one chain joint per target, in order: names first, then where the joints sit along the chain.
 
     Returns ``{target: joint}`` and the optional target left out (``None`` when all four were placed). Among
@@ -344,8 +345,8 @@ def auto_rig_table(names: Sequence[str], parents: Sequence[int], positions: np.n
     if chest in tree.ancestors(hips_at):
         raise ValueError(_not_humanoid(names, source, f"the arms ({names[hands[0]]}, {names[hands[1]]}) branch below the "
                                                       f"legs ({names[feet[0]]}, {names[feet[1]]})"))
-    interpolated: Dict[str, str] = {}
-    notes: List[str] = []
+    interpolated: dict[str, str] = {}
+    notes: list[str] = []
 
     legs = [tree.path_down(hips_at, f) for f in feet]
     arms = [tree.path_down(chest, h) for h in hands]
@@ -362,7 +363,7 @@ def auto_rig_table(names: Sequence[str], parents: Sequence[int], positions: np.n
     leg_sides, legs_named = sides(legs)
     arm_sides, arms_named = sides(arms)
 
-    table: Dict[str, Any] = {}
+    table: dict[str, Any] = {}
     leg_parts = []
     if max(len(c) for c in legs + arms) > _MAX_CHAIN:
         raise ValueError(_not_humanoid(names, source, f"a limb chain has {max(len(c) for c in legs + arms)} joints, "
@@ -478,7 +479,7 @@ def _not_humanoid(names: Sequence[str], source: str, why: str) -> str:
     )
 
 
-def resolve_joint_map(joint_map: Mapping[str, Any], names: Sequence[str], source: str) -> Dict[str, Any]:
+def resolve_joint_map(joint_map: Mapping[str, Any], names: Sequence[str], source: str) -> dict[str, Any]:
     """A user's ``{smpl_joint: bvh_joint_name}`` (``"spine"``: a list of names) as a table of joint indices."""
     if not isinstance(joint_map, Mapping):
         raise ValueError(f"{source}: joint_map must be a dict {{smpl_joint: bvh_joint_name}}, got {type(joint_map).__name__}")
@@ -497,7 +498,7 @@ def resolve_joint_map(joint_map: Mapping[str, Any], names: Sequence[str], source
             raise ValueError(f"{source}: joint_map[{key!r}] = {value!r} is not a joint of this file; its joints: {shown[:80]}")
         return i
 
-    out: Dict[str, Any] = {}
+    out: dict[str, Any] = {}
     for key, value in joint_map.items():
         if key not in JOINT_MAP_KEYS:
             raise ValueError(f"{source}: unknown SMPL joint {key!r} in joint_map; valid keys: {list(JOINT_MAP_KEYS)}")

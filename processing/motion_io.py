@@ -21,8 +21,9 @@ import dataclasses
 import os
 import re
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Union
 
 import numpy as np
 
@@ -80,7 +81,7 @@ class MotionClip:
     fps: float
     source_fps: float
     source: str = "<array>"
-    info: Dict[str, Any] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
         self.joints = check_joints(self.joints, f"MotionClip({self.source})")
@@ -126,7 +127,7 @@ def _positive_rate(value, name: str, source: str) -> float:
     return rate
 
 
-def resample_joints(joints: np.ndarray, source_fps: float, fps: Optional[float]) -> np.ndarray:
+def resample_joints(joints: np.ndarray, source_fps: float, fps: float | None) -> np.ndarray:
     """Resample (T, J, 3) positions from ``source_fps`` to ``fps`` by linear interpolation.
 
     Output frame k sits at time k / fps; frames are produced while that time stays inside the
@@ -175,21 +176,21 @@ class BVHData:
         frame_time: seconds per frame from the header.
     """
 
-    names: List[str]
-    parents: List[int]
+    names: list[str]
+    parents: list[int]
     offsets: np.ndarray
-    channels: List[List[str]]
-    channel_start: List[int]
+    channels: list[list[str]]
+    channel_start: list[int]
     motion: np.ndarray
     frame_time: float
     source: str = "<bvh>"
-    is_end_site: List[bool] = field(default_factory=list)
+    is_end_site: list[bool] = field(default_factory=list)
 
 
 def parse_bvh(path: PathLike) -> BVHData:
     """Parse a BVH file into its hierarchy and channel values; raise ValueError on any corruption."""
     path = _check_file(path, "BVH")
-    with open(path, "r", encoding="utf-8", errors="replace") as fh:
+    with open(path, encoding="utf-8", errors="replace") as fh:
         text = fh.read()
     return _parse_bvh_text(text, path)
 
@@ -204,15 +205,15 @@ def _parse_bvh_text(text: str, source: str) -> BVHData:
         raise ValueError(f"{source}: BVH file has no MOTION section (truncated?)")
     header, body = text[: m.start()], text[m.end():]
 
-    names: List[str] = []
-    parents: List[int] = []
-    offsets: List[List[float]] = []
-    channels: List[List[str]] = []
-    is_end: List[bool] = []
-    stack: List[int] = []
-    pending: Optional[int] = None  # joint declared, waiting for its "{"
+    names: list[str] = []
+    parents: list[int] = []
+    offsets: list[list[float]] = []
+    channels: list[list[str]] = []
+    is_end: list[bool] = []
+    stack: list[int] = []
+    pending: int | None = None  # joint declared, waiting for its "{"
     n_channels = 0
-    channel_start: List[int] = []
+    channel_start: list[int] = []
 
     for lineno, raw in enumerate(header.splitlines(), start=1):
         line = raw.strip()
@@ -369,7 +370,7 @@ def euler_to_matrix(order: str, angles_deg: np.ndarray) -> np.ndarray:
     return out
 
 
-def bvh_forward_kinematics(bvh: BVHData, joints: Optional[Sequence[int]] = None) -> np.ndarray:
+def bvh_forward_kinematics(bvh: BVHData, joints: Sequence[int] | None = None) -> np.ndarray:
     """World positions (T, J, 3) of all joints (or of ``joints`` and their ancestors), file units.
 
     Rotation channels are intrinsic Euler angles in the order written (``Zrotation Xrotation
@@ -388,7 +389,7 @@ def bvh_forward_kinematics(bvh: BVHData, joints: Optional[Sequence[int]] = None)
     rot = np.zeros((T, n, 3, 3), dtype=np.float64)
     # Local rotations, one batched call per Euler order.
     local = np.broadcast_to(np.eye(3), (T, n, 3, 3)).copy()
-    by_order: Dict[str, List[Tuple[int, List[int]]]] = {}
+    by_order: dict[str, list[tuple[int, list[int]]]] = {}
     for j in range(n):
         if not needed[j]:
             continue
@@ -435,7 +436,7 @@ def bvh_forward_kinematics(bvh: BVHData, joints: Optional[Sequence[int]] = None)
 _LIMBS = ("hip", "knee", "ankle", "foot", "collar", "shoulder", "elbow", "wrist")
 
 
-def _sided(left: Dict[str, Any], right: Dict[str, Any]) -> Dict[str, Any]:
+def _sided(left: dict[str, Any], right: dict[str, Any]) -> dict[str, Any]:
     out = {}
     for part in _LIMBS:
         out[f"left_{part}"] = left[part]
@@ -443,28 +444,28 @@ def _sided(left: Dict[str, Any], right: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
-def _daz_side(s: str) -> Dict[str, Any]:
+def _daz_side(s: str) -> dict[str, Any]:
     return dict(hip=f"{s}thigh", knee=f"{s}shin", ankle=f"{s}foot", foot=f"{s}foot_end", collar=f"{s}collar",
                 shoulder=f"{s}shldr", elbow=f"{s}forearm", wrist=f"{s}hand")
 
 
-def _cmu_side(s: str) -> Dict[str, Any]:
+def _cmu_side(s: str) -> dict[str, Any]:
     return dict(hip=f"{s}femur", knee=f"{s}tibia", ankle=f"{s}foot", foot=f"{s}toes",
                 collar=("lerp", f"{s}clavicle", f"{s}humerus", 0.5),
                 shoulder=f"{s}humerus", elbow=f"{s}radius", wrist=f"{s}wrist")
 
 
-def _cc_side(s: str) -> Dict[str, Any]:
+def _cc_side(s: str) -> dict[str, Any]:
     return dict(hip=f"{s}_thigh", knee=f"{s}_calf", ankle=f"{s}_foot", foot=f"{s}_toebase", collar=f"{s}_clavicle",
                 shoulder=f"{s}_upperarm", elbow=f"{s}_forearm", wrist=f"{s}_hand")
 
 
-def _mixamo_side(s: str) -> Dict[str, Any]:
+def _mixamo_side(s: str) -> dict[str, Any]:
     return dict(hip=f"{s}upleg", knee=f"{s}leg", ankle=f"{s}foot", foot=f"{s}toebase", collar=f"{s}shoulder",
                 shoulder=f"{s}arm", elbow=f"{s}forearm", wrist=f"{s}hand")
 
 
-BVH_RIG_TABLES: Dict[str, Dict[str, Any]] = {
+BVH_RIG_TABLES: dict[str, dict[str, Any]] = {
     # CMU mocap converted for Daz/Poser (cgspeed; 43 joints: hip, abdomen, chest, rCollar, rShldr...).
     "cmu_daz": dict(
         neck="neck", head="head", spine=("abdomen", "chest"),
@@ -506,7 +507,7 @@ def _norm_name(name: str) -> str:
     return n
 
 
-def _source_names(spec: Any) -> List[str]:
+def _source_names(spec: Any) -> list[str]:
     if isinstance(spec, str):
         return [spec]
     if isinstance(spec, tuple) and spec and spec[0] == "lerp":
@@ -514,18 +515,18 @@ def _source_names(spec: Any) -> List[str]:
     return [s for item in spec for s in _source_names(item)]
 
 
-def _match_rig(names: Sequence[str], rig: Optional[str] = None) -> Optional[Tuple[str, Dict[str, Any]]]:
+def _match_rig(names: Sequence[str], rig: str | None = None) -> tuple[str, dict[str, Any]] | None:
     """The rig table all of whose joint names the file has, as a table of joint indices; None if none does.
 
     ``rig`` forces one table and raises, naming what is missing, when the file lacks its joints."""
-    lookup: Dict[str, int] = {}
+    lookup: dict[str, int] = {}
     for i, name in enumerate(names):
         lookup.setdefault(_norm_name(name), i)
     if rig is not None and rig not in BVH_RIG_TABLES:
         raise ValueError(f"unknown rig {rig!r}; known rigs: {sorted(BVH_RIG_TABLES)} or 'auto' (automatic mapping)")
     candidates = BVH_RIG_TABLES if rig is None else {rig: BVH_RIG_TABLES[rig]}
 
-    def find(n: str) -> Optional[int]:
+    def find(n: str) -> int | None:
         return lookup.get(_norm_name(n))
 
     def to_index(spec: Any) -> Any:
@@ -544,7 +545,7 @@ def _match_rig(names: Sequence[str], rig: Optional[str] = None) -> Optional[Tupl
     return None
 
 
-def _source_indices(spec: Any) -> List[int]:
+def _source_indices(spec: Any) -> list[int]:
     if isinstance(spec, (int, np.integer)):
         return [int(spec)]
     if spec and spec[0] == "lerp":
@@ -572,7 +573,7 @@ _REQUIRED_FOR_JOINT_MAP = tuple(n for n in SMPL22_JOINT_NAMES if n not in ("pelv
 _STRUCTURE_FRAMES = 48
 
 
-def _choose_rig(bvh: BVHData, rig: Optional[str], joint_map: Optional[Mapping[str, Any]]) -> Tuple[str, Dict[str, Any], Dict[str, Any]]:
+def _choose_rig(bvh: BVHData, rig: str | None, joint_map: Mapping[str, Any] | None) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """``(rig name, table of joint indices, report)``: a rig table when one matches exactly, else automatic mapping
     (:mod:`.bvh_skeleton`) from the skeleton's topology, geometry and names, with ``joint_map`` on top."""
     source = bvh.source
@@ -640,7 +641,7 @@ def _derive_trunk(joints: np.ndarray, spine_src: np.ndarray) -> None:
     joints[:, JOINT_INDEX["spine3"]] = spine[:, 2]
 
 
-def _map_to_smpl(pos: np.ndarray, table: Dict[str, Any]) -> np.ndarray:
+def _map_to_smpl(pos: np.ndarray, table: dict[str, Any]) -> np.ndarray:
     """SMPL-22 joints (T, 22, 3) from rig joint positions ``pos`` (T, J, 3) and a table of joint indices."""
     T = pos.shape[0]
     joints = np.zeros((T, NUM_JOINTS, 3), dtype=np.float64)
@@ -683,7 +684,7 @@ def estimate_stature(joints: np.ndarray) -> float:
     return _STATURE_PER_CHAIN * (leg + trunk + head)
 
 
-def _detect_scale(joints: np.ndarray, source: str) -> Tuple[float, str]:
+def _detect_scale(joints: np.ndarray, source: str) -> tuple[float, str]:
     stature = estimate_stature(joints)
     if not (np.isfinite(stature) and stature > 0):
         raise ValueError(f"{source}: degenerate skeleton (zero bone lengths); cannot infer its units")
@@ -709,7 +710,7 @@ def _detect_up(joints: np.ndarray) -> str:
     return ("+" if up[axis] >= 0 else "-") + "xyz"[axis]
 
 
-def _to_y_up(joints: np.ndarray, up_axis: str, source: str) -> Tuple[np.ndarray, str]:
+def _to_y_up(joints: np.ndarray, up_axis: str, source: str) -> tuple[np.ndarray, str]:
     up_axis = str(up_axis).lower()
     if up_axis == "auto":
         up_axis = _detect_up(joints)
@@ -731,7 +732,7 @@ def _swap_sides(joints: np.ndarray, parts: Sequence[str]) -> None:
         joints[:, [left, right]] = joints[:, [right, left]]
 
 
-def _fix_sides(joints: np.ndarray, source: str) -> Tuple[bool, List[str]]:
+def _fix_sides(joints: np.ndarray, source: str) -> tuple[bool, list[str]]:
     """Check the labelled left/right of legs and arms against the geometry (Y up); fix what disagrees.
 
     The person's left is up x forward, with forward from where the toes point and the knees bend (label
@@ -835,13 +836,13 @@ def _finish(joints: np.ndarray) -> np.ndarray:
 
 def load_bvh(
     path: PathLike,
-    fps: Optional[float] = DEFAULT_FPS,
-    source_fps: Optional[float] = None,
-    drop_tpose: Union[str, bool] = "auto",
-    scale: Optional[float] = None,
+    fps: float | None = DEFAULT_FPS,
+    source_fps: float | None = None,
+    drop_tpose: str | bool = "auto",
+    scale: float | None = None,
     up_axis: str = "auto",
-    rig: Optional[str] = None,
-    joint_map: Optional[Mapping[str, Any]] = None,
+    rig: str | None = None,
+    joint_map: Mapping[str, Any] | None = None,
     canonical_facing: bool = False,
 ) -> MotionClip:
     """Read a BVH file of any humanoid rig as SMPL-22 joints (metres, Y up) at ``fps`` (None keeps the file's rate).
@@ -935,7 +936,7 @@ def load_bvh(
 HUMANML3D_VEC_DIM = 263
 
 
-def load_humanml3d_joints(path_or_array, fps: Optional[float] = DEFAULT_FPS, source_fps: float = DEFAULT_FPS) -> MotionClip:
+def load_humanml3d_joints(path_or_array, fps: float | None = DEFAULT_FPS, source_fps: float = DEFAULT_FPS) -> MotionClip:
     """HumanML3D ``new_joints`` (T, 22, 3) at 20 fps (already metres, Y up, floor at 0)."""
     if isinstance(path_or_array, np.ndarray):
         arr, source = path_or_array, "<HumanML3D joints array>"
@@ -950,7 +951,7 @@ def load_humanml3d_joints(path_or_array, fps: Optional[float] = DEFAULT_FPS, sou
                       source_fps=source_fps, source=source, info=dict(format="humanml3d_joints"))
 
 
-def _npy_header(fh) -> Tuple[tuple, np.dtype]:
+def _npy_header(fh) -> tuple[tuple, np.dtype]:
     version = np.lib.format.read_magic(fh)
     read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
     shape, _, dtype = read(fh)
@@ -961,7 +962,7 @@ def _declared_bytes(shape: tuple, dtype: np.dtype) -> int:
     return int(np.prod(shape, dtype=np.float64)) * dtype.itemsize if shape else dtype.itemsize
 
 
-def _load_npz(path: str) -> Dict[str, np.ndarray]:
+def _load_npz(path: str) -> dict[str, np.ndarray]:
     """The arrays of an untrusted .npz: every member's declared shape is checked against its stored size before
     numpy allocates it, and object (pickled) members are refused."""
     import zipfile
@@ -1021,7 +1022,7 @@ def _load_npy(path: str) -> np.ndarray:
         raise ValueError(f"{path}: not a valid .npy array file ({type(err).__name__})") from None
 
 
-def _as_stat(stat, name: str) -> Optional[np.ndarray]:
+def _as_stat(stat, name: str) -> np.ndarray | None:
     if stat is None:
         return None
     arr = _load_npy(_check_file(stat, name)) if not isinstance(stat, np.ndarray) else stat
@@ -1074,8 +1075,8 @@ def load_humanml3d_vecs(
     path_or_array,
     mean=None,
     std=None,
-    fps: Optional[float] = DEFAULT_FPS,
-    normalized: Optional[bool] = None,
+    fps: float | None = DEFAULT_FPS,
+    normalized: bool | None = None,
     source_fps: float = DEFAULT_FPS,
 ) -> MotionClip:
     """HumanML3D 263-d features (T, 263) -> joints via the root-integration recovery.
@@ -1150,7 +1151,7 @@ def _check_body_model_dir(body_model_dir, source: str) -> str:
     return body_model_dir
 
 
-def _run_body_model(params: Dict[str, np.ndarray], body_model_dir: str, model_type: str, gender: str,
+def _run_body_model(params: dict[str, np.ndarray], body_model_dir: str, model_type: str, gender: str,
                     num_betas: int, batch_size: int = 512) -> np.ndarray:
     """SMPL-22 joints (T, 22, 3) of the body model posed by ``params`` (axis-angle arrays per frame)."""
     T = params["global_orient"].shape[0]
@@ -1181,12 +1182,12 @@ def _decode_str(value) -> str:
 
 def load_amass_npz(
     path: PathLike,
-    body_model_dir: Optional[PathLike] = None,
-    fps: Optional[float] = DEFAULT_FPS,
-    model_type: Optional[str] = None,
-    gender: Optional[str] = None,
+    body_model_dir: PathLike | None = None,
+    fps: float | None = DEFAULT_FPS,
+    model_type: str | None = None,
+    gender: str | None = None,
     up_axis: str = "+z",
-    source_fps: Optional[float] = None,
+    source_fps: float | None = None,
 ) -> MotionClip:
     """AMASS ``.npz`` (poses, trans, betas, gender, mocap_framerate) -> SMPL-22 joints, Y up.
 
@@ -1232,8 +1233,8 @@ def load_amass_npz(
 
 def load_motionx_smplx(
     path: PathLike,
-    body_model_dir: Optional[PathLike] = None,
-    fps: Optional[float] = DEFAULT_FPS,
+    body_model_dir: PathLike | None = None,
+    fps: float | None = DEFAULT_FPS,
     source_fps: float = 30.0,
     gender: str = "neutral",
     up_axis: str = "auto",
@@ -1281,7 +1282,7 @@ def _smpl_clip(joints, source, source_fps, fps, up_axis, info) -> MotionClip:
 # ----------------------------------------------------------------------------------------------
 
 
-def load_motion(path_or_array, fps: Optional[float] = DEFAULT_FPS, **kwargs) -> MotionClip:
+def load_motion(path_or_array, fps: float | None = DEFAULT_FPS, **kwargs) -> MotionClip:
     """Load any supported motion as a :class:`MotionClip` at ``fps``.
 
     * ``MotionClip``: resampled to ``fps``.

@@ -45,7 +45,8 @@ import os
 import struct
 import tempfile
 import time
-from typing import Any, Optional, Sequence, Union
+from collections.abc import Sequence
+from typing import Any
 
 try:
     import cv2
@@ -81,14 +82,14 @@ DEFAULT_FLOW_PARAMS = {
     "poly_sigma": 1.2,
 }
 
-VideoInput = Union[str, os.PathLike, np.ndarray]
+VideoInput = str | os.PathLike | np.ndarray
 
 
 # --------------------------------------------------------------------------------------------
 # Key-frame indices
 # --------------------------------------------------------------------------------------------
 def sample_frame_indices(
-    total_frames: int, num_frames: int, fps: float = DEFAULT_FPS, sampling_fps: Optional[float] = None
+    total_frames: int, num_frames: int, fps: float = DEFAULT_FPS, sampling_fps: float | None = None
 ) -> np.ndarray:
     """Indices (K,) int64 of the key frames of a clip of ``total_frames`` frames at ``fps``.
 
@@ -111,7 +112,7 @@ def sample_frame_indices(
 # --------------------------------------------------------------------------------------------
 # Decoding
 # --------------------------------------------------------------------------------------------
-def _check_path(path: Union[str, os.PathLike]) -> str:
+def _check_path(path: str | os.PathLike) -> str:
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"video file not found: {path}")
@@ -122,7 +123,7 @@ def _check_path(path: Union[str, os.PathLike]) -> str:
     return path
 
 
-def _open_capture(path: str) -> "cv2.VideoCapture":
+def _open_capture(path: str) -> cv2.VideoCapture:
     cap = cv2.VideoCapture(path)
     if not cap.isOpened():
         cap.release()
@@ -154,7 +155,7 @@ def _avi_states_no_rate(path: str) -> bool:
     return False
 
 
-def _container_fps(cap: "cv2.VideoCapture", path: str, fallback_fps: float) -> float:
+def _container_fps(cap: cv2.VideoCapture, path: str, fallback_fps: float) -> float:
     if _avi_states_no_rate(path):
         logger.warning(f"video {path}: its AVI headers give no frame rate (FFmpeg would assume 25 fps); timestamps "
                        f"assume {fallback_fps:g} fps")
@@ -180,7 +181,7 @@ def _no_frames_error(path: str) -> ValueError:
     return ValueError(f"video {path} has no decodable frames (empty or corrupt stream)")
 
 
-def load_video(path: Union[str, os.PathLike], fallback_fps: float = DEFAULT_FPS) -> tuple[np.ndarray, float]:
+def load_video(path: str | os.PathLike, fallback_fps: float = DEFAULT_FPS) -> tuple[np.ndarray, float]:
     """Decode every frame of a video file.
 
     Returns ``(frames, fps)``: frames uint8 (N, H, W, 3) RGB and the container's frame rate
@@ -204,7 +205,7 @@ def load_video(path: Union[str, os.PathLike], fallback_fps: float = DEFAULT_FPS)
     return np.stack(frames), fps
 
 
-def _grab_frames(path: str, wanted: set, stop_after: Optional[int] = None) -> tuple[dict, int]:
+def _grab_frames(path: str, wanted: set, stop_after: int | None = None) -> tuple[dict, int]:
     """Sequential decode: retrieve only the ``wanted`` indices; returns (frames by index, frames decoded)."""
     cap = _open_capture(path)
     got: dict = {}
@@ -224,7 +225,7 @@ def _grab_frames(path: str, wanted: set, stop_after: Optional[int] = None) -> tu
     return got, i
 
 
-def _seek_to(cap: "cv2.VideoCapture", index: int) -> Optional[np.ndarray]:
+def _seek_to(cap: cv2.VideoCapture, index: int) -> np.ndarray | None:
     """Seek and decode frame ``index``; ``None`` when the decoder does not land exactly there."""
     cap.set(cv2.CAP_PROP_POS_FRAMES, index)
     ok, frame = cap.read()
@@ -233,12 +234,12 @@ def _seek_to(cap: "cv2.VideoCapture", index: int) -> Optional[np.ndarray]:
     return frame
 
 
-def _count_is_exact(cap: "cv2.VideoCapture", reported: int) -> bool:
+def _count_is_exact(cap: cv2.VideoCapture, reported: int) -> bool:
     """Frame ``reported - 1`` decodes and nothing decodes after it."""
     return _seek_to(cap, reported - 1) is not None and not cap.grab()
 
 
-def _seek_frames(path: str, indices: Sequence[int], reported: int) -> Optional[dict]:
+def _seek_frames(path: str, indices: Sequence[int], reported: int) -> dict | None:
     """Seek to every key frame; ``None`` when a seek misbehaves or the reported count is wrong."""
     cap = _open_capture(path)
     got: dict = {}
@@ -255,7 +256,7 @@ def _seek_frames(path: str, indices: Sequence[int], reported: int) -> Optional[d
     return got
 
 
-def _adaptive_frames(path: str, indices: Sequence[int], reported: int) -> tuple[Optional[dict], Optional[int]]:
+def _adaptive_frames(path: str, indices: Sequence[int], reported: int) -> tuple[dict | None, int | None]:
     """Mix grabbing and seeking per key frame by measured cost.
 
     Returns ``(frames by index, frames in the stream)``, or ``(None, None)`` when a seek misbehaved
@@ -264,8 +265,8 @@ def _adaptive_frames(path: str, indices: Sequence[int], reported: int) -> tuple[
     cap = _open_capture(path)
     got: dict = {}
     pos = 0  # index of the frame the next grab() returns
-    grab_cost: Optional[float] = None  # seconds per grabbed frame
-    seek_cost: Optional[float] = None  # seconds per seek + read
+    grab_cost: float | None = None  # seconds per grabbed frame
+    seek_cost: float | None = None  # seconds per seek + read
     seeked = False
     try:
         for t in sorted(set(int(i) for i in indices)):
@@ -320,9 +321,9 @@ def _adaptive_frames(path: str, indices: Sequence[int], reported: int) -> tuple[
 
 
 def load_key_frames(
-    path: Union[str, os.PathLike],
+    path: str | os.PathLike,
     num_frames: int = 8,
-    sampling_fps: Optional[float] = None,
+    sampling_fps: float | None = None,
     decode_method: str = "auto",
     fallback_fps: float = DEFAULT_FPS,
 ) -> tuple[np.ndarray, np.ndarray, float, int]:
@@ -448,14 +449,14 @@ class HuMoConVideoProcessor(FeatureExtractionMixin):
     def __init__(
         self,
         num_frames: int = 8,
-        sampling_fps: Optional[float] = None,
-        size: Optional[Union[dict, int]] = None,
-        image_mean: Optional[Sequence[float]] = None,
-        image_std: Optional[Sequence[float]] = None,
+        sampling_fps: float | None = None,
+        size: dict | int | None = None,
+        image_mean: Sequence[float] | None = None,
+        image_std: Sequence[float] | None = None,
         rescale_factor: float = 1 / 255,
         patch_size: int = 16,
-        flow_size: Optional[Union[dict, int]] = None,
-        flow_params: Optional[dict] = None,
+        flow_size: dict | int | None = None,
+        flow_params: dict | None = None,
         decode_method: str = "auto",
         **kwargs,
     ):
@@ -497,7 +498,7 @@ class HuMoConVideoProcessor(FeatureExtractionMixin):
 
     # ------------------------------------------------------------------ construction helpers
     @classmethod
-    def from_vision_config(cls, vision_config: Any, **kwargs) -> "HuMoConVideoProcessor":
+    def from_vision_config(cls, vision_config: Any, **kwargs) -> HuMoConVideoProcessor:
         """A processor matching a SigLIP vision tower: ``size`` from ``image_size`` and ``patch_size``.
 
         ``vision_config`` may be a `SiglipVisionConfig`, a `SiglipConfig` (its ``vision_config`` is
@@ -521,7 +522,7 @@ class HuMoConVideoProcessor(FeatureExtractionMixin):
         """(rows, cols) of the tower's patch grid."""
         return self.size["height"] // self.patch_size, self.size["width"] // self.patch_size
 
-    def to_json_file(self, json_file_path: Union[str, os.PathLike]):
+    def to_json_file(self, json_file_path: str | os.PathLike):
         """Write the JSON config atomically (temp file + rename) so a crash never leaves half a file."""
         json_file_path = os.fspath(json_file_path)
         directory = os.path.dirname(os.path.abspath(json_file_path))
@@ -536,11 +537,11 @@ class HuMoConVideoProcessor(FeatureExtractionMixin):
             raise
 
     # ------------------------------------------------------------------ decoding
-    def load_video(self, path: Union[str, os.PathLike]) -> tuple[np.ndarray, float]:
+    def load_video(self, path: str | os.PathLike) -> tuple[np.ndarray, float]:
         """All frames of a video file: (uint8 (N, H, W, 3) RGB, fps)."""
         return load_video(path)
 
-    def _key_frames(self, video: Any, fps: Optional[float], num_frames: int, sampling_fps, where: str):
+    def _key_frames(self, video: Any, fps: float | None, num_frames: int, sampling_fps, where: str):
         """(frames (K,H,W,3) uint8, timestamps (K,) float32) of one video input."""
         if isinstance(video, (str, os.PathLike)):
             frames, ts, _, _ = load_key_frames(
@@ -586,12 +587,12 @@ class HuMoConVideoProcessor(FeatureExtractionMixin):
     # ------------------------------------------------------------------ main entry
     def __call__(
         self,
-        videos: Union[VideoInput, Sequence[VideoInput]],
+        videos: VideoInput | Sequence[VideoInput],
         return_flow: bool = False,
-        return_tensors: Optional[str] = None,
-        fps: Optional[Union[float, Sequence[float]]] = None,
-        num_frames: Optional[int] = None,
-        sampling_fps: Optional[float] = None,
+        return_tensors: str | None = None,
+        fps: float | Sequence[float] | None = None,
+        num_frames: int | None = None,
+        sampling_fps: float | None = None,
         **kwargs,
     ) -> BatchFeature:
         """Process one video or a batch.

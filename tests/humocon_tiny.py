@@ -3,6 +3,8 @@
 import math
 
 import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
 from humocon_hf.modeling.configuration_humocon import HuMoConConfig
 from humocon_hf.modeling.configuration_humocon_encoders import (
     HuMoConConceptDiscoveryConfig,
@@ -11,7 +13,6 @@ from humocon_hf.modeling.modeling_humocon_encoders import (
     HuMoConMotionEncoder,
     HuMoConVideoEncoder,
 )
-from transformers import LlamaConfig, LlamaForCausalLM
 
 VOCAB = 128
 MOTION_ID = 120

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from humocon_hf.data.augmentation import mirror_qa_split, mirror_segments, mirror_text
-from humocon_hf.data.procedural import SegmentSpec, MotionSpec, generate_motion, generate_motion_qa
+from humocon_hf.data.procedural import MotionSpec, SegmentSpec, generate_motion, generate_motion_qa
 from humocon_hf.processing.motion_io import load_motion
 from humocon_hf.processing.smpl22 import JOINT_INDEX, MIRROR_JOINT_PERMUTATION, SMPL22_PARENTS, mirror_joints
 

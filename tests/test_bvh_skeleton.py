@@ -15,7 +15,8 @@ from test_motion_io import _SKELETON, _walk_rotations, _write_bvh
 
 from humocon_hf.processing.bvh_skeleton import forward_direction, parse_joint_name
 from humocon_hf.processing.motion_io import estimate_stature, load_bvh, parse_bvh
-from humocon_hf.processing.smpl22 import FEET_JOINTS, JOINT_INDEX as J, SMPL22_JOINT_NAMES
+from humocon_hf.processing.smpl22 import FEET_JOINTS, SMPL22_JOINT_NAMES
+from humocon_hf.processing.smpl22 import JOINT_INDEX as J
 
 _LOADED = {}
 

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from transformers import AutoFeatureExtractor, AutoModel, AutoProcessor
 
 import humocon_hf  # noqa: F401  (registers the Auto classes)
 from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
 from humocon_hf.processing.feature_extraction_motion import MotionFeatureExtractor
 from humocon_hf.processing.processing_humocon import MotionVideoProcessor
 from humocon_hf.processing.video_processing_humocon import HuMoConVideoProcessor
-from transformers import AutoFeatureExtractor, AutoModel, AutoProcessor
 
 LEGACY = Path(__file__).parent / "fixtures" / "legacy_checkpoint"
 

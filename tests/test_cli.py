@@ -221,11 +221,12 @@ def make_tiny_llm_dir(root: Path, tokenizer_dir: Path) -> Path:
 
 def build_tiny_checkpoint(root: Path, tokenizer_dir: Path) -> Path:
     """A complete (random) HuMoCon checkpoint built the way the demo builds one, small enough for CPU tests."""
+    from transformers import AutoModelForCausalLM
+
     from humocon_hf.demo import CHAT_DEFAULTS, build_concept_model, build_processor
     from humocon_hf.hub import save_for_remote_code
     from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
     from humocon_hf.recipes import DataArguments, ModelArguments
-    from transformers import AutoModelForCausalLM
 
     llm_dir = make_tiny_llm_dir(root, tokenizer_dir)
     model_args = ModelArguments(llm_name_or_path=str(llm_dir), motion_token_stride=8, system_prompt="Answer briefly.")

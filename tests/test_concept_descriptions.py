@@ -4,6 +4,7 @@ how), the demo stores the words in the checkpoint's config, and timelines / `hum
 import numpy as np
 import pytest
 import torch
+
 from humocon_hf.concepts import concept_labels, describe_concepts, plot_concept_timeline
 from humocon_hf.data.procedural import MotionSpec, SegmentSpec, generate_motion
 from humocon_hf.modeling.configuration_humocon_encoders import (

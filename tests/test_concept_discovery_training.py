@@ -10,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from transformers import TrainingArguments
+
 from humocon_hf.modeling.configuration_humocon_encoders import (
     HuMoConConceptDiscoveryConfig,
 )
@@ -23,7 +25,6 @@ from humocon_hf.training.concept_discovery import (
     ConceptDiscoveryTrainer,
     log_history_components,
 )
-from transformers import TrainingArguments
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CMU_TRIALS = (

@@ -101,11 +101,11 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, smollm2_tokenizer_dir, capsy
     """The whole pipeline with a 1-layer LLM and a handful of steps: every output is written and loadable, the
     numbers in results.json / README come from the run, and a re-run reuses every stage."""
     import imageio.v2 as imageio
+    from test_cli import make_tiny_llm_dir
     from transformers import AutoModel, AutoProcessor
 
     from humocon_hf.demo import STAGES, run_demo
     from humocon_hf.model_card import parse_card_metadata
-    from test_cli import make_tiny_llm_dir
 
     llm_dir = make_tiny_llm_dir(tmp_path, smollm2_tokenizer_dir)
     bandai = _small_bandai_copy(tmp_path / "bandai", ["walk-back_normal_001", "bow_happy_001", "bye_sad_001"])
@@ -244,8 +244,9 @@ def test_tiny_ablation_trains_each_variant_with_its_objectives(tmp_path, smollm2
     """`humocon ablate` on a tiny recipe: one pipeline per variant, the removed objective really absent from that
     variant's stage-1 losses (the small recipe pre-trains on rendered videos, so alignment can be removed), the table
     and JSON written, a re-run reused; without video the alignment variant is left out with a note."""
-    from humocon_hf.cli import main
     from test_cli import make_tiny_llm_dir
+
+    from humocon_hf.cli import main
 
     llm_dir = make_tiny_llm_dir(tmp_path, smollm2_tokenizer_dir)
     out = tmp_path / "ablation"
@@ -306,10 +307,10 @@ def test_stage1_weights_do_not_depend_on_what_the_process_did_before(tmp_path, s
     finds it cached. Both must train the same encoder, or demo numbers could not be reproduced."""
     import torch
     from safetensors.torch import load_file
+    from test_cli import make_tiny_llm_dir
 
     import humocon_hf.demo as demo
     from humocon_hf.demo import DemoOptions, DemoPipeline
-    from test_cli import make_tiny_llm_dir
 
     build_processor = demo.build_processor
     draws = {"n": 0}
@@ -363,10 +364,11 @@ def test_probe_accuracy_separates_what_is_linearly_separable_and_not_noise():
 
 def test_mirror_train_doubles_training_motions_and_never_touches_the_test_split(tmp_path, smollm2_tokenizer_dir):
     """data.mirror_train: every training question and CMU caption gets its mirror twin; the held-out split does not."""
+    from test_cli import make_tiny_llm_dir
+
     from humocon_hf.data.augmentation import mirror_text
     from humocon_hf.demo import DemoOptions, DemoPipeline
     from humocon_hf.processing.smpl22 import mirror_joints
-    from test_cli import make_tiny_llm_dir
 
     llm_dir = make_tiny_llm_dir(tmp_path, smollm2_tokenizer_dir)
     data = {"num_train_motions": 6, "num_validation_motions": 1, "num_test_motions": 3, "questions_per_motion": 2,

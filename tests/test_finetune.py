@@ -3,8 +3,9 @@
 import json
 
 import torch
-from humocon_hf.cli import main
 from test_cli import _motion_file, build_tiny_checkpoint
+
+from humocon_hf.cli import main
 
 
 def _qa_file(folder, motion, answer: str, n: int) -> str:

@@ -13,12 +13,12 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from humocon_hf.modeling.configuration_humocon import HuMoConConfig
-from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
 from humocon_tiny import IMAGE_SIZE, NUM_KEY_FRAMES, make_sample, tiny_config
 
 from humocon_hf.auto import register_auto_classes
 from humocon_hf.hub import REMOTE_CODE_AUTO_MAP, push_to_hub, save_for_remote_code
+from humocon_hf.modeling.configuration_humocon import HuMoConConfig
+from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
 
 torch.set_num_threads(1)
 
@@ -52,10 +52,11 @@ def sample(model):
 
 @pytest.fixture(scope="module")
 def processor(smollm2_tokenizer_dir):
+    from transformers import AutoTokenizer
+
     from humocon_hf.processing.feature_extraction_motion import MotionFeatureExtractor
     from humocon_hf.processing.processing_humocon import MotionVideoProcessor
     from humocon_hf.processing.video_processing_humocon import HuMoConVideoProcessor
-    from transformers import AutoTokenizer
 
     return MotionVideoProcessor(
         AutoTokenizer.from_pretrained(smollm2_tokenizer_dir),
@@ -204,6 +205,7 @@ def test_remote_code_needs_only_the_packages_the_card_lists(model, smollm2_token
     """The exported code in a process where humocon_hf, OpenCV and scipy are absent: a BVH motion is read, encoded and
     answered; a video raises an ImportError naming the pip package; the cards list the one pip line."""
     from conftest import SHARED_DATA
+
     from humocon_hf.hub import REMOTE_CODE_PIP, default_model_card
 
     bvh = SHARED_DATA / "cmu_bvh" / "02_01.bvh"
@@ -378,6 +380,7 @@ def test_benchmark_as_a_hub_dataset(tmp_path, monkeypatch):
     by `datasets.load_dataset`, uploaded in one commit to a data set repository (fake Hub)."""
     import datasets
     import transformers.utils.hub as transformers_hub
+
     from humocon_hf.cli import main
     from humocon_hf.data.procedural import generate_motion_qa
     from humocon_hf.model_card import parse_card_metadata

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from humocon_tiny import tiny_config, tiny_text_config
+
 from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
 from humocon_hf.training.instruction_tuning import (
     DEFAULT_PROMPTS,
@@ -22,7 +24,6 @@ from humocon_hf.training.instruction_tuning import (
     merge_adapter,
     trainable_parameter_names,
 )
-from humocon_tiny import tiny_config, tiny_text_config
 
 torch.set_num_threads(1)
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -59,11 +60,12 @@ def _write_video(path: Path, frames: int, seed: int, size: int = 48) -> str:
 
 @pytest.fixture(scope="module")
 def processor(smollm2_tokenizer_dir):
+    from humocon_tiny import IMAGE_SIZE, NUM_KEY_FRAMES
+    from transformers import AutoTokenizer
+
     from humocon_hf.processing.feature_extraction_motion import MotionFeatureExtractor
     from humocon_hf.processing.processing_humocon import MotionVideoProcessor
     from humocon_hf.processing.video_processing_humocon import HuMoConVideoProcessor
-    from humocon_tiny import IMAGE_SIZE, NUM_KEY_FRAMES
-    from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(smollm2_tokenizer_dir)
     config = tiny_config()

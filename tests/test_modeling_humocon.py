@@ -5,11 +5,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from humocon_hf.modeling.configuration_humocon import HuMoConConfig
-from humocon_hf.modeling.modeling_humocon import (
-    HuMoConCausalLMOutputWithPast,
-    HuMoConForCausalLM,
-)
 from humocon_tiny import (
     MOTION_ID,
     PAD_ID,
@@ -19,6 +14,12 @@ from humocon_tiny import (
     tiny_config,
     tiny_encoders,
     tiny_llm,
+)
+
+from humocon_hf.modeling.configuration_humocon import HuMoConConfig
+from humocon_hf.modeling.modeling_humocon import (
+    HuMoConCausalLMOutputWithPast,
+    HuMoConForCausalLM,
 )
 
 torch.set_num_threads(1)
@@ -535,13 +536,13 @@ def test_motion_token_count_follows_stride(model):
 def test_smollm2_from_parts_end_to_end(tmp_path):
     """The embedded SmolLM2 (tied embeddings) + tiny encoders: text-only answers are the LLM's own, multimodal
     prompts generate, and save/load keeps the logits and the tying."""
-    from humocon_hf.processing.feature_extraction_motion import MotionFeatureExtractor
-    from humocon_hf.processing.processing_humocon import MotionVideoProcessor
-    from humocon_hf.processing.video_processing_humocon import HuMoConVideoProcessor
     from humocon_tiny import IMAGE_SIZE, NUM_KEY_FRAMES
     from safetensors import safe_open
 
     from humocon_hf.llm import load_default_llm
+    from humocon_hf.processing.feature_extraction_motion import MotionFeatureExtractor
+    from humocon_hf.processing.processing_humocon import MotionVideoProcessor
+    from humocon_hf.processing.video_processing_humocon import HuMoConVideoProcessor
 
     llm, tokenizer = load_default_llm()
     assert llm.config.tie_word_embeddings

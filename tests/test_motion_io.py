@@ -2,7 +2,6 @@
 
 import csv
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,8 @@ from humocon_hf.processing.motion_io import (
     load_motion,
     resample_joints,
 )
-from humocon_hf.processing.smpl22 import FEET_JOINTS, JOINT_INDEX as J
+from humocon_hf.processing.smpl22 import FEET_JOINTS
+from humocon_hf.processing.smpl22 import JOINT_INDEX as J
 
 # ----------------------------------------------------------------------------------------------
 # Real CMU files

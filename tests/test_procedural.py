@@ -9,7 +9,6 @@ import re
 
 import numpy as np
 import pytest
-from humocon_hf.processing.smpl22 import JOINT_INDEX, SMPL22_PARENTS
 
 from humocon_hf.data.procedural import (
     MotionQAGenerator,
@@ -19,6 +18,7 @@ from humocon_hf.data.procedural import (
     generate_motion_qa,
     split_motion_indices,
 )
+from humocon_hf.processing.smpl22 import JOINT_INDEX, SMPL22_PARENTS
 
 J = JOINT_INDEX
 FPS = 20.0
@@ -393,10 +393,9 @@ def test_every_motion_has_questions_and_motions_vary():
 
 
 def test_dataset_feeds_the_processors_and_shared_qa_schema(tmp_path):
+    from humocon_hf.data.loaders import QA_FEATURES, select_qa_columns
     from humocon_hf.processing.feature_extraction_motion import MotionFeatureExtractor
     from humocon_hf.processing.video_processing_humocon import load_video
-
-    from humocon_hf.data.loaders import QA_FEATURES, select_qa_columns
 
     dd = generate_motion_qa(num_motions=3, seed=2, questions_per_motion=1, cache_dir=tmp_path, splits=(1.0, 0.0, 0.0),
                             render_video=True, video_size=64)  # fmt: skip

@@ -252,8 +252,9 @@ def test_remote_code_load_without_the_package(processor, tmp_path):
 
 
 def test_auto_processor_loads_the_saved_processor(processor, tmp_path):
-    import humocon_hf  # noqa: F401  (registers the Auto classes)
     from transformers import AutoProcessor
+
+    import humocon_hf  # noqa: F401  (registers the Auto classes)
 
     processor.save_pretrained(tmp_path)
     loaded = AutoProcessor.from_pretrained(tmp_path)
