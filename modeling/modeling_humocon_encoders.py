@@ -39,21 +39,33 @@ class HuMoConEncoderOutput(ModelOutput):
         quantized (`torch.FloatTensor` of shape `(batch, tokens, codebook_dim)`): codebook vectors of the assigned
             concepts (straight-through: gradients reach the encoder).
         concept_ids (`torch.LongTensor` of shape `(batch, tokens)`): assigned concept per token, -1 on padding.
-        attention_mask (`torch.BoolTensor` of shape `(batch, tokens)`): valid tokens.
+        attention_mask (`torch.LongTensor` of shape `(batch, tokens)`): 1 for valid tokens, 0 for padding (like
+            transformers' attention masks; index with `attention_mask.bool()`).
         pre_quantized (`torch.FloatTensor` of shape `(batch, tokens, codebook_dim)`): the features that were quantised
             (the "state" of the informativeness objectives).
         commitment_loss (`torch.FloatTensor` of shape `()`): VQ commitment loss (already weighted).
         frame_features (`torch.FloatTensor` of shape `(batch, tokens, vision_hidden_size)`, *video only*): pooled
             vision-tower features, the target of the video reconstruction decoder.
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*, returned when `output_hidden_states=True` is passed or
+            `config.output_hidden_states=True`): the concept transformer's hidden states, one per layer plus the
+            input of the first layer (after the positional / time embedding), each `(batch, tokens, hidden_size)`.
+            They precede the transformer's final LayerNorm: `last_hidden_state == encoder.norm(hidden_states[-1])`.
+            For the video encoder these are the temporal transformer's; the SigLIP tower's are not included.
+        attentions (`tuple(torch.FloatTensor)`, *optional*, returned when `output_attentions=True` is passed or
+            `config.output_attentions=True`): the concept transformer's self-attention probabilities, one per layer,
+            each `(batch, num_attention_heads, tokens, tokens)` (before attention dropout; padded keys get 0). They
+            come from a separate computation that does not feed the output, so no gradient reaches them from it.
     """
 
     last_hidden_state: torch.FloatTensor | None = None
     quantized: torch.FloatTensor | None = None
     concept_ids: torch.LongTensor | None = None
-    attention_mask: torch.BoolTensor | None = None
+    attention_mask: torch.LongTensor | None = None
     pre_quantized: torch.FloatTensor | None = None
     commitment_loss: torch.FloatTensor | None = None
     frame_features: torch.FloatTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 @dataclass
@@ -71,7 +83,7 @@ class ConceptDiscoveryOutput(ModelOutput):
         loss_commit (`torch.FloatTensor` of shape `()`): VQ commitment losses, summed over modalities.
         motion_concept_ids (`torch.LongTensor` of shape `(batch_motion, motion_tokens)`): -1 on padding.
         video_concept_ids (`torch.LongTensor` of shape `(batch_video, video_tokens)`).
-        motion_token_mask (`torch.BoolTensor` of shape `(batch_motion, motion_tokens)`).
+        motion_token_mask (`torch.LongTensor` of shape `(batch_motion, motion_tokens)`): 1 for valid motion tokens.
     """
 
     loss: torch.FloatTensor | None = None
@@ -83,7 +95,7 @@ class ConceptDiscoveryOutput(ModelOutput):
     loss_commit: torch.FloatTensor | None = None
     motion_concept_ids: torch.LongTensor | None = None
     video_concept_ids: torch.LongTensor | None = None
-    motion_token_mask: torch.BoolTensor | None = None
+    motion_token_mask: torch.LongTensor | None = None
 
 
 LOSS_COMPONENTS = (
@@ -142,10 +154,74 @@ class HuMoConTransformer(nn.Module):
         self.norm = nn.LayerNorm(hidden_size)
 
     def forward(
-        self, hidden_states: torch.Tensor, mask: torch.Tensor | None = None
-    ) -> torch.Tensor:
+        self,
+        hidden_states: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, tuple | None, tuple | None]:
+        """
+        Without `output_hidden_states` / `output_attentions`: the normalised output `(batch, tokens, hidden)`.
+        With either: `(output, all_hidden_states, all_attentions)` (`None` for the one not asked for), where
+        `all_hidden_states` is the input of the first layer then each layer's output (before the final LayerNorm)
+        and `all_attentions` holds each layer's per-head attention probabilities `(batch, heads, tokens, tokens)`.
+        """
         padding = None if mask is None else ~mask.bool()
-        return self.norm(self.layers(hidden_states, src_key_padding_mask=padding))
+        if not (output_hidden_states or output_attentions):
+            return self.norm(self.layers(hidden_states, src_key_padding_mask=padding))
+        # Layer by layer, calling each layer exactly as `nn.TransformerEncoder` does (the float key-padding mask it
+        # derives from the boolean one, no attention mask, not causal), so the output is bit-identical to the call
+        # above. The attention probabilities come from an extra self-attention call on the layer's pre-norm input
+        # (dropout off, so no RNG is drawn): they are reported, not used for the output.
+        key_padding = None
+        if padding is not None:
+            key_padding = torch.zeros(
+                padding.shape, dtype=hidden_states.dtype, device=padding.device
+            ).masked_fill_(padding, float("-inf"))
+        all_hidden = (hidden_states,) if output_hidden_states else None
+        all_attentions = () if output_attentions else None
+        for layer in self.layers.layers:
+            if output_attentions:
+                all_attentions += (self._attention_weights(layer, hidden_states, key_padding),)
+            hidden_states = layer(
+                hidden_states,
+                src_mask=None,
+                is_causal=False,
+                src_key_padding_mask=key_padding,
+            )
+            if output_hidden_states:
+                all_hidden += (hidden_states,)
+        return self.norm(hidden_states), all_hidden, all_attentions
+
+    @staticmethod
+    def _attention_weights(
+        layer: nn.TransformerEncoderLayer,
+        hidden_states: torch.Tensor,
+        key_padding: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Per-head self-attention probabilities of a pre-norm layer for its input `hidden_states`."""
+        attn = layer.self_attn
+        x = layer.norm1(hidden_states).transpose(0, 1)  # (tokens, batch, hidden): the functional API's layout
+        _, weights = F.multi_head_attention_forward(
+            x,
+            x,
+            x,
+            attn.embed_dim,
+            attn.num_heads,
+            attn.in_proj_weight,
+            attn.in_proj_bias,
+            attn.bias_k,
+            attn.bias_v,
+            attn.add_zero_attn,
+            0.0,
+            attn.out_proj.weight,
+            attn.out_proj.bias,
+            training=False,
+            key_padding_mask=key_padding,
+            need_weights=True,
+            average_attn_weights=False,
+        )
+        return weights
 
 
 def _check_finite(name: str, tensor: torch.Tensor) -> None:
@@ -200,6 +276,16 @@ class HuMoConEncodersPreTrainedModel(PreTrainedModel):
             param = getattr(module, name, None)
             if isinstance(param, nn.Parameter):
                 nn.init.normal_(param, std=std)
+
+    def _output_flags(
+        self, output_hidden_states: bool | None, output_attentions: bool | None
+    ) -> tuple[bool, bool]:
+        """The `output_hidden_states` / `output_attentions` arguments, defaulting to the config's."""
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
+        if output_attentions is None:
+            output_attentions = self.config.output_attentions
+        return bool(output_hidden_states), bool(output_attentions)
 
     def quantizers(self) -> list[HuMoConVectorQuantizer]:
         return [m for m in self.modules() if isinstance(m, HuMoConVectorQuantizer)]
@@ -329,19 +415,28 @@ class HuMoConMotionEncoder(HuMoConEncodersPreTrainedModel):
         motion_values: torch.FloatTensor,
         motion_attention_mask: torch.LongTensor | None = None,
         return_dict: bool | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
     ) -> HuMoConEncoderOutput | tuple:
         r"""
         Args:
             motion_values (`torch.FloatTensor` of shape `(batch, frames, feature_size)`): normalised pose features.
             motion_attention_mask (`torch.LongTensor` of shape `(batch, frames)`, *optional*): 1 for real frames
                 (right padding).
+            output_hidden_states (`bool`, *optional*): return the concept transformer's hidden states (defaults to
+                `config.output_hidden_states`).
+            output_attentions (`bool`, *optional*): return its per-layer attention probabilities (defaults to
+                `config.output_attentions`).
 
         Returns:
-            [`HuMoConEncoderOutput`] with `ceil(frames / stride)` tokens; `attention_mask` marks the
+            [`HuMoConEncoderOutput`] with `ceil(frames / stride)` tokens; `attention_mask` (long, 0/1) marks the
             `ceil(valid_frames / stride)` valid ones.
         """
         return_dict = (
             return_dict if return_dict is not None else self.config.return_dict
+        )
+        output_hidden_states, output_attentions = self._output_flags(
+            output_hidden_states, output_attentions
         )
         mask = self.check_inputs(motion_values, motion_attention_mask)
         stride = self.config.motion_token_stride
@@ -360,16 +455,24 @@ class HuMoConMotionEncoder(HuMoConEncodersPreTrainedModel):
             hidden
             + sinusoidal_embedding(positions, hidden.shape[-1]).to(hidden.dtype)[None]
         )
-        hidden = self.encoder(hidden, token_mask)
+        all_hidden = all_attentions = None
+        if output_hidden_states or output_attentions:
+            hidden, all_hidden, all_attentions = self.encoder(
+                hidden, token_mask, output_hidden_states, output_attentions
+            )
+        else:
+            hidden = self.encoder(hidden, token_mask)
         state = self.pre_quant(hidden)
         quantized, ids, commitment = self.quantizer(state, token_mask)
         output = HuMoConEncoderOutput(
             last_hidden_state=hidden,
             quantized=quantized,
             concept_ids=ids,
-            attention_mask=token_mask,
+            attention_mask=token_mask.long(),
             pre_quantized=state,
             commitment_loss=commitment,
+            hidden_states=all_hidden,
+            attentions=all_attentions,
         )
         return output if return_dict else output.to_tuple()
 
@@ -397,7 +500,7 @@ class HuMoConMotionEncoder(HuMoConEncodersPreTrainedModel):
         results = []
         for b in range(motion_values.shape[0]):
             n_frames = int(mask[b].sum())
-            tokens = out.concept_ids[b][out.attention_mask[b]].cpu()
+            tokens = out.concept_ids[b][out.attention_mask[b].bool()].cpu()
             per_frame = tokens.repeat_interleave(self.config.motion_token_stride)[
                 :n_frames
             ]
@@ -553,6 +656,8 @@ class HuMoConVideoEncoder(HuMoConEncodersPreTrainedModel):
         pixel_values_videos: torch.FloatTensor,
         video_timestamps: torch.FloatTensor | None = None,
         return_dict: bool | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
     ) -> HuMoConEncoderOutput | tuple:
         r"""
         Args:
@@ -560,13 +665,22 @@ class HuMoConVideoEncoder(HuMoConEncodersPreTrainedModel):
                 frames from `HuMoConVideoProcessor`.
             video_timestamps (`torch.FloatTensor` of shape `(batch, key_frames)`, *optional*): key-frame times in
                 seconds (time embedding); key-frame indices when absent.
+            output_hidden_states (`bool`, *optional*): return the temporal transformer's hidden states (not the SigLIP
+                tower's) (defaults to
+                `config.output_hidden_states`).
+            output_attentions (`bool`, *optional*): return its per-layer attention probabilities (defaults to
+                `config.output_attentions`).
 
         Returns:
             [`HuMoConEncoderOutput`] with `key_frames * video_tokens_per_frame` tokens (frame-major) and
-            `frame_features` (the pooled tower features).
+            `frame_features` (the pooled tower features). `hidden_states` / `attentions` are those of the temporal
+            transformer only; the SigLIP tower's own hidden states and attentions are not returned.
         """
         return_dict = (
             return_dict if return_dict is not None else self.config.return_dict
+        )
+        output_hidden_states, output_attentions = self._output_flags(
+            output_hidden_states, output_attentions
         )
         self.check_inputs(pixel_values_videos, video_timestamps)
         batch, frames = pixel_values_videos.shape[:2]
@@ -590,7 +704,13 @@ class HuMoConVideoEncoder(HuMoConEncodersPreTrainedModel):
             + time_embedding.to(hidden.dtype)
             + self.frame_token_embedding.repeat(frames, 1)[None]
         )
-        hidden = self.encoder(hidden)
+        all_hidden = all_attentions = None
+        if output_hidden_states or output_attentions:
+            hidden, all_hidden, all_attentions = self.encoder(
+                hidden, None, output_hidden_states, output_attentions
+            )
+        else:
+            hidden = self.encoder(hidden)
         token_mask = torch.ones(
             hidden.shape[:2], dtype=torch.bool, device=hidden.device
         )
@@ -600,10 +720,12 @@ class HuMoConVideoEncoder(HuMoConEncodersPreTrainedModel):
             last_hidden_state=hidden,
             quantized=quantized,
             concept_ids=ids,
-            attention_mask=token_mask,
+            attention_mask=token_mask.long(),
             pre_quantized=state,
             commitment_loss=commitment,
             frame_features=frame_features,
+            hidden_states=all_hidden,
+            attentions=all_attentions,
         )
         return output if return_dict else output.to_tuple()
 
@@ -1079,7 +1201,7 @@ class HuMoConForConceptDiscovery(HuMoConEncodersPreTrainedModel):
         video = F.normalize(
             video.view(video.shape[0], n_video_frames, per_frame, -1).mean(2), dim=-1
         )  # (P, K, A)
-        token_mask = motion_out.attention_mask[m_idx]
+        token_mask = motion_out.attention_mask[m_idx].bool()
         n_tokens = token_mask.sum(-1)
         if video_timestamps is None:
             raise ValueError(
@@ -1174,12 +1296,16 @@ class HuMoConForConceptDiscovery(HuMoConEncodersPreTrainedModel):
         if motion_values is not None:
             mc = cfg.motion_config
             motion_out = self.motion_encoder(
-                motion_values, motion_attention_mask, return_dict=True
+                motion_values,
+                motion_attention_mask,
+                return_dict=True,
+                output_hidden_states=False,
+                output_attentions=False,
             )
             frame_mask = self.motion_encoder.check_inputs(
                 motion_values, motion_attention_mask
             )
-            token_mask = motion_out.attention_mask
+            token_mask = motion_out.attention_mask.bool()
             num_tokens = token_mask.shape[1]
             commit_terms.append(motion_out.commitment_loss)
             if cfg.use_masked_reconstruction:
@@ -1213,10 +1339,14 @@ class HuMoConForConceptDiscovery(HuMoConEncodersPreTrainedModel):
         if pixel_values_videos is not None:
             vc = cfg.video_config
             video_out = self.video_encoder(
-                pixel_values_videos, video_timestamps, return_dict=True
+                pixel_values_videos,
+                video_timestamps,
+                return_dict=True,
+                output_hidden_states=False,
+                output_attentions=False,
             )
             n_frames = pixel_values_videos.shape[1]
-            token_mask = video_out.attention_mask
+            token_mask = video_out.attention_mask.bool()
             commit_terms.append(video_out.commitment_loss)
             if cfg.use_masked_reconstruction:
                 masked = random_token_mask(token_mask, vc.mask_ratio, generator)

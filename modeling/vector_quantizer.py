@@ -48,7 +48,14 @@ class HuMoConVectorQuantizer(nn.Module):
     so gradient accumulation and multi-process runs update the codebook exactly like one big batch. (In a hand-written
     DDP loop left in immediate mode each process would update from its own shard and DDP's default
     `broadcast_buffers=True` would then copy rank 0's codebook to all: consistent, but statistics of rank 0 only.)
+
+    Before the first update the codebook holds a fixed pseudo-random pattern ([`initial_codebook`], standard normal
+    from a private generator seeded with `INIT_SEED`): `__init__` and `reset_parameters()` (transformers'
+    `init_weights`, e.g. after building on the meta device) give bit-identical buffers, and neither draws from torch's
+    global RNG. The data-dependent init of the first `apply_update()` overwrites it.
     """
+
+    INIT_SEED = 0
 
     def __init__(
         self,
@@ -67,16 +74,26 @@ class HuMoConVectorQuantizer(nn.Module):
         self.commitment_weight = commitment_weight
         self.eps = eps
         self.defer_updates = False
-        self.register_buffer("embed", torch.randn(codebook_size, dim))
+        self.register_buffer("embed", torch.empty(codebook_size, dim))
         self.register_buffer("cluster_size", torch.zeros(codebook_size))
         self.register_buffer("embed_sum", torch.zeros(codebook_size, dim))
         self.register_buffer("initialized", torch.zeros((), dtype=torch.long))
         self.register_buffer("num_updates", torch.zeros((), dtype=torch.long))
         self._pending: list[torch.Tensor] = []
+        with torch.no_grad():
+            # A no-op on the meta device; `reset_parameters()` writes the same values after `to_empty()`.
+            self.embed.copy_(self.initial_codebook())
+
+    def initial_codebook(self) -> torch.Tensor:
+        """The codebook before any update: standard normal `(codebook_size, dim)` (float32, CPU) from a private
+        generator seeded with `INIT_SEED`. Deterministic and independent of torch's global RNG."""
+        generator = torch.Generator(device="cpu").manual_seed(self.INIT_SEED)
+        return torch.randn(self.codebook_size, self.dim, generator=generator, device="cpu")
 
     def reset_parameters(self) -> None:
+        """Back to the state after `__init__`: the fixed initial codebook, zero statistics, not initialised."""
         with torch.no_grad():
-            self.embed.normal_()
+            self.embed.copy_(self.initial_codebook())
             self.cluster_size.zero_()
             self.embed_sum.zero_()
             self.initialized.zero_()

@@ -110,13 +110,12 @@ def test_motion_encoder_token_counts_and_padding(model):
     assert out.last_hidden_state.shape == (3, math.ceil(37 / 4), 64)
     assert out.quantized.shape == out.pre_quantized.shape
     ids = out.concept_ids
-    assert (ids[~out.attention_mask] == -1).all() and (
-        ids[out.attention_mask] >= 0
-    ).all()
+    valid_tokens = out.attention_mask.bool()
+    assert (ids[~valid_tokens] == -1).all() and (ids[valid_tokens] >= 0).all()
     # quantized holds codebook vectors at the valid tokens
     codebook = model.motion_encoder.quantizer.embed
     assert torch.allclose(
-        out.quantized[out.attention_mask], codebook[ids[out.attention_mask]], atol=1e-5
+        out.quantized[valid_tokens], codebook[ids[valid_tokens]], atol=1e-5
     )
 
 
@@ -129,7 +128,7 @@ def test_motion_encoder_ignores_padded_frames(model):
     garbage = batch["motion_values"][1:2].clone()
     garbage[:, -9:] = 100.0
     b = model.motion_encoder(garbage, batch["motion_attention_mask"][1:2])
-    m = a.attention_mask
+    m = a.attention_mask.bool()
     assert torch.allclose(a.last_hidden_state[m], b.last_hidden_state[m], atol=1e-5)
 
 
@@ -803,3 +802,170 @@ def test_input_embeddings_peft_hooks_and_sdpa(part):
         model.requires_grad_(False)
         out = model(batch["motion_values"], batch["motion_attention_mask"])
         assert out.last_hidden_state.requires_grad  # the hook makes the input side require grads
+
+
+# ------------------------------------------------------------------------------------------------ transformers conventions
+
+
+def _encoder_and_inputs(kind, **encoder_overrides):
+    cfg = small_config(**{f"{kind}_config": encoder_overrides})
+    batch = make_batch()
+    if kind == "motion":
+        enc = HuMoConMotionEncoder(cfg.motion_config)
+        return enc, (batch["motion_values"], batch["motion_attention_mask"])
+    enc = HuMoConVideoEncoder(cfg.video_config)
+    return enc, (batch["pixel_values_videos"], batch["video_timestamps"])
+
+
+@pytest.mark.parametrize("kind", ["motion", "video"])
+def test_encoder_hidden_states_and_attentions_leave_the_output_unchanged(kind):
+    """`output_hidden_states` / `output_attentions` return the concept (temporal) transformer's per-layer states and
+    per-head attention probabilities; without them the output is the old one, and asking for them changes
+    `last_hidden_state` by not even one bit (eval, with and without autograd)."""
+    torch.manual_seed(0)
+    enc, inputs = _encoder_and_inputs(kind)
+    enc.eval()
+    cfg = enc.config
+    for grad in (False, True):
+        with torch.set_grad_enabled(grad):
+            plain = enc(*inputs)
+            full = enc(*inputs, output_hidden_states=True, output_attentions=True)
+        assert plain.hidden_states is None and plain.attentions is None
+        for name in ("last_hidden_state", "quantized", "concept_ids", "pre_quantized", "commitment_loss"):
+            assert torch.equal(getattr(plain, name), getattr(full, name)), (grad, name)
+        batch, tokens = plain.last_hidden_state.shape[:2]
+        assert len(full.hidden_states) == cfg.num_hidden_layers + 1
+        assert all(h.shape == (batch, tokens, cfg.hidden_size) for h in full.hidden_states)
+        assert len(full.attentions) == cfg.num_hidden_layers
+        assert all(a.shape == (batch, cfg.num_attention_heads, tokens, tokens) for a in full.attentions)
+        # hidden_states[-1] precedes the transformer's final LayerNorm
+        assert torch.equal(enc.encoder.norm(full.hidden_states[-1]), full.last_hidden_state)
+    # each layer maps hidden_states[i] to hidden_states[i + 1], and its attention probabilities are the module's own
+    mask = full.attention_mask.bool()
+    padding = None if kind == "video" else ~mask
+    with torch.no_grad():
+        for i, layer in enumerate(enc.encoder.layers.layers):
+            h = full.hidden_states[i]
+            assert torch.allclose(layer(h, src_key_padding_mask=padding), full.hidden_states[i + 1], atol=1e-6)
+            x = layer.norm1(h)
+            _, expected = layer.self_attn(
+                x, x, x, key_padding_mask=padding, need_weights=True, average_attn_weights=False
+            )
+            attn = full.attentions[i]
+            assert torch.allclose(attn, expected, atol=1e-6)
+            assert torch.allclose(attn.sum(-1), torch.ones_like(attn.sum(-1)), atol=1e-5)
+            assert (attn.masked_select(~mask[:, None, None, :].expand_as(attn)) == 0).all()
+    # tuple outputs end with the two new fields; the config provides the defaults
+    as_tuple = enc(*inputs, return_dict=False, output_hidden_states=True, output_attentions=True)
+    assert as_tuple[-2] is not None and len(as_tuple[-2]) == cfg.num_hidden_layers + 1
+    assert len(as_tuple[-1]) == cfg.num_hidden_layers
+    enc.config.output_hidden_states = True
+    try:
+        from_config = enc(*inputs)
+    finally:
+        enc.config.output_hidden_states = False
+    assert len(from_config.hidden_states) == cfg.num_hidden_layers + 1 and from_config.attentions is None
+    enc.config._output_attentions = True  # (the public setter insists on eager attention for the SigLIP tower)
+    try:
+        from_config = enc(*inputs)
+    finally:
+        enc.config._output_attentions = False
+    assert len(from_config.attentions) == cfg.num_hidden_layers and from_config.hidden_states is None
+
+
+@pytest.mark.parametrize("kind", ["motion", "video"])
+def test_encoder_output_flags_draw_no_random_numbers_in_training(kind):
+    """With dropout in training mode, the flags leave the RNG stream (hence the dropout masks and the output)
+    untouched: the extra attention computation runs without dropout."""
+    torch.manual_seed(0)
+    enc, inputs = _encoder_and_inputs(kind, hidden_dropout=0.1)
+    enc.train()
+    enc.set_codebook_update_mode(True)  # keep the codebook fixed between the calls
+    torch.manual_seed(7)
+    plain = enc(*inputs)
+    after_plain = torch.get_rng_state()
+    torch.manual_seed(7)
+    full = enc(*inputs, output_hidden_states=True, output_attentions=True)
+    assert torch.equal(torch.get_rng_state(), after_plain)
+    assert torch.equal(plain.last_hidden_state, full.last_hidden_state)
+    assert torch.equal(enc.encoder.norm(full.hidden_states[-1]), full.last_hidden_state)
+    torch.manual_seed(8)
+    assert not torch.equal(enc(*inputs).last_hidden_state, plain.last_hidden_state)  # dropout is active
+
+
+def _three_models_configs():
+    cfg = small_config()
+    return {
+        HuMoConMotionEncoder: cfg.motion_config,
+        HuMoConVideoEncoder: cfg.video_config,
+        HuMoConForConceptDiscovery: cfg,
+    }
+
+
+@pytest.mark.parametrize("model_class", [HuMoConMotionEncoder, HuMoConVideoEncoder, HuMoConForConceptDiscovery])
+def test_init_weights_can_init_buffers_on_the_meta_device(model_class):
+    """transformers' `test_init_weights_can_init_buffers`: every buffer (codebook, VQ statistics, position ids) is
+    the same after `__init__` (with and without weight init) as after building on the meta device, `to_empty()` and
+    `init_weights()`. Before, the codebook was torch.randn in `__init__` and normal_ again in `reset_parameters`."""
+    import copy
+
+    from transformers.initialization import no_init_weights
+
+    config = _three_models_configs()[model_class]
+    torch.manual_seed(0)
+    built = model_class(copy.deepcopy(config))
+    torch.manual_seed(1)
+    with no_init_weights():
+        init_only = model_class(copy.deepcopy(config))
+    with torch.device("meta"):
+        from_meta = model_class(copy.deepcopy(config))
+    from_meta.to_empty(device="cpu")
+    torch.manual_seed(2)
+    from_meta.init_weights()
+    reference = dict(from_meta.named_buffers())
+    assert any(name.endswith("quantizer.embed") for name in reference)
+    for other in (built, init_only):
+        buffers = dict(other.named_buffers())
+        assert sorted(buffers) == sorted(reference)
+        for name, value in buffers.items():
+            assert torch.equal(value, reference[name]), name
+    embed = reference[next(n for n in reference if n.endswith("quantizer.embed"))]
+    assert embed.std() > 0.5 and len(embed.unique(dim=0)) == embed.shape[0]  # a usable, non-degenerate codebook
+
+
+def test_vq_init_is_deterministic_and_leaves_the_global_rng_alone():
+    state = torch.get_rng_state()
+    vq = HuMoConVectorQuantizer(8, 4)
+    assert torch.equal(torch.get_rng_state(), state)
+    initial = vq.embed.clone()
+    vq.train()
+    vq(torch.randn(1, 16, 4) + 3.0)  # data-dependent init overwrites the codebook
+    assert vq.initialized.item() == 1 and not torch.equal(vq.embed, initial)
+    state = torch.get_rng_state()
+    vq.reset_parameters()
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.equal(vq.embed, initial) and vq.initialized.item() == 0 and vq.num_updates.item() == 0
+    assert (vq.cluster_size == 0).all() and (vq.embed_sum == 0).all()
+
+
+def test_token_masks_are_long_zero_one(model):
+    """`HuMoConEncoderOutput.attention_mask` and `ConceptDiscoveryOutput.motion_token_mask` are LongTensors of 0/1
+    like transformers' attention masks (they were bool), with the same valid tokens as before."""
+    model.eval()
+    batch = make_batch()
+    motion = model.motion_encoder(batch["motion_values"], batch["motion_attention_mask"])
+    assert motion.attention_mask.dtype == torch.long
+    valid = torch.tensor([math.ceil(int(v) / 4) for v in batch["motion_attention_mask"].sum(-1)])
+    expected = torch.arange(motion.attention_mask.shape[1])[None] < valid[:, None]
+    assert torch.equal(motion.attention_mask, expected.long())
+    video = model.video_encoder(batch["pixel_values_videos"], batch["video_timestamps"])
+    assert video.attention_mask.dtype == torch.long
+    assert torch.equal(video.attention_mask, torch.ones(3, 4, dtype=torch.long))
+    out = model(**batch)
+    assert out.motion_token_mask.dtype == torch.long
+    assert torch.equal(out.motion_token_mask, expected.long())
+    # everything that indexes with the mask still works: concepts of padded tokens are -1, of valid ones >= 0
+    assert (motion.concept_ids[~expected] == -1).all() and (motion.concept_ids[expected] >= 0).all()
+    assert [len(c["token_concept_ids"]) for c in model.motion_encoder.get_concepts(
+        batch["motion_values"], batch["motion_attention_mask"]
+    )] == valid.tolist()
