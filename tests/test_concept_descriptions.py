@@ -49,14 +49,18 @@ def encoder_and_extractor():
 def test_a_motion_that_only_raises_the_left_arm_gets_a_left_arm_concept(encoder_and_extractor):
     encoder, fe = encoder_and_extractor
     raised = describe_concepts(encoder, fe, [_left_arm_raise()], ["a person raises the left arm"])
-    assert raised and all(d["description"] == "left arm raising" for d in raised.values()), raised
+    # The (untrained) encoder splits the frames among concepts arbitrarily; every concept must name the left arm only,
+    # and the one covering most frames the raise.
+    assert raised and all(d["description"].startswith("left arm") for d in raised.values()), raised
+    assert max(raised.values(), key=lambda d: d["frames"])["description"] == "left arm raising", raised
     first = next(iter(raised.values()))
     assert first["captions"] == ["a person raises the left arm"]
     assert first["part_speed"]["left arm"] > 0.3 > first["part_speed"]["right arm"]
     from humocon_hf.processing.smpl22 import mirror_joints
 
     mirrored = describe_concepts(encoder, fe, [mirror_joints(_left_arm_raise())])
-    assert mirrored and all(d["description"] == "right arm raising" for d in mirrored.values()), mirrored
+    assert mirrored and all(d["description"].startswith("right arm") for d in mirrored.values()), mirrored
+    assert max(mirrored.values(), key=lambda d: d["frames"])["description"] == "right arm raising", mirrored
 
 
 def test_walking_and_standing_still_are_told_apart(encoder_and_extractor):

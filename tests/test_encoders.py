@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+
 from humocon_hf.modeling.configuration_humocon_encoders import (
     HuMoConConceptDiscoveryConfig,
     HuMoConMotionEncoderConfig,
@@ -144,13 +145,14 @@ def test_video_encoder_tokens_per_frame():
 
 
 def test_vision_tower_loaded_by_name_through_from_pretrained(tmp_path):
-    from humocon_hf.modeling.configuration_humocon_encoders import SMALL_VISION_CONFIG
     from transformers import (
         SiglipConfig,
         SiglipModel,
         SiglipVisionConfig,
         SiglipVisionModel,
     )
+
+    from humocon_hf.modeling.configuration_humocon_encoders import SMALL_VISION_CONFIG
 
     torch.manual_seed(3)
     tower = SiglipVisionModel(SiglipVisionConfig(**SMALL_VISION_CONFIG))
@@ -705,10 +707,9 @@ def test_remote_code_export_loads_without_the_package(tmp_path):
 def test_extract_concepts_from_real_cmu_motion_and_rendered_video(
     shared_data, tmp_path
 ):
+    from humocon_hf.concepts import extract_concepts, plot_concept_timeline
     from humocon_hf.processing.motion_io import load_motion
     from humocon_hf.processing.rendering import render_motion
-
-    from humocon_hf.concepts import extract_concepts, plot_concept_timeline
 
     torch.manual_seed(0)
     model = HuMoConForConceptDiscovery(small_config())
