@@ -215,8 +215,8 @@ def main(argv=None):
     model.to(device=device, dtype=dtype)
     llm = model.language_model
     # the LLM's decoder and its LM head (counted once when tied to the input embeddings)
-    llm_params = {id(p): p for m in (model.language_model, model.lm_head) for p in m.parameters()}
-    n_llm = sum(p.numel() for p in llm_params.values()) / 1e6
+    llm_unique_params = {id(p): p for m in (model.language_model, model.lm_head) for p in m.parameters()}
+    n_llm = sum(p.numel() for p in llm_unique_params.values()) / 1e6
     n_enc = (
         sum(
             p.numel()
@@ -244,7 +244,7 @@ def main(argv=None):
         model.gradient_checkpointing_enable()
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
-    llm_params = [p for p in llm_params.values() if p.requires_grad]
+    llm_params = [p for p in llm_unique_params.values() if p.requires_grad]
 
     def sgd(params):
         with torch.no_grad():

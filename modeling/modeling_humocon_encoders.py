@@ -153,22 +153,25 @@ class HuMoConTransformer(nn.Module):
         )
         self.norm = nn.LayerNorm(hidden_size)
 
-    def forward(
+    def forward(self, hidden_states: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        padding = None if mask is None else ~mask.bool()
+        return self.norm(self.layers(hidden_states, src_key_padding_mask=padding))
+
+    def forward_with_states(
         self,
         hidden_states: torch.Tensor,
         mask: torch.Tensor | None = None,
         output_hidden_states: bool = False,
         output_attentions: bool = False,
-    ) -> torch.Tensor | tuple[torch.Tensor, tuple | None, tuple | None]:
+    ) -> tuple[torch.Tensor, tuple | None, tuple | None]:
         """
-        Without `output_hidden_states` / `output_attentions`: the normalised output `(batch, tokens, hidden)`.
-        With either: `(output, all_hidden_states, all_attentions)` (`None` for the one not asked for), where
-        `all_hidden_states` is the input of the first layer then each layer's output (before the final LayerNorm)
-        and `all_attentions` holds each layer's per-head attention probabilities `(batch, heads, tokens, tokens)`.
+        `(output, all_hidden_states, all_attentions)` (`None` for what was not asked for): `output` is `forward`'s,
+        `all_hidden_states` the input of the first layer then each layer's output (before the final LayerNorm),
+        `all_attentions` each layer's per-head attention probabilities `(batch, heads, tokens, tokens)`.
         """
-        padding = None if mask is None else ~mask.bool()
         if not (output_hidden_states or output_attentions):
-            return self.norm(self.layers(hidden_states, src_key_padding_mask=padding))
+            return self(hidden_states, mask), None, None  # through __call__, as before (hooks)
+        padding = None if mask is None else ~mask.bool()
         # Layer by layer, calling each layer exactly as `nn.TransformerEncoder` does (the float key-padding mask it
         # derives from the boolean one, no attention mask, not causal), so the output is bit-identical to the call
         # above. The attention probabilities come from an extra self-attention call on the layer's pre-norm input
@@ -455,13 +458,9 @@ class HuMoConMotionEncoder(HuMoConEncodersPreTrainedModel):
             hidden
             + sinusoidal_embedding(positions, hidden.shape[-1]).to(hidden.dtype)[None]
         )
-        all_hidden = all_attentions = None
-        if output_hidden_states or output_attentions:
-            hidden, all_hidden, all_attentions = self.encoder(
-                hidden, token_mask, output_hidden_states, output_attentions
-            )
-        else:
-            hidden = self.encoder(hidden, token_mask)
+        hidden, all_hidden, all_attentions = self.encoder.forward_with_states(
+            hidden, token_mask, output_hidden_states, output_attentions
+        )
         state = self.pre_quant(hidden)
         quantized, ids, commitment = self.quantizer(state, token_mask)
         output = HuMoConEncoderOutput(
@@ -666,8 +665,7 @@ class HuMoConVideoEncoder(HuMoConEncodersPreTrainedModel):
             video_timestamps (`torch.FloatTensor` of shape `(batch, key_frames)`, *optional*): key-frame times in
                 seconds (time embedding); key-frame indices when absent.
             output_hidden_states (`bool`, *optional*): return the temporal transformer's hidden states (not the SigLIP
-                tower's) (defaults to
-                `config.output_hidden_states`).
+                tower's; defaults to `config.output_hidden_states`).
             output_attentions (`bool`, *optional*): return its per-layer attention probabilities (defaults to
                 `config.output_attentions`).
 
@@ -704,13 +702,9 @@ class HuMoConVideoEncoder(HuMoConEncodersPreTrainedModel):
             + time_embedding.to(hidden.dtype)
             + self.frame_token_embedding.repeat(frames, 1)[None]
         )
-        all_hidden = all_attentions = None
-        if output_hidden_states or output_attentions:
-            hidden, all_hidden, all_attentions = self.encoder(
-                hidden, None, output_hidden_states, output_attentions
-            )
-        else:
-            hidden = self.encoder(hidden)
+        hidden, all_hidden, all_attentions = self.encoder.forward_with_states(
+            hidden, None, output_hidden_states, output_attentions
+        )
         token_mask = torch.ones(
             hidden.shape[:2], dtype=torch.bool, device=hidden.device
         )
