@@ -8,6 +8,7 @@ Remote-code rule: this file imports only external libraries and same-folder modu
 """
 
 import copy
+import re
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -34,15 +35,29 @@ logger = logging.get_logger(__name__)
 # `model`) with the LM head on `HuMoConForCausalLM`; saving renames them back, so checkpoints written by this and by
 # earlier versions load in both. (Written for LLMs whose causal LM keeps its decoder under `model`, as Llama, Qwen,
 # Mistral and SmolLM do.)
-_LEGACY_CHECKPOINT_LAYOUT = [
-    WeightRenaming(source_patterns=r"^language_model\.lm_head", target_patterns="lm_head"),
-    WeightRenaming(source_patterns=r"^language_model\.model", target_patterns="model.language_model"),
-    WeightRenaming(source_patterns=r"^motion_encoder", target_patterns="model.motion_encoder"),
-    WeightRenaming(source_patterns=r"^video_encoder", target_patterns="model.video_encoder"),
-    WeightRenaming(source_patterns=r"^motion_projector", target_patterns="model.motion_projector"),
-    WeightRenaming(source_patterns=r"^video_projector", target_patterns="model.video_projector"),
-]
-register_checkpoint_conversion_mapping("HuMoConForCausalLM", _LEGACY_CHECKPOINT_LAYOUT, overwrite=True)
+_LEGACY_TO_CURRENT_KEYS = (  # (pattern on a checkpoint key, its name in the module tree)
+    (r"^language_model\.lm_head", "lm_head"),
+    (r"^language_model\.model", "model.language_model"),
+    (r"^motion_encoder", "model.motion_encoder"),
+    (r"^video_encoder", "model.video_encoder"),
+    (r"^motion_projector", "model.motion_projector"),
+    (r"^video_projector", "model.video_projector"),
+)
+register_checkpoint_conversion_mapping(
+    "HuMoConForCausalLM",
+    [WeightRenaming(source_patterns=src, target_patterns=dst) for src, dst in _LEGACY_TO_CURRENT_KEYS],
+    overwrite=True,
+)
+
+
+def checkpoint_key_to_module_key(key: str) -> str:
+    """The `HuMoConForCausalLM.state_dict()` name of a weight stored under `key` in a checkpoint file (the layout
+    `save_pretrained` writes); keys already in the module layout are returned unchanged."""
+    for pattern, replacement in _LEGACY_TO_CURRENT_KEYS:
+        renamed, count = re.subn(pattern, replacement, key)
+        if count:
+            return renamed
+    return key
 
 # Inputs only needed to fill placeholder embeddings: once the prompt sits in the KV cache they are dead weight.
 MODALITY_INPUT_NAMES = (
@@ -537,6 +552,16 @@ class HuMoConForCausalLM(HuMoConPreTrainedModel, GenerationMixin):
         self._tie_to_language_model_embeddings()
         self.post_init()
         self._suppress_placeholders()
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """`nn.Module.load_state_dict` that also takes a checkpoint file's state dict as `save_pretrained` writes it
+        (the legacy key layout, see `_LEGACY_TO_CURRENT_KEYS`). `Trainer` resumes a full-model checkpoint with
+        `model.load_state_dict(load_file(...), strict=False)`: without the renaming no key matched, nothing was
+        loaded and a resumed stage 2 silently restarted from the initial projector weights."""
+        renamed = {checkpoint_key_to_module_key(key): value for key, value in state_dict.items()}
+        if len(renamed) != len(state_dict):
+            raise ValueError("the state dict holds the same weight under both the checkpoint and the module name")
+        return super().load_state_dict(renamed, strict=strict, assign=assign)
 
     def _tie_to_language_model_embeddings(self):
         """Name the LLM's input embedding as the LM head's tied twin (`_tied_weights_keys`), whatever the LLM calls

@@ -78,7 +78,7 @@ def test_legacy_checkpoint_loads_every_weight_and_gives_the_same_logits(legacy_c
     inputs, expected = _reference_io()
     with torch.no_grad():
         logits = model.eval()(**inputs).logits
-    torch.testing.assert_close(logits, expected, rtol=0, atol=0)
+    torch.testing.assert_close(logits, expected, rtol=1e-5, atol=1e-5)  # bit-exactness differs between CPUs
     assert model.lm_head.weight.data_ptr() == model.language_model.embed_tokens.weight.data_ptr()  # still tied
 
 
@@ -97,7 +97,7 @@ def test_saving_keeps_the_checkpoint_layout(legacy_copy, tmp_path):
     reloaded = HuMoConForCausalLM.from_pretrained(tmp_path).eval()
     inputs, expected = _reference_io()
     with torch.no_grad():
-        torch.testing.assert_close(reloaded(**inputs).logits, expected, rtol=0, atol=0)
+        torch.testing.assert_close(reloaded(**inputs).logits, expected, rtol=1e-5, atol=1e-5)  # bit-exactness differs between CPUs
 
 
 def test_base_model_is_the_multimodal_model(legacy_copy):
@@ -131,3 +131,22 @@ def test_modality_features_are_a_model_output(legacy_copy):
     torch.testing.assert_close(out.video_hidden_states, video.pooler_output[0], rtol=0, atol=0)
     assert isinstance(as_tuple, tuple)
     torch.testing.assert_close(as_tuple[1], motion.pooler_output, rtol=0, atol=0)
+
+
+def test_a_saved_checkpoint_file_loads_into_the_module_as_trainer_resumes_it(legacy_copy, tmp_path):
+    """`Trainer` resumes a full-model checkpoint with `model.load_state_dict(load_file(...), strict=False)`. The file
+    is in the checkpoint layout, the module in transformers 5's: before the renaming nothing matched, nothing loaded,
+    and a resumed stage 2 restarted from its initial projector weights without a word."""
+    trained = HuMoConForCausalLM.from_pretrained(legacy_copy).eval()
+    trained.save_pretrained(tmp_path)
+    fresh = HuMoConForCausalLM(trained.config).eval()
+    with torch.no_grad():
+        for p in fresh.parameters():
+            p.zero_()
+    result = fresh.load_state_dict(load_file(str(tmp_path / "model.safetensors")), strict=False)
+    assert not result.unexpected_keys
+    assert set(result.missing_keys) <= {"lm_head.weight"}  # tied to the input embeddings, not stored
+    for (name, a), (_, b) in zip(trained.state_dict().items(), fresh.state_dict().items(), strict=True):
+        torch.testing.assert_close(b, a, rtol=0, atol=0, msg=name)
+    with pytest.raises(RuntimeError, match="Missing key"):  # strict loading still names what is missing
+        fresh.load_state_dict({"motion_projector.linear_1.bias": trained.motion_projector.linear_1.bias})
