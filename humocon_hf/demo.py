@@ -43,7 +43,10 @@ DEFAULT_OUTPUT_DIR = "humocon_demo"
 STAGES = ("data", "pretrain", "translate", "tune", "baseline", "evaluate", "export")
 MARKER = "stage.json"
 # Model fields only the LLM stages read: changing them keeps the finished data and concept-discovery stages.
-LLM_ONLY_MODEL_FIELDS = ("dtype", "attn_implementation", "system_prompt", "max_length", "use_motion_quantized")
+LLM_ONLY_MODEL_FIELDS = ("dtype", "attn_implementation", "system_prompt", "max_length", "use_motion_quantized",
+                         "motion_projector_reads_poses")
+# Model fields only the motion path reads: the text-only baseline does not depend on them.
+MOTION_PATH_MODEL_FIELDS = ("use_motion_quantized", "motion_projector_reads_poses")
 CHAT_DEFAULTS = "humocon_chat.json"
 
 
@@ -321,8 +324,11 @@ class DemoPipeline:
         self._llm_cache = None
 
     # -------------------------------------------------------------------------------------- fingerprints
-    def _fp(self, *sections: str, after: str | None = None, encoders_only: bool = False) -> dict:
+    def _fp(self, *sections: str, after: str | None = None, encoders_only: bool = False,
+            text_only: bool = False) -> dict:
         exclude = {"model": LLM_ONLY_MODEL_FIELDS} if encoders_only else None
+        if text_only:
+            exclude = {"model": MOTION_PATH_MODEL_FIELDS}
         fp = {"recipe": self.recipe.fingerprint(*sections, exclude=exclude), "version": 1}
         if after is not None:
             # Chain: a stage is stale when the stage it builds on was redone.
@@ -347,7 +353,8 @@ class DemoPipeline:
             ("tune", lambda: self._fp("model", "tune", after="translate"), self.stage_tune, True),
         ]
         if self.recipe.evaluate.baseline == "text_only":
-            plan.append(("baseline", lambda: self._fp("model", "tune", after="data"), self.stage_baseline, True))
+            plan.append(("baseline", lambda: self._fp("model", "tune", after="data", text_only=True), self.stage_baseline,
+                         True))
         plan.append((
             "evaluate",
             lambda: {**self._fp("evaluate", after="tune"), "baseline": self._fp("tune", after="baseline")},
@@ -591,7 +598,8 @@ class DemoPipeline:
         motion_encoder, video_encoder = self.load_encoders()
         _seed_before_init(targs.seed)
         model = HuMoConForCausalLM.from_parts(
-            llm, motion_encoder, video_encoder, processor, use_motion_quantized=model_args.use_motion_quantized
+            llm, motion_encoder, video_encoder, processor, use_motion_quantized=model_args.use_motion_quantized,
+            motion_projector_reads_poses=model_args.motion_projector_reads_poses,
         )
 
         rows = [{"motion": r, "caption": c} for r, c in _caption_rows(qa["train"])]

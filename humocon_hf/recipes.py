@@ -83,6 +83,12 @@ class ModelArguments:
         metadata={"help": "Feed the LLM the motion encoder's quantised concept vectors (the paper) or, with false, its "
                   "continuous features before the codebook."},
     )
+    motion_projector_reads_poses: bool = field(
+        default=False,
+        metadata={"help": "The motion projector also reads each token's own frames (normalised pose features) next "
+                  "to the encoder's features: a residual path for what the concepts drop (the side of a limb action). "
+                  "Not in the paper."},
+    )
 
     def __post_init__(self):
         if self.encoder_preset not in ("small", "paper"):

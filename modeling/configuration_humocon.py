@@ -59,6 +59,10 @@ class HuMoConConfig(PreTrainedConfig):
             Feed the LLM the motion encoder's *quantised* features (the codebook vectors of the discovered
             concepts, HuMoCon's point) instead of its continuous pre-quantisation features
             (`last_hidden_state`). Continuous features carry more detail but are not tied to concepts.
+        motion_projector_reads_poses (`bool`, *optional*, defaults to `False`):
+            Also hand the motion projector each token's own frames (its `motion_token_stride` normalised pose
+            feature vectors, concatenated) next to the encoder's features: a residual path for details the concepts
+            drop, such as which side's limb moves. Not in the paper (which projects the concepts only).
         use_video_quantized (`bool`, *optional*, defaults to `True`):
             Same choice for the video encoder.
         freeze_encoders (`bool`, *optional*, defaults to `True`):
@@ -110,6 +114,7 @@ class HuMoConConfig(PreTrainedConfig):
     projector_hidden_act: str = "gelu"
     projector_bias: bool = True
     use_motion_quantized: bool = True
+    motion_projector_reads_poses: bool = False
     use_video_quantized: bool = True
     freeze_encoders: bool = True
     initializer_range: float = 0.02
@@ -137,7 +142,8 @@ class HuMoConConfig(PreTrainedConfig):
                 continue
             if isinstance(value, bool) or not isinstance(value, numbers.Integral):
                 raise ValueError(f"HuMoConConfig.{name} must be an integer, got {type(value).__name__} {value!r}")
-        for name in ("use_motion_quantized", "use_video_quantized", "freeze_encoders", "projector_bias"):
+        for name in ("use_motion_quantized", "motion_projector_reads_poses", "use_video_quantized", "freeze_encoders",
+                     "projector_bias"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"HuMoConConfig.{name} must be true or false, got {getattr(self, name)!r}")
         if self.motion_token_stride < 1:

@@ -257,8 +257,11 @@ class HuMoConModel(HuMoConPreTrainedModel):
         self.motion_encoder = HuMoConMotionEncoder(config.motion_config)
         self.video_encoder = HuMoConVideoEncoder(config.video_config)
         text_hidden = config.text_config.hidden_size
+        motion_features = _encoder_feature_size(config.motion_config, config.use_motion_quantized)
+        if config.motion_projector_reads_poses:
+            motion_features += config.motion_token_stride * config.motion_config.feature_size
         self.motion_projector = HuMoConModalityProjector(
-            _encoder_feature_size(config.motion_config, config.use_motion_quantized),
+            motion_features,
             text_hidden,
             config.projector_hidden_act,
             config.projector_bias,
@@ -314,8 +317,10 @@ class HuMoConModel(HuMoConPreTrainedModel):
         output_hidden_states: bool | None,
         output_attentions: bool | None,
         return_dict: bool | None,
+        projector_extra_inputs: torch.Tensor | None = None,
     ) -> HuMoConModalityOutput | tuple:
-        """Run one frozen (or trainable) concept encoder and its projector."""
+        """Run one frozen (or trainable) concept encoder and its projector; `projector_extra_inputs`
+        `(batch, num_tokens, width)` are concatenated to the encoder's features before the projector."""
         flags = {
             name: value
             for name, value in (("output_hidden_states", output_hidden_states), ("output_attentions", output_attentions))
@@ -327,9 +332,12 @@ class HuMoConModel(HuMoConPreTrainedModel):
         token_mask = getattr(outputs, "attention_mask", None)
         if token_mask is None:
             token_mask = torch.ones(features.shape[:2], dtype=torch.long, device=features.device)
+        projector_inputs = features
+        if projector_extra_inputs is not None:
+            projector_inputs = torch.cat([features, projector_extra_inputs.to(features.dtype)], dim=-1)
         result = HuMoConModalityOutput(
             last_hidden_state=features,
-            pooler_output=projector(features.to(projector.linear_1.weight.dtype)),
+            pooler_output=projector(projector_inputs.to(projector.linear_1.weight.dtype)),
             hidden_states=getattr(outputs, "hidden_states", None),
             attentions=getattr(outputs, "attentions", None),
             attention_mask=token_mask.long(),
@@ -368,10 +376,22 @@ class HuMoConModel(HuMoConPreTrainedModel):
             "motion_values": motion_values.to(self.motion_encoder.dtype),
             "motion_attention_mask": motion_attention_mask,
         }
+        poses = self._pose_patches(motion_values, motion_attention_mask) if self.config.motion_projector_reads_poses else None
         return self._encode(
             self.motion_encoder, self.motion_projector, self.config.use_motion_quantized, inputs,
-            output_hidden_states, output_attentions, return_dict,
+            output_hidden_states, output_attentions, return_dict, projector_extra_inputs=poses,
         )
+
+    def _pose_patches(self, motion_values: torch.Tensor, motion_attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """`(clips, frames, features)` -> `(clips, ceil(frames / stride), stride * features)`: the frames each motion
+        token covers, side by side (padding and masked frames are zeros), for `motion_projector_reads_poses`."""
+        clips, frames, width = motion_values.shape
+        stride = self.config.motion_token_stride
+        values = motion_values
+        if motion_attention_mask is not None:
+            values = values * motion_attention_mask[..., None].to(values.dtype)
+        values = nn.functional.pad(values, (0, 0, 0, (-frames) % stride))
+        return values.reshape(clips, -1, stride * width)
 
     def get_video_features(
         self,

@@ -631,3 +631,33 @@ def test_continuous_features_and_several_tokens_per_frame():
     # Continuous features: moving the input a little moves the projected features (quantised ones may not).
     nudged = model(**dict(inputs, motion_values=inputs["motion_values"] + 1e-3))
     assert not torch.equal(nudged.motion_hidden_states, out.motion_hidden_states)
+
+
+def test_motion_projector_reads_each_tokens_frames_when_asked():
+    """`motion_projector_reads_poses`: the projector's input is the encoder's features plus the stride frames each
+    token covers; a change confined to one token's frames changes that token's projection only (the quantised concept
+    ids stay put), and frames masked out do not count."""
+    config = tiny_config(motion_projector_reads_poses=True)
+    stride, width = config.motion_token_stride, config.motion_config.feature_size
+    torch.manual_seed(0)
+    model = HuMoConForCausalLM(config).eval()
+    assert model.motion_projector.linear_1.in_features == config.motion_config.codebook_dim + stride * width
+    motion = torch.randn(1, 10, width)  # 3 tokens at stride 4, the last one half padding
+    mask = torch.ones(1, 10, dtype=torch.long)
+    with torch.no_grad():
+        base = model.get_motion_features(motion, mask)
+        nudged_input = motion.clone()
+        nudged_input[0, stride] += 1e-4  # a frame of token 1; too small to move its concept
+        nudged = model.get_motion_features(nudged_input, mask)
+        assert torch.equal(nudged.concept_ids, base.concept_ids)
+        changed = (nudged.pooler_output - base.pooler_output).abs().amax(-1)[0]
+        # (the quantiser's straight-through estimate leaves float noise of ~1e-7 on the other tokens)
+        assert changed[1] > 1e-5 and changed[0] < 1e-6 and changed[2] < 1e-6
+        masked = mask.clone()
+        masked[0, 9] = 0
+        garbage = motion.clone()
+        garbage[0, 9] = 1e3
+        torch.testing.assert_close(model.get_motion_features(garbage, masked).pooler_output,
+                                   model.get_motion_features(motion, masked).pooler_output)
+    with pytest.raises(ValueError, match="motion_projector_reads_poses"):
+        HuMoConConfig(motion_projector_reads_poses="yes")
