@@ -48,7 +48,7 @@ class HuMoConChat:
     """Model + processor + the helpers the page needs; one instance per app."""
 
     def __init__(self, model_dir: str, device: str = "auto"):
-        from humocon_hf.cli import load_checkpoint
+        from humocon_hf.inference import load_checkpoint
 
         self.model, self.processor, defaults = load_checkpoint(model_dir, device=device)
         self.system_prompt = defaults.get("system_prompt")
@@ -69,12 +69,12 @@ class HuMoConChat:
             old.unlink(missing_ok=True)
 
     def _joints(self, motion_path: str):
-        from humocon_hf.cli import CLIError, check_media, load_media
+        from humocon_hf.inference import UserInputError, check_media, load_media
 
         try:
             check_media(motion_path, None)
             joints, _ = load_media(self.processor, motion_path, None)
-        except CLIError as err:
+        except UserInputError as err:
             raise ValueError(str(err).replace("--motion ", "")) from err
         return joints
 
@@ -82,8 +82,8 @@ class HuMoConChat:
         """Render the motion (GIF) and plot its concept timeline; returns (gif path, png path, summary)."""
         import gradio as gr
 
-        from humocon_hf.cli import concept_lines
-        from humocon_hf.demo import save_concept_timeline, save_motion_preview
+        from humocon_hf.inference import concept_lines
+        from humocon_hf.pipeline.reporting import save_concept_timeline, save_motion_preview
 
         path = _path_of(motion_file)
         if path is None:
@@ -104,13 +104,13 @@ class HuMoConChat:
 
     def conversation(self, history: list[dict], question: str, motion_path: str | None, video_path: str | None):
         """The model-side conversation: media in the first user turn, then the chat so far and the new question."""
-        from humocon_hf.cli import load_media, user_message
+        from humocon_hf.inference import load_media, user_message
 
         motion = video = None
         if motion_path or video_path:
             try:
                 motion, video = load_media(self.processor, motion_path, video_path)
-            except Exception as err:  # CLIError / ValueError: show it on the page
+            except Exception as err:  # UserInputError / ValueError: show it on the page
                 raise ValueError(str(err)) from err
         messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
         first = True
@@ -128,7 +128,7 @@ class HuMoConChat:
         """Stream the answer: yields the updated chat history after every new piece of text."""
         import gradio as gr
 
-        from humocon_hf.cli import stream_answer
+        from humocon_hf.inference import stream_answer
 
         history = list(history or [])
         question = (question or "").strip()
@@ -155,11 +155,11 @@ def build_app(model_dir: str = DEFAULT_MODEL, device: str = "auto"):
         import gradio as gr
     except ImportError as err:  # an optional extra
         raise ImportError('the HuMoCon app needs Gradio: pip install "humocon-hf[app]"') from err
-    from humocon_hf.cli import CLIError
+    from humocon_hf.inference import UserInputError
 
     try:
         chat = HuMoConChat(model_dir, device=device)
-    except CLIError as err:
+    except UserInputError as err:
         raise ValueError(str(err)) from err
 
     with gr.Blocks(title="HuMoCon: ask about human motion") as app:

@@ -17,195 +17,30 @@ import argparse
 import json
 import sys
 import tempfile
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-MOTION_EXTENSIONS = (".bvh", ".npy", ".npz")
-VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".gif", ".webm", ".mkv", ".m4v")
-
-
-class CLIError(Exception):
-    """A user error: printed as one line (with what to do) instead of a traceback."""
-
-
-# --------------------------------------------------------------------------------------------- chat helpers
-
-
-def load_checkpoint(model_dir: str, device: str = "auto", dtype: str = "auto", trust_remote_code: bool = False):
-    """`(model, processor, chat_defaults)` of a HuMoCon checkpoint folder or Hub id, through the Auto classes."""
-    import torch
-    from transformers import AutoModel, AutoProcessor
-
-    from humocon_hf.auto import register_auto_classes
-
-    path = Path(model_dir).expanduser()
-    looks_like_hub_id = model_dir.count("/") == 1 and not model_dir.startswith((".", "/", "~"))
-    if not path.exists() and not looks_like_hub_id:
-        raise CLIError(f"--model {model_dir}: no such folder; give the output folder of `humocon demo` or a Hub id")
-    if path.is_dir() and not (path / "config.json").is_file():
-        raise CLIError(
-            f"--model {model_dir}: the folder has no config.json, so it is not a checkpoint; `humocon demo` writes one "
-            "to its --output-dir (default ./humocon_demo) when it finishes"
-        )
-    register_auto_classes()
-    kwargs = {"trust_remote_code": trust_remote_code}
-    if dtype != "auto":
-        kwargs["dtype"] = getattr(torch, dtype)
-    source = str(path) if path.is_dir() else model_dir
-    if path.is_dir():
-        try:
-            model_type = json.loads((path / "config.json").read_text(encoding="utf-8")).get("model_type")
-        except (ValueError, UnicodeDecodeError, AttributeError) as err:
-            raise CLIError(f"--model {model_dir}: config.json is not a valid JSON object ({err})") from None
-        if model_type != "humocon":
-            raise CLIError(f"--model {model_dir}: config.json says model_type {model_type!r}; a HuMoCon checkpoint has "
-                           "'humocon' (the output folder of `humocon demo` or a checkpoint pushed with `humocon push`)")
-    try:
-        model = AutoModel.from_pretrained(source, **kwargs).eval()
-    except Exception as err:  # noqa: BLE001 - every loading failure becomes one line saying what is missing
-        raise CLIError(_load_error(model_dir, "model", err)) from err
-    try:
-        processor = AutoProcessor.from_pretrained(source, trust_remote_code=trust_remote_code)
-    except Exception as err:  # noqa: BLE001
-        raise CLIError(_load_error(model_dir, "processor", err)) from err
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    model.to(device)
-    defaults = {}
-    if path.is_dir() and (path / "humocon_chat.json").is_file():
-        defaults = json.loads((path / "humocon_chat.json").read_text())
-    return model, processor, defaults
-
-
-def _load_error(model_dir: str, what: str, err: Exception) -> str:
-    """One line for a checkpoint that does not load: what is missing or broken, and what to do."""
-    text = str(err)
-    first = text.strip().splitlines()[0] if text.strip() else type(err).__name__
-    lowered = text.lower()
-    if "offline" in lowered or "cannot find the requested files" in lowered or "connect" in lowered:
-        hint = ("it is not a local folder and the Hub cannot be reached (offline / HF_HUB_OFFLINE=1): download it "
-                "first (`huggingface-cli download ...`) and pass the folder")
-    elif what == "model" and ("safetensors" in lowered and ("no file named" in lowered or "does not appear" in lowered)
-                              or "no file named" in lowered):
-        hint = "the folder has no weights (model.safetensors); copy the whole checkpoint folder"
-    elif what == "model" and ("header" in lowered or "incomplete" in lowered or "deserializ" in lowered
-                              or "safetensor" in lowered):
-        hint = "model.safetensors is truncated or corrupt; copy or download the checkpoint again"
-    elif what == "processor":
-        hint = ("the processor / tokenizer files (processor_config.json, tokenizer.json, tokenizer_config.json) are "
-                "missing or broken; a checkpoint saved by `humocon demo` or `humocon push` has them")
-    else:
-        hint = "the folder is not a loadable HuMoCon checkpoint (see the message)"
-    return f"--model {model_dir}: cannot load the {what} ({type(err).__name__}: {first[:300]}); {hint}"
-
-
-def check_media(motion: str | None, video: str | None) -> None:
-    """Fail early, naming the file and the accepted formats."""
-    for value, kind, extensions in ((motion, "motion", MOTION_EXTENSIONS), (video, "video", VIDEO_EXTENSIONS)):
-        if value is None:
-            continue
-        path = Path(value)
-        if path.is_dir():
-            raise CLIError(f"--{kind} {value}: is a folder; give one {kind} file ({', '.join(extensions)})")
-        if not path.is_file():
-            raise CLIError(f"--{kind} {value}: file not found")
-        if path.suffix.lower() not in extensions:
-            raise CLIError(f"--{kind} {value}: unsupported file type {path.suffix!r}; use one of {', '.join(extensions)}")
-
-
-def load_media(processor, motion: str | None, video: str | None, motion_fps: float | None = None):
-    """Read the files once (motion to SMPL-22 joints at the processor's rate) so bad files fail before generating."""
-    motion_value = None
-    if motion is not None:
-        from humocon_hf.processing.motion_io import load_motion
-
-        if motion_fps is not None and not (isinstance(motion_fps, (int, float)) and 0 < motion_fps < float("inf")):
-            raise CLIError(f"--motion-fps must be a positive frame rate, got {motion_fps!r}")
-        kwargs = {"source_fps": motion_fps} if motion_fps is not None else {}
-        if Path(motion).suffix.lower() == ".npz":
-            raise CLIError(f"--motion {motion}: AMASS .npz files hold body-model parameters, which need the SMPL+H / "
-                           "SMPL-X model files (licence-restricted, not shipped): convert them to joints in Python with "
-                           "humocon_hf.processing.motion_io.load_amass_npz(path, body_model_dir=...) and np.save the "
-                           "(T, 22, 3) joints as a .npy file, which this command reads")
-        try:
-            clip = load_motion(motion, fps=processor.motion_feature_extractor.fps, **kwargs)
-        except (ValueError, FileNotFoundError, ImportError) as err:
-            raise CLIError(f"--motion {motion}: {err}") from err
-        motion_value = clip.joints
-        fe = processor.motion_feature_extractor
-        if len(motion_value) > fe.max_frames:
-            print(f"note: --motion {motion} lasts {clip.duration:.1f} s ({len(motion_value)} frames at {fe.fps:g} fps); "
-                  f"the model reads its first {fe.max_frames} frames ({fe.max_frames / fe.fps:.1f} s)", file=sys.stderr)
-    video_value = None
-    if video is not None:
-        # Decode only the key frames the processor will use (not every frame: ~5 GB per minute of 720p), to fail
-        # early on a bad file; the processor reads the same key frames from the path.
-        from humocon_hf.processing.video_processing_humocon import load_key_frames
-
-        vfe = processor.video_feature_extractor
-        try:
-            load_key_frames(video, num_frames=vfe.num_frames, sampling_fps=vfe.sampling_fps,
-                            decode_method=vfe.decode_method)
-        except (ValueError, FileNotFoundError) as err:
-            raise CLIError(f"--video {video}: {err}") from err
-        video_value = str(video)
-    return motion_value, video_value
-
-
-def user_message(question: str, motion=None, video=None) -> dict:
-    """A user turn in the training format: media first, a newline, then the question."""
-    items = []
-    if motion is not None:
-        items.append({"type": "motion", "motion": motion})
-    if video is not None:
-        if isinstance(video, tuple):  # (frames, fps) arrays
-            frames, fps = video
-            items.append({"type": "video", "video": frames, "fps": fps})
-        else:  # a file path: the processor decodes its key frames only
-            items.append({"type": "video", "video": video})
-    if items:
-        items.append({"type": "text", "text": "\n"})
-    items.append({"type": "text", "text": question})
-    return {"role": "user", "content": items}
-
-
-def stream_answer(model, processor, conversation: list[dict], max_new_tokens: int = 32) -> Iterator[str]:
-    """Generate the assistant's next turn greedily, yielding text as it is produced (TextIteratorStreamer)."""
-    import torch
-    from transformers import TextIteratorStreamer
-
-    inputs = processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=True, return_tensors="pt")
-    inputs = {k: v.to(model.device) if hasattr(v, "to") else v for k, v in inputs.items()}
-    streamer = TextIteratorStreamer(processor.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
-    errors: list[BaseException] = []
-
-    def work():
-        try:
-            with torch.no_grad():
-                model.generate(**inputs, streamer=streamer, do_sample=False, max_new_tokens=max_new_tokens,
-                               pad_token_id=processor.tokenizer.pad_token_id)
-        except BaseException as err:  # surfaced in the caller's thread below
-            errors.append(err)
-            streamer.end()
-
-    thread = threading.Thread(target=work, daemon=True)
-    thread.start()
-    yield from streamer
-    thread.join()
-    if errors:
-        raise errors[0]
-
+from humocon_hf.inference import (
+    MOTION_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    check_media,
+    concept_lines,
+    load_checkpoint,
+    load_media,
+    stream_answer,
+    user_message,
+)
+from humocon_hf.inference import UserInputError as CLIError  # a user error: one line, no traceback
 
 # ------------------------------------------------------------------------------------------------ commands
 
 
 def _demo_options(args):
     """The pipeline options of a recipe-driven command (`demo`, the stage commands, `ablate`)."""
-    from humocon_hf.demo import DemoOptions
+    from humocon_hf.pipeline.stages import PipelineOptions
     from humocon_hf.recipes import overrides_from_strings
 
-    return DemoOptions(
+    return PipelineOptions(
         output_dir=args.output_dir,
         recipe=args.recipe,
         steps_scale=args.steps_scale,
@@ -220,7 +55,7 @@ def _demo_options(args):
 
 def cmd_demo(args) -> int:
     from humocon_hf.auto import register_auto_classes
-    from humocon_hf.demo import DemoPipeline
+    from humocon_hf.pipeline.stages import HuMoConPipeline
 
     register_auto_classes()
     if args.seeds:
@@ -233,16 +68,16 @@ def cmd_demo(args) -> int:
         except ValueError as err:
             raise CLIError(str(err)) from err
         return 0
-    DemoPipeline(_demo_options(args)).run()
+    HuMoConPipeline(_demo_options(args)).run()
     return 0
 
 
 def cmd_stage(args) -> int:
     from humocon_hf.auto import register_auto_classes
-    from humocon_hf.demo import DemoPipeline
+    from humocon_hf.pipeline.stages import HuMoConPipeline
 
     register_auto_classes()
-    pipeline = DemoPipeline(_demo_options(args))
+    pipeline = HuMoConPipeline(_demo_options(args))
     if args.command == "evaluate" and args.model:
         pipeline.evaluate_checkpoint(args.model)
         return 0
@@ -252,8 +87,8 @@ def cmd_stage(args) -> int:
 
 def cmd_ablate(args) -> int:
     from humocon_hf.auto import register_auto_classes
-    from humocon_hf.demo import RECIPE_VARIANTS, run_ablation_study
     from humocon_hf.evaluation import ABLATION_VARIANTS
+    from humocon_hf.pipeline.ablation import RECIPE_VARIANTS, run_ablation_study
 
     register_auto_classes()
     known = {**ABLATION_VARIANTS, **RECIPE_VARIANTS}
@@ -270,23 +105,6 @@ def cmd_ablate(args) -> int:
     except ValueError as err:
         raise CLIError(str(err)) from err
     return 0
-
-
-def concept_lines(model, processor, joints) -> list[str]:
-    """The motion's concept segments with times and, when the checkpoint has them, the concepts in words
-    (`humocon ask --concepts`, the Space)."""
-    from humocon_hf.concepts import concept_labels, motion_concepts
-
-    fe = processor.motion_feature_extractor
-    result = motion_concepts(model.motion_encoder, fe, [joints])[0]
-    labels = concept_labels(getattr(model.config.motion_config, "concept_descriptions", None))
-    lines = ["Motion concepts (time, concept id" + (", what it means):" if labels else "):")]
-    for start, end, concept in result["segments"]:
-        words = f"  {labels[concept]}" if concept in labels else ""
-        lines.append(f"  {start / fe.fps:5.1f}-{end / fe.fps:5.1f} s  #{concept:<4d}{words}")
-    if not labels:
-        lines.append("  (this checkpoint stores no concept descriptions; `humocon demo` checkpoints do)")
-    return lines
 
 
 def cmd_ask(args) -> int:

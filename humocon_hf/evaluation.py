@@ -9,7 +9,7 @@ The model enters as ``answer_fn(rows) -> list[str]``: it gets a batch of data se
 * `format_table` / `format_ablation_table` - paper-style text tables; `write_results` - JSON plus the
   `model-index` block of a Hub model card.
 * `run_ablation` - trains and evaluates the paper's Table 3 variants through a user `train_fn`.
-* `answer_fn_from_model` - adapter from a generation model + `MotionVideoProcessor` to an `answer_fn`.
+* `humocon_hf.inference.answer_fn_from_model` / `make_answer_fn` - a checkpoint as an `answer_fn`.
 
 Command line: ``python -m humocon_hf.evaluation table results.json [more.json ...]`` prints the table of
 saved results (several files: one row each).
@@ -22,7 +22,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from humocon_hf.metrics.babel_qa_accuracy import (
     normalize_answer,
 )
 from humocon_hf.metrics.llm_judge import LLMJudge
+from humocon_hf.pipeline.runner import write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -179,54 +179,6 @@ def evaluate_video_qa(
     return results
 
 
-# ------------------------------------------------------------------------------------------------ models
-
-
-def build_conversation(row: Mapping, system_prompt: str | None = None) -> list[dict]:
-    """The chat for one QA row in the processor's typed-content form: the row's motion and/or video, then
-    its question (the first user turn)."""
-    items: list[dict] = []
-    if row.get("motion_path"):
-        items.append({"type": "motion", "motion": row["motion_path"]})
-    if row.get("video_path"):
-        items.append({"type": "video", "video": row["video_path"]})
-    question = row.get("question")
-    if not isinstance(question, str) or not question:
-        raise ValueError(f"row {row.get('id', '?')}: 'question' must be a non-empty string, got {question!r}")
-    items.append({"type": "text", "text": question})
-    conversation = [{"role": "system", "content": system_prompt}] if system_prompt else []
-    conversation.append({"role": "user", "content": items})
-    return conversation
-
-
-def answer_fn_from_model(model, processor, *, max_new_tokens: int = 16, system_prompt: str | None = None) -> AnswerFn:
-    """Adapter: a generation model (e.g. `HuMoConForCausalLM`) plus its `MotionVideoProcessor` -> `answer_fn`.
-
-    Each row becomes a chat (`build_conversation`), is processed with
-    ``processor.apply_chat_template(..., add_generation_prompt=True, tokenize=True)`` and answered by greedy
-    `model.generate`; only the new tokens are decoded. Rows are generated one at a time, so no padding side
-    can shift a prompt.
-    """
-    import torch
-
-    def answer_fn(rows: list[dict]) -> list[str]:
-        answers = []
-        for row in rows:
-            inputs = processor.apply_chat_template(
-                build_conversation(row, system_prompt), add_generation_prompt=True, tokenize=True,
-                return_tensors="pt",
-            )
-            device = getattr(model, "device", None)
-            inputs = {k: (v.to(device) if device is not None and hasattr(v, "to") else v) for k, v in inputs.items()}
-            with torch.no_grad():
-                out = model.generate(**inputs, do_sample=False, max_new_tokens=max_new_tokens)
-            new_tokens = out[0, inputs["input_ids"].shape[1]:]
-            answers.append(processor.tokenizer.decode(new_tokens, skip_special_tokens=True).strip())
-        return answers
-
-    return answer_fn
-
-
 # ------------------------------------------------------------------------------------------------ tables
 
 
@@ -288,19 +240,6 @@ def format_ablation_table(results_by_variant: Mapping[str, Mapping], digits: int
 # ---------------------------------------------------------------------------------------------- writing
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 _METRIC_NAMES = {
     "accuracy": "Overall accuracy", "action": "Action accuracy", "direction": "Direction accuracy",
     "body_part": "Body part accuracy", "before": "Before accuracy", "after": "After accuracy",
@@ -341,10 +280,10 @@ def write_results(results: Mapping, out_dir: str | os.PathLike, *, stem: str = "
 
     out = Path(out_dir)
     paths = {"json": out / f"{stem}.json", "table": out / f"{stem}_table.md", "model_index": out / f"{stem}_model_index.yaml"}
-    _atomic_write(paths["json"], json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    _atomic_write(paths["table"], format_table(results) + "\n")
+    write_text_atomic(paths["json"], json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    write_text_atomic(paths["table"], format_table(results) + "\n")
     index = {"model-index": model_index(results)}
-    _atomic_write(paths["model_index"], yaml.safe_dump(index, sort_keys=False, allow_unicode=True))
+    write_text_atomic(paths["model_index"], yaml.safe_dump(index, sort_keys=False, allow_unicode=True))
     return paths
 
 
@@ -398,8 +337,8 @@ def write_ablation(results_by_variant: Mapping[str, Mapping], out_dir: str | os.
     out = Path(out_dir)
     table = format_ablation_table(results_by_variant) if table is None else table
     paths = {"json": out / "ablation.json", "table": out / "ablation_table.md"}
-    _atomic_write(paths["json"], json.dumps(results_by_variant, indent=2, ensure_ascii=False, default=str) + "\n")
-    _atomic_write(paths["table"], table + "\n")
+    write_text_atomic(paths["json"], json.dumps(results_by_variant, indent=2, ensure_ascii=False, default=str) + "\n")
+    write_text_atomic(paths["table"], table + "\n")
     return paths
 
 

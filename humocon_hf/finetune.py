@@ -32,8 +32,8 @@ FINETUNE_INFO = "finetune.json"
 
 def _accuracy(model, processor, model_args, rows, batch_size: int, max_new_tokens: int, bf16: bool) -> dict | None:
     """Exact-match accuracy (BABEL-QA normalisation) on question/answer rows; None without such rows."""
-    from humocon_hf.demo import make_answer_fn
     from humocon_hf.evaluation import evaluate_motion_qa
+    from humocon_hf.inference import make_answer_fn
 
     rows = [r for r in rows if r.get("question") and r.get("answer")]
     if not rows:
@@ -121,10 +121,16 @@ def finetune(
     `load_custom_qa` reads it), with the recipe's `tune` section (LoRA rank, steps, learning rate, batch size,
     `train_projectors`); evaluate on `eval_data` before and after; write the merged checkpoint, its processor, chat
     defaults, a model card and `finetune.json` to `output_dir`. Returns the `finetune.json` content."""
-    from humocon_hf.cli import load_checkpoint
     from humocon_hf.data import load_custom_qa
-    from humocon_hf.demo import CHAT_DEFAULTS, _bf16_on_cpu, _seed_before_init, _train, _train_info, _write_json
     from humocon_hf.hub import save_for_remote_code
+    from humocon_hf.inference import CHAT_DEFAULTS, load_checkpoint
+    from humocon_hf.pipeline.runner import (
+        bf16_on_cpu,
+        seed_before_init,
+        train_info,
+        train_resuming,
+        write_json_atomic,
+    )
     from humocon_hf.recipes import load_recipe
     from humocon_hf.training.instruction_tuning import (
         HuMoConQACollator,
@@ -156,7 +162,7 @@ def finetune(
         model_args.system_prompt = defaults.get("system_prompt", model_args.system_prompt)
     ev = recipe_obj.evaluate
     max_new_tokens = defaults.get("max_new_tokens") or ev.max_new_tokens
-    bf16 = bool(_bf16_on_cpu(recipe_obj.sections["tune"]).get("bf16"))
+    bf16 = bool(bf16_on_cpu(recipe_obj.sections["tune"]).get("bf16"))
 
     info: dict[str, Any] = {"fingerprint": fingerprint, "source": model_name_or_path, "train_data": str(train_data),
                             "train_rows": len(train),
@@ -165,7 +171,7 @@ def finetune(
     if eval_rows:
         model.eval()
         info["eval_before"] = _accuracy(model, processor, model_args, eval_rows, ev.batch_size, max_new_tokens, bf16)
-    _seed_before_init(targs.seed)
+    seed_before_init(targs.seed)
     lora = {"lora_target_modules": tune_args.lora_target_modules} if tune_args.lora_target_modules else {}
     trainer = InstructionTuningTrainer(
         model=model, args=targs, processor=processor, train_dataset=train,
@@ -174,22 +180,22 @@ def finetune(
         lora_r=tune_args.lora_r, lora_alpha=tune_args.lora_alpha, lora_dropout=tune_args.lora_dropout,
         train_projectors=tune_args.train_projectors, **lora,
     )
-    metrics = _train(trainer, targs.output_dir)
-    info.update(_train_info(trainer, metrics))
+    metrics = train_resuming(trainer, targs.output_dir)
+    info.update(train_info(trainer, metrics))
     merged = merge_adapter(trainer.model).eval()
     if eval_rows:
         info["eval_after"] = _accuracy(merged, processor, model_args, eval_rows, ev.batch_size, max_new_tokens, bf16)
     save_for_remote_code(merged, out, processor=processor)
-    _write_json(out / CHAT_DEFAULTS, {"system_prompt": model_args.system_prompt, "max_new_tokens": max_new_tokens})
+    write_json_atomic(out / CHAT_DEFAULTS, {"system_prompt": model_args.system_prompt, "max_new_tokens": max_new_tokens})
     (out / "README.md").write_text(_card(model_name_or_path, str(train_data), info["eval_data"], info, merged),
                                    encoding="utf-8")
     summary = {k: v for k, v in info.items()}
     for key in ("eval_before", "eval_after"):
         if summary.get(key):
             summary[key] = {k: v for k, v in summary[key].items() if k != "predictions"}
-    _write_json(out / FINETUNE_INFO, summary)
+    write_json_atomic(out / FINETUNE_INFO, summary)
     if eval_rows:
-        _write_json(out / "finetune_predictions.json",
+        write_json_atomic(out / "finetune_predictions.json",
                     {k: (info.get(k) or {}).get("predictions") for k in ("eval_before", "eval_after")})
     return json.loads((out / FINETUNE_INFO).read_text())
 

@@ -239,7 +239,7 @@ def render_model_card(
         datasets_used: keys of `DATA_NOTES` (licence notes) / Hub data set ids.
         model: the model itself, for its parameter count and config facts (optional).
         video_qa: whether stages 2-3 taught the LLM to answer about videos (sets the video pipeline tag).
-        real_cmu: the demo's held-out real CMU summary (`humocon_hf.demo.real_cmu_summary`), shown as its own line.
+        real_cmu: the demo's held-out real CMU summary (`humocon_hf.pipeline.reporting.real_cmu_summary`), shown as its own line.
     """
     import jinja2
     import yaml

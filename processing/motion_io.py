@@ -33,6 +33,7 @@ from .smpl22 import DEFAULT_FPS, JOINT_INDEX, NUM_JOINTS, SMPL22_JOINT_NAMES, ch
 PathLike = Union[str, "os.PathLike[str]"]
 
 __all__ = [
+    "MOTION_EXTENSIONS",
     "MotionClip",
     "load_motion",
     "load_bvh",
@@ -51,6 +52,8 @@ __all__ = [
 
 # Longest motion a reader produces (frames after resampling): 24 h at 20 fps is ~1.7 M frames. Header values that
 # imply more (a BVH "Frame Time: 1e6", fps=1e-6) are errors, not a reason to allocate gigabytes.
+# The motion files every entry point accepts (processor, `humocon ask`, data set loaders): what `load_motion` reads.
+MOTION_EXTENSIONS = (".bvh", ".npy", ".npz")
 MAX_MOTION_FRAMES = 2_000_000
 # Joints (end sites included) a BVH may define: rigs with full hands and faces have a few hundred.
 MAX_BVH_JOINTS = 5000

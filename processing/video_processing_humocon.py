@@ -68,7 +68,8 @@ from .smpl22 import DEFAULT_FPS
 
 logger = logging.get_logger(__name__)
 
-VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".gif", ".mkv", ".webm", ".m4v")
+# The video files every entry point accepts (processor, `humocon ask`, data set loaders): what OpenCV/FFmpeg decodes.
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".gif", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 # "auto" decoding only tries a seek across gaps of at least this many frames: below it grabbing is
 # cheap however short the GOP, and a probe on a long-GOP file would cost more than it could save.
 SEEK_PROBE_GAP = 32

@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 from test_motion_io import _walk_rotations, _write_bvh
 
-from humocon_hf.cli import CLIError, load_checkpoint, main
+from humocon_hf.cli import CLIError, main
+from humocon_hf.inference import load_checkpoint
 from humocon_hf.processing.motion_io import MotionClip, load_bvh, load_motion
 from humocon_hf.recipes import RecipeError, load_recipe
 

@@ -223,9 +223,10 @@ def build_tiny_checkpoint(root: Path, tokenizer_dir: Path) -> Path:
     """A complete (random) HuMoCon checkpoint built the way the demo builds one, small enough for CPU tests."""
     from transformers import AutoModelForCausalLM
 
-    from humocon_hf.demo import CHAT_DEFAULTS, build_concept_model, build_processor
     from humocon_hf.hub import save_for_remote_code
+    from humocon_hf.inference import CHAT_DEFAULTS
     from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
+    from humocon_hf.pipeline.builders import build_concept_model, build_processor
     from humocon_hf.recipes import DataArguments, ModelArguments
 
     llm_dir = make_tiny_llm_dir(root, tokenizer_dir)
@@ -264,7 +265,7 @@ def test_ask_answers_about_a_motion_file(tiny_checkpoint, tmp_path, capsys):
     """The streamed answer is exactly the greedy answer of the checkpoint loaded through the Auto classes."""
     import torch
 
-    from humocon_hf.cli import load_checkpoint, load_media, user_message
+    from humocon_hf.inference import load_checkpoint, load_media, user_message
 
     motion = _motion_file(tmp_path)
     rc = main(["ask", "--model", str(tiny_checkpoint), "--motion", str(motion), "--device", "cpu",

@@ -6,7 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from humocon_hf.demo import StageRunner, format_summary_table, typed_chat_template
+from humocon_hf.pipeline.reporting import format_summary_table
+from humocon_hf.pipeline.runner import StageRunner
+from humocon_hf.processing.chat_template import typed_chat_template
 
 
 def test_stage_runner_reuses_finished_stages_and_redoes_changed_ones(tmp_path, capsys):
@@ -232,11 +234,11 @@ def _small_cmu_copy(folder, trials):
 
 
 def test_variant_folder_names():
-    from humocon_hf.demo import _variant_folder
+    from humocon_hf.pipeline.ablation import variant_folder
 
-    assert _variant_folder("full") == "full"
-    assert _variant_folder("w/o masked reconstruction") == "wo_masked_reconstruction"
-    assert _variant_folder("w/o velocity reconstruction") == "wo_velocity_reconstruction"
+    assert variant_folder("full") == "full"
+    assert variant_folder("w/o masked reconstruction") == "wo_masked_reconstruction"
+    assert variant_folder("w/o velocity reconstruction") == "wo_velocity_reconstruction"
 
 
 @pytest.mark.slow
@@ -309,17 +311,17 @@ def test_stage1_weights_do_not_depend_on_what_the_process_did_before(tmp_path, s
     from safetensors.torch import load_file
     from test_cli import make_tiny_llm_dir
 
-    import humocon_hf.demo as demo
-    from humocon_hf.demo import DemoOptions, DemoPipeline
+    import humocon_hf.pipeline.stages as stages
+    from humocon_hf.pipeline.stages import HuMoConPipeline, PipelineOptions
 
-    build_processor = demo.build_processor
+    build_processor = stages.build_processor
     draws = {"n": 0}
 
     def build_processor_drawing_random_numbers(*args, **kwargs):
         torch.randn(draws["n"])
         return build_processor(*args, **kwargs)
 
-    monkeypatch.setattr(demo, "build_processor", build_processor_drawing_random_numbers)
+    monkeypatch.setattr(stages, "build_processor", build_processor_drawing_random_numbers)
 
     llm_dir = make_tiny_llm_dir(tmp_path, smollm2_tokenizer_dir)
     overrides = {
@@ -332,7 +334,7 @@ def test_stage1_weights_do_not_depend_on_what_the_process_did_before(tmp_path, s
     for name, n in (("a", 0), ("b", 1000)):
         draws["n"] = n
         out = tmp_path / name
-        DemoPipeline(DemoOptions(output_dir=str(out), overrides=overrides, use_cmu=False)).run(until="pretrain")
+        HuMoConPipeline(PipelineOptions(output_dir=str(out), overrides=overrides, use_cmu=False)).run(until="pretrain")
         weights.append(load_file(out / "stages" / "pretrain" / "motion_encoder" / "model.safetensors"))
     assert weights[0].keys() == weights[1].keys()
     for key in weights[0]:
@@ -367,7 +369,7 @@ def test_mirror_train_doubles_training_motions_and_never_touches_the_test_split(
     from test_cli import make_tiny_llm_dir
 
     from humocon_hf.data.augmentation import mirror_text
-    from humocon_hf.demo import DemoOptions, DemoPipeline
+    from humocon_hf.pipeline.stages import HuMoConPipeline, PipelineOptions
     from humocon_hf.processing.smpl22 import mirror_joints
 
     llm_dir = make_tiny_llm_dir(tmp_path, smollm2_tokenizer_dir)
@@ -377,7 +379,7 @@ def test_mirror_train_doubles_training_motions_and_never_touches_the_test_split(
     for mirror in (False, True):
         out = tmp_path / f"mirror_{mirror}"
         overrides = {"model": {"llm_name_or_path": str(llm_dir)}, "data": {**data, "mirror_train": mirror}}
-        pipeline = DemoPipeline(DemoOptions(output_dir=str(out), overrides=overrides))
+        pipeline = HuMoConPipeline(PipelineOptions(output_dir=str(out), overrides=overrides))
         pipeline.run(until="data")
         runs[mirror] = pipeline.load_data()
     (plain, plain_cmu), (qa, cmu) = runs[False], runs[True]
@@ -390,7 +392,7 @@ def test_mirror_train_doubles_training_motions_and_never_touches_the_test_split(
     assert plain_cmu, "the shared CMU mocap should be found"
     assert len(cmu) == 2 * len(plain_cmu)
     # The small recipe's held-out subjects are in no training row, have no mirror twin, and keep their actions.
-    holdout = set(DemoPipeline(DemoOptions(output_dir=str(tmp_path / "x"))).recipe.data.cmu_holdout_subjects)
+    holdout = set(HuMoConPipeline(PipelineOptions(output_dir=str(tmp_path / "x"))).recipe.data.cmu_holdout_subjects)
     assert holdout and not {r["subject"] for r in cmu} & holdout
     heldout = json.loads((tmp_path / "mirror_True" / "stages" / "data" / "cmu_heldout.json").read_text())
     assert {r["subject"] for r in heldout} == holdout and not any(r.get("mirrored") for r in heldout)
@@ -420,16 +422,16 @@ def _one_step_overrides(tmp_path, smollm2_tokenizer_dir, questions_per_motion: i
 
 def test_recipe_can_feed_the_llm_continuous_motion_features(tmp_path, smollm2_tokenizer_dir):
     """model.use_motion_quantized: false reaches the stage-2 model's config (and so every later stage)."""
-    from humocon_hf.demo import DemoOptions, DemoPipeline
+    from humocon_hf.pipeline.stages import HuMoConPipeline, PipelineOptions
 
     overrides = _one_step_overrides(tmp_path, smollm2_tokenizer_dir, use_motion_quantized=False)
-    DemoPipeline(DemoOptions(output_dir=str(tmp_path / "out"), overrides=overrides, use_cmu=False)).run(until="translate")
+    HuMoConPipeline(PipelineOptions(output_dir=str(tmp_path / "out"), overrides=overrides, use_cmu=False)).run(until="translate")
     config = json.loads((tmp_path / "out" / "stages" / "translate" / "model" / "config.json").read_text())
     assert config["use_motion_quantized"] is False
 
     # A field only the LLM stages read keeps the finished data and concept-discovery stages; stage 2 is redone.
     overrides["model"]["use_motion_quantized"] = True
-    pipe = DemoPipeline(DemoOptions(output_dir=str(tmp_path / "out"), overrides=overrides, use_cmu=False))
+    pipe = HuMoConPipeline(PipelineOptions(output_dir=str(tmp_path / "out"), overrides=overrides, use_cmu=False))
     pipe.run(until="translate")
     assert [name for name, record in pipe.runner.records.items() if record.reused] == ["data", "pretrain"]
     config = json.loads((tmp_path / "out" / "stages" / "translate" / "model" / "config.json").read_text())
@@ -469,11 +471,11 @@ def test_recipe_attention_kernel_reaches_every_llm_the_demo_loads(tmp_path, smol
 def test_balance_query_types_oversamples_the_training_questions_of_both_tuned_models(tmp_path, smollm2_tokenizer_dir):
     from collections import Counter
 
-    from humocon_hf.demo import DemoOptions, DemoPipeline
+    from humocon_hf.pipeline.stages import HuMoConPipeline, PipelineOptions
 
     overrides = _one_step_overrides(tmp_path, smollm2_tokenizer_dir, questions_per_motion=2)
     overrides["tune"]["balance_query_types"] = True
-    pipe = DemoPipeline(DemoOptions(output_dir=str(tmp_path / "out"), overrides=overrides, use_cmu=False))
+    pipe = HuMoConPipeline(PipelineOptions(output_dir=str(tmp_path / "out"), overrides=overrides, use_cmu=False))
     pipe.run(until="baseline")
     counts = Counter(pipe.load_data()[0]["train"]["query_type"])
     assert len(counts) > 1 and len(set(counts.values())) > 1  # skewed, so balancing adds rows
@@ -487,7 +489,8 @@ def test_demo_and_ablation_over_seeds_aggregate_each_seeds_evaluation(tmp_path, 
     """`humocon demo --seeds` / `humocon ablate --seeds` wiring: one pipeline per seed (and variant) in its own
     folder with that seed, the per-seed evaluations pooled into the CI table and the paired tests."""
     import humocon_hf.demo as demo
-    from humocon_hf.demo import DemoOptions
+    from humocon_hf.pipeline.ablation import RECIPE_VARIANTS, run_ablation_study
+    from humocon_hf.pipeline.stages import HuMoConPipeline, PipelineOptions
 
     runs = []
 
@@ -511,21 +514,21 @@ def test_demo_and_ablation_over_seeds_aggregate_each_seeds_evaluation(tmp_path, 
             out["baseline"] = {"metrics": {"accuracy": 0.3}, "predictions": preds(0.3)}
         return out
 
-    monkeypatch.setattr(demo.DemoPipeline, "run", fake_run)
-    monkeypatch.setattr(demo.DemoPipeline, "_load_eval", fake_eval)
+    monkeypatch.setattr(HuMoConPipeline, "run", fake_run)
+    monkeypatch.setattr(HuMoConPipeline, "_load_eval", fake_eval)
 
-    summary = demo.run_demo_seeds(DemoOptions(output_dir=str(tmp_path / "d")), [0, 1, 2])
+    summary = demo.run_demo_seeds(PipelineOptions(output_dir=str(tmp_path / "d")), [0, 1, 2])
     assert [r[:3] for r in runs] == [(f"d/seed{s}", s, s) for s in (0, 1, 2)]
     stats = summary["statistics"]
     assert stats["accuracy"]["model"]["n_seeds"] == 3 and stats["body_part"]["difference"]["significant"]
     assert json.loads((tmp_path / "d" / "seeds.json").read_text())["seeds"] == [0, 1, 2]
     assert "3 seeds" in (tmp_path / "d" / "seeds.md").read_text()
     with pytest.raises(ValueError, match="distinct"):
-        demo.run_demo_seeds(DemoOptions(output_dir=str(tmp_path / "d")), [1, 1])
+        demo.run_demo_seeds(PipelineOptions(output_dir=str(tmp_path / "d")), [1, 1])
 
     runs.clear()
-    results = demo.run_ablation_study(DemoOptions(output_dir=str(tmp_path / "a")),
-                                      {"full": {}, "no concept discovery": demo.RECIPE_VARIANTS["no concept discovery"],
+    results = run_ablation_study(PipelineOptions(output_dir=str(tmp_path / "a")),
+                                      {"full": {}, "no concept discovery": RECIPE_VARIANTS["no concept discovery"],
                                        "w/o alignment": {"use_alignment": False}}, seeds=[0, 1])
     assert [r[0] for r in runs] == ["a/seed0/full", "a/seed0/no_concept_discovery", "a/seed0/wo_alignment",
                                     "a/seed1/full", "a/seed1/no_concept_discovery", "a/seed1/wo_alignment"]

@@ -192,7 +192,7 @@ def test_cli_table(tmp_path, capsys):
 def test_answer_fn_from_model_plumbing():
     import torch
 
-    from humocon_hf.evaluation import answer_fn_from_model, build_conversation
+    from humocon_hf.inference import answer_fn_from_model, build_conversation
 
     class FakeTokenizer:
         def decode(self, ids, skip_special_tokens=True):

@@ -34,6 +34,9 @@ from typing import Any
 import datasets
 import numpy as np
 
+from humocon_hf.processing.motion_io import MOTION_EXTENSIONS
+from humocon_hf.processing.video_processing_humocon import VIDEO_EXTENSIONS
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
@@ -89,8 +92,6 @@ ACTIVITYNET_QA_TYPES = {
     8: "other",
 }
 
-VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".gif", ".mpg", ".mpeg")
-MOTION_EXTENSIONS = (".npy", ".npz", ".bvh")
 _ON_MISSING = ("drop", "keep", "raise")
 
 

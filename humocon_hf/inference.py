@@ -1,0 +1,344 @@
+"""Inference with a HuMoCon checkpoint: load it, check and read the user's media, build the conversation, and answer.
+
+One place for what `humocon ask`, the Space (`app/app.py`), evaluation and fine-tuning share:
+
+* `load_checkpoint` - `(model, processor, chat defaults)` of a folder or Hub id through the Auto classes.
+* `check_media` / `load_media` - fail early on a bad motion or video file, naming it and the accepted formats.
+* `user_message` / `build_conversation` - a user turn in the training format (media first, then the question).
+* `stream_answer` - greedy generation streamed as text (`TextIteratorStreamer`).
+* `make_answer_fn` - batched, left-padded greedy answers in exactly the training prompt format (evaluation);
+  `answer_fn_from_model` - the one-row-at-a-time adapter for any generation model and processor.
+* `concept_lines` - a motion's concept timeline in words (`humocon ask --concepts`).
+
+User errors raise `UserInputError` with one line saying what is wrong and what to do (the CLI prints it as is).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import threading
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from humocon_hf.processing.motion_io import MOTION_EXTENSIONS
+from humocon_hf.processing.video_processing_humocon import VIDEO_EXTENSIONS
+
+if TYPE_CHECKING:
+    from humocon_hf.evaluation import AnswerFn
+CHAT_DEFAULTS = "humocon_chat.json"  # the chat settings a checkpoint was trained with (system prompt, answer length)
+
+
+class UserInputError(Exception):
+    """A user error: printed as one line (with what to do) instead of a traceback."""
+
+
+def load_checkpoint(model_dir: str, device: str = "auto", dtype: str = "auto", trust_remote_code: bool = False):
+    """`(model, processor, chat_defaults)` of a HuMoCon checkpoint folder or Hub id, through the Auto classes."""
+    import torch
+    from transformers import AutoModel, AutoProcessor
+
+    from humocon_hf.auto import register_auto_classes
+
+    path = Path(model_dir).expanduser()
+    looks_like_hub_id = model_dir.count("/") == 1 and not model_dir.startswith((".", "/", "~"))
+    if not path.exists() and not looks_like_hub_id:
+        raise UserInputError(f"--model {model_dir}: no such folder; give the output folder of `humocon demo` or a Hub id")
+    if path.is_dir() and not (path / "config.json").is_file():
+        raise UserInputError(
+            f"--model {model_dir}: the folder has no config.json, so it is not a checkpoint; `humocon demo` writes one "
+            "to its --output-dir (default ./humocon_demo) when it finishes"
+        )
+    register_auto_classes()
+    kwargs = {"trust_remote_code": trust_remote_code}
+    if dtype != "auto":
+        kwargs["dtype"] = getattr(torch, dtype)
+    source = str(path) if path.is_dir() else model_dir
+    if path.is_dir():
+        try:
+            model_type = json.loads((path / "config.json").read_text(encoding="utf-8")).get("model_type")
+        except (ValueError, UnicodeDecodeError, AttributeError) as err:
+            raise UserInputError(f"--model {model_dir}: config.json is not a valid JSON object ({err})") from None
+        if model_type != "humocon":
+            raise UserInputError(f"--model {model_dir}: config.json says model_type {model_type!r}; a HuMoCon checkpoint has "
+                           "'humocon' (the output folder of `humocon demo` or a checkpoint pushed with `humocon push`)")
+    try:
+        model = AutoModel.from_pretrained(source, **kwargs).eval()
+    except Exception as err:  # noqa: BLE001 - every loading failure becomes one line saying what is missing
+        raise UserInputError(_load_error(model_dir, "model", err)) from err
+    try:
+        processor = AutoProcessor.from_pretrained(source, trust_remote_code=trust_remote_code)
+    except Exception as err:  # noqa: BLE001
+        raise UserInputError(_load_error(model_dir, "processor", err)) from err
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    model.to(device)
+    defaults = {}
+    if path.is_dir() and (path / CHAT_DEFAULTS).is_file():
+        defaults = json.loads((path / CHAT_DEFAULTS).read_text())
+    return model, processor, defaults
+
+
+def _load_error(model_dir: str, what: str, err: Exception) -> str:
+    """One line for a checkpoint that does not load: what is missing or broken, and what to do."""
+    text = str(err)
+    first = text.strip().splitlines()[0] if text.strip() else type(err).__name__
+    lowered = text.lower()
+    if "offline" in lowered or "cannot find the requested files" in lowered or "connect" in lowered:
+        hint = ("it is not a local folder and the Hub cannot be reached (offline / HF_HUB_OFFLINE=1): download it "
+                "first (`huggingface-cli download ...`) and pass the folder")
+    elif what == "model" and ("safetensors" in lowered and ("no file named" in lowered or "does not appear" in lowered)
+                              or "no file named" in lowered):
+        hint = "the folder has no weights (model.safetensors); copy the whole checkpoint folder"
+    elif what == "model" and ("header" in lowered or "incomplete" in lowered or "deserializ" in lowered
+                              or "safetensor" in lowered):
+        hint = "model.safetensors is truncated or corrupt; copy or download the checkpoint again"
+    elif what == "processor":
+        hint = ("the processor / tokenizer files (processor_config.json, tokenizer.json, tokenizer_config.json) are "
+                "missing or broken; a checkpoint saved by `humocon demo` or `humocon push` has them")
+    else:
+        hint = "the folder is not a loadable HuMoCon checkpoint (see the message)"
+    return f"--model {model_dir}: cannot load the {what} ({type(err).__name__}: {first[:300]}); {hint}"
+
+
+def check_media(motion: str | None, video: str | None) -> None:
+    """Fail early, naming the file and the accepted formats."""
+    for value, kind, extensions in ((motion, "motion", MOTION_EXTENSIONS), (video, "video", VIDEO_EXTENSIONS)):
+        if value is None:
+            continue
+        path = Path(value)
+        if path.is_dir():
+            raise UserInputError(f"--{kind} {value}: is a folder; give one {kind} file ({', '.join(extensions)})")
+        if not path.is_file():
+            raise UserInputError(f"--{kind} {value}: file not found")
+        if path.suffix.lower() not in extensions:
+            raise UserInputError(f"--{kind} {value}: unsupported file type {path.suffix!r}; use one of {', '.join(extensions)}")
+
+
+def load_media(processor, motion: str | None, video: str | None, motion_fps: float | None = None):
+    """Read the files once (motion to SMPL-22 joints at the processor's rate) so bad files fail before generating."""
+    motion_value = None
+    if motion is not None:
+        from humocon_hf.processing.motion_io import load_motion
+
+        if motion_fps is not None and not (isinstance(motion_fps, (int, float)) and 0 < motion_fps < float("inf")):
+            raise UserInputError(f"--motion-fps must be a positive frame rate, got {motion_fps!r}")
+        kwargs = {"source_fps": motion_fps} if motion_fps is not None else {}
+        if Path(motion).suffix.lower() == ".npz":
+            raise UserInputError(f"--motion {motion}: AMASS .npz files hold body-model parameters, which need the SMPL+H / "
+                           "SMPL-X model files (licence-restricted, not shipped): convert them to joints in Python with "
+                           "humocon_hf.processing.motion_io.load_amass_npz(path, body_model_dir=...) and np.save the "
+                           "(T, 22, 3) joints as a .npy file, which this command reads")
+        try:
+            clip = load_motion(motion, fps=processor.motion_feature_extractor.fps, **kwargs)
+        except (ValueError, FileNotFoundError, ImportError) as err:
+            raise UserInputError(f"--motion {motion}: {err}") from err
+        motion_value = clip.joints
+        fe = processor.motion_feature_extractor
+        if len(motion_value) > fe.max_frames:
+            print(f"note: --motion {motion} lasts {clip.duration:.1f} s ({len(motion_value)} frames at {fe.fps:g} fps); "
+                  f"the model reads its first {fe.max_frames} frames ({fe.max_frames / fe.fps:.1f} s)", file=sys.stderr)
+    video_value = None
+    if video is not None:
+        # Decode only the key frames the processor will use (not every frame: ~5 GB per minute of 720p), to fail
+        # early on a bad file; the processor reads the same key frames from the path.
+        from humocon_hf.processing.video_processing_humocon import load_key_frames
+
+        vfe = processor.video_feature_extractor
+        try:
+            load_key_frames(video, num_frames=vfe.num_frames, sampling_fps=vfe.sampling_fps,
+                            decode_method=vfe.decode_method)
+        except (ValueError, FileNotFoundError) as err:
+            raise UserInputError(f"--video {video}: {err}") from err
+        video_value = str(video)
+    return motion_value, video_value
+
+
+def user_message(question: str, motion=None, video=None) -> dict:
+    """A user turn in the training format: media first, a newline, then the question."""
+    items = []
+    if motion is not None:
+        items.append({"type": "motion", "motion": motion})
+    if video is not None:
+        if isinstance(video, tuple):  # (frames, fps) arrays
+            frames, fps = video
+            items.append({"type": "video", "video": frames, "fps": fps})
+        else:  # a file path: the processor decodes its key frames only
+            items.append({"type": "video", "video": video})
+    if items:
+        items.append({"type": "text", "text": "\n"})
+    items.append({"type": "text", "text": question})
+    return {"role": "user", "content": items}
+
+
+def build_conversation(row: Mapping, system_prompt: str | None = None) -> list[dict]:
+    """The chat for one QA row in the processor's typed-content form: the row's motion and/or video, then
+    its question (the first user turn)."""
+    items: list[dict] = []
+    if row.get("motion_path"):
+        items.append({"type": "motion", "motion": row["motion_path"]})
+    if row.get("video_path"):
+        items.append({"type": "video", "video": row["video_path"]})
+    question = row.get("question")
+    if not isinstance(question, str) or not question:
+        raise ValueError(f"row {row.get('id', '?')}: 'question' must be a non-empty string, got {question!r}")
+    items.append({"type": "text", "text": question})
+    conversation = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    conversation.append({"role": "user", "content": items})
+    return conversation
+
+
+def stream_answer(model, processor, conversation: list[dict], max_new_tokens: int = 32) -> Iterator[str]:
+    """Generate the assistant's next turn greedily, yielding text as it is produced (TextIteratorStreamer)."""
+    import torch
+    from transformers import TextIteratorStreamer
+
+    inputs = processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=True, return_tensors="pt")
+    inputs = {k: v.to(model.device) if hasattr(v, "to") else v for k, v in inputs.items()}
+    streamer = TextIteratorStreamer(processor.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
+    errors: list[BaseException] = []
+
+    def work():
+        try:
+            with torch.no_grad():
+                model.generate(**inputs, streamer=streamer, do_sample=False, max_new_tokens=max_new_tokens,
+                               pad_token_id=processor.tokenizer.pad_token_id)
+        except BaseException as err:  # surfaced in the caller's thread below
+            errors.append(err)
+            streamer.end()
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    yield from streamer
+    thread.join()
+    if errors:
+        raise errors[0]
+
+
+def row_motion(row: Mapping):
+    """The motion of a data set row: a (T, 22, 3) float32 array (`joints`) or a file path (`motion_path`)."""
+    joints = row.get("joints")
+    if joints is not None:
+        return np.asarray(joints, dtype=np.float32)
+    path = row.get("motion_path") or row.get("motion")
+    return path if path else None
+
+
+def generation_autocast(model, enabled: bool):
+    """bf16 autocast for generation when the stage trained in bf16 (same numerics as training)."""
+    import torch
+
+    from humocon_hf.recipes import cpu_has_bf16
+
+    device_type = model.device.type
+    if not enabled or (device_type == "cpu" and not cpu_has_bf16()):
+        return contextlib.nullcontext()
+    return torch.autocast(device_type, dtype=torch.bfloat16)
+
+
+def make_answer_fn(model, processor, model_args, max_new_tokens: int, with_motion: bool, progress=None,
+                   bf16: bool = False):
+    """Batched greedy answers (left padding) in exactly the training prompt format (`HuMoConQACollator`)."""
+    import torch
+    from tqdm.auto import tqdm
+
+    from humocon_hf.training.instruction_tuning import HuMoConQACollator
+
+    collator = HuMoConQACollator(processor, max_length=model_args.max_length, system_prompt=model_args.system_prompt)
+    tokenizer = processor.tokenizer
+    bar = None
+    if progress is not None:
+        name, total, _ = progress
+        bar = tqdm(total=total, desc=f"answering: {name}", unit="q")
+
+    def answer_fn(rows: list[dict]) -> list[str]:
+        conversations = []
+        for i, row in enumerate(rows):
+            qa_row = {"question": row["question"], "answer": row.get("answer") or "?"}
+            if with_motion:
+                qa_row["motion"] = row_motion(row)
+            conv = collator.row_to_conversation(qa_row, i)
+            conversations.append([m for m in conv if m["role"] != "assistant"])
+        previous = tokenizer.padding_side
+        tokenizer.padding_side = "left"
+        try:
+            inputs = processor.apply_chat_template(conversations, add_generation_prompt=True, tokenize=True,
+                                                   return_tensors="pt")
+        finally:
+            tokenizer.padding_side = previous
+        with torch.no_grad(), generation_autocast(model, bf16):
+            out = model.generate(**inputs, do_sample=False, max_new_tokens=max_new_tokens,
+                                 pad_token_id=tokenizer.pad_token_id)
+        texts = tokenizer.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+        if bar is not None:
+            bar.update(len(rows))
+        return [t.strip() for t in texts]
+
+    return answer_fn
+
+
+def answer_fn_from_model(model, processor, *, max_new_tokens: int = 16, system_prompt: str | None = None) -> AnswerFn:
+    """Adapter: a generation model (e.g. `HuMoConForCausalLM`) plus its `MotionVideoProcessor` -> `answer_fn`.
+
+    Each row becomes a chat (`build_conversation`), is processed with
+    ``processor.apply_chat_template(..., add_generation_prompt=True, tokenize=True)`` and answered by greedy
+    `model.generate`; only the new tokens are decoded. Rows are generated one at a time, so no padding side
+    can shift a prompt.
+    """
+    import torch
+
+    def answer_fn(rows: list[dict]) -> list[str]:
+        answers = []
+        for row in rows:
+            inputs = processor.apply_chat_template(
+                build_conversation(row, system_prompt), add_generation_prompt=True, tokenize=True,
+                return_tensors="pt",
+            )
+            device = getattr(model, "device", None)
+            inputs = {k: (v.to(device) if device is not None and hasattr(v, "to") else v) for k, v in inputs.items()}
+            with torch.no_grad():
+                out = model.generate(**inputs, do_sample=False, max_new_tokens=max_new_tokens)
+            new_tokens = out[0, inputs["input_ids"].shape[1]:]
+            answers.append(processor.tokenizer.decode(new_tokens, skip_special_tokens=True).strip())
+        return answers
+
+    return answer_fn
+
+
+def concept_lines(model, processor, joints) -> list[str]:
+    """The motion's concept segments with times and, when the checkpoint has them, the concepts in words
+    (`humocon ask --concepts`, the Space)."""
+    from humocon_hf.concepts import concept_labels, motion_concepts
+
+    fe = processor.motion_feature_extractor
+    result = motion_concepts(model.motion_encoder, fe, [joints])[0]
+    labels = concept_labels(getattr(model.config.motion_config, "concept_descriptions", None))
+    lines = ["Motion concepts (time, concept id" + (", what it means):" if labels else "):")]
+    for start, end, concept in result["segments"]:
+        words = f"  {labels[concept]}" if concept in labels else ""
+        lines.append(f"  {start / fe.fps:5.1f}-{end / fe.fps:5.1f} s  #{concept:<4d}{words}")
+    if not labels:
+        lines.append("  (this checkpoint stores no concept descriptions; `humocon demo` checkpoints do)")
+    return lines
+
+
+__all__ = [
+    "MOTION_EXTENSIONS",
+    "VIDEO_EXTENSIONS",
+    "CHAT_DEFAULTS",
+    "UserInputError",
+    "answer_fn_from_model",
+    "build_conversation",
+    "check_media",
+    "concept_lines",
+    "load_checkpoint",
+    "load_media",
+    "make_answer_fn",
+    "row_motion",
+    "stream_answer",
+    "user_message",
+]

@@ -1,0 +1,157 @@
+"""The data the stages consume: the built-in benchmark, its captions, rendered motion-video pairs, and the real mocap
+(CMU trials with their descriptions, Bandai Namco takes) found in `../shared/data` or the recipe's folders."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from humocon_hf.inference import row_motion
+
+logger = logging.getLogger(__name__)
+
+
+def find_shared_data() -> Path | None:
+    """The real-data folder: $HUMOCON_SHARED_DATA, else ../shared/data from the working directory or the repo."""
+    candidates = []
+    if os.environ.get("HUMOCON_SHARED_DATA"):
+        candidates.append(Path(os.environ["HUMOCON_SHARED_DATA"]))
+    candidates.append(Path.cwd().parent / "shared" / "data")
+    candidates.append(Path(__file__).resolve().parents[2] / "shared" / "data")
+    for path in candidates:
+        if path.is_dir():
+            return path
+    return None
+
+
+def resolve_bandai(data_args) -> Path | None:
+    """The Bandai Namco data set folder, or None when the recipe disables it or it is absent."""
+    folder = data_args.bandai_dir
+    if folder in (None, "", "none", False):
+        return None
+    if folder == "auto":
+        shared = find_shared_data()
+        found = shared / "bandai_namco_1" if shared is not None else None
+        return found if found is not None and found.is_dir() else None
+    path = Path(folder).expanduser()
+    if not path.is_dir():
+        raise FileNotFoundError(f"data.bandai_dir={folder!r} is not a folder; fix the path or set it to null")
+    return path
+
+
+# How a user asks about a whole real take (`humocon ask`, the README): the benchmark's phrasing and the common one.
+REAL_ACTION_QUESTIONS = ("What action does the person do?", "What is the person doing?")
+
+
+HELD_OUT_ACTION_QUESTION = REAL_ACTION_QUESTIONS[1]
+
+
+def real_qa_rows(real_rows: list[dict]) -> list[dict]:
+    """Stage-3 questions about the real takes whose labels answer them in the benchmark's vocabulary."""
+    rows = []
+    for r in real_rows:
+        if r.get("action"):
+            rows += [{"question": q, "answer": r["action"], "motion": r["motion_path"]} for q in REAL_ACTION_QUESTIONS]
+        if r.get("direction"):
+            rows.append({"question": "What direction does the person move?", "answer": r["direction"],
+                         "motion": r["motion_path"]})
+    return rows
+
+
+def resolve_cmu(data_args) -> tuple[Path | None, Path | None]:
+    """(BVH folder, descriptions CSV) or (None, None) when the recipe disables CMU or it is absent."""
+    bvh = data_args.cmu_bvh_dir
+    if bvh in (None, "", "none", False):
+        return None, None
+    if bvh == "auto":
+        shared = find_shared_data()
+        if shared is None or not (shared / "cmu_bvh").is_dir():
+            return None, None
+        bvh_dir = shared / "cmu_bvh"
+    else:
+        bvh_dir = Path(bvh).expanduser()
+        if not bvh_dir.is_dir():
+            raise FileNotFoundError(f"data.cmu_bvh_dir={bvh!r} is not a folder; fix the path or set it to null")
+    csv = data_args.cmu_descriptions_csv
+    if csv in (None, "", "auto"):
+        for candidate in (bvh_dir.parent / "cmu_index" / "CMU_data.csv", bvh_dir / "CMU_data.csv"):
+            if candidate.is_file():
+                return bvh_dir, candidate
+        if csv == "auto" or csv is None:
+            logger.warning("CMU BVH folder %s has no CMU_data.csv next to it; CMU motions are not used", bvh_dir)
+            return None, None
+    csv_path = Path(csv).expanduser()
+    if not csv_path.is_file():
+        raise FileNotFoundError(f"data.cmu_descriptions_csv={csv!r} does not exist")
+    return bvh_dir, csv_path
+
+
+def build_benchmark(data_args, cache_dir: Path):
+    """The procedural motion-QA `DatasetDict` (train / validation / test) for the recipe's data section."""
+    if data_args.dataset != "procedural":
+        from humocon_hf.data.loaders import load_custom_qa
+
+        loaded = load_custom_qa(data_args.dataset)
+        if hasattr(loaded, "keys") and "test" in loaded:
+            return loaded
+        raise ValueError(
+            f"data.dataset={data_args.dataset!r}: the demo needs train and test splits; give a folder / data set with "
+            "both, or use the built-in 'procedural' benchmark"
+        )
+    from humocon_hf.data.procedural import generate_motion_qa
+
+    n_train, n_val, n_test = data_args.num_train_motions, data_args.num_validation_motions, data_args.num_test_motions
+    total = n_train + n_val + n_test
+    return generate_motion_qa(
+        num_motions=total,
+        seed=data_args.seed,
+        questions_per_motion=data_args.questions_per_motion,
+        cache_dir=str(data_args.cache_dir or cache_dir),
+        splits=(n_train / total, n_val / total, n_test / total),
+        rows="questions",
+        max_frames=data_args.max_frames,
+    )
+
+
+def unique_motion_rows(split) -> list[dict]:
+    """One row per distinct motion of a QA split (questions share motions)."""
+    seen, out = set(), []
+    key_col = next((c for c in ("motion_id", "motion_path", "caption") if c in split.column_names), None)
+    for i, row in enumerate(split):
+        key = row[key_col] if key_col else i
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(row)
+    return out
+
+
+def caption_rows(split) -> list[tuple[Any, str]]:
+    rows = []
+    for row in unique_motion_rows(split):
+        caption = row.get("caption")
+        if caption:
+            rows.append((row_motion(row), caption))
+    return rows
+
+
+def rendered_pairs(items: list[dict], processor) -> list[dict]:
+    """Frame-aligned motion-video pairs: each motion rendered to video frames (same clock, 20 fps)."""
+    from tqdm.auto import tqdm
+
+    from humocon_hf.processing.rendering import render_motion
+
+    size = processor.video_feature_extractor.size
+    side = size["height"] if isinstance(size, dict) else int(size)
+    pairs = []
+    for item in tqdm(items, desc="rendering motion-video pairs", unit="clip"):
+        joints = item["motion"]
+        if isinstance(joints, (str, os.PathLike)):
+            from humocon_hf.processing.motion_io import load_motion
+
+            joints = load_motion(joints).joints
+        frames = render_motion(joints, size=max(64, side))
+        pairs.append({"motion": joints, "video": frames, "video_fps": 20.0, "paired": True})
+    return pairs

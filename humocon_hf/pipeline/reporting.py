@@ -1,0 +1,157 @@
+"""What the pipeline prints and draws: the per-query-type summary table with confidence intervals, the statistics
+over seeds (mean, spread, paired test against the baseline), the held-out real-CMU line, example answers, the
+rendered motion preview and the concept timeline."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+
+def save_motion_preview(joints, path: Path, fps: float = 20.0) -> Path:
+    from humocon_hf.processing.rendering import save_preview
+
+    return Path(save_preview(joints, path, fps=fps) or path)
+
+
+def save_concept_timeline(model, processor, joints, path: Path, title: str | None = None) -> Path:
+    """Concept timeline (which codebook entry is active when) of one motion under the model's motion encoder."""
+    import torch
+
+    from humocon_hf.concepts import plot_concept_timeline
+
+    batch = processor.motion_feature_extractor([joints], padding="longest", return_tensors="pt")
+    with torch.no_grad():
+        concepts = model.motion_encoder.get_concepts(batch["motion_values"], batch["motion_attention_mask"])
+    segments = concepts[0]["segments"]
+    return Path(plot_concept_timeline(segments, path, fps=processor.motion_feature_extractor.fps, title=title,
+                                      codebook_size=model.config.motion_config.codebook_size,
+                                      descriptions=model.config.motion_config.concept_descriptions))
+
+
+def example_answers(evaluation: dict, n: int) -> list[dict]:
+    model = (evaluation.get("model") or {}).get("predictions") or []
+    base = (evaluation.get("baseline") or {}).get("predictions") or []
+    out = []
+    # Spread the examples over the test set (different motions / query types).
+    step = max(1, len(model) // max(1, n))
+    for i in range(0, len(model), step)[:n]:
+        ex = {"question": model[i]["question"], "answer": model[i]["answer"], "model": model[i]["prediction"]}
+        if i < len(base):
+            ex["baseline"] = base[i]["prediction"]
+        out.append(ex)
+    return out
+
+
+SUMMARY_COLUMNS = (
+    ("Overall", "accuracy"),
+    ("Action", "action"),
+    ("Direction", "direction"),
+    ("Body part", "body_part"),
+    ("Before", "before"),
+    ("After", "after"),
+    ("Other", "other"),
+)
+
+
+def format_summary_table(metrics: dict[str, dict]) -> str:
+    """Accuracy table: one row per model (+ a row with the difference when a baseline is present)."""
+    names = {"model": "HuMoCon (motion + question)", "baseline": "Text-only baseline (question only)"}
+    columns = [(h, k) for h, k in SUMMARY_COLUMNS if any(m.get(k) is not None for m in metrics.values())]
+    header = ["Held-out accuracy", *(h for h, _ in columns)]
+    rows = []
+    for key in ("model", "baseline"):
+        if key in metrics:
+            rows.append([names[key], *(pct(metrics[key].get(k)) for _, k in columns)])
+    if "model" in metrics and "baseline" in metrics:
+        diff = []
+        for _, k in columns:
+            a, b = metrics["model"].get(k), metrics["baseline"].get(k)
+            diff.append("-" if a is None or b is None else f"{100 * (a - b):+.1f}")
+        rows.append(["Difference (points)", *diff])
+    counts = metrics.get("model", {}).get("counts") or {}
+    if counts:
+        keys = {"accuracy": "total"}
+        rows.append(["Questions", *(str(counts.get(keys.get(k, k), "-")) for _, k in columns)])
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = "+".join("-" * (w + 2) for w in widths)
+    fmt = lambda r: " | ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
+    return "\n".join([fmt(header), line, *(fmt(r) for r in rows)])
+
+
+def seed_statistics(evaluations: list[dict]) -> dict | None:
+    """Per query type: accuracy with 95% CIs for the model and the baseline and their paired comparison
+    (`humocon_hf.stats.accuracy_table_with_ci`), from one evaluation per seed (``{"model": ..., "baseline": ...}``
+    with per-question predictions); None when predictions were not kept."""
+    from humocon_hf.stats import accuracy_table_with_ci
+
+    if not evaluations or any("predictions" not in e.get("model", {}) for e in evaluations):
+        return None
+    with_baseline = all("predictions" in e.get("baseline", {}) for e in evaluations)
+    table = accuracy_table_with_ci([e["model"]["predictions"] for e in evaluations],
+                                   [e["baseline"]["predictions"] for e in evaluations] if with_baseline else None)
+    real = real_cmu_runs(evaluations)
+    if real is not None:  # one more column: the held-out real CMU subjects' action questions
+        table["real_cmu"] = accuracy_table_with_ci(*real)["accuracy"]
+    return table
+
+
+def real_cmu_runs(evaluations: list[dict]) -> tuple[list, list | None] | None:
+    """(model runs, baseline runs or None) of the held-out real CMU questions, one run per seed; None when a seed
+    has none (no CMU data, or no held-out subjects)."""
+    if not evaluations or any(not (e.get("real_cmu_model") or {}).get("predictions") for e in evaluations):
+        return None
+    with_baseline = all((e.get("real_cmu_baseline") or {}).get("predictions") for e in evaluations)
+    return ([e["real_cmu_model"]["predictions"] for e in evaluations],
+            [e["real_cmu_baseline"]["predictions"] for e in evaluations] if with_baseline else None)
+
+
+def real_cmu_summary(evaluations: list[dict]) -> dict | None:
+    """`results.json["real_cmu"]`: accuracy on the held-out CMU subjects' action questions (one evaluation per
+    seed), with the text-only baseline, per action, and what always answering the most frequent action scores."""
+    from collections import Counter
+
+    from humocon_hf.stats import accuracy_table_with_ci
+
+    real = real_cmu_runs(evaluations)
+    if real is None:
+        return None
+    model_runs, base_runs = real
+    stats = accuracy_table_with_ci(model_runs, base_runs)["accuracy"]
+    first = model_runs[0]
+    answers = Counter(p["answer"] for p in first)
+    per_action = {}
+    for action in sorted(answers):
+        hits = [sum(p["correct"] for p in run if p["answer"] == action) for run in model_runs]
+        per_action[action] = {"questions": answers[action], "correct_per_seed": hits}
+    return {
+        "question": first[0]["question"],
+        "trials": [p["id"] for p in first],
+        "accuracy": stats["model"]["mean"],
+        "baseline_accuracy": stats["baseline"]["mean"] if "baseline" in stats else None,
+        "majority_answer": answers.most_common(1)[0][0],
+        "majority_accuracy": answers.most_common(1)[0][1] / len(first),
+        "per_action": per_action,
+        "statistics": stats,
+        "predictions_per_seed": [[{k: p[k] for k in ("id", "answer", "prediction", "correct")} for p in run]
+                                 for run in model_runs],
+    }
+
+
+def format_real_cmu_line(summary: Mapping) -> str:
+    """One line for the summary: accuracy on the held-out real CMU subjects, per action, against the baselines."""
+    from humocon_hf.model_card import real_cmu_per_action
+
+    stats = summary["statistics"]["model"]
+    seeds = stats["n_seeds"]
+    per = real_cmu_per_action(summary)
+    base = summary.get("baseline_accuracy")
+    return (f"Real CMU mocap, held-out subjects ({len(summary['trials'])} trials, {summary['question']!r}): "
+            f"{100 * summary['accuracy']:.1f}% [{100 * stats['low']:.1f}, {100 * stats['high']:.1f}] ({per}"
+            f"{f'; {seeds} seeds' if seeds > 1 else ''}); text-only "
+            f"{'-' if base is None else f'{100 * base:.1f}%'}; always {summary['majority_answer']!r} "
+            f"{100 * summary['majority_accuracy']:.1f}%")
+
+
+def pct(value) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"

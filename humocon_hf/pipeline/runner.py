@@ -1,0 +1,199 @@
+"""Running each stage once, and never losing work.
+
+`StageRunner` runs a stage unless a finished run with the same input fingerprint exists (`stage.json`, written
+atomically by `write_text_atomic` / `write_json_atomic`, the package's atomic writers of text files); `train_resuming` resumes a Trainer from
+its last complete checkpoint after a kill; `seed_before_init` makes new weights independent of what ran before; the
+`accelerate launch` helpers (`is_main_process`, `barrier`) decide which process writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+MARKER = "stage.json"
+
+
+def say(message: str = "") -> None:
+    print(message, flush=True)
+
+
+def digest(text: str) -> str:
+    """Short, stable digest of a stage fingerprint (what a later stage's fingerprint chains on)."""
+    import hashlib
+
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write a text file atomically (a crash never leaves half a marker, results or table file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; outputs are meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """`data` as indented JSON (numpy numbers and paths converted), written atomically."""
+    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, default=_json_default) + "\n")
+
+
+def _json_default(value):
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, Path):
+        return str(value)
+    return str(value)
+
+
+@dataclass
+class StageRecord:
+    name: str
+    wall_time_s: float
+    reused: bool
+    info: dict = field(default_factory=dict)
+    # CPU seconds of this process (all threads): with other jobs on the machine, wall time / CPU time shows
+    # how much of the wall time was waiting for a core.
+    cpu_time_s: float | None = None
+
+
+class StageRunner:
+    """Runs stages once: a finished stage leaves `stage.json` with a fingerprint of its inputs; a later run with the
+    same fingerprint reuses the stage's outputs instead of recomputing them."""
+
+    def __init__(self, root: Path, fresh: bool = False):
+        self.root = root
+        self.fresh = fresh
+        self.records: dict[str, StageRecord] = {}
+
+    def stage_dir(self, name: str) -> Path:
+        return self.root / "stages" / name
+
+    def run(self, name: str, fingerprint: dict, fn: Callable[[Path], dict], all_processes: bool = False) -> dict:
+        """Run `fn(stage_folder)` unless a finished run with the same fingerprint exists. Under `accelerate launch`,
+        training stages run on every process (the Trainer needs them all); the others on the main process while
+        the rest wait; only the main process writes markers."""
+        folder = self.stage_dir(name)
+        marker = folder / MARKER
+        key = json.dumps(fingerprint, sort_keys=True, default=str)
+        main = is_main_process()
+        if marker.is_file() and not self.fresh:
+            saved = json.loads(marker.read_text())
+            if saved.get("fingerprint") == key:
+                self.records[name] = StageRecord(name, saved["wall_time_s"], True, saved.get("info", {}),
+                                                 saved.get("cpu_time_s"))
+                if main:
+                    say(f"[{name}] reusing the finished stage in {folder} (took {saved['wall_time_s']:.0f} s); "
+                         "delete it or pass --fresh to redo it")
+                return saved.get("info", {})
+            if main:
+                say(f"[{name}] inputs changed since the last run: redoing the stage")
+                shutil.rmtree(folder)
+        elif self.fresh and folder.exists() and main:
+            shutil.rmtree(folder)
+        barrier()
+        folder.mkdir(parents=True, exist_ok=True)
+        if main:
+            say(f"[{name}] starting")
+        start, cpu_start = time.perf_counter(), time.process_time()
+        info = {}
+        if all_processes or main:
+            info = fn(folder) or {}
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+        if main:
+            write_json_atomic(marker, {"fingerprint": key, "wall_time_s": elapsed, "cpu_time_s": cpu, "info": info})
+            say(f"[{name}] done in {elapsed:.0f} s (CPU time {cpu:.0f} s)")
+        barrier()
+        if not main:
+            info = json.loads(marker.read_text()).get("info", {})
+        self.records[name] = StageRecord(name, elapsed, False, info, cpu)
+        return info
+
+
+def seed_before_init(seed: int) -> None:
+    """Seed the global RNGs right before a stage initialises new weights. The Trainer seeds only when it is
+    created, after the model exists; without this, the initial weights would depend on what the process did
+    before (e.g. converting the GGUF LLM on a first run), and a resumed or reused pipeline would not reproduce
+    a fresh one."""
+    from transformers import set_seed
+
+    set_seed(seed)
+
+
+def bf16_on_cpu(section: Mapping) -> dict:
+    from humocon_hf.recipes import mixed_precision_for_this_machine
+
+    return mixed_precision_for_this_machine(dict(section))
+
+
+def _state():
+    from accelerate import PartialState
+
+    return PartialState()
+
+
+def is_main_process() -> bool:
+    """True on the main process (always, without `accelerate launch`)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return True
+    return _state().is_main_process
+
+
+def barrier() -> None:
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        _state().wait_for_everyone()
+
+
+class ListDataset:
+    """A plain list as a map-style data set (rows keep numpy arrays; no Arrow conversion)."""
+
+    def __init__(self, rows: list[dict]):
+        if not rows:
+            raise ValueError("empty training data: the benchmark produced no rows for this stage")
+        self.rows = rows
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, i):
+        return self.rows[i]
+
+
+def train_resuming(trainer, output_dir) -> dict:
+    from humocon_hf.training.checkpoints import last_complete_checkpoint
+
+    checkpoint = last_complete_checkpoint(output_dir)  # skips a checkpoint half-written by a killed process
+    if checkpoint:
+        say(f"  resuming from {checkpoint}")
+    return trainer.train(resume_from_checkpoint=checkpoint).metrics
+
+
+def train_info(trainer, metrics: dict) -> dict:
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    return {
+        "steps": trainer.state.global_step,
+        "train_runtime_s": metrics.get("train_runtime"),
+        "first_loss": losses[0] if losses else None,
+        "last_loss": losses[-1] if losses else None,
+        "final_train_loss": metrics.get("train_loss"),
+    }

@@ -1,0 +1,698 @@
+"""`HuMoConPipeline`: the stages of the HuMoCon recipe over one recipe and one output folder.
+
+Stages (each writes `<output_dir>/stages/<name>/` and a `stage.json` marker when it finishes; a re-run reuses
+finished stages whose inputs did not change and resumes an interrupted training stage from its last Trainer
+checkpoint):
+
+1. `data`      - the built-in procedural motion-QA benchmark (train / validation / test, disjoint motions) plus the
+                 real CMU mocap trials with CMU's own descriptions when `../shared/data/cmu_bvh` is present; the
+                 processor (LLM tokenizer + motion feature extractor fitted on the training motions).
+2. `pretrain`  - stage 1, concept discovery with the small encoders (paper phases; `ConceptDiscoveryRecipe`).
+3. `translate` - stage 2, modality translation: projectors trained on captions, encoders and LLM frozen.
+4. `tune`      - stage 3, LoRA instruction tuning on the benchmark's questions; adapter merged afterwards.
+5. `baseline`  - the text-only baseline: the same LLM, LoRA-tuned with the same recipe on the same questions
+                 without the motion (it can only learn answer priors from the question text).
+6. `evaluate`  - held-out accuracy overall / per query type / per relation type for both.
+7. `export`    - the checkpoint (AutoModel / AutoProcessor loadable, also with trust_remote_code), model card,
+                 concept-timeline plot, rendered preview GIF, `results.json`.
+
+The class is long (~600 lines) because its methods are the seven stages over shared state (recipe, folders, the
+loaded data); what the stages share with other code lives in the sibling modules.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from humocon_hf.inference import CHAT_DEFAULTS, make_answer_fn, row_motion
+from humocon_hf.pipeline.builders import build_concept_model, build_processor, concepts_used, qa_collator
+from humocon_hf.pipeline.data import (
+    HELD_OUT_ACTION_QUESTION,
+    build_benchmark,
+    caption_rows,
+    real_qa_rows,
+    rendered_pairs,
+    resolve_bandai,
+    resolve_cmu,
+    unique_motion_rows,
+)
+from humocon_hf.pipeline.reporting import (
+    example_answers,
+    format_real_cmu_line,
+    format_summary_table,
+    real_cmu_summary,
+    save_concept_timeline,
+    save_motion_preview,
+    seed_statistics,
+)
+from humocon_hf.pipeline.runner import (
+    MARKER,
+    ListDataset,
+    StageRunner,
+    bf16_on_cpu,
+    digest,
+    is_main_process,
+    say,
+    seed_before_init,
+    train_info,
+    train_resuming,
+    write_json_atomic,
+)
+from humocon_hf.recipes import Recipe, load_recipe
+
+logger = logging.getLogger(__name__)
+
+
+DEFAULT_OUTPUT_DIR = "humocon_demo"
+STAGES = ("data", "pretrain", "translate", "tune", "baseline", "evaluate", "export")
+# Model fields only the LLM stages read: changing them keeps the finished data and concept-discovery stages.
+LLM_ONLY_MODEL_FIELDS = ("dtype", "attn_implementation", "system_prompt", "max_length", "use_motion_quantized",
+                         "motion_projector_reads_poses")
+# Model fields only the motion path reads: the text-only baseline does not depend on them.
+MOTION_PATH_MODEL_FIELDS = ("use_motion_quantized", "motion_projector_reads_poses")
+
+
+
+@dataclass
+class PipelineOptions:
+    output_dir: str = DEFAULT_OUTPUT_DIR
+    recipe: str = "small"
+    steps_scale: float = 1.0
+    seed: int | None = None
+    overrides: dict = field(default_factory=dict)
+    fresh: bool = False
+    use_cmu: bool = True
+    max_eval_samples: int | None = None
+    command: str | None = None
+
+
+class HuMoConPipeline:
+    """The stages of `humocon demo` as methods; `run()` executes them in order (see the module docstring)."""
+
+    def __init__(self, options: PipelineOptions):
+        self.options = options
+        recipe = load_recipe(options.recipe, overrides=options.overrides or None)
+        if options.seed is not None:
+            recipe = recipe.with_overrides({
+                "data": {"seed": options.seed},
+                **{s: {"seed": options.seed} for s in ("pretrain", "translate", "tune")},
+            })
+        if options.steps_scale != 1.0:
+            recipe = recipe.scaled(options.steps_scale)
+        if not options.use_cmu:  # no real mocap at all: CMU and Bandai Namco
+            recipe = recipe.with_overrides({"data": {"cmu_bvh_dir": None, "bandai_dir": None}})
+        if options.max_eval_samples is not None:
+            recipe = recipe.with_overrides({"evaluate": {"max_samples": options.max_eval_samples}})
+        self.recipe: Recipe = recipe
+        self.root = Path(options.output_dir).expanduser().resolve()
+        self.runner = StageRunner(self.root, fresh=options.fresh)
+        self._llm_cache = None
+
+    # -------------------------------------------------------------------------------------- fingerprints
+    def _fp(self, *sections: str, after: str | None = None, encoders_only: bool = False,
+            text_only: bool = False) -> dict:
+        exclude = {"model": LLM_ONLY_MODEL_FIELDS} if encoders_only else None
+        if text_only:
+            exclude = {"model": MOTION_PATH_MODEL_FIELDS}
+        fp = {"recipe": self.recipe.fingerprint(*sections, exclude=exclude), "version": 1}
+        if after is not None:
+            # Chain: a stage is stale when the stage it builds on was redone.
+            marker = self.runner.stage_dir(after) / MARKER
+            fp["after"] = digest(json.loads(marker.read_text())["fingerprint"]) if marker.is_file() else None
+        return fp
+
+    def training_args(self, section: str, output_dir: Path):
+        """The section's `(TrainingArguments, stage arguments)`; bf16 on a machine without a GPU runs as CPU
+        autocast where the CPU has native bf16 (AVX512-BF16 / AMX: about twice as fast here), else in float32."""
+        return self.recipe.training_args(section, output_dir=output_dir)
+
+    # ---------------------------------------------------------------------------------------------- run
+    def stage_plan(self) -> list[tuple[str, dict, Callable[[Path], dict], bool]]:
+        """(name, fingerprint, function, runs on every process) for each stage, in order. Fingerprints chain, so
+        a redone stage makes the stages built on it stale."""
+        plan = [
+            ("data", lambda: self._fp("model", "data", encoders_only=True), self.stage_data, False),
+            ("pretrain", lambda: self._fp("model", "pretrain", after="data", encoders_only=True), self.stage_pretrain,
+             True),
+            ("translate", lambda: self._fp("model", "translate", after="pretrain"), self.stage_translate, True),
+            ("tune", lambda: self._fp("model", "tune", after="translate"), self.stage_tune, True),
+        ]
+        if self.recipe.evaluate.baseline == "text_only":
+            plan.append(("baseline", lambda: self._fp("model", "tune", after="data", text_only=True), self.stage_baseline,
+                         True))
+        plan.append((
+            "evaluate",
+            lambda: {**self._fp("evaluate", after="tune"), "baseline": self._fp("tune", after="baseline")},
+            self.stage_evaluate,
+            False,
+        ))
+        plan.append(("export", lambda: self._fp(after="evaluate"), self.stage_export, False))
+        return plan
+
+    def run(self, until: str = "export") -> dict:
+        """Run the stages up to and including `until` (finished ones are reused); the full demo by default."""
+        import torch
+        from transformers.utils import logging as hf_logging
+
+        names = [name for name, *_ in self.stage_plan()]
+        if until not in names:
+            raise ValueError(f"unknown stage {until!r}; stages are {names}")
+        hf_logging.set_verbosity_error()
+        torch.manual_seed(self.recipe.data.seed)
+        total_start = time.perf_counter()
+        self.root.mkdir(parents=True, exist_ok=True)
+        if is_main_process():
+            say(f"HuMoCon {until if until != 'export' else 'demo'} -> {self.root}  (recipe: {self.recipe.source}, "
+                 f"torch threads: {torch.get_num_threads()})")
+        for name, fingerprint, fn, everywhere in self.stage_plan():
+            self.runner.run(name, fingerprint(), fn, all_processes=everywhere)
+            if name == until:
+                break
+        total = time.perf_counter() - total_start
+        results = self._final_results(total)
+        if is_main_process():
+            write_json_atomic(self.root / "results.json", results)
+            self._print_summary(results, full=until in ("evaluate", "export"))
+        return results
+
+    # --------------------------------------------------------------------------------------------- data
+    def stage_data(self, folder: Path) -> dict:
+        from tqdm.auto import tqdm
+
+        data_args = self.recipe.data
+        model_args = self.recipe.model
+        qa = build_benchmark(data_args, folder / "cache")
+        from humocon_hf.data.augmentation import mirror_joints, mirror_qa_split, mirror_text
+
+        if data_args.mirror_train:
+            import datasets
+
+            mirrored = mirror_qa_split(qa["train"], folder / "mirrored")
+            qa["train"] = datasets.concatenate_datasets([qa["train"], mirrored])
+        qa.save_to_disk(str(folder / "qa"))
+        info = {"splits": {k: len(v) for k, v in qa.items()}, "mirrored_train": bool(data_args.mirror_train)}
+
+        real_motions: list[np.ndarray] = []  # kept for the normalisation fit below (no re-reading of the files)
+
+        def store(subfolder: str, take: dict, fps_kwargs: dict, labels: dict, train: bool = True) -> list[dict]:
+            """Load one real take as SMPL-22 joints at 20 fps and save it (and, for training, its mirror twin with
+            labels mirrored). A held-out take (`train=False`) stays out of the normalisation fit."""
+            from humocon_hf.processing.motion_io import load_motion
+
+            try:
+                joints = load_motion(take["motion_path"], fps=20.0, **fps_kwargs).joints[: data_args.max_frames * 4]
+            except (ValueError, FileNotFoundError) as err:  # a file the reader cannot map: skip, say so
+                logger.warning("skipping %s: %s", take["motion_path"], err)
+                return []
+            twins = [("", joints.astype(np.float32), take["caption"], labels)]
+            if data_args.mirror_train and train:
+                twins.append(("M", mirror_joints(joints), mirror_text(take["caption"]),
+                              {k: mirror_text(v) if isinstance(v, str) else v for k, v in labels.items()}))
+            rows = []
+            for prefix, motion, caption, extra in twins:
+                path = folder / subfolder / f"{prefix}{take['id']}.npy"
+                np.save(path, motion)
+                if train:
+                    real_motions.append(motion)
+                rows.append({"id": f"{prefix}{take['id']}", "caption": caption, "motion_path": str(path),
+                             "source": take["motion_path"], **extra, **({"mirrored": True} if prefix else {})})
+            return rows
+
+        # Real CMU trials: captions for stage 2, action questions for stage 3, motions for stage 1; the trials of the
+        # held-out subjects go to cmu_heldout.json only (the `real_cmu` evaluation), never to training.
+        cmu_rows, heldout_rows = [], []
+        holdout = set(data_args.cmu_holdout_subjects or ())
+        bvh_dir, csv = resolve_cmu(data_args)
+        if bvh_dir is not None:
+            from humocon_hf.data.loaders import load_cmu_bvh
+
+            (folder / "cmu").mkdir(exist_ok=True)
+            for row in tqdm(load_cmu_bvh(bvh_dir, csv), desc="CMU BVH -> SMPL-22 joints", unit="trial"):
+                fps = {"source_fps": row["source_fps"]} if row.get("source_fps") else {}
+                labels = {"action": row["action"], "subject": row["subject"]}
+                if row["subject"] in holdout:
+                    heldout_rows += store("cmu", row, fps, labels, train=False)
+                else:
+                    cmu_rows += store("cmu", row, fps, labels)
+        write_json_atomic(folder / "cmu.json", cmu_rows)
+        write_json_atomic(folder / "cmu_heldout.json", heldout_rows)
+        info["cmu_trials"] = len(cmu_rows)
+        info["cmu_heldout_trials"] = len(heldout_rows)
+        info["cmu_heldout_subjects"] = sorted(holdout)
+        info["cmu_source"] = str(bvh_dir) if bvh_dir else None
+
+        # Real studio mocap of another rig (automatic skeleton mapping), with content/style labels.
+        bandai_rows = []
+        bandai_dir = resolve_bandai(data_args)
+        if bandai_dir is not None:
+            from humocon_hf.data.loaders import load_bandai_namco
+
+            (folder / "bandai").mkdir(exist_ok=True)
+            for row in tqdm(load_bandai_namco(bandai_dir), desc="Bandai Namco BVH -> SMPL-22 joints", unit="take"):
+                bandai_rows += store("bandai", row, {}, {"action": row["action"], "direction": row["direction"]})
+        write_json_atomic(folder / "bandai.json", bandai_rows)
+        info["bandai_takes"] = len(bandai_rows)
+        info["bandai_source"] = str(bandai_dir) if bandai_dir else None
+
+        # Processor: the LLM's tokenizer (+ <motion>/<video>) and the motion normalisation fitted on training motions.
+        processor = build_processor(model_args, data_args)
+        train_motions = [row_motion(r) for r in unique_motion_rows(qa["train"])] + real_motions
+        processor.motion_feature_extractor.fit_normalization(train_motions)
+        processor.save_pretrained(folder / "processor")
+        info["normalization_motions"] = len(train_motions)
+        return info
+
+    def load_data(self):
+        import datasets
+
+        folder = self.runner.stage_dir("data")
+        qa = datasets.load_from_disk(str(folder / "qa"))
+        real_rows = json.loads((folder / "cmu.json").read_text())
+        if (folder / "bandai.json").is_file():
+            real_rows += json.loads((folder / "bandai.json").read_text())
+        return qa, real_rows
+
+    def load_processor(self):
+        from humocon_hf.processing.processing_humocon import MotionVideoProcessor
+
+        return MotionVideoProcessor.from_pretrained(self.runner.stage_dir("data") / "processor")
+
+    # ----------------------------------------------------------------------------------------- pretrain
+    def stage_pretrain(self, folder: Path) -> dict:
+        from humocon_hf.training.concept_discovery import (
+            ConceptDiscoveryCollator,
+            ConceptDiscoveryRecipe,
+            log_history_components,
+        )
+
+        model_args = self.recipe.model
+        targs, pargs = self.training_args("pretrain", output_dir=folder)
+        qa, real_rows = self.load_data()
+        processor = self.load_processor()
+        seed_before_init(targs.seed)
+        model = build_concept_model(model_args, pargs)
+
+        items = [{"motion": row_motion(r)} for r in unique_motion_rows(qa["train"])]
+        items += [{"motion": np.load(r["motion_path"])} for r in real_rows]
+        if pargs.use_video and pargs.phase2_max_steps > 0:
+            items += rendered_pairs(items[: pargs.num_video_motions], processor)
+        raw = self.recipe.sections["pretrain"]
+        own = {"phase1_max_steps", "phase1_learning_rate", "phase2_max_steps", "phase2_learning_rate", "mask_ratio",
+               "lambda_dis", "lambda_act", "lambda_align", "use_video", "num_video_motions"}
+        passed = {"per_device_train_batch_size", "gradient_accumulation_steps", "logging_steps", "save_steps", "seed",
+                  "output_dir"}
+        extra = {k: v for k, v in raw.items() if k not in own and k not in passed}
+        extra.update(bf16_on_cpu(raw))
+        extra["disable_tqdm"] = targs.disable_tqdm  # as the recipe resolved it (progress bars by default)
+        schedule = ConceptDiscoveryRecipe(
+            output_dir=str(folder),
+            phase1_steps=pargs.phase1_max_steps,
+            phase1_learning_rate=pargs.phase1_learning_rate,
+            phase2_steps=pargs.phase2_max_steps,
+            phase2_learning_rate=pargs.phase2_learning_rate,
+            per_device_train_batch_size=targs.per_device_train_batch_size,
+            gradient_accumulation_steps=targs.gradient_accumulation_steps,
+            logging_steps=targs.logging_steps,
+            save_steps=targs.save_steps,
+            seed=targs.seed,
+            training_args=extra,
+        )
+        collator = ConceptDiscoveryCollator(
+            feature_extractor=processor.motion_feature_extractor,
+            video_processor=processor.video_feature_extractor,
+            max_frames=self.recipe.data.max_frames,
+        )
+        out = schedule.run(model, ListDataset(items), collator=collator, resume=True)
+        if is_main_process():
+            model.motion_encoder.save_pretrained(folder / "motion_encoder")
+            model.video_encoder.save_pretrained(folder / "video_encoder")
+        info = {"motions": len(items)}
+        for phase, result in out.items():
+            metrics = result.get("metrics") or {}
+            history = [h for h in result.get("log_history", []) if "loss" in h]
+            components = log_history_components(result.get("log_history", []))
+            info[phase] = {
+                "skipped": result.get("skipped"),
+                "train_runtime_s": metrics.get("train_runtime"),
+                "first_loss": history[0]["loss"] if history else None,
+                "last_loss": history[-1]["loss"] if history else None,
+                # first and last logged value of each objective (loss_rec_motion, loss_dis, loss_act, loss_align...)
+                "objectives": {k: [v[0], v[-1]] for k, v in components.items() if k != "loss"},
+            }
+        # Concept usage on the training motions: how many of the codes the encoder actually uses.
+        info["concepts_used"] = concepts_used(model.motion_encoder, processor, [it["motion"] for it in items[:64]])
+        return info
+
+    def load_encoders(self):
+        from humocon_hf.modeling.modeling_humocon_encoders import HuMoConMotionEncoder, HuMoConVideoEncoder
+
+        folder = self.runner.stage_dir("pretrain")
+        return (
+            HuMoConMotionEncoder.from_pretrained(folder / "motion_encoder").eval(),
+            HuMoConVideoEncoder.from_pretrained(folder / "video_encoder").eval(),
+        )
+
+    # ---------------------------------------------------------------------------------------- translate
+    def _load_llm(self):
+        import torch
+
+        from humocon_hf.llm import load_llm
+
+        model_args = self.recipe.model
+        return load_llm(
+            model_args.llm_name_or_path, dtype=getattr(torch, model_args.dtype), **self._attention(composite=False)
+        )
+
+    def _attention(self, composite: bool = True) -> dict:
+        """`from_pretrained` kwargs choosing the LLM's attention kernel for training and evaluation: only the LLM's
+        (`text_config` of a `HuMoConForCausalLM`); the encoders keep their own attention."""
+        impl = self.recipe.model.attn_implementation
+        if impl is None:
+            return {}
+        return {"attn_implementation": {"text_config": impl} if composite else impl}
+
+    def stage_translate(self, folder: Path) -> dict:
+        from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
+        from humocon_hf.training.instruction_tuning import ModalityTranslationTrainer
+
+        model_args = self.recipe.model
+        targs, tr_args = self.training_args("translate", output_dir=folder / "checkpoints")
+        qa, real_rows = self.load_data()
+        processor = self.load_processor()
+        llm, _ = self._load_llm()
+        motion_encoder, video_encoder = self.load_encoders()
+        seed_before_init(targs.seed)
+        model = HuMoConForCausalLM.from_parts(
+            llm, motion_encoder, video_encoder, processor, use_motion_quantized=model_args.use_motion_quantized,
+            motion_projector_reads_poses=model_args.motion_projector_reads_poses,
+        )
+
+        rows = [{"motion": r, "caption": c} for r, c in caption_rows(qa["train"])]
+        rows += [{"motion": r["motion_path"], "caption": r["caption"]} for r in real_rows] * tr_args.caption_repeats
+        trainer = ModalityTranslationTrainer(
+            model=model, args=targs, processor=processor, train_dataset=ListDataset(rows),
+            data_collator=qa_collator(processor, model_args),
+        )
+        metrics = train_resuming(trainer, targs.output_dir)
+        if is_main_process():
+            model.save_pretrained(folder / "model")
+        return {"captions": len(rows), **train_info(trainer, metrics)}
+
+    # --------------------------------------------------------------------------------------------- tune
+    def _qa_rows(self, split, with_motion: bool = True) -> list[dict]:
+        rows = []
+        for r in split:
+            row = {"question": r["question"], "answer": r["answer"]}
+            if with_motion:
+                row["motion"] = row_motion(r)
+            rows.append(row)
+        return rows
+
+    def _tune(self, model, folder: Path, with_motion: bool) -> dict:
+        from humocon_hf.training.instruction_tuning import InstructionTuningTrainer, merge_adapter
+
+        model_args = self.recipe.model
+        targs, tune_args = self.training_args("tune", output_dir=folder / "checkpoints")
+        qa, real_rows = self.load_data()
+        processor = self.load_processor()
+        seed_before_init(targs.seed)  # LoRA weights are initialised when the trainer wraps the model
+        lora = {}
+        if tune_args.lora_target_modules:
+            lora["lora_target_modules"] = tune_args.lora_target_modules
+        train = qa["train"]
+        if tune_args.balance_query_types:
+            from humocon_hf.data import oversample_to_balance
+
+            train = oversample_to_balance(list(train), "query_type", seed=targs.seed)
+        real_qa = real_qa_rows(real_rows)
+        if not with_motion:  # the text-only baseline gets the same questions without the motion
+            real_qa = [{k: v for k, v in r.items() if k != "motion"} for r in real_qa]
+        trainer = InstructionTuningTrainer(
+            model=model, args=targs, processor=processor,
+            train_dataset=ListDataset(self._qa_rows(train, with_motion) + real_qa),
+            data_collator=qa_collator(processor, model_args),
+            lora_r=tune_args.lora_r, lora_alpha=tune_args.lora_alpha, lora_dropout=tune_args.lora_dropout,
+            train_projectors=tune_args.train_projectors and with_motion, **lora,
+        )
+        metrics = train_resuming(trainer, targs.output_dir)
+        info = train_info(trainer, metrics)
+        if is_main_process():
+            merge_adapter(trainer.model).save_pretrained(folder / "model")
+        return {"questions": len(qa["train"]), "real_questions": len(real_qa), "training_rows": len(train) + len(real_qa),
+                **info}
+
+    def stage_tune(self, folder: Path) -> dict:
+        from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
+
+        model = HuMoConForCausalLM.from_pretrained(self.runner.stage_dir("translate") / "model", **self._attention())
+        return self._tune(model, folder, with_motion=True)
+
+    def stage_baseline(self, folder: Path) -> dict:
+        """Same LLM, same LoRA recipe and questions, no motion: what the question text alone gives."""
+        from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
+
+        processor = self.load_processor()
+        llm, _ = self._load_llm()
+        motion_encoder, video_encoder = self.load_encoders()
+        model = HuMoConForCausalLM.from_parts(llm, motion_encoder, video_encoder, processor)
+        return self._tune(model, folder, with_motion=False)
+
+    # ----------------------------------------------------------------------------------------- evaluate
+    def stage_evaluate(self, folder: Path) -> dict:
+        from humocon_hf.evaluation import evaluate_motion_qa
+        from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
+
+        ev = self.recipe.evaluate
+        model_args = self.recipe.model
+        qa, _ = self.load_data()
+        if ev.split not in qa:
+            raise ValueError(f"evaluate.split={ev.split!r} is not a split of the benchmark ({list(qa)})")
+        split = qa[ev.split]
+        processor = self.load_processor()
+        n = len(split) if ev.max_samples is None else min(ev.max_samples, len(split))
+
+        def run(model, name: str, with_motion: bool) -> dict:
+            answer = make_answer_fn(model, processor, model_args, ev.max_new_tokens, with_motion,
+                                    progress=(name, n, ev.batch_size),
+                                    bf16=bool(self.recipe.sections["tune"].get("bf16")))
+            result = evaluate_motion_qa(answer, split, batch_size=ev.batch_size, limit=ev.max_samples,
+                                        model_name=name, dataset_name="HuMoCon procedural motion-QA",
+                                        dataset_type="humocon-procedural-qa", split=ev.split)
+            return result
+
+        real = self._heldout_cmu_questions()
+
+        def run_real(model, name: str, with_motion: bool) -> dict:
+            answer = make_answer_fn(model, processor, model_args, ev.max_new_tokens, with_motion,
+                                    bf16=bool(self.recipe.sections["tune"].get("bf16")))
+            return evaluate_motion_qa(answer, real, batch_size=ev.batch_size, model_name=name,
+                                      dataset_name="CMU mocap, held-out subjects", dataset_type="cmu-mocap",
+                                      split="held-out subjects")
+
+        model = HuMoConForCausalLM.from_pretrained(self.runner.stage_dir("tune") / "model", **self._attention()).eval()
+        results = {"model": run(model, "HuMoCon (motion + question)", True)}
+        if real:
+            results["real_cmu_model"] = run_real(model, "HuMoCon (motion + question)", True)
+        del model
+        base, base_name = None, None
+        if ev.baseline == "text_only":
+            base = HuMoConForCausalLM.from_pretrained(
+                self.runner.stage_dir("baseline") / "model", **self._attention()
+            ).eval()
+            base_name = "Text-only baseline (question only)"
+        elif ev.baseline == "zero_shot":
+            llm, _ = self._load_llm()
+            enc = self.load_encoders()
+            base = HuMoConForCausalLM.from_parts(llm, *enc, processor).eval()
+            base_name = "Zero-shot LLM (question only)"
+        if base is not None:
+            results["baseline"] = run(base, base_name, False)
+            if real:
+                results["real_cmu_baseline"] = run_real(base, base_name, False)
+        for key, value in results.items():
+            write_json_atomic(folder / f"{key}.json", value)
+        return {key: value["metrics"] for key, value in results.items()}
+
+    def _describe_concepts(self, model, processor, qa, real_rows, limit: int = 400) -> dict:
+        """`describe_concepts` on (up to `limit`) training motions with their captions, real takes included."""
+        from humocon_hf.concepts import describe_concepts
+        from humocon_hf.processing.motion_io import load_motion
+
+        rows = unique_motion_rows(qa["train"])
+        motions, captions = [], []
+        for row in rows[: max(0, limit - len(real_rows))]:
+            joints = row_motion(row)
+            motions.append(load_motion(joints).joints if isinstance(joints, (str, os.PathLike)) else joints)
+            captions.append(row.get("caption"))
+        for row in real_rows[:limit]:
+            motions.append(np.load(row["motion_path"]))
+            captions.append(row.get("caption"))
+        max_frames = self.recipe.data.max_frames
+        return describe_concepts(model.motion_encoder, processor.motion_feature_extractor,
+                                 [m[:max_frames] for m in motions], captions)
+
+    def _heldout_cmu_questions(self) -> list[dict]:
+        """"What is the person doing?" about every held-out CMU trial whose description names an action."""
+        path = self.runner.stage_dir("data") / "cmu_heldout.json"
+        rows = json.loads(path.read_text()) if path.is_file() else []
+        return [{"id": r["id"], "question": HELD_OUT_ACTION_QUESTION, "answer": r["action"],
+                 "motion_path": r["motion_path"], "query_type": "action"} for r in rows if r.get("action")]
+
+    # ------------------------------------------------------------------------------------------- export
+    def stage_export(self, folder: Path) -> dict:
+        from humocon_hf.hub import save_for_remote_code
+        from humocon_hf.model_card import render_model_card
+        from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
+
+        qa, real_rows = self.load_data()
+        processor = self.load_processor()
+        model = HuMoConForCausalLM.from_pretrained(self.runner.stage_dir("tune") / "model").eval()
+        # The concepts in words, measured on the training motions, travel in the checkpoint's config.
+        described = self._describe_concepts(model, processor, qa, real_rows)
+        model.config.motion_config.concept_descriptions = {str(k): v["description"] for k, v in described.items()}
+        write_json_atomic(self.root / "concepts.json", {str(k): v for k, v in described.items()})
+        # The checkpoint goes to the output folder's top level, next to the card: `from_pretrained(output_dir)`.
+        save_for_remote_code(model, self.root, processor=processor)
+        # The prompt format the model was tuned with, read back by `humocon ask` and the Gradio app.
+        write_json_atomic(self.root / CHAT_DEFAULTS, {
+            "system_prompt": self.recipe.model.system_prompt,
+            "max_new_tokens": self.recipe.evaluate.max_new_tokens,
+        })
+        info = {"checkpoint": str(self.root), "concepts_described": len(described)}
+
+        test = qa[self.recipe.evaluate.split]
+        row = test[0]
+        joints = row_motion(row)
+        if isinstance(joints, (str, os.PathLike)):
+            from humocon_hf.processing.motion_io import load_motion
+
+            joints = load_motion(joints).joints
+        info["preview"] = str(save_motion_preview(joints, self.root / "preview.gif"))
+        info["concept_timeline"] = str(
+            save_concept_timeline(model, processor, joints, self.root / "concept_timeline.png",
+                                  title=f"Concepts of a test motion: {row.get('caption') or row['question']}")
+        )
+        info["preview_caption"] = row.get("caption")
+        evaluation = self._load_eval()
+        card = render_model_card(
+            results=evaluation.get("model"),
+            baseline_results=evaluation.get("baseline"),
+            recipe=self.recipe,
+            command=self.options.command or "humocon demo",
+            stage_times={name: rec.wall_time_s for name, rec in self.runner.records.items()},
+            base_model=self.recipe.model.llm_name_or_path,
+            model_name=self.root.name,
+            datasets_used=self._datasets_used(),
+            model=model,
+            real_cmu=real_cmu_summary([evaluation]),
+        )
+        (self.root / "README.md").write_text(card, encoding="utf-8")
+        return info
+
+    def evaluate_checkpoint(self, model_dir: str) -> dict:
+        """`humocon evaluate --model DIR`: any checkpoint on this recipe's held-out split (with the motion)."""
+        from humocon_hf.evaluation import evaluate_motion_qa, format_table, write_results
+        from humocon_hf.inference import load_checkpoint
+
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.runner.run("data", self._fp("model", "data"), self.stage_data)
+        ev = self.recipe.evaluate
+        qa, _ = self.load_data()
+        split = qa[ev.split]
+        model, processor, defaults = load_checkpoint(model_dir)
+        model_args = self.recipe.model
+        if defaults.get("system_prompt") is not None:
+            model_args.system_prompt = defaults["system_prompt"]
+        n = len(split) if ev.max_samples is None else min(ev.max_samples, len(split))
+        answer = make_answer_fn(model, processor, model_args, ev.max_new_tokens, True,
+                                progress=(Path(model_dir).name, n, ev.batch_size))
+        result = evaluate_motion_qa(answer, split, batch_size=ev.batch_size, limit=ev.max_samples,
+                                    model_name=str(model_dir), dataset_name="HuMoCon procedural motion-QA",
+                                    dataset_type="humocon-procedural-qa", split=ev.split)
+        paths = write_results(result, self.root, stem=f"evaluation_{Path(model_dir).name or 'model'}")
+        say(format_table(result))
+        say("written: " + ", ".join(str(p) for p in paths.values()))
+        return result
+
+    def _load_eval(self) -> dict:
+        folder = self.runner.stage_dir("evaluate")
+        out = {}
+        for key in ("model", "baseline", "real_cmu_model", "real_cmu_baseline"):
+            path = folder / f"{key}.json"
+            if path.is_file():
+                out[key] = json.loads(path.read_text())
+        return out
+
+    def _datasets_used(self) -> list[str]:
+        used = ["humocon-procedural-motion-qa"]
+        data_info = json.loads((self.runner.stage_dir("data") / MARKER).read_text())["info"]
+        if data_info.get("cmu_trials"):
+            used.append("cmu-mocap")
+        if data_info.get("bandai_takes"):
+            used.append("bandai-namco-motiondataset")
+        return used
+
+    # ------------------------------------------------------------------------------------------ summary
+    def _final_results(self, total_s: float) -> dict:
+        evaluation = self._load_eval()
+        return {
+            "command": self.options.command or "humocon demo",
+            "recipe": self.recipe.to_dict(),
+            "recipe_source": self.recipe.source,
+            "output_dir": str(self.root),
+            "wall_time_s": {
+                **{name: round(rec.wall_time_s, 1) for name, rec in self.runner.records.items()},
+                "total_this_run": round(total_s, 1),
+            },
+            "cpu_time_s": {name: None if rec.cpu_time_s is None else round(rec.cpu_time_s, 1)
+                           for name, rec in self.runner.records.items()},
+            "reused_stages": [name for name, rec in self.runner.records.items() if rec.reused],
+            "stages": {name: rec.info for name, rec in self.runner.records.items()},
+            "metrics": {key: value["metrics"] for key, value in evaluation.items() if not key.startswith("real_")},
+            "statistics": seed_statistics([evaluation]),
+            "real_cmu": real_cmu_summary([evaluation]),
+            "examples": example_answers(evaluation, self.recipe.evaluate.num_examples),
+        }
+
+    def _print_summary(self, results: dict, full: bool = True) -> None:
+        say()
+        say("=" * 78)
+        if not full:
+            say("Wall time per stage (s): " + ", ".join(
+                f"{k}={v:.0f}" + (" (reused)" if k in results["reused_stages"] else "")
+                for k, v in results["wall_time_s"].items()))
+            say(f"Stage outputs: {results['output_dir']}/stages")
+            say("=" * 78)
+            return
+        say("Example questions on held-out motions (model | text-only baseline | truth):")
+        for ex in results["examples"]:
+            say(f"  Q: {ex['question']}")
+            base = f" | baseline: {ex['baseline']!r}" if "baseline" in ex else ""
+            say(f"     model: {ex['model']!r}{base} | truth: {ex['answer']!r}")
+        say()
+        if results.get("statistics"):
+            from humocon_hf.stats import format_ci_table
+
+            say(format_ci_table(results["statistics"]))
+        else:
+            say(format_summary_table(results["metrics"]))
+        if results.get("real_cmu"):
+            say(format_real_cmu_line(results["real_cmu"]))
+        say()
+        say("Wall time per stage (s): " + ", ".join(
+            f"{k}={v:.0f}" + (" (reused)" if k in results["reused_stages"] else "")
+            for k, v in results["wall_time_s"].items()))
+        cpu = {k: v for k, v in results["cpu_time_s"].items() if v is not None}
+        if cpu:
+            say("CPU time per stage (s, all threads): " + ", ".join(f"{k}={v:.0f}" for k, v in cpu.items()))
+        say(f"Checkpoint, model card, preview.gif, concept_timeline.png, results.json: {results['output_dir']}")
+        say(f'Try: humocon ask --model {results["output_dir"]} --motion <file.bvh> "What is the person doing?"')
+        say("=" * 78)
