@@ -19,7 +19,7 @@ import torch
 from humocon_hf.modeling.configuration_humocon_encoders import (
     HuMoConConceptDiscoveryConfig,
 )
-from humocon_hf.modeling.modeling_humocon_encoders import HuMoConForConceptDiscovery
+from humocon_hf.modeling.modeling_humocon_concept_discovery import HuMoConForConceptDiscovery
 
 PRESETS = {
     # name: (config factory, batch, motion frames, key frames)

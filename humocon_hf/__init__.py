@@ -72,11 +72,8 @@ if TYPE_CHECKING:  # pragma: no cover
         HuMoConVideoEncoderConfig,
     )
     from .modeling.modeling_humocon import HuMoConForCausalLM
-    from .modeling.modeling_humocon_encoders import (
-        HuMoConForConceptDiscovery,
-        HuMoConMotionEncoder,
-        HuMoConVideoEncoder,
-    )
+    from .modeling.modeling_humocon_concept_discovery import HuMoConForConceptDiscovery
+    from .modeling.modeling_humocon_encoders import HuMoConMotionEncoder, HuMoConVideoEncoder
     from .processing.feature_extraction_motion import MotionFeatureExtractor
     from .processing.motion_io import (
         MotionClip,

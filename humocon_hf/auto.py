@@ -27,11 +27,8 @@ def register_auto_classes() -> None:
         HuMoConVideoEncoderConfig,
     )
     from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
-    from humocon_hf.modeling.modeling_humocon_encoders import (
-        HuMoConForConceptDiscovery,
-        HuMoConMotionEncoder,
-        HuMoConVideoEncoder,
-    )
+    from humocon_hf.modeling.modeling_humocon_concept_discovery import HuMoConForConceptDiscovery
+    from humocon_hf.modeling.modeling_humocon_encoders import HuMoConMotionEncoder, HuMoConVideoEncoder
     from humocon_hf.processing.feature_extraction_motion import MotionFeatureExtractor
     from humocon_hf.processing.processing_humocon import MotionVideoProcessor
     from humocon_hf.processing.video_processing_humocon import HuMoConVideoProcessor

@@ -11,7 +11,7 @@ from humocon_hf.modeling.configuration_humocon_encoders import (
     HuMoConConceptDiscoveryConfig,
     HuMoConMotionEncoderConfig,
 )
-from humocon_hf.modeling.modeling_humocon_encoders import HuMoConForConceptDiscovery
+from humocon_hf.modeling.modeling_humocon_concept_discovery import HuMoConForConceptDiscovery
 from humocon_hf.processing.feature_extraction_motion import MotionFeatureExtractor
 
 

@@ -15,10 +15,7 @@ from transformers import TrainingArguments
 from humocon_hf.modeling.configuration_humocon_encoders import (
     HuMoConConceptDiscoveryConfig,
 )
-from humocon_hf.modeling.modeling_humocon_encoders import (
-    LOSS_COMPONENTS,
-    HuMoConForConceptDiscovery,
-)
+from humocon_hf.modeling.modeling_humocon_concept_discovery import LOSS_COMPONENTS, HuMoConForConceptDiscovery
 from humocon_hf.training.concept_discovery import (
     ConceptDiscoveryCollator,
     ConceptDiscoveryRecipe,

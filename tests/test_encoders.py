@@ -11,9 +11,8 @@ from humocon_hf.modeling.configuration_humocon_encoders import (
     HuMoConMotionEncoderConfig,
     HuMoConVideoEncoderConfig,
 )
+from humocon_hf.modeling.modeling_humocon_concept_discovery import LOSS_COMPONENTS, HuMoConForConceptDiscovery
 from humocon_hf.modeling.modeling_humocon_encoders import (
-    LOSS_COMPONENTS,
-    HuMoConForConceptDiscovery,
     HuMoConMotionEncoder,
     HuMoConVideoEncoder,
     concept_segments,
@@ -656,7 +655,7 @@ def test_remote_code_export_loads_without_the_package(tmp_path):
         f"""
         import torch
         from humocon_hf.modeling.configuration_humocon_encoders import HuMoConConceptDiscoveryConfig
-        from humocon_hf.modeling.modeling_humocon_encoders import HuMoConForConceptDiscovery
+        from humocon_hf.modeling.modeling_humocon_concept_discovery import HuMoConForConceptDiscovery
         torch.manual_seed(0)
         HuMoConConceptDiscoveryConfig.register_for_auto_class()
         HuMoConForConceptDiscovery.register_for_auto_class("AutoModel")

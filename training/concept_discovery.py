@@ -38,10 +38,7 @@ import torch
 from transformers import Trainer, TrainingArguments
 from transformers.utils import logging
 
-from humocon_hf.modeling.modeling_humocon_encoders import (
-    LOSS_COMPONENTS,
-    HuMoConForConceptDiscovery,
-)
+from humocon_hf.modeling.modeling_humocon_concept_discovery import LOSS_COMPONENTS, HuMoConForConceptDiscovery
 from humocon_hf.processing.smpl22 import DEFAULT_FPS
 from humocon_hf.training.checkpoints import last_complete_checkpoint
 

@@ -35,7 +35,7 @@ def build_concept_config(model_args, pargs=None):
 
 
 def build_concept_model(model_args, pargs=None):
-    from humocon_hf.modeling.modeling_humocon_encoders import HuMoConForConceptDiscovery
+    from humocon_hf.modeling.modeling_humocon_concept_discovery import HuMoConForConceptDiscovery
 
     config = build_concept_config(model_args, pargs)
     if model_args.vision_model_name_or_path:
