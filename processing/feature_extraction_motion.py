@@ -35,6 +35,7 @@ import numpy as np
 from transformers.feature_extraction_utils import BatchFeature, FeatureExtractionMixin
 from transformers.utils import logging
 
+from .motion_clip import resample_joints
 from .smpl22 import DEFAULT_FPS, FACE_JOINTS, FEET_JOINTS, NUM_JOINTS, check_joints
 
 logger = logging.get_logger(__name__)
@@ -192,19 +193,6 @@ def features_to_joints_batch(features: np.ndarray) -> np.ndarray:
     joints[:, :, 0] = root
     joints[:, :, 1:] = root[:, :, None, :] + rotate_y(local, yaw[:, :, None])
     return joints
-
-
-def resample_joints(joints: np.ndarray, source_fps: float, target_fps: float) -> np.ndarray:
-    """Linearly resample (T, 22, 3) joints from `source_fps` to `target_fps` (vectorised)."""
-    if source_fps == target_fps or len(joints) < 2:
-        return joints
-    duration = (len(joints) - 1) / source_fps
-    n_out = int(np.floor(duration * target_fps + 1e-6)) + 1
-    pos = np.arange(n_out) * (source_fps / target_fps)
-    lo = np.minimum(np.floor(pos).astype(np.int64), len(joints) - 1)
-    hi = np.minimum(lo + 1, len(joints) - 1)
-    w = (pos - lo)[:, None, None]
-    return ((1.0 - w) * joints[lo] + w * joints[hi]).astype(np.float32)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -511,7 +499,7 @@ class MotionFeatureExtractor(FeatureExtractionMixin):
             return check_joints(clip.joints, f"{name} ({os.fspath(item)})")
         if hasattr(item, "joints") and hasattr(item, "fps"):  # MotionClip
             joints = check_joints(item.joints, name)
-            return resample_joints(joints, float(item.fps), self.fps)
+            return resample_joints(joints, float(item.fps), self.fps).astype(np.float32, copy=False)
         return check_joints(_to_numpy(item, name), name)
 
     def to_dict(self) -> dict[str, Any]:
@@ -554,5 +542,4 @@ __all__ = [
     "features_to_joints_batch",
     "heading_angles",
     "rotate_y",
-    "resample_joints",
 ]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from humocon_hf.processing import motion_io
+from humocon_hf.processing import bvh_reader, motion_io, smpl_reader
 from humocon_hf.processing.motion_io import (
     MotionClip,
     load_amass_npz,
@@ -178,7 +178,7 @@ def test_tpose_frames_are_dropped(shared_data):
     daz = shared_data / "cmu_bvh" / "02_01.bvh"
     kept = load_bvh(daz, fps=None, drop_tpose=False)
     auto = _clip(daz, fps=None)
-    assert motion_io._is_tpose(kept.joints[0]) and not motion_io._is_tpose(auto.joints[0])
+    assert bvh_reader._is_tpose(kept.joints[0]) and not bvh_reader._is_tpose(auto.joints[0])
     assert auto.info["dropped_frames"] == 1 and auto.num_frames == kept.num_frames - 1
     # 07_12 has a stray frame after its T-pose: both go.
     assert _clip(shared_data / "cmu_bvh" / "07_12.bvh", fps=None).info["dropped_frames"] == 2
@@ -467,7 +467,7 @@ def test_synthetic_tpose_auto_drop(tmp_path):
         rots[f"{side}Arm"] = Rotation.from_rotvec(rv)
     root[:, 2] = 0.0
     smooth = load_bvh(_write_bvh(tmp_path / "smooth.bvh", root, rots), fps=None)
-    assert motion_io._is_tpose(smooth.joints[0]) and smooth.info["dropped_frames"] == 0
+    assert bvh_reader._is_tpose(smooth.joints[0]) and smooth.info["dropped_frames"] == 0
     assert load_bvh(tmp_path / "smooth.bvh", fps=None, drop_tpose=True).num_frames == 59
     with pytest.raises(ValueError, match="drop_tpose"):
         load_bvh(tmp_path / "smooth.bvh", drop_tpose="yes")
@@ -661,7 +661,7 @@ def test_amass_conversion_with_fake_body_model(tmp_path, monkeypatch):
         calls.update(model_type=model_type, gender=gender, num_betas=num_betas)
         return _FakeBodyModel(batch_size)
 
-    monkeypatch.setattr(motion_io, "_create_body_model", fake_create)
+    monkeypatch.setattr(smpl_reader, "_create_body_model", fake_create)
     # Standing upright in AMASS means global_orient = identity with the Z-up skeleton above.
     clip = load_amass_npz(_amass_file(tmp_path / "walk.npz"), body_model_dir=tmp_path)
     assert calls == dict(model_type="smplh", gender="female", num_betas=16)
@@ -680,14 +680,14 @@ def test_amass_conversion_with_fake_body_model(tmp_path, monkeypatch):
 
 def test_body_model_batches_and_motionx(tmp_path, monkeypatch):
     pytest.importorskip("torch")
-    monkeypatch.setattr(motion_io, "_create_body_model", lambda d, m, g, nb, batch_size: _FakeBodyModel(batch_size))
+    monkeypatch.setattr(smpl_reader, "_create_body_model", lambda d, m, g, nb, batch_size: _FakeBodyModel(batch_size))
     T = 240
     rng = np.random.default_rng(0)
     params = dict(global_orient=rng.normal(size=(T, 3)) * 0.3, body_pose=np.zeros((T, 63)),
                   left_hand_pose=np.zeros((T, 45)), right_hand_pose=np.zeros((T, 45)),
                   transl=rng.normal(size=(T, 3)), betas=np.zeros((1, 10)))
-    whole = motion_io._run_body_model(params, str(tmp_path), "smplx", "neutral", 10)
-    chunks = motion_io._run_body_model(params, str(tmp_path), "smplx", "neutral", 10, batch_size=100)
+    whole = smpl_reader._run_body_model(params, str(tmp_path), "smplx", "neutral", 10)
+    chunks = smpl_reader._run_body_model(params, str(tmp_path), "smplx", "neutral", 10, batch_size=100)
     assert whole.shape == (T, 22, 3)
     np.testing.assert_allclose(chunks, whole, atol=1e-5)
     # Motion-X (T, 322) at 30 fps: up axis found from the skeleton (Z up here).
@@ -709,10 +709,10 @@ def test_body_model_file_lookup(tmp_path, monkeypatch):
     fake = types.SimpleNamespace(create=lambda path, **kw: created.update(kw, path=path) or "model")
     monkeypatch.setitem(sys.modules, "smplx", fake)
     with pytest.raises(FileNotFoundError, match=r"SMPLH_FEMALE\.npz.*smpl\.is\.tue\.mpg\.de"):
-        motion_io._create_body_model(str(tmp_path), "smplh", "female", 16, 8)
+        smpl_reader._create_body_model(str(tmp_path), "smplh", "female", 16, 8)
     (tmp_path / "smplh").mkdir()
     (tmp_path / "smplh" / "SMPLH_FEMALE.pkl").write_bytes(b"x")
-    assert motion_io._create_body_model(str(tmp_path), "smplh", "female", 16, 8) == "model"
+    assert smpl_reader._create_body_model(str(tmp_path), "smplh", "female", 16, 8) == "model"
     assert created["ext"] == "pkl" and created["model_type"] == "smplh" and created["batch_size"] == 8
 
 
