@@ -153,6 +153,27 @@ def test_bf16_recipes_run_on_a_cpu_machine(tmp_path):
         assert not targs.bf16
 
 
+def test_float32_path_can_be_forced_on_a_bf16_cpu(tmp_path, monkeypatch):
+    """`HUMOCON_CPU_BF16=0`: the recipe's bf16 stages run in float32, as on a CPU without native bf16, and the
+    pipeline says so."""
+    import torch
+
+    from humocon_hf.pipeline.stages import HuMoConPipeline, PipelineOptions
+    from humocon_hf.recipes import cpu_has_bf16
+
+    if torch.cuda.is_available():
+        pytest.skip("checks the CPU path")
+    for value in ("0", "false", "off"):
+        monkeypatch.setenv("HUMOCON_CPU_BF16", value)
+        assert not cpu_has_bf16()
+        targs, _ = load_recipe("small").training_args("tune", output_dir=tmp_path)
+        assert not targs.bf16 and not targs.use_cpu
+    pipeline = HuMoConPipeline(PipelineOptions(output_dir=str(tmp_path / "run")))
+    assert pipeline.llm_precision() == "float32 (this CPU has no native bf16)"
+    monkeypatch.setenv("HUMOCON_CPU_BF16", "1")  # anything else leaves the hardware's answer
+    assert pipeline.llm_precision() in ("float32 (this CPU has no native bf16)", "bf16 autocast (CPU with native bf16)")
+
+
 def test_overrides_and_step_scaling():
     assert parse_override("tune.max_steps=20") == ("tune", "max_steps", 20)
     assert parse_override("model.system_prompt=null") == ("model", "system_prompt", None)

@@ -171,7 +171,7 @@ class HuMoConPipeline:
         self.root.mkdir(parents=True, exist_ok=True)
         if is_main_process():
             say(f"HuMoCon {until if until != 'export' else 'demo'} -> {self.root}  (recipe: {self.recipe.source}, "
-                 f"torch threads: {torch.get_num_threads()})")
+                f"torch threads: {torch.get_num_threads()}, LLM stages: {self.llm_precision()})")
         for name, fingerprint, fn, everywhere in self.stage_plan():
             self.runner.run(name, fingerprint(), fn, all_processes=everywhere)
             if name == until:
@@ -641,10 +641,23 @@ class HuMoConPipeline:
         return used
 
     # ------------------------------------------------------------------------------------------ summary
+    def llm_precision(self) -> str:
+        """How the LLM stages compute on this machine: what a recipe's `bf16: true` became."""
+        import torch
+
+        from humocon_hf.recipes import cpu_has_bf16
+
+        if not self.recipe.sections["tune"].get("bf16"):
+            return "float32"
+        if torch.cuda.is_available():
+            return "bf16 (GPU)"
+        return "bf16 autocast (CPU with native bf16)" if cpu_has_bf16() else "float32 (this CPU has no native bf16)"
+
     def _final_results(self, total_s: float) -> dict:
         evaluation = self._load_eval()
         return {
             "command": self.options.command or "humocon demo",
+            "llm_precision": self.llm_precision(),
             "recipe": self.recipe.to_dict(),
             "recipe_source": self.recipe.source,
             "output_dir": str(self.root),
