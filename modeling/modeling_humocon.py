@@ -565,6 +565,10 @@ class HuMoConForCausalLM(HuMoConPreTrainedModel, GenerationMixin):
     Stage 2 (modality translation) trains the projectors; stage 3 adds LoRA adapters to the LLM.
     """
 
+    # Tensor parallelism: the LLM's decoder brings its own plan (`model.language_model.*`, embeddings included); the
+    # head, tied to the embeddings, must be sharded with them (as in Llama and LLaVA).
+    _tp_plan: ClassVar[dict[str, str]] = {"lm_head": "colwise_gather_output"}
+
     def __init__(self, config: HuMoConConfig):
         super().__init__(config)
         self.model = HuMoConModel(config)

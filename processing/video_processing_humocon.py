@@ -638,6 +638,8 @@ class HuMoConVideoProcessor(FeatureExtractionMixin):
 
 
 def _as_batch(videos: Any) -> list:
+    if _is_array(videos) and getattr(videos, "ndim", 0) == 5:  # (videos, frames, ...) in one array
+        return list(videos)
     if isinstance(videos, (str, os.PathLike)) or _is_array(videos):
         return [videos]
     if isinstance(videos, (list, tuple)):
@@ -661,12 +663,16 @@ def _is_array(x: Any) -> bool:
 
 
 def _check_frames(video: Any, where: str) -> np.ndarray:
-    """Validate an array video and return it as uint8 (N, H, W, 3)."""
+    """Validate an array video and return it as uint8 (N, H, W, 3). Channels-first frames (N, 3, H, W), the layout of
+    torch tensors and of transformers' video processors, are transposed; a last axis of 3 means channels-last."""
     if not isinstance(video, np.ndarray):
         video = video.detach().cpu().numpy()
+    if video.ndim == 4 and video.shape[-1] != 3 and video.shape[1] == 3:
+        video = np.ascontiguousarray(video.transpose(0, 2, 3, 1))
     if video.ndim != 4 or video.shape[-1] != 3:
         raise ValueError(
-            f"{where} must be a (N, H, W, 3) RGB frame array, got shape {tuple(video.shape)}"
+            f"{where} must be a (N, H, W, 3) RGB frame array (or channels-first (N, 3, H, W)), got shape "
+            f"{tuple(video.shape)}"
             + (" (a single frame? add a leading frame axis)" if video.ndim == 3 and video.shape[-1] == 3 else "")
         )
     if video.shape[0] == 0:

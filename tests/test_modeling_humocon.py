@@ -661,3 +661,11 @@ def test_motion_projector_reads_each_tokens_frames_when_asked():
                                    model.get_motion_features(motion, masked).pooler_output)
     with pytest.raises(ValueError, match="motion_projector_reads_poses"):
         HuMoConConfig(motion_projector_reads_poses="yes")
+
+
+def test_tensor_parallel_plan_shards_the_tied_head_with_the_embeddings():
+    """The LM head is tied to the LLM's input embeddings, which the decoder's own TP plan shards: the head must be in
+    the plan too (transformers' shared test of tied weights under tensor parallelism)."""
+    model = HuMoConForCausalLM(tiny_config())
+    plan = model.tp_plan
+    assert "model.language_model.embed_tokens" in plan and plan.get("lm_head") == "colwise_gather_output"

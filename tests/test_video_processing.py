@@ -203,6 +203,24 @@ def test_array_input_shapes_ranges_and_torch():
     np.testing.assert_allclose(same, proc2(const)["pixel_values_videos"], atol=1e-6)
 
 
+def test_channels_first_frames_and_batched_arrays_read_like_channels_last():
+    """(N, 3, H, W) frames (torch's and transformers' layout) and a (videos, N, H, W, 3) array give what the
+    channels-last frames give; a last axis of 3 stays channels-last."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(2)
+    video = rng.integers(0, 256, (8, 30, 40, 3), dtype=np.uint8)
+    proc = HuMoConVideoProcessor(num_frames=4, size={"height": 32, "width": 32}, patch_size=8)
+    expected = proc(video, fps=10.0)["pixel_values_videos"]
+    channels_first = video.transpose(0, 3, 1, 2)
+    np.testing.assert_array_equal(proc(channels_first, fps=10.0)["pixel_values_videos"], expected)
+    np.testing.assert_array_equal(proc(torch.from_numpy(channels_first), fps=10.0)["pixel_values_videos"], expected)
+    both = proc(np.stack([video, video]), fps=10.0)["pixel_values_videos"]
+    assert both.shape == (2, 4, 3, 32, 32)
+    np.testing.assert_array_equal(both[1], expected[0])
+    with pytest.raises(ValueError, match=r"\(N, H, W, 3\) RGB frame array \(or channels-first"):
+        proc(rng.integers(0, 256, (8, 4, 30, 40), dtype=np.uint8), fps=10.0)
+
+
 def test_short_clip_repeats_frames_with_real_timestamps():
     frames = np.stack([np.full((32, 32, 3), 20 * i, np.uint8) for i in range(3)])
     proc = HuMoConVideoProcessor(num_frames=8, size=32, patch_size=8)
@@ -333,9 +351,9 @@ def test_array_and_argument_errors():
     with pytest.raises(ValueError, match=r"\(N, H, W, 3\).*single frame"):
         proc(np.zeros((16, 16, 3), np.uint8))
     with pytest.raises(ValueError, match=r"\(N, H, W, 3\)"):
-        proc(np.zeros((1, 4, 16, 16, 3), np.uint8))
+        proc(np.zeros((1, 4, 16, 16, 4), np.uint8))  # four channels
     with pytest.raises(ValueError, match=r"\(N, H, W, 3\)"):
-        proc(np.zeros((4, 3, 16, 16), np.uint8))  # channels first
+        proc(np.zeros((4, 2, 16, 16), np.uint8))  # neither channels-last nor channels-first RGB
     nan = ok.astype(np.float32)
     nan[1, 2, 3, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
