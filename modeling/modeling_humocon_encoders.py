@@ -132,10 +132,11 @@ class HuMoConTransformer(nn.Module):
         if not (output_hidden_states or output_attentions):
             return self(hidden_states, mask), None, None  # through __call__, as before (hooks)
         padding = None if mask is None else ~mask.bool()
-        # Layer by layer, calling each layer exactly as `nn.TransformerEncoder` does (the float key-padding mask it
-        # derives from the boolean one, no attention mask, not causal), so the output is bit-identical to the call
-        # above. The attention probabilities come from an extra self-attention call on the layer's pre-norm input
-        # (dropout off, so no RNG is drawn): they are reported, not used for the output.
+        # Layer by layer, with the float key-padding mask `nn.TransformerEncoder` derives from the boolean one. Only
+        # hidden states asked for: each layer is called exactly as the encoder calls it, so the output is bit-identical
+        # to `forward`. Attentions asked for: each layer runs its explicit (eager) attention, whose probabilities are
+        # the ones its output is computed from (gradients reach them, as transformers' eager attention); the output
+        # equals `forward`'s to float rounding.
         key_padding = None
         if padding is not None:
             key_padding = torch.zeros(
@@ -145,46 +146,37 @@ class HuMoConTransformer(nn.Module):
         all_attentions = () if output_attentions else None
         for layer in self.layers.layers:
             if output_attentions:
-                all_attentions += (self._attention_weights(layer, hidden_states, key_padding),)
-            hidden_states = layer(
-                hidden_states,
-                src_mask=None,
-                is_causal=False,
-                src_key_padding_mask=key_padding,
-            )
+                hidden_states, weights = self._eager_layer(layer, hidden_states, key_padding)
+                all_attentions += (weights,)
+            else:
+                hidden_states = layer(hidden_states, src_mask=None, is_causal=False, src_key_padding_mask=key_padding)
             if output_hidden_states:
                 all_hidden += (hidden_states,)
         return self.norm(hidden_states), all_hidden, all_attentions
 
     @staticmethod
-    def _attention_weights(
+    def _eager_layer(
         layer: nn.TransformerEncoderLayer,
         hidden_states: torch.Tensor,
         key_padding: torch.Tensor | None,
-    ) -> torch.Tensor:
-        """Per-head self-attention probabilities of a pre-norm layer for its input `hidden_states`."""
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One pre-norm encoder layer with explicit attention: `(output, per-head attention probabilities)`, the
+        probabilities being the very tensor the values are weighted with (as transformers' eager attention)."""
         attn = layer.self_attn
-        x = layer.norm1(hidden_states).transpose(0, 1)  # (tokens, batch, hidden): the functional API's layout
-        _, weights = F.multi_head_attention_forward(
-            x,
-            x,
-            x,
-            attn.embed_dim,
-            attn.num_heads,
-            attn.in_proj_weight,
-            attn.in_proj_bias,
-            attn.bias_k,
-            attn.bias_v,
-            attn.add_zero_attn,
-            0.0,
-            attn.out_proj.weight,
-            attn.out_proj.bias,
-            training=False,
-            key_padding_mask=key_padding,
-            need_weights=True,
-            average_attn_weights=False,
-        )
-        return weights
+        batch, tokens, width = hidden_states.shape
+        heads = attn.num_heads
+        x = layer.norm1(hidden_states)
+        qkv = F.linear(x, attn.in_proj_weight, attn.in_proj_bias).view(batch, tokens, 3, heads, width // heads)
+        query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (batch, heads, tokens, head_dim) each
+        scores = torch.matmul(query, key.transpose(-1, -2)) / math.sqrt(width // heads)
+        if key_padding is not None:
+            scores = scores + key_padding[:, None, None, :]
+        weights = F.dropout(torch.softmax(scores, dim=-1), p=attn.dropout, training=layer.training)
+        attended = torch.matmul(weights, value).transpose(1, 2).reshape(batch, tokens, width)
+        hidden_states = hidden_states + layer.dropout1(attn.out_proj(attended))
+        x = layer.norm2(hidden_states)
+        feed_forward = layer.linear2(layer.dropout(layer.activation(layer.linear1(x))))
+        return hidden_states + layer.dropout2(feed_forward), weights
 
 
 def _check_finite(name: str, tensor: torch.Tensor) -> None:

@@ -820,8 +820,9 @@ def _encoder_and_inputs(kind, **encoder_overrides):
 @pytest.mark.parametrize("kind", ["motion", "video"])
 def test_encoder_hidden_states_and_attentions_leave_the_output_unchanged(kind):
     """`output_hidden_states` / `output_attentions` return the concept (temporal) transformer's per-layer states and
-    per-head attention probabilities; without them the output is the old one, and asking for them changes
-    `last_hidden_state` by not even one bit (eval, with and without autograd)."""
+    per-head attention probabilities. Hidden states alone change `last_hidden_state` by not even one bit; attentions
+    run the layers' explicit (eager) attention, as in transformers, whose probabilities are the tensor the output is
+    computed from (a gradient reaches them) and whose output equals the fused one to float rounding."""
     torch.manual_seed(0)
     enc, inputs = _encoder_and_inputs(kind)
     enc.eval()
@@ -829,10 +830,12 @@ def test_encoder_hidden_states_and_attentions_leave_the_output_unchanged(kind):
     for grad in (False, True):
         with torch.set_grad_enabled(grad):
             plain = enc(*inputs)
+            states_only = enc(*inputs, output_hidden_states=True)
             full = enc(*inputs, output_hidden_states=True, output_attentions=True)
         assert plain.hidden_states is None and plain.attentions is None
         for name in ("last_hidden_state", "quantized", "concept_ids", "pre_quantized", "commitment_loss"):
-            assert torch.equal(getattr(plain, name), getattr(full, name)), (grad, name)
+            assert torch.equal(getattr(plain, name), getattr(states_only, name)), (grad, name)
+            torch.testing.assert_close(getattr(full, name), getattr(plain, name), rtol=1e-5, atol=1e-5)
         batch, tokens = plain.last_hidden_state.shape[:2]
         assert len(full.hidden_states) == cfg.num_hidden_layers + 1
         assert all(h.shape == (batch, tokens, cfg.hidden_size) for h in full.hidden_states)
@@ -855,6 +858,13 @@ def test_encoder_hidden_states_and_attentions_leave_the_output_unchanged(kind):
             assert torch.allclose(attn, expected, atol=1e-6)
             assert torch.allclose(attn.sum(-1), torch.ones_like(attn.sum(-1)), atol=1e-5)
             assert (attn.masked_select(~mask[:, None, None, :].expand_as(attn)) == 0).all()
+    # the returned probabilities are the ones the output was computed from
+    with torch.enable_grad():
+        out = enc(*inputs, output_attentions=True)
+        for attention in out.attentions:
+            attention.retain_grad()
+        out.last_hidden_state.sum().backward()
+    assert all(a.grad is not None and a.grad.abs().sum() > 0 for a in out.attentions)
     # tuple outputs end with the two new fields; the config provides the defaults
     as_tuple = enc(*inputs, return_dict=False, output_hidden_states=True, output_attentions=True)
     assert as_tuple[-2] is not None and len(as_tuple[-2]) == cfg.num_hidden_layers + 1
@@ -875,8 +885,8 @@ def test_encoder_hidden_states_and_attentions_leave_the_output_unchanged(kind):
 
 @pytest.mark.parametrize("kind", ["motion", "video"])
 def test_encoder_output_flags_draw_no_random_numbers_in_training(kind):
-    """With dropout in training mode, the flags leave the RNG stream (hence the dropout masks and the output)
-    untouched: the extra attention computation runs without dropout."""
+    """With dropout in training mode, `output_hidden_states` leaves the RNG stream (hence the dropout masks and the
+    output) untouched; `output_attentions` trains through the explicit attention (its own dropout draws)."""
     torch.manual_seed(0)
     enc, inputs = _encoder_and_inputs(kind, hidden_dropout=0.1)
     enc.train()
@@ -885,12 +895,15 @@ def test_encoder_output_flags_draw_no_random_numbers_in_training(kind):
     plain = enc(*inputs)
     after_plain = torch.get_rng_state()
     torch.manual_seed(7)
-    full = enc(*inputs, output_hidden_states=True, output_attentions=True)
+    full = enc(*inputs, output_hidden_states=True)
     assert torch.equal(torch.get_rng_state(), after_plain)
     assert torch.equal(plain.last_hidden_state, full.last_hidden_state)
     assert torch.equal(enc.encoder.norm(full.hidden_states[-1]), full.last_hidden_state)
     torch.manual_seed(8)
     assert not torch.equal(enc(*inputs).last_hidden_state, plain.last_hidden_state)  # dropout is active
+    with_attentions = enc(*inputs, output_attentions=True)
+    assert torch.isfinite(with_attentions.last_hidden_state).all()
+    assert len(with_attentions.attentions) == enc.config.num_hidden_layers
 
 
 def _three_models_configs():
