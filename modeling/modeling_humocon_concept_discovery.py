@@ -55,6 +55,11 @@ class ConceptDiscoveryOutput(ModelOutput):
         motion_concept_ids (`torch.LongTensor` of shape `(batch_motion, motion_tokens)`): -1 on padding.
         video_concept_ids (`torch.LongTensor` of shape `(batch_video, video_tokens)`).
         motion_token_mask (`torch.LongTensor` of shape `(batch_motion, motion_tokens)`): 1 for valid motion tokens.
+        hidden_states (`tuple(torch.FloatTensor)`, *optional*, with `output_hidden_states=True`): the motion encoder's
+            concept-transformer states (the video encoder's when only a video is given), one per layer plus the input.
+        attentions (`tuple(torch.FloatTensor)`, *optional*, with `output_attentions=True`): the same encoder's
+            per-head attention probabilities `(batch, heads, tokens, tokens)`, one per layer.
+        video_hidden_states, video_attentions (*optional*): the video encoder's, when a video is given.
     """
 
     loss: torch.FloatTensor | None = None
@@ -67,6 +72,10 @@ class ConceptDiscoveryOutput(ModelOutput):
     motion_concept_ids: torch.LongTensor | None = None
     video_concept_ids: torch.LongTensor | None = None
     motion_token_mask: torch.LongTensor | None = None
+    hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    attentions: tuple[torch.FloatTensor, ...] | None = None
+    video_hidden_states: tuple[torch.FloatTensor, ...] | None = None
+    video_attentions: tuple[torch.FloatTensor, ...] | None = None
 
 
 LOSS_COMPONENTS = (
@@ -541,6 +550,8 @@ class HuMoConForConceptDiscovery(HuMoConEncodersPreTrainedModel):
         video_timestamps: torch.FloatTensor | None = None,
         video_flow: torch.FloatTensor | None = None,
         paired: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
         return_dict: bool | None = None,
     ) -> ConceptDiscoveryOutput | tuple:
         r"""
@@ -556,6 +567,8 @@ class HuMoConForConceptDiscovery(HuMoConEncodersPreTrainedModel):
             paired (*optional*): which motion and video rows are frame-aligned pairs: a `(P, 2)` LongTensor of
                 (motion row, video row), or a `(batch,)` bool mask when both batches have the same size. When both
                 modalities are given with equal batch sizes and `paired` is `None`, every row is a pair.
+            output_hidden_states / output_attentions (`bool`, *optional*): return the encoders' per-layer states /
+                attention probabilities (defaults: the config's).
 
         Returns:
             [`ConceptDiscoveryOutput`].
@@ -600,8 +613,8 @@ class HuMoConForConceptDiscovery(HuMoConEncodersPreTrainedModel):
                 motion_values,
                 motion_attention_mask,
                 return_dict=True,
-                output_hidden_states=False,
-                output_attentions=False,
+                output_hidden_states=output_hidden_states,
+                output_attentions=output_attentions,
             )
             frame_mask = self.motion_encoder.check_inputs(
                 motion_values, motion_attention_mask
@@ -643,8 +656,8 @@ class HuMoConForConceptDiscovery(HuMoConEncodersPreTrainedModel):
                 pixel_values_videos,
                 video_timestamps,
                 return_dict=True,
-                output_hidden_states=False,
-                output_attentions=False,
+                output_hidden_states=output_hidden_states,
+                output_attentions=output_attentions,
             )
             n_frames = pixel_values_videos.shape[1]
             token_mask = video_out.attention_mask.bool()
@@ -701,12 +714,17 @@ class HuMoConForConceptDiscovery(HuMoConEncodersPreTrainedModel):
         if self.training and self._update_in_forward:
             self.apply_codebook_updates(sync=False)
 
+        primary = motion_out if motion_out is not None else video_out  # the encoder of the main input
         output = ConceptDiscoveryOutput(
             loss=loss,
             **losses,
             motion_concept_ids=None if motion_out is None else motion_out.concept_ids,
             video_concept_ids=None if video_out is None else video_out.concept_ids,
             motion_token_mask=None if motion_out is None else motion_out.attention_mask,
+            hidden_states=primary.hidden_states,
+            attentions=primary.attentions,
+            video_hidden_states=None if video_out is None else video_out.hidden_states,
+            video_attentions=None if video_out is None else video_out.attentions,
         )
         return output if return_dict else output.to_tuple()
 

@@ -982,3 +982,28 @@ def test_token_masks_are_long_zero_one(model):
     assert [len(c["token_concept_ids"]) for c in model.motion_encoder.get_concepts(
         batch["motion_values"], batch["motion_attention_mask"]
     )] == valid.tolist()
+
+
+def test_concept_discovery_returns_the_encoders_states_when_asked():
+    """`HuMoConForConceptDiscovery(output_hidden_states=True, output_attentions=True)`: the motion encoder's per-layer
+    states and attentions (the video encoder's beside them), as transformers' shared model tests ask of every model;
+    the losses do not change with the hidden states, nor by more than float rounding with the attentions."""
+    torch.manual_seed(0)
+    cfg = small_config()
+    model = HuMoConForConceptDiscovery(cfg).eval()
+    batch = make_batch()
+    plain = model(**batch)
+    assert plain.hidden_states is None and plain.attentions is None and plain.video_hidden_states is None
+    states = model(**batch, output_hidden_states=True)
+    torch.testing.assert_close(states.loss, plain.loss, rtol=0, atol=0)
+    layers = cfg.motion_config.num_hidden_layers
+    assert len(states.hidden_states) == layers + 1 and states.attentions is None
+    assert len(states.video_hidden_states) == cfg.video_config.num_hidden_layers + 1
+    full = model(**batch, output_hidden_states=True, output_attentions=True)
+    torch.testing.assert_close(full.loss, plain.loss, rtol=1e-4, atol=1e-5)
+    motion_tokens = full.motion_token_mask.shape[1]
+    assert full.attentions[0].shape == (batch["motion_values"].shape[0], cfg.motion_config.num_attention_heads,
+                                        motion_tokens, motion_tokens)
+    video_only = model(pixel_values_videos=batch["pixel_values_videos"], video_timestamps=batch["video_timestamps"],
+                       output_hidden_states=True)
+    assert video_only.hidden_states is video_only.video_hidden_states
