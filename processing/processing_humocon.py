@@ -14,11 +14,11 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar, TypedDict
 
 import numpy as np
 from transformers.feature_extraction_utils import BatchFeature
-from transformers.processing_utils import ProcessorMixin
+from transformers.processing_utils import ProcessingKwargs, ProcessorMixin, TextKwargs
 from transformers.utils import logging
 
 from .feature_extraction_motion import MotionFeatureExtractor
@@ -42,6 +42,36 @@ DEFAULT_CHAT_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
+
+class MotionKwargs(TypedDict, total=False):
+    """Arguments of the motion feature extractor at call time (`motion_kwargs`)."""
+
+    padding: bool | str | None
+    max_frames: int | None
+    truncation: bool | None
+    pad_to_multiple_of: int | None
+    return_attention_mask: bool | None
+
+
+class MotionVideoVideosKwargs(TypedDict, total=False):
+    """Arguments of the video processor at call time (`videos_kwargs`): `fps` of array videos (one value or one per
+    video; files know theirs), `sampling_fps` of the key frames, `return_flow` for the velocity target."""
+
+    fps: float | list[float | None] | None
+    sampling_fps: float | None
+    return_flow: bool | None
+
+
+class MotionVideoProcessorKwargs(ProcessingKwargs, total=False):
+    """Everything `MotionVideoProcessor.__call__` takes besides its inputs, by modality (transformers' convention):
+    `text_kwargs` (tokenizer), `motion_kwargs`, `videos_kwargs`, and `return_labels` (labels for training). Loose keys
+    (`padding=...`, `return_flow=True`, `video_fps=...`) reach the component that takes them."""
+
+    text_kwargs: TextKwargs
+    motion_kwargs: MotionKwargs
+    videos_kwargs: MotionVideoVideosKwargs
+    return_labels: bool | None
+
 
 # Keys under which a content item may carry its motion / video.
 _MEDIA_KEYS = {"motion": ("motion", "path", "array", "url"), "video": ("video", "path", "array", "url")}
@@ -168,20 +198,16 @@ class MotionVideoProcessor(ProcessorMixin):
 
     # --------------------------------------------------------------------------------------------- __call__
 
+    valid_processor_kwargs = MotionVideoProcessorKwargs
+    # Call-time defaults (transformers' convention: processor attributes, overridden by what the call passes).
+    text_kwargs: ClassVar[dict[str, Any]] = {"padding": True, "add_special_tokens": True}
+    common_kwargs: ClassVar[dict[str, Any]] = {"return_tensors": "pt"}
+
     def __call__(
         self,
         text: str | Sequence[str] | None = None,
         motions: Any = None,
         videos: Any = None,
-        *,
-        return_labels: bool = False,
-        return_flow: bool = False,
-        video_fps: float | Sequence[float | None] | None = None,
-        padding: bool | str = True,
-        truncation: bool | None = None,
-        max_length: int | None = None,
-        add_special_tokens: bool = True,
-        return_tensors: str | None = "pt",
         _assistant_spans: list[list[tuple[int, int]]] | None = None,
         **kwargs,
     ) -> BatchFeature:
@@ -191,10 +217,15 @@ class MotionVideoProcessor(ProcessorMixin):
             motions: one motion or a list (in order of their placeholders across the batch): (T, 22, 3) arrays
                 at the feature extractor's fps, `MotionClip`s, or paths (.bvh, HumanML3D .npy, AMASS .npz).
             videos: one video or a list (in placeholder order): paths or uint8 (N, H, W, 3) RGB arrays.
-            return_labels (`bool`): also return `labels` (input ids with padding and placeholders set to -100;
-                through `apply_chat_template`, everything but the assistant's answers is masked too).
-            return_flow (`bool`): also return `video_flow` (B, K-1, 2, g, g), the video velocity target.
-            video_fps: frame rate of video arrays (one value, or one per video); ignored for files.
+            kwargs ([`MotionVideoProcessorKwargs`]): by modality or loose, among them
+                - `return_labels` (`bool`, defaults to `False`): also return `labels` (input ids with padding and
+                  placeholders set to -100; through `apply_chat_template`, everything but the answers is masked too);
+                - `return_flow` (`bool`, defaults to `False`): also return `video_flow` (B, K-1, 2, g, g), the video
+                  velocity target;
+                - `video_fps` (or `videos_kwargs={"fps": ...}`): frame rate of video arrays (one value, or one per
+                  video); ignored for files;
+                - `padding` (defaults to `True`), `truncation`, `max_length`, `add_special_tokens`, `padding_side`...
+                  for the tokenizer; `return_tensors` (defaults to `"pt"`).
 
         Returns:
             [`BatchFeature`] with `input_ids` and `attention_mask` (B, L); `motion_values` (M, T, D) and
@@ -203,13 +234,16 @@ class MotionVideoProcessor(ProcessorMixin):
         """
         # transformers' processor convention: per-modality dicts (`text_kwargs`, `videos_kwargs`, ours:
         # `motion_kwargs`) and `common_kwargs`; explicit arguments win over them.
+        kwargs = dict(kwargs)
+        return_labels = bool(kwargs.pop("return_labels", False))
+        if "video_fps" in kwargs:  # the name of earlier versions
+            kwargs.setdefault("fps", kwargs.pop("video_fps"))
         text_kwargs, motion_kwargs, video_kwargs = self._modality_kwargs(kwargs)
-        return_tensors = text_kwargs.pop("return_tensors", return_tensors)
-        for name, value in (("padding", padding), ("truncation", truncation), ("max_length", max_length),
-                            ("add_special_tokens", add_special_tokens)):
+        return_tensors = text_kwargs.pop("return_tensors", self.common_kwargs["return_tensors"])
+        for name, value in self.text_kwargs.items():
             text_kwargs.setdefault(name, value)
-        video_fps = video_kwargs.pop("fps", video_fps)
-        return_flow = video_kwargs.pop("return_flow", return_flow)
+        video_fps = video_kwargs.pop("fps", None)
+        return_flow = bool(video_kwargs.pop("return_flow", False))
         motion_list = _as_list(motions, "motions")
         video_list = _as_list(videos, "videos")
         data: dict[str, Any] = {}
