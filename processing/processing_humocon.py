@@ -11,6 +11,7 @@ libraries and same-folder modules.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Sequence
@@ -209,6 +210,7 @@ class MotionVideoProcessor(ProcessorMixin):
         motions: Any = None,
         videos: Any = None,
         _assistant_spans: list[list[tuple[int, int]]] | None = None,
+        _exact_spans: bool | None = None,
         **kwargs,
     ) -> BatchFeature:
         """
@@ -273,7 +275,8 @@ class MotionVideoProcessor(ProcessorMixin):
             self._check_placeholders_survived(input_ids, expanded)
             data.update(text_inputs)
             if return_labels:
-                data["labels"] = self._make_labels(input_ids, text_inputs["attention_mask"], spans, offsets)
+                data["labels"] = self._make_labels(input_ids, text_inputs["attention_mask"], spans, offsets,
+                                                   learn_end_token=not _exact_spans)
         elif motion_list == [] and video_list == []:
             raise ValueError("MotionVideoProcessor needs at least one of text, motions or videos")
 
@@ -390,8 +393,10 @@ class MotionVideoProcessor(ProcessorMixin):
                         f"after tokenization (truncation cut them?): raise max_length or shorten the text"
                     )
 
-    def _make_labels(self, input_ids, attention_mask, spans, offsets) -> list[list[int]]:
-        """Labels = input ids, with padding, placeholders and (given assistant spans) all non-answer tokens -100."""
+    def _make_labels(self, input_ids, attention_mask, spans, offsets, learn_end_token: bool = True) -> list[list[int]]:
+        """Labels = input ids, with padding, placeholders and (given assistant spans) all non-answer tokens -100.
+        `learn_end_token`: the special token right after an answer is learned too (our spans cover the answer text;
+        a template's `{% generation %}` spans are exact)."""
         special_ids = set(self.tokenizer.all_special_ids)
         placeholder_ids = {self.motion_token_id, self.video_token_id}
         labels = []
@@ -409,7 +414,7 @@ class MotionVideoProcessor(ProcessorMixin):
                             keep[pos] = True
                             last_in_span = pos
                     # Learn the end-of-turn token too, so the model stops after its answer.
-                    if last_in_span is not None and last_in_span + 1 < len(ids):
+                    if learn_end_token and last_in_span is not None and last_in_span + 1 < len(ids):
                         nxt = last_in_span + 1
                         if ids[nxt] in special_ids and attention_mask[row][nxt]:
                             keep[nxt] = True
@@ -418,6 +423,18 @@ class MotionVideoProcessor(ProcessorMixin):
         return labels
 
     # ---------------------------------------------------------------------------------------- chat template
+
+    def _render_with_generation_spans(self, messages, template, add_generation_prompt, template_kwargs):
+        """Render one conversation as the tokenizer does, also returning the character spans of the template's
+        `{% generation %}` blocks (transformers' own renderer, in its sandbox)."""
+        from transformers.utils.chat_template_utils import render_jinja_template
+
+        rendered, generation = render_jinja_template(
+            conversations=[messages], chat_template=template, return_assistant_tokens_mask=True,
+            add_generation_prompt=add_generation_prompt,
+            **{**self.tokenizer.special_tokens_map, **template_kwargs},
+        )
+        return rendered[0], [tuple(span) for span in generation[0]]
 
     def apply_chat_template(
         self,
@@ -453,9 +470,12 @@ class MotionVideoProcessor(ProcessorMixin):
         template_kwargs.pop("tokenize", None)
         conversations, is_batched = _normalize_conversations(conversation)
         rendered, motions, videos, video_fps, spans = [], [], [], [], []
+        exact_spans = False
         for conv_index, conv in enumerate(conversations):
             flat_messages, structured = [], []
             for msg_index, message in enumerate(conv):
+                if isinstance(message, dict) and isinstance(message.get("content"), list):
+                    message = {**message, "content": [_openai_image_block(item) for item in message["content"]]}
                 if not isinstance(message, dict) or "role" not in message or "content" not in message:
                     raise ValueError(
                         f"conversation {conv_index}, message {msg_index}: expected a dict with 'role' and 'content', "
@@ -478,7 +498,9 @@ class MotionVideoProcessor(ProcessorMixin):
                             videos.append(media)
                             video_fps.append(item.get("fps"))
                             parts.append(self.video_token)
-                    else:
+                    elif chat_template is None or tokenize:
+                        # Only a template the caller passes may render other content (an image block, say) as text;
+                        # our templates would drop it, and no component of ours can process it.
                         raise ValueError(
                             f"conversation {conv_index}, message {msg_index}, item {item_index}: unknown content type "
                             f"{kind!r}; expected 'text', 'motion' or 'video'"
@@ -487,7 +509,13 @@ class MotionVideoProcessor(ProcessorMixin):
                 flat_messages.append({"role": message["role"], "content": flat_text})
                 structured.append({"role": message["role"], "content": items})
             template = chat_template or self.chat_template
-            if template is not None:
+            generation_spans = None
+            if template is not None and (return_labels or return_assistant_mask) and _GENERATION_BLOCK.search(template):
+                # The template marks what the assistant generates ({% generation %}): learn exactly that.
+                text, generation_spans = self._render_with_generation_spans(
+                    structured, template, add_generation_prompt, template_kwargs
+                )
+            elif template is not None:
                 text = self.tokenizer.apply_chat_template(
                     structured, chat_template=template, tokenize=False, add_generation_prompt=add_generation_prompt,
                     **template_kwargs,
@@ -505,7 +533,11 @@ class MotionVideoProcessor(ProcessorMixin):
                     **template_kwargs,
                 )
             rendered.append(text)
-            spans.append(_find_answer_spans(text, flat_messages, conv_index))
+            if generation_spans is not None:
+                spans.append(generation_spans)
+                exact_spans = True
+            else:
+                spans.append(_find_answer_spans(text, flat_messages, conv_index))
 
         if not tokenize:
             return rendered if is_batched else rendered[0]
@@ -520,6 +552,7 @@ class MotionVideoProcessor(ProcessorMixin):
             add_special_tokens=False,  # the template already holds BOS / role markers
             return_tensors=return_tensors,
             _assistant_spans=spans if need_labels else None,
+            _exact_spans=exact_spans,
             **kwargs,
         )
         if return_assistant_mask:
@@ -528,6 +561,17 @@ class MotionVideoProcessor(ProcessorMixin):
                 (labels != -100).long() if hasattr(labels, "long") else [[int(x != -100) for x in row] for row in labels]
             )
         return outputs if return_dict else outputs["input_ids"]
+
+
+_GENERATION_BLOCK = re.compile(r"\{%-?\s*generation\s*-?%\}")
+
+
+def _openai_image_block(item):
+    """OpenAI's `{"type": "image_url", "image_url": {"url": ...}}` as transformers' `{"type": "image", "url": ...}`."""
+    if isinstance(item, dict) and item.get("type") == "image_url" and "image_url" in item:
+        info = item["image_url"]
+        return {"type": "image", "url": info.get("url", "") if isinstance(info, dict) else info}
+    return item
 
 
 def _as_list(value, name: str) -> list:
@@ -559,15 +603,38 @@ def _media_of(item: dict, kind: str, where: str):
 
 
 def _normalize_conversations(conversation) -> tuple[list[list[dict]], bool]:
-    """One conversation or a batch; a conversation object with `.messages` (as transformers accepts) counts as its
-    messages."""
+    """One conversation or a batch, as plain dicts: a conversation object with `.messages` counts as its messages;
+    message and content objects (dataclasses, pydantic models such as the OpenAI SDK's) become dicts; keys whose value
+    is None are dropped (APIs send `tool_calls=None`, which templates would render). As transformers does."""
     if hasattr(conversation, "messages"):
         conversation = conversation.messages
     if not isinstance(conversation, (list, tuple)) or len(conversation) == 0:
         raise ValueError("conversation must be a non-empty list of messages (or a list of such lists)")
     if isinstance(conversation[0], (list, tuple)) or hasattr(conversation[0], "messages"):
-        return [list(getattr(c, "messages", c)) for c in conversation], True
-    return [list(conversation)], False
+        conversations, batched = [list(getattr(c, "messages", c)) for c in conversation], True
+    else:
+        conversations, batched = [list(conversation)], False
+    return [[_plain_message(m) for m in conv] for conv in conversations], batched
+
+
+def _as_plain(value):
+    """Message objects (dataclasses, pydantic models) and what they hold as dicts and lists; media left as they are."""
+    if isinstance(value, dict):
+        return {key: _as_plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_as_plain(item) for item in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _as_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if callable(getattr(value, "model_dump", None)):
+        return _as_plain(value.model_dump())
+    return value
+
+
+def _plain_message(message):
+    message = _as_plain(message)
+    if isinstance(message, dict):
+        message = {key: value for key, value in message.items() if value is not None}
+    return message
 
 
 def _find_answer_spans(text: str, messages: list[dict], conv_index: int) -> list[tuple[int, int]]:

@@ -307,3 +307,65 @@ def test_chat_template_kwargs_reach_the_template_and_the_call(processor):
     assert out["assistant_masks"].tolist() == (labelled["labels"] != -100).long().tolist()
     answer = processor.tokenizer.decode(out["input_ids"][0][out["assistant_masks"][0].bool()])
     assert "walk" in answer
+
+
+def test_call_takes_its_inputs_explicitly_and_the_rest_as_processing_kwargs(processor):
+    """transformers 5's convention: `__call__` names only its inputs; defaults are processor attributes and every
+    other argument is declared in `valid_processor_kwargs` (what its shared processor tests check)."""
+    import inspect
+
+    params = inspect.signature(type(processor).__call__).parameters
+    explicit = {n for n, p in params.items() if n != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    assert explicit == {"text", "motions", "videos", "_assistant_spans", "_exact_spans"}
+    assert all(params[n].default is None for n in explicit)
+    declared = set(type(processor).valid_processor_kwargs.__annotations__)
+    assert {"text_kwargs", "motion_kwargs", "videos_kwargs", "return_labels"} <= declared and not explicit & declared
+    out = processor(text="<motion> walk", motions=[_walk(8)])  # defaults: padded torch tensors
+    assert hasattr(out["input_ids"], "shape") and type(out["input_ids"]).__module__.startswith("torch")
+    as_lists = processor(text="<motion> walk", motions=[_walk(8)], return_tensors=None, return_labels=True)
+    assert isinstance(as_lists["input_ids"], list) and "labels" in as_lists
+
+
+def test_chat_template_message_objects_and_blocks_for_a_callers_template(processor):
+    """Message objects (dataclasses, pydantic-like) read as dicts, keys set to None dropped, OpenAI image_url blocks
+    as transformers' image blocks; content types we cannot process only pass through a template the caller gives, and
+    never into tokens."""
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Message:
+        role: str
+        content: list
+        tool_calls: list | None = None
+
+    @dataclasses.dataclass
+    class ImageURLBlock:
+        image_url: dict
+        type: str = "image_url"
+
+    template = ("{% for m in messages %}{{ m.role }}{% if m.tool_calls is defined %} (tools){% endif %}:"
+                "{% for b in m.content %} {{ b.type }}={{ b.url or b.text }}{% endfor %}{% endfor %}")
+    messages = [Message("user", [ImageURLBlock({"url": "https://example.com/cat.png"}), {"type": "text", "text": "Hi?"}])]
+    assert processor.apply_chat_template(messages, chat_template=template) == "user: image=https://example.com/cat.png text=Hi?"
+    with pytest.raises(ValueError, match="unknown content type 'image'"):
+        processor.apply_chat_template(messages, chat_template=template, tokenize=True)
+    with pytest.raises(ValueError, match="unknown content type 'image'"):
+        processor.apply_chat_template(messages)  # our templates would drop it
+
+
+def test_assistant_mask_follows_the_templates_generation_blocks(processor):
+    """A template that marks what the assistant generates (`{% generation %}`) decides the labels and the assistant
+    mask, as in transformers' tokenizers; without such blocks the answers (and their end-of-turn token) are learned."""
+    tokenizer = processor.tokenizer
+    template = ("{% for m in messages %}{{ m.role + '\\n' }}{% if m.role == 'assistant' %}{% generation %}"
+                "{{ m.content[0].text + ' [end]' }}{% endgeneration %}{% else %}{{ m.content[0].text }}{% endif %}"
+                "{{ '\\n' }}{% endfor %}")
+    messages = [{"role": "user", "content": [{"type": "text", "text": "Capital of France?"}]},
+                {"role": "assistant", "content": [{"type": "text", "text": "Paris."}]}]
+    reference = tokenizer.apply_chat_template(messages, chat_template=template, tokenize=True, return_dict=True,
+                                              return_assistant_tokens_mask=True)
+    expected = tokenizer.decode([t for t, m in zip(reference["input_ids"], reference["assistant_masks"]) if m])
+    ours = processor.apply_chat_template(messages, chat_template=template, tokenize=True,
+                                         return_assistant_tokens_mask=True, return_labels=True)
+    assert tokenizer.decode(ours["input_ids"][0][ours["assistant_masks"][0].bool()]) == expected == "Paris. [end]"
+    assert ours["assistant_masks"].tolist() == (ours["labels"] != -100).long().tolist()
