@@ -240,6 +240,15 @@ class HuMoConEncodersPreTrainedModel(PreTrainedModel):
             output_attentions = self.config.output_attentions
         return bool(output_hidden_states), bool(output_attentions)
 
+    @staticmethod
+    def _keep_requested_layers(all_hidden: tuple | None, requested) -> tuple | None:
+        """`output_hidden_states` given as indices (transformers' selective capture, negative ones from the end):
+        the states of the other positions are None."""
+        if all_hidden is None or not isinstance(requested, (list, tuple)):
+            return all_hidden
+        keep = {int(i) % len(all_hidden) for i in requested}
+        return tuple(h if i in keep else None for i, h in enumerate(all_hidden))
+
     def quantizers(self) -> list[HuMoConVectorQuantizer]:
         return [m for m in self.modules() if isinstance(m, HuMoConVectorQuantizer)]
 
@@ -376,8 +385,8 @@ class HuMoConMotionEncoder(HuMoConEncodersPreTrainedModel):
             motion_values (`torch.FloatTensor` of shape `(batch, frames, feature_size)`): normalised pose features.
             motion_attention_mask (`torch.LongTensor` of shape `(batch, frames)`, *optional*): 1 for real frames
                 (right padding).
-            output_hidden_states (`bool`, *optional*): return the concept transformer's hidden states (defaults to
-                `config.output_hidden_states`).
+            output_hidden_states (`bool` or `list[int]`, *optional*): return the concept transformer's hidden states
+                (defaults to `config.output_hidden_states`); a list of indices keeps only those (the rest are None).
             output_attentions (`bool`, *optional*): return its per-layer attention probabilities (defaults to
                 `config.output_attentions`).
 
@@ -388,6 +397,7 @@ class HuMoConMotionEncoder(HuMoConEncodersPreTrainedModel):
         return_dict = (
             return_dict if return_dict is not None else self.config.return_dict
         )
+        requested_layers = output_hidden_states
         output_hidden_states, output_attentions = self._output_flags(
             output_hidden_states, output_attentions
         )
@@ -420,7 +430,7 @@ class HuMoConMotionEncoder(HuMoConEncodersPreTrainedModel):
             attention_mask=token_mask.long(),
             pre_quantized=state,
             commitment_loss=commitment,
-            hidden_states=all_hidden,
+            hidden_states=self._keep_requested_layers(all_hidden, requested_layers),
             attentions=all_attentions,
         )
         return output if return_dict else output.to_tuple()
@@ -614,8 +624,8 @@ class HuMoConVideoEncoder(HuMoConEncodersPreTrainedModel):
                 frames from `HuMoConVideoProcessor`.
             video_timestamps (`torch.FloatTensor` of shape `(batch, key_frames)`, *optional*): key-frame times in
                 seconds (time embedding); key-frame indices when absent.
-            output_hidden_states (`bool`, *optional*): return the temporal transformer's hidden states (not the SigLIP
-                tower's; defaults to `config.output_hidden_states`).
+            output_hidden_states (`bool` or `list[int]`, *optional*): return the temporal transformer's hidden states
+                (not the SigLIP tower's; defaults to `config.output_hidden_states`); a list of indices keeps only those.
             output_attentions (`bool`, *optional*): return its per-layer attention probabilities (defaults to
                 `config.output_attentions`).
 
@@ -627,6 +637,7 @@ class HuMoConVideoEncoder(HuMoConEncodersPreTrainedModel):
         return_dict = (
             return_dict if return_dict is not None else self.config.return_dict
         )
+        requested_layers = output_hidden_states
         output_hidden_states, output_attentions = self._output_flags(
             output_hidden_states, output_attentions
         )
@@ -668,7 +679,7 @@ class HuMoConVideoEncoder(HuMoConEncodersPreTrainedModel):
             pre_quantized=state,
             commitment_loss=commitment,
             frame_features=frame_features,
-            hidden_states=all_hidden,
+            hidden_states=self._keep_requested_layers(all_hidden, requested_layers),
             attentions=all_attentions,
         )
         return output if return_dict else output.to_tuple()

@@ -201,7 +201,7 @@ class MotionVideoProcessor(ProcessorMixin):
 
     valid_processor_kwargs = MotionVideoProcessorKwargs
     # Call-time defaults (transformers' convention: processor attributes, overridden by what the call passes).
-    text_kwargs: ClassVar[dict[str, Any]] = {"padding": True, "add_special_tokens": True}
+    text_kwargs: ClassVar[dict[str, Any]] = {"padding": True}  # (add_special_tokens: the tokenizer's default, True)
     common_kwargs: ClassVar[dict[str, Any]] = {"return_tensors": "pt"}
 
     def __call__(

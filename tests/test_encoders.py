@@ -1007,3 +1007,23 @@ def test_concept_discovery_returns_the_encoders_states_when_asked():
     video_only = model(pixel_values_videos=batch["pixel_values_videos"], video_timestamps=batch["video_timestamps"],
                        output_hidden_states=True)
     assert video_only.hidden_states is video_only.video_hidden_states
+
+
+def test_hidden_states_by_layer_index():
+    """`output_hidden_states=[0, 2, -1]` keeps those positions of the full tuple and leaves None elsewhere
+    (transformers' selective capture), in the encoders and through the concept-discovery model."""
+    torch.manual_seed(0)
+    cfg = small_config()
+    model = HuMoConForConceptDiscovery(cfg).eval()
+    batch = make_batch()
+    full = model(**batch, output_hidden_states=True).hidden_states
+    picked = model(**batch, output_hidden_states=[0, 2, -1]).hidden_states
+    n = len(full)
+    assert len(picked) == n
+    for i in range(n):
+        if i in (0, 2, n - 1):
+            torch.testing.assert_close(picked[i], full[i], rtol=0, atol=0)
+        else:
+            assert picked[i] is None
+    enc = model.motion_encoder
+    assert enc(batch["motion_values"], output_hidden_states=[1]).hidden_states[0] is None
