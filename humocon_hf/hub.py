@@ -108,6 +108,8 @@ def default_model_card(model, repo_id: str, base_model: str | None = None) -> st
         (
             f"- Features fed to the LLM: {'quantised' if config.use_motion_quantized else 'continuous'} (motion), "
             f"{'quantised' if config.use_video_quantized else 'continuous'} (video)"
+            + ("; the motion projector also reads each token's pose frames"
+               if getattr(config, "motion_projector_reads_poses", False) else "")
         ),
         "",
         "## Usage",

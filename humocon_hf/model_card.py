@@ -208,6 +208,11 @@ def _real_cmu_context(summary: Mapping | None) -> dict | None:
     }
 
 
+def _reads_poses(config, model_sec: dict) -> bool:
+    value = getattr(config, "motion_projector_reads_poses", None)
+    return bool(model_sec.get("motion_projector_reads_poses", False) if value is None else value)
+
+
 def render_model_card(
     results: Mapping | None = None,
     *,
@@ -281,8 +286,10 @@ def render_model_card(
         "base_model": base_model or "unknown",
         "llm_desc": llm_desc,
         "codebook_size": codebook,
-        "motion_features": "the codebook's concept vectors" if quantized
-        else "the encoder's continuous features (before the codebook)",
+        "motion_features": ("the codebook's concept vectors" if quantized
+                            else "the encoder's continuous features (before the codebook)")
+        + (", with each token's own normalised pose frames beside them (`motion_projector_reads_poses`)"
+           if _reads_poses(config, model_sec) else ""),
         "motion_token_stride": getattr(config, "motion_token_stride", None) or model_sec.get("motion_token_stride", 4),
         "motion_fps": 20,
         "video_tokens_per_frame": getattr(config, "video_tokens_per_frame", 1),

@@ -76,6 +76,10 @@ def test_card_body_has_usage_training_table_limitations_and_citations():
     assert "| Motion features read by the LLM | the encoder's continuous features (before the codebook) |" in card
     quantised = render_model_card(MODEL, recipe=load_recipe("small", overrides={"model": {"use_motion_quantized": True}}))
     assert "| Motion features read by the LLM | the codebook's concept vectors |" in quantised
+    with_poses = render_model_card(MODEL, recipe=load_recipe("small", overrides={
+        "model": {"use_motion_quantized": True, "motion_projector_reads_poses": True}}))
+    assert ("| Motion features read by the LLM | the codebook's concept vectors, with each token's own normalised pose "
+            "frames beside them (`motion_projector_reads_poses`) |") in with_poses
     # Measured numbers appear as given, with the difference to the baseline.
     assert "| 0.562 |" in card and "| 0.312 |" in card and "+0.250" in card
 
