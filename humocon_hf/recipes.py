@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -522,6 +523,17 @@ def resolve_recipe_path(name_or_path: str | os.PathLike) -> Path:
             ".yaml/.json recipe file"
         )
     return path
+
+
+@functools.cache
+def _paper_sections() -> dict[str, dict[str, Any]]:
+    return _read_file(resolve_recipe_path("paper"))
+
+
+def paper_section(section: str) -> dict[str, Any]:
+    """The paper recipe's values for one section (`recipes/paper.yaml`, the one place the paper's hyper-parameters are
+    written down; the Python defaults of the trainers read them from here)."""
+    return dict(_paper_sections()[section])
 
 
 def load_recipe(name_or_path: str | os.PathLike = "small", overrides: dict[str, dict[str, Any]] | None = None) -> Recipe:

@@ -40,6 +40,7 @@ from transformers.utils import logging
 
 from humocon_hf.modeling.modeling_humocon_concept_discovery import LOSS_COMPONENTS, HuMoConForConceptDiscovery
 from humocon_hf.processing.smpl22 import DEFAULT_FPS
+from humocon_hf.recipes import paper_section
 from humocon_hf.training.checkpoints import last_complete_checkpoint
 
 logger = logging.get_logger(__name__)
@@ -347,6 +348,9 @@ class _ItemsWith(torch.utils.data.Dataset):
         return self.dataset[self.indices[i]]
 
 
+_PAPER_PRETRAIN = paper_section("pretrain")
+
+
 @dataclass
 class ConceptDiscoveryRecipe:
     """
@@ -369,11 +373,12 @@ class ConceptDiscoveryRecipe:
     """
 
     output_dir: str
-    phase1_steps: int = 60_000
-    phase1_learning_rate: float = 1e-4
-    phase2_steps: int = 8_000
-    phase2_learning_rate: float = 1e-5
-    per_device_train_batch_size: int = 32
+    # The paper's schedule, as `recipes/paper.yaml` states it.
+    phase1_steps: int = int(_PAPER_PRETRAIN["phase1_max_steps"])
+    phase1_learning_rate: float = float(_PAPER_PRETRAIN["phase1_learning_rate"])
+    phase2_steps: int = int(_PAPER_PRETRAIN["phase2_max_steps"])
+    phase2_learning_rate: float = float(_PAPER_PRETRAIN["phase2_learning_rate"])
+    per_device_train_batch_size: int = int(_PAPER_PRETRAIN["per_device_train_batch_size"])
     gradient_accumulation_steps: int = 1
     logging_steps: int = 50
     save_steps: int = 1_000

@@ -527,10 +527,20 @@ class InstructionTuningTrainer(_HuMoConTrainerMixin, Trainer):
         )
 
 
-# Paper recipes (HuMoCon, section 4): projectors on captions at lr 1e-4 / batch 32; LoRA at lr 3e-4 / batch 16.
+def _paper_stage(section: str) -> dict:
+    from humocon_hf.recipes import paper_section
+
+    values = paper_section(section)
+    return {"learning_rate": float(values["learning_rate"]),
+            "global_batch_size": int(values["per_device_train_batch_size"])
+            * int(values.get("gradient_accumulation_steps", 1))}
+
+
+# Paper recipes (HuMoCon, section 4), as `recipes/paper.yaml` states them: projectors on captions at lr 1e-4 / batch
+# 32; LoRA at lr 3e-4 / batch 16.
 PAPER_RECIPES = {
-    "modality_translation": {"learning_rate": 1e-4, "global_batch_size": 32},
-    "instruction_tuning": {"learning_rate": 3e-4, "global_batch_size": 16},
+    "modality_translation": _paper_stage("translate"),
+    "instruction_tuning": _paper_stage("tune"),
 }
 
 
