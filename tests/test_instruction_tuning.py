@@ -1,5 +1,6 @@
 """Stages 2 and 3: the QA collator, projector-only training, LoRA instruction tuning, Accelerate."""
 
+import json
 import os
 import subprocess
 import sys
@@ -292,6 +293,25 @@ def test_collator_conversation_formats(processor, media):
 def test_collator_rejects_bad_rows(processor, row, message):
     with pytest.raises(ValueError, match=message):
         HuMoConQACollator(processor).row_to_conversation(row)
+
+
+def test_collator_and_loader_read_the_same_role_names(processor, tmp_path):
+    """One table of role names (ShareGPT's human / gpt, Gemini's model, any case) for the custom-QA loader and the
+    collator: a conversation reads the same through both."""
+    from humocon_hf.data import load_custom_qa
+    from humocon_hf.data.loaders import ROLE_ALIASES
+
+    spellings = [("HUMAN", "Model"), ("user", "bot"), ("Human", "GPT")]
+    for user, assistant in spellings:
+        row = {"conversations": [{"from": user, "value": "What?"}, {"role": assistant, "content": "walk"}]}
+        roles = [m["role"] for m in HuMoConQACollator(processor).row_to_conversation(row)]
+        assert roles == ["user", "assistant"], (user, assistant)
+        path = tmp_path / f"{user}.jsonl"
+        np.save(tmp_path / "walk.npy", np.random.default_rng(0).normal(size=(10, 22, 3)).astype(np.float32))
+        path.write_text(json.dumps({"motion": "walk.npy", "conversations": [
+            {"from": user, "value": "<motion> What?"}, {"from": assistant, "value": "walk"}]}) + "\n")
+        loaded = load_custom_qa(str(path))
+        assert [ROLE_ALIASES[m["role"]] for m in loaded[0]["conversations"]] == ["user", "assistant"]
 
 
 def test_collator_rejects_empty_batch(processor):

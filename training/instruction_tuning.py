@@ -156,23 +156,19 @@ class HuMoConQACollator:
             raise TypeError(
                 f"row {index}, message {position}: expected a dict, got {type(message).__name__}"
             )
+        from humocon_hf.data.loaders import ROLE_ALIASES
+
         if "role" in message and "content" in message:
             role, content = message["role"], message["content"]
         elif "from" in message and "value" in message:
-            role = {
-                "human": "user",
-                "user": "user",
-                "gpt": "assistant",
-                "assistant": "assistant",
-            }.get(message["from"], message["from"])
-            content = message["value"]
+            role, content = message["from"], message["value"]
         else:
             raise ValueError(
                 f"row {index}, message {position}: expected keys role/content (or from/value), got {sorted(message)}"
             )
-        if role not in ("user", "assistant", "system"):
+        if not isinstance(role, str) or role.lower() not in ROLE_ALIASES:
             raise ValueError(f"row {index}, message {position}: unknown role {role!r}")
-        return {"role": role, "content": content}
+        return {"role": ROLE_ALIASES[role.lower()], "content": content}
 
     def _attach_media(
         self, messages: list[dict], motions: list, videos: list, fps, index: int

@@ -929,8 +929,10 @@ def load_activitynet_qa(
 
 # ------------------------------------------------------------------------------------------- custom QA
 
-_ROLE_ALIASES = {"user": "user", "human": "user", "assistant": "assistant", "gpt": "assistant",
-                 "model": "assistant", "bot": "assistant", "system": "system"}
+# Conversation roles as data sets spell them (ShareGPT's human / gpt, Gemini's model...) -> the chat template's. The
+# one table for the loaders and the training collator.
+ROLE_ALIASES = {"user": "user", "human": "user", "assistant": "assistant", "gpt": "assistant",
+                "model": "assistant", "bot": "assistant", "system": "system"}
 
 
 def _normalize_conversation(conv: Any, where: str) -> list[dict]:
@@ -942,11 +944,11 @@ def _normalize_conversation(conv: Any, where: str) -> list[dict]:
             raise ValueError(f"{where}: message {j} must be an object with role/content, got {msg!r}")
         role = msg.get("role", msg.get("from"))
         content = msg.get("content", msg.get("value"))
-        if not isinstance(role, str) or role.lower() not in _ROLE_ALIASES:
+        if not isinstance(role, str) or role.lower() not in ROLE_ALIASES:
             raise ValueError(f"{where}: message {j} has role {role!r}; expected user / assistant / system")
         if not isinstance(content, str):
             raise ValueError(f"{where}: message {j} content must be a string, got {type(content).__name__}")
-        out.append({"role": _ROLE_ALIASES[role.lower()], "content": content})
+        out.append({"role": ROLE_ALIASES[role.lower()], "content": content})
     if not any(m["role"] == "user" for m in out):
         raise ValueError(f"{where}: conversation has no user message")
     return out
