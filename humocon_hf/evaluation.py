@@ -34,21 +34,12 @@ from humocon_hf.metrics.babel_qa_accuracy import (
 )
 from humocon_hf.metrics.llm_judge import LLMJudge
 from humocon_hf.pipeline.runner import write_text_atomic
+from humocon_hf.stats import TABLE1_COLUMNS
 
 logger = logging.getLogger(__name__)
 
 AnswerFn = Callable[[list[dict]], list[str]]
 
-# Paper Table 1 columns: (header, key in results["metrics"]). "Other" = in between + none.
-TABLE1_COLUMNS = (
-    ("Overall", "accuracy"),
-    ("Action", "action"),
-    ("Direction", "direction"),
-    ("Body part", "body_part"),
-    ("Before", "before"),
-    ("After", "after"),
-    ("Other", "other"),
-)
 VIDEO_QA_COLUMNS = (("Accuracy", "accuracy"), ("Score", "score"))
 
 # Paper Table 3 variants -> overrides handed to `train_fn`: field names of

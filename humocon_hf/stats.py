@@ -26,6 +26,17 @@ from humocon_hf.metrics.babel_qa_accuracy import QUERY_TYPES, RELATION_TYPES
 from humocon_hf.metrics.babel_qa_accuracy.babel_qa_accuracy import _canonical_query, _canonical_relation
 
 GROUPS = ("accuracy", *QUERY_TYPES, "before", "after", "other")
+# The columns of every accuracy table (paper Table 1: "Other" = in between + none): (header, key in the metrics). The
+# one definition for the evaluation tables, the demo's summary and the tables with confidence intervals.
+TABLE1_COLUMNS = (
+    ("Overall", "accuracy"),
+    ("Action", "action"),
+    ("Direction", "direction"),
+    ("Body part", "body_part"),
+    ("Before", "before"),
+    ("After", "after"),
+    ("Other", "other"),
+)
 DEFAULT_RESAMPLES = 10_000
 
 
@@ -185,8 +196,7 @@ def accuracy_table_with_ci(model_runs: Sequence[Sequence[Mapping]], baseline_run
     return out
 
 
-_HEADERS = {"accuracy": "Overall", "action": "Action", "direction": "Direction", "body_part": "Body part",
-            "before": "Before", "after": "After", "other": "Other", "real_cmu": "Real CMU (held-out subjects)"}
+_HEADERS = {**{key: header for header, key in TABLE1_COLUMNS}, "real_cmu": "Real CMU (held-out subjects)"}
 
 
 def format_ci_table(table: Mapping[str, Mapping], names: Mapping[str, str] | None = None) -> str:

@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from humocon_hf.stats import TABLE1_COLUMNS
+
 
 def save_motion_preview(joints, path: Path, fps: float = 20.0) -> Path:
     from humocon_hf.processing.rendering import save_preview
@@ -43,21 +45,12 @@ def example_answers(evaluation: dict, n: int) -> list[dict]:
     return out
 
 
-SUMMARY_COLUMNS = (
-    ("Overall", "accuracy"),
-    ("Action", "action"),
-    ("Direction", "direction"),
-    ("Body part", "body_part"),
-    ("Before", "before"),
-    ("After", "after"),
-    ("Other", "other"),
-)
 
 
 def format_summary_table(metrics: dict[str, dict]) -> str:
     """Accuracy table: one row per model (+ a row with the difference when a baseline is present)."""
     names = {"model": "HuMoCon (motion + question)", "baseline": "Text-only baseline (question only)"}
-    columns = [(h, k) for h, k in SUMMARY_COLUMNS if any(m.get(k) is not None for m in metrics.values())]
+    columns = [(h, k) for h, k in TABLE1_COLUMNS if any(m.get(k) is not None for m in metrics.values())]
     header = ["Held-out accuracy", *(h for h, _ in columns)]
     rows = []
     for key in ("model", "baseline"):
