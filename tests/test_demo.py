@@ -438,6 +438,26 @@ def test_recipe_can_feed_the_llm_continuous_motion_features(tmp_path, smollm2_to
     assert config["use_motion_quantized"] is True
 
 
+def test_pose_reading_projector_reaches_the_model_and_keeps_the_text_only_baseline(tmp_path, smollm2_tokenizer_dir):
+    """model.motion_projector_reads_poses reaches the stage-2 model (its projector reads stride x features more); a
+    change of it redoes the motion stages from stage 2 on, but neither stage 1 nor the text-only baseline."""
+    from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
+    from humocon_hf.pipeline.stages import HuMoConPipeline, PipelineOptions
+
+    overrides = _one_step_overrides(tmp_path, smollm2_tokenizer_dir, motion_projector_reads_poses=False)
+    out = tmp_path / "out"
+    HuMoConPipeline(PipelineOptions(output_dir=str(out), overrides=overrides, use_cmu=False)).run(until="baseline")
+    plain = HuMoConForCausalLM.from_pretrained(out / "stages" / "translate" / "model")
+    overrides["model"]["motion_projector_reads_poses"] = True
+    pipe = HuMoConPipeline(PipelineOptions(output_dir=str(out), overrides=overrides, use_cmu=False))
+    pipe.run(until="baseline")
+    assert [name for name, record in pipe.runner.records.items() if record.reused] == ["data", "pretrain", "baseline"]
+    poses = HuMoConForCausalLM.from_pretrained(out / "stages" / "translate" / "model")
+    assert poses.config.motion_projector_reads_poses and not plain.config.motion_projector_reads_poses
+    extra = poses.config.motion_token_stride * poses.config.motion_config.feature_size
+    assert poses.motion_projector.linear_1.in_features == plain.motion_projector.linear_1.in_features + extra
+
+
 def test_recipe_attention_kernel_reaches_every_llm_the_demo_loads(tmp_path, smollm2_tokenizer_dir, monkeypatch):
     """model.attn_implementation: eager is used by the LLM of stages 2 and 3, the baseline and both evaluations,
     and is not pinned in the exported checkpoint (users keep transformers' default)."""
