@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from humocon_hf.stats import TABLE1_COLUMNS
+
 TEMPLATE_PATH = Path(__file__).resolve().parent / "templates" / "README.md.jinja"
 
 # Licence notes, one per data source a checkpoint may have been trained or evaluated on.
@@ -59,17 +61,6 @@ _HUB_ID = re.compile(r"[\w.-]+/[\w.-]+")
 TAGS = ["humocon", "motion-understanding", "human-motion", "video-understanding", "motion-question-answering",
         "custom_code"]
 
-TABLE_COLUMNS = (
-    ("Overall", "accuracy"),
-    ("Action", "action"),
-    ("Direction", "direction"),
-    ("Body part", "body_part"),
-    ("Before", "before"),
-    ("After", "after"),
-    ("Other", "other"),
-)
-
-
 def _check_results(results: Mapping | None, name: str) -> Mapping | None:
     if results is None:
         return None
@@ -91,7 +82,7 @@ def results_table(results: Mapping, baseline_results: Mapping | None = None, dig
     rows = [(results.get("model_name", "this model"), results["metrics"])]
     if baseline_results is not None:
         rows.append((baseline_results.get("model_name", "baseline"), baseline_results["metrics"]))
-    columns = [(h, k) for h, k in TABLE_COLUMNS if any(m.get(k) is not None for _, m in rows)]
+    columns = [(h, k) for h, k in TABLE1_COLUMNS if any(m.get(k) is not None for _, m in rows)]
     fmt = lambda v: "-" if v is None else f"{v:.{digits}f}"  # noqa: E731
     lines = ["| Model | " + " | ".join(h for h, _ in columns) + " |", "|---|" + "---|" * len(columns)]
     for name, metrics in rows:

@@ -234,6 +234,17 @@ class HuMoConVideoEncoderConfig(PreTrainedConfig):
         return self.vision_config.image_size // self.vision_config.patch_size
 
 
+# The loss terms of `HuMoConForConceptDiscovery`'s output, one per objective plus the VQ commitment.
+LOSS_COMPONENTS = (
+    "loss_rec_motion",
+    "loss_rec_video",
+    "loss_dis",
+    "loss_act",
+    "loss_align",
+    "loss_commit",
+)
+
+
 class HuMoConConceptDiscoveryConfig(PreTrainedConfig):
     r"""
     Configuration of [`HuMoConForConceptDiscovery`]: both encoders and the heads of the four concept-discovery
@@ -266,12 +277,7 @@ class HuMoConConceptDiscoveryConfig(PreTrainedConfig):
     model_type = "humocon_concept_discovery"
     # Extra loss fields of the output are not predictions (Trainer.prediction_step drops them).
     keys_to_ignore_at_inference: ClassVar[list[str]] = [
-        "loss_rec_motion",
-        "loss_rec_video",
-        "loss_dis",
-        "loss_act",
-        "loss_align",
-        "loss_commit",
+        *LOSS_COMPONENTS,
         "motion_concept_ids",
         "video_concept_ids",
         "motion_token_mask",

@@ -22,9 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers.utils import ModelOutput
 
-from .configuration_humocon_encoders import (
-    HuMoConConceptDiscoveryConfig,
-)
+from .configuration_humocon_encoders import LOSS_COMPONENTS, HuMoConConceptDiscoveryConfig
 from .modeling_humocon_encoders import (
     HuMoConEncodersPreTrainedModel,
     HuMoConMotionEncoder,
@@ -76,16 +74,6 @@ class ConceptDiscoveryOutput(ModelOutput):
     attentions: tuple[torch.FloatTensor, ...] | None = None
     video_hidden_states: tuple[torch.FloatTensor, ...] | None = None
     video_attentions: tuple[torch.FloatTensor, ...] | None = None
-
-
-LOSS_COMPONENTS = (
-    "loss_rec_motion",
-    "loss_rec_video",
-    "loss_dis",
-    "loss_act",
-    "loss_align",
-    "loss_commit",
-)
 
 
 # --------------------------------------------------------------------------------------------------------------------
