@@ -364,7 +364,8 @@ def test_probe_accuracy_separates_what_is_linearly_separable_and_not_noise():
     assert probe.probe_accuracy(noise[:400], labels[:400], noise[400:], labels[400:]) < 0.5
 
 
-def test_mirror_train_doubles_training_motions_and_never_touches_the_test_split(tmp_path, smollm2_tokenizer_dir):
+def test_mirror_train_doubles_training_motions_and_never_touches_the_test_split(tmp_path, smollm2_tokenizer_dir,
+                                                                             shared_data):
     """data.mirror_train: every training question and CMU caption gets its mirror twin; the held-out split does not."""
     from test_cli import make_tiny_llm_dir
 
