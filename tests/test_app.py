@@ -31,7 +31,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def running_app(tmp_path_factory, smollm2_tokenizer_dir):
-    from test_cli import build_tiny_checkpoint
+    from humocon_tiny import build_tiny_checkpoint
 
     ckpt = build_tiny_checkpoint(tmp_path_factory.mktemp("app"), smollm2_tokenizer_dir)
     app = _load_app_module().build_app(str(ckpt), device="cpu")
@@ -44,9 +44,9 @@ def running_app(tmp_path_factory, smollm2_tokenizer_dir):
 
 
 def _motion(path: Path) -> Path:
-    from test_cli import _motion_file
+    from humocon_tiny import write_motion_file
 
-    return _motion_file(path, frames=40)
+    return write_motion_file(path, frames=40)
 
 
 def test_analyze_renders_the_motion_and_its_concepts(running_app, tmp_path):
@@ -101,7 +101,7 @@ def test_build_app_explains_a_missing_checkpoint(tmp_path):
 
 
 def test_app_cleans_its_temporary_folder(tmp_path, smollm2_tokenizer_dir):
-    from test_cli import build_tiny_checkpoint
+    from humocon_tiny import build_tiny_checkpoint
 
     module = _load_app_module()
     chat = module.HuMoConChat(str(build_tiny_checkpoint(tmp_path, smollm2_tokenizer_dir)), device="cpu")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_motion_io import _walk_rotations, _write_bvh
+from humocon_tiny import walk_rotations, write_synthetic_bvh
 
 from humocon_hf.cli import CLIError, main
 from humocon_hf.inference import load_checkpoint
@@ -23,8 +23,8 @@ from humocon_hf.recipes import RecipeError, load_recipe
 def files(tmp_path_factory):
     """A folder with one good BVH (``good.bvh``) to corrupt, and its text."""
     folder = tmp_path_factory.mktemp("bad_inputs")
-    root, rots = _walk_rotations(12)
-    good = _write_bvh(folder / "good.bvh", root, rots)
+    root, rots = walk_rotations(12)
+    good = write_synthetic_bvh(folder / "good.bvh", root, rots)
     return folder, good.read_text()
 
 
@@ -188,7 +188,7 @@ def processor(smollm2_tokenizer_dir):
 
 
 def _walk():
-    from test_processing_humocon import _walk as walk
+    from humocon_tiny import walk_joints as walk
 
     return walk(24)
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from humocon_tiny import BVH_SKELETON, walk_rotations, write_synthetic_bvh
 from scipy.spatial.transform import Rotation
-from test_motion_io import _SKELETON, _walk_rotations, _write_bvh
 
 from humocon_hf.processing.bvh_skeleton import forward_direction, parse_joint_name
 from humocon_hf.processing.motion_io import estimate_stature, load_bvh, parse_bvh
@@ -320,8 +320,8 @@ def _style_names(style):
 @pytest.fixture(scope="module")
 def walk(tmp_path_factory):
     d = tmp_path_factory.mktemp("styles")
-    root, rots = _walk_rotations(60)
-    ref = load_bvh(_write_bvh(d / "ref.bvh", root, rots), fps=None)
+    root, rots = walk_rotations(60)
+    ref = load_bvh(write_synthetic_bvh(d / "ref.bvh", root, rots), fps=None)
     assert ref.info["rig"] == "mixamo"
     return d, root, rots, ref
 
@@ -329,7 +329,7 @@ def walk(tmp_path_factory):
 @pytest.mark.parametrize("style", sorted(_STYLES))
 def test_naming_styles_map_like_the_mixamo_table(walk, style):
     d, root, rots, ref = walk
-    path = _write_bvh(d / f"{style}.bvh", root, rots, names=_style_names(style))
+    path = write_synthetic_bvh(d / f"{style}.bvh", root, rots, names=_style_names(style))
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         clip = load_bvh(path, fps=None)
@@ -348,18 +348,18 @@ def test_extra_joints_are_skipped_and_missing_ones_interpolated(walk, tmp_path):
         for finger, z in (("Index", 2), ("Middle", 0), ("Pinky", -2)):
             extra += [(f"{side}Hand{finger}1", f"{side}Hand", (sign * 9, 0, z)),
                       (f"{side}Hand{finger}2", f"{side}Hand{finger}1", (sign * 4, 0, 0))]
-    skeleton = [("Reference", None, (0, 0, 0)), ("Hips", "Reference", (0, 95, 0))] + _SKELETON[1:] + extra
+    skeleton = [("Reference", None, (0, 0, 0)), ("Hips", "Reference", (0, 95, 0))] + BVH_SKELETON[1:] + extra
     rots = dict(rots)
     rots.update({n: Rotation.identity(len(root)) for n, _, _ in extra + [("Reference", None, None)]})
     rots["Reference"] = Rotation.identity(len(root))
-    path = _write_bvh(tmp_path / "extra.bvh", root, rots, skeleton=skeleton)
+    path = write_synthetic_bvh(tmp_path / "extra.bvh", root, rots, skeleton=skeleton)
     clip = load_bvh(path, fps=None, rig="auto")
     np.testing.assert_allclose(clip.joints, ref.joints, atol=2e-4)
 
     no_collar = [(n, ("Spine2" if p in ("LeftShoulder", "RightShoulder") else p),
                   (tuple(np.add(o, [4 * np.sign(o[0]), 16, 0])) if p in ("LeftShoulder", "RightShoulder") else o))
-                 for n, p, o in _SKELETON if n not in ("LeftShoulder", "RightShoulder")]
-    path = _write_bvh(tmp_path / "no_collar.bvh", root, rots, skeleton=no_collar)
+                 for n, p, o in BVH_SKELETON if n not in ("LeftShoulder", "RightShoulder")]
+    path = write_synthetic_bvh(tmp_path / "no_collar.bvh", root, rots, skeleton=no_collar)
     clip = load_bvh(path, fps=None)
     assert set(clip.info["interpolated"]) == {"left_collar", "right_collar", "spine1..3"} or \
         {"left_collar", "right_collar"} <= set(clip.info["interpolated"])
@@ -398,8 +398,8 @@ def test_joint_map_overrides_completes_and_errors(shared_data, walk, tmp_path):
     # A skeleton with four limbs and no head cannot be mapped automatically: the error says how; a full
     # joint_map maps it.
     d, root, rots, ref = walk
-    headless = [s for s in _SKELETON if s[0] not in ("Neck", "Head")]
-    path = _write_bvh(tmp_path / "headless.bvh", root, rots, skeleton=headless)
+    headless = [s for s in BVH_SKELETON if s[0] not in ("Neck", "Head")]
+    path = write_synthetic_bvh(tmp_path / "headless.bvh", root, rots, skeleton=headless)
     with pytest.raises(ValueError, match="cannot map this BVH skeleton.*joint_map"):
         load_bvh(path)
     full = {f"{s.lower()}_{smpl}": f"{s}{src}" for s in ("Left", "Right") for smpl, src in

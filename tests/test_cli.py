@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from humocon_tiny import build_tiny_checkpoint, write_motion_file
 
 from humocon_hf.cli import build_parser, main
 from humocon_hf.recipes import (
@@ -222,64 +223,12 @@ def test_cli_reports_recipe_errors_without_traceback(tmp_path, capsys):
 # ------------------------------------------------------------------------------------------- tiny checkpoint
 
 
-def make_tiny_llm_dir(root: Path, tokenizer_dir: Path) -> Path:
-    """A 1-layer random Llama with the real SmolLM2 tokenizer (chat template included), saved as a folder."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-        num_key_value_heads=1, max_position_embeddings=1024, tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-    )
-    folder = root / "tiny-llm"
-    LlamaForCausalLM(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
-def build_tiny_checkpoint(root: Path, tokenizer_dir: Path) -> Path:
-    """A complete (random) HuMoCon checkpoint built the way the demo builds one, small enough for CPU tests."""
-    from transformers import AutoModelForCausalLM
-
-    from humocon_hf.hub import save_for_remote_code
-    from humocon_hf.inference import CHAT_DEFAULTS
-    from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
-    from humocon_hf.pipeline.builders import build_concept_model, build_processor
-    from humocon_hf.recipes import DataArguments, ModelArguments
-
-    llm_dir = make_tiny_llm_dir(root, tokenizer_dir)
-    model_args = ModelArguments(llm_name_or_path=str(llm_dir), motion_token_stride=8, system_prompt="Answer briefly.")
-    processor = build_processor(model_args, DataArguments(max_frames=64, cmu_bvh_dir=None))
-    concept = build_concept_model(model_args)
-    model = HuMoConForCausalLM.from_parts(
-        AutoModelForCausalLM.from_pretrained(llm_dir), concept.motion_encoder, concept.video_encoder, processor
-    )
-    out = root / "ckpt"
-    save_for_remote_code(model, out, processor=processor)
-    (out / CHAT_DEFAULTS).write_text(json.dumps({"system_prompt": "Answer briefly.", "max_new_tokens": 4}))
-    return out
-
-
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory, smollm2_tokenizer_dir) -> Path:
     return build_tiny_checkpoint(tmp_path_factory.mktemp("cli"), smollm2_tokenizer_dir)
 
 
-def _motion_file(folder: Path, frames: int = 30) -> Path:
-    from humocon_hf.processing.smpl22 import SMPL22_PARENTS
 
-    rng = np.random.default_rng(0)
-    rest = np.zeros((22, 3), np.float32)
-    for j in range(1, 22):
-        rest[j] = rest[SMPL22_PARENTS[j]] + np.array([0.0, 0.1 if j % 2 else -0.1, 0.02], np.float32)
-    rest[:, 1] += 1.0
-    joints = rest[None] + 0.01 * rng.standard_normal((frames, 22, 3)).astype(np.float32)
-    path = folder / "clip.npy"
-    np.save(path, joints)
-    return path
 
 
 def test_ask_answers_about_a_motion_file(tiny_checkpoint, tmp_path, capsys):
@@ -288,7 +237,7 @@ def test_ask_answers_about_a_motion_file(tiny_checkpoint, tmp_path, capsys):
 
     from humocon_hf.inference import load_checkpoint, load_media, user_message
 
-    motion = _motion_file(tmp_path)
+    motion = write_motion_file(tmp_path)
     rc = main(["ask", "--model", str(tiny_checkpoint), "--motion", str(motion), "--device", "cpu",
                "What is the person doing?"])
     assert rc == 0
@@ -322,7 +271,7 @@ def test_ask_interactive_keeps_the_conversation(tiny_checkpoint, tmp_path, capsy
 
     monkeypatch.setattr(cli, "stream_answer", recording)
     monkeypatch.setattr(sys, "stdin", io.StringIO("And then?\n\n"))
-    motion = _motion_file(tmp_path)
+    motion = write_motion_file(tmp_path)
     rc = main(["ask", "--model", str(tiny_checkpoint), "--motion", str(motion), "--interactive", "--device", "cpu",
                "What is the person doing?"])
     assert rc == 0
@@ -377,7 +326,7 @@ def test_ask_errors_say_what_to_do(tiny_checkpoint, tmp_path, capsys):
     assert "empty.bvh" in capsys.readouterr().err
     assert main(["ask", "--model", str(tiny_checkpoint), "--motion", str(tmp_path), "q"]) == 2
     assert "is a folder" in capsys.readouterr().err
-    motion = _motion_file(tmp_path)
+    motion = write_motion_file(tmp_path)
     assert main(["ask", "--model", str(tiny_checkpoint), "--motion", str(motion), "--motion-fps", "0", "--device",
                  "cpu", "q"]) == 2
     assert "--motion-fps must be a positive frame rate" in capsys.readouterr().err
@@ -492,7 +441,7 @@ def test_ask_says_when_a_long_motion_is_truncated(tiny_checkpoint, tmp_path, cap
     from transformers import AutoProcessor
 
     max_frames = AutoProcessor.from_pretrained(tiny_checkpoint).motion_feature_extractor.max_frames
-    motion = _motion_file(tmp_path, frames=max_frames + 40)
+    motion = write_motion_file(tmp_path, frames=max_frames + 40)
     assert main(["ask", "--model", str(tiny_checkpoint), "--motion", str(motion), "--device", "cpu", "q"]) == 0
     err = capsys.readouterr().err
     assert f"({max_frames + 40} frames at 20 fps)" in err and f"reads its first {max_frames} frames" in err

@@ -103,7 +103,7 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, smollm2_tokenizer_dir, capsy
     """The whole pipeline with a 1-layer LLM and a handful of steps: every output is written and loadable, the
     numbers in results.json / README come from the run, and a re-run reuses every stage."""
     import imageio.v2 as imageio
-    from test_cli import make_tiny_llm_dir
+    from humocon_tiny import make_tiny_llm_dir
     from transformers import AutoModel, AutoProcessor
 
     from humocon_hf.demo import STAGES, run_demo
@@ -246,7 +246,7 @@ def test_tiny_ablation_trains_each_variant_with_its_objectives(tmp_path, smollm2
     """`humocon ablate` on a tiny recipe: one pipeline per variant, the removed objective really absent from that
     variant's stage-1 losses (the small recipe pre-trains on rendered videos, so alignment can be removed), the table
     and JSON written, a re-run reused; without video the alignment variant is left out with a note."""
-    from test_cli import make_tiny_llm_dir
+    from humocon_tiny import make_tiny_llm_dir
 
     from humocon_hf.cli import main
 
@@ -308,8 +308,8 @@ def test_stage1_weights_do_not_depend_on_what_the_process_did_before(tmp_path, s
     """A first run converts the GGUF LLM in the data stage (which draws random numbers) before stage 1; a re-run
     finds it cached. Both must train the same encoder, or demo numbers could not be reproduced."""
     import torch
+    from humocon_tiny import make_tiny_llm_dir
     from safetensors.torch import load_file
-    from test_cli import make_tiny_llm_dir
 
     import humocon_hf.pipeline.stages as stages
     from humocon_hf.pipeline.stages import HuMoConPipeline, PipelineOptions
@@ -367,7 +367,7 @@ def test_probe_accuracy_separates_what_is_linearly_separable_and_not_noise():
 def test_mirror_train_doubles_training_motions_and_never_touches_the_test_split(tmp_path, smollm2_tokenizer_dir,
                                                                              shared_data):
     """data.mirror_train: every training question and CMU caption gets its mirror twin; the held-out split does not."""
-    from test_cli import make_tiny_llm_dir
+    from humocon_tiny import make_tiny_llm_dir
 
     from humocon_hf.data.augmentation import mirror_text
     from humocon_hf.pipeline.stages import HuMoConPipeline, PipelineOptions
@@ -407,7 +407,7 @@ def test_mirror_train_doubles_training_motions_and_never_touches_the_test_split(
 
 def _one_step_overrides(tmp_path, smollm2_tokenizer_dir, questions_per_motion: int = 1, **model) -> dict:
     """Recipe overrides that run every stage for one step on a 1-layer LLM and a handful of motions."""
-    from test_cli import make_tiny_llm_dir
+    from humocon_tiny import make_tiny_llm_dir
 
     llm_dir = make_tiny_llm_dir(tmp_path, smollm2_tokenizer_dir)
     return {

@@ -3,7 +3,7 @@
 import json
 
 import torch
-from test_cli import _motion_file, build_tiny_checkpoint
+from humocon_tiny import build_tiny_checkpoint, write_motion_file
 
 from humocon_hf.cli import main
 
@@ -19,7 +19,7 @@ def test_finetune_a_checkpoint_on_a_custom_qa_file_then_resume(tmp_path, smollm2
     from transformers import AutoModel
 
     source = build_tiny_checkpoint(tmp_path, smollm2_tokenizer_dir)
-    motion = _motion_file(tmp_path)
+    motion = write_motion_file(tmp_path)
     train = _qa_file(tmp_path, motion, "jump", 16)
     held_out = _qa_file(tmp_path, motion, "jump", 4)
     out = tmp_path / "ft"
@@ -71,7 +71,7 @@ def test_readme_finetune_snippet_runs(tmp_path, smollm2_tokenizer_dir):
     section = readme[readme.index("## Fine-tuning a checkpoint on your QA data"):]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
     source = build_tiny_checkpoint(tmp_path, smollm2_tokenizer_dir)
-    data = _qa_file(tmp_path, _motion_file(tmp_path), "jump", 4)
+    data = _qa_file(tmp_path, write_motion_file(tmp_path), "jump", 4)
     code = (code.replace('"humocon_demo"', repr(str(source))).replace('"my_qa.jsonl"', repr(data))
             .replace('"runs/ft"', repr(str(tmp_path / "ft"))).replace("max_steps=200", "max_steps=2")
             .replace("per_device_train_batch_size=8", "per_device_train_batch_size=2, report_to=[], use_cpu=True"))

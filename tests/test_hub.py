@@ -211,7 +211,7 @@ def test_remote_code_needs_only_the_packages_the_card_lists(model, smollm2_token
     bvh = SHARED_DATA / "cmu_bvh" / "02_01.bvh"
     if not bvh.is_file():
         pytest.skip(f"{bvh} not found")
-    from test_cli import build_tiny_checkpoint
+    from humocon_tiny import build_tiny_checkpoint
 
     export = build_tiny_checkpoint(tmp_path, smollm2_tokenizer_dir)  # the demo's way: model and processor match
     script = "import sys\n" + _HIDE_OPTIONAL + textwrap.dedent(

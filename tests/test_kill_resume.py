@@ -81,7 +81,7 @@ def _weights(folder: Path) -> dict:
 
 def test_sigkill_in_each_training_stage_then_rerun_gives_the_uninterrupted_weights(tmp_path, smollm2_tokenizer_dir):
     import torch
-    from test_cli import make_tiny_llm_dir
+    from humocon_tiny import make_tiny_llm_dir
 
     llm_dir = make_tiny_llm_dir(tmp_path, smollm2_tokenizer_dir)
     straight, killed = tmp_path / "straight", tmp_path / "killed"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from humocon_tiny import BVH_NAMES, walk_rotations, write_synthetic_bvh
 from scipy.spatial.transform import Rotation
 
 from humocon_hf.processing import bvh_reader, motion_io, smpl_reader
@@ -280,101 +281,11 @@ def test_humanml3d_bad_inputs(tmp_path, shared_data):
 # Synthetic BVH files: Euler orders, axes, units, mirroring, position channels, errors
 # ----------------------------------------------------------------------------------------------
 
-# A Mixamo-named skeleton in cm, Y up, facing +Z, left = +X, arms out (T-pose rest).
-_SKELETON = [
-    ("Hips", None, (0, 95, 0)),
-    ("Spine", "Hips", (0, 10, 0)), ("Spine1", "Spine", (0, 12, 0)), ("Spine2", "Spine1", (0, 12, 0)),
-    ("Neck", "Spine2", (0, 20, 0)), ("Head", "Neck", (0, 10, 2)),
-    ("LeftShoulder", "Spine2", (4, 16, 0)), ("LeftArm", "LeftShoulder", (12, 0, 0)),
-    ("LeftForeArm", "LeftArm", (28, 0, 0)), ("LeftHand", "LeftForeArm", (25, 0, 0)),
-    ("RightShoulder", "Spine2", (-4, 16, 0)), ("RightArm", "RightShoulder", (-12, 0, 0)),
-    ("RightForeArm", "RightArm", (-28, 0, 0)), ("RightHand", "RightForeArm", (-25, 0, 0)),
-    ("LeftUpLeg", "Hips", (9, -6, 0)), ("LeftLeg", "LeftUpLeg", (0, -42, 0)),
-    ("LeftFoot", "LeftLeg", (0, -40, 0)), ("LeftToeBase", "LeftFoot", (0, -6, 12)),
-    ("RightUpLeg", "Hips", (-9, -6, 0)), ("RightLeg", "RightUpLeg", (0, -42, 0)),
-    ("RightFoot", "RightLeg", (0, -40, 0)), ("RightToeBase", "RightFoot", (0, -6, 12)),
-]
-_NAMES = [n for n, _, _ in _SKELETON]
-
-
-def _walk_rotations(T, fps=60.0, tpose_frames=0):
-    """Root XYZ positions (cm) and per-joint rotations (scipy Rotation per joint, T frames)."""
-    t = np.arange(T) / fps
-    root = np.stack([np.zeros(T), 95 + 2 * np.sin(4 * np.pi * t), 120.0 * t], axis=1)  # 1.2 m/s along +Z
-    rots = {n: np.zeros((T, 3)) for n in _NAMES}  # rotation vectors (radians)
-    swing = 0.4 * np.sin(2 * np.pi * t)
-    rots["LeftUpLeg"][:, 0] = swing
-    rots["RightUpLeg"][:, 0] = -swing
-    rots["LeftLeg"][:, 0] = 0.3 * (1 + np.sin(2 * np.pi * t))
-    rots["LeftArm"][:, 2] = np.radians(-75)
-    rots["RightArm"][:, 2] = np.radians(75)
-    rots["Hips"][:, 1] = np.radians(10)  # a slight turn
-    if tpose_frames:
-        for n in _NAMES:
-            rots[n][:tpose_frames] = 0.0
-        root[:tpose_frames] = [0.0, 95.0, -300.0]  # calibration pose far from the take
-    return root, {n: Rotation.from_rotvec(v) for n, v in rots.items()}
-
-
-def _write_bvh(path, root, rots, order="ZXY", skeleton=_SKELETON, fps=60.0, transform=None, unit=1.0,
-               names=None, all_positions=False, frame_time=None):
-    """Write a BVH; ``transform`` (3x3) re-expresses the world (e.g. Z up, mirrored)."""
-    M = np.eye(3) if transform is None else np.asarray(transform, dtype=float)
-    names = names or {}
-    children = {}
-    for n, p, _ in skeleton:
-        children.setdefault(p, []).append(n)
-    offsets = {n: M @ np.asarray(o, dtype=float) * unit for n, _, o in skeleton}
-    chan = " ".join(f"{a}rotation" for a in order)
-    lines, cols = ["HIERARCHY"], []
-
-    def emit(n, depth):
-        pad = "  " * depth
-        kw = "ROOT" if depth == 0 else "JOINT"
-        lines.append(f"{pad}{kw} {names.get(n, n)}")
-        lines.append(pad + "{")
-        o = offsets[n]
-        lines.append(f"{pad}  OFFSET {o[0]:.6f} {o[1]:.6f} {o[2]:.6f}")
-        if depth == 0 or all_positions:
-            lines.append(f"{pad}  CHANNELS 6 Xposition Yposition Zposition {chan}")
-            cols.append((n, "pos"))
-        else:
-            lines.append(f"{pad}  CHANNELS 3 {chan}")
-        cols.append((n, "rot"))
-        for c in children.get(n, []):
-            emit(c, depth + 1)
-        if n not in children:
-            lines.append(f"{pad}  End Site")
-            lines.append(pad + "  {")
-            lines.append(f"{pad}    OFFSET 0 0 {5 * unit:.6f}")
-            lines.append(pad + "  }")
-        lines.append(pad + "}")
-
-    emit(skeleton[0][0], 0)
-    T = root.shape[0]
-    blocks = []
-    for n, kind in cols:
-        if kind == "pos":
-            if n == skeleton[0][0]:
-                blocks.append((root @ M.T) * unit - offsets[n])  # root: offset + channel
-            else:
-                blocks.append(np.repeat(offsets[n][None], T, axis=0))  # MotionBuilder style
-        else:
-            # Conjugate into the transformed frame: R' = M R M^-1 (for mirrors too).
-            mats = M @ rots[n].as_matrix() @ np.linalg.inv(M)  # det(M R M^-1) = det(R) = 1
-            blocks.append(Rotation.from_matrix(mats).as_euler(order, degrees=True))
-    data = np.concatenate(blocks, axis=1)
-    lines += ["MOTION", f"Frames: {T}", f"Frame Time: {frame_time if frame_time is not None else 1.0 / fps:.8f}"]
-    lines += [" ".join(f"{v:.6f}" for v in row) for row in data]
-    Path(path).write_text("\n".join(lines) + "\n")
-    return path
-
-
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
     d = tmp_path_factory.mktemp("bvh")
-    root, rots = _walk_rotations(90)
-    ref = _write_bvh(d / "ref.bvh", root, rots)
+    root, rots = walk_rotations(90)
+    ref = write_synthetic_bvh(d / "ref.bvh", root, rots)
     return d, root, rots, load_bvh(ref, fps=None)
 
 
@@ -414,10 +325,10 @@ def test_synthetic_variants_give_the_same_joints(synth, variant):
     elif variant == "millimetres":
         kw = dict(unit=10.0)
     elif variant == "mixamo_prefix":
-        kw = dict(names={n: f"mixamorig:{n}" for n in _NAMES})
+        kw = dict(names={n: f"mixamorig:{n}" for n in BVH_NAMES})
     elif variant == "all_positions":
         kw = dict(all_positions=True)
-    path = _write_bvh(d / f"{variant}.bvh", root, rots, **kw)
+    path = write_synthetic_bvh(d / f"{variant}.bvh", root, rots, **kw)
     clip = load_bvh(path, fps=None)
     np.testing.assert_allclose(clip.joints, ref.joints, atol=2e-4)
 
@@ -433,7 +344,7 @@ def test_crlf_tabs_and_braces_on_joint_lines(synth, tmp_path):
 
 def test_mirrored_coordinates_are_fixed_with_a_warning(synth):
     d, root, rots, ref = synth
-    path = _write_bvh(d / "mirror.bvh", root, rots, transform=np.diag([-1.0, 1.0, 1.0]))
+    path = write_synthetic_bvh(d / "mirror.bvh", root, rots, transform=np.diag([-1.0, 1.0, 1.0]))
     with pytest.warns(UserWarning, match="mirror"):
         clip = load_bvh(path, fps=None)
     assert clip.info["mirrored"] is True
@@ -455,18 +366,18 @@ def test_scale_and_up_axis_overrides(synth):
 
 
 def test_synthetic_tpose_auto_drop(tmp_path):
-    root, rots = _walk_rotations(60, tpose_frames=1)
-    clip = load_bvh(_write_bvh(tmp_path / "t.bvh", root, rots), fps=None)
+    root, rots = walk_rotations(60, tpose_frames=1)
+    clip = load_bvh(write_synthetic_bvh(tmp_path / "t.bvh", root, rots), fps=None)
     assert clip.info["dropped_frames"] == 1 and clip.num_frames == 59
     # A subject who starts in a T-pose and lowers the arms smoothly keeps every frame.
-    root, rots = _walk_rotations(60)
+    root, rots = walk_rotations(60)
     ramp = np.clip(np.arange(60) / 30.0, 0, 1)[:, None]
     for side, sign in (("Left", -1), ("Right", 1)):
         rv = np.zeros((60, 3))
         rv[:, 2] = sign * np.radians(75) * ramp[:, 0]
         rots[f"{side}Arm"] = Rotation.from_rotvec(rv)
     root[:, 2] = 0.0
-    smooth = load_bvh(_write_bvh(tmp_path / "smooth.bvh", root, rots), fps=None)
+    smooth = load_bvh(write_synthetic_bvh(tmp_path / "smooth.bvh", root, rots), fps=None)
     assert bvh_reader._is_tpose(smooth.joints[0]) and smooth.info["dropped_frames"] == 0
     assert load_bvh(tmp_path / "smooth.bvh", fps=None, drop_tpose=True).num_frames == 59
     with pytest.raises(ValueError, match="drop_tpose"):
@@ -487,8 +398,8 @@ def test_source_fps_override_and_resampling(synth):
             load_bvh(d / "ref.bvh", source_fps=bad)
     with pytest.raises(ValueError, match="fps"):
         load_bvh(d / "ref.bvh", fps=0)
-    root, rots = _walk_rotations(10)
-    zero = _write_bvh(d / "zero_dt.bvh", root, rots, frame_time=0.0)
+    root, rots = walk_rotations(10)
+    zero = write_synthetic_bvh(d / "zero_dt.bvh", root, rots, frame_time=0.0)
     with pytest.raises(ValueError, match="source_fps"):
         load_bvh(zero)
     assert load_bvh(zero, source_fps=60, fps=None).num_frames == 10

@@ -10,31 +10,12 @@ import textwrap
 import numpy as np
 import pytest
 import torch
+from humocon_tiny import walk_joints
 from transformers import AutoTokenizer
 
 from humocon_hf.processing.feature_extraction_motion import MotionFeatureExtractor
 from humocon_hf.processing.processing_humocon import IGNORE_INDEX, MotionVideoProcessor
 from humocon_hf.processing.video_processing_humocon import HuMoConVideoProcessor
-
-
-def _walk(num_frames: int, seed: int = 0) -> np.ndarray:
-    """A crude but valid SMPL-22 clip: a T-ish pose translating forward along +Z."""
-    from humocon_hf.processing.smpl22 import SMPL22_PARENTS
-
-    rng = np.random.default_rng(seed)
-    rest = np.zeros((22, 3), np.float32)
-    offsets = rng.normal(0, 0.02, (22, 3)).astype(np.float32)
-    offsets[:, 1] += np.where(np.arange(22) % 3 == 0, 0.12, -0.12)  # spine up, legs down
-    offsets[[1, 4, 7, 10, 13, 16, 18, 20], 0] += 0.1  # left side at +X
-    offsets[[2, 5, 8, 11, 14, 17, 19, 21], 0] -= 0.1
-    for j in range(1, 22):
-        rest[j] = rest[SMPL22_PARENTS[j]] + offsets[j]
-    rest[:, 1] -= rest[:, 1].min()
-    rest[:, 1] += 0.05
-    t = np.arange(num_frames, dtype=np.float32)[:, None, None] / 20.0
-    clip = np.repeat(rest[None], num_frames, axis=0)
-    clip[..., 2] += 1.2 * t[..., 0]
-    return clip
 
 
 def _video(num_frames: int = 12, size: int = 48) -> np.ndarray:
@@ -64,7 +45,7 @@ def test_placeholders_are_added_as_single_special_tokens(processor):
 
 
 def test_motion_placeholders_expand_to_encoder_token_counts(processor):
-    motions = [_walk(37), _walk(20, seed=1)]
+    motions = [walk_joints(37), walk_joints(20, seed=1)]
     out = processor(
         text=["What does <motion> show?", "Compare <motion>."], motions=motions, return_tensors="pt"
     )
@@ -88,7 +69,7 @@ def test_video_placeholders_and_flow(processor):
 
 def test_motion_and_video_in_one_prompt(processor):
     out = processor(
-        text="<video> then <motion>", motions=_walk(9), videos=[_video()], video_fps=[10.0], return_tensors="pt"
+        text="<video> then <motion>", motions=walk_joints(9), videos=[_video()], video_fps=[10.0], return_tensors="pt"
     )
     ids = out["input_ids"][0].tolist()
     first_motion = ids.index(processor.motion_token_id)
@@ -106,7 +87,7 @@ def test_motion_and_video_in_one_prompt(processor):
     ],
 )
 def test_placeholder_count_mismatch_is_a_clear_error(processor, text, n_motions, message):
-    motions = [_walk(8) for _ in range(n_motions)] or None
+    motions = [walk_joints(8) for _ in range(n_motions)] or None
     with pytest.raises(ValueError, match=message):
         processor(text=text, motions=motions)
 
@@ -118,11 +99,11 @@ def test_video_placeholder_mismatch(processor):
 
 def test_truncation_that_cuts_placeholders_is_refused(processor):
     with pytest.raises(ValueError, match="truncation"):
-        processor(text="word " * 20 + "<motion>", motions=_walk(40), truncation=True, max_length=8)
+        processor(text="word " * 20 + "<motion>", motions=walk_joints(40), truncation=True, max_length=8)
 
 
 def test_bad_motion_input_names_the_problem(processor):
-    bad = _walk(10)
+    bad = walk_joints(10)
     bad[3, 4, 1] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         processor(text="<motion>", motions=bad)
@@ -133,7 +114,7 @@ def test_bad_motion_input_names_the_problem(processor):
 def test_plain_call_labels_mask_padding_and_placeholders(processor):
     out = processor(
         text=["<motion> short", "a much longer prompt <motion> here"],
-        motions=[_walk(8), _walk(8)],
+        motions=[walk_joints(8), walk_joints(8)],
         return_labels=True,
         return_tensors="pt",
     )
@@ -146,7 +127,7 @@ def test_plain_call_labels_mask_padding_and_placeholders(processor):
 
 def _conversation(answer="walk", question="Does the person walk or run?"):
     return [
-        {"role": "user", "content": [{"type": "motion", "motion": _walk(16)}, {"type": "text", "text": question}]},
+        {"role": "user", "content": [{"type": "motion", "motion": walk_joints(16)}, {"type": "text", "text": question}]},
         {"role": "assistant", "content": [{"type": "text", "text": answer}]},
     ]
 
@@ -187,7 +168,7 @@ def test_chat_template_multi_turn_and_batch(processor):
 
 def test_chat_template_accepts_paths(processor, tmp_path):
     path = tmp_path / "clip.npy"
-    np.save(path, _walk(12))
+    np.save(path, walk_joints(12))
     out = processor.apply_chat_template(
         [{"role": "user", "content": [{"type": "motion", "path": str(path)}, {"type": "text", "text": "?"}]}],
         tokenize=True,
@@ -213,7 +194,7 @@ def test_save_and_load_round_trip(processor, tmp_path):
     assert isinstance(loaded.motion_feature_extractor, MotionFeatureExtractor)
     assert isinstance(loaded.video_feature_extractor, HuMoConVideoProcessor)
     assert loaded.video_feature_extractor.num_frames == 4
-    kwargs = dict(text="<video><motion>", motions=_walk(13), videos=_video(), video_fps=10.0, return_tensors="np")
+    kwargs = dict(text="<video><motion>", motions=walk_joints(13), videos=_video(), video_fps=10.0, return_tensors="np")
     a, b = processor(**kwargs), loaded(**kwargs)
     assert a.keys() == b.keys()
     for key in a:
@@ -226,7 +207,7 @@ def test_remote_code_load_without_the_package(processor, tmp_path):
     assert "auto_map" in json.loads((tmp_path / "processor_config.json").read_text())
     assert (tmp_path / "processing_humocon.py").is_file()
     motion = tmp_path / "motion.npy"
-    np.save(motion, _walk(13))
+    np.save(motion, walk_joints(13))
     expected = processor(text="<motion> hi", motions=str(motion), return_tensors="np")["input_ids"]
     script = textwrap.dedent(
         f"""
@@ -266,21 +247,21 @@ def test_modality_kwargs_dicts_and_unknown_kwargs(processor, caplog):
     """transformers' processor convention: per-modality dicts and common_kwargs are honoured, unknown keyword
     arguments are ignored with a warning (before: TypeError), a key in the wrong dict is refused by name."""
     text = "<motion> Does the person walk?"
-    out = processor(text=text, motions=[_walk(40)], text_kwargs={"padding": "max_length", "max_length": 64},
+    out = processor(text=text, motions=[walk_joints(40)], text_kwargs={"padding": "max_length", "max_length": 64},
                     motion_kwargs={"max_frames": 24}, common_kwargs={"return_tensors": "np"})
     assert isinstance(out["input_ids"], np.ndarray) and out["input_ids"].shape == (1, 64)
     assert out["motion_values"].shape[1] == 24
     assert (out["input_ids"] == processor.motion_token_id).sum() == processor.num_motion_tokens(24)
-    loose = processor(text=text, motions=[_walk(40)], padding="max_length", max_length=64, padding_side="left",
+    loose = processor(text=text, motions=[walk_joints(40)], padding="max_length", max_length=64, padding_side="left",
                       return_tensors="pt")
     assert loose["input_ids"].shape == (1, 64) and loose["attention_mask"][0, 0] == 0  # padded on the left
     with caplog.at_level("WARNING"):
-        processor(text=text, motions=[_walk(40)], not_a_processor_argument=1)
+        processor(text=text, motions=[walk_joints(40)], not_a_processor_argument=1)
     assert "not_a_processor_argument" in caplog.text
     with pytest.raises(ValueError, match="motion_kwargs got \\['max_length'\\]"):
-        processor(text=text, motions=[_walk(40)], motion_kwargs={"max_length": 3})
+        processor(text=text, motions=[walk_joints(40)], motion_kwargs={"max_length": 3})
     with pytest.raises(ValueError, match="takes no images"):
-        processor(text=text, motions=[_walk(40)], images_kwargs={"size": 3})
+        processor(text=text, motions=[walk_joints(40)], images_kwargs={"size": 3})
     video = processor(text="<video> What?", videos=[_video()], videos_kwargs={"return_flow": True, "fps": 10.0})
     assert "video_flow" in video
 
@@ -320,9 +301,9 @@ def test_call_takes_its_inputs_explicitly_and_the_rest_as_processing_kwargs(proc
     assert all(params[n].default is None for n in explicit)
     declared = set(type(processor).valid_processor_kwargs.__annotations__)
     assert {"text_kwargs", "motion_kwargs", "videos_kwargs", "return_labels"} <= declared and not explicit & declared
-    out = processor(text="<motion> walk", motions=[_walk(8)])  # defaults: padded torch tensors
+    out = processor(text="<motion> walk", motions=[walk_joints(8)])  # defaults: padded torch tensors
     assert hasattr(out["input_ids"], "shape") and type(out["input_ids"]).__module__.startswith("torch")
-    as_lists = processor(text="<motion> walk", motions=[_walk(8)], return_tensors=None, return_labels=True)
+    as_lists = processor(text="<motion> walk", motions=[walk_joints(8)], return_tensors=None, return_labels=True)
     assert isinstance(as_lists["input_ids"], list) and "labels" in as_lists
 
 
