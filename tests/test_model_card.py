@@ -73,8 +73,13 @@ def test_card_body_has_usage_training_table_limitations_and_citations():
     frozen = render_model_card(MODEL, recipe=load_recipe("small", overrides={"tune": {"train_projectors": False}}))
     assert "LoRA rank 8 on the LLM |" in frozen and "+ the projectors" not in frozen
     # Which motion features the LLM reads, as the recipe set them.
-    assert "| Motion features read by the LLM | the encoder's continuous features (before the codebook) |" in card
-    quantised = render_model_card(MODEL, recipe=load_recipe("small", overrides={"model": {"use_motion_quantized": True}}))
+    assert ("| Motion features read by the LLM | the encoder's continuous features (before the codebook), with each "
+            "token's own normalised pose frames beside them (`motion_projector_reads_poses`) |") in card
+    paper_like = render_model_card(MODEL, recipe=load_recipe("small", overrides={
+        "model": {"motion_projector_reads_poses": False}}))
+    assert "| Motion features read by the LLM | the encoder's continuous features (before the codebook) |" in paper_like
+    quantised = render_model_card(MODEL, recipe=load_recipe("small", overrides={
+        "model": {"use_motion_quantized": True, "motion_projector_reads_poses": False}}))
     assert "| Motion features read by the LLM | the codebook's concept vectors |" in quantised
     with_poses = render_model_card(MODEL, recipe=load_recipe("small", overrides={
         "model": {"use_motion_quantized": True, "motion_projector_reads_poses": True}}))
