@@ -617,23 +617,24 @@ def _normalize_conversations(conversation) -> tuple[list[list[dict]], bool]:
     return [[_plain_message(m) for m in conv] for conv in conversations], batched
 
 
-def _as_plain(value):
-    """Message objects (dataclasses, pydantic models) and what they hold as dicts and lists; media left as they are."""
-    if isinstance(value, dict):
-        return {key: _as_plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_as_plain(item) for item in value]
+def _as_dict(value):
+    """A message or content-block object (dataclass, pydantic model such as the OpenAI SDK's) as a dict; anything else
+    as it is. One level only: media inside a block (a `MotionClip` is a dataclass too) stay objects."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _as_plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
     if callable(getattr(value, "model_dump", None)):
-        return _as_plain(value.model_dump())
+        return value.model_dump()
     return value
 
 
 def _plain_message(message):
-    message = _as_plain(message)
-    if isinstance(message, dict):
-        message = {key: value for key, value in message.items() if value is not None}
+    message = _as_dict(message)
+    if not isinstance(message, dict):
+        return message
+    message = {key: value for key, value in message.items() if value is not None}
+    for key in ("content", "tool_calls"):
+        if isinstance(message.get(key), (list, tuple)):
+            message[key] = [_as_dict(item) for item in message[key]]
     return message
 
 

@@ -332,6 +332,16 @@ def test_chat_template_message_objects_and_blocks_for_a_callers_template(process
         processor.apply_chat_template(messages, chat_template=template, tokenize=True)
     with pytest.raises(ValueError, match="unknown content type 'image'"):
         processor.apply_chat_template(messages)  # our templates would drop it
+    # Media inside a block stay what they are: a MotionClip (a dataclass itself) is still read as a motion.
+    from humocon_hf.processing.motion_io import MotionClip
+
+    clip = MotionClip(joints=walk_joints(16), fps=20.0, source_fps=20.0)
+    as_object = processor.apply_chat_template(
+        [Message("user", [{"type": "motion", "motion": clip}, {"type": "text", "text": " walk?"}])], tokenize=True)
+    as_array = processor.apply_chat_template(
+        [{"role": "user", "content": [{"type": "motion", "motion": walk_joints(16)}, {"type": "text", "text": " walk?"}]}],
+        tokenize=True)
+    assert torch.equal(as_object["motion_values"], as_array["motion_values"])
 
 
 def test_assistant_mask_follows_the_templates_generation_blocks(processor):
