@@ -38,7 +38,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))  # the sibling benchmark scripts
 
 from bench_concept_discovery import bench as concept_discovery_bench  # noqa: E402
-from bench_humocon_lm import build_config, make_batch  # noqa: E402
+from bench_humocon_lm import _sync, build_config, make_batch  # noqa: E402
 
 # Dense bf16 tensor-core peaks (TFLOPS) by device name; others need --peak-tflops.
 PEAK_TFLOPS = {"H200": 989.4, "H100 80GB HBM3": 989.4, "H100 SXM": 989.4, "H100 PCIe": 756.0, "H100 NVL": 835.0,
@@ -52,11 +52,6 @@ def peak_tflops(device: torch.device, override: float | None) -> float | None:
         return None
     name = torch.cuda.get_device_name(device)
     return next((value for key, value in PEAK_TFLOPS.items() if key in name), None)
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _median_time(fn, device, steps: int, warmup: int) -> float:

@@ -123,7 +123,7 @@ def finetune(
     defaults, a model card and `finetune.json` to `output_dir`. Returns the `finetune.json` content."""
     from humocon_hf.data import load_custom_qa
     from humocon_hf.hub import save_for_remote_code
-    from humocon_hf.inference import CHAT_DEFAULTS, load_checkpoint
+    from humocon_hf.inference import CHAT_DEFAULTS, load_checkpoint, qa_collator
     from humocon_hf.pipeline.runner import (
         bf16_on_cpu,
         seed_before_init,
@@ -133,7 +133,6 @@ def finetune(
     )
     from humocon_hf.recipes import load_recipe
     from humocon_hf.training.instruction_tuning import (
-        HuMoConQACollator,
         InstructionTuningTrainer,
         merge_adapter,
     )
@@ -175,8 +174,7 @@ def finetune(
     lora = {"lora_target_modules": tune_args.lora_target_modules} if tune_args.lora_target_modules else {}
     trainer = InstructionTuningTrainer(
         model=model, args=targs, processor=processor, train_dataset=train,
-        data_collator=HuMoConQACollator(processor, max_length=model_args.max_length,
-                                        system_prompt=model_args.system_prompt),
+        data_collator=qa_collator(processor, model_args),
         lora_r=tune_args.lora_r, lora_alpha=tune_args.lora_alpha, lora_dropout=tune_args.lora_dropout,
         train_projectors=tune_args.train_projectors, **lora,
     )

@@ -240,15 +240,20 @@ def generation_autocast(model, enabled: bool):
     return torch.autocast(device_type, dtype=torch.bfloat16)
 
 
+def qa_collator(processor, model_args):
+    """The stage-2/3 collator for a recipe's `model` section: the prompt format training and answering share."""
+    from humocon_hf.training.instruction_tuning import HuMoConQACollator
+
+    return HuMoConQACollator(processor, max_length=model_args.max_length, system_prompt=model_args.system_prompt)
+
+
 def make_answer_fn(model, processor, model_args, max_new_tokens: int, with_motion: bool, progress=None,
                    bf16: bool = False):
     """Batched greedy answers (left padding) in exactly the training prompt format (`HuMoConQACollator`)."""
     import torch
     from tqdm.auto import tqdm
 
-    from humocon_hf.training.instruction_tuning import HuMoConQACollator
-
-    collator = HuMoConQACollator(processor, max_length=model_args.max_length, system_prompt=model_args.system_prompt)
+    collator = qa_collator(processor, model_args)
     tokenizer = processor.tokenizer
     bar = None
     if progress is not None:
@@ -338,6 +343,7 @@ __all__ = [
     "load_checkpoint",
     "load_media",
     "make_answer_fn",
+    "qa_collator",
     "row_motion",
     "stream_answer",
     "user_message",

@@ -474,8 +474,6 @@ class MotionVideoProcessor(ProcessorMixin):
         for conv_index, conv in enumerate(conversations):
             flat_messages, structured = [], []
             for msg_index, message in enumerate(conv):
-                if isinstance(message, dict) and isinstance(message.get("content"), list):
-                    message = {**message, "content": [_openai_image_block(item) for item in message["content"]]}
                 if not isinstance(message, dict) or "role" not in message or "content" not in message:
                     raise ValueError(
                         f"conversation {conv_index}, message {msg_index}: expected a dict with 'role' and 'content', "
@@ -632,9 +630,10 @@ def _plain_message(message):
     if not isinstance(message, dict):
         return message
     message = {key: value for key, value in message.items() if value is not None}
-    for key in ("content", "tool_calls"):
-        if isinstance(message.get(key), (list, tuple)):
-            message[key] = [_as_dict(item) for item in message[key]]
+    if isinstance(message.get("tool_calls"), (list, tuple)):
+        message["tool_calls"] = [_as_dict(call) for call in message["tool_calls"]]
+    if isinstance(message.get("content"), (list, tuple)):
+        message["content"] = [_openai_image_block(_as_dict(item)) for item in message["content"]]
     return message
 
 

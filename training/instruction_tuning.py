@@ -25,6 +25,8 @@ from typing import Any
 from transformers import Trainer, TrainingArguments
 from transformers.utils import logging
 
+from humocon_hf.data.loaders import ROLE_ALIASES
+
 logger = logging.get_logger(__name__)
 
 # Regex on module names (peft `target_modules` as a string is matched with re.fullmatch): only the LLM's
@@ -156,8 +158,6 @@ class HuMoConQACollator:
             raise TypeError(
                 f"row {index}, message {position}: expected a dict, got {type(message).__name__}"
             )
-        from humocon_hf.data.loaders import ROLE_ALIASES
-
         if "role" in message and "content" in message:
             role, content = message["role"], message["content"]
         elif "from" in message and "value" in message:

@@ -73,12 +73,6 @@ def build_processor(model_args, data_args):
     )
 
 
-def qa_collator(processor, model_args):
-    from humocon_hf.training.instruction_tuning import HuMoConQACollator
-
-    return HuMoConQACollator(processor, max_length=model_args.max_length, system_prompt=model_args.system_prompt)
-
-
 def concepts_used(motion_encoder, processor, motions: list) -> int | None:
     import torch
 

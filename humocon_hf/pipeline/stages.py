@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from humocon_hf.inference import CHAT_DEFAULTS, make_answer_fn, row_motion
-from humocon_hf.pipeline.builders import build_concept_model, build_processor, concepts_used, qa_collator
+from humocon_hf.inference import CHAT_DEFAULTS, make_answer_fn, qa_collator, row_motion
+from humocon_hf.pipeline.builders import build_concept_model, build_processor, concepts_used
 from humocon_hf.pipeline.data import (
     HELD_OUT_ACTION_QUESTION,
     build_benchmark,
@@ -73,11 +73,10 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_OUTPUT_DIR = "humocon_demo"
 STAGES = ("data", "pretrain", "translate", "tune", "baseline", "evaluate", "export")
-# Model fields only the LLM stages read: changing them keeps the finished data and concept-discovery stages.
-LLM_ONLY_MODEL_FIELDS = ("dtype", "attn_implementation", "system_prompt", "max_length", "use_motion_quantized",
-                         "motion_projector_reads_poses")
 # Model fields only the motion path reads: the text-only baseline does not depend on them.
 MOTION_PATH_MODEL_FIELDS = ("use_motion_quantized", "motion_projector_reads_poses")
+# Model fields only the LLM stages read: changing them keeps the finished data and concept-discovery stages.
+LLM_ONLY_MODEL_FIELDS = ("dtype", "attn_implementation", "system_prompt", "max_length", *MOTION_PATH_MODEL_FIELDS)
 
 
 
@@ -642,16 +641,15 @@ class HuMoConPipeline:
 
     # ------------------------------------------------------------------------------------------ summary
     def llm_precision(self) -> str:
-        """How the LLM stages compute on this machine: what a recipe's `bf16: true` became."""
-        import torch
-
-        from humocon_hf.recipes import cpu_has_bf16
-
-        if not self.recipe.sections["tune"].get("bf16"):
+        """How the LLM stages compute on this machine: what a recipe's `bf16: true` became (the same decision the
+        training arguments take, `mixed_precision_for_this_machine`)."""
+        section = dict(self.recipe.sections["tune"])
+        if not section.get("bf16"):
             return "float32"
-        if torch.cuda.is_available():
-            return "bf16 (GPU)"
-        return "bf16 autocast (CPU with native bf16)" if cpu_has_bf16() else "float32 (this CPU has no native bf16)"
+        resolved = bf16_on_cpu(section)
+        if not resolved:  # a GPU, or a recipe that asks for CPU autocast itself (use_cpu)
+            return "bf16 autocast (CPU, use_cpu)" if section.get("use_cpu") else "bf16 (GPU)"
+        return "bf16 autocast (CPU with native bf16)" if resolved.get("use_cpu") else "float32 (this CPU has no native bf16)"
 
     def _final_results(self, total_s: float) -> dict:
         evaluation = self._load_eval()
