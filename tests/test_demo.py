@@ -514,10 +514,12 @@ def test_demo_and_ablation_over_seeds_aggregate_each_seeds_evaluation(tmp_path, 
     from humocon_hf.pipeline.stages import HuMoConPipeline, PipelineOptions
 
     runs = []
+    ALL_SECTIONS = ("model", "data", "pretrain", "translate", "tune", "evaluate")
 
     def fake_run(self, until="export"):
         runs.append((self.root.relative_to(tmp_path).as_posix(), self.recipe.data.seed,
-                     self.recipe.sections["tune"]["seed"], self.recipe.evaluate.baseline))
+                     self.recipe.sections["tune"]["seed"], self.recipe.evaluate.baseline,
+                     self.recipe.fingerprint(*ALL_SECTIONS)))
         return {"metrics": {"accuracy": 0.0}, "wall_time_s": {}}
 
     def fake_eval(self):
@@ -554,6 +556,9 @@ def test_demo_and_ablation_over_seeds_aggregate_each_seeds_evaluation(tmp_path, 
     assert [r[0] for r in runs] == ["a/seed0/full", "a/seed0/no_concept_discovery", "a/seed0/wo_alignment",
                                     "a/seed1/full", "a/seed1/no_concept_discovery", "a/seed1/wo_alignment"]
     assert [r[3] for r in runs] == ["text_only", "none", "none"] * 2  # the text-only row comes with the full variant
+    # The full variant is the recipe unchanged: a `humocon demo --seed 1` folder copied in is reused, not retrained.
+    demo_seed1 = HuMoConPipeline(PipelineOptions(output_dir=str(tmp_path / "x"), seed=1))
+    assert runs[3][4] == demo_seed1.recipe.fingerprint(*ALL_SECTIONS) != runs[5][4]
     assert list(results) == ["full", "text-only (no motion)", "no concept discovery", "w/o alignment"]
     diff = results["no concept discovery"]["statistics"]["accuracy"]["difference"]
     assert diff["diff"] < -0.2 and diff["significant"] and diff["n_seeds"] == 2

@@ -65,7 +65,7 @@ def run_ablation_study(options: PipelineOptions, variants: Mapping[str, Mapping]
             if name in RECIPE_VARIANTS:
                 for section, values in RECIPE_VARIANTS[name].items():
                     overrides.setdefault(section, {}).update(values)
-            else:
+            elif switches:  # the full variant is the recipe as it stands, so a demo run at that seed is reused
                 encoder_overrides = {**(base.model.encoder_overrides or {}), **dict(switches)}
                 overrides.setdefault("model", {})["encoder_overrides"] = encoder_overrides
             overrides.setdefault("evaluate", {})["baseline"] = "text_only" if name == "full" else "none"
