@@ -6,8 +6,8 @@ from __future__ import annotations
 
 
 def register_auto_classes() -> None:
-    """Register HuMoCon with AutoConfig, AutoModel, AutoModelForCausalLM, AutoProcessor and the processor's
-    feature extractors with AutoFeatureExtractor (idempotent).
+    """Register HuMoCon with AutoConfig, AutoModel, AutoModelForCausalLM, AutoProcessor, the processor's motion
+    feature extractor with AutoFeatureExtractor and its video processor with AutoVideoProcessor (idempotent).
 
     The concept encoders and the stage-1 model are registered with AutoConfig / AutoModel too, so their checkpoints
     load through the Auto classes.
@@ -19,6 +19,10 @@ def register_auto_classes() -> None:
         AutoModelForCausalLM,
         AutoProcessor,
     )
+
+    # transformers' top-level AutoVideoProcessor is a placeholder demanding torchvision when it is absent; the class in
+    # its module needs none, and it is the one processor loading uses
+    from transformers.models.auto.video_processing_auto import AutoVideoProcessor
 
     from humocon_hf.modeling.configuration_humocon import HuMoConConfig
     from humocon_hf.modeling.configuration_humocon_encoders import (
@@ -37,10 +41,12 @@ def register_auto_classes() -> None:
     AutoModel.register(HuMoConConfig, HuMoConForCausalLM, exist_ok=True)
     AutoModelForCausalLM.register(HuMoConConfig, HuMoConForCausalLM, exist_ok=True)
     AutoProcessor.register(HuMoConConfig, MotionVideoProcessor, exist_ok=True)
-    # The processor's two feature extractors, one per encoder, found by the class name saved with them: this is how
-    # transformers' processor loading resolves components (one registered class per config class).
+    # The processor's components, one per encoder, found by the class name saved with them: this is how
+    # transformers' processor loading resolves components (one registered class per config class). The video
+    # processor has no torchvision / PIL variants (it decodes with OpenCV): the same class serves every backend name.
     AutoFeatureExtractor.register(HuMoConMotionEncoderConfig, MotionFeatureExtractor, exist_ok=True)
-    AutoFeatureExtractor.register(HuMoConVideoEncoderConfig, HuMoConVideoProcessor, exist_ok=True)
+    AutoVideoProcessor.register(HuMoConVideoEncoderConfig, video_processor_classes={
+        "torchvision": HuMoConVideoProcessor, "pil": HuMoConVideoProcessor}, exist_ok=True)
 
     for config_class, model_class in (
         (HuMoConMotionEncoderConfig, HuMoConMotionEncoder),

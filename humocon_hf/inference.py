@@ -148,7 +148,7 @@ def load_media(processor, motion: str | None, video: str | None, motion_fps: flo
         # early on a bad file; the processor reads the same key frames from the path.
         from humocon_hf.processing.video_processing_humocon import load_key_frames
 
-        vfe = processor.video_feature_extractor
+        vfe = processor.video_processor
         try:
             load_key_frames(video, num_frames=vfe.num_frames, sampling_fps=vfe.sampling_fps,
                             decode_method=vfe.decode_method)

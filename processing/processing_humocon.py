@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import typing
 from collections.abc import Sequence
 from typing import Any, ClassVar, TypedDict
 
@@ -21,6 +22,7 @@ import numpy as np
 from transformers.feature_extraction_utils import BatchFeature
 from transformers.processing_utils import ProcessingKwargs, ProcessorMixin, TextKwargs
 from transformers.utils import logging
+from transformers.video_processing_utils import VideoProcessorMixin
 
 from .feature_extraction_motion import MotionFeatureExtractor
 from .video_processing_humocon import HuMoConVideoProcessor
@@ -61,6 +63,12 @@ class MotionVideoVideosKwargs(TypedDict, total=False):
     fps: float | list[float | None] | None
     sampling_fps: float | None
     return_flow: bool | None
+    do_sample_frames: bool | None
+    do_rescale: bool | None
+    rescale_factor: float | None
+    do_normalize: bool | None
+    image_mean: list[float] | None
+    image_std: list[float] | None
 
 
 class MotionVideoProcessorKwargs(ProcessingKwargs, total=False):
@@ -72,6 +80,36 @@ class MotionVideoProcessorKwargs(ProcessingKwargs, total=False):
     motion_kwargs: MotionKwargs
     videos_kwargs: MotionVideoVideosKwargs
     return_labels: bool | None
+
+
+class _StandardModalitiesKwargs(ProcessingKwargs, total=False):
+    """`MotionVideoProcessorKwargs` without the motion modality: what transformers' own kwargs merging can handle
+    (it knows text / images / videos / audio only)."""
+
+    text_kwargs: TextKwargs
+    videos_kwargs: MotionVideoVideosKwargs
+    return_labels: bool | None
+
+
+# transformers reads the per-modality TypedDicts from these annotations as classes (`...["videos_kwargs"].__annotations__`);
+# under `from __future__ import annotations` they are forward references until resolved here.
+for _kwargs_class in (MotionVideoProcessorKwargs, _StandardModalitiesKwargs):
+    _kwargs_class.__annotations__.update(typing.get_type_hints(_kwargs_class))
+
+
+# The video component's attribute name in checkpoints saved before it took transformers' standard `video_processor`.
+LEGACY_VIDEO_ATTRIBUTE = "video_feature_extractor"
+
+
+def _legacy_video_settings(settings: dict) -> dict:
+    """Video processor settings as saved by the feature-extractor version, in the video processor's terms."""
+    settings = dict(settings)
+    kind = settings.pop("feature_extractor_type", None)
+    settings.setdefault("video_processor_type", kind or HuMoConVideoProcessor.__name__)
+    auto_map = settings.get("auto_map")
+    if isinstance(auto_map, dict) and "AutoFeatureExtractor" in auto_map and "AutoVideoProcessor" not in auto_map:
+        settings["auto_map"] = {"AutoVideoProcessor": auto_map["AutoFeatureExtractor"]}
+    return settings
 
 
 # Keys under which a content item may carry its motion / video.
@@ -87,14 +125,15 @@ class MotionVideoProcessor(ProcessorMixin):
             The LLM's tokenizer. `motion_token` and `video_token` are added to it as special tokens if missing.
         motion_feature_extractor ([`MotionFeatureExtractor`]):
             Turns SMPL-22 joints (arrays, BVH / HumanML3D / AMASS files) into normalised per-frame features.
-        video_feature_extractor ([`HuMoConVideoProcessor`]):
+        video_processor ([`HuMoConVideoProcessor`]):
             Decodes videos, samples key frames, normalises them for the vision tower, optionally computes flow.
 
-    Both non-text components are feature extractors to transformers (their attribute names contain
-    `feature_extractor`), so `AutoFeatureExtractor` loads them as it loads any processor's components: by the class
-    name saved with them (registered by `humocon_hf.register_auto_classes`) or, for remote code, by their `auto_map`.
-    The video one is not called `video_processor`: transformers types that attribute as a torchvision-backed
-    `BaseVideoProcessor`, and torchvision has no CPU build for our torch; ours decodes with OpenCV and numpy.
+    Components follow transformers' naming, so its processor loading finds them by the class name saved with them
+    (registered by `humocon_hf.register_auto_classes`, or by their `auto_map` for remote code): the motion feature
+    extractor through `AutoFeatureExtractor`, the video processor (a backend-free `VideoProcessorMixin` that decodes
+    with OpenCV and numpy, since torchvision has no CPU build for our torch) through `AutoVideoProcessor`.
+    Checkpoints saved before the video component took its standard name (`video_feature_extractor`) still load:
+    `get_processor_dict` renames their entry, and `video_feature_extractor=` is still accepted as an argument.
         chat_template (`str`, *optional*):
             A Jinja template for typed content (`text` / `motion` / `video` items). When `None`, the tokenizer's
             own template is used on text in which each motion / video item became its placeholder; when the
@@ -111,7 +150,7 @@ class MotionVideoProcessor(ProcessorMixin):
         self,
         tokenizer=None,
         motion_feature_extractor=None,
-        video_feature_extractor=None,
+        video_processor=None,
         chat_template: str | None = None,
         motion_token: str = "<motion>",
         video_token: str = "<video>",
@@ -121,8 +160,17 @@ class MotionVideoProcessor(ProcessorMixin):
     ):
         if motion_feature_extractor is None:
             motion_feature_extractor = MotionFeatureExtractor()
-        if video_feature_extractor is None:
-            video_feature_extractor = HuMoConVideoProcessor()
+        legacy_video = kwargs.pop(LEGACY_VIDEO_ATTRIBUTE, None)
+        if legacy_video is not None:
+            if video_processor is not None:
+                raise ValueError(f"pass the video processor once, as video_processor= (not also {LEGACY_VIDEO_ATTRIBUTE}=)")
+            video_processor = legacy_video
+        if isinstance(video_processor, dict):  # settings of an older save, not yet an object
+            settings = _legacy_video_settings(video_processor)
+            video_processor = HuMoConVideoProcessor.from_dict(
+                {k: v for k, v in settings.items() if k not in ("video_processor_type", "auto_map")})
+        if video_processor is None:
+            video_processor = HuMoConVideoProcessor()
         if tokenizer is None:
             raise ValueError("MotionVideoProcessor needs a tokenizer (the LLM's tokenizer)")
         if int(motion_token_stride) < 1 or int(video_tokens_per_frame) < 1:
@@ -140,9 +188,39 @@ class MotionVideoProcessor(ProcessorMixin):
         if tokenizer.pad_token is None:
             # Padding positions are masked by attention_mask and labels, so any token serves.
             tokenizer.pad_token = tokenizer.eos_token
-        super().__init__(tokenizer, motion_feature_extractor, video_feature_extractor, chat_template=chat_template)
+        super().__init__(tokenizer, motion_feature_extractor, video_processor, chat_template=chat_template)
 
     # ----------------------------------------------------------------------------------------------- loading
+
+    @classmethod
+    def get_processor_dict(cls, pretrained_model_name_or_path, **kwargs):
+        """transformers' settings reader, plus the rename of checkpoints saved while the video component was called
+        `video_feature_extractor` (its settings then carried `feature_extractor_type` and, for remote code, an
+        `AutoFeatureExtractor` entry in `auto_map`)."""
+        processor_dict, kwargs = super().get_processor_dict(pretrained_model_name_or_path, **kwargs)
+        if isinstance(processor_dict.get(LEGACY_VIDEO_ATTRIBUTE), dict) and "video_processor" not in processor_dict:
+            processor_dict = dict(processor_dict)
+            processor_dict["video_processor"] = _legacy_video_settings(processor_dict.pop(LEGACY_VIDEO_ATTRIBUTE))
+        return processor_dict, kwargs
+
+    def check_argument_for_proper_class(self, argument_name, argument):
+        """transformers' component type check, except for the video processor: transformers resolves its expected
+        base class `VideoProcessorMixin` by name from its top-level namespace and, failing that, from a video
+        processor registry that is a torchvision placeholder when torchvision is absent (as here), so the lookup
+        itself fails. The check is the same, done with the class imported directly."""
+        if argument_name == "video_processor":
+            if not isinstance(argument, VideoProcessorMixin):
+                raise TypeError(
+                    f"video_processor must be a transformers VideoProcessorMixin such as HuMoConVideoProcessor, got "
+                    f"{type(argument).__name__}"
+                )
+            return VideoProcessorMixin
+        return super().check_argument_for_proper_class(argument_name, argument)
+
+    @property
+    def video_feature_extractor(self) -> HuMoConVideoProcessor:
+        """The video processor under the name it had before (kept for code written against earlier versions)."""
+        return self.video_processor
 
     def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs):
         """Save the tokenizer, the sub-processors' settings and the chat template.
@@ -155,17 +233,18 @@ class MotionVideoProcessor(ProcessorMixin):
         if not export_remote_code:
             return super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
         # Instance attributes, so the classes stay unregistered. Each sub-processor names its own class in its
-        # `auto_map`: that is how transformers' component loading (AutoFeatureExtractor) finds remote classes.
-        subs = [self.motion_feature_extractor, self.video_feature_extractor]
+        # `auto_map`: that is how transformers' component loading (AutoFeatureExtractor / AutoVideoProcessor) finds
+        # remote classes.
+        subs = [(self.motion_feature_extractor, "AutoFeatureExtractor"), (self.video_processor, "AutoVideoProcessor")]
         self._auto_class = "AutoProcessor"
-        for sub in subs:
-            sub._auto_class = "AutoFeatureExtractor"
+        for sub, auto_class in subs:
+            sub._auto_class = auto_class
         try:
             return super().save_pretrained(save_directory, push_to_hub=push_to_hub, **kwargs)
         finally:
             del self._auto_class
             self.__dict__.pop("auto_map", None)
-            for sub in subs:  # custom_object_save wrote auto_map onto them; later native saves stay clean
+            for sub, _ in subs:  # custom_object_save wrote auto_map onto them; later native saves stay clean
                 sub.__dict__.pop("_auto_class", None)
                 sub.__dict__.pop("auto_map", None)
 
@@ -188,13 +267,13 @@ class MotionVideoProcessor(ProcessorMixin):
     @property
     def num_video_tokens(self) -> int:
         """Number of encoder tokens (= placeholder copies) for one video."""
-        return int(self.video_feature_extractor.num_frames) * self.video_tokens_per_frame
+        return int(self.video_processor.num_frames) * self.video_tokens_per_frame
 
     @property
     def model_input_names(self) -> list[str]:
         names = ["input_ids", "attention_mask"]
         names += list(self.motion_feature_extractor.model_input_names)
-        names += list(self.video_feature_extractor.model_input_names) + ["video_flow"]
+        names += list(self.video_processor.model_input_names) + ["video_flow"]
         return list(dict.fromkeys(names))
 
     # --------------------------------------------------------------------------------------------- __call__
@@ -258,15 +337,18 @@ class MotionVideoProcessor(ProcessorMixin):
             data.update(motion_inputs)
             frames = np.asarray(motion_inputs["motion_attention_mask"]).sum(axis=1)
             motion_token_counts = [self.num_motion_tokens(n) for n in frames]
+        video_token_count = self.num_video_tokens
         if video_list:
             data.update(self._process_videos(video_list, video_fps, return_flow, video_kwargs))
+            # the key frames each video got (num_frames, or all of them with do_sample_frames=False)
+            video_token_count = int(data["pixel_values_videos"].shape[1]) * self.video_tokens_per_frame
 
         if text is not None:
             texts = [text] if isinstance(text, str) else list(text)
             if not texts or not all(isinstance(t, str) for t in texts):
                 raise ValueError(f"text must be a string or a non-empty list of strings, got {type(text).__name__}")
             expanded, spans = self._expand_placeholders(
-                texts, motion_token_counts, len(video_list), _assistant_spans
+                texts, motion_token_counts, len(video_list), _assistant_spans, video_token_count
             )
             need_offsets = spans is not None
             text_inputs = self.tokenizer(expanded, **text_kwargs, return_offsets_mapping=need_offsets)
@@ -288,7 +370,22 @@ class MotionVideoProcessor(ProcessorMixin):
                             "stride", "return_overflowing_tokens", "return_special_tokens_mask", "return_length",
                             "verbose"})
     _MOTION_KEYS = frozenset({"padding", "max_frames", "truncation", "pad_to_multiple_of", "return_attention_mask"})
-    _VIDEO_KEYS = frozenset({"fps", "sampling_fps", "return_flow"})  # not num_frames: placeholder counts follow it
+    # Not num_frames: a checkpoint's video encoder was trained at its own key-frame count.
+    _VIDEO_KEYS = frozenset({"fps", "sampling_fps", "return_flow", "do_sample_frames", "do_rescale", "rescale_factor",
+                             "do_normalize", "image_mean", "image_std"})
+
+    def _merge_kwargs(self, ModelProcessorKwargs, tokenizer_init_kwargs: dict | None = None, **kwargs) -> dict:  # noqa: N803
+        """transformers' kwargs merging (defaults, per-modality dicts, loose keys) with the motion modality it does not
+        know handled beside it: `motion_kwargs` and loose keys only the motion feature extractor takes."""
+        kwargs = dict(kwargs)
+        motion = dict(kwargs.pop("motion_kwargs", None) or {})
+        for key in [k for k in kwargs if k in self._MOTION_KEYS and k not in self._TEXT_KEYS | self._VIDEO_KEYS]:
+            motion[key] = kwargs.pop(key)
+        if ModelProcessorKwargs is MotionVideoProcessorKwargs:
+            ModelProcessorKwargs = _StandardModalitiesKwargs
+        merged = super()._merge_kwargs(ModelProcessorKwargs, tokenizer_init_kwargs=tokenizer_init_kwargs, **kwargs)
+        merged["motion_kwargs"] = motion
+        return merged
 
     def _modality_kwargs(self, kwargs: dict) -> tuple[dict, dict, dict]:
         """Split `text_kwargs` / `motion_kwargs` / `videos_kwargs` / `common_kwargs` (and keys given loose) into
@@ -309,13 +406,15 @@ class MotionVideoProcessor(ProcessorMixin):
             bad = sorted(set(values) - allowed - set(common))
             if bad:
                 raise ValueError(f"MotionVideoProcessor: {component} got {bad}; it takes {sorted(allowed)}")
-        for key in list(kwargs):  # loose keys: the first component that takes them
-            if key in self._TEXT_KEYS:
-                text.setdefault(key, kwargs.pop(key))
-            elif key in self._VIDEO_KEYS:
-                video.setdefault(key, kwargs.pop(key))
-            elif key in self._MOTION_KEYS:
-                motion.setdefault(key, kwargs.pop(key))
+        for key in list(kwargs):  # loose keys: the first component that takes them, never given twice
+            for target, allowed, name in ((text, self._TEXT_KEYS, "text_kwargs"), (video, self._VIDEO_KEYS, "videos_kwargs"),
+                                          (motion, self._MOTION_KEYS, "motion_kwargs")):
+                if key in allowed:
+                    if key in target and not (name == "text_kwargs" and key in common):
+                        raise ValueError(f"MotionVideoProcessor: {key!r} is given twice, as a keyword argument and in "
+                                         f"{name}; pass it once")
+                    target[key] = kwargs.pop(key)
+                    break
         if kwargs:
             logger.warning(f"MotionVideoProcessor ignores the keyword arguments {sorted(kwargs)}")
         text = {k: v for k, v in text.items() if k in self._TEXT_KEYS}
@@ -330,10 +429,14 @@ class MotionVideoProcessor(ProcessorMixin):
         outputs = []
         for i, (video, fps) in enumerate(zip(videos, fps_list)):
             try:
-                outputs.append(self.video_feature_extractor(video, fps=fps, return_flow=return_flow, return_tensors="np",
+                outputs.append(self.video_processor(video, fps=fps, return_flow=return_flow, return_tensors="np",
                                                             **(extra or {})))
             except ValueError as err:  # say which of the batch's videos is at fault
                 raise ValueError(f"videos[{i}]: {err}") from None
+            frames, first = outputs[-1]["pixel_values_videos"].shape[1], outputs[0]["pixel_values_videos"].shape[1]
+            if frames != first:
+                raise ValueError(f"videos[{i}] has {frames} frames but the first video {first}: without frame sampling "
+                                 "(do_sample_frames=False) the videos of one call need equal lengths")
         return {key: np.concatenate([np.asarray(o[key]) for o in outputs], axis=0) for key in outputs[0].keys()}
 
     def _expand_placeholders(
@@ -342,6 +445,7 @@ class MotionVideoProcessor(ProcessorMixin):
         motion_token_counts: list[int],
         num_videos: int,
         assistant_spans: list[list[tuple[int, int]]] | None,
+        video_token_count: int | None = None,
     ) -> tuple[list[str], list[list[tuple[int, int]]] | None]:
         """Replace the i-th `<motion>` with as many copies as motion i has tokens (same for `<video>`).
 
@@ -369,7 +473,7 @@ class MotionVideoProcessor(ProcessorMixin):
                 if match.group(0) == self.motion_token:
                     count = next(motion_iter)
                 else:
-                    count = self.num_video_tokens
+                    count = self.num_video_tokens if video_token_count is None else video_token_count
                 replacement = match.group(0) * count
                 pieces.append(replacement)
                 added += len(replacement) - len(match.group(0))
@@ -507,6 +611,11 @@ class MotionVideoProcessor(ProcessorMixin):
                 flat_messages.append({"role": message["role"], "content": flat_text})
                 structured.append({"role": message["role"], "content": items})
             template = chat_template or self.chat_template
+            if chat_template is None and template is not None and template == getattr(self.tokenizer, "chat_template",
+                                                                                       None):
+                # A processor saved without a template of its own reloads with its tokenizer's (they share
+                # chat_template.jinja): that is the tokenizer's text template, rendered on text with placeholders.
+                template = None
             generation_spans = None
             if template is not None and (return_labels or return_assistant_mask) and _GENERATION_BLOCK.search(template):
                 # The template marks what the assistant generates ({% generation %}): learn exactly that.

@@ -1,7 +1,9 @@
 """Video input for HuMoCon: decode, key-frame sampling, SigLIP-style normalisation and optical flow.
 
-Stock transformers image/video processors need Pillow and torchvision, neither of which is usable
-here (DESIGN §3), so this processor is a plain `FeatureExtractionMixin` built on numpy and OpenCV.
+Stock transformers video processors (`BaseVideoProcessor`) need torchvision, which has no CPU build for our torch
+(DESIGN §3), so this processor derives from transformers' backend-free `VideoProcessorMixin` (what a processor's
+`video_processor` attribute must be, saved as `video_preprocessor_config.json`, loaded by `AutoVideoProcessor`) and
+does its own work with numpy and OpenCV.
 
 Pipeline for one video (a file path or a uint8 ``(N, H, W, 3)`` RGB array):
 
@@ -46,7 +48,7 @@ import struct
 import tempfile
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 try:
     import cv2
@@ -61,8 +63,9 @@ except ImportError:  # motion-only users (e.g. of an exported checkpoint) need n
 
     cv2 = _OpenCVMissing()
 import numpy as np
-from transformers.feature_extraction_utils import BatchFeature, FeatureExtractionMixin
+from transformers.feature_extraction_utils import BatchFeature
 from transformers.utils import logging
+from transformers.video_processing_utils import VideoProcessorMixin
 
 from .smpl22 import DEFAULT_FPS
 
@@ -424,7 +427,28 @@ def _hw(value: Any, name: str) -> dict:
     return out
 
 
-class HuMoConVideoProcessor(FeatureExtractionMixin):
+class HuMoConVideosKwargs(TypedDict, total=False):
+    """What `HuMoConVideoProcessor` takes, at construction (saved settings) and per call (`videos_kwargs` of the
+    processor): transformers reads this as the processor's `valid_kwargs` (`from_dict` overrides, kwargs routing)."""
+
+    num_frames: int | None
+    sampling_fps: float | None
+    size: dict | int | None
+    image_mean: Sequence[float] | None
+    image_std: Sequence[float] | None
+    rescale_factor: float | None
+    patch_size: int | None
+    flow_size: dict | int | None
+    flow_params: dict | None
+    decode_method: str | None
+    do_rescale: bool | None
+    do_normalize: bool | None
+    do_sample_frames: bool | None
+    fps: float | list[float | None] | None
+    return_flow: bool | None
+
+
+class HuMoConVideoProcessor(VideoProcessorMixin):
     r"""Turns videos into key frames for a SigLIP tower, their timestamps and optical-flow targets.
 
     Args:
@@ -439,6 +463,9 @@ class HuMoConVideoProcessor(FeatureExtractionMixin):
             to half of ``size`` (at least the patch grid).
         flow_params (`dict`, *optional*): keyword arguments of ``cv2.calcOpticalFlowFarneback``.
         decode_method (`str`, defaults to ``"auto"``): ``"grab"``, ``"seek"`` or ``"auto"``.
+        do_rescale, do_normalize (`bool`, default True): apply ``rescale_factor`` / ``image_mean`` and ``image_std``.
+        do_sample_frames (`bool`, defaults to True): take ``num_frames`` key frames; False keeps every frame given
+            (the video encoder takes any number of key frames; the processor expands ``<video>`` accordingly).
 
     Calling it returns a `BatchFeature` with ``pixel_values_videos`` (B, K, 3, H, W) float32,
     ``video_timestamps`` (B, K) float32 seconds and, with ``return_flow=True``, ``video_flow``
@@ -446,6 +473,7 @@ class HuMoConVideoProcessor(FeatureExtractionMixin):
     """
 
     model_input_names = ["pixel_values_videos", "video_timestamps"]
+    valid_kwargs = HuMoConVideosKwargs
 
     def __init__(
         self,
@@ -459,6 +487,9 @@ class HuMoConVideoProcessor(FeatureExtractionMixin):
         flow_size: dict | int | None = None,
         flow_params: dict | None = None,
         decode_method: str = "auto",
+        do_rescale: bool = True,
+        do_normalize: bool = True,
+        do_sample_frames: bool = True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -496,6 +527,9 @@ class HuMoConVideoProcessor(FeatureExtractionMixin):
         params.update(flow_params or {})
         self.flow_params = params
         self.decode_method = decode_method
+        self.do_rescale = bool(do_rescale)
+        self.do_normalize = bool(do_normalize)
+        self.do_sample_frames = bool(do_sample_frames)
 
     # ------------------------------------------------------------------ construction helpers
     @classmethod
@@ -542,8 +576,17 @@ class HuMoConVideoProcessor(FeatureExtractionMixin):
         """All frames of a video file: (uint8 (N, H, W, 3) RGB, fps)."""
         return load_video(path)
 
-    def _key_frames(self, video: Any, fps: float | None, num_frames: int, sampling_fps, where: str):
-        """(frames (K,H,W,3) uint8, timestamps (K,) float32) of one video input."""
+    def _key_frames(self, video: Any, fps: float | None, num_frames: int, sampling_fps, where: str,
+                    sample: bool = True):
+        """(frames (K,H,W,3) uint8, timestamps (K,) float32) of one video input; with ``sample=False`` every frame."""
+        if not sample:
+            if isinstance(video, (str, os.PathLike)):
+                frames, rate = self.load_video(video)
+            else:
+                frames, rate = _check_frames(video, where), float(fps) if fps is not None else DEFAULT_FPS
+            if not math.isfinite(rate) or rate <= 0:
+                raise ValueError(f"fps for {where} must be a positive number, got {fps!r}")
+            return frames, (np.arange(len(frames)) / rate).astype(np.float32)
         if isinstance(video, (str, os.PathLike)):
             frames, ts, _, _ = load_key_frames(
                 video,
@@ -561,13 +604,22 @@ class HuMoConVideoProcessor(FeatureExtractionMixin):
         return frames[idx], (idx / rate).astype(np.float32)
 
     # ------------------------------------------------------------------ per-video transforms
-    def normalize_frames(self, frames: np.ndarray) -> np.ndarray:
-        """uint8 (K, h, w, 3) RGB → float32 (K, 3, H, W), resized, rescaled and normalised."""
+    def normalize_frames(self, frames: np.ndarray, do_rescale: bool | None = None, rescale_factor: float | None = None,
+                         do_normalize: bool | None = None, image_mean: Sequence[float] | None = None,
+                         image_std: Sequence[float] | None = None) -> np.ndarray:
+        """uint8 (K, h, w, 3) RGB → float32 (K, 3, H, W), resized, rescaled and normalised (the processor's settings
+        unless given)."""
         h, w = self.size["height"], self.size["width"]
-        resized = np.stack([_resize(f, h, w) for f in frames]).astype(np.float32)
-        mean = np.asarray(self.image_mean, dtype=np.float32)
-        std = np.asarray(self.image_std, dtype=np.float32)
-        out = (resized * np.float32(self.rescale_factor) - mean) / std
+        out = np.stack([_resize(f, h, w) for f in frames]).astype(np.float32)
+        if self.do_rescale if do_rescale is None else do_rescale:
+            out *= np.float32(self.rescale_factor if rescale_factor is None else rescale_factor)
+        if self.do_normalize if do_normalize is None else do_normalize:
+            mean = np.asarray(self.image_mean if image_mean is None else image_mean, dtype=np.float32)
+            std = np.asarray(self.image_std if image_std is None else image_std, dtype=np.float32)
+            if mean.shape != (3,) or std.shape != (3,) or not (std > 0).all():
+                raise ValueError(f"image_mean / image_std must hold 3 values (RGB) with std > 0, got {image_mean!r} / "
+                                 f"{image_std!r}")
+            out = (out - mean) / std
         return np.ascontiguousarray(out.transpose(0, 3, 1, 2))
 
     def compute_flow(self, frames: np.ndarray) -> np.ndarray:
@@ -594,6 +646,12 @@ class HuMoConVideoProcessor(FeatureExtractionMixin):
         fps: float | Sequence[float] | None = None,
         num_frames: int | None = None,
         sampling_fps: float | None = None,
+        do_sample_frames: bool | None = None,
+        do_rescale: bool | None = None,
+        rescale_factor: float | None = None,
+        do_normalize: bool | None = None,
+        image_mean: Sequence[float] | None = None,
+        image_std: Sequence[float] | None = None,
         **kwargs,
     ) -> BatchFeature:
         """Process one video or a batch.
@@ -605,7 +663,8 @@ class HuMoConVideoProcessor(FeatureExtractionMixin):
             return_tensors: ``"pt"``, ``"np"`` or None (numpy arrays).
             fps: frame rate of array inputs (one number or one per video; default ``DEFAULT_FPS``);
                 for files only used when the container reports no frame rate.
-            num_frames / sampling_fps: per-call overrides of the processor's settings.
+            num_frames / sampling_fps / do_sample_frames / do_rescale / rescale_factor / do_normalize / image_mean /
+                image_std: per-call overrides of the processor's settings.
         """
         if kwargs:
             logger.warning(f"HuMoConVideoProcessor ignores unknown arguments {sorted(kwargs)}")
@@ -613,7 +672,8 @@ class HuMoConVideoProcessor(FeatureExtractionMixin):
         sampling_fps = self.sampling_fps if sampling_fps is None else float(sampling_fps)
         if num_frames < 1:
             raise ValueError(f"num_frames must be >= 1, got {num_frames}")
-        if return_flow and num_frames < 2:
+        sample = self.do_sample_frames if do_sample_frames is None else bool(do_sample_frames)
+        if return_flow and sample and num_frames < 2:
             raise ValueError("return_flow=True needs at least 2 key frames (num_frames >= 2)")
         batch = _as_batch(videos)
         if isinstance(fps, (list, tuple, np.ndarray)):
@@ -626,8 +686,13 @@ class HuMoConVideoProcessor(FeatureExtractionMixin):
         pixels, stamps, flows = [], [], []
         for i, (video, rate) in enumerate(zip(batch, rates, strict=True)):
             where = f"videos[{i}]" if len(batch) > 1 or isinstance(videos, (list, tuple)) else "video"
-            frames, ts = self._key_frames(video, rate, num_frames, sampling_fps, where)
-            pixels.append(self.normalize_frames(frames))
+            frames, ts = self._key_frames(video, rate, num_frames, sampling_fps, where, sample=sample)
+            if pixels and len(frames) != len(pixels[0]):
+                raise ValueError(f"{where} has {len(frames)} frames but the first video {len(pixels[0])}: without "
+                                 "frame sampling (do_sample_frames=False) the videos of one call need equal lengths")
+            if return_flow and len(frames) < 2:
+                raise ValueError(f"return_flow=True needs at least 2 frames; {where} has {len(frames)}")
+            pixels.append(self.normalize_frames(frames, do_rescale, rescale_factor, do_normalize, image_mean, image_std))
             stamps.append(ts)
             if return_flow:
                 flows.append(self.compute_flow(frames))
@@ -635,6 +700,10 @@ class HuMoConVideoProcessor(FeatureExtractionMixin):
         if return_flow:
             data["video_flow"] = np.stack(flows)
         return BatchFeature(data=data, tensor_type=return_tensors)
+
+    def preprocess(self, videos, **kwargs) -> BatchFeature:
+        """The same as calling the processor (transformers' name for the entry point)."""
+        return self(videos, **kwargs)
 
 
 def _as_batch(videos: Any) -> list:
@@ -695,6 +764,7 @@ def _check_frames(video: Any, where: str) -> np.ndarray:
 
 __all__ = [
     "HuMoConVideoProcessor",
+    "HuMoConVideosKwargs",
     "load_video",
     "load_key_frames",
     "sample_frame_indices",

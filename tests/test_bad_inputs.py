@@ -181,7 +181,7 @@ def processor(smollm2_tokenizer_dir):
     return MotionVideoProcessor(
         tokenizer=AutoTokenizer.from_pretrained(smollm2_tokenizer_dir),
         motion_feature_extractor=MotionFeatureExtractor(),
-        video_feature_extractor=HuMoConVideoProcessor(num_frames=4, size={"height": 32, "width": 32}, patch_size=8),
+        video_processor=HuMoConVideoProcessor(num_frames=4, size={"height": 32, "width": 32}, patch_size=8),
         motion_token_stride=4,
         video_tokens_per_frame=1,
     )

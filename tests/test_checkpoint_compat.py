@@ -13,6 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 from transformers import AutoFeatureExtractor, AutoModel, AutoProcessor
+from transformers.models.auto.video_processing_auto import AutoVideoProcessor  # the top-level name needs torchvision
 
 import humocon_hf  # noqa: F401  (registers the Auto classes)
 from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
@@ -30,25 +31,48 @@ def legacy_copy(tmp_path) -> Path:
     return out
 
 
-def test_legacy_processor_loads_with_auto_processor(legacy_copy):
+def test_legacy_processor_loads_with_auto_processor(legacy_copy, tmp_path):
+    """The fixture was saved when the video component was `video_feature_extractor` (a feature extractor): it loads
+    as today's `video_processor`, and saving it again writes only the standard name."""
     processor = AutoProcessor.from_pretrained(legacy_copy)
     assert isinstance(processor, MotionVideoProcessor)
     assert isinstance(processor.motion_feature_extractor, MotionFeatureExtractor)
-    assert isinstance(processor.video_feature_extractor, HuMoConVideoProcessor)
-    assert processor.video_feature_extractor.num_frames == 2
+    assert isinstance(processor.video_processor, HuMoConVideoProcessor)
+    assert processor.video_processor.num_frames == 2 and processor.video_processor.size == {"height": 32, "width": 32}
+    assert processor.video_feature_extractor is processor.video_processor  # the old attribute name still reads
     assert processor.motion_feature_extractor.max_frames == 64
     assert (processor.motion_token_id, processor.video_token_id) == (120, 121)
+    processor.save_pretrained(tmp_path / "resaved")
+    settings = json.loads((tmp_path / "resaved" / "processor_config.json").read_text())
+    assert "video_feature_extractor" not in settings
+    assert settings["video_processor"]["video_processor_type"] == "HuMoConVideoProcessor"
+    assert AutoProcessor.from_pretrained(tmp_path / "resaved").video_processor.to_dict() == processor.video_processor.to_dict()
 
 
-def test_processor_components_load_through_auto_feature_extractor(legacy_copy):
-    """transformers resolves a processor's components with `AutoFeatureExtractor` from the class name saved with each
-    (no override of ours in between): both classes must be known to it by name."""
+def test_processor_components_load_through_transformers_auto_classes(legacy_copy, tmp_path):
+    """transformers resolves a processor's components with its Auto classes from the class name saved with each (no
+    override of ours in between): the motion one through AutoFeatureExtractor, the video one through
+    AutoVideoProcessor."""
     settings = json.loads((legacy_copy / "processor_config.json").read_text())
     motion = AutoFeatureExtractor.from_pretrained(legacy_copy, processor_config=settings["motion_feature_extractor"])
-    video = AutoFeatureExtractor.from_pretrained(legacy_copy, processor_config=settings["video_feature_extractor"])
     assert isinstance(motion, MotionFeatureExtractor) and motion.max_frames == 64
+    MotionVideoProcessor.from_pretrained(legacy_copy).save_pretrained(tmp_path / "new")
+    settings = json.loads((tmp_path / "new" / "processor_config.json").read_text())
+    video = AutoVideoProcessor.from_pretrained(tmp_path / "new", processor_config=settings["video_processor"])
     assert isinstance(video, HuMoConVideoProcessor) and video.num_frames == 2
+    assert isinstance(AutoVideoProcessor.from_pretrained(tmp_path / "new"), HuMoConVideoProcessor)  # nested lookup
     assert "get_possibly_dynamic_module" not in MotionVideoProcessor.__dict__
+
+
+def test_legacy_video_component_given_by_its_old_argument_name(legacy_copy):
+    video = HuMoConVideoProcessor(num_frames=3, size=32, patch_size=8)
+    processor = MotionVideoProcessor(AutoProcessor.from_pretrained(legacy_copy).tokenizer,
+                                     video_feature_extractor=video)
+    assert processor.video_processor is video
+    with pytest.raises(ValueError, match="video_processor= .not also video_feature_extractor="):
+        MotionVideoProcessor(processor.tokenizer, video_processor=video, video_feature_extractor=video)
+    with pytest.raises(TypeError, match="video_processor must be a transformers VideoProcessorMixin.*MotionFeature"):
+        MotionVideoProcessor(processor.tokenizer, video_processor=MotionFeatureExtractor())
 
 
 def test_remote_code_components_name_their_classes(legacy_copy, tmp_path):
@@ -56,7 +80,7 @@ def test_remote_code_components_name_their_classes(legacy_copy, tmp_path):
     processor.save_pretrained(tmp_path / "remote", export_remote_code=True)
     settings = json.loads((tmp_path / "remote" / "processor_config.json").read_text())
     assert settings["motion_feature_extractor"]["auto_map"]["AutoFeatureExtractor"].endswith(".MotionFeatureExtractor")
-    assert settings["video_feature_extractor"]["auto_map"]["AutoFeatureExtractor"].endswith(".HuMoConVideoProcessor")
+    assert settings["video_processor"]["auto_map"]["AutoVideoProcessor"].endswith(".HuMoConVideoProcessor")
     # a native save after the export stays free of auto_map
     processor.save_pretrained(tmp_path / "native")
     native = json.loads((tmp_path / "native" / "processor_config.json").read_text())

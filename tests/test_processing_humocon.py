@@ -31,7 +31,7 @@ def processor(smollm2_tokenizer_dir):
     return MotionVideoProcessor(
         tokenizer=tokenizer,
         motion_feature_extractor=MotionFeatureExtractor(),
-        video_feature_extractor=HuMoConVideoProcessor(num_frames=4, size={"height": 32, "width": 32}, patch_size=8),
+        video_processor=HuMoConVideoProcessor(num_frames=4, size={"height": 32, "width": 32}, patch_size=8),
         motion_token_stride=4,
         video_tokens_per_frame=1,
     )
@@ -192,8 +192,8 @@ def test_save_and_load_round_trip(processor, tmp_path):
     assert config["motion_feature_extractor"]["feature_extractor_type"] == "MotionFeatureExtractor"
     loaded = MotionVideoProcessor.from_pretrained(tmp_path)
     assert isinstance(loaded.motion_feature_extractor, MotionFeatureExtractor)
-    assert isinstance(loaded.video_feature_extractor, HuMoConVideoProcessor)
-    assert loaded.video_feature_extractor.num_frames == 4
+    assert isinstance(loaded.video_processor, HuMoConVideoProcessor)
+    assert loaded.video_processor.num_frames == 4
     kwargs = dict(text="<video><motion>", motions=walk_joints(13), videos=_video(), video_fps=10.0, return_tensors="np")
     a, b = processor(**kwargs), loaded(**kwargs)
     assert a.keys() == b.keys()
@@ -240,7 +240,7 @@ def test_auto_processor_loads_the_saved_processor(processor, tmp_path):
     processor.save_pretrained(tmp_path)
     loaded = AutoProcessor.from_pretrained(tmp_path)
     assert isinstance(loaded, MotionVideoProcessor)
-    assert loaded.video_feature_extractor.num_frames == processor.video_feature_extractor.num_frames
+    assert loaded.video_processor.num_frames == processor.video_processor.num_frames
 
 
 def test_modality_kwargs_dicts_and_unknown_kwargs(processor, caplog):
@@ -360,3 +360,60 @@ def test_assistant_mask_follows_the_templates_generation_blocks(processor):
                                          return_assistant_tokens_mask=True, return_labels=True)
     assert tokenizer.decode(ours["input_ids"][0][ours["assistant_masks"][0].bool()]) == expected == "Paris. [end]"
     assert ours["assistant_masks"].tolist() == (ours["labels"] != -100).long().tolist()
+
+
+# ----------------------------------------------------------------------- transformers' video-processor conventions
+
+
+def test_standard_video_kwargs_reach_the_video_processor(processor):
+    """do_rescale / rescale_factor / do_normalize / image_mean / image_std work per call, as on any transformers video
+    processor, and give what the video processor alone gives."""
+    video = _video()
+    for kwargs in ({"do_normalize": False}, {"do_rescale": True, "rescale_factor": -1.0},
+                   {"image_mean": [0.0, 0.0, 0.0], "image_std": [1.0, 1.0, 1.0]}):
+        alone = processor.video_processor(video, return_tensors="np", **kwargs)["pixel_values_videos"]
+        through = processor(text="<video>", videos=video, return_tensors="np", **kwargs)["pixel_values_videos"]
+        np.testing.assert_array_equal(alone, through)
+        assert not np.allclose(alone, processor.video_processor(video, return_tensors="np")["pixel_values_videos"])
+    raw = processor(text="<video>", videos=video, do_rescale=False, do_normalize=False)["pixel_values_videos"]
+    assert raw.max() > 100  # neither rescaled nor normalised: 0-255 intensities
+
+
+def test_without_frame_sampling_every_frame_is_a_key_frame(processor):
+    """do_sample_frames=False keeps all N frames (the video encoder takes any count): `<video>` expands to N tokens."""
+    video = _video(num_frames=7)
+    out = processor(text="<video> go", videos=video, do_sample_frames=False, return_tensors="np")
+    assert out["pixel_values_videos"].shape[1] == 7
+    np.testing.assert_allclose(out["video_timestamps"][0], np.arange(7) / 20.0, atol=1e-6)  # default 20 fps
+    assert int((out["input_ids"] == processor.video_token_id).sum()) == 7 * processor.video_tokens_per_frame
+    with pytest.raises(ValueError, match=r"videos\[1\].*5 frames but the first video 7.*equal lengths"):
+        processor(text="<video><video>", videos=[video, _video(num_frames=5)], do_sample_frames=False)
+
+
+def test_a_keyword_given_loose_and_in_its_modality_dict_is_refused(processor):
+    with pytest.raises(ValueError, match="'padding' is given twice.*text_kwargs"):
+        processor(text="hi", text_kwargs={"padding": "do_not_pad"}, padding="max_length", max_length=8)
+    with pytest.raises(ValueError, match="'do_normalize' is given twice.*videos_kwargs"):
+        processor(text="<video>", videos=_video(), videos_kwargs={"do_normalize": False}, do_normalize=True)
+
+
+def test_transformers_merges_this_processors_kwargs(processor):
+    """transformers' own kwargs merging reads each modality's TypedDict from `valid_processor_kwargs`' annotations
+    (they must be classes, not forward references)."""
+    merged = processor._merge_kwargs(processor.valid_processor_kwargs, tokenizer_init_kwargs=processor.tokenizer.init_kwargs,
+                                     do_normalize=False, fps=12.0, padding="max_length")
+    assert merged["videos_kwargs"]["do_normalize"] is False and merged["videos_kwargs"]["fps"] == 12.0
+    assert merged["text_kwargs"]["padding"] == "max_length"
+
+
+def test_a_processor_saved_without_its_own_template_renders_typed_messages(processor, tmp_path):
+    """Saved without a template of its own, a processor reloads with its tokenizer's (the two share
+    chat_template.jinja): typed text content still renders, through the tokenizer's text template."""
+    bare = MotionVideoProcessor(processor.tokenizer, processor.motion_feature_extractor, processor.video_processor,
+                                motion_token_stride=4)
+    bare.save_pretrained(tmp_path)
+    loaded = MotionVideoProcessor.from_pretrained(tmp_path)
+    messages = [{"role": "user", "content": [{"type": "text", "text": "Describe this."}, {"type": "video", "video": _video()}]}]
+    flat = [{"role": "user", "content": "Describe this.<video>"}]
+    expected = processor.tokenizer.apply_chat_template(flat, tokenize=False, add_generation_prompt=True)
+    assert loaded.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) == expected

@@ -6,6 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
+# transformers' top-level name is a torchvision-requiring placeholder here; the class itself needs no torchvision
+from transformers.models.auto.video_processing_auto import AutoVideoProcessor
+
 from humocon_hf.processing.video_processing_humocon import (
     HuMoConVideoProcessor,
     load_key_frames,
@@ -294,17 +297,27 @@ def test_save_load_round_trip(tmp_path):
         decode_method="grab",
     )
     proc.save_pretrained(tmp_path)
-    saved = json.loads((tmp_path / "preprocessor_config.json").read_text())
+    # transformers' video processor file, read back by AutoVideoProcessor as well as by the class itself
+    saved = json.loads((tmp_path / "video_preprocessor_config.json").read_text())
     assert saved["num_frames"] == 5 and saved["flow_size"] == {"height": 64, "width": 64}
+    assert saved["video_processor_type"] == "HuMoConVideoProcessor"
     assert not list(tmp_path.glob(".tmp-*"))
-    loaded = HuMoConVideoProcessor.from_pretrained(tmp_path)
-    for key in ("num_frames", "sampling_fps", "size", "image_mean", "image_std", "rescale_factor",
-                "patch_size", "flow_size", "flow_params", "decode_method"):
-        assert getattr(loaded, key) == getattr(proc, key), key
+    # a standalone save of the earlier feature-extractor version (preprocessor_config.json) still loads
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    old = {k: v for k, v in saved.items() if k != "video_processor_type"} | {"feature_extractor_type": "HuMoConVideoProcessor"}
+    (legacy / "preprocessor_config.json").write_text(json.dumps(old))
     frames = np.random.default_rng(2).integers(0, 256, (20, 50, 70, 3), dtype=np.uint8)
-    a, b = proc(frames, return_flow=True), loaded(frames, return_flow=True)
-    for key in a:
-        np.testing.assert_array_equal(a[key], b[key])
+    reference = proc(frames, return_flow=True)
+    for loaded in (HuMoConVideoProcessor.from_pretrained(tmp_path), AutoVideoProcessor.from_pretrained(tmp_path),
+                   HuMoConVideoProcessor.from_pretrained(legacy)):
+        assert type(loaded) is HuMoConVideoProcessor
+        for key in ("num_frames", "sampling_fps", "size", "image_mean", "image_std", "rescale_factor",
+                    "patch_size", "flow_size", "flow_params", "decode_method"):
+            assert getattr(loaded, key) == getattr(proc, key), key
+        again = loaded(frames, return_flow=True)
+        for key in reference:
+            np.testing.assert_array_equal(reference[key], again[key])
 
 
 def test_from_vision_config_matches_tower():

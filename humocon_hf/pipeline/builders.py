@@ -67,7 +67,7 @@ def build_processor(model_args, data_args):
         tokenizer=tokenizer,
         chat_template=typed_chat_template(getattr(tokenizer, "chat_template", None)),
         motion_feature_extractor=MotionFeatureExtractor(max_frames=data_args.max_frames),
-        video_feature_extractor=HuMoConVideoProcessor(size=vision.image_size, patch_size=vision.patch_size),
+        video_processor=HuMoConVideoProcessor(size=vision.image_size, patch_size=vision.patch_size),
         motion_token_stride=config.motion_config.motion_token_stride,
         video_tokens_per_frame=config.video_config.video_tokens_per_frame,
     )

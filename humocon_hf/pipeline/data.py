@@ -143,7 +143,7 @@ def rendered_pairs(items: list[dict], processor) -> list[dict]:
 
     from humocon_hf.processing.rendering import render_motion
 
-    size = processor.video_feature_extractor.size
+    size = processor.video_processor.size
     side = size["height"] if isinstance(size, dict) else int(size)
     pairs = []
     for item in tqdm(items, desc="rendering motion-video pairs", unit="clip"):

@@ -326,7 +326,7 @@ class HuMoConPipeline:
         )
         collator = ConceptDiscoveryCollator(
             feature_extractor=processor.motion_feature_extractor,
-            video_processor=processor.video_feature_extractor,
+            video_processor=processor.video_processor,
             max_frames=self.recipe.data.max_frames,
         )
         out = schedule.run(model, ListDataset(items), collator=collator, resume=True)
