@@ -25,7 +25,7 @@ from typing import Any
 from transformers import Trainer, TrainingArguments
 from transformers.utils import logging
 
-from humocon_hf.data.loaders import ROLE_ALIASES
+from humocon_hf.data.custom_qa import ROLE_ALIASES
 
 logger = logging.get_logger(__name__)
 

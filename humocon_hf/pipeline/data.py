@@ -91,7 +91,7 @@ def resolve_cmu(data_args) -> tuple[Path | None, Path | None]:
 def build_benchmark(data_args, cache_dir: Path):
     """The procedural motion-QA `DatasetDict` (train / validation / test) for the recipe's data section."""
     if data_args.dataset != "procedural":
-        from humocon_hf.data.loaders import load_custom_qa
+        from humocon_hf.data.custom_qa import load_custom_qa
 
         loaded = load_custom_qa(data_args.dataset)
         if hasattr(loaded, "keys") and "test" in loaded:

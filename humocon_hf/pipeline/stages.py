@@ -231,7 +231,7 @@ class HuMoConPipeline:
         holdout = set(data_args.cmu_holdout_subjects or ())
         bvh_dir, csv = resolve_cmu(data_args)
         if bvh_dir is not None:
-            from humocon_hf.data.loaders import load_cmu_bvh
+            from humocon_hf.data.real_mocap import load_cmu_bvh
 
             (folder / "cmu").mkdir(exist_ok=True)
             for row in tqdm(load_cmu_bvh(bvh_dir, csv), desc="CMU BVH -> SMPL-22 joints", unit="trial"):
@@ -252,7 +252,7 @@ class HuMoConPipeline:
         bandai_rows = []
         bandai_dir = resolve_bandai(data_args)
         if bandai_dir is not None:
-            from humocon_hf.data.loaders import load_bandai_namco
+            from humocon_hf.data.real_mocap import load_bandai_namco
 
             (folder / "bandai").mkdir(exist_ok=True)
             for row in tqdm(load_bandai_namco(bandai_dir), desc="Bandai Namco BVH -> SMPL-22 joints", unit="take"):
