@@ -242,7 +242,7 @@ def generation_autocast(model, enabled: bool):
 
 def qa_collator(processor, model_args):
     """The stage-2/3 collator for a recipe's `model` section: the prompt format training and answering share."""
-    from humocon_hf.training.instruction_tuning import HuMoConQACollator
+    from humocon_hf.training.qa_collator import HuMoConQACollator
 
     return HuMoConQACollator(processor, max_length=model_args.max_length, system_prompt=model_args.system_prompt)
 

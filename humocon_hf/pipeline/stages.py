@@ -380,7 +380,7 @@ class HuMoConPipeline:
 
     def stage_translate(self, folder: Path) -> dict:
         from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
-        from humocon_hf.training.instruction_tuning import ModalityTranslationTrainer
+        from humocon_hf.training.modality_translation import ModalityTranslationTrainer
 
         model_args = self.recipe.model
         targs, tr_args = self.training_args("translate", output_dir=folder / "checkpoints")
