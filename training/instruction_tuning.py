@@ -21,6 +21,7 @@ collator lives in `humocon_hf.training.qa_collator`, what both trainers share in
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from transformers import Trainer, TrainingArguments
 from transformers.utils import logging
@@ -35,6 +36,12 @@ from humocon_hf.training.qa_trainer_common import (
     trainable_parameter_names,
 )
 
+if TYPE_CHECKING:
+    from peft import PeftModel
+
+    from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
+    from humocon_hf.processing.processing_humocon import MotionVideoProcessor
+
 logger = logging.get_logger(__name__)
 
 # Regex on module names (peft `target_modules` as a string is matched with re.fullmatch): only the LLM's
@@ -46,14 +53,14 @@ DEFAULT_LORA_TARGET_MODULES = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj
 
 
 def apply_lora(
-    model,
+    model: HuMoConForCausalLM,
     r: int = 8,
     lora_alpha: int = 16,
     lora_dropout: float = 0.05,
     target_modules: str | list[str] = DEFAULT_LORA_TARGET_MODULES,
     lora_config=None,
     train_projectors: bool = False,
-):
+) -> PeftModel:
     """Wrap a `HuMoConForCausalLM` in a peft LoRA model (rank `r` on the LLM's attention projections).
 
     Everything but the LoRA matrices is frozen, encoders included. The projectors are frozen too (the paper),
@@ -94,14 +101,14 @@ def apply_lora(
     return peft_model
 
 
-def load_adapter(model, adapter_path: str, is_trainable: bool = False):
+def load_adapter(model: HuMoConForCausalLM, adapter_path: str, is_trainable: bool = False) -> PeftModel:
     """Attach a saved LoRA adapter (a Trainer checkpoint or `save_pretrained` folder) to a `HuMoConForCausalLM`."""
     from peft import PeftModel
 
     return PeftModel.from_pretrained(model, adapter_path, is_trainable=is_trainable)
 
 
-def merge_adapter(peft_model):
+def merge_adapter(peft_model: PeftModel) -> HuMoConForCausalLM:
     """Fold the LoRA weights into the LLM and return the plain `HuMoConForCausalLM` (one checkpoint to ship)."""
     return peft_model.merge_and_unload()
 
@@ -123,9 +130,9 @@ class InstructionTuningTrainer(_HuMoConTrainerMixin, Trainer):
 
     def __init__(
         self,
-        model=None,
+        model: HuMoConForCausalLM | PeftModel | None = None,
         args: TrainingArguments | None = None,
-        processor=None,
+        processor: MotionVideoProcessor | None = None,
         data_collator=None,
         lora_r: int = 8,
         lora_alpha: int = 16,
@@ -186,8 +193,8 @@ PAPER_RECIPES = {
 
 def finetune(
     stage: str,
-    model,
-    processor,
+    model: HuMoConForCausalLM,
+    processor: MotionVideoProcessor,
     train_dataset,
     output_dir: str,
     eval_dataset=None,

@@ -7,14 +7,20 @@ unchanged. `humocon_hf.training.instruction_tuning.finetune` runs it with the pa
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from transformers import Trainer, TrainingArguments
 
 from humocon_hf.training.qa_trainer_common import PROJECTOR_MODULES, _HuMoConTrainerMixin
 
+if TYPE_CHECKING:
+    from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
+    from humocon_hf.processing.processing_humocon import MotionVideoProcessor
+
 __all__ = ["ModalityTranslationTrainer", "freeze_for_modality_translation"]
 
 
-def freeze_for_modality_translation(model) -> None:
+def freeze_for_modality_translation(model: HuMoConForCausalLM) -> None:
     """Stage 2: only the two projectors train."""
     model.requires_grad_(False)
     for name in PROJECTOR_MODULES:
@@ -38,9 +44,9 @@ class ModalityTranslationTrainer(_HuMoConTrainerMixin, Trainer):
 
     def __init__(
         self,
-        model=None,
+        model: HuMoConForCausalLM | None = None,
         args: TrainingArguments | None = None,
-        processor=None,
+        processor: MotionVideoProcessor | None = None,
         data_collator=None,
         max_length: int | None = None,
         system_prompt: str | None = None,

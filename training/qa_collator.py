@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from humocon_hf.data.custom_qa import ROLE_ALIASES
+
+if TYPE_CHECKING:
+    from humocon_hf.processing.processing_humocon import MotionVideoProcessor
 
 __all__ = ["DEFAULT_PROMPTS", "HuMoConQACollator"]
 
@@ -47,7 +50,7 @@ class HuMoConQACollator:
 
     def __init__(
         self,
-        processor,
+        processor: MotionVideoProcessor,
         max_length: int | None = None,
         system_prompt: str | None = None,
         motion_column: str = "motion",

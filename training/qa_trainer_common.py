@@ -5,11 +5,17 @@ mixin (default collator, raw columns kept), the loss computed at supervised posi
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from transformers import TrainingArguments
 
 from humocon_hf.training.qa_collator import HuMoConQACollator
+
+if TYPE_CHECKING:
+    import torch
+    from peft import PeftModel
+
+    from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
 
 __all__ = ["PROJECTOR_MODULES", "supervised_positions_loss", "trainable_parameter_names"]
 
@@ -20,7 +26,7 @@ def _unwrap(model):
     return get_base() if callable(get_base) else model
 
 
-def trainable_parameter_names(model) -> list[str]:
+def trainable_parameter_names(model: torch.nn.Module) -> list[str]:
     """Names of the parameters that receive gradients (what a stage trains)."""
     return [name for name, p in model.named_parameters() if p.requires_grad]
 
@@ -39,7 +45,9 @@ def _prepare_args(
     return args
 
 
-def supervised_positions_loss(model, inputs: Mapping[str, Any], num_items_in_batch=None):
+def supervised_positions_loss(
+    model: HuMoConForCausalLM | PeftModel, inputs: Mapping[str, Any], num_items_in_batch=None
+):
     """Next-token cross-entropy of a `HuMoConForCausalLM` (or its peft wrapper), with logits computed only where a
     next token is supervised (`labels[:, 1:] != -100`).
 
