@@ -286,7 +286,7 @@ def main(argv=None):
 
     # Loss on every position's logits vs on the supervised (answer) positions only, as the stage-2/3 trainers do,
     # with the LLM frozen and the projectors training (stage 2; LoRA adds little to a stage-3 step).
-    from humocon_hf.training.instruction_tuning import supervised_positions_loss
+    from humocon_hf.training.qa_trainer_common import supervised_positions_loss
 
     answer_labels = torch.full_like(multimodal["input_ids"], -100)
     answer_labels[:, -args.answer_tokens :] = multimodal["input_ids"][:, -args.answer_tokens :]

@@ -46,8 +46,8 @@ _LAZY = {
     "ConceptDiscoveryRecipe": "humocon_hf.training.concept_discovery",
     "plot_concept_timeline": "humocon_hf.concepts",
     "extract_concepts": "humocon_hf.concepts",
-    "HuMoConQACollator": "humocon_hf.training.instruction_tuning",
-    "ModalityTranslationTrainer": "humocon_hf.training.instruction_tuning",
+    "HuMoConQACollator": "humocon_hf.training.qa_collator",
+    "ModalityTranslationTrainer": "humocon_hf.training.modality_translation",
     "InstructionTuningTrainer": "humocon_hf.training.instruction_tuning",
     "apply_lora": "humocon_hf.training.instruction_tuning",
     "load_adapter": "humocon_hf.training.instruction_tuning",
@@ -89,14 +89,14 @@ if TYPE_CHECKING:  # pragma: no cover
     from .processing.video_processing_humocon import HuMoConVideoProcessor
     from .training.concept_discovery import ConceptDiscoveryCollator, ConceptDiscoveryRecipe, ConceptDiscoveryTrainer
     from .training.instruction_tuning import (
-        HuMoConQACollator,
         InstructionTuningTrainer,
-        ModalityTranslationTrainer,
         apply_lora,
         finetune,
         load_adapter,
         merge_adapter,
     )
+    from .training.modality_translation import ModalityTranslationTrainer
+    from .training.qa_collator import HuMoConQACollator
 
 
 def __getattr__(name: str):

@@ -11,6 +11,11 @@ import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
+    from humocon_hf.modeling.modeling_humocon_concept_discovery import HuMoConForConceptDiscovery
 
 
 def motion_concepts(motion_encoder, feature_extractor, motions) -> list[dict]:
@@ -25,7 +30,7 @@ def motion_concepts(motion_encoder, feature_extractor, motions) -> list[dict]:
 
 
 def extract_concepts(
-    model,
+    model: HuMoConForConceptDiscovery | HuMoConForCausalLM,
     motions=None,
     videos=None,
     feature_extractor=None,

@@ -16,6 +16,11 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
+    from humocon_hf.processing.processing_humocon import MotionVideoProcessor
 
 REMOTE_CODE_AUTO_MAP = {
     "AutoConfig": "configuration_humocon.HuMoConConfig",
@@ -40,7 +45,10 @@ def _plain_model(model):
 
 
 def save_for_remote_code(
-    model, save_directory: str | os.PathLike, processor=None, **save_kwargs
+    model: HuMoConForCausalLM,
+    save_directory: str | os.PathLike,
+    processor: MotionVideoProcessor | None = None,
+    **save_kwargs,
 ) -> list[str]:
     """Save `model` (and `processor`) so the folder loads with `trust_remote_code=True` without humocon-hf.
 
@@ -80,7 +88,7 @@ def save_for_remote_code(
     return sorted(os.listdir(save_directory))
 
 
-def default_model_card(model, repo_id: str, base_model: str | None = None) -> str:
+def default_model_card(model: HuMoConForCausalLM, repo_id: str, base_model: str | None = None) -> str:
     """A short model card: what the model is, how to load it, what it was built from."""
     config = model.config
     text = config.text_config
@@ -136,9 +144,9 @@ def default_model_card(model, repo_id: str, base_model: str | None = None) -> st
 
 
 def push_to_hub(
-    model,
+    model: HuMoConForCausalLM,
     repo_id: str,
-    processor=None,
+    processor: MotionVideoProcessor | None = None,
     model_card: str | None = None,
     *,
     model_card_path: str | os.PathLike | None = None,

@@ -29,7 +29,13 @@ from humocon_hf.processing.motion_io import MOTION_EXTENSIONS
 from humocon_hf.processing.video_processing_humocon import VIDEO_EXTENSIONS
 
 if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
     from humocon_hf.evaluation import AnswerFn
+    from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
+    from humocon_hf.processing.processing_humocon import MotionVideoProcessor
+    from humocon_hf.recipes import ModelArguments
+    from humocon_hf.training.qa_collator import HuMoConQACollator
 CHAT_DEFAULTS = "humocon_chat.json"  # the chat settings a checkpoint was trained with (system prompt, answer length)
 
 
@@ -119,7 +125,7 @@ def check_media(motion: str | None, video: str | None) -> None:
             raise UserInputError(f"--{kind} {value}: unsupported file type {path.suffix!r}; use one of {', '.join(extensions)}")
 
 
-def load_media(processor, motion: str | None, video: str | None, motion_fps: float | None = None):
+def load_media(processor: MotionVideoProcessor, motion: str | None, video: str | None, motion_fps: float | None = None):
     """Read the files once (motion to SMPL-22 joints at the processor's rate) so bad files fail before generating."""
     motion_value = None
     if motion is not None:
@@ -192,7 +198,9 @@ def build_conversation(row: Mapping, system_prompt: str | None = None) -> list[d
     return conversation
 
 
-def stream_answer(model, processor, conversation: list[dict], max_new_tokens: int = 32) -> Iterator[str]:
+def stream_answer(
+    model: HuMoConForCausalLM, processor: MotionVideoProcessor, conversation: list[dict], max_new_tokens: int = 32
+) -> Iterator[str]:
     """Generate the assistant's next turn greedily, yielding text as it is produced (TextIteratorStreamer)."""
     import torch
     from transformers import TextIteratorStreamer
@@ -228,7 +236,7 @@ def row_motion(row: Mapping):
     return path if path else None
 
 
-def generation_autocast(model, enabled: bool):
+def generation_autocast(model: PreTrainedModel, enabled: bool):
     """bf16 autocast for generation when the stage trained in bf16 (same numerics as training)."""
     import torch
 
@@ -240,15 +248,15 @@ def generation_autocast(model, enabled: bool):
     return torch.autocast(device_type, dtype=torch.bfloat16)
 
 
-def qa_collator(processor, model_args):
+def qa_collator(processor: MotionVideoProcessor, model_args: ModelArguments) -> HuMoConQACollator:
     """The stage-2/3 collator for a recipe's `model` section: the prompt format training and answering share."""
-    from humocon_hf.training.instruction_tuning import HuMoConQACollator
+    from humocon_hf.training.qa_collator import HuMoConQACollator
 
     return HuMoConQACollator(processor, max_length=model_args.max_length, system_prompt=model_args.system_prompt)
 
 
-def make_answer_fn(model, processor, model_args, max_new_tokens: int, with_motion: bool, progress=None,
-                   bf16: bool = False):
+def make_answer_fn(model: HuMoConForCausalLM, processor: MotionVideoProcessor, model_args: ModelArguments,
+                   max_new_tokens: int, with_motion: bool, progress=None, bf16: bool = False) -> AnswerFn:
     """Batched greedy answers (left padding) in exactly the training prompt format (`HuMoConQACollator`)."""
     import torch
     from tqdm.auto import tqdm
@@ -286,7 +294,10 @@ def make_answer_fn(model, processor, model_args, max_new_tokens: int, with_motio
     return answer_fn
 
 
-def answer_fn_from_model(model, processor, *, max_new_tokens: int = 16, system_prompt: str | None = None) -> AnswerFn:
+def answer_fn_from_model(
+    model: PreTrainedModel, processor: MotionVideoProcessor, *, max_new_tokens: int = 16,
+    system_prompt: str | None = None,
+) -> AnswerFn:
     """Adapter: a generation model (e.g. `HuMoConForCausalLM`) plus its `MotionVideoProcessor` -> `answer_fn`.
 
     Each row becomes a chat (`build_conversation`), is processed with
@@ -314,7 +325,7 @@ def answer_fn_from_model(model, processor, *, max_new_tokens: int = 16, system_p
     return answer_fn
 
 
-def concept_lines(model, processor, joints) -> list[str]:
+def concept_lines(model: HuMoConForCausalLM, processor: MotionVideoProcessor, joints) -> list[str]:
     """The motion's concept segments with times and, when the checkpoint has them, the concepts in words
     (`humocon ask --concepts`, the Space)."""
     from humocon_hf.concepts import concept_labels, motion_concepts

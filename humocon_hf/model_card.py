@@ -15,9 +15,12 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from humocon_hf.stats import TABLE1_COLUMNS
+
+if TYPE_CHECKING:
+    from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
 
 TEMPLATE_PATH = Path(__file__).resolve().parent / "templates" / "README.md.jinja"
 
@@ -215,7 +218,7 @@ def render_model_card(
     model_name: str = "humocon",
     repo_id: str | None = None,
     datasets_used: Sequence[str] = ("humocon-procedural-motion-qa",),
-    model=None,
+    model: HuMoConForCausalLM | None = None,
     license: str = "apache-2.0",
     template_path: str | os.PathLike | None = None,
     video_qa: bool = False,

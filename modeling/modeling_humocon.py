@@ -4,6 +4,10 @@ The encoders turn a motion clip (or a video) into a short sequence of concept fe
 modality maps them into the LLM's embedding space, where they replace the `<motion>` / `<video>`
 placeholder tokens that the processor expanded to the right counts.
 
+One file (over 600 lines) on purpose: transformers' convention is one self-contained modeling file per model,
+and it is what `trust_remote_code` copies to the Hub with a checkpoint; the output classes, projector, base model
+and causal-LM head here are what one `AutoModel` checkpoint loads.
+
 Remote-code rule: this file imports only external libraries and same-folder modules (`from .x import Y`).
 """
 

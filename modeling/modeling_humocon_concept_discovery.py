@@ -11,6 +11,9 @@
   concept's score predict the next-frame velocity (motion) or the optical flow (video);
 - alignment: InfoNCE between paired video key frames and motion tokens.
 
+One file (over 600 lines) on purpose: transformers' convention is one self-contained modeling file per model, and
+it is what `trust_remote_code` copies to the Hub; the objective heads are parts of the one stage-1 model.
+
 Remote-code rule: this file imports only external libraries and same-folder modules (`from .x import Y`).
 """
 

@@ -6,6 +6,10 @@
 Their stage-1 training model, with the heads of the four objectives, is [`HuMoConForConceptDiscovery`] in
 `modeling_humocon_concept_discovery.py`.
 
+One file (over 600 lines) on purpose: transformers' convention is one self-contained modeling file per model
+(this one pairs with `configuration_humocon_encoders.py`), and it is what `trust_remote_code` copies to the Hub;
+the two encoders share the transformer, the pretrained base class and the output class defined here.
+
 Remote-code rule: this file imports only external libraries and same-folder modules (`from .x import Y`).
 """
 

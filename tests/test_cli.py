@@ -119,24 +119,34 @@ def test_unknown_key_names_key_section_and_file(tmp_path):
     assert "max_stepz" in message and "'tune'" in message and str(path) in message
 
 
-def test_bad_recipes_raise_clear_errors(tmp_path):
-    with pytest.raises(RecipeError, match="unknown section"):
-        load_recipe(_write_recipe(tmp_path / "a.yaml", {"trainer": {}}))
-    with pytest.raises(RecipeError, match="not found"):
-        load_recipe(tmp_path / "missing.yaml")
-    (tmp_path / "b.txt").write_text("model: {}")
-    with pytest.raises(RecipeError, match=r"\.yaml"):
-        load_recipe(tmp_path / "b.txt")
-    (tmp_path / "c.yaml").write_text("model: [unclosed")
-    with pytest.raises(RecipeError, match="cannot parse"):
-        load_recipe(tmp_path / "c.yaml")
-    with pytest.raises(RecipeError, match="encoder_preset"):
-        load_recipe(_write_recipe(tmp_path / "d.yaml", {"model": {"encoder_preset": "huge"}}))
-    with pytest.raises(RecipeError, match="baseline"):
-        load_recipe(_write_recipe(tmp_path / "e.yaml", {"evaluate": {"baseline": "oracle"}}))
-    for subjects in ("2, 8", [2, "8"], [0], [True]):
-        with pytest.raises(RecipeError, match="cmu_holdout_subjects"):
-            load_recipe(_write_recipe(tmp_path / "f.yaml", {"data": {"cmu_holdout_subjects": subjects}}))
+def _write_text(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+# Each case writes its recipe file (or names a missing one) and returns its path.
+@pytest.mark.parametrize(
+    "make_recipe, match",
+    [
+        pytest.param(lambda t: _write_recipe(t / "a.yaml", {"trainer": {}}), "unknown section", id="unknown_section"),
+        pytest.param(lambda t: t / "missing.yaml", "not found", id="missing_file"),
+        pytest.param(lambda t: _write_text(t / "b.txt", "model: {}"), r"\.yaml", id="not_yaml_or_json"),
+        pytest.param(lambda t: _write_text(t / "c.yaml", "model: [unclosed"), "cannot parse", id="unparsable_yaml"),
+        pytest.param(lambda t: _write_recipe(t / "d.yaml", {"model": {"encoder_preset": "huge"}}), "encoder_preset",
+                     id="unknown_encoder_preset"),
+        pytest.param(lambda t: _write_recipe(t / "e.yaml", {"evaluate": {"baseline": "oracle"}}), "baseline",
+                     id="unknown_baseline"),
+        *[
+            pytest.param(lambda t, s=subjects: _write_recipe(t / "f.yaml", {"data": {"cmu_holdout_subjects": s}}),
+                         "cmu_holdout_subjects", id=f"cmu_holdout_subjects_{name}")
+            for name, subjects in (("as_text", "2, 8"), ("with_a_string", [2, "8"]), ("zero", [0]), ("bool", [True]))
+        ],
+    ],
+)
+def test_bad_recipes_raise_clear_errors(tmp_path, make_recipe, match):
+    path = make_recipe(tmp_path)
+    with pytest.raises(RecipeError, match=match):
+        load_recipe(path)
 
 
 def test_bf16_recipes_run_on_a_cpu_machine(tmp_path):

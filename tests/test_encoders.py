@@ -87,15 +87,21 @@ def test_paper_defaults_and_small_preset():
     )
 
 
-def test_config_errors():
-    with pytest.raises(ValueError, match="mask_ratio"):
-        HuMoConMotionEncoderConfig(mask_ratio=1.0)
-    with pytest.raises(ValueError, match="perfect square"):
-        HuMoConVideoEncoderConfig(video_tokens_per_frame=3)
-    with pytest.raises(ValueError, match="divisible"):
-        HuMoConMotionEncoderConfig(hidden_size=30, num_attention_heads=4)
-    with pytest.raises(ValueError, match="dis_num_negatives"):
-        HuMoConConceptDiscoveryConfig(dis_num_negatives=0)
+@pytest.mark.parametrize(
+    "config_class, kwargs, match",
+    [
+        pytest.param(HuMoConMotionEncoderConfig, {"mask_ratio": 1.0}, "mask_ratio", id="mask_ratio_of_1"),
+        pytest.param(HuMoConVideoEncoderConfig, {"video_tokens_per_frame": 3}, "perfect square",
+                     id="tokens_per_frame_not_a_square"),
+        pytest.param(HuMoConMotionEncoderConfig, {"hidden_size": 30, "num_attention_heads": 4}, "divisible",
+                     id="hidden_size_not_divisible_by_heads"),
+        pytest.param(HuMoConConceptDiscoveryConfig, {"dis_num_negatives": 0}, "dis_num_negatives",
+                     id="no_negatives"),
+    ],
+)
+def test_config_errors(config_class, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        config_class(**kwargs)
 
 
 # ------------------------------------------------------------------------------------------------ encoders
@@ -479,62 +485,55 @@ def test_alignment_prefers_aligned_pairs():
 # ------------------------------------------------------------------------------------------------ errors
 
 
-def test_bad_inputs_raise_clear_errors(model):
-    batch = make_batch()
-    nan = batch["motion_values"].clone()
-    nan[0, 3, 5] = float("nan")
-    with pytest.raises(ValueError, match="motion_values contains 1 NaN"):
-        model(motion_values=nan)
-    with pytest.raises(ValueError, match="empty"):
-        model(motion_values=torch.zeros(0, 10, D))
-    with pytest.raises(ValueError, match="neither"):
-        model()
-    with pytest.raises(ValueError, match="feature_size=137"):
-        model(motion_values=torch.zeros(1, 10, 12))
-    with pytest.raises(ValueError, match="right-padded"):
-        model(
-            motion_values=batch["motion_values"],
-            motion_attention_mask=batch["motion_attention_mask"].flip(-1),
-        )
-    with pytest.raises(ValueError, match="no valid frame"):
-        model(
-            motion_values=batch["motion_values"],
-            motion_attention_mask=torch.zeros(3, 37, dtype=torch.long),
-        )
-    with pytest.raises(ValueError, match=r"0 \(padding\) and 1 \(real frame\) only, got \[-1\]"):
-        model(motion_values=batch["motion_values"], motion_attention_mask=torch.full((3, 37), -1, dtype=torch.long))
-    with pytest.raises(ValueError, match="differ in size"):
-        model(
-            **{
-                **batch,
-                "pixel_values_videos": batch["pixel_values_videos"][:2],
-                "video_timestamps": None,
-                "video_flow": None,
-            }
-        )
-    with pytest.raises(ValueError, match="mismatched pair lengths"):
-        model(**{**batch, "video_timestamps": batch["video_timestamps"] + 5.0})
-    with pytest.raises(ValueError, match=r"\(batch, key_frames, 3, 32, 32\)"):
-        model(pixel_values_videos=torch.zeros(1, 2, 3, 64, 64))
-    with pytest.raises(ValueError, match="video_flow must have shape"):
-        model(
-            pixel_values_videos=batch["pixel_values_videos"],
-            video_flow=batch["video_flow"][:, :2],
-        )
-    with pytest.raises(ValueError, match="only one modality"):
-        model(
-            motion_values=batch["motion_values"], paired=torch.ones(3, dtype=torch.bool)
-        )
-    with pytest.raises(ValueError, match="out of range"):
-        model(**batch, paired=torch.tensor([[0, 5]]))
-    with pytest.raises(ValueError, match="video_timestamps are needed"):
-        model(**{**batch, "video_timestamps": None})
-    with pytest.raises(ValueError, match="without pixel_values_videos"):
-        model(motion_values=batch["motion_values"], video_flow=batch["video_flow"])
-    bad_pix = batch["pixel_values_videos"].clone()
-    bad_pix[0, 0, 0, 0, 0] = float("inf")
-    with pytest.raises(ValueError, match="pixel_values_videos contains"):
-        model(pixel_values_videos=bad_pix)
+def _with_value(tensor, index, value):
+    out = tensor.clone()
+    out[index] = value
+    return out
+
+
+# Each case maps `make_batch()` to the keyword arguments of a forward that must raise.
+@pytest.mark.parametrize(
+    "make_inputs, match",
+    [
+        pytest.param(lambda b: {"motion_values": _with_value(b["motion_values"], (0, 3, 5), float("nan"))},
+                     "motion_values contains 1 NaN", id="nan_motion"),
+        pytest.param(lambda b: {"motion_values": torch.zeros(0, 10, D)}, "empty", id="empty_motion"),
+        pytest.param(lambda b: {}, "neither", id="no_inputs"),
+        pytest.param(lambda b: {"motion_values": torch.zeros(1, 10, 12)}, "feature_size=137",
+                     id="wrong_feature_size"),
+        pytest.param(lambda b: {"motion_values": b["motion_values"],
+                                "motion_attention_mask": b["motion_attention_mask"].flip(-1)},
+                     "right-padded", id="left_padded_mask"),
+        pytest.param(lambda b: {"motion_values": b["motion_values"],
+                                "motion_attention_mask": torch.zeros(3, 37, dtype=torch.long)},
+                     "no valid frame", id="mask_without_a_frame"),
+        pytest.param(lambda b: {"motion_values": b["motion_values"],
+                                "motion_attention_mask": torch.full((3, 37), -1, dtype=torch.long)},
+                     r"0 \(padding\) and 1 \(real frame\) only, got \[-1\]", id="mask_of_minus_ones"),
+        pytest.param(lambda b: {**b, "pixel_values_videos": b["pixel_values_videos"][:2], "video_timestamps": None,
+                                "video_flow": None},
+                     "differ in size", id="motion_and_video_batches_differ"),
+        pytest.param(lambda b: {**b, "video_timestamps": b["video_timestamps"] + 5.0},
+                     "mismatched pair lengths", id="timestamps_past_the_motion"),
+        pytest.param(lambda b: {"pixel_values_videos": torch.zeros(1, 2, 3, 64, 64)},
+                     r"\(batch, key_frames, 3, 32, 32\)", id="wrong_image_size"),
+        pytest.param(lambda b: {"pixel_values_videos": b["pixel_values_videos"], "video_flow": b["video_flow"][:, :2]},
+                     "video_flow must have shape", id="flow_of_wrong_shape"),
+        pytest.param(lambda b: {"motion_values": b["motion_values"], "paired": torch.ones(3, dtype=torch.bool)},
+                     "only one modality", id="pairs_with_one_modality"),
+        pytest.param(lambda b: {**b, "paired": torch.tensor([[0, 5]])}, "out of range", id="pair_index_out_of_range"),
+        pytest.param(lambda b: {**b, "video_timestamps": None}, "video_timestamps are needed", id="no_timestamps"),
+        pytest.param(lambda b: {"motion_values": b["motion_values"], "video_flow": b["video_flow"]},
+                     "without pixel_values_videos", id="flow_without_video"),
+        pytest.param(lambda b: {"pixel_values_videos": _with_value(b["pixel_values_videos"], (0, 0, 0, 0, 0),
+                                                                   float("inf"))},
+                     "pixel_values_videos contains", id="inf_pixels"),
+    ],
+)
+def test_bad_inputs_raise_clear_errors(model, make_inputs, match):
+    inputs = make_inputs(make_batch())
+    with pytest.raises(ValueError, match=match):
+        model(**inputs)
 
 
 # ------------------------------------------------------------------------------------------------ save / load

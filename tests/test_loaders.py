@@ -108,23 +108,27 @@ def _babel_fixture(folder: Path, train_records, amass=None) -> Path:
     return folder
 
 
-def test_babel_qa_malformed_records(tmp_path):
-    good = ["000001", "What direction does the person move?", ["[0]=scene([0])", "?=query_direction([0])"], "77", "left"]
-    four = ["000002", "What?", ["?=query_action([0])"], "77"]
-    root = _babel_fixture(tmp_path / "a", [good, four])
-    with pytest.raises(ValueError, match=r"BABELQA_train\.json: record 1: expected \[question_id"):
-        load_babel_qa(root)
-    bad_last = ["000003", "What?", ["[0]=scene([0])", "[1]=filter_action([0], walk)"], "77", "walk"]
-    root = _babel_fixture(tmp_path / "b", [good, bad_last])
-    with pytest.raises(ValueError, match=r"record 1 \(question_id 000003\): the last program step"):
-        load_babel_qa(root)
-    bad_step = ["000004", "What?", ["scene", "?=query_action([0])"], "77", "walk"]
-    root = _babel_fixture(tmp_path / "c", [bad_step])
-    with pytest.raises(ValueError, match=r"record 0 \(question_id 000004\): program step 'scene'"):
-        load_babel_qa(root)
-    empty_answer = ["000005", "What?", ["[0]=scene([0])", "?=query_action([0])"], "77", ""]
-    root = _babel_fixture(tmp_path / "d", [empty_answer])
-    with pytest.raises(ValueError, match="record 0: answer must be a non-empty string"):
+_GOOD_BABEL_RECORD = ["000001", "What direction does the person move?", ["[0]=scene([0])", "?=query_direction([0])"],
+                      "77", "left"]
+
+
+@pytest.mark.parametrize(
+    "train_records, match",
+    [
+        pytest.param([_GOOD_BABEL_RECORD, ["000002", "What?", ["?=query_action([0])"], "77"]],
+                     r"BABELQA_train\.json: record 1: expected \[question_id", id="record_of_four_fields"),
+        pytest.param([_GOOD_BABEL_RECORD,
+                      ["000003", "What?", ["[0]=scene([0])", "[1]=filter_action([0], walk)"], "77", "walk"]],
+                     r"record 1 \(question_id 000003\): the last program step", id="program_without_a_query"),
+        pytest.param([["000004", "What?", ["scene", "?=query_action([0])"], "77", "walk"]],
+                     r"record 0 \(question_id 000004\): program step 'scene'", id="malformed_program_step"),
+        pytest.param([["000005", "What?", ["[0]=scene([0])", "?=query_action([0])"], "77", ""]],
+                     "record 0: answer must be a non-empty string", id="empty_answer"),
+    ],
+)
+def test_babel_qa_malformed_records(tmp_path, train_records, match):
+    root = _babel_fixture(tmp_path / "babel_qa", train_records)
+    with pytest.raises(ValueError, match=match):
         load_babel_qa(root)
 
 
@@ -214,13 +218,20 @@ def test_kitml_real(shared_data):
     assert n_cmu == 790
 
 
-def test_kitml_malformed(tmp_path):
+@pytest.mark.parametrize(
+    "annotations, match",
+    [
+        pytest.param({"00001": {"path": "KIT/1/a_poses", "duration": 2.0, "annotations": [{"seg_id": "x", "start": 0, "end": 2}]}},
+                     r"annotations\.json: record '00001': annotation 0 must have a non-empty 'text'",
+                     id="annotation_without_text"),
+        pytest.param({"00002": {"path": "KIT/1/a_poses", "duration": -1, "annotations": []}},
+                     r"record '00002': 'duration' must be a positive number", id="negative_duration"),
+    ],
+)
+def test_kitml_malformed(tmp_path, annotations, match):
     file = tmp_path / "annotations.json"
-    file.write_text(json.dumps({"00001": {"path": "KIT/1/a_poses", "duration": 2.0, "annotations": [{"seg_id": "x", "start": 0, "end": 2}]}}))
-    with pytest.raises(ValueError, match=r"annotations\.json: record '00001': annotation 0 must have a non-empty 'text'"):
-        load_kitml(file)
-    file.write_text(json.dumps({"00002": {"path": "KIT/1/a_poses", "duration": -1, "annotations": []}}))
-    with pytest.raises(ValueError, match=r"record '00002': 'duration' must be a positive number"):
+    file.write_text(json.dumps(annotations))
+    with pytest.raises(ValueError, match=match):
         load_kitml(file)
 
 
@@ -295,14 +306,20 @@ def test_activitynet_qa_real_and_video_matching(shared_data, tmp_path):
         load_activitynet_qa(q, a, videos, on_missing="raise")
 
 
-def test_activitynet_qa_malformed(tmp_path):
+@pytest.mark.parametrize(
+    "answers, match",
+    [
+        pytest.param([{"answer": "no", "type": 12, "question_id": "v_abc_1"}],
+                     r"a\.json: record 0 \(question_id v_abc_1\): type 12 not in 0\.\.8", id="unknown_type"),
+        pytest.param([{"answer": "no", "type": 3, "question_id": "v_other"}],
+                     r"q\.json: record 0: question_id v_abc_1 has no answer", id="question_without_answer"),
+    ],
+)
+def test_activitynet_qa_malformed(tmp_path, answers, match):
     q, a = tmp_path / "q.json", tmp_path / "a.json"
     q.write_text(json.dumps([{"video_name": "abc", "question": "is it red", "question_id": "v_abc_1"}]))
-    a.write_text(json.dumps([{"answer": "no", "type": 12, "question_id": "v_abc_1"}]))
-    with pytest.raises(ValueError, match=r"a\.json: record 0 \(question_id v_abc_1\): type 12 not in 0\.\.8"):
-        load_activitynet_qa(q, a)
-    a.write_text(json.dumps([{"answer": "no", "type": 3, "question_id": "v_other"}]))
-    with pytest.raises(ValueError, match=r"q\.json: record 0: question_id v_abc_1 has no answer"):
+    a.write_text(json.dumps(answers))
+    with pytest.raises(ValueError, match=match):
         load_activitynet_qa(q, a)
 
 
@@ -341,17 +358,22 @@ def test_custom_qa_jsonl_and_conversations(tmp_path):
     assert from_folder[0]["motion_path"] == str(folder / "m.npy")
 
 
-def test_custom_qa_malformed(tmp_path):
+@pytest.mark.parametrize(
+    "text, kwargs, match",
+    [
+        pytest.param(json.dumps({"motion": "m.npy", "question": "q", "answer": "a"}) + "\n{not json\n", {},
+                     r"qa\.jsonl: line 2 is not valid JSON", id="line_not_json"),
+        pytest.param(json.dumps({"question": "q", "answer": "a"}) + "\n", {},
+                     r"qa\.jsonl: record 0: needs a 'motion' and/or 'video' path", id="no_media"),
+        pytest.param(json.dumps({"motion": "m.npy", "conversations": [{"role": "narrator", "content": "hi"}]}) + "\n",
+                     {"check_files": False}, r"record 0: message 0 has role 'narrator'", id="unknown_role"),
+    ],
+)
+def test_custom_qa_malformed(tmp_path, text, kwargs, match):
     file = tmp_path / "qa.jsonl"
-    file.write_text(json.dumps({"motion": "m.npy", "question": "q", "answer": "a"}) + "\n{not json\n")
-    with pytest.raises(ValueError, match=r"qa\.jsonl: line 2 is not valid JSON"):
-        load_custom_qa(file)
-    file.write_text(json.dumps({"question": "q", "answer": "a"}) + "\n")
-    with pytest.raises(ValueError, match=r"qa\.jsonl: record 0: needs a 'motion' and/or 'video' path"):
-        load_custom_qa(file)
-    file.write_text(json.dumps({"motion": "m.npy", "conversations": [{"role": "narrator", "content": "hi"}]}) + "\n")
-    with pytest.raises(ValueError, match=r"record 0: message 0 has role 'narrator'"):
-        load_custom_qa(file, check_files=False)
+    file.write_text(text)
+    with pytest.raises(ValueError, match=match):
+        load_custom_qa(file, **kwargs)
 
 
 def test_qa_loaders_share_a_schema(shared_data):

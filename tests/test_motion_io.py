@@ -2,6 +2,7 @@
 
 import csv
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -245,36 +246,57 @@ def test_humanml3d_joints_and_vecs_agree(shared_data):
     np.testing.assert_allclose(half.joints, truth[::2], atol=1e-6)
 
 
-def test_humanml3d_bad_inputs(tmp_path, shared_data):
+# The error-path tests below are parametrized: each case builds its inputs (files included) outside `pytest.raises`
+# and returns the call, a `partial`, that must raise.
+
+
+def _with_nan(shape, index):
+    array = np.zeros(shape)
+    array[index] = np.nan
+    return array
+
+
+def _saved_npy(path, array):
+    np.save(path, array)
+    return path
+
+
+def _written(path, data: bytes):
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize(
+    "make_call, error, match",
+    [
+        pytest.param(lambda t, mean, std: partial(load_humanml3d_vecs, np.zeros((10, 262)), mean, std),
+                     ValueError, "263", id="vecs_of_262_values"),
+        pytest.param(lambda t, mean, std: partial(load_humanml3d_vecs, _with_nan((10, 263), (3, 7))),
+                     ValueError, "NaN", id="vecs_with_nan"),
+        pytest.param(lambda t, mean, std: partial(load_humanml3d_vecs, np.zeros((10, 263)), mean=mean),
+                     ValueError, "both mean and std", id="mean_without_std"),
+        pytest.param(lambda t, mean, std: partial(load_humanml3d_vecs, np.zeros((10, 263)), mean[:100], std[:100]),
+                     ValueError, "263 finite", id="short_mean_and_std"),
+        pytest.param(lambda t, mean, std: partial(load_humanml3d_vecs, np.zeros((10, 263)), normalized=True),
+                     ValueError, "mean and std", id="normalized_without_mean_and_std"),
+        pytest.param(lambda t, mean, std: partial(load_humanml3d_joints, np.zeros((10, 21, 3))),
+                     ValueError, r"\(frames, 22, 3\)", id="joints_of_21"),
+        pytest.param(lambda t, mean, std: partial(load_motion, _saved_npy(t / "nan.npy", _with_nan((4, 22, 3), (2, 5, 1)))),
+                     ValueError, "NaN", id="joints_file_with_nan"),
+        pytest.param(lambda t, mean, std: partial(load_motion, _written(t / "corrupt.npy", b"\x93NUMPY garbage")),
+                     ValueError, "not a valid .npy", id="corrupt_npy"),
+        pytest.param(lambda t, mean, std: partial(load_motion, _written(t / "empty.npy", b"")),
+                     ValueError, "empty", id="empty_npy"),
+        pytest.param(lambda t, mean, std: partial(load_humanml3d_joints, t / "missing.npy"),
+                     FileNotFoundError, None, id="missing_file"),
+    ],
+)
+def test_humanml3d_bad_inputs(tmp_path, shared_data, make_call, error, match):
     d = shared_data / "humanml3d_sample"
     mean, std = np.load(d / "Mean.npy"), np.load(d / "Std.npy")
-    with pytest.raises(ValueError, match="263"):
-        load_humanml3d_vecs(np.zeros((10, 262)), mean, std)
-    bad = np.zeros((10, 263))
-    bad[3, 7] = np.nan
-    with pytest.raises(ValueError, match="NaN"):
-        load_humanml3d_vecs(bad)
-    with pytest.raises(ValueError, match="both mean and std"):
-        load_humanml3d_vecs(np.zeros((10, 263)), mean=mean)
-    with pytest.raises(ValueError, match="263 finite"):
-        load_humanml3d_vecs(np.zeros((10, 263)), mean[:100], std[:100])
-    with pytest.raises(ValueError, match="mean and std"):
-        load_humanml3d_vecs(np.zeros((10, 263)), normalized=True)
-    with pytest.raises(ValueError, match=r"\(frames, 22, 3\)"):
-        load_humanml3d_joints(np.zeros((10, 21, 3)))
-    nan_joints = np.zeros((4, 22, 3))
-    nan_joints[2, 5, 1] = np.nan
-    np.save(tmp_path / "nan.npy", nan_joints)
-    with pytest.raises(ValueError, match="NaN"):
-        load_motion(tmp_path / "nan.npy")
-    (tmp_path / "corrupt.npy").write_bytes(b"\x93NUMPY garbage")
-    with pytest.raises(ValueError, match="not a valid .npy"):
-        load_motion(tmp_path / "corrupt.npy")
-    (tmp_path / "empty.npy").write_bytes(b"")
-    with pytest.raises(ValueError, match="empty"):
-        load_motion(tmp_path / "empty.npy")
-    with pytest.raises(FileNotFoundError):
-        load_humanml3d_joints(tmp_path / "missing.npy")
+    call = make_call(tmp_path, mean, std)
+    with pytest.raises(error, match=match):
+        call()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -435,17 +457,23 @@ def test_corrupt_bvh_raises_clear_errors(synth, tmp_path, name, mutate, match):
         load_bvh(path)
 
 
-def test_unknown_rig_and_missing_file(synth, tmp_path):
+@pytest.mark.parametrize(
+    "make_call, error, match",
+    [
+        pytest.param(lambda d, t: partial(load_bvh, d / "ref.bvh", rig="cmu_daz"),
+                     ValueError, "lacks the 'cmu_daz' rig's joints", id="rig_whose_joints_are_missing"),
+        pytest.param(lambda d, t: partial(load_bvh, d / "ref.bvh", rig="nonexistent"),
+                     ValueError, "known rigs", id="unknown_rig"),
+        pytest.param(lambda d, t: partial(load_bvh, t / "nowhere.bvh"),
+                     FileNotFoundError, "nowhere.bvh", id="missing_file"),
+        pytest.param(lambda d, t: partial(load_bvh, t), ValueError, "directory", id="directory"),
+    ],
+)
+def test_unknown_rig_and_missing_file(synth, tmp_path, make_call, error, match):
     """(Rigs without a table map automatically: tests/test_bvh_skeleton.py.)"""
-    d, root, rots, _ = synth
-    with pytest.raises(ValueError, match="lacks the 'cmu_daz' rig's joints"):
-        load_bvh(d / "ref.bvh", rig="cmu_daz")
-    with pytest.raises(ValueError, match="known rigs"):
-        load_bvh(d / "ref.bvh", rig="nonexistent")
-    with pytest.raises(FileNotFoundError, match="nowhere.bvh"):
-        load_bvh(tmp_path / "nowhere.bvh")
-    with pytest.raises(ValueError, match="directory"):
-        load_bvh(tmp_path)
+    call = make_call(synth[0], tmp_path)
+    with pytest.raises(error, match=match):
+        call()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -462,19 +490,26 @@ def test_load_motion_dispatch(synth, tmp_path):
     assert load_motion(ref, fps=None) is ref
     arr = load_motion(ref.joints, fps=30, source_fps=60)
     assert arr.num_frames == 45 and arr.source == "<array>"
-    with pytest.raises(ValueError, match="cannot tell"):
-        load_motion(np.zeros((5, 10)))
-    with pytest.raises(ValueError, match=r"\(frames, 22, 3\)"):
-        load_motion(np.zeros((5, 23, 3)))
-    (tmp_path / "m.txt").write_text("x")
-    with pytest.raises(ValueError, match="unsupported"):
-        load_motion(tmp_path / "m.txt")
-    with pytest.raises(FileNotFoundError):
-        load_motion(tmp_path / "missing.bvh")
-    with pytest.raises(ValueError, match="expected a path"):
-        load_motion(42)
-    with pytest.raises(ValueError, match="NaN"):
-        MotionClip(joints=np.full((3, 22, 3), np.nan), fps=20, source_fps=20)
+
+
+@pytest.mark.parametrize(
+    "make_call, error, match",
+    [
+        pytest.param(lambda t: partial(load_motion, np.zeros((5, 10))), ValueError, "cannot tell", id="2d_array"),
+        pytest.param(lambda t: partial(load_motion, np.zeros((5, 23, 3))),
+                     ValueError, r"\(frames, 22, 3\)", id="23_joints"),
+        pytest.param(lambda t: partial(load_motion, _written(t / "m.txt", b"x")),
+                     ValueError, "unsupported", id="unsupported_extension"),
+        pytest.param(lambda t: partial(load_motion, t / "missing.bvh"), FileNotFoundError, None, id="missing_file"),
+        pytest.param(lambda t: partial(load_motion, 42), ValueError, "expected a path", id="not_a_path"),
+        pytest.param(lambda t: partial(MotionClip, joints=np.full((3, 22, 3), np.nan), fps=20, source_fps=20),
+                     ValueError, "NaN", id="clip_of_nan"),
+    ],
+)
+def test_load_motion_dispatch_refuses_bad_inputs(tmp_path, make_call, error, match):
+    call = make_call(tmp_path)
+    with pytest.raises(error, match=match):
+        call()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -491,34 +526,52 @@ def _amass_file(path, T=240, rate=120.0, **over):
     return path
 
 
-def test_amass_needs_body_models(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    "make_call, block_smplx, error, match",
+    [
+        pytest.param(lambda path, t: partial(load_amass_npz, path), False,
+                     ValueError, r"body_model_dir.*humocon-hf\[body\].*smpl", id="no_body_model_dir"),
+        pytest.param(lambda path, t: partial(load_amass_npz, path, body_model_dir=t / "nope"), False,
+                     FileNotFoundError, "does not exist", id="missing_body_model_dir"),
+        pytest.param(lambda path, t: partial(load_amass_npz, path, body_model_dir=t), True,
+                     ImportError, r"pip install \"humocon-hf\[body\]\".*smpl-x\.is\.tue\.mpg\.de", id="no_smplx"),
+        pytest.param(lambda path, t: partial(load_motion, np.zeros((4, 322))), True,
+                     ValueError, "body_model_dir", id="motionx_array_without_body_model_dir"),
+    ],
+)
+def test_amass_needs_body_models(tmp_path, monkeypatch, make_call, block_smplx, error, match):
     path = _amass_file(tmp_path / "a.npz")
-    with pytest.raises(ValueError, match=r"body_model_dir.*humocon-hf\[body\].*smpl"):
-        load_amass_npz(path)
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        load_amass_npz(path, body_model_dir=tmp_path / "nope")
-    monkeypatch.setitem(sys.modules, "smplx", None)  # import smplx -> ImportError
-    with pytest.raises(ImportError, match=r"pip install \"humocon-hf\[body\]\".*smpl-x\.is\.tue\.mpg\.de"):
-        load_amass_npz(path, body_model_dir=tmp_path)
-    with pytest.raises(ValueError, match="body_model_dir"):
-        load_motion(np.zeros((4, 322)))
+    if block_smplx:
+        monkeypatch.setitem(sys.modules, "smplx", None)  # import smplx -> ImportError
+    call = make_call(path, tmp_path)
+    with pytest.raises(error, match=match):
+        call()
 
 
-def test_amass_bad_files(tmp_path):
-    with pytest.raises(ValueError, match="poses"):
-        load_amass_npz(_amass_file(tmp_path / "b1.npz", poses=np.zeros((240, 10))), body_model_dir=tmp_path)
-    with pytest.raises(ValueError, match="trans"):
-        load_amass_npz(_amass_file(tmp_path / "b2.npz", trans=np.zeros((5, 3))), body_model_dir=tmp_path)
-    nan = np.zeros((240, 156))
-    nan[3, 3] = np.nan
-    with pytest.raises(ValueError, match="NaN"):
-        load_amass_npz(_amass_file(tmp_path / "b3.npz", poses=nan), body_model_dir=tmp_path)
-    np.savez(tmp_path / "b4.npz", foo=np.zeros(3))
-    with pytest.raises(ValueError, match="lacks"):
-        load_amass_npz(tmp_path / "b4.npz", body_model_dir=tmp_path)
-    (tmp_path / "b5.npz").write_bytes(b"PK\x03\x04 broken")
-    with pytest.raises(ValueError, match="readable"):
-        load_amass_npz(tmp_path / "b5.npz", body_model_dir=tmp_path)
+def _savez(path, **arrays):
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.mark.parametrize(
+    "make_call, match",
+    [
+        pytest.param(lambda t: partial(load_amass_npz, _amass_file(t / "b1.npz", poses=np.zeros((240, 10))),
+                                       body_model_dir=t), "poses", id="poses_of_10_values"),
+        pytest.param(lambda t: partial(load_amass_npz, _amass_file(t / "b2.npz", trans=np.zeros((5, 3))),
+                                       body_model_dir=t), "trans", id="trans_of_5_frames"),
+        pytest.param(lambda t: partial(load_amass_npz, _amass_file(t / "b3.npz", poses=_with_nan((240, 156), (3, 3))),
+                                       body_model_dir=t), "NaN", id="poses_with_nan"),
+        pytest.param(lambda t: partial(load_amass_npz, _savez(t / "b4.npz", foo=np.zeros(3)), body_model_dir=t),
+                     "lacks", id="no_poses_member"),
+        pytest.param(lambda t: partial(load_amass_npz, _written(t / "b5.npz", b"PK\x03\x04 broken"), body_model_dir=t),
+                     "readable", id="broken_zip"),
+    ],
+)
+def test_amass_bad_files(tmp_path, make_call, match):
+    call = make_call(tmp_path)
+    with pytest.raises(ValueError, match=match):
+        call()
 
 
 class _FakeBodyModel:

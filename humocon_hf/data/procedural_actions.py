@@ -7,6 +7,10 @@ neighbouring segments smoothly. Conventions (consistent with BABEL's "move left"
 own left): directions are relative to the body: forward = facing direction (+Z of the heading frame),
 backwards = -Z, left = +X (side-stepping / jumping to the person's left), right = -X. The person keeps
 facing the same way during a direction segment.
+
+One file (over 600 lines) on purpose: the actions are one catalogue of small `Action` subclasses over the shared
+time helpers, `Style` and neutral pose, dispatched by `make_action`; split by action, the conventions above would
+be spread over nine files.
 """
 
 from __future__ import annotations

@@ -3,10 +3,17 @@ the `<motion>` / `<video>` placeholders, the `MotionVideoProcessor`, and the QA 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from humocon_hf.processing.chat_template import typed_chat_template
 
+if TYPE_CHECKING:
+    from humocon_hf.modeling.modeling_humocon_encoders import HuMoConMotionEncoder
+    from humocon_hf.processing.processing_humocon import MotionVideoProcessor
+    from humocon_hf.recipes import DataArguments, ModelArguments, PretrainArguments
 
-def build_concept_config(model_args, pargs=None):
+
+def build_concept_config(model_args: ModelArguments, pargs: PretrainArguments | None = None):
     """`HuMoConConceptDiscoveryConfig` for the recipe: the small preset or paper sizes, with the recipe's codebook
     size, token stride and loss settings."""
     from humocon_hf.modeling.configuration_humocon_encoders import HuMoConConceptDiscoveryConfig
@@ -34,7 +41,7 @@ def build_concept_config(model_args, pargs=None):
     return HuMoConConceptDiscoveryConfig(motion_config=motion, video_config=video, **overrides)
 
 
-def build_concept_model(model_args, pargs=None):
+def build_concept_model(model_args: ModelArguments, pargs: PretrainArguments | None = None):
     from humocon_hf.modeling.modeling_humocon_concept_discovery import HuMoConForConceptDiscovery
 
     config = build_concept_config(model_args, pargs)
@@ -53,7 +60,7 @@ def load_tokenizer(name_or_path: str):
     return AutoTokenizer.from_pretrained(name_or_path)
 
 
-def build_processor(model_args, data_args):
+def build_processor(model_args: ModelArguments, data_args: DataArguments) -> MotionVideoProcessor:
     """MotionVideoProcessor for the recipe: the LLM's tokenizer, a motion feature extractor at 20 fps truncating at
     `data.max_frames`, a video processor sized for the video encoder's tower."""
     from humocon_hf.processing.feature_extraction_motion import MotionFeatureExtractor
@@ -73,7 +80,9 @@ def build_processor(model_args, data_args):
     )
 
 
-def concepts_used(motion_encoder, processor, motions: list) -> int | None:
+def concepts_used(
+    motion_encoder: HuMoConMotionEncoder, processor: MotionVideoProcessor, motions: list
+) -> int | None:
     import torch
 
     if not motions:

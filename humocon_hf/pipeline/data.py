@@ -6,9 +6,13 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from humocon_hf.inference import row_motion
+
+if TYPE_CHECKING:
+    from humocon_hf.processing.processing_humocon import MotionVideoProcessor
+    from humocon_hf.recipes import DataArguments
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +30,7 @@ def find_shared_data() -> Path | None:
     return None
 
 
-def resolve_bandai(data_args) -> Path | None:
+def resolve_bandai(data_args: DataArguments) -> Path | None:
     """The Bandai Namco data set folder, or None when the recipe disables it or it is absent."""
     folder = data_args.bandai_dir
     if folder in (None, "", "none", False):
@@ -60,7 +64,7 @@ def real_qa_rows(real_rows: list[dict]) -> list[dict]:
     return rows
 
 
-def resolve_cmu(data_args) -> tuple[Path | None, Path | None]:
+def resolve_cmu(data_args: DataArguments) -> tuple[Path | None, Path | None]:
     """(BVH folder, descriptions CSV) or (None, None) when the recipe disables CMU or it is absent."""
     bvh = data_args.cmu_bvh_dir
     if bvh in (None, "", "none", False):
@@ -88,10 +92,10 @@ def resolve_cmu(data_args) -> tuple[Path | None, Path | None]:
     return bvh_dir, csv_path
 
 
-def build_benchmark(data_args, cache_dir: Path):
+def build_benchmark(data_args: DataArguments, cache_dir: Path):
     """The procedural motion-QA `DatasetDict` (train / validation / test) for the recipe's data section."""
     if data_args.dataset != "procedural":
-        from humocon_hf.data.loaders import load_custom_qa
+        from humocon_hf.data.custom_qa import load_custom_qa
 
         loaded = load_custom_qa(data_args.dataset)
         if hasattr(loaded, "keys") and "test" in loaded:
@@ -137,7 +141,7 @@ def caption_rows(split) -> list[tuple[Any, str]]:
     return rows
 
 
-def rendered_pairs(items: list[dict], processor) -> list[dict]:
+def rendered_pairs(items: list[dict], processor: MotionVideoProcessor) -> list[dict]:
     """Frame-aligned motion-video pairs: each motion rendered to video frames (same clock, 20 fps)."""
     from tqdm.auto import tqdm
 

@@ -6,8 +6,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from humocon_hf.stats import TABLE1_COLUMNS
+
+if TYPE_CHECKING:
+    from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
+    from humocon_hf.processing.processing_humocon import MotionVideoProcessor
 
 
 def save_motion_preview(joints, path: Path, fps: float = 20.0) -> Path:
@@ -16,7 +21,9 @@ def save_motion_preview(joints, path: Path, fps: float = 20.0) -> Path:
     return Path(save_preview(joints, path, fps=fps) or path)
 
 
-def save_concept_timeline(model, processor, joints, path: Path, title: str | None = None) -> Path:
+def save_concept_timeline(
+    model: HuMoConForCausalLM, processor: MotionVideoProcessor, joints, path: Path, title: str | None = None
+) -> Path:
     """Concept timeline (which codebook entry is active when) of one motion under the model's motion encoder."""
     import torch
 

@@ -231,7 +231,7 @@ class HuMoConPipeline:
         holdout = set(data_args.cmu_holdout_subjects or ())
         bvh_dir, csv = resolve_cmu(data_args)
         if bvh_dir is not None:
-            from humocon_hf.data.loaders import load_cmu_bvh
+            from humocon_hf.data.real_mocap import load_cmu_bvh
 
             (folder / "cmu").mkdir(exist_ok=True)
             for row in tqdm(load_cmu_bvh(bvh_dir, csv), desc="CMU BVH -> SMPL-22 joints", unit="trial"):
@@ -252,7 +252,7 @@ class HuMoConPipeline:
         bandai_rows = []
         bandai_dir = resolve_bandai(data_args)
         if bandai_dir is not None:
-            from humocon_hf.data.loaders import load_bandai_namco
+            from humocon_hf.data.real_mocap import load_bandai_namco
 
             (folder / "bandai").mkdir(exist_ok=True)
             for row in tqdm(load_bandai_namco(bandai_dir), desc="Bandai Namco BVH -> SMPL-22 joints", unit="take"):
@@ -380,7 +380,7 @@ class HuMoConPipeline:
 
     def stage_translate(self, folder: Path) -> dict:
         from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
-        from humocon_hf.training.instruction_tuning import ModalityTranslationTrainer
+        from humocon_hf.training.modality_translation import ModalityTranslationTrainer
 
         model_args = self.recipe.model
         targs, tr_args = self.training_args("translate", output_dir=folder / "checkpoints")

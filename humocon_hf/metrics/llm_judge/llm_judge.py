@@ -27,9 +27,13 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import datasets
 import evaluate
+
+if TYPE_CHECKING:  # never imported at run time (evaluate's import scan reads only unindented imports)
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 SYSTEM_PROMPT = (
     "You grade answers to questions about videos. Compare the predicted answer with the correct answer "
@@ -146,8 +150,8 @@ class LLMJudge:
 
     def __init__(
         self,
-        model=None,
-        tokenizer=None,
+        model: PreTrainedModel | None = None,
+        tokenizer: PreTrainedTokenizerBase | None = None,
         max_retries: int = 3,
         max_new_tokens: int = 48,
         generate_fn: Callable[[list[dict]], str] | None = None,

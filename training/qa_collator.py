@@ -1,0 +1,247 @@
+"""[`HuMoConQACollator`]: dataset rows (a motion and/or a video with a question/answer, a caption or a conversation)
+to a padded, labelled batch through the `MotionVideoProcessor`'s chat template. Shared by stage 2
+([`ModalityTranslationTrainer`]), stage 3 ([`InstructionTuningTrainer`]), `humocon_hf.finetune` and the answering
+code in `humocon_hf.inference`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from humocon_hf.data.custom_qa import ROLE_ALIASES
+
+if TYPE_CHECKING:
+    from humocon_hf.processing.processing_humocon import MotionVideoProcessor
+
+__all__ = ["DEFAULT_PROMPTS", "HuMoConQACollator"]
+
+DEFAULT_PROMPTS = {
+    "motion": "Describe the motion.",
+    "video": "Describe what the person does in the video.",
+    "both": "Describe the motion shown in the video and the motion sequence.",
+}
+
+_PLACEHOLDER_RE = re.compile(r"(<motion>|<video>)")
+
+
+class HuMoConQACollator:
+    """Turn dataset rows into a padded batch for [`HuMoConForCausalLM`] through the processor's chat template.
+
+    A row is a mapping with
+
+    * `motion` (path, (T, 22, 3) array, `MotionClip`, a list of those, or None) and/or `video` (path, uint8
+      (N, H, W, 3) array, a list, or None); `motion_path` / `video_path` (the schema of the
+      `humocon_hf.data` loaders) are read when `motion` / `video` are absent;
+    * either `question` + `answer` (or `caption`: then the question defaults to a "describe" prompt), or
+      `conversations`: a list of `{"role": "user" | "assistant" | "system", "content": str | list}` messages
+      (ShareGPT `{"from": "human" | "gpt", "value": str}` is accepted too).
+
+    In string content, `<motion>` / `<video>` mark where the row's motions / videos go (in order); without
+    markers they are put in front of the first user message. Labels keep only the assistant answers.
+
+    Args:
+        processor: a `MotionVideoProcessor`.
+        max_length: optional truncation length (the processor refuses to cut placeholder tokens).
+        system_prompt: optional system message put in front of every conversation.
+        column names: override the defaults above.
+    """
+
+    def __init__(
+        self,
+        processor: MotionVideoProcessor,
+        max_length: int | None = None,
+        system_prompt: str | None = None,
+        motion_column: str = "motion",
+        video_column: str = "video",
+        question_column: str = "question",
+        answer_column: str = "answer",
+        caption_column: str = "caption",
+        conversations_column: str = "conversations",
+        video_fps_column: str = "video_fps",
+    ):
+        self.processor = processor
+        self.max_length = max_length
+        self.system_prompt = system_prompt
+        self.motion_column = motion_column
+        self.video_column = video_column
+        self.question_column = question_column
+        self.answer_column = answer_column
+        self.caption_column = caption_column
+        self.conversations_column = conversations_column
+        self.video_fps_column = video_fps_column
+
+    # The placeholder strings the processor uses (they can be customised there).
+    @property
+    def _tokens(self) -> tuple[str, str]:
+        return getattr(self.processor, "motion_token", "<motion>"), getattr(
+            self.processor, "video_token", "<video>"
+        )
+
+    @staticmethod
+    def _media_list(value) -> list:
+        if value is None:
+            return []
+        if isinstance(value, (list, tuple)):
+            return [v for v in value if v is not None]
+        return [value]
+
+    def row_to_conversation(self, row: Mapping[str, Any], index: int = 0) -> list[dict]:
+        """One dataset row -> one conversation with typed content items."""
+        if not isinstance(row, Mapping):
+            raise TypeError(
+                f"row {index}: expected a mapping (a datasets row), got {type(row).__name__}"
+            )
+        motions = self._media_list(
+            _first_present(row, self.motion_column, f"{self.motion_column}_path")
+        )
+        videos = self._media_list(
+            _first_present(row, self.video_column, f"{self.video_column}_path")
+        )
+        fps = row.get(self.video_fps_column)
+
+        conversation = row.get(self.conversations_column)
+        if conversation is not None:
+            messages = [
+                self._normalize_message(m, index, i) for i, m in enumerate(conversation)
+            ]
+            if not any(m["role"] == "assistant" for m in messages):
+                raise ValueError(
+                    f"row {index}: `{self.conversations_column}` holds no assistant answer to learn"
+                )
+        else:
+            answer = row.get(self.answer_column)
+            question = row.get(self.question_column)
+            if answer is None and row.get(self.caption_column) is not None:
+                answer = row[self.caption_column]
+            if answer is None or (isinstance(answer, str) and not answer.strip()):
+                raise ValueError(
+                    f"row {index}: needs `{self.answer_column}` (or `{self.caption_column}`) or "
+                    f"`{self.conversations_column}`"
+                )
+            if question is None:
+                key = (
+                    "both" if motions and videos else ("video" if videos else "motion")
+                )
+                question = DEFAULT_PROMPTS[key]
+            messages = [
+                {"role": "user", "content": str(question)},
+                {"role": "assistant", "content": str(answer)},
+            ]
+        if self.system_prompt and messages[0]["role"] != "system":
+            messages.insert(0, {"role": "system", "content": self.system_prompt})
+        return self._attach_media(messages, motions, videos, fps, index)
+
+    @staticmethod
+    def _normalize_message(message, index: int, position: int) -> dict:
+        if not isinstance(message, Mapping):
+            raise TypeError(
+                f"row {index}, message {position}: expected a dict, got {type(message).__name__}"
+            )
+        if "role" in message and "content" in message:
+            role, content = message["role"], message["content"]
+        elif "from" in message and "value" in message:
+            role, content = message["from"], message["value"]
+        else:
+            raise ValueError(
+                f"row {index}, message {position}: expected keys role/content (or from/value), got {sorted(message)}"
+            )
+        if not isinstance(role, str) or role.lower() not in ROLE_ALIASES:
+            raise ValueError(f"row {index}, message {position}: unknown role {role!r}")
+        return {"role": ROLE_ALIASES[role.lower()], "content": content}
+
+    def _attach_media(
+        self, messages: list[dict], motions: list, videos: list, fps, index: int
+    ) -> list[dict]:
+        """Replace `<motion>` / `<video>` markers in string content by typed items carrying the row's media."""
+        motion_token, video_token = self._tokens
+        motion_iter, video_iter = iter(motions), iter(videos)
+        used = {"motion": 0, "video": 0}
+        out = []
+        for message in messages:
+            content = message["content"]
+            if isinstance(content, str):
+                items = []
+                for piece in re.split(
+                    f"({re.escape(motion_token)}|{re.escape(video_token)})", content
+                ):
+                    if piece == motion_token:
+                        media = next(motion_iter, None)
+                        if media is None:
+                            raise ValueError(
+                                f"row {index}: more {motion_token} markers than motions ({len(motions)})"
+                            )
+                        items.append({"type": "motion", "motion": media})
+                        used["motion"] += 1
+                    elif piece == video_token:
+                        media = next(video_iter, None)
+                        if media is None:
+                            raise ValueError(
+                                f"row {index}: more {video_token} markers than videos ({len(videos)})"
+                            )
+                        items.append(_video_item(media, fps))
+                        used["video"] += 1
+                    elif piece:
+                        items.append({"type": "text", "text": piece})
+            else:
+                items = list(content)
+                for item in items:
+                    if isinstance(item, Mapping) and item.get("type") in used:
+                        used[item["type"]] += 1
+            out.append({"role": message["role"], "content": items})
+
+        # Media without markers go in front of the first user message.
+        leftover = [{"type": "motion", "motion": m} for m in motion_iter] + [
+            _video_item(v, fps) for v in video_iter
+        ]
+        if leftover:
+            if used["motion"] or used["video"]:
+                raise ValueError(
+                    f"row {index}: {len(leftover)} motion/video input(s) have no {motion_token}/{video_token} marker "
+                    "while others do: mark all of them or none"
+                )
+            first_user = next((m for m in out if m["role"] == "user"), None)
+            if first_user is None:
+                raise ValueError(
+                    f"row {index}: the conversation has no user message to attach the motion/video to"
+                )
+            first_user["content"] = (
+                leftover + [{"type": "text", "text": "\n"}] + first_user["content"]
+            )
+        return out
+
+    def __call__(self, rows: Sequence[Mapping[str, Any]]):
+        if len(rows) == 0:
+            raise ValueError("HuMoConQACollator got an empty batch")
+        conversations = [self.row_to_conversation(row, i) for i, row in enumerate(rows)]
+        kwargs = {}
+        if self.max_length is not None:
+            kwargs.update(truncation=True, max_length=self.max_length)
+        batch = self.processor.apply_chat_template(
+            conversations,
+            tokenize=True,
+            return_dict=True,
+            return_labels=True,
+            return_tensors="pt",
+            **kwargs,
+        )
+        if "labels" not in batch:
+            raise ValueError(
+                "the processor returned no labels; MotionVideoProcessor must support return_labels=True"
+            )
+        return batch
+
+
+def _first_present(row: Mapping[str, Any], *keys: str):
+    for key in keys:
+        if row.get(key) is not None:
+            return row[key]
+    return None
+
+
+def _video_item(media, fps) -> dict:
+    item = {"type": "video", "video": media}
+    if fps is not None:
+        item["fps"] = fps
+    return item
