@@ -7,6 +7,10 @@ the model can merge encoder features at those positions with a count check.
 
 This module is exported with checkpoints for `trust_remote_code=True`, so it only imports external
 libraries and same-folder modules.
+
+Why one file of ~800 lines: it is one class, `MotionVideoProcessor`, in transformers' place for a model's processor
+(`processing_<model>.py`); what is not the processor's own is elsewhere (the chat-template rewrite in
+`chat_template.py`, decoding in `video_decoding.py`, motion features in `feature_extraction_motion.py`).
 """
 
 from __future__ import annotations

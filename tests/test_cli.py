@@ -308,7 +308,10 @@ def test_ask_reads_a_video(tiny_checkpoint, tmp_path, capsys, monkeypatch):
     def whole_video(*args, **kwargs):
         raise AssertionError("the whole video was decoded")
 
+    import humocon_hf.processing.video_decoding as video_decoding
+
     monkeypatch.setattr(video_processing, "load_video", whole_video)
+    monkeypatch.setattr(video_decoding, "load_video", whole_video)
     frames = (np.random.default_rng(0).random((12, 48, 48, 3)) * 255).astype(np.uint8)
     path = tmp_path / "clip.gif"
     imageio.mimsave(path, list(frames), duration=0.05)

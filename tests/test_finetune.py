@@ -77,3 +77,24 @@ def test_readme_finetune_snippet_runs(tmp_path, smollm2_tokenizer_dir):
             .replace("per_device_train_batch_size=8", "per_device_train_batch_size=2, report_to=[], use_cpu=True"))
     exec(compile(code, "README.md", "exec"), {})
     assert type(AutoModel.from_pretrained(tmp_path / "ft")).__name__ == "HuMoConForCausalLM"
+
+
+def test_cmu_speed_example_writes_a_custom_qa_file_the_loader_reads(shared_data, tmp_path):
+    """examples/cmu_speed_qa.py (the README's fine-tuning example on real mocap): every answer in both files, no trial
+    in both, and load_custom_qa reads what it wrote."""
+    import importlib.util
+    from pathlib import Path
+
+    from humocon_hf.data.loaders import load_custom_qa
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "cmu_speed_qa.py"
+    spec = importlib.util.spec_from_file_location("cmu_speed_qa", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    example.main(["--cmu-dir", str(shared_data / "cmu_bvh"), "--descriptions",
+                  str(shared_data / "cmu_index" / "CMU_data.csv"), "--out", str(tmp_path)])
+    train, held = load_custom_qa(str(tmp_path / "train.jsonl")), load_custom_qa(str(tmp_path / "heldout.jsonl"))
+    answers = lambda ds: {c[-1]["content"] for c in ds["conversations"]}  # noqa: E731
+    assert answers(train) == answers(held) == {"slow", "normal", "fast"}
+    assert not set(train["motion_path"]) & set(held["motion_path"])
+    assert "09_01" in " ".join(held["motion_path"])  # a run: CMU's "run" is answered "fast"

@@ -83,7 +83,7 @@ def test_real_clip_decode_methods_agree(shared_data):
 
 
 def test_auto_decoding_probes_seeks_on_long_gaps(tmp_path, monkeypatch):
-    import humocon_hf.processing.video_processing_humocon as vp
+    import humocon_hf.processing.video_decoding as vp
 
     rng = np.random.default_rng(3)
     frames = rng.integers(0, 256, (400, 48, 64, 3), dtype=np.uint8)
