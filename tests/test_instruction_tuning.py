@@ -798,3 +798,28 @@ def test_stage2_on_real_cmu_captions_and_a_real_video_lowers_the_loss(
     )
     trainer.train()
     assert _mean_loss(model, collator, dataset) < loss_before
+
+
+def test_length_grouped_batches_sort_raw_rows_by_the_collators_length_estimate(processor, tmp_path):
+    """`train_sampling_strategy="group_by_length"` works on raw QA rows (transformers alone needs `input_ids`): the
+    collator's estimate differs from the collated length by the same chat-template tokens for every row, so it
+    orders rows as their real lengths do."""
+    from humocon_tiny import walk_joints
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    from humocon_hf.pipeline.runner import ListDataset
+
+    rows = [{"motion": walk_joints(frames), "question": "What is the person doing?" + " Tell me." * extra,
+             "answer": "walk"} for frames, extra in ((12, 0), (40, 3), (25, 1), (64, 5), (7, 2), (33, 0))]
+    collator = HuMoConQACollator(processor, system_prompt="Answer with one or two words.")
+    estimates = [collator.approximate_length(row, i) for i, row in enumerate(rows)]
+    actual = [int(collator([row])["attention_mask"].sum()) for row in rows]
+    assert len({a - e for a, e in zip(actual, estimates)}) == 1 and len(set(estimates)) == len(rows)
+    trainer = InstructionTuningTrainer(
+        model=_model(processor), args=_args(tmp_path, per_device_train_batch_size=2,
+                                             train_sampling_strategy="group_by_length"),
+        processor=processor, train_dataset=ListDataset(rows), data_collator=collator,
+    )
+    sampler = trainer._get_train_sampler()
+    assert isinstance(sampler, LengthGroupedSampler) and list(sampler.lengths) == estimates
+    assert sorted(sampler) == list(range(len(rows)))

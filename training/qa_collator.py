@@ -211,6 +211,27 @@ class HuMoConQACollator:
             )
         return out
 
+    def approximate_length(self, row: Mapping[str, Any], index: int = 0) -> int:
+        """About how many tokens `row` becomes, without rendering the chat or reading media: the tokens of its text
+        plus its placeholders (a motion array: ceil(min(frames, max_frames) / stride); a motion file: the most a motion
+        can take; a video: the processor's tokens per video). What length-grouped batching sorts by."""
+        text, motions, videos = [], 0, 0
+        for message in self.row_to_conversation(row, index):
+            for item in message["content"]:
+                if item["type"] == "text":
+                    text.append(item["text"])
+                elif item["type"] == "motion":
+                    motions += self._motion_tokens(item["motion"])
+                elif item["type"] == "video":
+                    videos += int(self.processor.num_video_tokens)
+        return len(self.processor.tokenizer("".join(text), add_special_tokens=False)["input_ids"]) + motions + videos
+
+    def _motion_tokens(self, motion) -> int:
+        extractor = self.processor.motion_feature_extractor
+        frames = len(motion) if hasattr(motion, "__len__") and not isinstance(motion, (str, bytes)) else None
+        frames = extractor.max_frames if frames is None else min(frames, extractor.max_frames or frames)
+        return self.processor.num_motion_tokens(frames)
+
     def __call__(self, rows: Sequence[Mapping[str, Any]]):
         if len(rows) == 0:
             raise ValueError("HuMoConQACollator got an empty batch")
