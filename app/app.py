@@ -53,6 +53,7 @@ class HuMoConChat:
         self.model, self.processor, defaults = load_checkpoint(model_dir, device=device)
         self.system_prompt = defaults.get("system_prompt")
         self.max_new_tokens = int(defaults.get("max_new_tokens") or 32)
+        self.bf16 = bool(defaults.get("bf16"))  # the numerics the checkpoint was evaluated with
         self.workdir = Path(tempfile.mkdtemp(prefix="humocon-app-"))
         self._counter = itertools.count()
         # Renders pile up per request: removed when the app object goes away or the process exits.
@@ -141,7 +142,7 @@ class HuMoConChat:
             raise gr.Error(str(err)) from err
         history = history + [{"role": "user", "content": question}, {"role": "assistant", "content": ""}]
         answer = ""
-        for piece in stream_answer(self.model, self.processor, conversation, self.max_new_tokens):
+        for piece in stream_answer(self.model, self.processor, conversation, self.max_new_tokens, bf16=self.bf16):
             answer += piece
             history[-1] = {"role": "assistant", "content": answer}
             yield history

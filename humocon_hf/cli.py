@@ -125,7 +125,7 @@ def cmd_ask(args) -> int:
     def turn(question: str, first: bool) -> None:
         conversation.append(user_message(question, motion if first else None, video if first else None))
         pieces = []
-        for piece in stream_answer(model, processor, conversation, max_new_tokens):
+        for piece in stream_answer(model, processor, conversation, max_new_tokens, bf16=bool(defaults.get("bf16"))):
             pieces.append(piece)
             print(piece, end="", flush=True)
         print(flush=True)

@@ -184,7 +184,8 @@ def finetune(
     if eval_rows:
         info["eval_after"] = _accuracy(merged, processor, model_args, eval_rows, ev.batch_size, max_new_tokens, bf16)
     save_for_remote_code(merged, out, processor=processor)
-    write_json_atomic(out / CHAT_DEFAULTS, {"system_prompt": model_args.system_prompt, "max_new_tokens": max_new_tokens})
+    write_json_atomic(out / CHAT_DEFAULTS, {"system_prompt": model_args.system_prompt, "max_new_tokens": max_new_tokens,
+                                            "bf16": bf16})
     (out / "README.md").write_text(_card(model_name_or_path, str(train_data), info["eval_data"], info, merged),
                                    encoding="utf-8")
     summary = {k: v for k, v in info.items()}

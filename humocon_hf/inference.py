@@ -36,7 +36,8 @@ if TYPE_CHECKING:
     from humocon_hf.processing.processing_humocon import MotionVideoProcessor
     from humocon_hf.recipes import ModelArguments
     from humocon_hf.training.qa_collator import HuMoConQACollator
-CHAT_DEFAULTS = "humocon_chat.json"  # the chat settings a checkpoint was trained with (system prompt, answer length)
+CHAT_DEFAULTS = "humocon_chat.json"  # the chat settings a checkpoint was trained and evaluated with (system prompt,
+# answer length, bf16 autocast)
 
 
 class UserInputError(Exception):
@@ -198,21 +199,28 @@ def build_conversation(row: Mapping, system_prompt: str | None = None) -> list[d
     return conversation
 
 
+def chat_inputs(model: HuMoConForCausalLM, processor: MotionVideoProcessor, conversation: list[dict]) -> dict:
+    """The model inputs of a conversation with the assistant's turn to come, on the model's device."""
+    inputs = processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=True, return_tensors="pt")
+    return {k: v.to(model.device) if hasattr(v, "to") else v for k, v in inputs.items()}
+
+
 def stream_answer(
-    model: HuMoConForCausalLM, processor: MotionVideoProcessor, conversation: list[dict], max_new_tokens: int = 32
+    model: HuMoConForCausalLM, processor: MotionVideoProcessor, conversation: list[dict], max_new_tokens: int = 32,
+    bf16: bool = False,
 ) -> Iterator[str]:
-    """Generate the assistant's next turn greedily, yielding text as it is produced (TextIteratorStreamer)."""
+    """Generate the assistant's next turn greedily, yielding text as it is produced (TextIteratorStreamer); `bf16`:
+    under bf16 autocast where the device has it, as the checkpoint was evaluated when it trained in bf16."""
     import torch
     from transformers import TextIteratorStreamer
 
-    inputs = processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=True, return_tensors="pt")
-    inputs = {k: v.to(model.device) if hasattr(v, "to") else v for k, v in inputs.items()}
+    inputs = chat_inputs(model, processor, conversation)
     streamer = TextIteratorStreamer(processor.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
     errors: list[BaseException] = []
 
     def work():
         try:
-            with torch.no_grad():
+            with torch.no_grad(), generation_autocast(model, bf16):
                 model.generate(**inputs, streamer=streamer, do_sample=False, max_new_tokens=max_new_tokens,
                                pad_token_id=processor.tokenizer.pad_token_id)
         except BaseException as err:  # surfaced in the caller's thread below
@@ -357,5 +365,6 @@ __all__ = [
     "qa_collator",
     "row_motion",
     "stream_answer",
+    "chat_inputs",
     "user_message",
 ]

@@ -503,3 +503,23 @@ def test_pipeline_value_errors_are_one_line_and_debug_shows_the_traceback(tmp_pa
     assert err.count("\n") == 1 and "max_frames must allow at least 2.5 s" in err and "--debug" in err
     with pytest.raises(ValueError, match="max_frames"):
         main(["--debug", *argv])
+
+
+def test_ask_answers_with_the_numerics_the_checkpoint_was_evaluated_with(tiny_checkpoint, tmp_path, capsys, monkeypatch):
+    """A checkpoint trained (and evaluated) under bf16 autocast says so in humocon_chat.json; `humocon ask` then
+    generates under bf16 autocast too (where the CPU has it), float32 otherwise."""
+    import shutil
+
+    import humocon_hf.inference as inference
+
+    seen = []
+    real = inference.generation_autocast
+    monkeypatch.setattr(inference, "generation_autocast", lambda model, enabled: seen.append(enabled) or real(model, enabled))
+    motion = write_motion_file(tmp_path)
+    for bf16 in (False, True):
+        folder = tmp_path / f"ckpt_{bf16}"
+        shutil.copytree(tiny_checkpoint, folder)
+        chat = json.loads((folder / "humocon_chat.json").read_text())
+        (folder / "humocon_chat.json").write_text(json.dumps({**chat, "bf16": bf16}))
+        assert main(["ask", "--model", str(folder), "--motion", str(motion), "--device", "cpu", "What?"]) == 0
+    assert seen == [False, True]

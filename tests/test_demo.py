@@ -185,7 +185,8 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, smollm2_tokenizer_dir, capsy
     gif = imageio.mimread(out / "preview.gif")
     assert len(gif) > 1 and np.asarray(gif[0]).ndim == 3
     assert (out / "concept_timeline.png").stat().st_size > 1000
-    assert json.loads((out / "humocon_chat.json").read_text())["max_new_tokens"] == 3
+    chat = json.loads((out / "humocon_chat.json").read_text())
+    assert chat["max_new_tokens"] == 3 and chat["bf16"] is False  # as the tune stage ran (bf16 off above)
 
     # The encoder probe reads the same folder.
     probe = _load_probe_script().main([str(out)])

@@ -564,6 +564,7 @@ class HuMoConPipeline:
         write_json_atomic(self.root / CHAT_DEFAULTS, {
             "system_prompt": self.recipe.model.system_prompt,
             "max_new_tokens": self.recipe.evaluate.max_new_tokens,
+            "bf16": bool(self.recipe.sections["tune"].get("bf16")),  # as evaluated: bf16 autocast where the CPU has it
         })
         info = {"checkpoint": str(self.root), "concepts_described": len(described)}
 
