@@ -73,6 +73,7 @@ class MotionVideoVideosKwargs(TypedDict, total=False):
     do_normalize: bool | None
     image_mean: list[float] | None
     image_std: list[float] | None
+    return_tensors: str | None
 
 
 class MotionVideoProcessorKwargs(ProcessingKwargs, total=False):
@@ -325,8 +326,13 @@ class MotionVideoProcessor(ProcessorMixin):
             kwargs.setdefault("fps", kwargs.pop("video_fps"))
         text_kwargs, motion_kwargs, video_kwargs = self._modality_kwargs(kwargs)
         return_tensors = text_kwargs.pop("return_tensors", self.common_kwargs["return_tensors"])
-        for name, value in self.text_kwargs.items():
+        # Defaults, weakest first: the processor's, then the tokenizer's own (e.g. padding="max_length" given when it was
+        # loaded), then the call's.
+        tokenizer_defaults = {k: v for k, v in (getattr(self.tokenizer, "init_kwargs", None) or {}).items()
+                              if k in self._TEXT_KEYS and k != "return_tensors"}
+        for name, value in {**self.text_kwargs, **tokenizer_defaults}.items():
             text_kwargs.setdefault(name, value)
+        video_kwargs.pop("return_tensors", None)  # one tensor type for the whole output: the call's
         video_fps = video_kwargs.pop("fps", None)
         return_flow = bool(video_kwargs.pop("return_flow", False))
         motion_list = _as_list(motions, "motions")
@@ -376,7 +382,7 @@ class MotionVideoProcessor(ProcessorMixin):
     _MOTION_KEYS = frozenset({"padding", "max_frames", "truncation", "pad_to_multiple_of", "return_attention_mask"})
     # Not num_frames: a checkpoint's video encoder was trained at its own key-frame count.
     _VIDEO_KEYS = frozenset({"fps", "sampling_fps", "return_flow", "do_sample_frames", "do_rescale", "rescale_factor",
-                             "do_normalize", "image_mean", "image_std"})
+                             "do_normalize", "image_mean", "image_std", "return_tensors"})
 
     def _merge_kwargs(self, ModelProcessorKwargs, tokenizer_init_kwargs: dict | None = None, **kwargs) -> dict:  # noqa: N803
         """transformers' kwargs merging (defaults, per-modality dicts, loose keys) with the motion modality it does not
@@ -397,9 +403,11 @@ class MotionVideoProcessor(ProcessorMixin):
         transformers' processors do; a key in the wrong modality dict is refused by name."""
         kwargs = dict(kwargs)
         common = dict(kwargs.pop("common_kwargs", None) or {})
-        text = {**common, **dict(kwargs.pop("text_kwargs", None) or {})}
+        text_given = dict(kwargs.pop("text_kwargs", None) or {})
+        text = {**common, **text_given}
         motion = dict(kwargs.pop("motion_kwargs", None) or kwargs.pop("motions_kwargs", None) or {})
         video = dict(kwargs.pop("videos_kwargs", None) or {})
+        given = {"text_kwargs": set(text_given), "motion_kwargs": set(motion), "videos_kwargs": set(video)}
         for name in ("images_kwargs", "audio_kwargs"):
             if kwargs.pop(name, None):
                 raise ValueError(f"MotionVideoProcessor takes no {name.split('_')[0]}: {name} must be empty")
@@ -414,7 +422,7 @@ class MotionVideoProcessor(ProcessorMixin):
             for target, allowed, name in ((text, self._TEXT_KEYS, "text_kwargs"), (video, self._VIDEO_KEYS, "videos_kwargs"),
                                           (motion, self._MOTION_KEYS, "motion_kwargs")):
                 if key in allowed:
-                    if key in target and not (name == "text_kwargs" and key in common):
+                    if key in given[name]:  # in its modality dict too (common_kwargs only set defaults)
                         raise ValueError(f"MotionVideoProcessor: {key!r} is given twice, as a keyword argument and in "
                                          f"{name}; pass it once")
                     target[key] = kwargs.pop(key)
@@ -566,9 +574,16 @@ class MotionVideoProcessor(ProcessorMixin):
         adds `assistant_masks`, 1 on those tokens).
 
         Other keyword arguments go where transformers sends them: the processor's own (`padding`, `padding_side`,
-        `max_length`, `text_kwargs`, `motion_kwargs`, `videos_kwargs`, ...) to `__call__`, everything else
-        (`add_system_prompt`, `tools`, `documents`, ...) to the chat template as variables.
+        `max_length`, `text_kwargs`, `motion_kwargs`, `videos_kwargs`, ..., or all of them in `processor_kwargs={...}`)
+        to `__call__`, everything else (`add_system_prompt`, `tools`, `documents`, ...) to the chat template as
+        variables. Unlike transformers' default, `return_dict` is True: the media inputs come with the token ids.
         """
+        # transformers 5 passes the processor's arguments as `processor_kwargs={...}`; loose keys are read as well.
+        processor_kwargs = dict(kwargs.pop("processor_kwargs", None) or {})
+        twice = sorted(set(processor_kwargs) & set(kwargs))
+        if twice:
+            raise ValueError(f"apply_chat_template: {twice} given both loose and in processor_kwargs; pass them once")
+        kwargs.update(processor_kwargs)
         call_keys = self._TEXT_KEYS | self._MOTION_KEYS | self._VIDEO_KEYS | {
             "text_kwargs", "motion_kwargs", "motions_kwargs", "videos_kwargs", "common_kwargs", "images_kwargs",
             "audio_kwargs", "video_fps"}

@@ -112,6 +112,7 @@ class HuMoConVideosKwargs(TypedDict, total=False):
     do_sample_frames: bool | None
     fps: float | list[float | None] | None
     return_flow: bool | None
+    return_tensors: str | None
 
 
 class HuMoConVideoProcessor(VideoProcessorMixin):

@@ -395,6 +395,9 @@ def test_a_keyword_given_loose_and_in_its_modality_dict_is_refused(processor):
         processor(text="hi", text_kwargs={"padding": "do_not_pad"}, padding="max_length", max_length=8)
     with pytest.raises(ValueError, match="'do_normalize' is given twice.*videos_kwargs"):
         processor(text="<video>", videos=_video(), videos_kwargs={"do_normalize": False}, do_normalize=True)
+    # common_kwargs only set defaults: a loose key beside them is no repetition
+    out = processor(text="hi", common_kwargs={"return_tensors": "np"}, return_tensors="pt")
+    assert isinstance(out["input_ids"], torch.Tensor)
 
 
 def test_transformers_merges_this_processors_kwargs(processor):
@@ -417,3 +420,23 @@ def test_a_processor_saved_without_its_own_template_renders_typed_messages(proce
     flat = [{"role": "user", "content": "Describe this.<video>"}]
     expected = processor.tokenizer.apply_chat_template(flat, tokenize=False, add_generation_prompt=True)
     assert loaded.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) == expected
+
+
+def test_apply_chat_template_takes_the_processors_arguments_as_processor_kwargs(processor):
+    """transformers 5's `processor_kwargs={...}` reaches `__call__` like loose keys (before, it went to the template
+    as an unused variable and padding was silently not applied)."""
+    conv = [{"role": "user", "content": [{"type": "motion", "motion": walk_joints(16)}, {"type": "text", "text": "Hi"}]}]
+    loose = processor.apply_chat_template(conv, tokenize=True, padding="max_length", max_length=64)
+    nested = processor.apply_chat_template(conv, tokenize=True, processor_kwargs={"padding": "max_length", "max_length": 64})
+    assert nested["input_ids"].shape[-1] == 64 and torch.equal(loose["input_ids"], nested["input_ids"])
+    with pytest.raises(ValueError, match=r"\['padding'\] given both loose and in processor_kwargs"):
+        processor.apply_chat_template(conv, tokenize=True, padding=True, processor_kwargs={"padding": "max_length"})
+
+
+def test_tokenizer_loaded_with_defaults_keeps_them(smollm2_tokenizer_dir):
+    """Defaults given to the tokenizer when it was loaded (here padding to a max_length) hold in the processor's
+    calls unless the call overrides them, as in transformers' processors; the processor's own default is weaker."""
+    tokenizer = AutoTokenizer.from_pretrained(smollm2_tokenizer_dir, padding="max_length", max_length=40)
+    proc = MotionVideoProcessor(tokenizer=tokenizer, motion_token_stride=4)
+    assert proc(text="<motion> hi", motions=walk_joints(16))["input_ids"].shape[-1] == 40
+    assert proc(text="<motion> hi", motions=walk_joints(16), padding="longest")["input_ids"].shape[-1] < 40
