@@ -36,6 +36,7 @@ from __future__ import annotations
 import math
 import os
 import struct
+import tempfile
 import time
 from collections.abc import Sequence
 
@@ -93,8 +94,47 @@ def sample_frame_indices(
 # --------------------------------------------------------------------------------------------
 # Decoding
 # --------------------------------------------------------------------------------------------
+# Videos given by http(s) URL (as in transformers' chat messages, `{"type": "video", "url": ...}`) are downloaded once
+# into this folder, named by the URL's hash, and decoded from there; downloads are capped at this many bytes.
+URL_CACHE_DIR = os.path.join(tempfile.gettempdir(), "humocon_video_downloads")
+MAX_DOWNLOAD_BYTES = 2 * 1024**3
+
+
+def _fetch_url(url: str) -> str:
+    """Local copy of a video URL (downloaded at most once per URL; the size is bounded before and while reading)."""
+    import hashlib
+    import urllib.request
+
+    suffix = os.path.splitext(url.split("?", 1)[0])[1][:8] or ".mp4"
+    target = os.path.join(URL_CACHE_DIR, hashlib.sha256(url.encode()).hexdigest()[:32] + suffix)
+    if os.path.isfile(target):
+        return target
+    os.makedirs(URL_CACHE_DIR, exist_ok=True)
+    fd, partial = tempfile.mkstemp(dir=URL_CACHE_DIR, suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 - http(s) only
+            declared = int(response.headers.get("Content-Length") or 0)
+            if declared > MAX_DOWNLOAD_BYTES:
+                raise ValueError(f"video URL {url} is {declared} bytes, more than the {MAX_DOWNLOAD_BYTES} allowed")
+            size = 0
+            while chunk := response.read(1 << 20):
+                size += len(chunk)
+                if size > MAX_DOWNLOAD_BYTES:
+                    raise ValueError(f"video URL {url} sent more than the {MAX_DOWNLOAD_BYTES} bytes allowed")
+                out.write(chunk)
+        os.replace(partial, target)
+    except OSError as err:  # unreachable host, HTTP error, offline machine
+        raise FileNotFoundError(f"video URL could not be downloaded: {url} ({err})") from err
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
+    return target
+
+
 def _check_path(path: str | os.PathLike) -> str:
     path = os.fspath(path)
+    if isinstance(path, str) and path.lower().startswith(("http://", "https://")):
+        path = _fetch_url(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"video file not found: {path}")
     if not os.path.isfile(path):

@@ -432,3 +432,41 @@ def test_avi_without_a_frame_rate_is_not_read_as_25_fps(tmp_path, caplog):
         _, ts, fps, _ = load_key_frames(broken, num_frames=4)
     assert fps == 20.0 and "give no frame rate" in caplog.text
     assert load_key_frames(tmp_path / "ok.avi", num_frames=4)[2] == 10.0
+
+
+def test_a_video_url_is_downloaded_once_and_decoded_like_the_file(tmp_path, monkeypatch):
+    """`{"type": "video", "url": ...}` as in transformers' chat messages: the processor fetches http(s) URLs (here from
+    a local server; the machines have no internet) into a cache and reads them as the same file; a missing one says so."""
+    import functools
+    import http.server
+    import threading
+
+    import humocon_hf.processing.video_decoding as decoding
+
+    monkeypatch.setattr(decoding, "URL_CACHE_DIR", str(tmp_path / "cache"))
+    frames = np.random.default_rng(4).integers(0, 256, (20, 48, 64, 3), dtype=np.uint8)
+    served = tmp_path / "served"
+    served.mkdir()
+    _write_video(served / "clip.mp4", frames)
+    requests = []
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            requests.append(self.path)
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(served)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/clip.mp4"
+        proc = HuMoConVideoProcessor(num_frames=4, size=32, patch_size=8)
+        from_url, again = proc(url, return_tensors="np"), proc(url, return_tensors="np")
+        from_file = proc(str(served / "clip.mp4"), return_tensors="np")
+        for key in from_file:
+            np.testing.assert_array_equal(from_url[key], from_file[key])
+            np.testing.assert_array_equal(again[key], from_file[key])
+        assert len([r for r in requests if "clip.mp4" in r]) == 1  # the second call read the cached copy
+        with pytest.raises(FileNotFoundError, match="video URL could not be downloaded: http://127.0.0.1:.*/missing.mp4"):
+            proc(url.replace("clip.mp4", "missing.mp4"))
+        assert not list((tmp_path / "cache").glob("*.part"))
+    finally:
+        server.shutdown()
