@@ -275,9 +275,9 @@ def test_ask_interactive_keeps_the_conversation(tiny_checkpoint, tmp_path, capsy
     seen = []
     original = cli.stream_answer
 
-    def recording(model, processor, conversation, max_new_tokens=32):
+    def recording(model, processor, conversation, max_new_tokens=32, bf16=False):
         seen.append([m["role"] for m in conversation])
-        yield from original(model, processor, conversation, max_new_tokens)
+        yield from original(model, processor, conversation, max_new_tokens, bf16=bf16)
 
     monkeypatch.setattr(cli, "stream_answer", recording)
     monkeypatch.setattr(sys, "stdin", io.StringIO("And then?\n\n"))
