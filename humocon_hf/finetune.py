@@ -123,7 +123,7 @@ def finetune(
     defaults, a model card and `finetune.json` to `output_dir`. Returns the `finetune.json` content."""
     from humocon_hf.data import load_custom_qa
     from humocon_hf.hub import save_for_remote_code
-    from humocon_hf.inference import CHAT_DEFAULTS, load_checkpoint, qa_collator
+    from humocon_hf.inference import load_checkpoint, qa_collator, write_chat_defaults
     from humocon_hf.pipeline.runner import (
         bf16_on_cpu,
         seed_before_init,
@@ -184,8 +184,7 @@ def finetune(
     if eval_rows:
         info["eval_after"] = _accuracy(merged, processor, model_args, eval_rows, ev.batch_size, max_new_tokens, bf16)
     save_for_remote_code(merged, out, processor=processor)
-    write_json_atomic(out / CHAT_DEFAULTS, {"system_prompt": model_args.system_prompt, "max_new_tokens": max_new_tokens,
-                                            "bf16": bf16})
+    write_chat_defaults(out, model_args.system_prompt, max_new_tokens, bf16)
     (out / "README.md").write_text(_card(model_name_or_path, str(train_data), info["eval_data"], info, merged),
                                    encoding="utf-8")
     summary = {k: v for k, v in info.items()}

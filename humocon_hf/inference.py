@@ -90,6 +90,15 @@ def load_checkpoint(model_dir: str, device: str = "auto", dtype: str = "auto", t
     return model, processor, defaults
 
 
+def write_chat_defaults(folder: Path, system_prompt: str | None, max_new_tokens: int, bf16: bool) -> None:
+    """Record how a checkpoint was tuned and evaluated (`CHAT_DEFAULTS`, read back by `load_checkpoint`): its system
+    prompt, answer length and whether it generated under bf16 autocast (where the CPU has it)."""
+    from humocon_hf.pipeline.runner import write_json_atomic
+
+    write_json_atomic(Path(folder) / CHAT_DEFAULTS,
+                      {"system_prompt": system_prompt, "max_new_tokens": max_new_tokens, "bf16": bool(bf16)})
+
+
 def _load_error(model_dir: str, what: str, err: Exception) -> str:
     """One line for a checkpoint that does not load: what is missing or broken, and what to do."""
     text = str(err)
@@ -354,6 +363,7 @@ __all__ = [
     "MOTION_EXTENSIONS",
     "VIDEO_EXTENSIONS",
     "CHAT_DEFAULTS",
+    "write_chat_defaults",
     "UserInputError",
     "answer_fn_from_model",
     "build_conversation",

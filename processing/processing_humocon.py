@@ -434,22 +434,10 @@ class MotionVideoProcessor(ProcessorMixin):
 
     def _process_videos(self, videos: list, video_fps, return_flow: bool, extra: dict | None = None
                         ) -> dict[str, np.ndarray]:
-        """Process videos one by one (each may have its own fps) and stack: K key frames each, so shapes agree."""
-        fps_list = list(video_fps) if isinstance(video_fps, (list, tuple)) else [video_fps] * len(videos)
-        if len(fps_list) != len(videos):
-            raise ValueError(f"video_fps has {len(fps_list)} values for {len(videos)} videos")
-        outputs = []
-        for i, (video, fps) in enumerate(zip(videos, fps_list)):
-            try:
-                outputs.append(self.video_processor(video, fps=fps, return_flow=return_flow, return_tensors="np",
-                                                            **(extra or {})))
-            except ValueError as err:  # say which of the batch's videos is at fault
-                raise ValueError(f"videos[{i}]: {err}") from None
-            frames, first = outputs[-1]["pixel_values_videos"].shape[1], outputs[0]["pixel_values_videos"].shape[1]
-            if frames != first:
-                raise ValueError(f"videos[{i}] has {frames} frames but the first video {first}: without frame sampling "
-                                 "(do_sample_frames=False) the videos of one call need equal lengths")
-        return {key: np.concatenate([np.asarray(o[key]) for o in outputs], axis=0) for key in outputs[0].keys()}
+        """The video processor on the whole batch (one fps per video allowed): K key frames each, stacked."""
+        outputs = self.video_processor(videos, fps=video_fps, return_flow=return_flow, return_tensors="np",
+                                       **(extra or {}))
+        return {key: np.asarray(value) for key, value in outputs.items()}
 
     def _expand_placeholders(
         self,

@@ -246,29 +246,26 @@ class HuMoConVideoProcessor(VideoProcessorMixin):
     def _key_frames(self, video: Any, fps: float | None, num_frames: int, sampling_fps, where: str,
                     sample: bool = True):
         """(frames (K,H,W,3) uint8, timestamps (K,) float32) of one video input; with ``sample=False`` every frame."""
-        if not sample:
-            if isinstance(video, (str, os.PathLike)):
-                frames, rate = self.load_video(video)
-            else:
-                frames, rate = _check_frames(video, where), float(fps) if fps is not None else DEFAULT_FPS
+        if isinstance(video, (str, os.PathLike)):
+            if sample:
+                frames, ts, _, _ = load_key_frames(
+                    video,
+                    num_frames=num_frames,
+                    sampling_fps=sampling_fps,
+                    decode_method=self.decode_method,
+                    fallback_fps=fps if fps is not None else DEFAULT_FPS,
+                )
+                return frames, ts
+            frames, rate = self.load_video(video)
+        else:
+            frames = _check_frames(video, where)
+            rate = float(fps) if fps is not None else DEFAULT_FPS
             if not math.isfinite(rate) or rate <= 0:
                 raise ValueError(f"fps for {where} must be a positive number, got {fps!r}")
-            return frames, (np.arange(len(frames)) / rate).astype(np.float32)
-        if isinstance(video, (str, os.PathLike)):
-            frames, ts, _, _ = load_key_frames(
-                video,
-                num_frames=num_frames,
-                sampling_fps=sampling_fps,
-                decode_method=self.decode_method,
-                fallback_fps=fps if fps is not None else DEFAULT_FPS,
-            )
-            return frames, ts
-        frames = _check_frames(video, where)
-        rate = float(fps) if fps is not None else DEFAULT_FPS
-        if not math.isfinite(rate) or rate <= 0:
-            raise ValueError(f"fps for {where} must be a positive number, got {fps!r}")
-        idx = sample_frame_indices(frames.shape[0], num_frames, rate, sampling_fps)
-        return frames[idx], (idx / rate).astype(np.float32)
+            if sample:
+                idx = sample_frame_indices(frames.shape[0], num_frames, rate, sampling_fps)
+                return frames[idx], (idx / rate).astype(np.float32)
+        return frames, (np.arange(len(frames)) / rate).astype(np.float32)
 
     # ------------------------------------------------------------------ per-video transforms
     def normalize_frames(self, frames: np.ndarray, do_rescale: bool | None = None, rescale_factor: float | None = None,
@@ -353,7 +350,12 @@ class HuMoConVideoProcessor(VideoProcessorMixin):
         pixels, stamps, flows = [], [], []
         for i, (video, rate) in enumerate(zip(batch, rates, strict=True)):
             where = f"videos[{i}]" if len(batch) > 1 or isinstance(videos, (list, tuple)) else "video"
-            frames, ts = self._key_frames(video, rate, num_frames, sampling_fps, where, sample=sample)
+            try:
+                frames, ts = self._key_frames(video, rate, num_frames, sampling_fps, where, sample=sample)
+            except ValueError as err:  # a file's errors name the file; say which of the batch's videos it is
+                if where == "video" or not isinstance(video, (str, os.PathLike)):
+                    raise
+                raise ValueError(f"{where}: {err}") from None
             if pixels and len(frames) != len(pixels[0]):
                 raise ValueError(f"{where} has {len(frames)} frames but the first video {len(pixels[0])}: without "
                                  "frame sampling (do_sample_frames=False) the videos of one call need equal lengths")

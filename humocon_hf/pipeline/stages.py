@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from humocon_hf.inference import CHAT_DEFAULTS, make_answer_fn, qa_collator, row_motion
+from humocon_hf.inference import make_answer_fn, qa_collator, row_motion, write_chat_defaults
 from humocon_hf.pipeline.builders import build_concept_model, build_processor, concepts_used
 from humocon_hf.pipeline.data import (
     HELD_OUT_ACTION_QUESTION,
@@ -127,6 +127,12 @@ class HuMoConPipeline:
             marker = self.runner.stage_dir(after) / MARKER
             fp["after"] = digest(json.loads(marker.read_text())["fingerprint"]) if marker.is_file() else None
         return fp
+
+    @property
+    def generation_bf16(self) -> bool:
+        """Evaluation (and, through the checkpoint's chat settings, `humocon ask`) generates as stage 3 trained: under
+        bf16 autocast where the recipe's tune stage uses bf16 and the CPU has it."""
+        return bool(self.recipe.sections["tune"].get("bf16"))
 
     def training_args(self, section: str, output_dir: Path):
         """The section's `(TrainingArguments, stage arguments)`; bf16 on a machine without a GPU runs as CPU
@@ -481,7 +487,7 @@ class HuMoConPipeline:
         def run(model, name: str, with_motion: bool) -> dict:
             answer = make_answer_fn(model, processor, model_args, ev.max_new_tokens, with_motion,
                                     progress=(name, n, ev.batch_size),
-                                    bf16=bool(self.recipe.sections["tune"].get("bf16")))
+                                    bf16=self.generation_bf16)
             result = evaluate_motion_qa(answer, split, batch_size=ev.batch_size, limit=ev.max_samples,
                                         model_name=name, dataset_name="HuMoCon procedural motion-QA",
                                         dataset_type="humocon-procedural-qa", split=ev.split)
@@ -491,7 +497,7 @@ class HuMoConPipeline:
 
         def run_real(model, name: str, with_motion: bool) -> dict:
             answer = make_answer_fn(model, processor, model_args, ev.max_new_tokens, with_motion,
-                                    bf16=bool(self.recipe.sections["tune"].get("bf16")))
+                                    bf16=self.generation_bf16)
             return evaluate_motion_qa(answer, real, batch_size=ev.batch_size, model_name=name,
                                       dataset_name="CMU mocap, held-out subjects", dataset_type="cmu-mocap",
                                       split="held-out subjects")
@@ -561,11 +567,8 @@ class HuMoConPipeline:
         # The checkpoint goes to the output folder's top level, next to the card: `from_pretrained(output_dir)`.
         save_for_remote_code(model, self.root, processor=processor)
         # The prompt format the model was tuned with, read back by `humocon ask` and the Gradio app.
-        write_json_atomic(self.root / CHAT_DEFAULTS, {
-            "system_prompt": self.recipe.model.system_prompt,
-            "max_new_tokens": self.recipe.evaluate.max_new_tokens,
-            "bf16": bool(self.recipe.sections["tune"].get("bf16")),  # as evaluated: bf16 autocast where the CPU has it
-        })
+        write_chat_defaults(self.root, self.recipe.model.system_prompt, self.recipe.evaluate.max_new_tokens,
+                            self.generation_bf16)
         info = {"checkpoint": str(self.root), "concepts_described": len(described)}
 
         test = qa[self.recipe.evaluate.split]
