@@ -113,6 +113,12 @@ class DataArguments:
     num_validation_motions: int = field(default=40, metadata={"help": "Procedural benchmark: validation motions."})
     num_test_motions: int = field(default=80, metadata={"help": "Procedural benchmark: held-out test motions."})
     questions_per_motion: int = field(default=3, metadata={"help": "Procedural benchmark: questions per motion."})
+    extra_train_motions: int = field(
+        default=0,
+        metadata={"help": "Procedural benchmark: more training motions, drawn after the others, so the validation "
+                  "and test questions stay those of the counts above (a larger training set is compared with a "
+                  "smaller one on the same held-out questions)."},
+    )
     seed: int = field(default=0, metadata={"help": "Seed of the benchmark generator."})
     cmu_bvh_dir: str | None = field(
         default="auto",
@@ -148,8 +154,9 @@ class DataArguments:
         for name in ("num_train_motions", "num_test_motions", "questions_per_motion", "max_frames"):
             if getattr(self, name) < 1:
                 raise RecipeError(f"data.{name} must be >= 1, got {getattr(self, name)}")
-        if self.num_validation_motions < 0:
-            raise RecipeError(f"data.num_validation_motions must be >= 0, got {self.num_validation_motions}")
+        for name in ("num_validation_motions", "extra_train_motions"):
+            if getattr(self, name) < 0:
+                raise RecipeError(f"data.{name} must be >= 0, got {getattr(self, name)}")
         subjects = self.cmu_holdout_subjects
         if subjects is not None and (not isinstance(subjects, (list, tuple)) or not all(
                 isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in subjects)):

@@ -354,6 +354,20 @@ def test_splits_disjoint_dataset_and_cache(tmp_path, monkeypatch):
     assert "question" not in motions["train"].column_names
 
 
+def test_extra_train_motions_leave_the_held_out_questions_unchanged(tmp_path):
+    """A larger training set is compared with a smaller one on the same validation and test questions."""
+    kw = dict(num_motions=20, seed=3, questions_per_motion=2, cache_dir=tmp_path, splits=(0.6, 0.2, 0.2))
+    base = generate_motion_qa(**kw)
+    grown = generate_motion_qa(**kw, extra_train_motions=5)
+    for split in ("validation", "test"):
+        assert grown[split]["id"] == base[split]["id"] and grown[split]["question"] == base[split]["question"]
+    base_train, grown_train = set(base["train"]["motion_id"]), set(grown["train"]["motion_id"])
+    assert base_train < grown_train and len(grown_train - base_train) == 5
+    assert not grown_train & set(grown["test"]["motion_id"])
+    with pytest.raises(ValueError, match="extra_train_motions must be a non-negative integer"):
+        generate_motion_qa(**kw, extra_train_motions=-1)
+
+
 def test_bad_inputs_raise_clear_errors(tmp_path):
     rng = np.random.default_rng(0)
     with pytest.raises(ValueError, match="unknown action"):

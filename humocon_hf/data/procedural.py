@@ -438,6 +438,7 @@ def generate_motion_qa(
     fps: float = DEFAULT_FPS,
     max_frames: int = 196,
     overwrite: bool = False,
+    extra_train_motions: int = 0,
 ):
     """The built-in motion-QA benchmark as a `datasets.DatasetDict` (train / validation / test).
 
@@ -459,6 +460,9 @@ def generate_motion_qa(
         video_size: rendered frame size in pixels.
         fps, max_frames: frame rate and maximum length of the motions.
         overwrite: regenerate even if a cache exists.
+        extra_train_motions: motions ``num_motions, num_motions + 1, ...`` added to the train split. The split
+            of the first `num_motions` does not change, so the validation and test questions stay the same
+            and a larger training set can be compared with a smaller one on the same held-out questions.
 
     Returns:
         `datasets.DatasetDict` with splits ``train``, ``validation``, ``test``. Motion columns:
@@ -475,6 +479,8 @@ def generate_motion_qa(
         raise ValueError(f"questions_per_motion must be a positive integer, got {questions_per_motion!r}")
     if rows not in ("questions", "motions"):
         raise ValueError(f"rows must be 'questions' or 'motions', got {rows!r}")
+    if isinstance(extra_train_motions, bool) or not isinstance(extra_train_motions, (int, np.integer)) or extra_train_motions < 0:
+        raise ValueError(f"extra_train_motions must be a non-negative integer, got {extra_train_motions!r}")
     fr = _check_splits(splits)
     gen = MotionQAGenerator(fps=fps, max_frames=max_frames)
 
@@ -483,6 +489,8 @@ def generate_motion_qa(
         splits=fr, rows=rows, include_joints=bool(include_joints), render_video=bool(render_video),
         video_size=int(video_size), fps=float(fps), max_frames=int(max_frames),
     )  # fmt: skip
+    if extra_train_motions:  # only then, so that the caches written before this argument keep their keys
+        key_params["extra_train"] = int(extra_train_motions)
     key = hashlib.sha1(json.dumps(key_params, sort_keys=True).encode()).hexdigest()[:16]
     root = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
     final = root / f"motionqa-v{GENERATOR_VERSION}-{key}"
@@ -499,6 +507,7 @@ def generate_motion_qa(
             (tmp / "videos").mkdir()
             from humocon_hf.processing.rendering import save_preview
         split_idx = split_motion_indices(int(num_motions), int(seed), fr)
+        split_idx["train"] += list(range(int(num_motions), int(num_motions) + int(extra_train_motions)))
         features = _features(rows, include_joints)
         out = {}
         for split, indices in split_idx.items():

@@ -116,6 +116,7 @@ def build_benchmark(data_args: DataArguments, cache_dir: Path):
         splits=(n_train / total, n_val / total, n_test / total),
         rows="questions",
         max_frames=data_args.max_frames,
+        extra_train_motions=data_args.extra_train_motions,
     )
 
 
