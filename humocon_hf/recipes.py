@@ -236,9 +236,17 @@ class EvaluateArguments:
         metadata={"help": "'text_only': the same LLM LoRA-tuned with the same recipe on the questions without the "
                   "motion (a blind baseline that learns answer priors); 'zero_shot': the LLM as is; 'none'."},
     )
+    baseline_max_steps: int | None = field(
+        default=None,
+        metadata={"help": "Training steps of the text-only baseline (default: tune.max_steps). It only learns answer "
+                  "priors from the question text, which takes fewer steps than reading a motion; scaled by "
+                  "--steps-scale like the training stages."},
+    )
     num_examples: int = field(default=5, metadata={"help": "Example questions and answers printed at the end."})
 
     def __post_init__(self):
+        if self.baseline_max_steps is not None and self.baseline_max_steps < 1:
+            raise RecipeError(f"evaluate.baseline_max_steps must be >= 1 or null, got {self.baseline_max_steps}")
         if self.baseline not in ("text_only", "zero_shot", "none"):
             raise RecipeError(f"evaluate.baseline must be text_only, zero_shot or none, got {self.baseline!r}")
         if self.batch_size < 1 or self.max_new_tokens < 1:
@@ -306,6 +314,7 @@ class Recipe:
             ("pretrain", ("phase1_max_steps", "phase2_max_steps")),
             ("translate", ("max_steps",)),
             ("tune", ("max_steps",)),
+            ("evaluate", ("baseline_max_steps",)),
         ):
             for key in keys:
                 value = sections.get(section, {}).get(key)

@@ -566,3 +566,22 @@ def test_demo_and_ablation_over_seeds_aggregate_each_seeds_evaluation(tmp_path, 
     table = (tmp_path / "a" / "ablation_table.md").read_text()
     assert "| no concept discovery |" in table and "| text-only (no motion) |" in table and "2 seeds" in table
     assert "| w/o alignment |" in table  # the small recipe pre-trains on rendered videos: alignment can be removed
+
+
+def test_baseline_steps_redo_only_the_baseline(tmp_path, smollm2_tokenizer_dir):
+    """evaluate.baseline_max_steps trains the text-only baseline for its own step count (scaled by --steps-scale)
+    and, changed, redoes the baseline but none of the motion stages."""
+    from humocon_hf.pipeline.stages import HuMoConPipeline, PipelineOptions
+    from humocon_hf.recipes import RecipeError, load_recipe
+
+    overrides = _one_step_overrides(tmp_path, smollm2_tokenizer_dir)
+    out = tmp_path / "out"
+    HuMoConPipeline(PipelineOptions(output_dir=str(out), overrides=overrides, use_cmu=False)).run(until="baseline")
+    overrides["evaluate"]["baseline_max_steps"] = 2
+    pipe = HuMoConPipeline(PipelineOptions(output_dir=str(out), overrides=overrides, use_cmu=False))
+    pipe.run(until="baseline")
+    assert [name for name, record in pipe.runner.records.items() if record.reused] == ["data", "pretrain", "translate", "tune"]
+    assert json.loads((out / "stages" / "baseline" / "stage.json").read_text())["info"]["steps"] == 2
+    assert load_recipe("small", {"evaluate": {"baseline_max_steps": 100}}).scaled(0.5).evaluate.baseline_max_steps == 50
+    with pytest.raises(RecipeError, match="baseline_max_steps must be >= 1"):
+        load_recipe("small", {"evaluate": {"baseline_max_steps": 0}})

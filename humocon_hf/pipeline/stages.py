@@ -128,16 +128,22 @@ class HuMoConPipeline:
             fp["after"] = digest(json.loads(marker.read_text())["fingerprint"]) if marker.is_file() else None
         return fp
 
+    def _baseline_fp(self) -> dict:
+        fp = self._fp("model", "tune", after="data", text_only=True)
+        if self.recipe.evaluate.baseline_max_steps is not None:  # only then: finished baselines keep their fingerprint
+            fp["max_steps"] = self.recipe.evaluate.baseline_max_steps
+        return fp
+
     @property
     def generation_bf16(self) -> bool:
         """Evaluation (and, through the checkpoint's chat settings, `humocon ask`) generates as stage 3 trained: under
         bf16 autocast where the recipe's tune stage uses bf16 and the CPU has it."""
         return bool(self.recipe.sections["tune"].get("bf16"))
 
-    def training_args(self, section: str, output_dir: Path):
+    def training_args(self, section: str, output_dir: Path, **overrides):
         """The section's `(TrainingArguments, stage arguments)`; bf16 on a machine without a GPU runs as CPU
         autocast where the CPU has native bf16 (AVX512-BF16 / AMX: about twice as fast here), else in float32."""
-        return self.recipe.training_args(section, output_dir=output_dir)
+        return self.recipe.training_args(section, output_dir=output_dir, **overrides)
 
     # ---------------------------------------------------------------------------------------------- run
     def stage_plan(self) -> list[tuple[str, dict, Callable[[Path], dict], bool]]:
@@ -151,8 +157,7 @@ class HuMoConPipeline:
             ("tune", lambda: self._fp("model", "tune", after="translate"), self.stage_tune, True),
         ]
         if self.recipe.evaluate.baseline == "text_only":
-            plan.append(("baseline", lambda: self._fp("model", "tune", after="data", text_only=True), self.stage_baseline,
-                         True))
+            plan.append(("baseline", self._baseline_fp, self.stage_baseline, True))
         plan.append((
             "evaluate",
             lambda: {**self._fp("evaluate", after="tune"), "baseline": self._fp("tune", after="baseline")},
@@ -425,7 +430,9 @@ class HuMoConPipeline:
         from humocon_hf.training.instruction_tuning import InstructionTuningTrainer, merge_adapter
 
         model_args = self.recipe.model
-        targs, tune_args = self.training_args("tune", output_dir=folder / "checkpoints")
+        steps = {} if with_motion or self.recipe.evaluate.baseline_max_steps is None else {
+            "max_steps": self.recipe.evaluate.baseline_max_steps}
+        targs, tune_args = self.training_args("tune", output_dir=folder / "checkpoints", **steps)
         qa, real_rows = self.load_data()
         processor = self.load_processor()
         seed_before_init(targs.seed)  # LoRA weights are initialised when the trainer wraps the model
