@@ -70,7 +70,17 @@ def _run_answer_fn(answer_fn: AnswerFn, dataset, batch_size: int, limit: int | N
     if len(dataset) == 0:
         raise ValueError("the data set to evaluate is empty")
     rows, predictions = [], []
-    for batch in _batches(dataset, batch_size, limit):
+    batches = _batches(dataset, batch_size, limit)
+    length = getattr(answer_fn, "approximate_length", None)
+    order = None
+    if length is not None:  # batch prompts of similar length together: less padding to prefill (answers keep order)
+        every = [row for batch in batches for row in batch]
+        if every and "question" in every[0]:
+            order = sorted(range(len(every)), key=lambda i: length(every[i]))
+        else:
+            order = list(range(len(every)))
+        batches = ([every[i] for i in order[start : start + batch_size]] for start in range(0, len(order), batch_size))
+    for batch in batches:
         if "question" not in batch[0] or "answer" not in batch[0]:
             raise ValueError(f"evaluation rows need 'question' and 'answer' columns, got {sorted(batch[0])}")
         out = answer_fn(batch)
@@ -82,6 +92,9 @@ def _run_answer_fn(answer_fn: AnswerFn, dataset, batch_size: int, limit: int | N
                 raise ValueError(f"answer_fn returned {type(answer).__name__} for row {len(rows) + i}; expected str")
         rows.extend(batch)
         predictions.extend(out)
+    if order is not None:  # back to the data set's order
+        back = sorted(range(len(order)), key=order.__getitem__)
+        rows, predictions = [rows[i] for i in back], [predictions[i] for i in back]
     return rows, predictions
 
 

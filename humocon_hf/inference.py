@@ -285,13 +285,16 @@ def make_answer_fn(model: HuMoConForCausalLM, processor: MotionVideoProcessor, m
         name, total, _ = progress
         bar = tqdm(total=total, desc=f"answering: {name}", unit="q")
 
+    def qa_row(row: dict) -> dict:
+        out = {"question": row["question"], "answer": row.get("answer") or "?"}
+        if with_motion:
+            out["motion"] = row_motion(row)
+        return out
+
     def answer_fn(rows: list[dict]) -> list[str]:
         conversations = []
         for i, row in enumerate(rows):
-            qa_row = {"question": row["question"], "answer": row.get("answer") or "?"}
-            if with_motion:
-                qa_row["motion"] = row_motion(row)
-            conv = collator.row_to_conversation(qa_row, i)
+            conv = collator.row_to_conversation(qa_row(row), i)
             conversations.append([m for m in conv if m["role"] != "assistant"])
         previous = tokenizer.padding_side
         tokenizer.padding_side = "left"
@@ -308,6 +311,9 @@ def make_answer_fn(model: HuMoConForCausalLM, processor: MotionVideoProcessor, m
             bar.update(len(rows))
         return [t.strip() for t in texts]
 
+    # `evaluate_motion_qa` batches questions of similar prompt length together when the answer function says how
+    # long a row's prompt is.
+    answer_fn.approximate_length = lambda row: collator.approximate_length(qa_row(row))
     return answer_fn
 
 

@@ -90,8 +90,18 @@ class ModelArguments:
                   "to the encoder's features: a residual path for what the concepts drop (the side of a limb action). "
                   "Not in the paper."},
     )
+    float32_llm_steps_scale: float = field(
+        default=1.0,
+        metadata={"help": "Where a recipe asks for bf16 but the machine is a CPU without native bf16, its LLM stages "
+                  "run in float32, about twice as slow: multiply their step budgets (stage 2, stage 3 and the "
+                  "text-only baseline) by this, so that the run keeps to its time budget at some cost in accuracy. "
+                  "The demo says so on its first line, in its summary and in results.json. 1: the same schedule "
+                  "everywhere."},
+    )
 
     def __post_init__(self):
+        if not (0 < self.float32_llm_steps_scale <= 1):
+            raise RecipeError(f"model.float32_llm_steps_scale must be in (0, 1], got {self.float32_llm_steps_scale}")
         if self.encoder_preset not in ("small", "paper"):
             raise RecipeError(f"model.encoder_preset must be 'small' or 'paper', got {self.encoder_preset!r}")
         if self.dtype not in ("float32", "bfloat16", "float16"):
@@ -305,8 +315,9 @@ class Recipe:
         values.update(mixed_precision_for_this_machine(values))
         return _parse_section(section, values, self.source)
 
-    def scaled(self, steps_scale: float) -> Recipe:
-        """A copy with every step budget multiplied by `steps_scale` (at least 1 step where it was > 0)."""
+    def scaled(self, steps_scale: float, only: Iterable[str] | None = None) -> Recipe:
+        """A copy with every step budget (of the sections in `only`, if given) multiplied by `steps_scale` (at least
+        1 step where it was > 0)."""
         if not (steps_scale > 0 and math.isfinite(steps_scale)):
             raise RecipeError(f"steps_scale must be a positive number, got {steps_scale}")
         sections = copy.deepcopy(self.sections)
@@ -316,6 +327,8 @@ class Recipe:
             ("tune", ("max_steps",)),
             ("evaluate", ("baseline_max_steps",)),
         ):
+            if only is not None and section not in only:
+                continue
             for key in keys:
                 value = sections.get(section, {}).get(key)
                 if isinstance(value, int) and value > 0:

@@ -179,10 +179,41 @@ def test_float32_path_can_be_forced_on_a_bf16_cpu(tmp_path, monkeypatch):
         assert not cpu_has_bf16()
         targs, _ = load_recipe("small").training_args("tune", output_dir=tmp_path)
         assert not targs.bf16 and not targs.use_cpu
-    pipeline = HuMoConPipeline(PipelineOptions(output_dir=str(tmp_path / "run")))
+    same_schedule = {"model": {"float32_llm_steps_scale": 1.0}}
+    pipeline = HuMoConPipeline(PipelineOptions(output_dir=str(tmp_path / "run"), overrides=same_schedule))
     assert pipeline.llm_precision() == "float32 (this CPU has no native bf16)"
     monkeypatch.setenv("HUMOCON_CPU_BF16", "1")  # anything else leaves the hardware's answer
     assert pipeline.llm_precision() in ("float32 (this CPU has no native bf16)", "bf16 autocast (CPU with native bf16)")
+
+
+def test_float32_cpu_takes_the_recipes_lighter_schedule(tmp_path, monkeypatch):
+    """model.float32_llm_steps_scale shortens the LLM stages (2, 3, text-only baseline) only where they would run in
+    float32 on a CPU, says so, and leaves stage 1 and the stage fingerprints of a bf16 machine alone."""
+    import torch
+
+    import humocon_hf.recipes as recipes
+    from humocon_hf.pipeline.stages import HuMoConPipeline, PipelineOptions
+
+    if torch.cuda.is_available():
+        pytest.skip("checks the CPU path")
+    lighter = {"model": {"float32_llm_steps_scale": 0.5}, "evaluate": {"baseline_max_steps": 100}}
+    plain = load_recipe("small", overrides={"evaluate": {"baseline_max_steps": 100}})
+    monkeypatch.setenv("HUMOCON_CPU_BF16", "0")
+    fp32 = HuMoConPipeline(PipelineOptions(output_dir=str(tmp_path / "a"), overrides=lighter))
+    assert fp32.float32_schedule == 0.5 and "LLM stages at 0.5x their steps" in fp32.llm_precision()
+    for section, key in (("translate", "max_steps"), ("tune", "max_steps"), ("evaluate", "baseline_max_steps")):
+        assert fp32.recipe.sections[section][key] == plain.sections[section][key] // 2
+    assert fp32.recipe.sections["pretrain"]["phase1_max_steps"] == plain.sections["pretrain"]["phase1_max_steps"]
+
+    monkeypatch.setenv("HUMOCON_CPU_BF16", "1")
+    monkeypatch.setattr(recipes, "cpu_has_bf16", lambda: True)
+    bf16 = HuMoConPipeline(PipelineOptions(output_dir=str(tmp_path / "b"), overrides=lighter))
+    assert bf16.float32_schedule is None and bf16.llm_precision() == "bf16 autocast (CPU with native bf16)"
+    assert bf16.recipe.sections["tune"]["max_steps"] == plain.sections["tune"]["max_steps"]
+    same = HuMoConPipeline(PipelineOptions(output_dir=str(tmp_path / "c"), overrides={"evaluate": {"baseline_max_steps": 100}}))
+    assert bf16._fp("model", "tune") == same._fp("model", "tune")  # the field itself changes no stage
+    with pytest.raises(RecipeError, match="float32_llm_steps_scale must be in"):
+        load_recipe("small", overrides={"model": {"float32_llm_steps_scale": 0}})
 
 
 def test_overrides_and_step_scaling():

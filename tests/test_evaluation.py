@@ -73,6 +73,18 @@ def test_evaluate_motion_qa_hand_computed():
     assert json.loads(json.dumps(res)) == res  # JSON-serialisable as is
 
 
+def test_prompts_of_similar_length_are_batched_together_and_answers_keep_their_order():
+    """An answer function that tells a row's prompt length gets its batches sorted by it; the results do not move."""
+    seen = []
+    answer_fn = _scripted_answer_fn(seen)
+    answer_fn.approximate_length = lambda row: {"1": 9, "2": 1, "3": 5, "4": 2}[row["id"]]
+    plain = evaluate_motion_qa(_scripted_answer_fn([]), _dataset(), batch_size=2)
+    res = evaluate_motion_qa(answer_fn, _dataset(), batch_size=2)
+    assert seen == [["2", "4"], ["3", "1"]]
+    assert res["predictions"] == plain["predictions"] and res["metrics"] == plain["metrics"]
+    assert evaluate_motion_qa(answer_fn, _dataset(), batch_size=2, limit=3)["dataset"]["num_examples"] == 3
+
+
 def test_answer_fn_contract_errors():
     ds = _dataset()
     with pytest.raises(ValueError, match="must return a list of 2 strings .* got a string"):

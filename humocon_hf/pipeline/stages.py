@@ -77,6 +77,8 @@ STAGES = ("data", "pretrain", "translate", "tune", "baseline", "evaluate", "expo
 MOTION_PATH_MODEL_FIELDS = ("use_motion_quantized", "motion_projector_reads_poses")
 # Model fields only the LLM stages read: changing them keeps the finished data and concept-discovery stages.
 LLM_ONLY_MODEL_FIELDS = ("dtype", "attn_implementation", "system_prompt", "max_length", *MOTION_PATH_MODEL_FIELDS)
+# Model fields no stage reads: their effect is already in the step budgets they scale.
+SCHEDULE_MODEL_FIELDS = ("float32_llm_steps_scale",)
 
 
 
@@ -106,6 +108,13 @@ class HuMoConPipeline:
             })
         if options.steps_scale != 1.0:
             recipe = recipe.scaled(options.steps_scale)
+        # A CPU without native bf16 runs the LLM stages in float32 (about 2x slower): the recipe may ask for a
+        # lighter schedule there. None when the schedule is the recipe's own.
+        self.float32_schedule: float | None = None
+        scale = recipe.model.float32_llm_steps_scale
+        if scale != 1.0 and recipe.sections["tune"].get("bf16") and bf16_on_cpu(recipe.sections["tune"]) == {"bf16": False}:
+            recipe = recipe.scaled(scale, only=("translate", "tune", "evaluate"))
+            self.float32_schedule = scale
         if not options.use_cmu:  # no real mocap at all: CMU and Bandai Namco
             recipe = recipe.with_overrides({"data": {"cmu_bvh_dir": None, "bandai_dir": None}})
         if options.max_eval_samples is not None:
@@ -118,9 +127,10 @@ class HuMoConPipeline:
     # -------------------------------------------------------------------------------------- fingerprints
     def _fp(self, *sections: str, after: str | None = None, encoders_only: bool = False,
             text_only: bool = False) -> dict:
-        exclude = {"model": LLM_ONLY_MODEL_FIELDS} if encoders_only else None
+        exclude = {"model": (*SCHEDULE_MODEL_FIELDS, *LLM_ONLY_MODEL_FIELDS)} if encoders_only else {
+            "model": SCHEDULE_MODEL_FIELDS}
         if text_only:
-            exclude = {"model": MOTION_PATH_MODEL_FIELDS}
+            exclude = {"model": (*SCHEDULE_MODEL_FIELDS, *MOTION_PATH_MODEL_FIELDS)}
         fp = {"recipe": self.recipe.fingerprint(*sections, exclude=exclude), "version": 1}
         if after is not None:
             # Chain: a stage is stale when the stage it builds on was redone.
@@ -660,7 +670,12 @@ class HuMoConPipeline:
         resolved = bf16_on_cpu(section)
         if not resolved:  # a GPU, or a recipe that asks for CPU autocast itself (use_cpu)
             return "bf16 autocast (CPU, use_cpu)" if section.get("use_cpu") else "bf16 (GPU)"
-        return "bf16 autocast (CPU with native bf16)" if resolved.get("use_cpu") else "float32 (this CPU has no native bf16)"
+        if resolved.get("use_cpu"):
+            return "bf16 autocast (CPU with native bf16)"
+        lighter = "" if self.float32_schedule is None else (
+            f"; lighter schedule: LLM stages at {self.float32_schedule:g}x their steps (model.float32_llm_steps_scale), "
+            "accuracy below the bf16 table's")
+        return "float32 (this CPU has no native bf16" + lighter + ")"
 
     def _final_results(self, total_s: float) -> dict:
         evaluation = self._load_eval()
@@ -709,6 +724,7 @@ class HuMoConPipeline:
         if results.get("real_cmu"):
             say(format_real_cmu_line(results["real_cmu"]))
         say()
+        say(f"LLM stages: {results['llm_precision']}")
         say("Wall time per stage (s): " + ", ".join(
             f"{k}={v:.0f}" + (" (reused)" if k in results["reused_stages"] else "")
             for k, v in results["wall_time_s"].items()))
