@@ -248,9 +248,9 @@ class EvaluateArguments:
     )
     baseline_max_steps: int | None = field(
         default=None,
-        metadata={"help": "Training steps of the text-only baseline (default: tune.max_steps). It only learns answer "
-                  "priors from the question text, which takes fewer steps than reading a motion; scaled by "
-                  "--steps-scale like the training stages."},
+        metadata={"help": "Training steps of the text-only baseline (default: tune.max_steps; scaled by --steps-scale "
+                  "like the training stages). Fewer steps make a weaker baseline and flatter the model: on the small "
+                  "recipe 150 instead of 450 steps lost 6.1 points overall (seed 0, p=0.018)."},
     )
     num_examples: int = field(default=5, metadata={"help": "Example questions and answers printed at the end."})
 
