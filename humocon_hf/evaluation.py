@@ -75,10 +75,9 @@ def _run_answer_fn(answer_fn: AnswerFn, dataset, batch_size: int, limit: int | N
     order = None
     if length is not None:  # batch prompts of similar length together: less padding to prefill (answers keep order)
         every = [row for batch in batches for row in batch]
-        if every and "question" in every[0]:
-            order = sorted(range(len(every)), key=lambda i: length(every[i]))
-        else:
-            order = list(range(len(every)))
+        order = list(range(len(every)))
+        if "question" in every[0]:  # else the loop below names the missing column
+            order.sort(key=lambda i: length(every[i]))
         batches = ([every[i] for i in order[start : start + batch_size]] for start in range(0, len(order), batch_size))
     for batch in batches:
         if "question" not in batch[0] or "answer" not in batch[0]:

@@ -127,11 +127,9 @@ class HuMoConPipeline:
     # -------------------------------------------------------------------------------------- fingerprints
     def _fp(self, *sections: str, after: str | None = None, encoders_only: bool = False,
             text_only: bool = False) -> dict:
-        exclude = {"model": (*SCHEDULE_MODEL_FIELDS, *LLM_ONLY_MODEL_FIELDS)} if encoders_only else {
-            "model": SCHEDULE_MODEL_FIELDS}
-        if text_only:
-            exclude = {"model": (*SCHEDULE_MODEL_FIELDS, *MOTION_PATH_MODEL_FIELDS)}
-        fp = {"recipe": self.recipe.fingerprint(*sections, exclude=exclude), "version": 1}
+        skip = (*SCHEDULE_MODEL_FIELDS, *(LLM_ONLY_MODEL_FIELDS if encoders_only else ()),
+                *(MOTION_PATH_MODEL_FIELDS if text_only else ()))
+        fp = {"recipe": self.recipe.fingerprint(*sections, exclude={"model": skip}), "version": 1}
         if after is not None:
             # Chain: a stage is stale when the stage it builds on was redone.
             marker = self.runner.stage_dir(after) / MARKER
