@@ -387,7 +387,7 @@ def test_evaluate_a_checkpoint_writes_json_table_and_model_index(tiny_checkpoint
     out = tmp_path / "eval"
     code = main([
         "evaluate", "--model", str(tiny_checkpoint), "--output-dir", str(out), "--no-cmu",
-        "--override", f"model.llm_name_or_path={llm_dir}", "--override", "data.num_train_motions=4",
+        "--override", f"model.llm_name_or_path={llm_dir}", "--override", "data.num_train_motions=4", "--override", "data.extra_train_motions=0",
         "--override", "data.num_validation_motions=1", "--override", "data.num_test_motions=2",
         "--override", "data.questions_per_motion=2", "--override", "data.max_frames=64",
         "--override", "evaluate.max_new_tokens=2", "--override", "evaluate.batch_size=4",

@@ -114,7 +114,7 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, smollm2_tokenizer_dir, capsy
     cmu = _small_cmu_copy(tmp_path / "cmu", ["09_01", "02_01", "02_04"])
     overrides = {
         "model": {"llm_name_or_path": str(llm_dir), "codebook_size": 16},
-        "data": {"num_train_motions": 8, "num_validation_motions": 2, "num_test_motions": 3,
+        "data": {"num_train_motions": 8, "extra_train_motions": 0, "num_validation_motions": 2, "num_test_motions": 3,
                  "questions_per_motion": 2, "max_frames": 64, "cmu_bvh_dir": str(cmu / "cmu_bvh"),
                  "cmu_holdout_subjects": [2], "bandai_dir": str(bandai)},
         "pretrain": {"phase1_max_steps": 2, "phase2_max_steps": 1, "per_device_train_batch_size": 4,
@@ -256,7 +256,7 @@ def test_tiny_ablation_trains_each_variant_with_its_objectives(tmp_path, smollm2
     args = [
         "ablate", "--output-dir", str(out), "--no-cmu", "--variants", "full", "w/o alignment",
         "--override", f"model.llm_name_or_path={llm_dir}", "--override", "model.codebook_size=16",
-        "--override", "data.num_train_motions=6", "--override", "data.num_validation_motions=2",
+        "--override", "data.num_train_motions=6", "--override", "data.extra_train_motions=0", "--override", "data.num_validation_motions=2",
         "--override", "data.num_test_motions=3", "--override", "data.questions_per_motion=2",
         "--override", "data.max_frames=64",
         "--override", "pretrain.phase1_max_steps=1", "--override", "pretrain.phase2_max_steps=2",
@@ -327,7 +327,7 @@ def test_stage1_weights_do_not_depend_on_what_the_process_did_before(tmp_path, s
     llm_dir = make_tiny_llm_dir(tmp_path, smollm2_tokenizer_dir)
     overrides = {
         "model": {"llm_name_or_path": str(llm_dir), "codebook_size": 16},
-        "data": {"num_train_motions": 8, "num_validation_motions": 2, "num_test_motions": 2, "questions_per_motion": 1,
+        "data": {"num_train_motions": 8, "extra_train_motions": 0, "num_validation_motions": 2, "num_test_motions": 2, "questions_per_motion": 1,
                  "max_frames": 64, "cmu_bvh_dir": None},
         "pretrain": {"phase1_max_steps": 2, "phase2_max_steps": 1, "per_device_train_batch_size": 4},
     }
@@ -375,7 +375,7 @@ def test_mirror_train_doubles_training_motions_and_never_touches_the_test_split(
     from humocon_hf.processing.smpl22 import mirror_joints
 
     llm_dir = make_tiny_llm_dir(tmp_path, smollm2_tokenizer_dir)
-    data = {"num_train_motions": 6, "num_validation_motions": 1, "num_test_motions": 3, "questions_per_motion": 2,
+    data = {"num_train_motions": 6, "extra_train_motions": 0, "num_validation_motions": 1, "num_test_motions": 3, "questions_per_motion": 2,
             "max_frames": 64}
     runs = {}
     for mirror in (False, True):
@@ -413,7 +413,7 @@ def _one_step_overrides(tmp_path, smollm2_tokenizer_dir, questions_per_motion: i
     llm_dir = make_tiny_llm_dir(tmp_path, smollm2_tokenizer_dir)
     return {
         "model": {"llm_name_or_path": str(llm_dir), "codebook_size": 16, **model},
-        "data": {"num_train_motions": 6, "num_validation_motions": 1, "num_test_motions": 2,
+        "data": {"num_train_motions": 6, "extra_train_motions": 0, "num_validation_motions": 1, "num_test_motions": 2,
                  "questions_per_motion": questions_per_motion, "max_frames": 64, "cmu_bvh_dir": None},
         "pretrain": {"phase1_max_steps": 1, "phase2_max_steps": 0, "per_device_train_batch_size": 4},
         "translate": {"max_steps": 1, "per_device_train_batch_size": 2, "bf16": False},

@@ -1,0 +1,145 @@
+"""The demo's stage-3 step on CPU, measured side by side: what the precision and `torch.compile` change.
+
+A LoRA step (rank 8 on the attention projections, projectors training, loss on the answer positions only) of
+HuMoConForCausalLM at the SmolLM2-135M shape on motion prompts of the demo's lengths (batches of 8, 58-67 tokens,
+lengths varying from batch to batch as the collator makes them). Random weights: timings do not depend on them.
+
+1. [precision] bf16 autocast (CPUs with native bf16: the demo's default) vs float32 (every other CPU, or
+   `HUMOCON_CPU_BF16=0`): the ratio sizes `model.float32_llm_steps_scale`, the lighter schedule of the float32 path.
+2. [compile] `torch.compile` of the LLM's decoder vs eager, in the precision of [precision]'s faster arm: the compile time
+   (the first steps over every batch shape), the steady-state step ratio and the steps a run needs before the
+   compiled model has paid for its compilation.
+
+    python benchmarks/bench_stage3_step.py                 # both
+    python benchmarks/bench_stage3_step.py --skip-compile  # precision only (no C++ compiler needed)
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_humocon_lm import build_config  # noqa: E402
+
+from humocon_hf.recipes import cpu_has_bf16  # noqa: E402
+
+
+def make_batches(config, batch: int, lengths: list[int], motion_frames: int, answer_tokens: int, seed: int = 0):
+    """One motion prompt batch per length in `lengths` (placeholders expanded as the processor does)."""
+    import math
+
+    gen = torch.Generator().manual_seed(seed)
+    n_motion = math.ceil(motion_frames / config.motion_token_stride)
+    out = []
+    for length in lengths:
+        text = torch.randint(3, config.text_config.vocab_size - 3, (batch, length - n_motion), generator=gen)
+        ids = torch.cat([text[:, :4], torch.full((batch, n_motion), config.motion_token_id), text[:, 4:]], dim=1)
+        labels = torch.full_like(ids, -100)
+        labels[:, -answer_tokens:] = ids[:, -answer_tokens:]
+        out.append({
+            "input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels,
+            "motion_values": torch.randn(batch, motion_frames, config.motion_config.feature_size, generator=gen),
+            "motion_attention_mask": torch.ones(batch, motion_frames, dtype=torch.long),
+        })  # fmt: skip
+    return out
+
+
+def build_lora_model(config):
+    from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
+    from humocon_hf.training.instruction_tuning import apply_lora
+
+    torch.manual_seed(0)
+    model = HuMoConForCausalLM(config)
+    model.config.text_config._attn_implementation = "eager"  # the small recipe's kernel on CPU
+    model.language_model.set_attn_implementation("eager")
+    return apply_lora(model, r=8, lora_alpha=16, lora_dropout=0.0, train_projectors=True).train()
+
+
+def step_fn(model, bf16: bool):
+    """One optimizer step under bf16 autocast or in float32."""
+    from humocon_hf.training.qa_trainer_common import supervised_positions_loss
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-5)
+
+    def loss_fn(batch):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            return supervised_positions_loss(model, batch)
+
+    def step(batch):
+        loss = loss_fn(batch)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return step
+
+
+def timed_alternately(arms: dict, batches: list, rounds: int) -> dict[str, float]:
+    """Median seconds per step of each arm, the arms taking turns batch by batch (load drift hits all alike)."""
+    times = {name: [] for name in arms}
+    for _ in range(rounds):
+        for batch in batches:
+            for name, fn in arms.items():
+                start = time.perf_counter()
+                fn(batch)
+                times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--lengths", type=int, nargs="+", default=[58, 61, 64, 67], help="prompt lengths (tokens)")
+    parser.add_argument("--motion-frames", type=int, default=160)
+    parser.add_argument("--rounds", type=int, default=3, help="timed passes over the batches")
+    parser.add_argument("--skip-compile", action="store_true")
+    parser.add_argument("--tiny", action="store_true", help="a tiny LLM shape (tests)")
+    args = parser.parse_args(argv)
+
+    config = build_config(paper_size=False, smollm2_size=not args.tiny)
+    batches = make_batches(config, args.batch, args.lengths, args.motion_frames, answer_tokens=3)
+    native = cpu_has_bf16()
+    print(f"threads={torch.get_num_threads()} native bf16={native} batch={args.batch} lengths={args.lengths}")
+
+    model = build_lora_model(config)
+    fp32, bf16 = step_fn(model, bf16=False), step_fn(model, bf16=True)
+    for batch in batches:  # warm-up
+        fp32(batch), bf16(batch)
+    t = timed_alternately({"float32": fp32, "bf16 autocast": bf16}, batches, args.rounds)
+    tokens = args.batch * statistics.mean(args.lengths)
+    print("\n[precision] stage-3 LoRA step")
+    for name, sec in t.items():
+        print(f"  {name:14s}: {sec * 1e3:8.1f} ms/step  {tokens / sec:8.0f} tokens/s")
+    print(f"  float32 / bf16 autocast: {t['float32'] / t['bf16 autocast']:.2f}")
+    if args.skip_compile:
+        return
+    use_bf16 = t["bf16 autocast"] < t["float32"]
+    eager = step_fn(model, use_bf16)
+    compiled_model = build_lora_model(config)
+    compiled_model.load_state_dict(model.state_dict())
+    # The LLM's decoder only: the demo's stage-3 steps read cached encoder features, the decoder is the step's cost.
+    compiled_model.base_model.model.language_model.compile()
+    compiled = step_fn(compiled_model, use_bf16)
+    start = time.perf_counter()
+    for batch in batches:  # compilation: once per new shape (then dynamic shapes)
+        compiled(batch)
+    compile_s = time.perf_counter() - start
+    t = timed_alternately({"eager": eager, "compiled": compiled}, batches, args.rounds)
+    gain = t["eager"] - t["compiled"]
+    print(f"\n[compile] torch.compile (inductor), {'bf16 autocast' if use_bf16 else 'float32'}")
+    print(f"  first pass over {len(batches)} shapes (compilation): {compile_s:.1f} s")
+    for name, sec in t.items():
+        print(f"  {name:8s}: {sec * 1e3:8.1f} ms/step")
+    print(f"  eager / compiled: {t['eager'] / t['compiled']:.2f}")
+    print("  steps to pay for the compilation: " + (f"{compile_s / gain:.0f}" if gain > 0 else "never (no gain)"))
+
+
+if __name__ == "__main__":
+    main()
