@@ -100,7 +100,7 @@ def main(argv=None):
     parser.add_argument("--motion-frames", type=int, default=160)
     parser.add_argument("--rounds", type=int, default=3, help="timed passes over the batches")
     parser.add_argument("--skip-compile", action="store_true")
-    parser.add_argument("--tiny", action="store_true", help="a tiny LLM shape (tests)")
+    parser.add_argument("--tiny", action="store_true", help="the small 4-layer LLM shape (quick runs)")
     args = parser.parse_args(argv)
 
     config = build_config(paper_size=False, smollm2_size=not args.tiny)
