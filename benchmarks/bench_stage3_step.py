@@ -17,6 +17,7 @@ lengths varying from batch to batch as the collator makes them). Random weights:
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import time
@@ -25,28 +26,22 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_humocon_lm import build_config  # noqa: E402
+from bench_humocon_lm import build_config, make_batch  # noqa: E402
 
 from humocon_hf.recipes import cpu_has_bf16  # noqa: E402
 
 
 def make_batches(config, batch: int, lengths: list[int], motion_frames: int, answer_tokens: int, seed: int = 0):
-    """One motion prompt batch per length in `lengths` (placeholders expanded as the processor does)."""
-    import math
-
-    gen = torch.Generator().manual_seed(seed)
+    """One motion prompt batch per length in `lengths` (bench_humocon_lm's prompts), supervised on the last
+    `answer_tokens` tokens as stage 3 is."""
     n_motion = math.ceil(motion_frames / config.motion_token_stride)
     out = []
-    for length in lengths:
-        text = torch.randint(3, config.text_config.vocab_size - 3, (batch, length - n_motion), generator=gen)
-        ids = torch.cat([text[:, :4], torch.full((batch, n_motion), config.motion_token_id), text[:, 4:]], dim=1)
-        labels = torch.full_like(ids, -100)
-        labels[:, -answer_tokens:] = ids[:, -answer_tokens:]
-        out.append({
-            "input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": labels,
-            "motion_values": torch.randn(batch, motion_frames, config.motion_config.feature_size, generator=gen),
-            "motion_attention_mask": torch.ones(batch, motion_frames, dtype=torch.long),
-        })  # fmt: skip
+    for i, length in enumerate(lengths):
+        prompt, _ = make_batch(config, batch, length - n_motion, motion_frames, 0, torch.device("cpu"), torch.float32,
+                               seed=seed + i)
+        labels = torch.full_like(prompt["input_ids"], -100)
+        labels[:, -answer_tokens:] = prompt["input_ids"][:, -answer_tokens:]
+        out.append({**prompt, "labels": labels})
     return out
 
 
@@ -56,8 +51,7 @@ def build_lora_model(config):
 
     torch.manual_seed(0)
     model = HuMoConForCausalLM(config)
-    model.config.text_config._attn_implementation = "eager"  # the small recipe's kernel on CPU
-    model.language_model.set_attn_implementation("eager")
+    model.language_model.set_attn_implementation("eager")  # the small recipe's kernel on CPU
     return apply_lora(model, r=8, lora_alpha=16, lora_dropout=0.0, train_projectors=True).train()
 
 
