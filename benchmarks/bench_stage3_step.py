@@ -9,16 +9,23 @@ lengths varying from batch to batch as the collator makes them). Random weights:
 2. [compile] `torch.compile` of the LLM's decoder vs eager, in the precision of [precision]'s faster arm: the compile time
    (the first steps over every batch shape), the steady-state step ratio and the steps a run needs before the
    compiled model has paid for its compilation.
+3. [batch] the bf16 step at `--batch` vs twice that: time per training sample, which sizes the recipe's stage-3
+   batch (a larger batch is cheaper per sample where small matrix products leave the cores idle).
+4. [threads] the bf16 step on every thread of the machine vs on one, and two one-thread processes running side by
+   side: how much the second core buys within one step against running two jobs (stage 3 and the text-only
+   baseline) at once.
 
-    python benchmarks/bench_stage3_step.py                 # both
-    python benchmarks/bench_stage3_step.py --skip-compile  # precision only (no C++ compiler needed)
+    python benchmarks/bench_stage3_step.py                 # all
+    python benchmarks/bench_stage3_step.py --skip-compile  # no C++ compiler needed
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -87,6 +94,61 @@ def timed_alternately(arms: dict, batches: list, rounds: int) -> dict[str, float
     return {name: statistics.median(t) for name, t in times.items()}
 
 
+def steps_timed(step, batches, rounds: int) -> float:
+    """Median seconds per step after one warm-up pass."""
+    for batch in batches:
+        step(batch)
+    return timed_alternately({"step": step}, batches, rounds)["step"]
+
+
+def batch_sizes(config, args, bf16: bool) -> None:
+    model = build_lora_model(config)
+    step = step_fn(model, bf16)
+    sizes = (args.batch, 2 * args.batch)
+    per_size = {n: make_batches(config, n, args.lengths, args.motion_frames, answer_tokens=3) for n in sizes}
+    for batches in per_size.values():  # warm-up
+        step(batches[0])
+    # Take turns size by size, batch by batch, as timed_alternately does for arms of the same batches.
+    times = {n: [] for n in sizes}
+    for _ in range(args.rounds):
+        for i in range(len(args.lengths)):
+            for n in sizes:
+                start = time.perf_counter()
+                step(per_size[n][i])
+                times[n].append(time.perf_counter() - start)
+    per_sample = {n: statistics.median(t) / n for n, t in times.items()}
+    print(f"\n[batch] stage-3 step, {'bf16 autocast' if bf16 else 'float32'}, {torch.get_num_threads()} threads")
+    for n, sec in per_sample.items():
+        print(f"  batch {n:3d}: {sec * n * 1e3:8.1f} ms/step  {sec * 1e3:6.1f} ms/sample")
+    print(f"  per sample, batch {sizes[0]} / batch {sizes[1]}: {per_sample[sizes[0]] / per_sample[sizes[1]]:.2f}")
+
+
+def threads(config, batches, args, bf16: bool) -> None:
+    all_threads = torch.get_num_threads()
+    if all_threads < 2:
+        print("\n[threads] skipped: one thread")
+        return
+    step = step_fn(build_lora_model(config), bf16)
+    torch.set_num_threads(1)
+    one = steps_timed(step, batches, args.rounds)
+    torch.set_num_threads(all_threads)
+    every = steps_timed(step, batches, args.rounds)
+    # Two processes of one thread each, started together, each timing its own steps.
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--batch", str(args.batch), "--rounds",
+           str(args.rounds), "--motion-frames", str(args.motion_frames), "--lengths", *map(str, args.lengths)]
+    cmd += ["--tiny"] if args.tiny else []
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    workers = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    side_by_side = [float(w.communicate()[0].split("seconds/step")[-1]) for w in workers]
+    pair = statistics.mean(side_by_side)
+    print(f"\n[threads] stage-3 step, batch {args.batch}, {'bf16 autocast' if bf16 else 'float32'}")
+    print(f"  {all_threads} threads, alone      : {every * 1e3:8.1f} ms/step")
+    print(f"  1 thread, alone        : {one * 1e3:8.1f} ms/step  ({one / every:.2f}x the {all_threads}-thread step)")
+    print(f"  1 thread, two processes: {pair * 1e3:8.1f} ms/step each")
+    print(f"  throughput, two 1-thread processes side by side / one {all_threads}-thread process: "
+          f"{2 * every / pair:.2f}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=8)
@@ -95,10 +157,17 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=3, help="timed passes over the batches")
     parser.add_argument("--skip-compile", action="store_true")
     parser.add_argument("--tiny", action="store_true", help="the small 4-layer LLM shape (quick runs)")
+    parser.add_argument("--skip-batch", action="store_true")
+    parser.add_argument("--skip-threads", action="store_true")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # one arm of [threads]' side by side
     args = parser.parse_args(argv)
 
     config = build_config(paper_size=False, smollm2_size=not args.tiny)
     batches = make_batches(config, args.batch, args.lengths, args.motion_frames, answer_tokens=3)
+    if args.worker:
+        step = step_fn(build_lora_model(config), bf16=cpu_has_bf16())
+        print(f"seconds/step {steps_timed(step, batches, args.rounds)}", flush=True)
+        return
     native = cpu_has_bf16()
     print(f"threads={torch.get_num_threads()} native bf16={native} batch={args.batch} lengths={args.lengths}")
 
@@ -112,6 +181,10 @@ def main(argv=None):
     for name, sec in t.items():
         print(f"  {name:14s}: {sec * 1e3:8.1f} ms/step  {tokens / sec:8.0f} tokens/s")
     print(f"  float32 / bf16 autocast: {t['float32'] / t['bf16 autocast']:.2f}")
+    if not args.skip_batch:
+        batch_sizes(config, args, native)
+    if not args.skip_threads:
+        threads(config, batches, args, native)
     if args.skip_compile:
         return
     use_bf16 = t["bf16 autocast"] < t["float32"]

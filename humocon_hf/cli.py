@@ -50,6 +50,7 @@ def _demo_options(args):
         use_cmu=not args.no_cmu,
         max_eval_samples=getattr(args, "max_eval_samples", None),
         command=_command_line(),
+        baseline_alongside=not args.sequential_baseline,
     )
 
 
@@ -325,6 +326,10 @@ def _add_recipe_options(p: argparse.ArgumentParser, default_output: str) -> None
                    help="Ignore finished stages in --output-dir and redo them.")
     p.add_argument("--no-cmu", action="store_true",
                    help="Do not use the real mocap in ../shared/data (CMU, Bandai Namco) even when it is there.")
+    p.add_argument("--sequential-baseline", action="store_true",
+                   help="Train the text-only baseline after stage 3 in this process. By default a CPU run with two or "
+                        "more threads trains it in a second process alongside stages 2-3, one thread each (1.5x the "
+                        "samples per second on 2 cores: benchmarks/bench_stage3_step.py).")
 
 
 def _add_override_option(p: argparse.ArgumentParser, example: str) -> None:

@@ -248,15 +248,23 @@ class EvaluateArguments:
     )
     baseline_max_steps: int | None = field(
         default=None,
-        metadata={"help": "Training steps of the text-only baseline (default: tune.max_steps; scaled by --steps-scale "
-                  "like the training stages). Fewer steps make a weaker baseline and flatter the model: on the small "
-                  "recipe 150 instead of 450 steps lost 6.1 points overall (seed 0, p=0.018)."},
+        metadata={"help": "Training steps of the text-only baseline (default: baseline_steps_fraction of "
+                  "tune.max_steps; scaled by --steps-scale like the training stages). Fewer steps make a weaker "
+                  "baseline and flatter the model: on the small recipe 150 instead of 450 steps lost 6.1 points "
+                  "overall (seed 0, p=0.018)."},
+    )
+    baseline_steps_fraction: float = field(
+        default=1.0,
+        metadata={"help": "Without baseline_max_steps, the text-only baseline trains for this fraction of "
+                  "tune.max_steps (at least 1 step), so a shorter or longer stage 3 shortens or lengthens it too."},
     )
     num_examples: int = field(default=5, metadata={"help": "Example questions and answers printed at the end."})
 
     def __post_init__(self):
         if self.baseline_max_steps is not None and self.baseline_max_steps < 1:
             raise RecipeError(f"evaluate.baseline_max_steps must be >= 1 or null, got {self.baseline_max_steps}")
+        if not 0 < self.baseline_steps_fraction <= 10:
+            raise RecipeError(f"evaluate.baseline_steps_fraction must be in (0, 10], got {self.baseline_steps_fraction}")
         if self.baseline not in ("text_only", "zero_shot", "none"):
             raise RecipeError(f"evaluate.baseline must be text_only, zero_shot or none, got {self.baseline!r}")
         if self.batch_size < 1 or self.max_new_tokens < 1:

@@ -1,6 +1,7 @@
 """`humocon demo`: stage reuse, the summary table, the prompt format, and one tiny end-to-end run (slow)."""
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -136,7 +137,8 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, smollm2_tokenizer_dir, capsy
         assert 0.0 <= metrics["accuracy"] <= 1.0
         assert metrics["counts"]["total"] == n_test
     assert set(results["wall_time_s"]) == set(STAGES) | {"total_this_run"}
-    assert results["stages"]["tune"]["steps"] == 2 and results["stages"]["baseline"]["steps"] == 2
+    # The small recipe's text-only baseline trains for half of stage 3's steps (evaluate.baseline_steps_fraction).
+    assert results["stages"]["tune"]["steps"] == 2 and results["stages"]["baseline"]["steps"] == 1
     # The small recipe's stage 1 runs all four objectives of the paper (phase 2 on motions + rendered videos).
     objectives = results["stages"]["pretrain"]["phase2"]["objectives"]
     assert {"loss_rec_motion", "loss_rec_video", "loss_dis", "loss_act", "loss_align"} <= set(objectives)
@@ -585,3 +587,66 @@ def test_baseline_steps_redo_only_the_baseline(tmp_path, smollm2_tokenizer_dir):
     assert load_recipe("small", {"evaluate": {"baseline_max_steps": 100}}).scaled(0.5).evaluate.baseline_max_steps == 50
     with pytest.raises(RecipeError, match="baseline_max_steps must be >= 1"):
         load_recipe("small", {"evaluate": {"baseline_max_steps": 0}})
+
+    # Without baseline_max_steps, evaluate.baseline_steps_fraction of stage 3's budget (as scaled), at least 1 step;
+    # an explicit baseline_max_steps wins.
+    def baseline_steps(steps_scale=1.0, **evaluate):
+        options = PipelineOptions(output_dir=str(tmp_path / "x"), steps_scale=steps_scale,
+                                  overrides={"tune": {"max_steps": 10}, "evaluate": evaluate})
+        pipe = HuMoConPipeline(options)
+        return pipe._baseline_steps(), pipe._baseline_fp().get("max_steps")
+
+    assert baseline_steps(baseline_steps_fraction=0.5) == (5, 5)
+    assert baseline_steps(0.1, baseline_steps_fraction=0.5) == (None, None)  # 1 step = stage 3's: same fingerprint
+    assert baseline_steps(baseline_steps_fraction=1.0) == (None, None)
+    assert baseline_steps(baseline_steps_fraction=0.5, baseline_max_steps=7) == (7, 7)
+    with pytest.raises(RecipeError, match="baseline_steps_fraction must be in"):
+        load_recipe("small", {"evaluate": {"baseline_steps_fraction": 0}})
+
+
+def test_text_only_baseline_trains_alongside_in_a_second_process(tmp_path, smollm2_tokenizer_dir, monkeypatch,
+                                                                  capsys):
+    """With `baseline_alongside` (the CLI's default) a CPU run with 2 threads trains the baseline in a child process
+    with one thread while stages 2-3 run on the other; this process adopts the finished stage and takes both threads
+    back. A failed child leaves the stage to this process; a finished baseline starts no child."""
+    import torch
+
+    from humocon_hf.pipeline import side_process
+    from humocon_hf.pipeline.stages import HuMoConPipeline, PipelineOptions
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        overrides = _one_step_overrides(tmp_path, smollm2_tokenizer_dir)
+        out = tmp_path / "out"
+        options = PipelineOptions(output_dir=str(out), overrides=overrides, use_cmu=False, baseline_alongside=True)
+        pipe = HuMoConPipeline(options)
+        pipe.run(until="baseline")
+        printed = capsys.readouterr().out
+        assert "[baseline] starting alongside in a second process" in printed
+        assert "[baseline] done alongside stages 2-3" in printed
+        record = pipe.runner.records["baseline"]
+        assert record.alongside and not record.reused and record.info["steps"] == 1
+        assert torch.get_num_threads() == 2
+        log = (out / "stages" / "baseline.side.log").read_text()
+        assert "[baseline] starting" in log and "[baseline] done" in log
+        assert (out / "stages" / "baseline" / "model" / "config.json").is_file()
+
+        # Finished: reused, no child.
+        again = HuMoConPipeline(options)
+        again.run(until="baseline")
+        assert again.runner.records["baseline"].reused and "alongside" not in capsys.readouterr().out
+
+        # A child that fails: this process trains the baseline itself.
+        monkeypatch.setattr(side_process, "SIDE_COMMAND", (sys.executable, "-c", "import sys; sys.exit(3)"))
+        overrides["evaluate"]["baseline_max_steps"] = 2
+        third = HuMoConPipeline(PipelineOptions(output_dir=str(out), overrides=overrides, use_cmu=False,
+                                                baseline_alongside=True))
+        third.run(until="baseline")
+        printed = capsys.readouterr().out
+        assert "[baseline] the second process failed (exit code 3" in printed
+        record = third.runner.records["baseline"]
+        assert not record.alongside and not record.reused and record.info["steps"] == 2
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)

@@ -75,6 +75,8 @@ class StageRecord:
     # CPU seconds of this process (all threads): with other jobs on the machine, wall time / CPU time shows
     # how much of the wall time was waiting for a core.
     cpu_time_s: float | None = None
+    # Ran in a second process alongside other stages (`side_process`): its wall time overlaps theirs.
+    alongside: bool = False
 
 
 class StageRunner:
@@ -89,6 +91,24 @@ class StageRunner:
     def stage_dir(self, name: str) -> Path:
         return self.root / "stages" / name
 
+    def finished(self, name: str, fingerprint: dict) -> dict | None:
+        """The marker of a finished run of the stage with this fingerprint, else None."""
+        marker = self.stage_dir(name) / MARKER
+        if not marker.is_file():
+            return None
+        saved = json.loads(marker.read_text())
+        return saved if saved.get("fingerprint") == json.dumps(fingerprint, sort_keys=True, default=str) else None
+
+    def adopt(self, name: str, fingerprint: dict) -> bool:
+        """Record a stage that another process has just finished (`side_process`); False when it left no marker
+        with this fingerprint."""
+        saved = self.finished(name, fingerprint)
+        if saved is None:
+            return False
+        self.records[name] = StageRecord(name, saved["wall_time_s"], False, saved.get("info", {}),
+                                         saved.get("cpu_time_s"), alongside=True)
+        return True
+
     def run(self, name: str, fingerprint: dict, fn: Callable[[Path], dict], all_processes: bool = False) -> dict:
         """Run `fn(stage_folder)` unless a finished run with the same fingerprint exists. Under `accelerate launch`,
         training stages run on every process (the Trainer needs them all); the others on the main process while
@@ -98,8 +118,8 @@ class StageRunner:
         key = json.dumps(fingerprint, sort_keys=True, default=str)
         main = is_main_process()
         if marker.is_file() and not self.fresh:
-            saved = json.loads(marker.read_text())
-            if saved.get("fingerprint") == key:
+            saved = self.finished(name, fingerprint)
+            if saved is not None:
                 self.records[name] = StageRecord(name, saved["wall_time_s"], True, saved.get("info", {}),
                                                  saved.get("cpu_time_s"))
                 if main:

@@ -22,6 +22,7 @@ loaded data); what the stages share with other code lives in the sibling modules
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -93,6 +94,10 @@ class PipelineOptions:
     use_cmu: bool = True
     max_eval_samples: int | None = None
     command: str | None = None
+    # Train the text-only baseline in a second process alongside stages 2-3 (one thread each) where that pays: a CPU
+    # run in one process with >= 2 threads (`side_process`). The CLI turns it on; off here so that library callers and
+    # tests keep one process.
+    baseline_alongside: bool = False
 
 
 class HuMoConPipeline:
@@ -123,6 +128,7 @@ class HuMoConPipeline:
         self.root = Path(options.output_dir).expanduser().resolve()
         self.runner = StageRunner(self.root, fresh=options.fresh)
         self._llm_cache = None
+        self._side = None  # the SideStage training alongside, while it runs
 
     # -------------------------------------------------------------------------------------- fingerprints
     def _fp(self, *sections: str, after: str | None = None, encoders_only: bool = False,
@@ -136,10 +142,18 @@ class HuMoConPipeline:
             fp["after"] = digest(json.loads(marker.read_text())["fingerprint"]) if marker.is_file() else None
         return fp
 
+    def _baseline_steps(self) -> int | None:
+        """The text-only baseline's step budget where it differs from stage 3's, else None."""
+        ev, tune_steps = self.recipe.evaluate, self.recipe.sections["tune"].get("max_steps")
+        steps = ev.baseline_max_steps
+        if steps is None and ev.baseline_steps_fraction != 1.0 and isinstance(tune_steps, int) and tune_steps > 0:
+            steps = max(1, int(round(ev.baseline_steps_fraction * tune_steps)))
+        return None if steps == tune_steps else steps
+
     def _baseline_fp(self) -> dict:
         fp = self._fp("model", "tune", after="data", text_only=True)
-        if self.recipe.evaluate.baseline_max_steps is not None:  # only then: finished baselines keep their fingerprint
-            fp["max_steps"] = self.recipe.evaluate.baseline_max_steps
+        if self._baseline_steps() is not None:  # only then: finished baselines keep their fingerprint
+            fp["max_steps"] = self._baseline_steps()
         return fp
 
     @property
@@ -190,16 +204,78 @@ class HuMoConPipeline:
         if is_main_process():
             say(f"HuMoCon {until if until != 'export' else 'demo'} -> {self.root}  (recipe: {self.recipe.source}, "
                 f"torch threads: {torch.get_num_threads()}, LLM stages: {self.llm_precision()})")
-        for name, fingerprint, fn, everywhere in self.stage_plan():
-            self.runner.run(name, fingerprint(), fn, all_processes=everywhere)
-            if name == until:
-                break
+        try:
+            for name, fingerprint, fn, everywhere in self.stage_plan():
+                if self._side is not None and name == self._side.stage:
+                    self._adopt_side_stage(name, fingerprint(), fn, everywhere)
+                else:
+                    self.runner.run(name, fingerprint(), fn, all_processes=everywhere)
+                if self._side is not None:
+                    self._side.take_threads_back_if_done()
+                if name == until:
+                    break
+                if name == "pretrain":  # the baseline needs only the data stage; stages 2-3 need stage 1's encoders
+                    self._start_side_stage(names, until)
+        finally:
+            if self._side is not None:
+                self._side.stop()
+                self._side = None
         total = time.perf_counter() - total_start
         results = self._final_results(total)
         if is_main_process():
             write_json_atomic(self.root / "results.json", results)
             self._print_summary(results, full=until in ("evaluate", "export"))
         return results
+
+    def run_single_stage(self, name: str) -> dict:
+        """Run one stage whose inputs are finished (the side process's job; see `side_process`)."""
+        import torch
+        from transformers.utils import logging as hf_logging
+
+        plan = {entry[0]: entry for entry in self.stage_plan()}
+        if name not in plan:
+            raise ValueError(f"unknown stage {name!r}; stages are {list(plan)}")
+        hf_logging.set_verbosity_error()
+        torch.manual_seed(self.recipe.data.seed)
+        _, fingerprint, fn, everywhere = plan[name]
+        return self.runner.run(name, fingerprint(), fn, all_processes=everywhere)
+
+    def _start_side_stage(self, names: list[str], until: str) -> None:
+        """Start the text-only baseline in a second process where that pays (`side_process`): the CLI asked for it,
+        the run goes as far as the baseline, the baseline is not already finished, and this is a single-process CPU
+        run with at least two threads to split."""
+        import torch
+
+        from humocon_hf.pipeline.side_process import SIDE_STAGE, SideStage
+
+        if not self.options.baseline_alongside or SIDE_STAGE not in names:
+            return
+        if names.index(until) < names.index(SIDE_STAGE) or not is_main_process():
+            return
+        threads = torch.get_num_threads()
+        if threads < 2 or torch.cuda.is_available() or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            return
+        if not self.options.fresh and self.runner.finished(SIDE_STAGE, self._baseline_fp()) is not None:
+            return  # reused below
+        options = dataclasses.replace(self.options, output_dir=str(self.root))
+        self._side = SideStage(options, SIDE_STAGE, self.root / "stages", threads_after=threads)
+
+    def _adopt_side_stage(self, name: str, fingerprint: dict, fn, everywhere: bool) -> None:
+        side, self._side = self._side, None
+        rc = side.finish()
+        if rc == 0 and self.runner.adopt(name, fingerprint):
+            record = self.runner.records[name]
+            say(f"[{name}] done alongside stages 2-3 in {record.wall_time_s:.0f} s (CPU time "
+                f"{record.cpu_time_s or 0:.0f} s; log: {side.log_path})")
+            return
+        say(f"[{name}] the second process failed (exit code {rc}; log: {side.log_path}): running the stage here")
+        self.runner.run(name, fingerprint, fn, all_processes=everywhere)
+
+    def _callbacks(self) -> list:
+        """Trainer callbacks of stages 2-3: take both threads back as soon as the side process has finished."""
+        from humocon_hf.pipeline.side_process import threads_callback
+
+        return [] if self._side is None else [threads_callback(self._side)]
 
     # --------------------------------------------------------------------------------------------- data
     def stage_data(self, folder: Path) -> dict:
@@ -417,7 +493,7 @@ class HuMoConPipeline:
         rows += [{"motion": r["motion_path"], "caption": r["caption"]} for r in real_rows] * tr_args.caption_repeats
         trainer = ModalityTranslationTrainer(
             model=model, args=targs, processor=processor, train_dataset=ListDataset(rows),
-            data_collator=qa_collator(processor, model_args),
+            data_collator=qa_collator(processor, model_args), callbacks=self._callbacks(),
         )
         metrics = train_resuming(trainer, targs.output_dir)
         if is_main_process():
@@ -438,8 +514,7 @@ class HuMoConPipeline:
         from humocon_hf.training.instruction_tuning import InstructionTuningTrainer, merge_adapter
 
         model_args = self.recipe.model
-        steps = {} if with_motion or self.recipe.evaluate.baseline_max_steps is None else {
-            "max_steps": self.recipe.evaluate.baseline_max_steps}
+        steps = {} if with_motion or self._baseline_steps() is None else {"max_steps": self._baseline_steps()}
         targs, tune_args = self.training_args("tune", output_dir=folder / "checkpoints", **steps)
         qa, real_rows = self.load_data()
         processor = self.load_processor()
@@ -460,7 +535,7 @@ class HuMoConPipeline:
             train_dataset=ListDataset(self._qa_rows(train, with_motion) + real_qa),
             data_collator=qa_collator(processor, model_args),
             lora_r=tune_args.lora_r, lora_alpha=tune_args.lora_alpha, lora_dropout=tune_args.lora_dropout,
-            train_projectors=tune_args.train_projectors and with_motion, **lora,
+            train_projectors=tune_args.train_projectors and with_motion, callbacks=self._callbacks(), **lora,
         )
         metrics = train_resuming(trainer, targs.output_dir)
         info = train_info(trainer, metrics)
@@ -690,6 +765,7 @@ class HuMoConPipeline:
             "cpu_time_s": {name: None if rec.cpu_time_s is None else round(rec.cpu_time_s, 1)
                            for name, rec in self.runner.records.items()},
             "reused_stages": [name for name, rec in self.runner.records.items() if rec.reused],
+            "alongside_stages": [name for name, rec in self.runner.records.items() if rec.alongside],
             "stages": {name: rec.info for name, rec in self.runner.records.items()},
             "metrics": {key: value["metrics"] for key, value in evaluation.items() if not key.startswith("real_")},
             "statistics": seed_statistics([evaluation]),
@@ -725,6 +801,7 @@ class HuMoConPipeline:
         say(f"LLM stages: {results['llm_precision']}")
         say("Wall time per stage (s): " + ", ".join(
             f"{k}={v:.0f}" + (" (reused)" if k in results["reused_stages"] else "")
+            + (" (alongside stages 2-3)" if k in results.get("alongside_stages", ()) else "")
             for k, v in results["wall_time_s"].items()))
         cpu = {k: v for k, v in results["cpu_time_s"].items() if v is not None}
         if cpu:
