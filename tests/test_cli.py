@@ -236,6 +236,15 @@ def test_overrides_and_step_scaling():
     assert set(recipe.to_dict()) == set(SECTIONS)
 
 
+def test_cli_trains_the_baseline_alongside_unless_told_otherwise():
+    """`humocon demo` (and the other recipe commands) ask for the baseline in a second process; the flag turns it off."""
+    from humocon_hf.cli import _demo_options, build_parser
+
+    for command in (["demo"], ["ablate"], ["tune"]):
+        assert _demo_options(build_parser().parse_args(command)).baseline_alongside is True
+        assert _demo_options(build_parser().parse_args([*command, "--sequential-baseline"])).baseline_alongside is False
+
+
 def test_numbers_written_as_yaml_strings_reach_training_as_numbers(tmp_path):
     """YAML 1.1 reads `3e-3` (no dot) as a string; it used to reach AdamW as text and crash in the optimizer."""
     recipe = load_recipe("small", overrides_from_strings(

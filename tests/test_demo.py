@@ -607,7 +607,7 @@ def test_baseline_steps_redo_only_the_baseline(tmp_path, smollm2_tokenizer_dir):
 def test_text_only_baseline_trains_alongside_in_a_second_process(tmp_path, smollm2_tokenizer_dir, monkeypatch,
                                                                   capsys):
     """With `baseline_alongside` (the CLI's default) a CPU run with 2 threads trains the baseline in a child process
-    with one thread while stages 2-3 run on the other; this process adopts the finished stage and takes both threads
+    with one thread while stage 3 runs on the other; this process adopts the finished stage and takes both threads
     back. A failed child leaves the stage to this process; a finished baseline starts no child."""
     import torch
 
@@ -624,7 +624,7 @@ def test_text_only_baseline_trains_alongside_in_a_second_process(tmp_path, smoll
         pipe.run(until="baseline")
         printed = capsys.readouterr().out
         assert "[baseline] starting alongside in a second process" in printed
-        assert "[baseline] done alongside stages 2-3" in printed
+        assert "[baseline] done alongside stage 3" in printed
         record = pipe.runner.records["baseline"]
         assert record.alongside and not record.reused and record.info["steps"] == 1
         assert torch.get_num_threads() == 2

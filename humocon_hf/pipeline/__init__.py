@@ -7,7 +7,7 @@
 * `builders` - the concept-discovery config and model, the tokenizer and the processor a recipe describes.
 * `stages` - `HuMoConPipeline`: the seven stages (data, pretrain = stage 1, translate = stage 2, tune = stage 3,
   baseline, evaluate, export) as methods over one recipe and output folder.
-* `side_process` - the text-only baseline trained in a second process alongside stages 2-3 on a CPU, one thread
+* `side_process` - the text-only baseline trained in a second process alongside stage 3 on a CPU, one thread
   each.
 * `reporting` - the summary table, statistics over seeds, the real-CMU line, previews and concept plots.
 * `ablation` - the paper's Table 3 study over variants and seeds.

@@ -94,7 +94,7 @@ class PipelineOptions:
     use_cmu: bool = True
     max_eval_samples: int | None = None
     command: str | None = None
-    # Train the text-only baseline in a second process alongside stages 2-3 (one thread each) where that pays: a CPU
+    # Train the text-only baseline in a second process alongside stage 3 (one thread each) where that pays: a CPU
     # run in one process with >= 2 threads (`side_process`). The CLI turns it on; off here so that library callers and
     # tests keep one process.
     baseline_alongside: bool = False
@@ -214,7 +214,7 @@ class HuMoConPipeline:
                     self._side.take_threads_back_if_done()
                 if name == until:
                     break
-                if name == "pretrain":  # the baseline needs only the data stage; stages 2-3 need stage 1's encoders
+                if name == "translate":  # the baseline needs only the data stage; see side_process for why not sooner
                     self._start_side_stage(names, until)
         finally:
             if self._side is not None:
@@ -265,14 +265,14 @@ class HuMoConPipeline:
         rc = side.finish()
         if rc == 0 and self.runner.adopt(name, fingerprint):
             record = self.runner.records[name]
-            say(f"[{name}] done alongside stages 2-3 in {record.wall_time_s:.0f} s (CPU time "
+            say(f"[{name}] done alongside stage 3 in {record.wall_time_s:.0f} s (CPU time "
                 f"{record.cpu_time_s or 0:.0f} s; log: {side.log_path})")
             return
         say(f"[{name}] the second process failed (exit code {rc}; log: {side.log_path}): running the stage here")
         self.runner.run(name, fingerprint, fn, all_processes=everywhere)
 
     def _callbacks(self) -> list:
-        """Trainer callbacks of stages 2-3: take both threads back as soon as the side process has finished."""
+        """Trainer callbacks of stage 3: take both threads back as soon as the side process has finished."""
         from humocon_hf.pipeline.side_process import threads_callback
 
         return [] if self._side is None else [threads_callback(self._side)]
@@ -493,7 +493,7 @@ class HuMoConPipeline:
         rows += [{"motion": r["motion_path"], "caption": r["caption"]} for r in real_rows] * tr_args.caption_repeats
         trainer = ModalityTranslationTrainer(
             model=model, args=targs, processor=processor, train_dataset=ListDataset(rows),
-            data_collator=qa_collator(processor, model_args), callbacks=self._callbacks(),
+            data_collator=qa_collator(processor, model_args),
         )
         metrics = train_resuming(trainer, targs.output_dir)
         if is_main_process():
@@ -801,7 +801,7 @@ class HuMoConPipeline:
         say(f"LLM stages: {results['llm_precision']}")
         say("Wall time per stage (s): " + ", ".join(
             f"{k}={v:.0f}" + (" (reused)" if k in results["reused_stages"] else "")
-            + (" (alongside stages 2-3)" if k in results.get("alongside_stages", ()) else "")
+            + (" (alongside stage 3)" if k in results.get("alongside_stages", ()) else "")
             for k, v in results["wall_time_s"].items()))
         cpu = {k: v for k, v in results["cpu_time_s"].items() if v is not None}
         if cpu:
