@@ -328,8 +328,8 @@ def _add_recipe_options(p: argparse.ArgumentParser, default_output: str) -> None
                    help="Do not use the real mocap in ../shared/data (CMU, Bandai Namco) even when it is there.")
     p.add_argument("--sequential-baseline", action="store_true",
                    help="Train the text-only baseline after stage 3 in this process. By default a CPU run with two or "
-                        "more threads trains it in a second process alongside stage 3, one thread each (1.5x the "
-                        "samples per second on 2 cores: benchmarks/bench_stage3_step.py).")
+                        "more threads trains it in a second process alongside stage 3, one thread each (1.26-1.5x "
+                        "the samples per second on 2 cores: benchmarks/bench_stage3_step.py).")
 
 
 def _add_override_option(p: argparse.ArgumentParser, example: str) -> None:
