@@ -108,15 +108,10 @@ def batch_sizes(config, args, bf16: bool) -> None:
     per_size = {n: make_batches(config, n, args.lengths, args.motion_frames, answer_tokens=3) for n in sizes}
     for batches in per_size.values():  # warm-up
         step(batches[0])
-    # Take turns size by size, batch by batch, as timed_alternately does for arms of the same batches.
-    times = {n: [] for n in sizes}
-    for _ in range(args.rounds):
-        for i in range(len(args.lengths)):
-            for n in sizes:
-                start = time.perf_counter()
-                step(per_size[n][i])
-                times[n].append(time.perf_counter() - start)
-    per_sample = {n: statistics.median(t) / n for n, t in times.items()}
+    # Each size is an arm that steps on its own batch of the i-th length; the arms take turns as usual.
+    arms = {n: (lambda i, n=n: step(per_size[n][i])) for n in sizes}
+    per_step = timed_alternately(arms, list(range(len(args.lengths))), args.rounds)
+    per_sample = {n: sec / n for n, sec in per_step.items()}
     print(f"\n[batch] stage-3 step, {'bf16 autocast' if bf16 else 'float32'}, {torch.get_num_threads()} threads")
     for n, sec in per_sample.items():
         print(f"  batch {n:3d}: {sec * n * 1e3:8.1f} ms/step  {sec * 1e3:6.1f} ms/sample")

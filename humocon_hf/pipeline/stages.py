@@ -152,8 +152,9 @@ class HuMoConPipeline:
 
     def _baseline_fp(self) -> dict:
         fp = self._fp("model", "tune", after="data", text_only=True)
-        if self._baseline_steps() is not None:  # only then: finished baselines keep their fingerprint
-            fp["max_steps"] = self._baseline_steps()
+        steps = self._baseline_steps()
+        if steps is not None:  # only then: finished baselines keep their fingerprint
+            fp["max_steps"] = steps
         return fp
 
     @property
@@ -514,7 +515,8 @@ class HuMoConPipeline:
         from humocon_hf.training.instruction_tuning import InstructionTuningTrainer, merge_adapter
 
         model_args = self.recipe.model
-        steps = {} if with_motion or self._baseline_steps() is None else {"max_steps": self._baseline_steps()}
+        baseline_steps = None if with_motion else self._baseline_steps()
+        steps = {} if baseline_steps is None else {"max_steps": baseline_steps}
         targs, tune_args = self.training_args("tune", output_dir=folder / "checkpoints", **steps)
         qa, real_rows = self.load_data()
         processor = self.load_processor()
