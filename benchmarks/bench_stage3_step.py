@@ -11,7 +11,11 @@ lengths varying from batch to batch as the collator makes them). Random weights:
    compiled model has paid for its compilation.
 3. [batch] the bf16 step at `--batch` vs twice that: time per training sample, which sizes the recipe's stage-3
    batch (a larger batch is cheaper per sample where small matrix products leave the cores idle).
-4. [threads] the bf16 step on every thread of the machine vs on one, and two one-thread processes running side by
+4. [frozen weights] the bf16 step with the LLM's frozen linear weights held in bf16 while training
+   (`FrozenLinearWeightsInDtype`, what the stage-2/3 trainers do under bf16 autocast) vs cast by autocast at every
+   forward. (Generation needs no such thing: a loaded model's weights require grad, and autocast caches the casts of
+   those for the whole `generate` call; measured 0.99.)
+5. [threads] the bf16 step on every thread of the machine vs on one, and two one-thread processes running side by
    side: how much the second core buys within one step against running two jobs (stage 3 and the text-only
    baseline) at once.
 
@@ -118,6 +122,24 @@ def batch_sizes(config, args, bf16: bool) -> None:
     print(f"  per sample, batch {sizes[0]} / batch {sizes[1]}: {per_sample[sizes[0]] / per_sample[sizes[1]]:.2f}")
 
 
+def frozen_weights(config, batches, args) -> None:
+    from humocon_hf.training.frozen_weights import FrozenLinearWeightsInDtype
+
+    cast_each_step = build_lora_model(config)
+    held = build_lora_model(config)
+    with FrozenLinearWeightsInDtype(held.get_base_model().language_model) as frozen:
+        arms = {"cast by autocast": step_fn(cast_each_step, True), "held in bf16": step_fn(held, True)}
+        for batch in batches:  # warm-up
+            for fn in arms.values():
+                fn(batch)
+        train = timed_alternately(arms, batches, args.rounds)
+        n = frozen.num_weights
+    print(f"\n[frozen weights] stage-3 step, bf16 autocast, {n} frozen linear weights of the LLM")
+    for name, sec in train.items():
+        print(f"  {name:16s}: {sec * 1e3:8.1f} ms/step")
+    print(f"  cast by autocast / held in bf16: {train['cast by autocast'] / train['held in bf16']:.2f}")
+
+
 def threads(config, batches, args, bf16: bool) -> None:
     all_threads = torch.get_num_threads()
     if all_threads < 2:
@@ -153,6 +175,7 @@ def main(argv=None):
     parser.add_argument("--skip-compile", action="store_true")
     parser.add_argument("--tiny", action="store_true", help="the small 4-layer LLM shape (quick runs)")
     parser.add_argument("--skip-batch", action="store_true")
+    parser.add_argument("--skip-frozen", action="store_true")
     parser.add_argument("--skip-threads", action="store_true")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)  # one arm of [threads]' side by side
     args = parser.parse_args(argv)
@@ -178,6 +201,8 @@ def main(argv=None):
     print(f"  float32 / bf16 autocast: {t['float32'] / t['bf16 autocast']:.2f}")
     if not args.skip_batch:
         batch_sizes(config, args, native)
+    if not args.skip_frozen and native:
+        frozen_weights(config, batches, args)
     if not args.skip_threads:
         threads(config, batches, args, native)
     if args.skip_compile:

@@ -608,7 +608,8 @@ def test_text_only_baseline_trains_alongside_in_a_second_process(tmp_path, smoll
                                                                   capsys):
     """With `baseline_alongside` (the CLI's default) a CPU run with 2 threads trains the baseline in a child process
     with one thread while stage 3 runs on the other; this process adopts the finished stage and takes both threads
-    back. A failed child leaves the stage to this process; a finished baseline starts no child."""
+    back. A failed child leaves the stage to this process; a finished baseline, or a finished stage 3, starts no
+    child."""
     import torch
 
     from humocon_hf.pipeline import side_process
@@ -637,16 +638,26 @@ def test_text_only_baseline_trains_alongside_in_a_second_process(tmp_path, smoll
         again.run(until="baseline")
         assert again.runner.records["baseline"].reused and "alongside" not in capsys.readouterr().out
 
-        # A child that fails: this process trains the baseline itself.
-        monkeypatch.setattr(side_process, "SIDE_COMMAND", (sys.executable, "-c", "import sys; sys.exit(3)"))
+        # A new baseline beside a finished stage 3: nothing to train alongside, no child.
         overrides["evaluate"]["baseline_max_steps"] = 2
         third = HuMoConPipeline(PipelineOptions(output_dir=str(out), overrides=overrides, use_cmu=False,
                                                 baseline_alongside=True))
         third.run(until="baseline")
+        assert "alongside" not in capsys.readouterr().out
+        record = third.runner.records["baseline"]
+        assert third.runner.records["tune"].reused and not record.alongside and record.info["steps"] == 2
+
+        # A child that fails: this process trains the baseline itself.
+        monkeypatch.setattr(side_process, "SIDE_COMMAND", (sys.executable, "-c", "import sys; sys.exit(3)"))
+        overrides["evaluate"]["baseline_max_steps"] = 3
+        overrides["tune"]["max_steps"] = 2
+        fourth = HuMoConPipeline(PipelineOptions(output_dir=str(out), overrides=overrides, use_cmu=False,
+                                                 baseline_alongside=True))
+        fourth.run(until="baseline")
         printed = capsys.readouterr().out
         assert "[baseline] the second process failed (exit code 3" in printed
-        record = third.runner.records["baseline"]
-        assert not record.alongside and not record.reused and record.info["steps"] == 2
+        record = fourth.runner.records["baseline"]
+        assert not record.alongside and not record.reused and record.info["steps"] == 3
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(threads)

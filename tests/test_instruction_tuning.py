@@ -21,6 +21,7 @@ from humocon_hf.training.instruction_tuning import (
     ModalityTranslationTrainer,
     apply_lora,
     finetune,
+    freeze_for_modality_translation,
     load_adapter,
     merge_adapter,
     trainable_parameter_names,
@@ -823,3 +824,101 @@ def test_length_grouped_batches_sort_raw_rows_by_the_collators_length_estimate(p
     sampler = trainer._get_train_sampler()
     assert isinstance(sampler, LengthGroupedSampler) and list(sampler.lengths) == estimates
     assert sorted(sampler) == list(range(len(rows)))
+
+
+# ----------------------------------------------------------------------------- frozen weights under bf16 autocast
+
+
+def _llm_linear_dtypes(model) -> set:
+    return {m.weight.dtype for m in model.language_model.modules()
+            if isinstance(m, torch.nn.Linear) and not m.weight.requires_grad}
+
+
+def test_frozen_linear_weights_in_bf16_keep_the_numerics_and_come_back(processor, qa_dataset):
+    """Inside the context the LLM's frozen linear weights are bf16 copies (embeddings, tied head and trainable
+    weights stay float32); under autocast the loss and gradients are those of autocast's own casts, bit for bit;
+    `originals()` and the exit put the very same float32 tensors back."""
+    from humocon_hf.training.frozen_weights import FrozenLinearWeightsInDtype
+
+    model = _model(processor)
+    freeze_for_modality_translation(model)
+    model.language_model.layers[0].mlp.down_proj.requires_grad_(True)  # a trainable linear stays float32
+    batch = HuMoConQACollator(processor)([qa_dataset[i] for i in range(3)])
+    originals = {n: (p.data_ptr(), p.dtype) for n, p in model.language_model.named_parameters()}
+
+    def loss_and_grads():
+        model.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = model(**batch).loss
+        loss.backward()
+        return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+
+    expected_loss, expected_grads = loss_and_grads()
+    with FrozenLinearWeightsInDtype(model.language_model) as frozen:
+        linears = [m for m in model.language_model.modules() if isinstance(m, torch.nn.Linear)]
+        assert frozen.num_weights == len(linears) - 1
+        assert _llm_linear_dtypes(model) == {torch.bfloat16}
+        assert model.language_model.layers[0].mlp.down_proj.weight.dtype == torch.float32
+        assert model.get_input_embeddings().weight.dtype == torch.float32
+        assert model.lm_head.weight.dtype == torch.float32
+        loss, grads = loss_and_grads()
+        with frozen.originals():
+            assert _llm_linear_dtypes(model) == {torch.float32}
+        assert _llm_linear_dtypes(model) == {torch.bfloat16}
+    assert torch.equal(loss, expected_loss)
+    assert grads.keys() == expected_grads.keys()
+    for name, grad in grads.items():
+        assert torch.equal(grad, expected_grads[name]), name
+    for name, p in model.language_model.named_parameters():
+        assert (p.data_ptr(), p.dtype) == originals[name], name  # the same float32 storage, not a copy
+
+
+@pytest.mark.parametrize("stage", ["translate", "tune"])
+def test_bf16_trainers_hold_frozen_llm_weights_in_bf16_and_save_float32(processor, qa_dataset, tmp_path, stage):
+    """Stage 2/3 under bf16 autocast: the LLM's frozen linear weights are bf16 while steps run, float32 in every
+    checkpoint and after training (bit-identical to before); the trained weights are those of a run that lets
+    autocast cast at every step."""
+    from safetensors.torch import load_file
+    from transformers import TrainerCallback
+
+    from humocon_hf.training import qa_trainer_common
+
+    class DtypesDuringSteps(TrainerCallback):
+        def __init__(self, model):
+            self.model, self.seen = model, set()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.seen |= _llm_linear_dtypes(self.model)
+
+    def run(out, hold: bool):
+        model = _model(processor)
+        before = {k: v.clone() for k, v in model.language_model.state_dict().items()}
+        trainer_class = ModalityTranslationTrainer if stage == "translate" else InstructionTuningTrainer
+        trainer = trainer_class(model=model, args=_args(out, max_steps=2, bf16=True, save_strategy="steps",
+                                                        save_steps=1), processor=processor, train_dataset=qa_dataset)
+        callback = DtypesDuringSteps(model)
+        trainer.add_callback(callback)
+        original = qa_trainer_common._HuMoConTrainerMixin._holds_frozen_weights_in_bf16
+        trainer._holds_frozen_weights_in_bf16 = lambda: hold and original(trainer)
+        trainer.train()
+        return trainer, model, before, callback.seen
+
+    trainer, model, before, seen = run(tmp_path / "held", hold=True)
+    assert seen == {torch.bfloat16}
+    assert _llm_linear_dtypes(model) == {torch.float32}
+    after = {k.replace(".base_layer", ""): v for k, v in model.language_model.state_dict().items() if "lora_" not in k}
+    for key, value in before.items():
+        assert torch.equal(after[key], value), key
+    checkpoint = tmp_path / "held" / "out" / "checkpoint-1"
+    weights = load_file(checkpoint / ("model.safetensors" if stage == "translate" else "adapter_model.safetensors"))
+    assert weights and {v.dtype for v in weights.values() if v.is_floating_point()} == {torch.float32}
+    if stage == "translate":  # the whole model: the LLM's weights are the float32 originals
+        llm = {k: v for k, v in weights.items() if "language_model." in k and k.endswith("proj.weight")}
+        assert llm and all(torch.equal(v, before["layers." + k.split(".layers.")[1]]) for k, v in llm.items())
+
+    _, plain, _, seen = run(tmp_path / "cast", hold=False)
+    assert seen == {torch.float32}
+    trained = plain.state_dict()
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, trained[key]), key
+

@@ -4,6 +4,7 @@ mixin (default collator, raw columns kept), the loss computed at supervised posi
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -101,6 +102,33 @@ class _HuMoConTrainerMixin:
             return LengthGroupedSampler(self.args.train_batch_size * self.args.gradient_accumulation_steps,
                                         lengths=lengths)
         return super()._get_train_sampler(train_dataset)
+
+    def train(self, *args, **kwargs):
+        """`Trainer.train`, with the LLM's frozen linear weights held in bf16 while it runs under bf16 autocast
+        ([`FrozenLinearWeightsInDtype`]: autocast would otherwise cast them at every forward; the products read the
+        same bf16 values either way). Checkpoints and the model after training keep the float32 originals."""
+        if not self._holds_frozen_weights_in_bf16():
+            return super().train(*args, **kwargs)
+        import torch
+
+        from humocon_hf.training.frozen_weights import FrozenLinearWeightsInDtype
+
+        with FrozenLinearWeightsInDtype(_unwrap(self.model).language_model, torch.bfloat16) as frozen:
+            self._frozen_weights = frozen
+            try:
+                return super().train(*args, **kwargs)
+            finally:
+                self._frozen_weights = None
+
+    def _holds_frozen_weights_in_bf16(self) -> bool:
+        """bf16 autocast (`args.bf16`), with the parameters managed by this process (no DeepSpeed / FSDP)."""
+        return bool(self.args.bf16) and not (self.is_deepspeed_enabled or self.is_fsdp_enabled) and hasattr(
+            _unwrap(self.model), "language_model")
+
+    def _save_checkpoint(self, model, trial):
+        frozen = getattr(self, "_frozen_weights", None)
+        with frozen.originals() if frozen is not None else contextlib.nullcontext():
+            return super()._save_checkpoint(model, trial)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         """The model's next-token loss through [`supervised_positions_loss`] (logits at answer positions only)."""

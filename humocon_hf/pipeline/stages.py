@@ -243,8 +243,8 @@ class HuMoConPipeline:
 
     def _start_side_stage(self, names: list[str], until: str) -> None:
         """Start the text-only baseline in a second process where that pays (`side_process`): the CLI asked for it,
-        the run goes as far as the baseline, the baseline is not already finished, and this is a single-process CPU
-        run with at least two threads to split."""
+        the run goes as far as the baseline, the baseline is not already finished while stage 3 still has to train,
+        and this is a single-process CPU run with at least two threads to split."""
         import torch
 
         from humocon_hf.pipeline.side_process import SIDE_STAGE, SideStage
@@ -256,8 +256,12 @@ class HuMoConPipeline:
         threads = torch.get_num_threads()
         if threads < 2 or torch.cuda.is_available() or int(os.environ.get("WORLD_SIZE", "1")) > 1:
             return
-        if not self.options.fresh and self.runner.finished(SIDE_STAGE, self._baseline_fp()) is not None:
-            return  # reused below
+        if not self.options.fresh:
+            fingerprints = {name: fingerprint for name, fingerprint, _, _ in self.stage_plan()}
+            if self.runner.finished(SIDE_STAGE, fingerprints[SIDE_STAGE]()) is not None:
+                return  # reused below
+            if self.runner.finished("tune", fingerprints["tune"]()) is not None:
+                return  # stage 3 is reused: nothing to train alongside, the baseline gets every thread here
         options = dataclasses.replace(self.options, output_dir=str(self.root))
         self._side = SideStage(options, SIDE_STAGE, self.root / "stages", threads_after=threads)
 
