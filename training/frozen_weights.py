@@ -21,15 +21,15 @@ __all__ = ["FrozenLinearWeightsInDtype"]
 
 
 class FrozenLinearWeightsInDtype:
-    """Context manager: within `module`, every `nn.Linear` weight that is float32, frozen (`requires_grad=False`,
-    or any weight with `include_trainable`) and not shared with an embedding holds a `dtype` copy until exit.
+    """Context manager: within `module`, every `nn.Linear` weight that is float32, frozen (`requires_grad=False`) and
+    not shared with an embedding holds a `dtype` copy until exit.
 
     Only worth it under autocast to `dtype` (outside autocast a float32 input would meet a bf16 weight). Embeddings
     (and an LM head tied to them) keep float32: lookups are not autocast, and the residual stream would drop to
     bf16. `originals()` puts the float32 weights back for a while (checkpoint saves)."""
 
-    def __init__(self, module: nn.Module, dtype: torch.dtype = torch.bfloat16, include_trainable: bool = False):
-        self.module, self.dtype, self.include_trainable = module, dtype, include_trainable
+    def __init__(self, module: nn.Module, dtype: torch.dtype = torch.bfloat16):
+        self.module, self.dtype = module, dtype
         self._swapped: list[tuple[nn.Parameter, torch.Tensor, torch.Tensor]] = []  # (weight, float32, low precision)
 
     def _candidates(self) -> Iterator[nn.Parameter]:
@@ -39,22 +39,23 @@ class FrozenLinearWeightsInDtype:
             if not isinstance(m, nn.Linear):
                 continue
             w = m.weight
-            if (id(w) in seen or id(w) in embedded or w.dtype != torch.float32 or w.is_meta
-                    or (w.requires_grad and not self.include_trainable)):
+            if id(w) in seen or id(w) in embedded or w.dtype != torch.float32 or w.is_meta or w.requires_grad:
                 continue
             seen.add(id(w))
             yield w
 
+    def _put(self, which: int) -> None:
+        """Point every swapped weight at its float32 original (1) or its low-precision copy (2)."""
+        for entry in self._swapped:
+            entry[0].data = entry[which]
+
     def __enter__(self) -> FrozenLinearWeightsInDtype:
-        with torch.no_grad():
-            self._swapped = [(w, w.data, w.data.to(self.dtype)) for w in self._candidates()]
-        for w, _, low in self._swapped:
-            w.data = low
+        self._swapped = [(w, w.data, w.data.to(self.dtype)) for w in self._candidates()]
+        self._put(2)
         return self
 
     def __exit__(self, *exc) -> None:
-        for w, original, _ in self._swapped:
-            w.data = original
+        self._put(1)
         self._swapped = []
 
     @property
@@ -64,10 +65,8 @@ class FrozenLinearWeightsInDtype:
     @contextlib.contextmanager
     def originals(self) -> Iterator[None]:
         """The float32 weights back in place for the duration (a checkpoint saves the model's real weights)."""
-        for w, original, _ in self._swapped:
-            w.data = original
+        self._put(1)
         try:
             yield
         finally:
-            for w, _, low in self._swapped:
-                w.data = low
+            self._put(2)

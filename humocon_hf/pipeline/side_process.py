@@ -3,8 +3,9 @@
 Why: at the demo's shapes (SmolLM2-135M, batches of 8 prompts of ~60 tokens) a second core buys little inside one
 training step: on the 2-core machine a stage-3 step on one thread took 1.25-1.55x the two-thread step, and two
 one-thread processes side by side trained 1.26-1.5x as many samples per second as one two-thread process (two
-measurements of `benchmarks/bench_stage3_step.py`'s step, [threads]). The baseline depends only on the data stage and the LLM, so it can
-train while the main process runs stage 3; when it finishes, the main process takes both threads back. It starts
+measurements of `benchmarks/bench_stage3_step.py`'s step, [threads]). The baseline depends only on the data stage
+and the LLM, so it can train while the main process runs stage 3; when it finishes, the main process takes both
+threads back. It starts
 after stage 2, not before: stages 1 and 2 use the second core well (stage 2 took 129 s on one thread beside the
 baseline against 69 s alone on two, clean-clone demos of 2026-12-07), stage 3's small steps do not.
 
