@@ -113,7 +113,7 @@ class HuMoConChat:
                 motion, video = load_media(self.processor, motion_path, video_path)
             except Exception as err:  # UserInputError / ValueError: show it on the page
                 raise ValueError(str(err)) from err
-        messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt is not None else []
         first = True
         for turn in history:
             content = _text_of(turn["content"])

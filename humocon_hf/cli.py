@@ -121,7 +121,7 @@ def cmd_ask(args) -> int:
         print("\n".join(concept_lines(model, processor, motion)))
     system_prompt = args.system_prompt if args.system_prompt is not None else defaults.get("system_prompt")
     max_new_tokens = args.max_new_tokens or defaults.get("max_new_tokens") or 32
-    conversation = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    conversation = [{"role": "system", "content": system_prompt}] if system_prompt is not None else []
 
     def turn(question: str, first: bool) -> None:
         conversation.append(user_message(question, motion if first else None, video if first else None))
@@ -355,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Build the built-in motion-QA benchmark (plus the real CMU mocap when ../shared/data is present), "
                     "train the concept encoders (stage 1), the projectors (stage 2) and LoRA adapters (stage 3) on "
                     "SmolLM2-135M-Instruct, evaluate on held-out questions against a text-only baseline, and write a "
-                    "checkpoint, model card, concept-timeline plot, preview GIF and results.json. About 15 minutes on "
+                    "checkpoint, model card, concept-timeline plot, preview GIF and results.json. About 10 minutes on "
                     "2 CPU cores with the default small recipe.",
     )
     _add_recipe_options(demo, "humocon_demo")

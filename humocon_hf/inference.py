@@ -203,7 +203,7 @@ def build_conversation(row: Mapping, system_prompt: str | None = None) -> list[d
     if not isinstance(question, str) or not question:
         raise ValueError(f"row {row.get('id', '?')}: 'question' must be a non-empty string, got {question!r}")
     items.append({"type": "text", "text": question})
-    conversation = [{"role": "system", "content": system_prompt}] if system_prompt else []
+    conversation = [{"role": "system", "content": system_prompt}] if system_prompt is not None else []
     conversation.append({"role": "user", "content": items})
     return conversation
 

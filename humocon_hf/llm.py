@@ -66,6 +66,7 @@ def convert_smollm2(
     The folder is written to a temporary sibling and renamed into place, so an interrupted conversion never
     leaves a half-written model behind.
     """
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     gguf = smollm2_gguf_path()
@@ -86,8 +87,9 @@ def convert_smollm2(
         config_dict.pop("quantization_config", None)
         config_dict.pop("_name_or_path", None)
         config = type(gguf_model.config).from_dict(config_dict)
-        model = AutoModelForCausalLM.from_config(config)
-        model.load_state_dict(gguf_model.state_dict(), strict=True)
+        with torch.device("meta"):  # no random initialisation of weights that are replaced at once (~1 s)
+            model = AutoModelForCausalLM.from_config(config)
+        model.load_state_dict(gguf_model.state_dict(), strict=True, assign=True)
         model.tie_weights()
         del gguf_model
         model.save_pretrained(tmp)

@@ -76,7 +76,10 @@ class ModelArguments:
                   "Not written into exported checkpoints: users load them with their own choice."},
     )
     system_prompt: str | None = field(
-        default=None, metadata={"help": "System message put in front of every conversation (None: the LLM's default)."}
+        default=None,
+        metadata={"help": "System message put in front of every conversation. None: none, so the chat template's "
+                  "default applies (SmolLM2's inserts 'You are a helpful AI assistant named SmolLM...'); '': an "
+                  "explicit empty system message, the shortest prompt such templates allow."},
     )
     max_length: int | None = field(default=None, metadata={"help": "Truncate training sequences to this many tokens."})
     use_motion_quantized: bool = field(

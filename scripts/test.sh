@@ -3,8 +3,9 @@
 # e.g. `bash scripts/test.sh -m "not slow"`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh test
 . .venv/bin/activate
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 export HF_HOME=$(mktemp -d -t humocon-hf-home-XXXXXX)
+trap 'rm -rf "$HF_HOME"' EXIT
 python -m pytest -q "$@"

@@ -1,6 +1,8 @@
 """Test-wide setup: offline Hub, a throw-away HF cache, and the shared real data."""
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -8,6 +10,8 @@ import pytest
 
 # Set before transformers / huggingface_hub are imported anywhere, so no test ever reaches the network.
 _HF_HOME = tempfile.mkdtemp(prefix="humocon-test-hf-home-")
+# Removed when the test process exits: a session fills it with ~0.5 GB (converted SmolLM2, datasets caches).
+atexit.register(shutil.rmtree, _HF_HOME, ignore_errors=True)
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"

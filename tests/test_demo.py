@@ -122,7 +122,8 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, smollm2_tokenizer_dir, capsy
                      "logging_steps": 1},
         "translate": {"max_steps": 2, "per_device_train_batch_size": 2, "bf16": False, "logging_steps": 1},
         "tune": {"max_steps": 2, "per_device_train_batch_size": 2, "bf16": False, "logging_steps": 1},
-        "evaluate": {"batch_size": 4, "max_new_tokens": 3, "num_examples": 2},
+        # The small recipe gives the text-only baseline its own budget (400 steps against stage 3's 600).
+        "evaluate": {"batch_size": 4, "max_new_tokens": 3, "num_examples": 2, "baseline_max_steps": 1},
     }
     out = tmp_path / "demo"
     results = run_demo(output_dir=str(out), overrides=overrides, command="humocon demo (test)")
@@ -137,7 +138,7 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, smollm2_tokenizer_dir, capsy
         assert 0.0 <= metrics["accuracy"] <= 1.0
         assert metrics["counts"]["total"] == n_test
     assert set(results["wall_time_s"]) == set(STAGES) | {"total_this_run"}
-    # The small recipe's text-only baseline trains for half of stage 3's steps (evaluate.baseline_steps_fraction).
+    # The text-only baseline trains for evaluate.baseline_max_steps, not stage 3's steps.
     assert results["stages"]["tune"]["steps"] == 2 and results["stages"]["baseline"]["steps"] == 1
     # The small recipe's stage 1 runs all four objectives of the paper (phase 2 on motions + rendered videos).
     objectives = results["stages"]["pretrain"]["phase2"]["objectives"]
@@ -200,10 +201,11 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, smollm2_tokenizer_dir, capsy
     assert set(again["reused_stages"]) == set(STAGES)
     assert again["metrics"] == results["metrics"]
 
-    # A changed stage-3 budget redoes tuning and what depends on it, nothing before.
+    # A changed stage-3 budget redoes tuning and what depends on it, nothing before; the text-only baseline has a
+    # budget of its own (evaluate.baseline_max_steps) and is kept.
     overrides["tune"]["max_steps"] = 3
     third = run_demo(output_dir=str(out), overrides=overrides)
-    assert set(third["reused_stages"]) == {"data", "pretrain", "translate"}
+    assert set(third["reused_stages"]) == {"data", "pretrain", "translate", "baseline"}
     assert third["stages"]["tune"]["steps"] == 3
 
 
@@ -420,7 +422,7 @@ def _one_step_overrides(tmp_path, smollm2_tokenizer_dir, questions_per_motion: i
         "pretrain": {"phase1_max_steps": 1, "phase2_max_steps": 0, "per_device_train_batch_size": 4},
         "translate": {"max_steps": 1, "per_device_train_batch_size": 2, "bf16": False},
         "tune": {"max_steps": 1, "per_device_train_batch_size": 2, "bf16": False},
-        "evaluate": {"batch_size": 2, "max_new_tokens": 2, "num_examples": 1},
+        "evaluate": {"batch_size": 2, "max_new_tokens": 2, "num_examples": 1, "baseline_max_steps": 1},
     }
 
 
@@ -584,6 +586,12 @@ def test_baseline_steps_redo_only_the_baseline(tmp_path, smollm2_tokenizer_dir):
     pipe.run(until="baseline")
     assert [name for name, record in pipe.runner.records.items() if record.reused] == ["data", "pretrain", "translate", "tune"]
     assert json.loads((out / "stages" / "baseline" / "stage.json").read_text())["info"]["steps"] == 2
+    # With its own budget, the baseline does not depend on stage 3's steps: a longer stage 3 keeps it.
+    overrides["tune"]["max_steps"] = 3
+    pipe = HuMoConPipeline(PipelineOptions(output_dir=str(out), overrides=overrides, use_cmu=False))
+    pipe.run(until="baseline")
+    assert [name for name, record in pipe.runner.records.items() if record.reused] == ["data", "pretrain", "translate",
+                                                                                        "baseline"]
     assert load_recipe("small", {"evaluate": {"baseline_max_steps": 100}}).scaled(0.5).evaluate.baseline_max_steps == 50
     with pytest.raises(RecipeError, match="baseline_max_steps must be >= 1"):
         load_recipe("small", {"evaluate": {"baseline_max_steps": 0}})
@@ -592,7 +600,8 @@ def test_baseline_steps_redo_only_the_baseline(tmp_path, smollm2_tokenizer_dir):
     # an explicit baseline_max_steps wins.
     def baseline_steps(steps_scale=1.0, **evaluate):
         options = PipelineOptions(output_dir=str(tmp_path / "x"), steps_scale=steps_scale,
-                                  overrides={"tune": {"max_steps": 10}, "evaluate": evaluate})
+                                  overrides={"tune": {"max_steps": 10},
+                                             "evaluate": {"baseline_max_steps": None, **evaluate}})
         pipe = HuMoConPipeline(options)
         return pipe._baseline_steps(), pipe._baseline_fp().get("max_steps")
 

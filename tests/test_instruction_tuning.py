@@ -259,6 +259,25 @@ def test_collator_conversation_formats(processor, media):
     assert conv[1]["content"][-1] == {"type": "text", "text": "Which way?"}
 
 
+def test_empty_system_prompt_is_an_explicit_empty_system_message(processor, media):
+    """`system_prompt=""` puts an empty system message in front (chat templates such as SmolLM2's insert their own
+    default system prompt when there is none); None leaves the conversation to the template. Training and
+    inference (`build_conversation`) agree."""
+    from humocon_hf.inference import build_conversation
+
+    row = {"motion": media["jump"], "question": "What is it?", "answer": "A jump."}
+    tok = processor.tokenizer
+    empty, default = HuMoConQACollator(processor, system_prompt=""), HuMoConQACollator(processor)
+    assert empty.row_to_conversation(row)[0]["role"] == "system"
+    assert default.row_to_conversation(row)[0]["role"] == "user"
+    empty_ids, default_ids = empty([row])["input_ids"][0], default([row])["input_ids"][0]
+    assert tok.decode(empty_ids).startswith("<|im_start|>system\n<|im_end|>\n<|im_start|>user")
+    assert "SmolLM" in tok.decode(default_ids) and len(empty_ids) < len(default_ids)
+    qa_row = {"motion_path": media["jump"], "question": "What is it?"}
+    assert build_conversation(qa_row, "")[0] == {"role": "system", "content": ""}
+    assert build_conversation(qa_row, None)[0]["role"] == "user"
+
+
 @pytest.mark.parametrize(
     "row, message",
     [

@@ -1,5 +1,6 @@
 """Model cards: rendered from given results only, metadata that parses back, usage and licence sections."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -68,6 +69,13 @@ def test_card_body_has_usage_training_table_limitations_and_citations():
                    "apply_chat_template", "humocon demo --seed 3", "## Limitations", "LoRA rank 8", "300 s",
                    "fang2025humocon", "NSF EIA-0196217", "BABEL", "HumanML3D", "KIT-ML", "non-commercial"):
         assert needle in card, needle
+    # The usage snippet's conversation has the system message the model was tuned with, an empty one included (with
+    # none, SmolLM2's template would put in its own default).
+    for prompt in ("", "Answer briefly."):
+        card_with = render_model_card(MODEL, recipe=load_recipe("small", overrides={"model": {"system_prompt": prompt}}))
+        assert '{"role": "system", "content": ' + json.dumps(prompt) + "}" in card_with
+    no_system = render_model_card(MODEL, recipe=load_recipe("small", overrides={"model": {"system_prompt": None}}))
+    assert '"role": "system"' not in no_system
     # The training table says what stage 3 trained, as the recipe set it.
     assert "LoRA rank 8 on the LLM + the projectors" in card
     frozen = render_model_card(MODEL, recipe=load_recipe("small", overrides={"tune": {"train_projectors": False}}))

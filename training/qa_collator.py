@@ -44,7 +44,8 @@ class HuMoConQACollator:
     Args:
         processor: a `MotionVideoProcessor`.
         max_length: optional truncation length (the processor refuses to cut placeholder tokens).
-        system_prompt: optional system message put in front of every conversation.
+        system_prompt: optional system message put in front of every conversation (`""`: an empty one, which
+            keeps chat templates such as SmolLM2's from inserting their default system prompt).
         column names: override the defaults above.
     """
 
@@ -129,7 +130,7 @@ class HuMoConQACollator:
                 {"role": "user", "content": str(question)},
                 {"role": "assistant", "content": str(answer)},
             ]
-        if self.system_prompt and messages[0]["role"] != "system":
+        if self.system_prompt is not None and messages[0]["role"] != "system":
             messages.insert(0, {"role": "system", "content": self.system_prompt})
         return self._attach_media(messages, motions, videos, fps, index)
 

@@ -132,10 +132,11 @@ class HuMoConPipeline:
 
     # -------------------------------------------------------------------------------------- fingerprints
     def _fp(self, *sections: str, after: str | None = None, encoders_only: bool = False,
-            text_only: bool = False) -> dict:
+            text_only: bool = False, skip_tune_steps: bool = False) -> dict:
         skip = (*SCHEDULE_MODEL_FIELDS, *(LLM_ONLY_MODEL_FIELDS if encoders_only else ()),
                 *(MOTION_PATH_MODEL_FIELDS if text_only else ()))
-        fp = {"recipe": self.recipe.fingerprint(*sections, exclude={"model": skip}), "version": 1}
+        exclude = {"model": skip, **({"tune": ("max_steps",)} if skip_tune_steps else {})}
+        fp = {"recipe": self.recipe.fingerprint(*sections, exclude=exclude), "version": 1}
         if after is not None:
             # Chain: a stage is stale when the stage it builds on was redone.
             marker = self.runner.stage_dir(after) / MARKER
@@ -151,8 +152,11 @@ class HuMoConPipeline:
         return None if steps == tune_steps else steps
 
     def _baseline_fp(self) -> dict:
-        fp = self._fp("model", "tune", after="data", text_only=True)
-        steps = self._baseline_steps()
+        # With a budget of its own (evaluate.baseline_max_steps) the baseline does not depend on stage 3's steps:
+        # `--override tune.max_steps=...` keeps a finished baseline.
+        own_budget = self.recipe.evaluate.baseline_max_steps
+        fp = self._fp("model", "tune", after="data", text_only=True, skip_tune_steps=own_budget is not None)
+        steps = own_budget if own_budget is not None else self._baseline_steps()
         if steps is not None:  # only then: finished baselines keep their fingerprint
             fp["max_steps"] = steps
         return fp
