@@ -122,7 +122,7 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, smollm2_tokenizer_dir, capsy
                      "logging_steps": 1},
         "translate": {"max_steps": 2, "per_device_train_batch_size": 2, "bf16": False, "logging_steps": 1},
         "tune": {"max_steps": 2, "per_device_train_batch_size": 2, "bf16": False, "logging_steps": 1},
-        # The small recipe gives the text-only baseline its own budget (400 steps against stage 3's 600).
+        # The small recipe gives the text-only baseline its own budget (400 steps against stage 3's 550).
         "evaluate": {"batch_size": 4, "max_new_tokens": 3, "num_examples": 2, "baseline_max_steps": 1},
     }
     out = tmp_path / "demo"
