@@ -105,7 +105,7 @@ class HuMoConChat:
 
     def conversation(self, history: list[dict], question: str, motion_path: str | None, video_path: str | None):
         """The model-side conversation: media in the first user turn, then the chat so far and the new question."""
-        from humocon_hf.inference import load_media, user_message
+        from humocon_hf.inference import load_media, system_messages, user_message
 
         motion = video = None
         if motion_path or video_path:
@@ -113,7 +113,7 @@ class HuMoConChat:
                 motion, video = load_media(self.processor, motion_path, video_path)
             except Exception as err:  # UserInputError / ValueError: show it on the page
                 raise ValueError(str(err)) from err
-        messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt is not None else []
+        messages = system_messages(self.system_prompt)
         first = True
         for turn in history:
             content = _text_of(turn["content"])

@@ -28,6 +28,7 @@ from humocon_hf.inference import (
     load_checkpoint,
     load_media,
     stream_answer,
+    system_messages,
     user_message,
 )
 from humocon_hf.inference import UserInputError as CLIError  # a user error: one line, no traceback
@@ -121,7 +122,7 @@ def cmd_ask(args) -> int:
         print("\n".join(concept_lines(model, processor, motion)))
     system_prompt = args.system_prompt if args.system_prompt is not None else defaults.get("system_prompt")
     max_new_tokens = args.max_new_tokens or defaults.get("max_new_tokens") or 32
-    conversation = [{"role": "system", "content": system_prompt}] if system_prompt is not None else []
+    conversation = system_messages(system_prompt)
 
     def turn(question: str, first: bool) -> None:
         conversation.append(user_message(question, motion if first else None, video if first else None))

@@ -174,6 +174,12 @@ def load_media(processor: MotionVideoProcessor, motion: str | None, video: str |
     return motion_value, video_value
 
 
+def system_messages(system_prompt: str | None) -> list[dict]:
+    """The conversation's opening: no message for None (the chat template's default applies), else the system
+    message, an empty one included (`""` keeps templates such as SmolLM2's from inserting their default)."""
+    return [] if system_prompt is None else [{"role": "system", "content": system_prompt}]
+
+
 def user_message(question: str, motion=None, video=None) -> dict:
     """A user turn in the training format: media first, a newline, then the question."""
     items = []
@@ -203,7 +209,7 @@ def build_conversation(row: Mapping, system_prompt: str | None = None) -> list[d
     if not isinstance(question, str) or not question:
         raise ValueError(f"row {row.get('id', '?')}: 'question' must be a non-empty string, got {question!r}")
     items.append({"type": "text", "text": question})
-    conversation = [{"role": "system", "content": system_prompt}] if system_prompt is not None else []
+    conversation = system_messages(system_prompt)
     conversation.append({"role": "user", "content": items})
     return conversation
 
@@ -382,5 +388,6 @@ __all__ = [
     "row_motion",
     "stream_answer",
     "chat_inputs",
+    "system_messages",
     "user_message",
 ]
