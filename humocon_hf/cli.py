@@ -117,7 +117,7 @@ def cmd_ask(args) -> int:
         raise CLIError("--concepts shows the concepts of a motion: give --motion FILE")
     check_media(args.motion, args.video)
     model, processor, defaults = load_checkpoint(args.model, args.device, args.dtype, args.trust_remote_code)
-    motion, video = load_media(processor, args.motion, args.video, args.motion_fps)
+    motion, video = load_media(processor, args.motion, args.video, args.motion_fps, args.skeleton)
     if args.concepts:
         print("\n".join(concept_lines(model, processor, motion)))
     system_prompt = args.system_prompt if args.system_prompt is not None else defaults.get("system_prompt")
@@ -162,7 +162,11 @@ def cmd_inspect(args) -> int:
     kwargs = {}
     if args.source_fps is not None:
         kwargs["source_fps"] = args.source_fps
-    is_bvh = path.suffix.lower() == ".bvh"
+    is_bvh = path.suffix.lower() in (".bvh", ".amc")  # rig-based formats: mapped onto SMPL-22 the same way
+    if args.skeleton is not None:
+        if path.suffix.lower() != ".amc":
+            raise CLIError(f"--skeleton goes with an .amc motion file, not {path.name}")
+        kwargs["skeleton"] = args.skeleton
     if is_bvh:
         if args.rig:
             kwargs["rig"] = args.rig
@@ -172,7 +176,7 @@ def cmd_inspect(args) -> int:
             except json.JSONDecodeError as err:
                 raise CLIError(f"--joint-map is not valid JSON ({err}); e.g. '{{\"neck\": \"Neck1\"}}'") from None
     elif args.rig or args.joint_map:
-        raise CLIError("--rig and --joint-map apply to BVH files only")
+        raise CLIError("--rig and --joint-map apply to BVH and ASF/AMC files only")
     try:
         clip = load_motion(str(path), fps=args.fps, **kwargs)
     except (ValueError, FileNotFoundError, ImportError) as err:
@@ -196,6 +200,8 @@ def cmd_inspect(args) -> int:
         how = {"auto": "automatic (topology + joint names)", "auto+joint_map": "automatic, with your joint_map",
                "joint_map": "your joint_map"}.get(info["rig"], f"rig table {info['rig']!r}")
         print(f"mapping:   {how}")
+        if info.get("skeleton"):
+            print(f"skeleton:  {info['skeleton']}")
         header = info.get("header_fps")
         print(f"frames:    {clip.num_frames} at {clip.fps:g} fps ({clip.duration:.2f} s); file rate {clip.source_fps:g} fps"
               + (f" (header says {header:g})" if header and abs(header - clip.source_fps) > 1e-6 else ""))
@@ -214,7 +220,7 @@ def cmd_inspect(args) -> int:
     print(f"stature:   {report['stature_m']:.2f} m (from bone lengths)")
     mapping = info.get("joint_mapping")
     if mapping:
-        print("SMPL-22 joint    <- BVH joint")
+        print("SMPL-22 joint    <- file joint")
         derived = {"pelvis": "derived: between the hips, towards the neck",
                    **{f"spine{k}": f"derived: along pelvis -> neck through {mapping.get('spine', [])}" for k in (1, 2, 3)}}
         for name in SMPL22_JOINT_NAMES:
@@ -422,6 +428,8 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--model", required=True, help="Checkpoint folder (e.g. ./humocon_demo) or Hub id.")
     ask.add_argument("--motion", default=None, help=f"Motion file ({', '.join(MOTION_EXTENSIONS)}).")
     ask.add_argument("--video", default=None, help=f"Video file ({', '.join(VIDEO_EXTENSIONS)}).")
+    ask.add_argument("--skeleton", default=None,
+                     help="The .asf skeleton of an .amc motion (default: the .asf beside it named like it, or the only one).")
     ask.add_argument("--motion-fps", type=float, default=None,
                      help="True frame rate of the motion file when its header is wrong (e.g. 120 for some CMU BVH).")
     ask.add_argument("--interactive", action="store_true",
@@ -444,11 +452,13 @@ def build_parser() -> argparse.ArgumentParser:
     inspect = sub.add_parser(
         "inspect",
         help="Show how a motion file maps onto SMPL-22 (BVH rig mapping, units, up axis, rates) and render a preview.",
-        description="Load a motion file (any humanoid BVH, HumanML3D .npy, AMASS .npz) as the processor does and print "
+        description="Load a motion file (any humanoid BVH, ASF/AMC, HumanML3D .npy, AMASS .npz) as the processor does and print "
                     "the joint mapping chosen, the units, the up axis, the frame rates and what was fixed; write a "
                     "preview GIF to check the result at a glance.",
     )
     inspect.add_argument("file", help="The motion file.")
+    inspect.add_argument("--skeleton", default=None,
+                         help="The .asf skeleton of an .amc motion (default: the .asf beside it named like it, or the only one).")
     inspect.add_argument("--fps", type=float, default=20.0, help="Output frame rate (default 20, the model's).")
     inspect.add_argument("--source-fps", type=float, default=None, help="The file's true rate when its header is wrong.")
     inspect.add_argument("--rig", default=None,

@@ -135,8 +135,10 @@ def check_media(motion: str | None, video: str | None) -> None:
             raise UserInputError(f"--{kind} {value}: unsupported file type {path.suffix!r}; use one of {', '.join(extensions)}")
 
 
-def load_media(processor: MotionVideoProcessor, motion: str | None, video: str | None, motion_fps: float | None = None):
-    """Read the files once (motion to SMPL-22 joints at the processor's rate) so bad files fail before generating."""
+def load_media(processor: MotionVideoProcessor, motion: str | None, video: str | None, motion_fps: float | None = None,
+               skeleton: str | None = None):
+    """Read the files once (motion to SMPL-22 joints at the processor's rate) so bad files fail before generating.
+    ``skeleton`` is the ``.asf`` of an ``.amc`` motion (by default the one beside it)."""
     motion_value = None
     if motion is not None:
         from humocon_hf.processing.motion_io import load_motion
@@ -144,6 +146,10 @@ def load_media(processor: MotionVideoProcessor, motion: str | None, video: str |
         if motion_fps is not None and not (isinstance(motion_fps, (int, float)) and 0 < motion_fps < float("inf")):
             raise UserInputError(f"--motion-fps must be a positive frame rate, got {motion_fps!r}")
         kwargs = {"source_fps": motion_fps} if motion_fps is not None else {}
+        if skeleton is not None:
+            if Path(motion).suffix.lower() != ".amc":
+                raise UserInputError(f"--skeleton {skeleton}: a skeleton file goes with an .amc motion, not {motion}")
+            kwargs["skeleton"] = skeleton
         if Path(motion).suffix.lower() == ".npz":
             raise UserInputError(f"--motion {motion}: AMASS .npz files hold body-model parameters, which need the SMPL+H / "
                            "SMPL-X model files (licence-restricted, not shipped): convert them to joints in Python with "

@@ -7,12 +7,12 @@ from __future__ import annotations
 import dataclasses
 import re
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from .bvh_parser import BVHData, bvh_forward_kinematics, parse_bvh
+from .bvh_parser import bvh_forward_kinematics, parse_bvh
 from .bvh_skeleton import auto_rig_table, forward_direction, resolve_joint_map
 from .motion_clip import _PLAUSIBLE_FPS, MotionClip, PathLike, _positive_rate, resample_joints
 from .smpl22 import DEFAULT_FPS, JOINT_INDEX, NUM_JOINTS, SMPL22_JOINT_NAMES
@@ -39,7 +39,10 @@ def _daz_side(s: str) -> dict[str, Any]:
 def _cmu_side(s: str) -> dict[str, Any]:
     return dict(hip=f"{s}femur", knee=f"{s}tibia", ankle=f"{s}foot", foot=f"{s}toes",
                 collar=("lerp", f"{s}clavicle", f"{s}humerus", 0.5),
-                shoulder=f"{s}humerus", elbow=f"{s}radius", wrist=f"{s}wrist")
+                shoulder=f"{s}humerus", elbow=f"{s}radius",
+                # Vicon / CMU forearms are two bones, radius and wrist (a twist bone): SMPL's wrist is where the hand
+                # bone starts (HDM05's own toolbox maps it so), not the mid-forearm start of the wrist bone.
+                wrist=f"{s}hand")
 
 
 def _cc_side(s: str) -> dict[str, Any]:
@@ -166,22 +169,39 @@ _REQUIRED_FOR_JOINT_MAP = tuple(n for n in SMPL22_JOINT_NAMES if n not in ("pelv
 _STRUCTURE_FRAMES = 48
 
 
-def _choose_rig(bvh: BVHData, rig: str | None, joint_map: Mapping[str, Any] | None) -> tuple[str, dict[str, Any], dict[str, Any]]:
+@dataclasses.dataclass
+class PosedSkeleton:
+    """A posed skeleton of any file format, as the rig mapping needs it: joint names, parents and end sites, and the
+    joints' world positions (file units) computed on demand, for some frames or joints only (BVH and ASF/AMC readers
+    both end here).
+
+    ``positions(frames, joints)`` returns (len(frames) or T, J, 3); ``frames`` / ``joints`` None mean all, and only
+    ``joints`` (and their ancestors) need be filled."""
+
+    names: list[str]
+    parents: list[int]
+    is_end_site: list[bool]
+    num_frames: int
+    positions: Callable[[np.ndarray | None, Sequence[int] | None], np.ndarray]
+    source: str
+
+
+def _choose_rig(skel: PosedSkeleton, rig: str | None, joint_map: Mapping[str, Any] | None) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """``(rig name, table of joint indices, report)``: a rig table when one matches exactly, else automatic mapping
     (:mod:`.bvh_skeleton`) from the skeleton's topology, geometry and names, with ``joint_map`` on top."""
-    source = bvh.source
+    source = skel.source
     if joint_map is None and rig != "auto":
-        matched = _match_rig(bvh.names, rig)
+        matched = _match_rig(skel.names, rig)
         if matched is not None:
             return matched[0], matched[1], {}
-    overrides = resolve_joint_map(joint_map, bvh.names, source) if joint_map is not None else {}
+    overrides = resolve_joint_map(joint_map, skel.names, source) if joint_map is not None else {}
     # Topology and proportions are measured on the posed skeleton (a sample of frames): rest offsets of some rigs
     # point along the bone axes, not where the bones are.
-    T = bvh.motion.shape[0]
+    T = skel.num_frames
     frames = np.unique(np.linspace(0, T - 1, min(T, _STRUCTURE_FRAMES)).round().astype(np.int64))
-    sample = bvh_forward_kinematics(dataclasses.replace(bvh, motion=bvh.motion[frames]))
+    sample = skel.positions(frames, None)
     try:
-        auto = auto_rig_table(bvh.names, bvh.parents, sample, bvh.is_end_site or [False] * len(bvh.names), source)
+        auto = auto_rig_table(skel.names, skel.parents, sample, skel.is_end_site or [False] * len(skel.names), source)
     except ValueError:
         missing = [k for k in _REQUIRED_FOR_JOINT_MAP if k not in overrides]
         if not overrides or missing:
@@ -253,6 +273,8 @@ _UNIT_CANDIDATES = {"m": 1.0, "cm": 0.01, "mm": 0.001, "inch": 0.0254, "foot": 0
 
 
 _TYPICAL_STATURE_M = 1.7
+# Statures a declared unit may give before the stature-based guess overrules it (children to very tall adults).
+_PLAUSIBLE_STATURE_M = (0.9, 2.4)
 
 
 # Stature / (leg + hip-to-head-joint chain) on the SMPL template: the head joint is below the crown
@@ -482,12 +504,51 @@ def load_bvh(
             "if the header is wrong",
             stacklevel=2,
         )
-    rig_name, table, report = _choose_rig(bvh, rig, joint_map)
+    skeleton = PosedSkeleton(
+        names=bvh.names, parents=bvh.parents, is_end_site=bvh.is_end_site or [False] * len(bvh.names),
+        num_frames=bvh.motion.shape[0], source=source,
+        positions=lambda frames, joints: bvh_forward_kinematics(
+            bvh if frames is None else dataclasses.replace(bvh, motion=bvh.motion[frames]), joints),
+    )
+    header_fps = 1.0 / bvh.frame_time if bvh.frame_time > 0 else None
+    return skeleton_to_clip(skeleton, source_fps=source_fps, fps=fps, drop_tpose=drop_tpose, scale=scale,
+                            up_axis=up_axis, rig=rig, joint_map=joint_map, canonical_facing=canonical_facing,
+                            info=dict(header_fps=header_fps))
+
+
+def skeleton_to_clip(
+    skeleton: PosedSkeleton,
+    *,
+    source_fps: float,
+    fps: float | None,
+    drop_tpose: str | bool = "auto",
+    scale: float | None = None,
+    up_axis: str = "auto",
+    rig: str | None = None,
+    joint_map: Mapping[str, Any] | None = None,
+    canonical_facing: bool = False,
+    info: Mapping[str, Any] | None = None,
+    scale_hint: tuple[float, str] | None = None,
+) -> MotionClip:
+    """SMPL-22 joints of a posed skeleton of any format: rig table or automatic mapping, units, up axis, sides, leading
+    T-pose, facing, frame rate and floor, the steps every rig reader shares (arguments as in :func:`load_bvh`).
+
+    ``scale_hint`` is ``(metres per unit, unit name)`` that the file's header declares (ASF ``:units``); it is used
+    when it gives a plausible human stature, and the stature-based guess otherwise."""
+    source = skeleton.source
+    rig_name, table, report = _choose_rig(skeleton, rig, joint_map)
     needed = sorted({i for spec in table.values() for i in _source_indices(spec)})
-    pos = bvh_forward_kinematics(bvh, needed)
+    pos = skeleton.positions(None, needed)
     joints = _map_to_smpl(pos, table)
     if scale is None:
         scale, unit = _detect_scale(joints, source)
+        if scale_hint is not None:
+            stature = estimate_stature(joints) * scale_hint[0]
+            if _PLAUSIBLE_STATURE_M[0] <= stature <= _PLAUSIBLE_STATURE_M[1]:
+                scale, unit = scale_hint
+            else:
+                warnings.warn(f"{source}: the declared unit ({scale_hint[1]}) gives a stature of {stature:.2f} m; "
+                              f"using {unit} instead", stacklevel=3)
     else:
         scale, unit = float(scale), "user"
         if not (np.isfinite(scale) and scale > 0):
@@ -510,10 +571,10 @@ def load_bvh(
     if canonical_facing:
         joints = _rotate_about_y(joints, -facing)
     joints = _finish(resample_joints(joints, source_fps, fps))
-    info = dict(rig=rig_name, scale=scale, unit=unit, up_axis=up, mirrored=mirrored, swapped_sides=swapped,
-                dropped_frames=dropped, header_fps=(1.0 / bvh.frame_time if bvh.frame_time > 0 else None),
-                facing_deg=float(np.degrees(facing)), canonical_facing=bool(canonical_facing),
-                joint_mapping={k: _describe_spec(v, bvh.names) for k, v in table.items()})
-    info.update(report)
+    details = dict(rig=rig_name, scale=scale, unit=unit, up_axis=up, mirrored=mirrored, swapped_sides=swapped,
+                   dropped_frames=dropped, **dict(info or {}),
+                   facing_deg=float(np.degrees(facing)), canonical_facing=bool(canonical_facing),
+                   joint_mapping={k: _describe_spec(v, skeleton.names) for k, v in table.items()})
+    details.update(report)
     return MotionClip(joints=joints.astype(np.float32), fps=float(fps if fps is not None else source_fps),
-                      source_fps=float(source_fps), source=source, info=info)
+                      source_fps=float(source_fps), source=source, info=details)

@@ -15,7 +15,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 
 # The motion files every entry point accepts (processor, `humocon ask`, data set loaders): what `load_motion` reads.
-MOTION_EXTENSIONS = (".bvh", ".npy", ".npz")
+MOTION_EXTENSIONS = (".bvh", ".amc", ".npy", ".npz")
 # Longest motion a reader produces (frames after resampling): 24 h at 20 fps is ~1.7 M frames. Header values that
 # imply more (a BVH "Frame Time: 1e6", fps=1e-6) are errors, not a reason to allocate gigabytes.
 MAX_MOTION_FRAMES = 2_000_000

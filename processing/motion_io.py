@@ -15,7 +15,7 @@ build joints from a rig (BVH, SMPL body models):
 HumanML3D ``new_joints`` arrays are returned as stored (they are already in this layout).
 
 One module per format: `motion_clip.py` (the clip type and shared helpers), `bvh_parser.py` and `bvh_reader.py`
-(BVH from any humanoid rig, with `bvh_skeleton.py`'s automatic mapping), `humanml3d_reader.py`, `smpl_reader.py`
+(BVH from any humanoid rig, with `bvh_skeleton.py`'s automatic mapping), `asf_amc_reader.py` (Acclaim ASF/AMC), `humanml3d_reader.py`, `smpl_reader.py`
 (AMASS / Motion-X). This module is the entry point: `load_motion` picks the reader, and the readers' public names are
 importable from here.
 """
@@ -27,6 +27,7 @@ import re
 
 import numpy as np
 
+from .asf_amc_reader import find_asf_for, load_asf_amc, parse_amc, parse_asf
 from .bvh_parser import BVHData, bvh_forward_kinematics, euler_to_matrix, parse_bvh
 from .bvh_reader import BVH_RIG_TABLES, estimate_stature, load_bvh
 from .humanml3d_reader import (
@@ -67,6 +68,10 @@ __all__ = [
     "MAX_BVH_JOINTS",
     "euler_to_matrix",
     "load_motion",
+    "load_asf_amc",
+    "parse_asf",
+    "parse_amc",
+    "find_asf_for",
 ]
 
 
@@ -76,7 +81,8 @@ def load_motion(path_or_array, fps: float | None = DEFAULT_FPS, **kwargs) -> Mot
     * ``MotionClip``: resampled to ``fps``.
     * array (T, 22, 3): SMPL-22 joints at ``source_fps`` (default 20); (T, 263): HumanML3D features
       (``mean``/``std`` keywords); (T, 322): Motion-X SMPL-X parameters (``body_model_dir``).
-    * ``.bvh``: :func:`load_bvh`; ``.npy``: HumanML3D joints, HumanML3D features or Motion-X
+    * ``.bvh``: :func:`load_bvh`; ``.amc``: :func:`load_asf_amc` (``skeleton="actor.asf"``, by default the ``.asf``
+      beside it); ``.npy``: HumanML3D joints, HumanML3D features or Motion-X
       parameters by shape; ``.npz``: :func:`load_amass_npz`. Extra keywords go to the reader.
     """
     if isinstance(path_or_array, MotionClip):
@@ -94,6 +100,11 @@ def load_motion(path_or_array, fps: float | None = DEFAULT_FPS, **kwargs) -> Mot
     ext = os.path.splitext(path)[1].lower()
     if ext == ".bvh":
         return load_bvh(path, fps=fps, **kwargs)
+    if ext == ".amc":
+        return load_asf_amc(path, fps=fps, **kwargs)
+    if ext == ".asf":
+        raise ValueError(f"{path}: an .asf file is a skeleton without motion; load the .amc motion file (its "
+                         "skeleton= is this file, found automatically when it lies beside the .amc)")
     if ext == ".npz":
         return load_amass_npz(path, fps=fps, **kwargs)
     if ext == ".npy":
@@ -102,7 +113,7 @@ def load_motion(path_or_array, fps: float | None = DEFAULT_FPS, **kwargs) -> Mot
             _reject_degenerate(check_joints(arr, path), path)
         return _load_array(arr, fps, path, **kwargs)
     _check_file(path, "motion")
-    raise ValueError(f"{path}: unsupported motion file type {ext!r}; expected .bvh, .npy (HumanML3D / Motion-X) or .npz (AMASS)")
+    raise ValueError(f"{path}: unsupported motion file type {ext!r}; expected .bvh, .amc (with its .asf), .npy (HumanML3D / Motion-X) or .npz (AMASS)")
 
 
 def _load_array(arr: np.ndarray, fps, source: str, **kwargs) -> MotionClip:

@@ -453,7 +453,7 @@ def test_inspect_errors_are_one_line(shared_data, tmp_path, capsys):
         (["inspect", str(tmp_path)], "is a folder"),
         (["inspect", str(bvh), "--joint-map", "{neck"], "not valid JSON"),
         (["inspect", str(bvh), "--joint-map", '{"neck": "nose"}', "--preview", "none"], "'nose' is not a joint"),
-        (["inspect", str(shared_data / "humanml3d_sample" / "Mean.npy"), "--rig", "auto"], "BVH files only"),
+        (["inspect", str(shared_data / "humanml3d_sample" / "Mean.npy"), "--rig", "auto"], "ASF/AMC files only"),
     ]:
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
