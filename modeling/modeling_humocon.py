@@ -30,7 +30,7 @@ from transformers.utils.deprecation import deprecate_kwarg
 from transformers.utils.generic import can_return_tuple
 
 from .configuration_humocon import HuMoConConfig
-from .modeling_humocon_encoders import HuMoConMotionEncoder, HuMoConVideoEncoder
+from .modeling_humocon_encoders import HuMoConMotionEncoder, HuMoConVideoEncoder, initialize_weights_by_submodel
 
 logger = logging.get_logger(__name__)
 
@@ -209,19 +209,24 @@ class HuMoConPreTrainedModel(PreTrainedModel):
     _no_split_modules: ClassVar[list[str]] = ["HuMoConModalityProjector"]
     _skip_keys_device_placement: ClassVar[list[str]] = ["cache", "past_key_values"]
 
+    def initialize_weights(self):
+        # The LLM and the SigLIP tower inside are walked as transformers walks them on their own (see
+        # `initialize_weights_by_submodel`).
+        initialize_weights_by_submodel(self)
+
     @torch.no_grad()
     def _init_weights(self, module):
-        if isinstance(module, HuMoConModalityProjector):
-            std = self.config.initializer_range
-            for linear in (module.linear_1, module.linear_2):
-                nn.init.normal_(linear.weight, mean=0.0, std=std)
-                if linear.bias is not None:
-                    nn.init.zeros_(linear.bias)
-        elif module is getattr(self, "lm_head", None):  # as the LLM's own head would be initialised
+        """Called by transformers on every module outside the sub-models (the LLM and the encoders initialise their
+        own), leaves included: as custom code, a module without parameters of its own (the projector) is skipped, so
+        its `nn.Linear` layers are initialised here as leaves: normal(0, `initializer_range`) weights, zero biases.
+        Only transformers' guarded init functions write, so weights loaded from a checkpoint are kept."""
+        if module is getattr(self, "lm_head", None):  # as the LLM's own head would be initialised
             std = getattr(self.config.text_config, "initializer_range", self.config.initializer_range)
             nn.init.normal_(module.weight, mean=0.0, std=std)
-        elif not isinstance(module, (nn.Linear, nn.Embedding)):
-            super()._init_weights(module)
+            if getattr(module, "bias", None) is not None:
+                nn.init.zeros_(module.bias)
+        else:
+            super()._init_weights(module)  # nn.Linear, nn.Embedding, LayerNorm...: normal(initializer_range) / zeros
 
     @classmethod
     def from_pretrained(cls, *args, **kwargs):
@@ -831,8 +836,9 @@ class HuMoConForCausalLM(HuMoConPreTrainedModel, GenerationMixin):
         parts.video_encoder = video_encoder
         parts.motion_projector = parts.motion_projector.to_empty(device=language_model.device)
         parts.video_projector = parts.video_projector.to_empty(device=language_model.device)
-        model._init_weights(parts.motion_projector)
-        model._init_weights(parts.video_projector)
+        for projector in (parts.motion_projector, parts.video_projector):
+            for module in projector.modules():
+                model._init_weights(module)
         dtype = language_model.dtype
         parts.motion_projector.to(dtype)
         parts.video_projector.to(dtype)

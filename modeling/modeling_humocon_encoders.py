@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel, SiglipVisionModel
+from transformers import initialization as hf_init
 from transformers.utils import ModelOutput
 
 from .configuration_humocon_encoders import (
@@ -191,6 +192,31 @@ def _check_finite(name: str, tensor: torch.Tensor) -> None:
         )
 
 
+@torch.no_grad()
+def initialize_weights_by_submodel(model: PreTrainedModel) -> None:
+    """`PreTrainedModel.initialize_weights` in which each sub-model says for itself whether it is custom code.
+
+    transformers walks the whole module tree with the top model's `is_custom_code()` and, for custom code, skips every
+    module without parameters of its own (its guard against remote `_init_weights` that overwrite loaded weights in
+    place). With a custom top model that flag also reaches the transformers models inside it (the SigLIP tower, the
+    LLM), whose `_init_weights` initialise their weights from such parameter-less parents (SigLIP's attention and MLP
+    blocks): built without weights they were initialised differently from a stand-alone `SiglipVisionModel`. Here a
+    transformers sub-model is walked as transformers walks it on its own; our own modules still get the custom-code
+    rule, which is why our `_init_weights` initialise the leaf modules themselves (a projector's `nn.Linear`), never
+    through a parameter-less parent. Only transformers' guarded init functions write (loaded weights are kept)."""
+
+    def visit(module: nn.Module, owner: PreTrainedModel, is_custom_code: bool) -> None:
+        for child in module.children():
+            if isinstance(child, PreTrainedModel):
+                visit(child, child, child.is_custom_code())
+            else:
+                visit(child, owner, is_custom_code)
+        owner._initialize_weights(module, is_custom_code)
+
+    with hf_init.guard_torch_init_functions():
+        visit(model, model, model.is_custom_code())
+
+
 def concept_segments(concept_ids) -> list[tuple[int, int, int]]:
     """Contiguous runs of one concept: `[(start, end, concept_id)]`, `end` exclusive, ids `< 0` (padding) skipped."""
     ids = [
@@ -222,12 +248,25 @@ class HuMoConEncodersPreTrainedModel(PreTrainedModel):
     # accumulation steps itself (DESIGN §3).
     accepts_loss_kwargs = False
 
+    def initialize_weights(self):
+        initialize_weights_by_submodel(self)
+
+    @torch.no_grad()
     def _init_weights(self, module):
+        # Called on every module, leaves included (nn.Linear, LayerNorm, nn.MultiheadAttention... through
+        # PreTrainedModel's own `_init_weights`); transformers' guarded init functions only, so the tensors that a
+        # checkpoint loaded keep their values.
         super()._init_weights(module)
         std = getattr(self.config, "initializer_range", 0.02)
         if isinstance(module, HuMoConVectorQuantizer):
-            module.reset_parameters()
+            # `reset_parameters()` tensor by tensor: a checkpoint missing one buffer keeps the loaded codebook.
+            hf_init.copy_(module.embed, module.initial_codebook().to(module.embed.device, module.embed.dtype))
+            for buffer in (module.cluster_size, module.embed_sum, module.initialized, module.num_updates):
+                hf_init.zeros_(buffer)
+            module._pending = []
         elif isinstance(module, nn.MultiheadAttention):
+            # Again after PreTrainedModel's own reset: a second draw, kept so that seeded models (and the recipes'
+            # measured results) stay the same as before.
             module._reset_parameters()
         for name in ("mask_embedding", "frame_token_embedding"):
             param = getattr(module, name, None)
@@ -748,5 +787,6 @@ __all__ = [
     "HuMoConMotionEncoder",
     "HuMoConVideoEncoder",
     "concept_segments",
+    "initialize_weights_by_submodel",
     "load_vision_tower",
 ]
