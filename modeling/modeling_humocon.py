@@ -742,6 +742,75 @@ class HuMoConForCausalLM(HuMoConPreTrainedModel, GenerationMixin):
             )
         return model_inputs
 
+    def _expand_inputs_for_generation(
+        self, expand_size: int = 1, is_encoder_decoder: bool = False, input_ids=None, **model_kwargs
+    ):
+        """Beam search and `num_return_sequences` copy each row `expand_size` times. The media inputs hold one entry
+        per clip / video, not per row, so GenerationMixin's `repeat_interleave` would give [c0, c0, c1, c1] where a
+        row with two clips needs [c0, c1, c0, c1]: here each row's items are repeated as a group."""
+        groups = {}
+        if expand_size > 1:
+            inputs_embeds = model_kwargs.get("inputs_embeds")
+            for name, keys in (
+                ("motion", ("motion_values", "motion_attention_mask")),
+                ("video", ("pixel_values_videos", "video_timestamps", "video_flow")),
+            ):
+                values = model_kwargs.get(keys[0])
+                if not isinstance(values, torch.Tensor):
+                    continue
+                index = self._media_index_by_row(name, values, model_kwargs, input_ids, inputs_embeds, expand_size)
+                for key in keys:
+                    tensor = model_kwargs.get(key)
+                    if isinstance(tensor, torch.Tensor) and tensor.ndim and tensor.shape[0] == values.shape[0]:
+                        groups[key] = tensor.index_select(0, index.to(tensor.device))
+                        model_kwargs.pop(key)
+        input_ids, model_kwargs = super()._expand_inputs_for_generation(
+            expand_size=expand_size, is_encoder_decoder=is_encoder_decoder, input_ids=input_ids, **model_kwargs
+        )
+        model_kwargs.update(groups)
+        return input_ids, model_kwargs
+
+    def _media_index_by_row(self, name, values, model_kwargs, input_ids, inputs_embeds, expand_size):
+        """Indices into the `name` items (clips or videos) that give every row's items, row by row, each row's group
+        `expand_size` times. Items are assigned to rows in order by their placeholder counts."""
+        token_id = getattr(self.config, f"{name}_token_id")
+        if token_id is None:
+            raise ValueError(f"{name} inputs were given but config.{name}_token_id is not set")
+        if input_ids is not None and input_ids.numel():
+            per_row = (input_ids == token_id).sum(-1)
+        elif inputs_embeds is not None:
+            per_row = self.get_placeholder_mask(None, inputs_embeds, token_id).sum(-1)
+        else:
+            raise ValueError(f"{name} inputs need input_ids or inputs_embeds holding their placeholders")
+        if name == "motion":
+            mask = model_kwargs.get("motion_attention_mask")
+            frames = (
+                mask.long().sum(-1) if isinstance(mask, torch.Tensor)
+                else torch.full((values.shape[0],), values.shape[1], dtype=torch.long)
+            )
+            stride = self.config.motion_token_stride
+            per_item = torch.div(frames + stride - 1, stride, rounding_mode="floor")
+        else:
+            per_item = torch.full((values.shape[0],), values.shape[1] * self.config.video_tokens_per_frame)
+        per_item = per_item.tolist()
+        index, item = [], 0
+        for row, needed in enumerate(per_row.tolist()):
+            start, filled = item, 0
+            while filled < needed and item < len(per_item):
+                filled += per_item[item]
+                item += 1
+            if filled != needed:
+                raise ValueError(
+                    f"row {row} holds {needed} <{name}> placeholder tokens but its {name} items (taken in order) give "
+                    f"{filled}: each row's placeholders must match its own {name} inputs"
+                )
+            index += list(range(start, item)) * expand_size
+        if item != len(per_item):
+            raise ValueError(
+                f"{len(per_item)} {name} items were given but the prompts' <{name}> placeholders account for {item}"
+            )
+        return torch.tensor(index, dtype=torch.long)
+
     # ----------------------------------------------------------------------------------------------------
     @classmethod
     def from_parts(
