@@ -34,8 +34,9 @@ _LAZY = {
     "HuMoConConceptDiscoveryConfig": "humocon_hf.modeling.configuration_humocon_encoders",
     "HuMoConMotionEncoder": "humocon_hf.modeling.modeling_humocon_encoders",
     "HuMoConVideoEncoder": "humocon_hf.modeling.modeling_humocon_encoders",
-    "HuMoConForConceptDiscovery": "humocon_hf.modeling.modeling_humocon_encoders",
+    "HuMoConForConceptDiscovery": "humocon_hf.modeling.modeling_humocon_concept_discovery",
     "HuMoConConfig": "humocon_hf.modeling.configuration_humocon",
+    "HuMoConModel": "humocon_hf.modeling.modeling_humocon",
     "HuMoConForCausalLM": "humocon_hf.modeling.modeling_humocon",
     # the embedded LLM
     "load_default_llm": "humocon_hf.llm",
@@ -52,7 +53,8 @@ _LAZY = {
     "apply_lora": "humocon_hf.training.instruction_tuning",
     "load_adapter": "humocon_hf.training.instruction_tuning",
     "merge_adapter": "humocon_hf.training.instruction_tuning",
-    "finetune": "humocon_hf.training.instruction_tuning",
+    # stage 2 or 3 with the paper's recipe (`humocon_hf.finetune` is the module behind `humocon finetune`)
+    "finetune_with_paper_recipe": "humocon_hf.training.instruction_tuning",
     # hub
     "register_auto_classes": "humocon_hf.auto",
     "save_for_remote_code": "humocon_hf.hub",
@@ -71,7 +73,7 @@ if TYPE_CHECKING:  # pragma: no cover
         HuMoConMotionEncoderConfig,
         HuMoConVideoEncoderConfig,
     )
-    from .modeling.modeling_humocon import HuMoConForCausalLM
+    from .modeling.modeling_humocon import HuMoConForCausalLM, HuMoConModel
     from .modeling.modeling_humocon_concept_discovery import HuMoConForConceptDiscovery
     from .modeling.modeling_humocon_encoders import HuMoConMotionEncoder, HuMoConVideoEncoder
     from .processing.feature_extraction_motion import MotionFeatureExtractor
@@ -91,7 +93,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .training.instruction_tuning import (
         InstructionTuningTrainer,
         apply_lora,
-        finetune,
+        finetune_with_paper_recipe,
         load_adapter,
         merge_adapter,
     )
@@ -99,7 +101,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from .training.qa_collator import HuMoConQACollator
 
 
+# Submodules reachable as attributes before they are imported (`humocon_hf.finetune.finetune(...)`).
+_SUBMODULES = ("finetune",)
+
+
 def __getattr__(name: str):
+    if name in _SUBMODULES:
+        return importlib.import_module(f"{__name__}.{name}")  # the import binds it as an attribute
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'humocon_hf' has no attribute {name!r}")
@@ -109,7 +117,7 @@ def __getattr__(name: str):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+    return sorted(set(globals()) | set(_LAZY) | set(_SUBMODULES))
 
 
 __all__ = ["__version__", *_LAZY]

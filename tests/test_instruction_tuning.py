@@ -20,7 +20,7 @@ from humocon_hf.training.instruction_tuning import (
     InstructionTuningTrainer,
     ModalityTranslationTrainer,
     apply_lora,
-    finetune,
+    finetune_with_paper_recipe,
     freeze_for_modality_translation,
     load_adapter,
     merge_adapter,
@@ -648,7 +648,7 @@ def test_instruction_tuning_with_gradient_checkpointing_trains_adapters(
 
 
 def test_finetune_uses_the_paper_recipe(processor, qa_dataset, tmp_path):
-    trainer = finetune(
+    trainer = finetune_with_paper_recipe(
         "instruction_tuning",
         _model(processor),
         processor,
@@ -669,7 +669,7 @@ def test_finetune_uses_the_paper_recipe(processor, qa_dataset, tmp_path):
     assert trainer.state.global_step == 1
     assert all("lora_" in n for n in trainable_parameter_names(trainer.model))
     with pytest.raises(ValueError, match="stage must be one of"):
-        finetune(
+        finetune_with_paper_recipe(
             "pretraining", _model(processor), processor, qa_dataset, str(tmp_path / "x")
         )
 

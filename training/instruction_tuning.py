@@ -1,4 +1,5 @@
-"""Stage 3 of HuMoCon, LoRA instruction tuning, and `finetune`, which runs stage 2 or 3 with the paper's recipe.
+"""Stage 3 of HuMoCon, LoRA instruction tuning, and `finetune_with_paper_recipe` (also named `finetune` here), which
+runs stage 2 or 3 with the paper's recipe.
 
 Both stages fine-tune a [`HuMoConForCausalLM`] on a user's `datasets.Dataset` whose rows hold a motion and/or a
 video (file paths or arrays) and either a question/answer pair (a caption counts as the answer to a default
@@ -191,7 +192,7 @@ PAPER_RECIPES = {
 }
 
 
-def finetune(
+def finetune_with_paper_recipe(
     stage: str,
     model: HuMoConForCausalLM,
     processor: MotionVideoProcessor,
@@ -249,6 +250,11 @@ def finetune(
     return trainer
 
 
+# The earlier name, kept for existing imports; the package's top level exports `finetune_with_paper_recipe`, as
+# `humocon_hf.finetune` is the module that fine-tunes a published checkpoint (`humocon finetune`).
+finetune = finetune_with_paper_recipe
+
+
 __all__ = [
     "DEFAULT_LORA_TARGET_MODULES",
     "DEFAULT_PROMPTS",
@@ -258,6 +264,7 @@ __all__ = [
     "ModalityTranslationTrainer",
     "apply_lora",
     "finetune",
+    "finetune_with_paper_recipe",
     "freeze_for_modality_translation",
     "load_adapter",
     "merge_adapter",
