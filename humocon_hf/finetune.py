@@ -125,7 +125,6 @@ def finetune(
     from humocon_hf.hub import save_for_remote_code
     from humocon_hf.inference import load_checkpoint, qa_collator, write_chat_defaults
     from humocon_hf.pipeline.runner import (
-        bf16_on_cpu,
         seed_before_init,
         train_info,
         train_resuming,
@@ -161,7 +160,11 @@ def finetune(
         model_args.system_prompt = defaults.get("system_prompt", model_args.system_prompt)
     ev = recipe_obj.evaluate
     max_new_tokens = defaults.get("max_new_tokens") or ev.max_new_tokens
-    bf16 = bool(bf16_on_cpu(recipe_obj.sections["tune"]).get("bf16"))
+    # Evaluate (and record in the chat settings for `humocon ask`) as the tune stage trains: under bf16 autocast where
+    # the recipe asks for bf16 and the machine has it (`generation_autocast` checks the machine), as the demo's
+    # pipeline does (`generation_bf16`). `bf16_on_cpu` gives only the changes a CPU needs to the training arguments
+    # (`{}`, `{"use_cpu": True}` or `{"bf16": False}`), never `bf16: True`: reading it here meant float32 always.
+    bf16 = bool(recipe_obj.sections["tune"].get("bf16"))
 
     info: dict[str, Any] = {"fingerprint": fingerprint, "source": model_name_or_path, "train_data": str(train_data),
                             "train_rows": len(train),
