@@ -62,9 +62,11 @@ class MotionKwargs(TypedDict, total=False):
 
 class MotionVideoVideosKwargs(TypedDict, total=False):
     """Arguments of the video processor at call time (`videos_kwargs`): `fps` of array videos (one value or one per
-    video; files know theirs), `sampling_fps` of the key frames, `return_flow` for the velocity target."""
+    video; files know theirs), `num_frames` key frames per video (the video processor's own by default),
+    `sampling_fps` of the key frames, `return_flow` for the velocity target."""
 
     fps: float | list[float | None] | None
+    num_frames: int | None
     sampling_fps: float | None
     return_flow: bool | None
     do_sample_frames: bool | None
@@ -278,7 +280,9 @@ class MotionVideoProcessor(ProcessorMixin):
     def model_input_names(self) -> list[str]:
         names = ["input_ids", "attention_mask"]
         names += list(self.motion_feature_extractor.model_input_names)
-        names += list(self.video_processor.model_input_names) + ["video_flow"]
+        # Not `video_flow`: only `return_flow=True` gives it, and the question-answering model does not read it (it
+        # is stage 1's velocity target); its forward still accepts it so that such outputs pass as `**inputs`.
+        names += list(self.video_processor.model_input_names)
         return list(dict.fromkeys(names))
 
     # --------------------------------------------------------------------------------------------- __call__
@@ -380,9 +384,10 @@ class MotionVideoProcessor(ProcessorMixin):
                             "stride", "return_overflowing_tokens", "return_special_tokens_mask", "return_length",
                             "verbose"})
     _MOTION_KEYS = frozenset({"padding", "max_frames", "truncation", "pad_to_multiple_of", "return_attention_mask"})
-    # Not num_frames: a checkpoint's video encoder was trained at its own key-frame count.
-    _VIDEO_KEYS = frozenset({"fps", "sampling_fps", "return_flow", "do_sample_frames", "do_rescale", "rescale_factor",
-                             "do_normalize", "image_mean", "image_std", "return_tensors"})
+    # `num_frames` per call is honoured (the placeholders follow the key frames each video gets); the video encoder
+    # embeds key-frame times, so it reads any count, though a checkpoint saw its processor's own during training.
+    _VIDEO_KEYS = frozenset({"fps", "sampling_fps", "return_flow", "num_frames", "do_sample_frames", "do_rescale",
+                             "rescale_factor", "do_normalize", "image_mean", "image_std", "return_tensors"})
 
     def _merge_kwargs(self, ModelProcessorKwargs, tokenizer_init_kwargs: dict | None = None, **kwargs) -> dict:  # noqa: N803
         """transformers' kwargs merging (defaults, per-modality dicts, loose keys) with the motion modality it does not

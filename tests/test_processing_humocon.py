@@ -440,3 +440,38 @@ def test_tokenizer_loaded_with_defaults_keeps_them(smollm2_tokenizer_dir):
     proc = MotionVideoProcessor(tokenizer=tokenizer, motion_token_stride=4)
     assert proc(text="<motion> hi", motions=walk_joints(16))["input_ids"].shape[-1] == 40
     assert proc(text="<motion> hi", motions=walk_joints(16), padding="longest")["input_ids"].shape[-1] < 40
+
+
+# ------------------------------------------------------------------------------------- issue 29: num_frames, names
+
+
+@pytest.mark.parametrize("how", ["loose", "videos_kwargs", "chat_template", "chat_template_processor_kwargs"])
+def test_num_frames_per_call_is_honoured(processor, how, caplog):
+    """`num_frames` given to a call picks that many key frames, and the placeholders follow (it was dropped with a
+    warning, or, through apply_chat_template, passed to the template as an unused variable)."""
+    conversation = [{"role": "user", "content": [{"type": "video", "video": _video(), "fps": 10.0},
+                                                 {"type": "text", "text": "What?"}]}]
+    with caplog.at_level("WARNING"):
+        if how == "loose":
+            out = processor(text="<video> What?", videos=[_video()], video_fps=10.0, num_frames=6)
+        elif how == "videos_kwargs":
+            out = processor(text="<video> What?", videos=[_video()], videos_kwargs={"fps": 10.0, "num_frames": 6})
+        elif how == "chat_template":
+            out = processor.apply_chat_template(conversation, tokenize=True, return_dict=True, num_frames=6)
+        else:
+            out = processor.apply_chat_template(conversation, tokenize=True, return_dict=True,
+                                                processor_kwargs={"num_frames": 6})
+    assert "num_frames" not in caplog.text
+    assert tuple(out["pixel_values_videos"].shape[:2]) == (1, 6) and tuple(out["video_timestamps"].shape) == (1, 6)
+    assert int((out["input_ids"] == processor.video_token_id).sum()) == 6 * processor.video_tokens_per_frame
+    default = processor(text="<video> What?", videos=[_video()], video_fps=10.0)
+    assert default["pixel_values_videos"].shape[1] == processor.video_processor.num_frames == 4  # unchanged
+
+
+def test_model_input_names_are_what_a_default_call_returns(processor):
+    """transformers' shared processor test: a call with every modality returns exactly `model_input_names`."""
+    out = processor(text="<motion> and <video>?", motions=[walk_joints(12)], videos=[_video()], video_fps=10.0)
+    assert set(out.keys()) == set(processor.model_input_names)
+    assert "video_flow" not in processor.model_input_names
+    flow = processor(text="<video>?", videos=[_video()], video_fps=10.0, return_flow=True)
+    assert "video_flow" in flow  # still there when asked for
