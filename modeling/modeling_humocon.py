@@ -206,6 +206,9 @@ class HuMoConPreTrainedModel(PreTrainedModel):
     _supports_flash_attn = True
     _supports_flex_attn = True
     _supports_attention_backend = True
+    # A decode step without media has no data-dependent Python value (tests/test_compile.py); a step with media
+    # (the prompt) checks placeholder counts in Python and runs eagerly, as generate's prefill does.
+    _can_compile_fullgraph = True
     _no_split_modules: ClassVar[list[str]] = ["HuMoConModalityProjector"]
     _skip_keys_device_placement: ClassVar[list[str]] = ["cache", "past_key_values"]
 
@@ -450,36 +453,39 @@ class HuMoConModel(HuMoConPreTrainedModel):
         )
         return (inputs_embeds == placeholder.to(inputs_embeds.dtype)).all(-1)
 
+    def _warn_unfilled_placeholders(
+        self, input_ids: torch.LongTensor | None, inputs_embeds: torch.Tensor, token_id: int, name: str, source: str
+    ) -> None:
+        """As LLaVA does: without media a placeholder is an ordinary token; say so once."""
+        n_tokens = int(self.get_placeholder_mask(input_ids, inputs_embeds, token_id).sum())
+        if n_tokens:
+            where = "input_ids" if input_ids is not None else "inputs_embeds"
+            logger.warning_once(
+                f"{n_tokens} <{name}> tokens in {where} but no {source} were given: they are read as text. Pass "
+                f"the processor's {source} with the text for the model to see the {name}."
+            )
+
     def _merge(
         self,
         input_ids: torch.LongTensor | None,
         inputs_embeds: torch.Tensor,
-        features: torch.Tensor | None,
-        token_mask: torch.Tensor | None,
+        features: torch.Tensor,
+        token_mask: torch.Tensor,
         token_id: int | None,
         name: str,
         source: str,
     ) -> torch.Tensor:
         """Write `features` (valid tokens only, clip after clip) into the placeholder positions."""
         if token_id is None:
-            if features is None:
-                return inputs_embeds
             raise ValueError(
                 f"{source} were given but config.{name}_token_id is not set; build the model with "
                 "HuMoConForCausalLM.from_parts(...) or set the placeholder token id in the config"
             )
         mask = self.get_placeholder_mask(input_ids, inputs_embeds, token_id)
         n_tokens = int(mask.sum())
-        where = "input_ids" if input_ids is not None else "inputs_embeds"
-        if features is None:
-            if n_tokens:  # as LLaVA does: without media a placeholder is an ordinary token
-                logger.warning_once(
-                    f"{n_tokens} <{name}> tokens in {where} but no {source} were given: they are read as text. Pass "
-                    f"the processor's {source} with the text for the model to see the {name}."
-                )
-            return inputs_embeds
         flat = features[token_mask.bool()]
         if n_tokens != flat.shape[0]:
+            where = "input_ids" if input_ids is not None else "inputs_embeds"
             raise ValueError(
                 f"{n_tokens} <{name}> tokens in {where} but the {name} encoder produced {flat.shape[0]} features; "
                 f"the processor must expand each <{name}> placeholder to the encoder's token count"
@@ -530,18 +536,19 @@ class HuMoConModel(HuMoConPreTrainedModel):
             ("motion", motion_values, motion_attention_mask, "motion_values"),
             ("video", pixel_values_videos, video_timestamps, "pixel_values_videos"),
         ):
-            features = None
-            if values is not None:
-                get_features = self.get_motion_features if name == "motion" else self.get_video_features
-                features = get_features(values, extra, return_dict=True)
+            token_id = getattr(self.config, f"{name}_token_id")
+            merged[name] = None
+            if values is None:
+                # Decided from the inputs given, never from the token values: a decode step (no media) holds no
+                # data-dependent Python value, so it compiles with `fullgraph=True`. Only a prompt (more than one
+                # position) is checked for placeholders left without media; a generated token is never one.
+                if token_id is not None and inputs_embeds.shape[1] > 1 and not torch.compiler.is_compiling():
+                    self._warn_unfilled_placeholders(input_ids, inputs_embeds, token_id, name, source)
+                continue
+            get_features = self.get_motion_features if name == "motion" else self.get_video_features
+            features = get_features(values, extra, return_dict=True)
             inputs_embeds = self._merge(
-                input_ids,
-                inputs_embeds,
-                None if features is None else features.pooler_output,
-                None if features is None else features.attention_mask,
-                getattr(self.config, f"{name}_token_id"),
-                name,
-                source,
+                input_ids, inputs_embeds, features.pooler_output, features.attention_mask, token_id, name, source
             )
             merged[name] = features
 
