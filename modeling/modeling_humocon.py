@@ -25,7 +25,8 @@ from transformers.conversion_mapping import register_checkpoint_conversion_mappi
 from transformers.core_model_loading import WeightRenaming
 from transformers.modeling_outputs import BaseModelOutputWithPast, BaseModelOutputWithPooling
 from transformers.modeling_utils import slice_logits_to_keep
-from transformers.utils import ModelOutput, logging
+from transformers.processing_utils import Unpack
+from transformers.utils import ModelOutput, TransformersKwargs, logging
 from transformers.utils.deprecation import deprecate_kwarg
 from transformers.utils.generic import can_return_tuple
 
@@ -355,7 +356,7 @@ class HuMoConModel(HuMoConPreTrainedModel):
             attention_mask=token_mask.long(),
             concept_ids=getattr(outputs, "concept_ids", None),
         )
-        use_dict = return_dict if return_dict is not None else self.config.use_return_dict
+        use_dict = return_dict if return_dict is not None else self.config.return_dict
         return result if use_dict else result.to_tuple()
 
     def get_motion_features(
@@ -511,7 +512,7 @@ class HuMoConModel(HuMoConPreTrainedModel):
         video_timestamps: torch.FloatTensor | None = None,
         video_flow: torch.FloatTensor | None = None,
         use_cache: bool | None = None,
-        **kwargs,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> tuple | HuMoConModelOutputWithPast:
         r"""
         Args:
@@ -686,7 +687,7 @@ class HuMoConForCausalLM(HuMoConPreTrainedModel, GenerationMixin):
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
         logits_to_keep: int | torch.Tensor = 0,
-        **kwargs,
+        **kwargs: Unpack[TransformersKwargs],
     ) -> tuple | HuMoConCausalLMOutputWithPast:
         r"""
         Args:
