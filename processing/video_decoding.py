@@ -33,10 +33,15 @@ Pipeline for one video (a file path or a uint8 ``(N, H, W, 3)`` RGB array):
 
 from __future__ import annotations
 
+import http.client
 import math
 import os
+import re
+import socket
+import stat
 import struct
 import tempfile
+import threading
 import time
 from collections.abc import Sequence
 
@@ -95,40 +100,398 @@ def sample_frame_indices(
 # Decoding
 # --------------------------------------------------------------------------------------------
 # Videos given by http(s) URL (as in transformers' chat messages, `{"type": "video", "url": ...}`) are downloaded once
-# into this folder, named by the URL's hash, and decoded from there; downloads are capped at this many bytes.
-URL_CACHE_DIR = os.path.join(tempfile.gettempdir(), "humocon_video_downloads")
+# into a private per-user cache and decoded from there (`_fetch_url` says what is checked). Each default below can be
+# changed by its environment variable, read at every download.
+#: cache folder; None: ``<HF_HOME>/humocon/videos`` (``HUMOCON_VIDEO_CACHE``)
+URL_CACHE_DIR: str | None = None
+#: largest download in bytes (``HUMOCON_MAX_VIDEO_DOWNLOAD_BYTES``)
 MAX_DOWNLOAD_BYTES = 2 * 1024**3
+#: seconds one download may take in all, connection, redirects and body included (``HUMOCON_VIDEO_DOWNLOAD_TIMEOUT``)
+DOWNLOAD_TIMEOUT_S = 60.0
+#: follow redirects to private / loopback / link-local addresses of another host (``HUMOCON_ALLOW_PRIVATE_REDIRECTS=1``)
+ALLOW_PRIVATE_REDIRECTS = False
+MAX_REDIRECTS = 5
+
+# The containers a video may be in, told by its first bytes (never by a name): (name, extension of the cached file).
+# FFmpeg only gets to use the matching demuxers (`_FFMPEG_CAPTURE_OPTIONS`): a playlist (HLS .m3u8), a concat list or
+# an image pattern, which make FFmpeg open other files, is never read, whatever the file is called.
+_CONTAINERS = {
+    "mp4": ".mp4", "quicktime": ".mov", "matroska": ".mkv", "webm": ".webm", "avi": ".avi", "mpeg-ts": ".ts",
+    "mpeg-ps": ".mpg", "mpeg-video": ".m1v", "gif": ".gif",
+}
+_FFMPEG_FORMATS = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,mpegts,mpeg,mpegvideo,gif"
+# Read by OpenCV's FFmpeg backend at every open: the file protocol only (no network, no concat:/subfile:/pipe: names)
+# and the demuxers above only.
+_FFMPEG_CAPTURE_OPTIONS = f"protocol_whitelist;file|format_whitelist;{_FFMPEG_FORMATS}"
+_CAPTURE_OPTIONS_ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
+_capture_lock = threading.Lock()
 
 
-def _fetch_url(url: str) -> str:
-    """Local copy of a video URL (downloaded at most once per URL; the size is bounded before and while reading)."""
-    import hashlib
-    import urllib.request
+def detect_container(head: bytes) -> str | None:
+    """The video container of a file from its first bytes (at least 400 for MPEG-TS), or None when it is none of the
+    accepted ones (`_CONTAINERS`)."""
+    if len(head) >= 12 and head[4:8] == b"ftyp":
+        return "quicktime" if head[8:12] == b"qt  " else "mp4"
+    if len(head) >= 8 and head[4:8] in (b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"):
+        return "quicktime"  # QuickTime files older than the ftyp box
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return "webm" if b"webm" in head[:64] else "matroska"
+    if len(head) >= 12 and head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "avi"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "gif"
+    if head[:4] == b"\x00\x00\x01\xba":
+        return "mpeg-ps"
+    if head[:4] == b"\x00\x00\x01\xb3":
+        return "mpeg-video"
+    for packet, offset in ((188, 0), (192, 4)):  # MPEG-TS, and M2TS (a 4-byte time code before each packet)
+        if len(head) >= offset + 2 * packet + 1 and all(head[offset + k * packet] == 0x47 for k in range(3)):
+            return "mpeg-ts"
+    return None
 
-    suffix = os.path.splitext(url.split("?", 1)[0])[1][:8] or ".mp4"
-    target = os.path.join(URL_CACHE_DIR, hashlib.sha256(url.encode()).hexdigest()[:32] + suffix)
-    if os.path.isfile(target):
-        return target
-    os.makedirs(URL_CACHE_DIR, exist_ok=True)
-    fd, partial = tempfile.mkstemp(dir=URL_CACHE_DIR, suffix=".part")
+
+def _env_number(name: str, default: float, cast=float) -> float:
+    value = os.environ.get(name)
+    if value is None or not value.strip():
+        return default
     try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310 - http(s) only
-            declared = int(response.headers.get("Content-Length") or 0)
-            if declared > MAX_DOWNLOAD_BYTES:
-                raise ValueError(f"video URL {url} is {declared} bytes, more than the {MAX_DOWNLOAD_BYTES} allowed")
-            size = 0
-            while chunk := response.read(1 << 20):
-                size += len(chunk)
-                if size > MAX_DOWNLOAD_BYTES:
-                    raise ValueError(f"video URL {url} sent more than the {MAX_DOWNLOAD_BYTES} bytes allowed")
-                out.write(chunk)
+        number = cast(value)
+    except ValueError:
+        raise ValueError(f"{name}={value!r} is not a number") from None
+    if not number > 0:
+        raise ValueError(f"{name}={value!r} must be positive")
+    return number
+
+
+def _env_flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    return default if value is None else value.strip().lower() in ("1", "true", "yes", "on")
+
+
+_SECRET_QUERY = re.compile(r"([?&][^=&#]*(?:token|sig|signature|key|password|passwd|secret|auth|credential)[^=&#]*=)"
+                           r"[^&#]*", flags=re.IGNORECASE)
+
+
+def redact_url(url: str) -> str:
+    """`url` as it may be shown: without the ``user:password@`` part and the values of query parameters that look
+    like secrets (token, signature, key, password, ...)."""
+    import urllib.parse
+
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    return _SECRET_QUERY.sub(r"\1***", urllib.parse.urlunsplit(parts._replace(netloc=netloc)))
+
+
+def video_cache_dir(create: bool = True) -> str:
+    """The private folder URL downloads are cached in (`URL_CACHE_DIR`, else ``$HUMOCON_VIDEO_CACHE``, else
+    ``<HF_HOME>/humocon/videos``), created with mode 0700. Refused (PermissionError) when another user owns it or
+    others may write to it: a file someone else put there would be read as the download of a URL."""
+    folder = URL_CACHE_DIR or os.environ.get("HUMOCON_VIDEO_CACHE")
+    if not folder:
+        from huggingface_hub import constants
+
+        folder = os.path.join(constants.HF_HOME, "humocon", "videos")
+    folder = os.path.abspath(os.path.expanduser(folder))
+    if create:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+    if not hasattr(os, "geteuid"):  # Windows: the user's profile folders are private already
+        return folder
+    st = os.stat(folder)
+    if not stat.S_ISDIR(st.st_mode):
+        raise NotADirectoryError(f"video download cache {folder} is not a folder")
+    if st.st_uid != os.geteuid():
+        raise PermissionError(f"video download cache {folder} belongs to another user (uid {st.st_uid}); set "
+                              "HUMOCON_VIDEO_CACHE to a folder of your own")
+    if st.st_mode & 0o022:
+        raise PermissionError(f"video download cache {folder} is writable by other users (mode "
+                              f"{stat.S_IMODE(st.st_mode):o}): its files cannot be trusted; remove it or make it "
+                              "private (chmod 700)")
+    if st.st_mode & 0o077:
+        os.chmod(folder, 0o700)  # ours, only readable by others: make it private
+    return folder
+
+
+def _is_public(address: str) -> bool:
+    import ipaddress
+
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+class _Deadline:
+    """Shuts the connection's socket down when the download's time is up, whatever it is waiting for."""
+
+    def __init__(self, seconds: float):
+        self.seconds = seconds
+        self.end = time.monotonic() + seconds
+        self.expired = False
+        self._timer: threading.Timer | None = None
+
+    def remaining(self) -> float:
+        left = self.end - time.monotonic()
+        if left <= 0:
+            self.expired = True
+            raise TimeoutError(f"no complete answer within {self.seconds:g} s")
+        return left
+
+    def watch(self, sock: socket.socket) -> None:
+        self.cancel()
+
+        def fire():
+            self.expired = True
+            try:
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the plain socket's, also under TLS
+            except OSError:
+                pass
+
+        self._timer = threading.Timer(max(0.0, self.end - time.monotonic()), fire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+def _connect(parts, deadline: _Deadline, check_public: bool):
+    """An HTTP(S) connection to the URL's host, made to one of the addresses checked here (no second look-up)."""
+    import ssl
+
+    host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    addresses = [info[4] for info in infos]
+    if check_public and not all(_is_public(a[0]) for a in addresses):
+        return None, [a[0] for a in addresses]
+    error: OSError | None = None
+    for address in addresses:
+        sock = None
+        try:
+            sock = socket.create_connection(address[:2], timeout=min(deadline.remaining(), 30.0))
+            if parts.scheme == "https":
+                sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
+                conn = http.client.HTTPSConnection(host, port, timeout=30.0)
+            else:
+                conn = http.client.HTTPConnection(host, port, timeout=30.0)
+            conn.sock = sock
+            return conn, [address[0]]
+        except OSError as err:
+            error = err
+            if sock is not None:
+                sock.close()
+    raise error or OSError(f"no address for {host}")
+
+
+def _download(url: str, out, deadline: _Deadline, max_bytes: int, allow_private_redirects: bool) -> str:
+    """Write the body of `url` (after redirects) into the open file `out`; returns the detected container."""
+    import base64
+    import urllib.parse
+
+    shown = redact_url(url)
+    first = urllib.parse.urlsplit(url)
+    first_private = None
+    auth = None
+    if first.username is not None:  # user:password@ in the URL: HTTP basic authentication, on this host only
+        user = urllib.parse.unquote(first.username)
+        pw = urllib.parse.unquote(first.password or "")
+        auth = "Basic " + base64.b64encode(f"{user}:{pw}".encode()).decode()
+    current = url
+    for hop in range(MAX_REDIRECTS + 1):
+        parts = urllib.parse.urlsplit(current)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"video URL {shown}: redirected to {redact_url(current)}, not an http(s) URL")
+        same_host = parts.hostname == first.hostname
+        check = hop > 0 and not allow_private_redirects and not (same_host and first_private)
+        conn, addresses = _connect(parts, deadline, check)
+        if conn is None:
+            raise ValueError(
+                f"video URL {shown}: redirected to {redact_url(current)}, a private, loopback or link-local address "
+                f"({', '.join(addresses)}); set HUMOCON_ALLOW_PRIVATE_REDIRECTS=1 (or allow_private_redirects=True) "
+                "to follow it"
+            )
+        if hop == 0:
+            first_private = not all(_is_public(a) for a in addresses)
+        try:
+            deadline.watch(conn.sock)
+            path = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
+            headers = {"User-Agent": "humocon-hf", "Accept-Encoding": "identity"}
+            if auth and same_host:
+                headers["Authorization"] = auth
+            conn.request("GET", path, headers=headers)
+            response = conn.getresponse()
+            if response.status in (301, 302, 303, 307, 308):
+                location = response.getheader("Location")
+                if not location:
+                    raise FileNotFoundError(f"HTTP {response.status} without a Location")
+                current = urllib.parse.urljoin(current, location)
+                continue
+            if response.status != 200:
+                raise FileNotFoundError(f"HTTP {response.status} {response.reason}")
+            return _read_body(response, out, shown, max_bytes)
+        finally:
+            deadline.cancel()
+            conn.close()
+    raise ValueError(f"video URL {shown}: more than {MAX_REDIRECTS} redirects")
+
+
+def _read_body(response, out, shown: str, max_bytes: int) -> str:
+    lengths = response.msg.get_all("Content-Length") or []
+    declared = None
+    if lengths:
+        if len({v.strip() for v in lengths}) != 1 or not lengths[0].strip().isdigit():
+            raise ValueError(f"video URL {shown}: the server sent an invalid Content-Length "
+                             f"{', '.join(repr(v) for v in lengths)} (not one whole number)")
+        declared = int(lengths[0])
+        if declared > max_bytes:
+            raise ValueError(f"video URL {shown} is {declared} bytes, more than the {max_bytes} allowed "
+                             "(HUMOCON_MAX_VIDEO_DOWNLOAD_BYTES)")
+    size, head, container = 0, b"", None
+    while True:
+        chunk = response.read1(1 << 16)
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > max_bytes:
+            raise ValueError(f"video URL {shown} sent more than the {max_bytes} bytes allowed "
+                             "(HUMOCON_MAX_VIDEO_DOWNLOAD_BYTES)")
+        out.write(chunk)
+        if container is None and len(head) < 512:
+            head += chunk[: 512 - len(head)]
+            if len(head) == 512:
+                container = _container_or_error(head, shown)
+    if declared is not None and size != declared:
+        raise ConnectionError(f"the download was cut: {size} of {declared} bytes")
+    if size == 0:
+        raise ValueError(f"video URL {shown}: the server sent no data")
+    return container or _container_or_error(head, shown)
+
+
+def _container_or_error(head: bytes, shown: str) -> str:
+    container = detect_container(head)
+    if container is None:
+        kind = "a playlist (HLS m3u8)" if head.lstrip().startswith(b"#EXTM3U") else (
+            "text / HTML" if head.lstrip()[:1] in (b"<", b"{", b"#") else "of an unknown kind")
+        raise ValueError(f"video URL {shown} is not a video file: its content is {kind}, not one of the accepted "
+                         f"containers ({', '.join(_CONTAINERS)})")
+    return container
+
+
+def _cached_copy(folder: str, key: str) -> str | None:
+    for ext in dict.fromkeys(_CONTAINERS.values()):
+        path = os.path.join(folder, key + ext)
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_size > 0 and (not hasattr(os, "geteuid") or st.st_uid == os.geteuid()):
+            with open(path, "rb") as fh:
+                if _CONTAINERS.get(detect_container(fh.read(512)) or "") == ext:
+                    return path
+        os.remove(path)  # not what this cache writes: fetch again
+    return None
+
+
+def _fetch_url(
+    url: str,
+    *,
+    timeout: float | None = None,
+    max_bytes: int | None = None,
+    allow_private_redirects: bool | None = None,
+) -> str:
+    """Local copy of a video URL, downloaded at most once per URL into `video_cache_dir()`.
+
+    What is checked:
+
+    - the content, not the name: the first bytes must be one of the accepted containers (MP4 / QuickTime, Matroska /
+      WebM, AVI, MPEG-TS / PS, GIF); the cached file is named by the URL's hash and the *detected* container's
+      extension (a URL ending in ``.m3u8`` serving a playlist is refused, one serving an MP4 is cached as ``.mp4``);
+    - complete and decodable: the download goes to a temporary name and is kept only when it has the announced
+      ``Content-Length`` (a non-numeric one is an error) and OpenCV decodes a frame of it; a cut or non-video
+      download is not cached, so the next call asks the server again;
+    - bounded: at most `max_bytes` (`MAX_DOWNLOAD_BYTES`) and `timeout` seconds in all (`DOWNLOAD_TIMEOUT_S`,
+      connection, redirects and body together: a server trickling bytes cannot hold it longer);
+    - redirects: the URL itself is the caller's choice (a server on localhost or the local network is fine), but a
+      redirect to *another* host whose address is private, loopback, link-local or otherwise not public is refused
+      unless `allow_private_redirects` (`HUMOCON_ALLOW_PRIVATE_REDIRECTS=1`); only http(s), at most 5 redirects;
+    - ``user:password@`` in the URL is sent as HTTP basic authentication to that host only and never shown: messages
+      and logs show `redact_url(url)`.
+
+    Proxies (``http_proxy``) are not used. Errors: FileNotFoundError when the URL cannot be downloaded (network,
+    HTTP status, time limit, cut transfer), ValueError when what it serves is refused, PermissionError for an
+    unsafe cache folder.
+    """
+    import hashlib
+
+    timeout = float(timeout) if timeout is not None else _env_number("HUMOCON_VIDEO_DOWNLOAD_TIMEOUT",
+                                                                     DOWNLOAD_TIMEOUT_S)
+    max_bytes = int(max_bytes) if max_bytes is not None else int(
+        _env_number("HUMOCON_MAX_VIDEO_DOWNLOAD_BYTES", MAX_DOWNLOAD_BYTES, int))
+    if allow_private_redirects is None:
+        allow_private_redirects = _env_flag("HUMOCON_ALLOW_PRIVATE_REDIRECTS", ALLOW_PRIVATE_REDIRECTS)
+    shown = redact_url(url)
+    folder = video_cache_dir()
+    key = hashlib.sha256(url.encode()).hexdigest()[:32]
+    cached = _cached_copy(folder, key)
+    if cached is not None:
+        return cached
+    fd, partial = tempfile.mkstemp(dir=folder, prefix=f".{key}-", suffix=".part")  # mode 0600
+    deadline = _Deadline(timeout)
+    try:
+        try:
+            with os.fdopen(fd, "wb") as out:
+                container = _download(url, out, deadline, max_bytes, bool(allow_private_redirects))
+            if deadline.expired:
+                raise TimeoutError("time is up")
+        except (OSError, http.client.HTTPException, ValueError) as err:
+            # unreachable host, HTTP error, time limit (whatever the cut-off answer looked like), cut transfer
+            if deadline.expired:
+                reason = f"no complete answer within {timeout:g} s; HUMOCON_VIDEO_DOWNLOAD_TIMEOUT sets the limit"
+            elif isinstance(err, ValueError):
+                raise
+            else:
+                reason = _redacted_error(err, url)
+            raise FileNotFoundError(f"video URL could not be downloaded: {shown} ({reason})") from None
+        candidate = partial[: -len(".part")] + _CONTAINERS[container]
+        os.replace(partial, candidate)
+        partial = candidate
+        if not _decodes_a_frame(partial):
+            raise ValueError(f"video URL {shown}: OpenCV/FFmpeg decodes no frame of it (a {container} file that is "
+                             "damaged or in an unsupported codec)")
+        target = os.path.join(folder, key + _CONTAINERS[container])
         os.replace(partial, target)
-    except OSError as err:  # unreachable host, HTTP error, offline machine
-        raise FileNotFoundError(f"video URL could not be downloaded: {url} ({err})") from err
+        return target
     finally:
         if os.path.exists(partial):
             os.remove(partial)
-    return target
+
+
+def _redacted_error(err: Exception, url: str) -> str:
+    import urllib.parse
+
+    text = str(err) or type(err).__name__
+    parts = urllib.parse.urlsplit(url)
+    for secret in (parts.password, parts.username, url):
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def _decodes_a_frame(path: str) -> bool:
+    try:
+        cap = _open_capture(path)
+    except ValueError:
+        return False
+    try:
+        return bool(cap.read()[0])
+    finally:
+        cap.release()
 
 
 def _check_path(path: str | os.PathLike) -> str:
@@ -145,7 +508,18 @@ def _check_path(path: str | os.PathLike) -> str:
 
 
 def _open_capture(path: str) -> cv2.VideoCapture:
-    cap = cv2.VideoCapture(path)
+    """An FFmpeg capture of one local file: only the file protocol and the demuxers of the accepted containers (a
+    playlist or concat list, whatever its name, is not opened; see `_FFMPEG_CAPTURE_OPTIONS`)."""
+    with _capture_lock:  # OpenCV reads the options from the environment while it opens the file
+        previous = os.environ.get(_CAPTURE_OPTIONS_ENV)
+        os.environ[_CAPTURE_OPTIONS_ENV] = _FFMPEG_CAPTURE_OPTIONS
+        try:
+            cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG)
+        finally:
+            if previous is None:
+                os.environ.pop(_CAPTURE_OPTIONS_ENV, None)
+            else:
+                os.environ[_CAPTURE_OPTIONS_ENV] = previous
     if not cap.isOpened():
         cap.release()
         raise ValueError(
