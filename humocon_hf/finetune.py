@@ -54,27 +54,34 @@ def _file_fingerprint(path) -> str:
 
 
 def _card(source: str, train_data: str, eval_data: str | None, info: dict, model) -> str:
+    """The fine-tuned checkpoint's README. It is written to be pushed: no local path appears in it (a local source
+    checkpoint, the data files and the output folder are named by their last part, paths in the command too)."""
     from humocon_hf.hub import REMOTE_CODE_PIP
+    from humocon_hf.model_card import local_name, public_command, public_name
 
     before, after = info.get("eval_before"), info.get("eval_after")
+    hub_source = public_name(source)
+    shown_source = hub_source or local_name(source)
+    name = Path(info["output_dir"]).name
+    command = public_command(info.get("command"))
     lines = [
         "---",
         "library_name: transformers",
-        f"base_model: {source}" if "/" in source and not os.path.isdir(source) else None,
-        "base_model_relation: finetune" if "/" in source and not os.path.isdir(source) else None,
+        f"base_model: {hub_source}" if hub_source else None,
+        "base_model_relation: finetune" if hub_source else None,
         "tags:",
         "- humocon",
         "- motion-understanding",
         "- custom_code",
         "---",
         "",
-        f"# {Path(info['output_dir']).name}",
+        f"# {name}",
         "",
-        f"A HuMoCon checkpoint fine-tuned from `{source}` with LoRA instruction tuning (merged) on "
+        f"A HuMoCon checkpoint fine-tuned from `{shown_source}` with LoRA instruction tuning (merged) on "
         f"`{Path(train_data).name}` ({info['train_rows']} examples), {info['steps']} steps; "
         f"{'projectors trained too' if info['train_projectors'] else 'projectors frozen'}.",
         "",
-        f"Command: `{info['command']}`" if info.get("command") else None,
+        f"Command: `{command}`" if command else None,
         "",
     ]
     if after is not None:
@@ -84,7 +91,7 @@ def _card(source: str, train_data: str, eval_data: str | None, info: dict, model
             "",
             "| | accuracy |",
             "|---|---|",
-            f"| before fine-tuning (`{source}`) | {100 * before['accuracy']:.1f}% |" if before else None,
+            f"| before fine-tuning (`{shown_source}`) | {100 * before['accuracy']:.1f}% |" if before else None,
             f"| after fine-tuning | {100 * after['accuracy']:.1f}% |",
             "",
         ]
@@ -94,8 +101,8 @@ def _card(source: str, train_data: str, eval_data: str | None, info: dict, model
         "```python",
         "from transformers import AutoModel, AutoProcessor",
         "",
-        f'model = AutoModel.from_pretrained("{info["output_dir"]}", trust_remote_code=True)',
-        f'processor = AutoProcessor.from_pretrained("{info["output_dir"]}", trust_remote_code=True)',
+        f'model = AutoModel.from_pretrained("{name}", trust_remote_code=True)  # this folder, or its Hub id',
+        f'processor = AutoProcessor.from_pretrained("{name}", trust_remote_code=True)',
         "```",
         "",
         f"The checkpoint's own code needs only `{REMOTE_CODE_PIP}`; with `pip install humocon-hf`, "

@@ -13,7 +13,11 @@ saves stay clean.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import re
+import stat
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +39,49 @@ PROCESSOR_AUTO_MAP = {"AutoProcessor": "processing_humocon.MotionVideoProcessor"
 REMOTE_CODE_PIP = 'pip install torch "transformers>=5.25" numpy jinja2 opencv-python-headless'
 
 
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")
+
+
+def public_name(name_or_path) -> str | None:
+    """`name_or_path` when it is a Hub id (``org/name``, not a folder here), else None: a local path (absolute,
+    ``~``, ``./`` or an existing folder) names this machine's files and does not belong in a pushed file."""
+    text = "" if name_or_path is None else str(name_or_path).strip()
+    if not text or not _HUB_ID.fullmatch(text) or ".." in text or os.path.exists(os.path.expanduser(text)):
+        return None
+    return text
+
+
+def _nested_configs(config, seen=None):
+    """`config` and every config inside it (text_config, motion_config, video_config.vision_config, ...)."""
+    from transformers import PreTrainedConfig
+
+    seen = set() if seen is None else seen
+    if id(config) in seen:
+        return
+    seen.add(id(config))
+    yield config
+    for value in vars(config).values():
+        if isinstance(value, PreTrainedConfig):
+            yield from _nested_configs(value, seen)
+
+
+@contextlib.contextmanager
+def _without_local_paths(config):
+    """While saving for the Hub: no `_name_or_path` of a sub-config that is a local path (transformers drops the
+    top-level one only, and a text_config loaded from a folder would carry that folder into config.json)."""
+    saved = []
+    for sub in _nested_configs(config):
+        value = getattr(sub, "_name_or_path", "")
+        if value and public_name(value) is None:
+            saved.append((sub, value))
+            sub._name_or_path = ""
+    try:
+        yield
+    finally:
+        for sub, value in saved:
+            sub._name_or_path = value
+
+
 def _plain_model(model):
     if hasattr(model, "peft_config"):
         raise ValueError(
@@ -53,7 +100,8 @@ def save_for_remote_code(
     """Save `model` (and `processor`) so the folder loads with `trust_remote_code=True` without humocon-hf.
 
     `config.json` gets an `auto_map` for AutoConfig, AutoModel, AutoModelForCausalLM (and AutoProcessor when a
-    processor is saved alongside); the modeling / processing modules are copied next to the weights.
+    processor is saved alongside); the modeling / processing modules are copied next to the weights. Sub-configs'
+    `_name_or_path` that are local paths are left out (a Hub id is kept): the folder is meant to be shared.
 
     Returns:
         The sorted file names in `save_directory`.
@@ -76,7 +124,8 @@ def save_for_remote_code(
     try:
         model_class.register_for_auto_class("AutoModelForCausalLM")
         config_class.register_for_auto_class("AutoConfig")
-        model.save_pretrained(save_directory, **save_kwargs)
+        with _without_local_paths(config):
+            model.save_pretrained(save_directory, **save_kwargs)
         if processor is not None:
             processor.save_pretrained(save_directory, export_remote_code=True)
     finally:
@@ -92,7 +141,7 @@ def default_model_card(model: HuMoConForCausalLM, repo_id: str, base_model: str 
     """A short model card: what the model is, how to load it, what it was built from."""
     config = model.config
     text = config.text_config
-    base = base_model or getattr(text, "_name_or_path", "") or text.model_type
+    base = base_model or public_name(getattr(text, "_name_or_path", "")) or text.model_type
     lines = [
         "---",
         "library_name: transformers",
@@ -203,7 +252,8 @@ def push_to_hub(
         if remote_code:
             save_for_remote_code(model, tmp, processor=processor, **save_kwargs)
         else:
-            model.save_pretrained(tmp, **save_kwargs)
+            with _without_local_paths(model.config):
+                model.save_pretrained(tmp, **save_kwargs)
             if processor is not None:
                 processor.save_pretrained(tmp)
         Path(tmp, "README.md").write_text(card_text, encoding="utf-8")
@@ -230,6 +280,10 @@ def push_to_hub(
 # ------------------------------------------------------------------------------------------- benchmark on the Hub
 
 BENCHMARK_CONFIGS = ("questions", "motions")
+# What `export_benchmark` writes into a folder, listed in this file of the folder (never uploaded): `push_benchmark`
+# uploads those files only, and a later export may overwrite them.
+BENCHMARK_MANIFEST = ".humocon-benchmark.json"
+_BENCHMARK_FILE = re.compile(r"README\.md|(?:" + "|".join(BENCHMARK_CONFIGS) + r")/[A-Za-z0-9_]+-00000-of-00001\.parquet")
 _QUESTION_COLUMNS = ("id", "motion_id", "question", "answer", "query_type", "relation_type")
 _MOTION_COLUMNS = ("motion_id", "joints", "fps", "num_frames", "segments", "caption")
 
@@ -240,7 +294,11 @@ def export_benchmark(folder: str | os.PathLike, recipe: str = "small", seed: int
     `questions` (id, motion_id, question, answer, query_type, relation_type) and `motions` (motion_id, joints
     `(T, 22, 3)` float32 metres Y-up, fps, num_frames, segments, caption), one parquet file per split, and a data
     set card (how it was generated, counts per split and query type, licence). `datasets.load_dataset(folder or
-    repo id, "questions")` reads it. Returns the counts."""
+    repo id, "questions")` reads it. Returns the counts.
+
+    `folder` must be new, empty or written by an earlier `export_benchmark` (its `BENCHMARK_MANIFEST` lists what it
+    wrote): a folder of yours is never written into, so a README.md already there is not overwritten. Symbolic links
+    are never written through."""
     from collections import Counter
 
     from humocon_hf.data.procedural import GENERATOR_VERSION, generate_motion_qa
@@ -252,22 +310,87 @@ def export_benchmark(folder: str | os.PathLike, recipe: str = "small", seed: int
     common = dict(num_motions=sum(n), seed=seed, questions_per_motion=data.questions_per_motion,
                   splits=tuple(k / sum(n) for k in n), max_frames=data.max_frames,
                   cache_dir=data.cache_dir or None, extra_train_motions=data.extra_train_motions)
+    out = Path(folder).expanduser()
+    _check_benchmark_folder(out)  # before minutes of generation
     questions = generate_motion_qa(rows="questions", **common)
     motions = generate_motion_qa(rows="motions", include_joints=True, **common)
-    out = Path(folder)
+    _check_benchmark_folder(out)
+    out.mkdir(parents=True, exist_ok=True)
     counts: dict = {"seed": seed, "generator_version": GENERATOR_VERSION, "splits": {}}
+    written = []
     for config, dd, columns in (("questions", questions, _QUESTION_COLUMNS), ("motions", motions, _MOTION_COLUMNS)):
+        sub = out / config
+        if sub.is_symlink() or (sub.exists() and not sub.is_dir()):
+            raise ValueError(f"{sub} is a symbolic link or not a folder: export_benchmark writes only real folders")
+        sub.mkdir(exist_ok=True)
         for split, ds in dd.items():
             ds = ds.select_columns([c for c in columns if c in ds.column_names])
-            target = out / config / f"{split}-00000-of-00001.parquet"
-            target.parent.mkdir(parents=True, exist_ok=True)
-            ds.to_parquet(str(target))
+            name = f"{config}/{split}-00000-of-00001.parquet"
+            _write_replacing(out / name, lambda tmp, ds=ds: ds.to_parquet(tmp))
+            written.append(name)
             entry = counts["splits"].setdefault(split, {})
             entry[config] = len(ds)
             if config == "questions":
                 entry["query_types"] = dict(sorted(Counter(ds["query_type"]).items()))
-    (out / "README.md").write_text(_benchmark_card(counts, data, recipe), encoding="utf-8")
+    card = _benchmark_card(counts, data, recipe)
+    _write_replacing(out / "README.md", lambda tmp: Path(tmp).write_text(card, encoding="utf-8"))
+    written.append("README.md")
+    _write_replacing(out / BENCHMARK_MANIFEST,
+                     lambda tmp: Path(tmp).write_text(json.dumps({"files": written}, indent=1), encoding="utf-8"))
     return counts
+
+
+def _check_benchmark_folder(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"{out} is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / BENCHMARK_MANIFEST).is_file():
+        raise ValueError(f"{out} is not empty and was not written by export_benchmark (no {BENCHMARK_MANIFEST}); "
+                         "give a new or empty folder: files of yours there (a README.md too) are neither overwritten "
+                         "nor uploaded")
+
+
+def _write_replacing(target: Path, write) -> None:
+    """`write(temporary path)` in `target`'s folder, then the temporary file replaces `target` (a symbolic link at
+    `target` is replaced, never written through)."""
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def benchmark_files(folder: str | os.PathLike) -> list[str]:
+    """The files of a folder that `export_benchmark` wrote (paths relative to it): those its manifest lists, each a
+    regular file (not a symbolic link, nor inside one) with a name `export_benchmark` gives. Raises otherwise."""
+    folder = Path(folder)
+    manifest = folder / BENCHMARK_MANIFEST
+    if not manifest.is_file() or manifest.is_symlink():
+        raise FileNotFoundError(f"{folder}: not a benchmark folder written by export_benchmark (no {BENCHMARK_MANIFEST}"
+                                "); run export_benchmark (`humocon push-dataset --local-dir`) into a new folder first")
+    try:
+        names = json.loads(manifest.read_text(encoding="utf-8"))["files"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{manifest}: unreadable benchmark manifest ({err})") from None
+    files = []
+    for name in names:
+        if not isinstance(name, str) or not _BENCHMARK_FILE.fullmatch(name):
+            raise ValueError(f"{manifest} lists {name!r}, not a file export_benchmark writes")
+        parts = name.split("/")
+        for k in range(1, len(parts) + 1):
+            st = os.lstat(folder.joinpath(*parts[:k]))
+            if stat.S_ISLNK(st.st_mode):
+                raise ValueError(f"{folder / name}: a symbolic link; only files export_benchmark wrote are uploaded")
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError(f"{folder / name} is not a regular file")
+        files.append(name)
+    if "README.md" not in files or not any(n.endswith(".parquet") for n in files):
+        raise FileNotFoundError(f"{folder}: not a benchmark folder (README.md + <config>/*.parquet); run "
+                                "export_benchmark first")
+    return files
 
 
 def _benchmark_card(counts: dict, data, recipe: str) -> str:
@@ -325,30 +448,31 @@ Licence: Apache-2.0 (generated data, no third-party motion).
 
 def push_benchmark(repo_id: str, folder: str | os.PathLike, *, private: bool | None = None,
                    token: bool | str | None = None, commit_message: str = "Upload the HuMoCon motion-QA benchmark"):
-    """Upload a folder written by `export_benchmark` as the data set repository `repo_id`, in one commit."""
+    """Upload a folder written by `export_benchmark` as the data set repository `repo_id`, in one commit: only the
+    files it wrote (`benchmark_files`), never anything else in the folder, never through a symbolic link."""
     from huggingface_hub import CommitOperationAdd
     from transformers.utils.hub import hf_api
 
     folder = Path(folder)
-    if not (folder / "README.md").is_file() or not any(folder.glob("*/*.parquet")):
-        raise FileNotFoundError(f"{folder}: not a benchmark folder (README.md + <config>/*.parquet); run "
-                                "export_benchmark first")
+    files = benchmark_files(folder)
     api = hf_api()
     repo_id = api.create_repo(repo_id, private=private, token=token, exist_ok=True, repo_type="dataset").repo_id
-    operations = [CommitOperationAdd(path_in_repo=str(p.relative_to(folder)), path_or_fileobj=str(p))
-                  for p in sorted(folder.rglob("*")) if p.is_file()]
+    operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(folder / name)) for name in files]
     return api.create_commit(repo_id, operations=operations, commit_message=commit_message, token=token,
                              repo_type="dataset")
 
 
 __all__ = [
     "BENCHMARK_CONFIGS",
+    "BENCHMARK_MANIFEST",
     "PROCESSOR_AUTO_MAP",
     "REMOTE_CODE_AUTO_MAP",
     "REMOTE_CODE_PIP",
+    "benchmark_files",
     "default_model_card",
     "export_benchmark",
     "push_benchmark",
+    "public_name",
     "push_to_hub",
     "save_for_remote_code",
 ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -169,8 +170,10 @@ def build_metadata(
     if video_qa:
         meta["pipeline_tag"] = "video-text-to-text"
     meta["tags"] = [t for t in TAGS if video_qa or t != "video-understanding"]
-    if base_model:
-        meta["base_model"] = "HuggingFaceTB/SmolLM2-135M-Instruct" if base_model == "SmolLM2-135M-Instruct" else base_model
+    if base_model == "SmolLM2-135M-Instruct":
+        base_model = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    if public_name(base_model):  # a Hub id; a local folder is no base model the Hub knows (and names this machine)
+        meta["base_model"] = base_model
     hub_ids = [d for d in datasets_used if _HUB_ID.fullmatch(d)]
     if hub_ids:
         meta["datasets"] = hub_ids
@@ -251,6 +254,9 @@ def render_model_card(
     sections = recipe.sections if hasattr(recipe, "sections") else (dict(recipe) if recipe else {})
     model_sec = sections.get("model", {})
     base_model = base_model or model_sec.get("llm_name_or_path")
+    if base_model and not public_name(base_model):
+        base_model = local_name(base_model)
+    command = public_command(command)
     config = getattr(model, "config", None)
 
     meta = build_metadata(results, base_model=base_model, model_name=model_name, datasets_used=datasets_used,
@@ -315,6 +321,42 @@ def render_model_card(
     return env.from_string(path.read_text(encoding="utf-8")).render(**context)
 
 
+def public_name(name_or_path) -> str | None:
+    """`name_or_path` when it is a Hub id (``org/name``, not a folder here), else None."""
+    from humocon_hf.hub import public_name as hub_public_name
+
+    return hub_public_name(name_or_path)
+
+
+def _is_local_path(text: str) -> bool:
+    return text.startswith(("/", "~", "\\")) or bool(re.match(r"[A-Za-z]:[\\/]", text))
+
+
+def local_name(path) -> str:
+    """A local path as a card may show it: its last part only (``/home/me/runs/ft`` -> ``ft``)."""
+    text = str(path).rstrip("/\\")
+    return re.split(r"[\\/]", text)[-1] or text
+
+
+def public_command(command: str | None) -> str | None:
+    """`command` as a pushed card may show it: every absolute or home-relative path in it (``--data
+    /home/me/qa.jsonl``, ``--output-dir=~/runs/x``, ``model.llm_name_or_path=/srv/llm``) shortened to its last part,
+    so that no local folder (user names, mount points) reaches the Hub. Relative paths are kept."""
+    if not command:
+        return command
+    try:
+        tokens = shlex.split(command)
+    except ValueError:
+        tokens = command.split()
+    out = []
+    for token in tokens:
+        key, sep, value = token.partition("=") if "=" in token and not _is_local_path(token) else ("", "", token)
+        if _is_local_path(value):
+            value = local_name(value)
+        out.append(key + sep + value)
+    return shlex.join(out)
+
+
 def parse_card_metadata(card: str) -> dict:
     """The YAML header of a rendered card, parsed back (what the Hub reads)."""
     import yaml
@@ -362,5 +404,5 @@ class _SectionsRecipe:
         self.name = name
 
 
-__all__ = ["DATA_NOTES", "TEMPLATE_PATH", "build_metadata", "card_from_output_dir", "parse_card_metadata",
-           "render_model_card", "results_table"]
+__all__ = ["DATA_NOTES", "TEMPLATE_PATH", "build_metadata", "card_from_output_dir", "local_name", "parse_card_metadata",
+           "public_command", "public_name", "render_model_card", "results_table"]

@@ -35,7 +35,7 @@ def test_finetune_a_checkpoint_on_a_custom_qa_file_then_resume(tmp_path, smollm2
     assert info["eval_before"]["accuracy"] == 0.0 and info["eval_after"]["accuracy"] == 1.0
     assert "0.0% before -> 100.0% after" in printed
     card = (out / "README.md").read_text()
-    assert f"fine-tuned from `{source}`" in card and "qa_jump_16.jsonl" in card and "| after fine-tuning | 100.0% |" in card
+    assert f"fine-tuned from `{source.name}`" in card and str(tmp_path) not in card and "qa_jump_16.jsonl" in card and "| after fine-tuning | 100.0% |" in card
 
     tuned = AutoModel.from_pretrained(out).eval()
     original = AutoModel.from_pretrained(source).eval()
