@@ -13,7 +13,14 @@ import sys
 from pathlib import Path
 
 from humocon_hf.pipeline.ablation import run_ablation_study
-from humocon_hf.pipeline.reporting import format_real_cmu_line, format_summary_table, real_cmu_summary, seed_statistics
+from humocon_hf.pipeline.reporting import (
+    format_real_cmu_line,
+    format_real_lines,
+    format_summary_table,
+    real_cmu_summary,
+    real_lines_summary,
+    seed_statistics,
+)
 from humocon_hf.pipeline.runner import is_main_process, say, write_json_atomic
 from humocon_hf.pipeline.stages import DEFAULT_OUTPUT_DIR, STAGES, HuMoConPipeline, PipelineOptions
 
@@ -40,11 +47,14 @@ def run_demo_seeds(options: PipelineOptions, seeds: list[int]) -> dict:
         per_seed[seed] = {"metrics": results["metrics"], "wall_time_s": results["wall_time_s"]}
     table = seed_statistics(evaluations)
     real = real_cmu_summary(evaluations)
-    summary = {"seeds": seeds, "per_seed": per_seed, "statistics": table, "real_cmu": real}
+    lines = real_lines_summary(evaluations)
+    summary = {"seeds": seeds, "per_seed": per_seed, "statistics": table, "real_cmu": real, "real_lines": lines}
     if is_main_process():
         text = format_ci_table(table) if table else "(no per-question predictions kept)"
         if real:
             text += "\n\n" + format_real_cmu_line(real)
+        if lines:
+            text += "\n\n" + format_real_lines(lines)
         write_json_atomic(root / "seeds.json", summary)
         (root / "seeds.md").write_text(f"Held-out accuracy over seeds {seeds}\n\n{text}\n")
         say()

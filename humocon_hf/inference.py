@@ -204,20 +204,14 @@ def user_message(question: str, motion=None, video=None) -> dict:
 
 
 def build_conversation(row: Mapping, system_prompt: str | None = None) -> list[dict]:
-    """The chat for one QA row in the processor's typed-content form: the row's motion and/or video, then
-    its question (the first user turn)."""
-    items: list[dict] = []
-    if row.get("motion_path"):
-        items.append({"type": "motion", "motion": row["motion_path"]})
-    if row.get("video_path"):
-        items.append({"type": "video", "video": row["video_path"]})
+    """The chat for one QA row in the processor's typed-content form: the row's motion and/or video, a newline, then
+    its question (the first user turn), as training, `humocon ask` and the Space build it (`user_message`)."""
     question = row.get("question")
     if not isinstance(question, str) or not question:
         raise ValueError(f"row {row.get('id', '?')}: 'question' must be a non-empty string, got {question!r}")
-    items.append({"type": "text", "text": question})
-    conversation = system_messages(system_prompt)
-    conversation.append({"role": "user", "content": items})
-    return conversation
+    return system_messages(system_prompt) + [
+        user_message(question, row.get("motion_path") or None, row.get("video_path") or None)
+    ]
 
 
 def chat_inputs(model: HuMoConForCausalLM, processor: MotionVideoProcessor, conversation: list[dict]) -> dict:

@@ -39,9 +39,16 @@ DATA_NOTES = {
     ),
     "bandai-namco-motiondataset": (
         "**Bandai Namco Research Motiondataset 1** (github.com/BandaiNamcoResearchInc/Bandai-Namco-Research-Motiondataset): "
-        "real studio motion capture used as stage-1 motions, stage-2 captions and stage-3 action / direction "
-        "questions made from its content and style labels. CC BY-NC 4.0: non-commercial research only; credit "
+        "real studio motion capture used as stage-1 motions, stage-2 captions and stage-3 action / direction / "
+        "side questions made from its content and style labels (the side of a one-handed wave or a kick read from "
+        "the motion), except the held-out styles' takes, kept for evaluation. CC BY-NC 4.0: non-commercial research only; credit "
         "Bandai Namco Research Inc."
+    ),
+    "hdm05": (
+        "**HDM05** (MPI Informatik / Universität Bonn): real optical motion capture (ASF/AMC) of three actors with "
+        "action and side labels, used in every stage except the held-out actor's clips, kept for evaluation. Free "
+        "for research; cite M. Müller et al., Documentation Mocap Database HDM05, Tech. Report CG-2007-2, Universität "
+        "Bonn, 2007."
     ),
     "babel-qa": (
         "**BABEL / BABEL-QA**: labels from BABEL (babel.is.tue.mpg.de) on AMASS motions; non-commercial research "
@@ -210,6 +217,15 @@ def _reads_poses(config, model_sec: dict) -> bool:
     return bool(model_sec.get("motion_projector_reads_poses", False) if value is None else value)
 
 
+def _real_lines_table(summary: Mapping | None) -> str | None:
+    """The real-motion table of a `real_lines_summary` (held-out actors / styles / subjects), as Markdown."""
+    if not summary:
+        return None
+    from humocon_hf.pipeline.reporting import format_real_lines
+
+    return format_real_lines(summary)
+
+
 def render_model_card(
     results: Mapping | None = None,
     *,
@@ -226,6 +242,7 @@ def render_model_card(
     template_path: str | os.PathLike | None = None,
     video_qa: bool = False,
     real_cmu: Mapping | None = None,
+    real_lines: Mapping | None = None,
 ) -> str:
     """Render the Hub README of a HuMoCon checkpoint.
 
@@ -241,6 +258,8 @@ def render_model_card(
         datasets_used: keys of `DATA_NOTES` (licence notes) / Hub data set ids.
         model: the model itself, for its parameter count and config facts (optional).
         video_qa: whether stages 2-3 taught the LLM to answer about videos (sets the video pipeline tag).
+        real_lines: the demo's real-motion lines (`humocon_hf.pipeline.reporting.real_lines_summary`): accuracy on the
+            held-out real takes of each data set, shown as their own table.
         real_cmu: the demo's held-out real CMU summary (`humocon_hf.pipeline.reporting.real_cmu_summary`), shown as its own line.
     """
     import jinja2
@@ -312,6 +331,7 @@ def render_model_card(
         "uses_cmu": "cmu-mocap" in datasets_used,
         "remote_code_pip": REMOTE_CODE_PIP,
         "real_cmu": _real_cmu_context(real_cmu),
+        "real_lines": _real_lines_table(real_lines),
     }
     path = Path(template_path) if template_path is not None else TEMPLATE_PATH
     if not path.is_file():

@@ -154,6 +154,25 @@ class DataArguments:
                   "looks for ../shared/data/bandai_namco_1 (or $HUMOCON_SHARED_DATA/bandai_namco_1); null (default) "
                   "leaves them out."},
     )
+    bandai_holdout_styles: list[str] | None = field(
+        default=None,
+        metadata={"help": "Bandai Namco styles (e.g. [angry, old]) whose takes are never trained on: the demo asks about "
+                  "them as the Bandai line of its real-motion table."},
+    )
+    hdm05_dir: str | None = field(
+        default=None,
+        metadata={"help": "Folder of HDM05 ASF/AMC clips (HDM_<actor>_<action>_<take>_<fps>.amc): real optical mocap "
+                  "with action and side labels, for every stage; 'auto' looks for ../shared/data/hdm05_train (or "
+                  "$HUMOCON_SHARED_DATA/hdm05_train); null (default) leaves them out."},
+    )
+    hdm05_holdout_actors: list[str] | None = field(
+        default=None,
+        metadata={"help": "HDM05 actors (e.g. [dg]) whose clips are never trained on: the HDM05 line of the "
+                  "real-motion table."},
+    )
+    real_questions_per_fact: int = field(
+        default=2, metadata={"help": "Stage 3: phrasings per fact of each real training clip (action, side, ...)."}
+    )
     max_frames: int = field(default=196, metadata={"help": "Longest motion (frames at 20 fps) fed to the encoders."})
     mirror_train: bool = field(
         default=False,
@@ -175,6 +194,12 @@ class DataArguments:
                 isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in subjects)):
             raise RecipeError(f"data.cmu_holdout_subjects must be a list of CMU subject numbers (e.g. [2, 8]) or null, "
                               f"got {subjects!r}")
+        for name in ("bandai_holdout_styles", "hdm05_holdout_actors"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value)):
+                raise RecipeError(f"data.{name} must be a list of names or null, got {value!r}")
+        if self.real_questions_per_fact < 1:
+            raise RecipeError(f"data.real_questions_per_fact must be >= 1, got {self.real_questions_per_fact}")
 
 
 @dataclass

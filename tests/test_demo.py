@@ -113,11 +113,14 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, smollm2_tokenizer_dir, capsy
     llm_dir = make_tiny_llm_dir(tmp_path, smollm2_tokenizer_dir)
     bandai = _small_bandai_copy(tmp_path / "bandai", ["walk-back_normal_001", "bow_happy_001", "bye_sad_001"])
     cmu = _small_cmu_copy(tmp_path / "cmu", ["09_01", "02_01", "02_04"])
+    hdm05 = _small_hdm05_copy(tmp_path / "hdm05", ["bd_kickLFront1Reps", "bd_jogLeftCircle4StepsRstart",
+                                                    "dg_grabHighR"])
     overrides = {
         "model": {"llm_name_or_path": str(llm_dir), "codebook_size": 16},
         "data": {"num_train_motions": 8, "extra_train_motions": 0, "num_validation_motions": 2, "num_test_motions": 3,
                  "questions_per_motion": 2, "max_frames": 64, "cmu_bvh_dir": str(cmu / "cmu_bvh"),
-                 "cmu_holdout_subjects": [2], "bandai_dir": str(bandai)},
+                 "cmu_holdout_subjects": [2], "bandai_dir": str(bandai), "bandai_holdout_styles": ["sad"],
+                 "hdm05_dir": str(hdm05), "hdm05_holdout_actors": ["dg"]},
         "pretrain": {"phase1_max_steps": 2, "phase2_max_steps": 1, "per_device_train_batch_size": 4,
                      "logging_steps": 1},
         "translate": {"max_steps": 2, "per_device_train_batch_size": 2, "bf16": False, "logging_steps": 1},
@@ -144,13 +147,20 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, smollm2_tokenizer_dir, capsy
     objectives = results["stages"]["pretrain"]["phase2"]["objectives"]
     assert {"loss_rec_motion", "loss_rec_video", "loss_dis", "loss_act", "loss_align"} <= set(objectives)
     assert all(np.isfinite(v).all() for v in objectives.values())
-    # Real Bandai takes (and their mirror twins): stage-1 motions, captions, and the action / direction questions
-    # their labels answer (walk-back: walk + backwards; bye: wave; bow: none), for the model and the baseline.
-    # Action questions come in two phrasings: walk-back 2 + 1, bye 2, bow 0, per twin (10); CMU 09_01 "run" and its
-    # twin, 2 each (4). Subject 2's trials are held out of every stage.
-    assert results["stages"]["data"]["bandai_takes"] == 6
-    assert results["stages"]["data"]["cmu_trials"] == 2 and results["stages"]["data"]["cmu_heldout_trials"] == 2
-    assert results["stages"]["tune"]["real_questions"] == 10 + 4 == results["stages"]["baseline"]["real_questions"]
+    # Real takes (and their mirror twins): stage-1 motions, captions, and the questions their facts answer, for the
+    # model and the baseline; Bandai's "sad" style, HDM05's actor dg and CMU's subject 2 are held out of every stage.
+    data_info = results["stages"]["data"]
+    assert data_info["real_takes"] == {"bandai": 2, "hdm05": 2}
+    assert data_info["real_heldout_takes"] == {"bandai": 1, "cmu": 2, "hdm05": 1}
+    assert data_info["bandai_takes"] == 4 and data_info["hdm05_clips"] == 4
+    assert data_info["cmu_trials"] == 2 and data_info["cmu_heldout_trials"] == 2
+    assert results["stages"]["tune"]["real_questions"] == results["stages"]["baseline"]["real_questions"] > 20
+    # The real lines: per held-out data set, trained phrasings and paraphrases, and the option questions' compliance.
+    lines = results["real_lines"]
+    assert set(lines["datasets"]) == {"hdm05", "bandai", "cmu", "all"}
+    assert lines["datasets"]["hdm05"]["clips"] == 1 and lines["option_questions"] > 0
+    assert 0.0 <= lines["options_compliance"] <= 1.0
+    assert "HDM05 (held-out actors), 1 clips" in printed and saved["real_lines"] == json.loads(json.dumps(lines))
     # ... and answered as their own line / column: "What is the person doing?" about 02_01 (walk), 02_04 (jump).
     real = results["real_cmu"]
     assert real["trials"] == ["02_01", "02_04"] and real["question"] == "What is the person doing?"
@@ -221,6 +231,23 @@ def _small_bandai_copy(folder, takes):
     for take in takes:
         for ext in (".bvh", ".json"):
             (folder / "data" / f"dataset-1_{take}{ext}").symlink_to(source / "data" / f"dataset-1_{take}{ext}")
+    return folder
+
+
+def _small_hdm05_copy(folder, clips):
+    """A few real HDM05 ASF/AMC clips (their first take) with their actors' skeletons, linked from ../shared."""
+    from conftest import SHARED_DATA
+
+    source = SHARED_DATA / "hdm05_train"
+    if not source.is_dir():
+        pytest.skip(f"{source} not found")
+    folder.mkdir(parents=True)
+    for clip in clips:
+        actor = clip.split("_")[0]
+        first = sorted(source.glob(f"HDM_{clip}_*_120.amc"))[0]
+        (folder / first.name).symlink_to(first)
+        if not (folder / f"HDM_{actor}.asf").exists():
+            (folder / f"HDM_{actor}.asf").symlink_to(source / f"HDM_{actor}.asf")
     return folder
 
 
@@ -332,7 +359,8 @@ def test_stage1_weights_do_not_depend_on_what_the_process_did_before(tmp_path, s
     overrides = {
         "model": {"llm_name_or_path": str(llm_dir), "codebook_size": 16},
         "data": {"num_train_motions": 8, "extra_train_motions": 0, "num_validation_motions": 2, "num_test_motions": 2, "questions_per_motion": 1,
-                 "max_frames": 64, "cmu_bvh_dir": None},
+                 "max_frames": 64, "cmu_bvh_dir": None,
+                 "bandai_dir": None, "hdm05_dir": None},
         "pretrain": {"phase1_max_steps": 2, "phase2_max_steps": 1, "per_device_train_batch_size": 4},
     }
     weights = []
@@ -380,7 +408,7 @@ def test_mirror_train_doubles_training_motions_and_never_touches_the_test_split(
 
     llm_dir = make_tiny_llm_dir(tmp_path, smollm2_tokenizer_dir)
     data = {"num_train_motions": 6, "extra_train_motions": 0, "num_validation_motions": 1, "num_test_motions": 3, "questions_per_motion": 2,
-            "max_frames": 64}
+            "max_frames": 64, "bandai_dir": None, "hdm05_dir": None}
     runs = {}
     for mirror in (False, True):
         out = tmp_path / f"mirror_{mirror}"
@@ -418,7 +446,8 @@ def _one_step_overrides(tmp_path, smollm2_tokenizer_dir, questions_per_motion: i
     return {
         "model": {"llm_name_or_path": str(llm_dir), "codebook_size": 16, **model},
         "data": {"num_train_motions": 6, "extra_train_motions": 0, "num_validation_motions": 1, "num_test_motions": 2,
-                 "questions_per_motion": questions_per_motion, "max_frames": 64, "cmu_bvh_dir": None},
+                 "questions_per_motion": questions_per_motion, "max_frames": 64, "cmu_bvh_dir": None,
+                 "bandai_dir": None, "hdm05_dir": None},
         "pretrain": {"phase1_max_steps": 1, "phase2_max_steps": 0, "per_device_train_batch_size": 4},
         "translate": {"max_steps": 1, "per_device_train_batch_size": 2, "bf16": False},
         "tune": {"max_steps": 1, "per_device_train_batch_size": 2, "bf16": False},

@@ -234,7 +234,7 @@ def test_answer_fn_from_model_plumbing():
     conversation, kwargs = processor.calls[0]
     assert conversation == [
         {"role": "system", "content": "Answer briefly."},
-        {"role": "user", "content": [{"type": "motion", "motion": "/m/1.npy"},
+        {"role": "user", "content": [{"type": "motion", "motion": "/m/1.npy"}, {"type": "text", "text": "\n"},
                                      {"type": "text", "text": "What does the person do?"}]},
     ]
     assert kwargs["add_generation_prompt"] is True and kwargs["tokenize"] is True

@@ -53,6 +53,7 @@ def run_ablation_study(options: PipelineOptions, variants: Mapping[str, Mapping]
     base = HuMoConPipeline(options).recipe
     uses_video = bool(base.sections.get("pretrain", {}).get("use_video"))
     runs: dict[str, list[dict]] = {}  # variant -> one evaluation per seed
+    real_runs: dict[str, list[dict]] = {}  # variant -> the whole evaluation folder per seed (real lines included)
     for seed in seeds or [None]:
         seed_root = root if seed is None else root / f"seed{seed}"
         for name, switches in variants.items():
@@ -76,6 +77,7 @@ def run_ablation_study(options: PipelineOptions, variants: Mapping[str, Mapping]
             pipeline.run(until="evaluate")
             evaluation = pipeline._load_eval()
             runs.setdefault(name, []).append(evaluation["model"])
+            real_runs.setdefault(name, []).append(evaluation)
             if "baseline" in evaluation:
                 runs.setdefault(TEXT_ONLY_ROW, []).append(evaluation["baseline"])
     if not runs:
@@ -88,9 +90,10 @@ def run_ablation_study(options: PipelineOptions, variants: Mapping[str, Mapping]
         ref = None if reference is None or name == reference else [e["predictions"] for e in complete[reference]]
         stats[name] = accuracy_table_with_ci(preds, ref)
     table = format_ablation_ci_table(stats, reference=reference)
+    real_table = _real_lines_against(real_runs, reference, len(seeds or [None]))
     results = {name: {"model_name": name, "variant_overrides": dict(variants.get(name, {})),
                       "metrics_per_seed": [e["metrics"] for e in evals], "metrics": evals[0]["metrics"],
-                      "statistics": stats.get(name)}
+                      "statistics": stats.get(name), "real_lines": (real_table or {}).get(name)}
                for name, evals in runs.items()}
     if is_main_process():
         paths = write_ablation(results, root, table=table)
@@ -98,5 +101,46 @@ def run_ablation_study(options: PipelineOptions, variants: Mapping[str, Mapping]
         say(f"Ablation (paper Table 3): held-out accuracy per stage-1 variant"
              f"{'' if seeds is None else f' over seeds {list(seeds)}'}")
         say(table)
+        if real_table:
+            say()
+            say("On the held-out real mocap (trained phrasings, all data sets; paired with the full model):")
+            say(_format_real_against(real_table, reference))
         say("written: " + ", ".join(str(p) for p in paths.values()))
     return results
+
+
+def _real_lines_against(real_runs: Mapping[str, list[dict]], reference: str | None, n_seeds: int) -> dict | None:
+    """Per variant: accuracy on the held-out real questions (trained phrasings; overall and body part) over seeds,
+    paired with the reference variant on the same questions. None when the runs hold no real lines."""
+    from humocon_hf.stats import accuracy_table_with_ci
+
+    def trained(evaluation: dict) -> list[dict] | None:
+        preds = (evaluation.get("real_model") or {}).get("predictions")
+        questions = {q["id"]: q for q in evaluation.get("real_questions") or []}
+        if not preds or not questions:
+            return None
+        return [p for p in preds if questions[p["id"]]["phrasing"] == "trained"]
+
+    runs = {name: [trained(e) for e in evals] for name, evals in real_runs.items() if len(evals) == n_seeds}
+    runs = {name: r for name, r in runs.items() if all(x is not None for x in r)}
+    if not runs:
+        return None
+    return {name: accuracy_table_with_ci(r, runs[reference] if reference in runs and name != reference else None)
+            for name, r in runs.items()}
+
+
+def _format_real_against(table: Mapping[str, Mapping], reference: str | None) -> str:
+    lines = ["| Variant | Real overall | Real body part | Difference to the full model (overall) |", "|---|---|---|---|"]
+
+    def cell(stats):
+        if not stats:
+            return "-"
+        s = stats["model"]
+        return f"{100 * s['mean']:.1f}% ± {100 * s['std']:.1f} [{100 * s['low']:.1f}, {100 * s['high']:.1f}]"
+
+    for name, groups in table.items():
+        diff = groups["accuracy"].get("difference")
+        diff_text = "-" if not diff else (f"{100 * diff['diff']:+.1f} [{100 * diff['low']:+.1f}, {100 * diff['high']:+.1f}] "
+                                         f"p={diff['p_value']:.2g}")
+        lines.append(f"| {name} | {cell(groups.get('accuracy'))} | {cell(groups.get('body_part'))} | {diff_text} |")
+    return "\n".join(lines)

@@ -30,19 +30,56 @@ def find_shared_data() -> Path | None:
     return None
 
 
+def _resolve_folder(value, key: str, shared_name: str) -> Path | None:
+    """A recipe's data folder: None when disabled (null) or 'auto' finds nothing, the shared copy for 'auto'."""
+    if value in (None, "", "none", False):
+        return None
+    if value == "auto":
+        shared = find_shared_data()
+        found = shared / shared_name if shared is not None else None
+        return found if found is not None and found.is_dir() else None
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        raise FileNotFoundError(f"data.{key}={value!r} is not a folder; fix the path or set it to null")
+    return path
+
+
 def resolve_bandai(data_args: DataArguments) -> Path | None:
     """The Bandai Namco data set folder, or None when the recipe disables it or it is absent."""
-    folder = data_args.bandai_dir
-    if folder in (None, "", "none", False):
-        return None
-    if folder == "auto":
-        shared = find_shared_data()
-        found = shared / "bandai_namco_1" if shared is not None else None
-        return found if found is not None and found.is_dir() else None
-    path = Path(folder).expanduser()
-    if not path.is_dir():
-        raise FileNotFoundError(f"data.bandai_dir={folder!r} is not a folder; fix the path or set it to null")
-    return path
+    return _resolve_folder(data_args.bandai_dir, "bandai_dir", "bandai_namco_1")
+
+
+def resolve_hdm05(data_args: DataArguments) -> Path | None:
+    """The HDM05 ASF/AMC folder, or None when the recipe disables it or it is absent."""
+    return _resolve_folder(data_args.hdm05_dir, "hdm05_dir", "hdm05_train")
+
+
+def labelled_real_takes(data_args: DataArguments) -> list[dict]:
+    """Every labelled real take of the recipe's HDM05 and Bandai Namco folders as a row of facts
+    (:mod:`humocon_hf.data.real_motion_qa`) with ``dataset``, ``group`` (actor / style) and ``heldout`` (the recipe's
+    held-out actors and styles: never trained on, asked about at the end). Body parts whose side is read from the motion
+    are still ``"?hand"`` here; the data stage resolves them once the joints are loaded."""
+    from humocon_hf.data.real_motion_qa import BANDAI_FACTS, load_hdm05
+
+    takes = []
+    folder = resolve_hdm05(data_args)
+    if folder is not None:
+        held = set(data_args.hdm05_holdout_actors or ())
+        for row in load_hdm05(folder):
+            takes.append({**row, "dataset": "hdm05", "group": row["actor"], "heldout": row["actor"] in held,
+                          "load_kwargs": {"source_fps": row["source_fps"]}})
+    folder = resolve_bandai(data_args)
+    if folder is not None:
+        from humocon_hf.data.real_mocap import load_bandai_namco
+
+        held = set(data_args.bandai_holdout_styles or ())
+        for row in load_bandai_namco(folder):
+            action, part, direction, veer = BANDAI_FACTS[row["content"]]
+            takes.append({"id": f"bandai_{row['id']}", "motion_path": row["motion_path"], "caption": row["caption"],
+                          "action": action, "body_part": part, "direction": direction, "turn": None, "veer": veer,
+                          "dataset": "bandai", "group": row["style"], "heldout": row["style"] in held,
+                          "label": row["content"], "load_kwargs": {}})
+    return takes
 
 
 # How a user asks about a whole real take (`humocon ask`, the README): the benchmark's phrasing and the common one.
@@ -52,16 +89,36 @@ REAL_ACTION_QUESTIONS = ("What action does the person do?", "What is the person 
 HELD_OUT_ACTION_QUESTION = REAL_ACTION_QUESTIONS[1]
 
 
-def real_qa_rows(real_rows: list[dict]) -> list[dict]:
-    """Stage-3 questions about the real takes whose labels answer them in the benchmark's vocabulary."""
+def real_qa_rows(real_rows: list[dict], per_fact: int = 2, seed: int = 0) -> list[dict]:
+    """Stage-3 questions about the real training takes: each fact (action, body part and side, direction, turn) in
+    ``per_fact`` trained phrasings, option questions among them, and "Describe the motion." with the caption."""
+    import numpy as np
+
+    from humocon_hf.data.real_motion_qa import real_questions
+
+    rng = np.random.default_rng(seed)
     rows = []
     for r in real_rows:
-        if r.get("action"):
-            rows += [{"question": q, "answer": r["action"], "motion": r["motion_path"]} for q in REAL_ACTION_QUESTIONS]
-        if r.get("direction"):
-            rows.append({"question": "What direction does the person move?", "answer": r["direction"],
-                         "motion": r["motion_path"]})
+        for q in real_questions(r, "trained", rng, per_type=per_fact, captions=True):
+            rows.append({"question": q["question"], "answer": q["answer"], "motion": r["motion_path"]})
     return rows
+
+
+def heldout_real_questions(heldout_rows: list[dict], seed: int = 0) -> list[dict]:
+    """The evaluation's questions about the held-out real takes: each fact once in a trained phrasing and once in a
+    paraphrase no training question used (the same draw for every seed of a recipe, so seeds pair)."""
+    import numpy as np
+
+    from humocon_hf.data.real_motion_qa import real_questions
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for r in heldout_rows:
+        for phrasing in ("trained", "paraphrase"):
+            for i, q in enumerate(real_questions(r, phrasing, rng, per_type=1)):
+                out.append({**q, "id": f"{r['id']}:{phrasing}:{i}", "motion_path": r["motion_path"],
+                            "dataset": r["dataset"], "group": r.get("group")})
+    return out
 
 
 def resolve_cmu(data_args: DataArguments) -> tuple[Path | None, Path | None]:

@@ -155,3 +155,84 @@ def format_real_cmu_line(summary: Mapping) -> str:
 
 def pct(value) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
+
+
+_REAL_DATASETS = {"hdm05": "HDM05 (held-out actors)", "bandai": "Bandai Namco (held-out styles)",
+                  "cmu": "CMU (held-out subjects)", "all": "All real"}
+_REAL_GROUPS = (("Overall", "accuracy"), ("Action", "action"), ("Direction", "direction"), ("Body part", "body_part"))
+
+
+def real_lines_summary(evaluations: list[dict]) -> dict | None:
+    """`results.json["real_lines"]`: accuracy on the held-out real takes per data set (HDM05 actors, Bandai styles,
+    CMU subjects) and overall, in trained phrasings and in paraphrases no training question used, over seeds (one
+    evaluation each, the same questions), with the text-only baseline, and how often an answer to a question that
+    lists its options is one of them."""
+    from humocon_hf.data.real_motion_qa import answer_in_options
+    from humocon_hf.stats import accuracy_table_with_ci
+
+    if not evaluations or any(not (e.get("real_model") or {}).get("predictions") or not e.get("real_questions")
+                              for e in evaluations):
+        return None
+    questions = {q["id"]: q for q in evaluations[0]["real_questions"]}
+    model_runs = [e["real_model"]["predictions"] for e in evaluations]
+    with_base = all((e.get("real_baseline") or {}).get("predictions") for e in evaluations)
+    base_runs = [e["real_baseline"]["predictions"] for e in evaluations] if with_base else None
+    datasets = sorted({q["dataset"] for q in questions.values()})
+    out: dict = {"datasets": {}, "seeds": len(evaluations)}
+    for name in [*datasets, "all"]:
+        entry = {}
+        for phrasing in ("trained", "paraphrase"):
+            def keep(p, name=name, phrasing=phrasing):
+                q = questions[p["id"]]
+                return q["phrasing"] == phrasing and (name == "all" or q["dataset"] == name)
+
+            runs = [[p for p in run if keep(p)] for run in model_runs]
+            if not runs[0]:
+                continue
+            base = [[p for p in run if keep(p)] for run in base_runs] if base_runs else None
+            table = accuracy_table_with_ci(runs, base)
+            entry[phrasing] = {"questions": len(runs[0]), **{key: table[key] for _, key in _REAL_GROUPS if key in table}}
+        entry["clips"] = len({questions[p["id"]]["id"].split(":")[0] for p in model_runs[0]
+                              if name == "all" or questions[p["id"]]["dataset"] == name})
+        out["datasets"][name] = entry
+    offered = [(p, questions[p["id"]]["options"]) for run in model_runs for p in run if questions[p["id"]].get("options")]
+    out["option_questions"] = len(offered) // len(model_runs)
+    out["options_compliance"] = (sum(answer_in_options(p["prediction"], opts) for p, opts in offered) / len(offered)
+                                 if offered else None)
+    trained = out["datasets"]["all"].get("trained", {}).get("accuracy", {}).get("model", {}).get("mean")
+    para = out["datasets"]["all"].get("paraphrase", {}).get("accuracy", {}).get("model", {}).get("mean")
+    out["paraphrase_gap"] = None if trained is None or para is None else trained - para
+    return out
+
+
+def format_real_lines(summary: Mapping) -> str:
+    """The real-motion table of the summary: per held-out data set, accuracy in trained phrasings (overall and per
+    query type) and in paraphrases, against the text-only baseline."""
+    seeds = summary.get("seeds", 1)
+
+    def cell(stats: Mapping | None) -> str:
+        if not stats:
+            return "-"
+        s = stats["model"]
+        spread = f" ± {100 * s['std']:.1f}" if s["n_seeds"] > 1 else ""
+        return f"{100 * s['mean']:.1f}%{spread} [{100 * s['low']:.0f}, {100 * s['high']:.0f}] (n={s['n_questions']})"
+
+    header = ["Real mocap, held out", *(h for h, _ in _REAL_GROUPS), "Paraphrased", "Text-only (overall)"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, entry in summary["datasets"].items():
+        trained = entry.get("trained", {})
+        para = entry.get("paraphrase", {}).get("accuracy")
+        base = (trained.get("accuracy") or {}).get("baseline")
+        lines.append("| " + " | ".join([
+            f"{_REAL_DATASETS.get(name, name)}, {entry['clips']} clips",
+            *(cell(trained.get(key)) for _, key in _REAL_GROUPS), cell(para),
+            "-" if base is None else f"{100 * base['mean']:.1f}%",
+        ]) + " |")
+    compliance = summary.get("options_compliance")
+    gap = summary.get("paraphrase_gap")
+    gap_text = "-" if gap is None else f"{100 * abs(gap):.1f} points {'below' if gap > 0 else 'above'}"
+    lines.append(f"Answers to questions that list their options that are one of them: "
+                 f"{'-' if compliance is None else f'{100 * compliance:.1f}%'} of {summary['option_questions']}"
+                 f"{f' per seed, {seeds} seeds' if seeds > 1 else ''}; paraphrased questions: {gap_text} the trained "
+                 "phrasings")
+    return "\n".join(lines)

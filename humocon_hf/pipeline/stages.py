@@ -39,17 +39,20 @@ from humocon_hf.pipeline.data import (
     HELD_OUT_ACTION_QUESTION,
     build_benchmark,
     caption_rows,
+    heldout_real_questions,
+    labelled_real_takes,
     real_qa_rows,
     rendered_pairs,
-    resolve_bandai,
     resolve_cmu,
     unique_motion_rows,
 )
 from humocon_hf.pipeline.reporting import (
     example_answers,
     format_real_cmu_line,
+    format_real_lines,
     format_summary_table,
     real_cmu_summary,
+    real_lines_summary,
     save_concept_timeline,
     save_motion_preview,
     seed_statistics,
@@ -120,8 +123,8 @@ class HuMoConPipeline:
         if scale != 1.0 and recipe.sections["tune"].get("bf16") and bf16_on_cpu(recipe.sections["tune"]) == {"bf16": False}:
             recipe = recipe.scaled(scale, only=("translate", "tune", "evaluate"))
             self.float32_schedule = scale
-        if not options.use_cmu:  # no real mocap at all: CMU and Bandai Namco
-            recipe = recipe.with_overrides({"data": {"cmu_bvh_dir": None, "bandai_dir": None}})
+        if not options.use_cmu:  # no real mocap at all: CMU, Bandai Namco, HDM05
+            recipe = recipe.with_overrides({"data": {"cmu_bvh_dir": None, "bandai_dir": None, "hdm05_dir": None}})
         if options.max_eval_samples is not None:
             recipe = recipe.with_overrides({"evaluate": {"max_samples": options.max_eval_samples}})
         self.recipe: Recipe = recipe
@@ -352,18 +355,32 @@ class HuMoConPipeline:
         info["cmu_heldout_subjects"] = sorted(holdout)
         info["cmu_source"] = str(bvh_dir) if bvh_dir else None
 
-        # Real studio mocap of another rig (automatic skeleton mapping), with content/style labels.
-        bandai_rows = []
-        bandai_dir = resolve_bandai(data_args)
-        if bandai_dir is not None:
-            from humocon_hf.data.real_mocap import load_bandai_namco
+        # Labelled real mocap of other actors and studios (HDM05 ASF/AMC, Bandai Namco BVH): facts for every stage;
+        # the recipe's held-out actors / styles go to real_heldout.json only (the real-motion lines), never to training.
+        from humocon_hf.data.real_motion_qa import resolve_sided_part
 
-            (folder / "bandai").mkdir(exist_ok=True)
-            for row in tqdm(load_bandai_namco(bandai_dir), desc="Bandai Namco BVH -> SMPL-22 joints", unit="take"):
-                bandai_rows += store("bandai", row, {}, {"action": row["action"], "direction": row["direction"]})
-        write_json_atomic(folder / "bandai.json", bandai_rows)
-        info["bandai_takes"] = len(bandai_rows)
-        info["bandai_source"] = str(bandai_dir) if bandai_dir else None
+        real_rows, real_heldout = [], []
+        takes = labelled_real_takes(data_args)
+        for take in tqdm(takes, desc="real mocap -> SMPL-22 joints", unit="take"):
+            (folder / take["dataset"]).mkdir(exist_ok=True)
+            facts = {k: take[k] for k in ("action", "body_part", "direction", "turn", "veer", "dataset", "group",
+                                          "label")}
+            stored = store(take["dataset"], take, take["load_kwargs"], facts, train=not take["heldout"])
+            if stored and facts["body_part"] and facts["body_part"].startswith("?"):
+                sided = resolve_sided_part(facts["body_part"], np.load(stored[0]["motion_path"]))
+                stored[0]["body_part"] = sided
+                if len(stored) > 1:  # the mirror twin: the other side
+                    stored[1]["body_part"] = mirror_text(sided)
+            (real_heldout if take["heldout"] else real_rows).extend(stored)
+        real_heldout += [{**r, "dataset": "cmu"} for r in heldout_rows]
+        write_json_atomic(folder / "real.json", real_rows)
+        write_json_atomic(folder / "real_heldout.json", real_heldout)
+        info["real_takes"] = {name: sum(1 for t in takes if t["dataset"] == name and not t["heldout"])
+                              for name in sorted({t["dataset"] for t in takes})}
+        info["real_heldout_takes"] = {name: sum(1 for r in real_heldout if r["dataset"] == name)
+                                      for name in sorted({r["dataset"] for r in real_heldout})}
+        info["bandai_takes"] = sum(1 for r in real_rows if r["dataset"] == "bandai")
+        info["hdm05_clips"] = sum(1 for r in real_rows if r["dataset"] == "hdm05")
 
         # Processor: the LLM's tokenizer (+ <motion>/<video>) and the motion normalisation fitted on training motions.
         processor = build_processor(model_args, data_args)
@@ -378,9 +395,9 @@ class HuMoConPipeline:
 
         folder = self.runner.stage_dir("data")
         qa = datasets.load_from_disk(str(folder / "qa"))
-        real_rows = json.loads((folder / "cmu.json").read_text())
-        if (folder / "bandai.json").is_file():
-            real_rows += json.loads((folder / "bandai.json").read_text())
+        real_rows = [{**r, "dataset": "cmu"} for r in json.loads((folder / "cmu.json").read_text())]
+        if (folder / "real.json").is_file():
+            real_rows += json.loads((folder / "real.json").read_text())
         return qa, real_rows
 
     def load_processor(self):
@@ -537,7 +554,7 @@ class HuMoConPipeline:
             from humocon_hf.data import oversample_to_balance
 
             train = oversample_to_balance(list(train), "query_type", seed=targs.seed)
-        real_qa = real_qa_rows(real_rows)
+        real_qa = real_qa_rows(real_rows, self.recipe.data.real_questions_per_fact, seed=targs.seed)
         if not with_motion:  # the text-only baseline gets the same questions without the motion
             real_qa = [{k: v for k, v in r.items() if k != "motion"} for r in real_qa]
         trainer = InstructionTuningTrainer(
@@ -602,10 +619,21 @@ class HuMoConPipeline:
                                       dataset_name="CMU mocap, held-out subjects", dataset_type="cmu-mocap",
                                       split="held-out subjects")
 
+        lines = self._heldout_real_questions()
+
+        def run_lines(model, name: str, with_motion: bool) -> dict:
+            answer = make_answer_fn(model, processor, model_args, ev.max_new_tokens, with_motion,
+                                    progress=(f"{name}, real", len(lines), ev.batch_size), bf16=self.generation_bf16)
+            return evaluate_motion_qa(answer, lines, batch_size=ev.batch_size, model_name=name,
+                                      dataset_name="Real mocap, held-out actors / styles / subjects",
+                                      dataset_type="real-mocap", split="held-out")
+
         model = HuMoConForCausalLM.from_pretrained(self.runner.stage_dir("tune") / "model", **self._attention()).eval()
         results = {"model": run(model, "HuMoCon (motion + question)", True)}
         if real:
             results["real_cmu_model"] = run_real(model, "HuMoCon (motion + question)", True)
+        if lines:
+            results["real_model"] = run_lines(model, "HuMoCon (motion + question)", True)
         del model
         base, base_name = None, None
         if ev.baseline == "text_only":
@@ -622,6 +650,10 @@ class HuMoConPipeline:
             results["baseline"] = run(base, base_name, False)
             if real:
                 results["real_cmu_baseline"] = run_real(base, base_name, False)
+            if lines:
+                results["real_baseline"] = run_lines(base, base_name, False)
+        if lines:
+            write_json_atomic(folder / "real_questions.json", lines)
         for key, value in results.items():
             write_json_atomic(folder / f"{key}.json", value)
         return {key: value["metrics"] for key, value in results.items()}
@@ -643,6 +675,13 @@ class HuMoConPipeline:
         max_frames = self.recipe.data.max_frames
         return describe_concepts(model.motion_encoder, processor.motion_feature_extractor,
                                  [m[:max_frames] for m in motions], captions)
+
+    def _heldout_real_questions(self) -> list[dict]:
+        """Questions about every held-out real take (HDM05 actors, Bandai styles, CMU subjects), in trained phrasings
+        and in paraphrases."""
+        path = self.runner.stage_dir("data") / "real_heldout.json"
+        rows = json.loads(path.read_text()) if path.is_file() else []
+        return heldout_real_questions(rows)
 
     def _heldout_cmu_questions(self) -> list[dict]:
         """"What is the person doing?" about every held-out CMU trial whose description names an action."""
@@ -696,6 +735,7 @@ class HuMoConPipeline:
             datasets_used=self._datasets_used(),
             model=model,
             real_cmu=real_cmu_summary([evaluation]),
+            real_lines=real_lines_summary([evaluation]),
         )
         (self.root / "README.md").write_text(card, encoding="utf-8")
         return info
@@ -728,7 +768,8 @@ class HuMoConPipeline:
     def _load_eval(self) -> dict:
         folder = self.runner.stage_dir("evaluate")
         out = {}
-        for key in ("model", "baseline", "real_cmu_model", "real_cmu_baseline"):
+        for key in ("model", "baseline", "real_cmu_model", "real_cmu_baseline", "real_model", "real_baseline",
+                    "real_questions"):
             path = folder / f"{key}.json"
             if path.is_file():
                 out[key] = json.loads(path.read_text())
@@ -741,6 +782,8 @@ class HuMoConPipeline:
             used.append("cmu-mocap")
         if data_info.get("bandai_takes"):
             used.append("bandai-namco-motiondataset")
+        if data_info.get("hdm05_clips"):
+            used.append("hdm05")
         return used
 
     # ------------------------------------------------------------------------------------------ summary
@@ -780,6 +823,7 @@ class HuMoConPipeline:
             "metrics": {key: value["metrics"] for key, value in evaluation.items() if not key.startswith("real_")},
             "statistics": seed_statistics([evaluation]),
             "real_cmu": real_cmu_summary([evaluation]),
+            "real_lines": real_lines_summary([evaluation]),
             "examples": example_answers(evaluation, self.recipe.evaluate.num_examples),
         }
 
@@ -807,6 +851,9 @@ class HuMoConPipeline:
             say(format_summary_table(results["metrics"]))
         if results.get("real_cmu"):
             say(format_real_cmu_line(results["real_cmu"]))
+        if results.get("real_lines"):
+            say()
+            say(format_real_lines(results["real_lines"]))
         say()
         say(f"LLM stages: {results['llm_precision']}")
         say("Wall time per stage (s): " + ", ".join(
