@@ -20,6 +20,9 @@ from pathlib import Path
 
 DEFAULT_MODEL = os.environ.get("HUMOCON_MODEL", "./humocon_demo")
 MAX_KEPT_RENDERS = 64  # preview GIFs and concept plots kept in the app's temporary folder
+# Largest file an upload may be (bytes; $HUMOCON_MAX_UPLOAD_BYTES): Gradio sets no limit of its own. Motion files are
+# bounded again by the readers (a BVH above 64 MiB, $HUMOCON_MAX_MOTION_BYTES, is refused before it is parsed).
+MAX_UPLOAD_BYTES = int(float(os.environ.get("HUMOCON_MAX_UPLOAD_BYTES") or 100 * 1024**2))
 
 
 def _path_of(file) -> str | None:
@@ -189,6 +192,14 @@ def build_app(model_dir: str = DEFAULT_MODEL, device: str = "auto"):
         question.submit(chat.ask, inputs=ask_inputs, outputs=[chatbot], api_name=False)
         clear.click(lambda: [], outputs=[chatbot], api_name=False)
     app.humocon_chat = chat
+    # Every launch of this app (main() below, a Space, a test's own `app.launch(...)`) gets the upload limit unless it
+    # names another one.
+    launch = app.launch
+
+    def launch_with_limit(*args, max_file_size=MAX_UPLOAD_BYTES, **kwargs):
+        return launch(*args, max_file_size=max_file_size, **kwargs)
+
+    app.launch = launch_with_limit
     return app
 
 
@@ -200,7 +211,8 @@ def main(argv=None) -> None:
     parser.add_argument("--port", type=int, default=7860, help="Port (default 7860).")
     parser.add_argument("--device", default="auto", help="cpu, cuda, ... (default: cuda when available).")
     args = parser.parse_args(argv)
-    build_app(args.model, device=args.device).queue().launch(server_name=args.host, server_port=args.port)
+    build_app(args.model, device=args.device).queue().launch(server_name=args.host, server_port=args.port,
+                                                             max_file_size=MAX_UPLOAD_BYTES)
 
 
 if __name__ == "__main__":

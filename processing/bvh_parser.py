@@ -3,13 +3,15 @@ kinematics that turn Euler-angle channels into world joint positions."""
 
 from __future__ import annotations
 
+import os
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .motion_clip import MAX_BVH_JOINTS, PathLike, _check_file
+from .motion_clip import MAX_BVH_JOINTS, MAX_MOTION_FRAMES, PathLike, _check_file, _check_size
 
 _POS_CHANNELS = {"xposition": 0, "yposition": 1, "zposition": 2}
 
@@ -42,11 +44,22 @@ class BVHData:
     is_end_site: list[bool] = field(default_factory=list)
 
 
-def parse_bvh(path: PathLike) -> BVHData:
-    """Parse a BVH file into its hierarchy and channel values; raise ValueError on any corruption."""
+def parse_bvh(path: PathLike, max_bytes: int | None = None) -> BVHData:
+    """Parse a BVH file into its hierarchy and channel values; raise ValueError on any corruption.
+
+    Files larger than `max_bytes` (default ``$HUMOCON_MAX_MOTION_BYTES`` or `MAX_BVH_BYTES`, 64 MiB) are refused
+    before reading: parsing holds about 4x the file in memory. A header declaring more than `MAX_MOTION_FRAMES`
+    frames is refused before the motion data is parsed.
+    """
     path = _check_file(path, "BVH")
+    limit = _check_size(path, "BVH", max_bytes)
     with open(path, encoding="utf-8", errors="replace") as fh:
-        text = fh.read()
+        # Only the checked size (and one more, to notice a file that grew since): read(n) allocates n up front.
+        expected = min(limit, os.fstat(fh.fileno()).st_size)
+        text = fh.read(expected + 1)
+    if len(text) > expected:  # characters never outnumber bytes
+        raise ValueError(f"BVH file {path} grew while it was read (more than {expected} bytes); read it once it is "
+                         "complete")
     return _parse_bvh_text(text, path)
 
 
@@ -58,7 +71,7 @@ def _parse_bvh_text(text: str, source: str) -> BVHData:
         raise ValueError(f"{source}: not a BVH file (it does not start with HIERARCHY)")
     if m is None:
         raise ValueError(f"{source}: BVH file has no MOTION section (truncated?)")
-    header, body = text[: m.start()], text[m.end():]
+    header, body_start = text[: m.start()], m.end()  # the motion block is not copied: it is most of the file
 
     names: list[str] = []
     parents: list[int] = []
@@ -148,8 +161,8 @@ def _parse_bvh_text(text: str, source: str) -> BVHData:
     if not names:
         raise ValueError(f"{source}: BVH HIERARCHY defines no joints")
 
-    mf = re.search(r"Frames:\s*(\S+)", body)
-    mt = re.search(r"Frame\s+Time:\s*(\S+)", body)
+    mf = re.compile(r"Frames:\s*(\S+)").search(text, body_start)
+    mt = re.compile(r"Frame\s+Time:\s*(\S+)").search(text, body_start)
     if mf is None or mt is None:
         raise ValueError(f"{source}: MOTION section lacks 'Frames:' or 'Frame Time:' (truncated?)")
     try:
@@ -159,19 +172,27 @@ def _parse_bvh_text(text: str, source: str) -> BVHData:
         raise ValueError(f"{source}: bad 'Frames:'/'Frame Time:' values {mf.group(1)!r}, {mt.group(1)!r}") from None
     if n_frames <= 0:
         raise ValueError(f"{source}: BVH declares {n_frames} frames; the motion is empty")
-    data_text = body[body.find("\n", mt.end()) + 1:] if "\n" in body[mt.end():] else ""
+    if n_frames > MAX_MOTION_FRAMES:
+        raise ValueError(f"{source}: BVH declares {n_frames} frames, more than the {MAX_MOTION_FRAMES} a motion may "
+                         "have")
+    start = text.find("\n", mt.end())
+    data_text = text[start + 1:] if start >= 0 else ""
+    # Every value takes at least two characters (a digit and a separator): a header asking for more is truncated.
+    if n_frames * max(n_channels, 1) > (len(data_text) + 1) // 2:
+        raise ValueError(f"{source}: corrupt or truncated MOTION data: header says {n_frames} frames x {n_channels} "
+                         f"channels, more values than its {len(data_text)} characters can hold")
     rows = [ln for ln in data_text.splitlines() if ln.strip()]
-    try:
-        values = np.array(data_text.split(), dtype=np.float64)
-    except ValueError:
+    per_line = np.fromiter((len(ln.split()) for ln in rows), dtype=np.int64, count=len(rows))
+    values = _parse_numbers(data_text, int(per_line.sum()))
+    if values is None:
         bad = next(t for t in data_text.split() if not _is_float(t))
         raise ValueError(f"{source}: MOTION data contains a non-number {bad!r}") from None
+    del data_text
     if values.size != n_frames * n_channels or len(rows) != n_frames:
         raise ValueError(
             f"{source}: corrupt or truncated MOTION data: header says {n_frames} frames x {n_channels} "
             f"channels = {n_frames * n_channels} values, found {values.size} values in {len(rows)} lines"
         )
-    per_line = np.fromiter((len(ln.split()) for ln in rows), dtype=np.int64, count=len(rows))
     if (per_line != n_channels).any():
         # The totals can agree while one line is short and the next long: every later channel would shift.
         k = int(np.argmax(per_line != n_channels))
@@ -194,6 +215,24 @@ def _parse_bvh_text(text: str, source: str) -> BVHData:
         source=source,
         is_end_site=is_end,
     )
+
+
+def _parse_numbers(text: str, tokens: int) -> np.ndarray | None:
+    """The `tokens` whitespace-separated numbers of `text` as float64, or None when one is not a number. numpy's text
+    parser first: it builds no list of one Python string per token, as ``text.split()`` does (~60 bytes each, the
+    bulk of a BVH parse's memory). Whatever it does not read as exactly `tokens` numbers goes through float()."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)  # numpy warns, then stops, at the first non-number
+        try:
+            values = np.fromstring(text, dtype=np.float64, sep=" ")
+        except (ValueError, DeprecationWarning):
+            values = None
+    if values is not None and values.size == tokens:
+        return values
+    try:  # "1.5.5" or "1-2" read as two numbers, a non-number: the exact, slower way decides
+        return np.array(text.split(), dtype=np.float64)
+    except ValueError:
+        return None
 
 
 def _is_float(token: str) -> bool:

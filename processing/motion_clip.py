@@ -21,6 +21,11 @@ MOTION_EXTENSIONS = (".bvh", ".amc", ".npy", ".npz")
 MAX_MOTION_FRAMES = 2_000_000
 # Joints (end sites included) a BVH may define: rigs with full hands and faces have a few hundred.
 MAX_BVH_JOINTS = 5000
+# Largest BVH file the parser reads, in bytes (parsing holds about 4x the file in memory); the environment variable
+# HUMOCON_MAX_MOTION_BYTES or a reader's `max_bytes` argument changes it. Real takes are far smaller: an hour of a
+# 60-joint rig at 120 fps is ~500 MB, a typical CMU / Bandai take 0.2-5 MB.
+MAX_BVH_BYTES = 64 * 1024**2
+MAX_MOTION_BYTES_ENV = "HUMOCON_MAX_MOTION_BYTES"
 # Frame rates outside this range are legal but almost always a wrong header (mocap runs at 24-480 fps).
 _PLAUSIBLE_FPS = (5.0, 2000.0)
 _BODY_INSTALL_HINT = (
@@ -76,6 +81,36 @@ def _check_file(path: PathLike, what: str) -> str:
     if os.path.getsize(path) == 0:
         raise ValueError(f"{what} file is empty: {path}")
     return path
+
+
+def max_motion_bytes(limit: int | None = None) -> int:
+    """The byte limit for a motion file: `limit` when given, else ``$HUMOCON_MAX_MOTION_BYTES``, else
+    `MAX_BVH_BYTES`."""
+    where = "max_bytes"
+    if limit is None:
+        value = os.environ.get(MAX_MOTION_BYTES_ENV, "").strip()
+        if not value:
+            return MAX_BVH_BYTES
+        limit, where = value, MAX_MOTION_BYTES_ENV
+    try:
+        number = int(float(limit))
+    except (TypeError, ValueError):
+        raise ValueError(f"{where} must be a number of bytes, got {limit!r}") from None
+    if number <= 0:
+        raise ValueError(f"{where} must be a positive number of bytes, got {limit!r}")
+    return number
+
+
+def _check_size(path: str, what: str, limit: int | None = None) -> int:
+    """`path`'s size, or a ValueError naming the file, its size and the limit when it is larger."""
+    limit = max_motion_bytes(limit)
+    size = os.path.getsize(path)
+    if size > limit:
+        raise ValueError(
+            f"{what} file {path} is {size} bytes ({size / 2**20:.1f} MiB), more than the {limit} bytes "
+            f"({limit / 2**20:.1f} MiB) this reader accepts; set {MAX_MOTION_BYTES_ENV} (or max_bytes=) to read it"
+        )
+    return limit
 
 
 def _positive_rate(value, name: str, source: str) -> float:

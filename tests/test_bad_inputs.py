@@ -104,6 +104,12 @@ MOTION_CASES = [
      ValueError, r"roots\.bvh.*several ROOT"),
     ("bvh-not-humanoid", lambda d, t: load_motion(_write(d, "snake.bvh", _SNAKE)), ValueError,
      r"snake\.bvh.*cannot map.*joint_map"),
+    ("bvh-too-large", lambda d, t: load_motion(_sparse(d, "huge.bvh", t.split("MOTION")[0], 65 * 1024**2)), ValueError,
+     r"huge\.bvh.*68157440 bytes.*more than the 67108864 bytes.*HUMOCON_MAX_MOTION_BYTES"),
+    ("bvh-frames-over-limit", lambda d, t: load_motion(_write(d, "frames.bvh", t.replace("Frames: 12", "Frames: 9999999"))),
+     ValueError, r"frames\.bvh.*9999999 frames, more than the 2000000"),
+    ("bvh-two-dots", lambda d, t: load_motion(_write(d, "dots.bvh", _set_last_value(t, "1.5.5"))), ValueError,
+     r"dots\.bvh.*non-number '1\.5\.5'"),
     ("bvh-joint-map-key", lambda d, t: load_bvh(d / "good.bvh", joint_map={"elbow": "LeftForeArm"}), ValueError,
      r"good\.bvh.*unknown SMPL joint 'elbow'"),
     ("bvh-joint-map-joint", lambda d, t: load_bvh(d / "good.bvh", joint_map={"head": "Nose"}), ValueError,
@@ -150,6 +156,14 @@ MOTION_CASES = [
 ]
 
 
+def _sparse(folder: Path, name: str, text: str, size: int) -> Path:
+    """A file of `size` bytes that starts with `text` (sparse: nothing more on disk)."""
+    path = _write(folder, name, text)
+    with open(path, "r+b") as fh:
+        fh.truncate(size)
+    return path
+
+
 def _pickled_npz(folder: Path) -> Path:
     np.savez(folder / "pickled.npz", poses=np.array([object()], dtype=object))
     return folder / "pickled.npz"
@@ -187,6 +201,17 @@ def processor(smollm2_tokenizer_dir):
     )
 
 
+def _tiny_video(folder: Path) -> Path:
+    import cv2
+
+    path = folder / "tiny.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (32, 32))
+    for _ in range(3):
+        writer.write(np.full((32, 32, 3), 128, np.uint8))
+    writer.release()
+    return path
+
+
 def _walk():
     from humocon_tiny import walk_joints as walk
 
@@ -199,6 +224,9 @@ PROCESSOR_CASES = [
      r"empty\.mp4.*empty"),
     ("video-not-video", lambda p, d: p(text="<video>", videos=[str(_write(d, "text.mp4", "not a video"))]), ValueError,
      r"text\.mp4"),
+    ("video-playlist", lambda p, d: p(text="<video>", videos=[str(_write(
+        d, "list.m3u8", f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n{_tiny_video(d)}\n#EXT-X-ENDLIST\n"))]),
+     ValueError, r"cannot open video.*list\.m3u8"),
     ("video-wrong-ndim", lambda p, d: p(text="<video>", videos=[np.zeros((4, 32, 32), np.uint8)]), ValueError,
      r"videos\[0\].*\(N, H, W, 3\) RGB"),
     ("video-no-frames", lambda p, d: p(text="<video>", videos=[np.zeros((0, 32, 32, 3), np.uint8)]), ValueError,
