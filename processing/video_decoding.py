@@ -275,6 +275,7 @@ def _connect(parts, deadline: _Deadline, check_public: bool):
         sock = None
         try:
             sock = socket.create_connection(address[:2], timeout=min(deadline.remaining(), 30.0))
+            deadline.watch(sock)  # a TLS handshake may trickle too
             if parts.scheme == "https":
                 sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
                 conn = http.client.HTTPSConnection(host, port, timeout=30.0)
@@ -284,6 +285,7 @@ def _connect(parts, deadline: _Deadline, check_public: bool):
             return conn, [address[0]]
         except OSError as err:
             error = err
+            deadline.cancel()
             if sock is not None:
                 sock.close()
     raise error or OSError(f"no address for {host}")
@@ -453,7 +455,7 @@ def _fetch_url(
             # unreachable host, HTTP error, time limit (whatever the cut-off answer looked like), cut transfer
             if deadline.expired:
                 reason = f"no complete answer within {timeout:g} s; HUMOCON_VIDEO_DOWNLOAD_TIMEOUT sets the limit"
-            elif isinstance(err, ValueError):
+            elif isinstance(err, ValueError) and not isinstance(err, OSError):  # refused content (not a TLS error)
                 raise
             else:
                 reason = _redacted_error(err, url)

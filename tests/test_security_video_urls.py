@@ -5,6 +5,7 @@ size, redirects into private networks are refused, and credentials in a URL are 
 All servers are local (`http.server` on 127.0.0.1 in a thread): the machines have no internet."""
 
 import base64
+import functools
 import http.server
 import os
 import stat
@@ -347,3 +348,45 @@ def test_credentials_in_a_url_are_used_but_never_shown(server, tmp_path, caplog)
     assert "HTTP 404" in str(missing.value)
     assert redact_url("https://u:p@h.example/v.mp4?X-Amz-Signature=abc&x=1") == \
         "https://***@h.example/v.mp4?X-Amz-Signature=***&x=1"
+
+
+# ----------------------------------------------------------------------------- https
+
+
+def test_https_urls_are_verified(tmp_path, monkeypatch):
+    """TLS: the certificate must verify for the URL's host (here a self-signed one made trusted through SSL_CERT_FILE;
+    without it the download is refused), and the connection still goes to the checked address."""
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl command to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                    "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    served = tmp_path / "served"
+    served.mkdir()
+    _write_mp4(served / "clip.mp4")
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(served)))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    srv.socket = context.wrap_socket(srv.socket, server_side=True)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        url = f"https://127.0.0.1:{srv.server_address[1]}/clip.mp4"
+        with pytest.raises(FileNotFoundError, match="could not be downloaded.*CERTIFICATE_VERIFY_FAILED"):
+            load_key_frames(url, num_frames=2)
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        frames, *_ = load_key_frames(url, num_frames=2)
+        np.testing.assert_array_equal(frames, load_key_frames(served / "clip.mp4", num_frames=2)[0])
+    finally:
+        srv.shutdown()
+        srv.server_close()
