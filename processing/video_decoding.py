@@ -226,12 +226,15 @@ def _is_public(address: str) -> bool:
 
 
 class _Deadline:
-    """Shuts the connection's socket down when the download's time is up, whatever it is waiting for."""
+    """Shuts the connection's socket down when the download's time is up, whatever it is waiting for (the TCP
+    connection, a proxy's CONNECT, the TLS handshake, headers or body)."""
 
     def __init__(self, seconds: float):
         self.seconds = seconds
         self.end = time.monotonic() + seconds
         self.expired = False
+        self._lock = threading.Lock()
+        self._fd: int | None = None
         self._timer: threading.Timer | None = None
 
     def remaining(self) -> float:
@@ -242,90 +245,150 @@ class _Deadline:
         return left
 
     def watch(self, sock: socket.socket) -> None:
+        """Watch `sock` (by its descriptor, which a TLS wrapper keeps) until `cancel`."""
         self.cancel()
-
-        def fire():
-            self.expired = True
-            try:
-                socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the plain socket's, also under TLS
-            except OSError:
-                pass
-
-        self._timer = threading.Timer(max(0.0, self.end - time.monotonic()), fire)
+        with self._lock:
+            self._fd = sock.fileno()
+        self._timer = threading.Timer(max(0.0, self.end - time.monotonic()), self._fire)
         self._timer.daemon = True
         self._timer.start()
 
+    def _fire(self) -> None:
+        with self._lock:  # never after cancel(): the descriptor may be closed and reused by then
+            if self._fd is None:
+                return
+            self.expired = True
+            shut = socket.socket(fileno=self._fd)
+            try:
+                shut.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            finally:
+                shut.detach()  # the descriptor stays the connection's to close
+
     def cancel(self) -> None:
+        with self._lock:
+            self._fd = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
 
-def _connect(parts, deadline: _Deadline, check_public: bool):
-    """An HTTP(S) connection to the URL's host, made to one of the addresses checked here (no second look-up)."""
+def _resolve(host: str, port: int) -> list[tuple]:
+    return [info[4] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
+
+
+def _proxy_for(parts):
+    """The http:// proxy the environment names for this URL (``http_proxy`` / ``https_proxy``, not for ``no_proxy``
+    hosts), as split URL, or None."""
+    import urllib.parse
+    import urllib.request
+
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if not proxy or urllib.request.proxy_bypass(parts.hostname):
+        return None
+    split = urllib.parse.urlsplit(proxy if "://" in proxy else "http://" + proxy)
+    if split.scheme != "http" or not split.hostname:
+        raise ValueError(f"the {parts.scheme} proxy {redact_url(proxy)} is not an http:// proxy; only those are used")
+    return split
+
+
+def _basic_auth(parts) -> str | None:
+    import base64
+    import urllib.parse
+
+    if parts.username is None:
+        return None
+    user, pw = urllib.parse.unquote(parts.username), urllib.parse.unquote(parts.password or "")
+    return "Basic " + base64.b64encode(f"{user}:{pw}".encode()).decode()
+
+
+def _connect(parts, deadline: _Deadline, addresses: list[tuple] | None, proxy):
+    """An open HTTP(S) connection for the URL `parts`: to one of `addresses` (checked by the caller: no second
+    look-up), or through `proxy` (an http:// proxy; CONNECT for https)."""
     import ssl
 
-    host, port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    addresses = [info[4] for info in infos]
-    if check_public and not all(_is_public(a[0]) for a in addresses):
-        return None, [a[0] for a in addresses]
-    error: OSError | None = None
-    for address in addresses:
-        sock = None
-        try:
-            sock = socket.create_connection(address[:2], timeout=min(deadline.remaining(), 30.0))
-            deadline.watch(sock)  # a TLS handshake may trickle too
-            if parts.scheme == "https":
-                sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
-                conn = http.client.HTTPSConnection(host, port, timeout=30.0)
-            else:
-                conn = http.client.HTTPConnection(host, port, timeout=30.0)
-            conn.sock = sock
-            return conn, [address[0]]
-        except OSError as err:
-            error = err
-            deadline.cancel()
-            if sock is not None:
-                sock.close()
-    raise error or OSError(f"no address for {host}")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    if proxy is not None:
+        host, conn_port = proxy.hostname, proxy.port or 80
+    else:
+        host, conn_port = parts.hostname, port
+    if parts.scheme == "https":
+        conn = http.client.HTTPSConnection(host, conn_port, timeout=30.0, context=ssl.create_default_context())
+    else:
+        conn = http.client.HTTPConnection(host, conn_port, timeout=30.0)
+    if proxy is not None and parts.scheme == "https":
+        auth = _basic_auth(proxy)
+        conn.set_tunnel(parts.hostname, port, headers={"Proxy-Authorization": auth} if auth else None)
+
+    def create_connection(address, timeout=None, source_address=None):
+        error: OSError | None = None
+        for target in addresses if proxy is None else [address]:
+            left = deadline.remaining()  # TimeoutError once the time is up
+            try:
+                sock = socket.create_connection(target[:2], timeout=min(left, 30.0))
+            except OSError as err:  # this address does not answer: the next one
+                error = err
+                continue
+            deadline.watch(sock)
+            return sock
+        raise error or OSError(f"no address for {host}")
+
+    conn._create_connection = create_connection  # http.client's own hook for opening the socket
+    try:
+        conn.connect()
+    except BaseException:
+        conn.close()
+        raise
+    return conn
 
 
 def _download(url: str, out, deadline: _Deadline, max_bytes: int, allow_private_redirects: bool) -> str:
     """Write the body of `url` (after redirects) into the open file `out`; returns the detected container."""
-    import base64
     import urllib.parse
 
     shown = redact_url(url)
     first = urllib.parse.urlsplit(url)
-    first_private = None
-    auth = None
-    if first.username is not None:  # user:password@ in the URL: HTTP basic authentication, on this host only
-        user = urllib.parse.unquote(first.username)
-        pw = urllib.parse.unquote(first.password or "")
-        auth = "Basic " + base64.b64encode(f"{user}:{pw}".encode()).decode()
+    first_private = False
+    auth = _basic_auth(first)  # user:password@ in the URL: HTTP basic authentication, on this host only
     current = url
     for hop in range(MAX_REDIRECTS + 1):
         parts = urllib.parse.urlsplit(current)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"video URL {shown}: redirected to {redact_url(current)}, not an http(s) URL")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
         same_host = parts.hostname == first.hostname
-        check = hop > 0 and not allow_private_redirects and not (same_host and first_private)
-        conn, addresses = _connect(parts, deadline, check)
-        if conn is None:
+        proxy = _proxy_for(parts)
+        if proxy is None:
+            addresses = _resolve(parts.hostname, port)
+        else:  # the proxy resolves the name; a name only the proxy knows is not checked here
+            try:
+                addresses = _resolve(parts.hostname, port)
+            except OSError:
+                addresses = []
+        private = [a[0] for a in addresses if not _is_public(a[0])]
+        if hop == 0:
+            first_private = bool(private)
+        elif private and not allow_private_redirects and not (same_host and first_private):
             raise ValueError(
                 f"video URL {shown}: redirected to {redact_url(current)}, a private, loopback or link-local address "
-                f"({', '.join(addresses)}); set HUMOCON_ALLOW_PRIVATE_REDIRECTS=1 (or allow_private_redirects=True) "
+                f"({', '.join(private)}); set HUMOCON_ALLOW_PRIVATE_REDIRECTS=1 (or allow_private_redirects=True) "
                 "to follow it"
             )
-        if hop == 0:
-            first_private = not all(_is_public(a) for a in addresses)
+        conn = _connect(parts, deadline, addresses, proxy)
         try:
-            deadline.watch(conn.sock)
+            netloc = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
+            if ":" in parts.hostname:  # IPv6 literal
+                netloc = f"[{parts.hostname}]" + ("" if parts.port is None else f":{parts.port}")
             path = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
-            headers = {"User-Agent": "humocon-hf", "Accept-Encoding": "identity"}
+            headers = {"Host": netloc, "User-Agent": "humocon-hf", "Accept-Encoding": "identity"}
             if auth and same_host:
                 headers["Authorization"] = auth
+            if proxy is not None and parts.scheme == "http":  # a plain proxy takes the whole URL
+                path = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path or "/", parts.query, ""))
+                proxy_auth = _basic_auth(proxy)
+                if proxy_auth:
+                    headers["Proxy-Authorization"] = proxy_auth
             conn.request("GET", path, headers=headers)
             response = conn.getresponse()
             if response.status in (301, 302, 303, 307, 308):
@@ -425,9 +488,11 @@ def _fetch_url(
     - ``user:password@`` in the URL is sent as HTTP basic authentication to that host only and never shown: messages
       and logs show `redact_url(url)`.
 
-    Proxies (``http_proxy``) are not used. Errors: FileNotFoundError when the URL cannot be downloaded (network,
-    HTTP status, time limit, cut transfer), ValueError when what it serves is refused, PermissionError for an
-    unsafe cache folder.
+    An http:// proxy named by ``http_proxy`` / ``https_proxy`` (not for ``no_proxy`` hosts) is used as urllib would
+    (CONNECT for https); a redirect target's address is then checked when this machine can resolve its name. Host
+    name look-ups themselves are not under the deadline (the system resolver's own time-outs apply). Errors:
+    FileNotFoundError when the URL cannot be downloaded (network, TLS, HTTP status, time limit, cut transfer),
+    ValueError when what it serves is refused, PermissionError for an unsafe cache folder.
     """
     import hashlib
 

@@ -353,9 +353,13 @@ def test_credentials_in_a_url_are_used_but_never_shown(server, tmp_path, caplog)
 # ----------------------------------------------------------------------------- https
 
 
-def test_https_urls_are_verified(tmp_path, monkeypatch):
-    """TLS: the certificate must verify for the URL's host (here a self-signed one made trusted through SSL_CERT_FILE;
-    without it the download is refused), and the connection still goes to the checked address."""
+def _start(srv) -> None:
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+
+
+def _https_server(tmp_path):
+    """A local https file server with a self-signed certificate for 127.0.0.1; returns (server, cert file, folder)."""
     import shutil
     import ssl
     import subprocess
@@ -367,7 +371,7 @@ def test_https_urls_are_verified(tmp_path, monkeypatch):
                     "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
                     "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
     served = tmp_path / "served"
-    served.mkdir()
+    served.mkdir(exist_ok=True)
     _write_mp4(served / "clip.mp4")
 
     class Quiet(http.server.SimpleHTTPRequestHandler):
@@ -378,8 +382,14 @@ def test_https_urls_are_verified(tmp_path, monkeypatch):
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     srv.socket = context.wrap_socket(srv.socket, server_side=True)
-    srv.daemon_threads = True
-    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    _start(srv)
+    return srv, cert, served
+
+
+def test_https_urls_are_verified(tmp_path, monkeypatch):
+    """TLS: the certificate must verify for the URL's host (here a self-signed one made trusted through SSL_CERT_FILE;
+    without it the download is refused)."""
+    srv, cert, served = _https_server(tmp_path)
     try:
         url = f"https://127.0.0.1:{srv.server_address[1]}/clip.mp4"
         with pytest.raises(FileNotFoundError, match="could not be downloaded.*CERTIFICATE_VERIFY_FAILED"):
@@ -390,3 +400,77 @@ def test_https_urls_are_verified(tmp_path, monkeypatch):
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+def test_downloads_go_through_the_environments_http_proxy(server, tmp_path, monkeypatch):
+    """http_proxy / https_proxy are honoured as urllib did (a plain GET of the whole URL, CONNECT for https), with
+    the proxy's own user:password@ as Proxy-Authorization, and never shown."""
+    import select
+    import socket
+    import urllib.request
+
+    base, requests, clip = server
+    seen = []
+
+    class Proxy(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):  # noqa: N802
+            seen.append(("GET", self.path, self.headers.get("Proxy-Authorization")))
+            opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+            try:
+                with opener.open(self.path, timeout=10) as answer:
+                    body, status = answer.read(), answer.status
+            except urllib.error.HTTPError as err:
+                body, status = b"", err.code
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_CONNECT(self):  # noqa: N802
+            seen.append(("CONNECT", self.path, self.headers.get("Proxy-Authorization")))
+            host, port = self.path.rsplit(":", 1)
+            upstream = socket.create_connection((host, int(port)), timeout=10)
+            self.send_response(200, "Connection established")
+            self.end_headers()
+            conns = [self.connection, upstream]
+            while True:
+                ready, _, _ = select.select(conns, [], [], 10)
+                if not ready:
+                    break
+                for sock in ready:
+                    data = sock.recv(65536)
+                    if not data:
+                        upstream.close()
+                        return
+                    (upstream if sock is self.connection else self.connection).sendall(data)
+
+    proxy = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Proxy)
+    _start(proxy)
+    https, cert, _ = _https_server(tmp_path)
+    try:
+        proxy_url = f"http://puser:ppass@127.0.0.1:{proxy.server_address[1]}"
+        for name in ("http_proxy", "https_proxy"):
+            monkeypatch.setenv(name, proxy_url)
+        monkeypatch.delenv("no_proxy", raising=False)
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        expected = load_key_frames(clip, num_frames=2)[0]
+        np.testing.assert_array_equal(load_key_frames(f"{base}/clip.mp4", num_frames=2)[0], expected)
+        https_url = f"https://127.0.0.1:{https.server_address[1]}/clip.mp4"
+        np.testing.assert_array_equal(load_key_frames(https_url, num_frames=2)[0], expected)
+        auth = "Basic " + base64.b64encode(b"puser:ppass").decode()
+        assert seen == [("GET", f"{base}/clip.mp4", auth), ("CONNECT", https_url.split("/")[2], auth)]
+        with pytest.raises(FileNotFoundError) as missing:
+            load_key_frames(f"{base}/missing.mp4", num_frames=2)
+        assert "ppass" not in str(missing.value) and "HTTP 404" in str(missing.value)
+        monkeypatch.setenv("no_proxy", "127.0.0.1")
+        load_key_frames(f"{base}/stream.mp4", num_frames=2)
+        assert len(seen) == 3  # no_proxy: straight to the server
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+        https.shutdown()
+        https.server_close()
