@@ -842,4 +842,5 @@ def load_key_frames(
     return frames, (indices / fps).astype(np.float32), fps, total
 
 
-__all__ = ["VIDEO_EXTENSIONS", "SEEK_PROBE_GAP", "load_key_frames", "load_video", "sample_frame_indices"]
+__all__ = ["VIDEO_EXTENSIONS", "SEEK_PROBE_GAP", "detect_container", "load_key_frames", "load_video", "redact_url",
+           "sample_frame_indices", "video_cache_dir"]
