@@ -150,12 +150,12 @@ def detect_container(head: bytes) -> str | None:
     return None
 
 
-def _env_number(name: str, default: float, cast=float) -> float:
+def _env_number(name: str, default: float) -> float:
     value = os.environ.get(name)
     if value is None or not value.strip():
         return default
     try:
-        number = cast(value)
+        number = float(value)
     except ValueError:
         raise ValueError(f"{name}={value!r} is not a number") from None
     if not number > 0:
@@ -499,7 +499,7 @@ def _fetch_url(
     timeout = float(timeout) if timeout is not None else _env_number("HUMOCON_VIDEO_DOWNLOAD_TIMEOUT",
                                                                      DOWNLOAD_TIMEOUT_S)
     max_bytes = int(max_bytes) if max_bytes is not None else int(
-        _env_number("HUMOCON_MAX_VIDEO_DOWNLOAD_BYTES", MAX_DOWNLOAD_BYTES, int))
+        _env_number("HUMOCON_MAX_VIDEO_DOWNLOAD_BYTES", MAX_DOWNLOAD_BYTES))
     if allow_private_redirects is None:
         allow_private_redirects = _env_flag("HUMOCON_ALLOW_PRIVATE_REDIRECTS", ALLOW_PRIVATE_REDIRECTS)
     shown = redact_url(url)
