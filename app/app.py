@@ -1,4 +1,4 @@
-"""HuMoCon Space demo (Gradio): upload a motion (BVH / HumanML3D .npy / AMASS .npz) and/or a video, see the motion
+"""HuMoCon Space demo (Gradio): upload a motion (BVH / ASF+AMC / HumanML3D .npy / AMASS .npz) and/or a video, see the motion
 rendered and its concept timeline, and chat about it with streamed answers.
 
     pip install "humocon-hf[app]"
@@ -34,6 +34,14 @@ def _path_of(file) -> str | None:
     if isinstance(file, dict):
         return file.get("path") or file.get("name")
     return getattr(file, "name", None)
+
+
+def _skeleton_for(motion_path: str | None, skeleton_path: str | None) -> str | None:
+    """The uploaded .asf goes with an .amc motion only (uploads land in separate folders, so it is never found
+    beside the motion); an .amc without one fails with the reader's message asking for it."""
+    if skeleton_path and motion_path and Path(motion_path).suffix.lower() == ".amc":
+        return skeleton_path
+    return None
 
 
 def _text_of(content) -> str:
@@ -72,17 +80,17 @@ class HuMoConChat:
         for old in files[: max(0, len(files) - keep)]:
             old.unlink(missing_ok=True)
 
-    def _joints(self, motion_path: str):
+    def _joints(self, motion_path: str, skeleton_path: str | None = None):
         from humocon_hf.inference import UserInputError, check_media, load_media
 
         try:
             check_media(motion_path, None)
-            joints, _ = load_media(self.processor, motion_path, None)
+            joints, _ = load_media(self.processor, motion_path, None, skeleton=_skeleton_for(motion_path, skeleton_path))
         except UserInputError as err:
             raise ValueError(str(err).replace("--motion ", "")) from err
         return joints
 
-    def analyze(self, motion_file) -> tuple[str, str, str]:
+    def analyze(self, motion_file, skeleton_file=None) -> tuple[str, str, str]:
         """Render the motion (GIF) and plot its concept timeline; returns (gif path, png path, summary)."""
         import gradio as gr
 
@@ -91,9 +99,9 @@ class HuMoConChat:
 
         path = _path_of(motion_file)
         if path is None:
-            raise gr.Error("Upload a motion file first (.bvh, .npy or .npz).")
+            raise gr.Error("Upload a motion file first (.bvh, .amc with its .asf, .npy or .npz).")
         try:
-            joints = self._joints(path)
+            joints = self._joints(path, _path_of(skeleton_file))
         except ValueError as err:
             raise gr.Error(str(err)) from err
         self._prune(keep=MAX_KEPT_RENDERS)
@@ -106,14 +114,16 @@ class HuMoConChat:
         summary += "\n" + "\n".join(concept_lines(self.model, self.processor, joints))
         return str(gif), str(png), summary
 
-    def conversation(self, history: list[dict], question: str, motion_path: str | None, video_path: str | None):
+    def conversation(self, history: list[dict], question: str, motion_path: str | None, video_path: str | None,
+                     skeleton_path: str | None = None):
         """The model-side conversation: media in the first user turn, then the chat so far and the new question."""
         from humocon_hf.inference import load_media, system_messages, user_message
 
         motion = video = None
         if motion_path or video_path:
             try:
-                motion, video = load_media(self.processor, motion_path, video_path)
+                motion, video = load_media(self.processor, motion_path, video_path,
+                                           skeleton=_skeleton_for(motion_path, skeleton_path))
             except Exception as err:  # UserInputError / ValueError: show it on the page
                 raise ValueError(str(err)) from err
         messages = system_messages(self.system_prompt)
@@ -128,7 +138,7 @@ class HuMoConChat:
         messages.append(user_message(question, motion if first else None, video if first else None))
         return messages
 
-    def ask(self, motion_file, video_file, question: str, history: list[dict] | None):
+    def ask(self, motion_file, video_file, question: str, history: list[dict] | None, skeleton_file=None):
         """Stream the answer: yields the updated chat history after every new piece of text."""
         import gradio as gr
 
@@ -140,7 +150,7 @@ class HuMoConChat:
             raise gr.Error("Type a question, e.g. 'What is the person doing?'")
         motion_path, video_path = _path_of(motion_file), _path_of(video_file)
         try:
-            conversation = self.conversation(history, question, motion_path, video_path)
+            conversation = self.conversation(history, question, motion_path, video_path, _path_of(skeleton_file))
         except ValueError as err:
             raise gr.Error(str(err)) from err
         history = history + [{"role": "user", "content": question}, {"role": "assistant", "content": ""}]
@@ -168,12 +178,13 @@ def build_app(model_dir: str = DEFAULT_MODEL, device: str = "auto"):
 
     with gr.Blocks(title="HuMoCon: ask about human motion") as app:
         gr.Markdown(
-            "# HuMoCon\nUpload a motion (BVH, HumanML3D `.npy`, AMASS `.npz`) and/or a video, look at the rendered "
+            "# HuMoCon\nUpload a motion (BVH, ASF/AMC, HumanML3D `.npy`, AMASS `.npz`) and/or a video, look at the rendered "
             "skeleton and the discovered motion concepts, then ask questions about it."
         )
         with gr.Row():
             with gr.Column():
-                motion = gr.File(label="Motion file", file_types=[".bvh", ".npy", ".npz"], type="filepath")
+                motion = gr.File(label="Motion file", file_types=[".bvh", ".amc", ".npy", ".npz"], type="filepath")
+                skeleton = gr.File(label="Skeleton of an .amc motion (its .asf)", file_types=[".asf"], type="filepath")
                 video = gr.File(label="Video file (optional)",
                                 file_types=[".mp4", ".mov", ".avi", ".gif", ".webm", ".mkv"], type="filepath")
                 info = gr.Textbox(label="Motion", interactive=False)
@@ -186,8 +197,9 @@ def build_app(model_dir: str = DEFAULT_MODEL, device: str = "auto"):
             send = gr.Button("Ask", variant="primary")
             clear = gr.Button("New conversation")
 
-        motion.change(chat.analyze, inputs=[motion], outputs=[preview, timeline, info], api_name="analyze")
-        ask_inputs = [motion, video, question, chatbot]
+        motion.change(chat.analyze, inputs=[motion, skeleton], outputs=[preview, timeline, info], api_name="analyze")
+        skeleton.change(chat.analyze, inputs=[motion, skeleton], outputs=[preview, timeline, info], api_name=False)
+        ask_inputs = [motion, video, question, chatbot, skeleton]
         send.click(chat.ask, inputs=ask_inputs, outputs=[chatbot], api_name="ask")
         question.submit(chat.ask, inputs=ask_inputs, outputs=[chatbot], api_name=False)
         clear.click(lambda: [], outputs=[chatbot], api_name=False)

@@ -106,6 +106,29 @@ def _column(rows: list[dict], key: str) -> list | None:
     return values
 
 
+def resolve_option(prediction: str, options: Sequence[str]) -> str | None:
+    """The one option a free-form answer names, or None: the option it equals (after the metric's normalisation),
+    else the only option whose words include all of the answer's ("right" -> "right hand" of "left hand" / "right
+    hand") or whose words the answer includes ("the right one, the right hand" -> "right hand")."""
+    answer = normalize_answer(prediction)
+    if not answer:
+        return None
+    normalized = {o: normalize_answer(o) for o in options}
+    exact = [o for o, n in normalized.items() if n == answer]
+    if len(exact) == 1:
+        return exact[0]
+    words = answer.split()
+
+    def contains(big: list[str], small: list[str]) -> bool:
+        return any(big[i:i + len(small)] == small for i in range(len(big) - len(small) + 1))
+
+    within = [o for o, n in normalized.items() if contains(n.split(), words)]
+    if len(within) == 1:
+        return within[0]
+    around = [o for o, n in normalized.items() if contains(words, n.split())]
+    return around[0] if len(around) == 1 else None
+
+
 def evaluate_motion_qa(
     answer_fn: AnswerFn,
     dataset: datasets.Dataset | Sequence[dict],
@@ -120,14 +143,19 @@ def evaluate_motion_qa(
 ) -> dict:
     """Run `answer_fn` over `dataset` and score it with the BABEL-QA accuracy metric.
 
-    Per query type / relation type accuracies appear when the rows carry `query_type` / `relation_type`.
+    Per query type / relation type accuracies appear when the rows carry `query_type` / `relation_type`. A row that
+    lists the ``options`` its question offers ("left or right?") is scored on the option the answer names
+    (`resolve_option`: "right" to "the left hand or the right hand?" names "right hand"); its prediction row keeps
+    the raw answer and adds ``chosen_option`` (None when the answer names none or several).
     Returns ``{"task", "model_name", "dataset": {name, type, split, num_examples}, "metrics": {...},
     "predictions": [...]}`` (JSON-serialisable).
     """
     rows, predictions = _run_answer_fn(answer_fn, dataset, batch_size, limit)
     references = [r["answer"] for r in rows]
+    chosen = [resolve_option(p, r["options"]) if r.get("options") else None for r, p in zip(rows, predictions)]
+    scored = [c if r.get("options") and c is not None else p for r, p, c in zip(rows, predictions, chosen)]
     metrics = compute_babel_qa_accuracy(
-        predictions, references, _column(rows, "query_type"), _column(rows, "relation_type")
+        scored, references, _column(rows, "query_type"), _column(rows, "relation_type")
     )
     results = {
         "task": "motion-qa",
@@ -142,11 +170,12 @@ def evaluate_motion_qa(
                 "question": r["question"],
                 "answer": r["answer"],
                 "prediction": p,
-                "correct": normalize_answer(p) == normalize_answer(r["answer"]),
+                "correct": normalize_answer(s) == normalize_answer(r["answer"]),
                 # kept for per-group confidence intervals and paired tests (humocon_hf.stats)
                 **{k: r[k] for k in ("query_type", "relation_type") if r.get(k) is not None},
+                **({"chosen_option": c} if r.get("options") else {}),
             }
-            for i, (r, p) in enumerate(zip(rows, predictions))
+            for i, (r, p, s, c) in enumerate(zip(rows, predictions, scored, chosen))
         ]
     return results
 

@@ -179,7 +179,7 @@ def default_model_card(model: HuMoConForCausalLM, repo_id: str, base_model: str 
         'conversation = [{"role": "user", "content": [',
         '    {"type": "motion", "motion": "walk.bvh"},',
         '    {"type": "text", "text": "What is the person doing?"}]}]',
-        "inputs = processor.apply_chat_template(conversation, tokenize=True, add_generation_prompt=True)",
+        "inputs = processor.apply_chat_template(conversation, tokenize=True, add_generation_prompt=True, return_dict=True)",
         "answer = model.generate(**inputs, max_new_tokens=32)",
         "print(processor.batch_decode(answer[:, inputs['input_ids'].shape[1]:], skip_special_tokens=True))",
         "```",

@@ -216,7 +216,8 @@ def build_conversation(row: Mapping, system_prompt: str | None = None) -> list[d
 
 def chat_inputs(model: HuMoConForCausalLM, processor: MotionVideoProcessor, conversation: list[dict]) -> dict:
     """The model inputs of a conversation with the assistant's turn to come, on the model's device."""
-    inputs = processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=True, return_tensors="pt")
+    inputs = processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=True, return_dict=True,
+                                           return_tensors="pt")
     return {k: v.to(model.device) if hasattr(v, "to") else v for k, v in inputs.items()}
 
 
@@ -306,7 +307,7 @@ def make_answer_fn(model: HuMoConForCausalLM, processor: MotionVideoProcessor, m
         tokenizer.padding_side = "left"
         try:
             inputs = processor.apply_chat_template(conversations, add_generation_prompt=True, tokenize=True,
-                                                   return_tensors="pt")
+                                                   return_tensors="pt", return_dict=True)
         finally:
             tokenizer.padding_side = previous
         with torch.no_grad(), generation_autocast(model, bf16):
@@ -330,8 +331,8 @@ def answer_fn_from_model(
     """Adapter: a generation model (e.g. `HuMoConForCausalLM`) plus its `MotionVideoProcessor` -> `answer_fn`.
 
     Each row becomes a chat (`build_conversation`), is processed with
-    ``processor.apply_chat_template(..., add_generation_prompt=True, tokenize=True)`` and answered by greedy
-    `model.generate`; only the new tokens are decoded. Rows are generated one at a time, so no padding side
+    ``processor.apply_chat_template(..., add_generation_prompt=True, tokenize=True, return_dict=True)`` and answered
+    by greedy `model.generate`; only the new tokens are decoded. Rows are generated one at a time, so no padding side
     can shift a prompt.
     """
     import torch
@@ -341,8 +342,7 @@ def answer_fn_from_model(
         for row in rows:
             inputs = processor.apply_chat_template(
                 build_conversation(row, system_prompt), add_generation_prompt=True, tokenize=True,
-                return_tensors="pt",
-            )
+                return_tensors="pt", return_dict=True)
             device = getattr(model, "device", None)
             inputs = {k: (v.to(device) if device is not None and hasattr(v, "to") else v) for k, v in inputs.items()}
             with torch.no_grad():

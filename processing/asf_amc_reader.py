@@ -26,7 +26,15 @@ import numpy as np
 
 from .bvh_parser import euler_to_matrix
 from .bvh_reader import PosedSkeleton, skeleton_to_clip
-from .motion_clip import MAX_BVH_JOINTS, MAX_MOTION_FRAMES, MotionClip, PathLike, _check_file, _positive_rate
+from .motion_clip import (
+    MAX_BVH_JOINTS,
+    MAX_MOTION_FRAMES,
+    MotionClip,
+    PathLike,
+    _check_file,
+    _check_size,
+    _positive_rate,
+)
 from .smpl22 import DEFAULT_FPS
 
 __all__ = ["ASFSkeleton", "AMCMotion", "parse_asf", "parse_amc", "find_asf_for", "load_asf_amc", "asf_amc_positions"]
@@ -38,8 +46,6 @@ _RATE_IN_NAME = re.compile(r"_\d{3}_(\d{2,3})$")
 _CAPTURE_RATES = {24, 25, 30, 50, 60, 100, 120, 240, 480}
 _ROT_DOFS = {"rx": "X", "ry": "Y", "rz": "Z"}
 _TRANS_DOFS = {"tx", "ty", "tz", "l"}
-# Largest skeleton / motion text a reader takes: a 10-minute 120 Hz CMU trial is ~35 MB.
-MAX_ACCLAIM_BYTES = int(os.environ.get("HUMOCON_MAX_MOTION_BYTES", 256 * 1024 * 1024))
 
 
 @dataclass
@@ -96,11 +102,10 @@ class AMCMotion:
 
 
 def _read_text(path: PathLike, what: str) -> tuple[str, str]:
+    """The file's text, its size bounded first (the motion readers' byte limit: a 10-minute 120 Hz CMU trial is
+    ~35 MB of AMC)."""
     path = _check_file(path, what)
-    size = os.path.getsize(path)
-    if size > MAX_ACCLAIM_BYTES:
-        raise ValueError(f"{path}: {what} file is {size / 2**20:.0f} MB, more than the {MAX_ACCLAIM_BYTES / 2**20:.0f} MB "
-                         "this reader takes (set HUMOCON_MAX_MOTION_BYTES to raise the limit)")
+    _check_size(path, what)
     with open(path, "rb") as fh:
         data = fh.read()
     if b"\x00" in data[:4096]:

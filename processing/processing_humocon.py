@@ -551,7 +551,7 @@ class MotionVideoProcessor(ProcessorMixin):
         chat_template: str | None = None,
         add_generation_prompt: bool = False,
         tokenize: bool = False,
-        return_dict: bool = True,
+        return_dict: bool = False,
         return_labels: bool = False,
         return_flow: bool = False,
         return_tensors: str | None = "pt",
@@ -569,7 +569,8 @@ class MotionVideoProcessor(ProcessorMixin):
         Other keyword arguments go where transformers sends them: the processor's own (`padding`, `padding_side`,
         `max_length`, `text_kwargs`, `motion_kwargs`, `videos_kwargs`, ..., or all of them in `processor_kwargs={...}`)
         to `__call__`, everything else (`add_system_prompt`, `tools`, `documents`, ...) to the chat template as
-        variables. Unlike transformers' default, `return_dict` is True: the media inputs come with the token ids.
+        variables. As in transformers, `return_dict=False` (the default) gives the token ids alone: pass
+        `return_dict=True` for the model's inputs (the media features come with the ids).
         """
         # transformers 5 passes the processor's arguments as `processor_kwargs={...}`; loose keys are read as well.
         processor_kwargs = dict(kwargs.pop("processor_kwargs", None) or {})

@@ -82,6 +82,31 @@ def test_ask_streams_an_answer_through_the_api(running_app, tmp_path):
     assert [m["role"] for m in job.result(timeout=300)] == ["user", "assistant", "user", "assistant"]
 
 
+def test_asf_amc_upload_with_its_skeleton(running_app, tmp_path, shared_data):
+    """An .amc motion and its .asf, uploaded separately (Gradio puts them in different folders): analysed and asked
+    about; without the skeleton, the page says what is missing."""
+    from gradio_client import Client, handle_file
+
+    source = shared_data / "hdm05_train"
+    if not source.is_dir():
+        pytest.skip("hdm05_train is not in the shared data")
+    (tmp_path / "m").mkdir()
+    (tmp_path / "s").mkdir()
+    amc = tmp_path / "m" / "take.amc"
+    amc.write_bytes(sorted(source.glob("HDM_bd_squat1Reps_*_120.amc"))[0].read_bytes())
+    asf = tmp_path / "s" / "actor.asf"
+    asf.write_bytes((source / "HDM_bd.asf").read_bytes())
+    app, url = running_app
+    client = Client(url, verbose=False)
+    gif, png, summary = client.predict(handle_file(str(amc)), handle_file(str(asf)), api_name="/analyze")
+    assert "take.amc" in summary and Path(png).stat().st_size > 1000
+    history = client.submit(handle_file(str(amc)), None, "What is the person doing?", [], handle_file(str(asf)),
+                            api_name="/ask").result(timeout=300)
+    assert [m["role"] for m in history] == ["user", "assistant"]
+    with pytest.raises(Exception, match="asf"):
+        client.predict(handle_file(str(amc)), None, api_name="/analyze")
+
+
 def test_bad_inputs_show_an_error(running_app, tmp_path):
     from gradio_client import Client, handle_file
 

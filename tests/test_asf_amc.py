@@ -296,3 +296,10 @@ def test_humocon_inspect_reads_asf_amc(hdm05, tmp_path, capsys):
     assert 1.5 < report["stature_m"] < 1.9
     assert main(["inspect", str(hdm05 / "HDM_bd.asf"), "--preview", "none"]) != 0  # a skeleton alone: a clear error
     assert "skeleton without motion" in capsys.readouterr().err
+
+
+def test_oversized_acclaim_files_are_refused_before_reading(tmp_path, hdm05, monkeypatch):
+    amc = sorted(hdm05.glob("HDM_bd_squat1Reps_*_120.amc"))[0]
+    monkeypatch.setenv("HUMOCON_MAX_MOTION_BYTES", str(amc.stat().st_size - 1))
+    with pytest.raises(ValueError, match="HUMOCON_MAX_MOTION_BYTES"):
+        load_motion(amc)

@@ -298,7 +298,7 @@ def test_ask_answers_about_a_motion_file(tiny_checkpoint, tmp_path, capsys):
     joints, _ = load_media(processor, str(motion), None)
     conversation = [{"role": "system", "content": defaults["system_prompt"]},
                     user_message("What is the person doing?", joints)]
-    inputs = processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=True, return_tensors="pt")
+    inputs = processor.apply_chat_template(conversation, add_generation_prompt=True, tokenize=True, return_tensors="pt", return_dict=True)
     assert int((inputs["input_ids"] == processor.motion_token_id).sum()) == 4  # 30 frames / stride 8
     with torch.no_grad():
         ids = model.generate(**inputs, do_sample=False, max_new_tokens=4, pad_token_id=processor.tokenizer.pad_token_id)

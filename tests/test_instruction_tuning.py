@@ -528,6 +528,7 @@ def test_instruction_tuning_lora_trains_only_adapters_and_round_trips(
         ],
         tokenize=True,
         add_generation_prompt=True,
+        return_dict=True,
     )
     gen = {"max_new_tokens": 4, "min_new_tokens": 4, "do_sample": False}
     with torch.no_grad():

@@ -582,8 +582,7 @@ def test_smollm2_from_parts_end_to_end(tmp_path):
         }
     ]
     inputs = processor.apply_chat_template(
-        conversation, tokenize=True, add_generation_prompt=True
-    )
+        conversation, tokenize=True, add_generation_prompt=True, return_dict=True)
     with torch.no_grad():
         cached = model.generate(
             **inputs, max_new_tokens=5, min_new_tokens=5, do_sample=False

@@ -143,12 +143,20 @@ def test_chat_template_renders_placeholders(processor):
 
 def test_chat_template_labels_only_learn_the_answer(processor):
     # "walk" also appears in the question: only the assistant's copy may be learned.
-    out = processor.apply_chat_template(_conversation(), tokenize=True, return_labels=True, return_tensors="pt")
+    out = processor.apply_chat_template(_conversation(), tokenize=True, return_labels=True, return_tensors="pt", return_dict=True)
     labels = out["labels"][0]
     learned = labels[labels != IGNORE_INDEX].tolist()
     decoded = processor.tokenizer.decode(learned)
     assert decoded == "walk<|im_end|>"
     assert (out["input_ids"] == processor.motion_token_id).sum().item() == 4
+
+
+def test_chat_template_returns_ids_alone_unless_asked_for_a_dict(processor):
+    """ProcessorMixin's default: tokenize=True gives the token ids; return_dict=True the model's inputs."""
+    ids = processor.apply_chat_template(_conversation(), tokenize=True, return_tensors="pt")
+    inputs = processor.apply_chat_template(_conversation(), tokenize=True, return_tensors="pt", return_dict=True)
+    assert not isinstance(ids, dict) and ids.tolist() == inputs["input_ids"].tolist()
+    assert "motion_values" in inputs or any(k.startswith("motion") for k in inputs)
 
 
 def test_chat_template_multi_turn_and_batch(processor):
@@ -157,8 +165,7 @@ def test_chat_template_multi_turn_and_batch(processor):
         {"role": "assistant", "content": "He stops."},
     ]
     batch = processor.apply_chat_template(
-        [conv, _conversation("run", "Fast or slow?")], tokenize=True, return_labels=True, return_tensors="pt"
-    )
+        [conv, _conversation("run", "Fast or slow?")], tokenize=True, return_labels=True, return_tensors="pt", return_dict=True)
     assert batch["input_ids"].shape[0] == 2
     assert batch["motion_values"].shape[0] == 2
     first = batch["labels"][0]
@@ -172,8 +179,7 @@ def test_chat_template_accepts_paths(processor, tmp_path):
     out = processor.apply_chat_template(
         [{"role": "user", "content": [{"type": "motion", "path": str(path)}, {"type": "text", "text": "?"}]}],
         tokenize=True,
-        add_generation_prompt=True,
-    )
+        add_generation_prompt=True, return_dict=True)
     assert (out["input_ids"] == processor.motion_token_id).sum().item() == 3
 
 
@@ -282,8 +288,8 @@ def test_chat_template_kwargs_reach_the_template_and_the_call(processor):
     as_object = processor.apply_chat_template(SimpleNamespace(messages=conv), chat_template=template)
     assert as_object == off
     out = processor.apply_chat_template(conv, tokenize=True, return_assistant_tokens_mask=True, padding_side="left",
-                                        return_tensors="pt")
-    labelled = processor.apply_chat_template(conv, tokenize=True, return_labels=True, return_tensors="pt")
+                                        return_tensors="pt", return_dict=True)
+    labelled = processor.apply_chat_template(conv, tokenize=True, return_labels=True, return_tensors="pt", return_dict=True)
     assert "labels" not in out
     assert out["assistant_masks"].tolist() == (labelled["labels"] != -100).long().tolist()
     answer = processor.tokenizer.decode(out["input_ids"][0][out["assistant_masks"][0].bool()])
@@ -329,7 +335,7 @@ def test_chat_template_message_objects_and_blocks_for_a_callers_template(process
     messages = [Message("user", [ImageURLBlock({"url": "https://example.com/cat.png"}), {"type": "text", "text": "Hi?"}])]
     assert processor.apply_chat_template(messages, chat_template=template) == "user: image=https://example.com/cat.png text=Hi?"
     with pytest.raises(ValueError, match="unknown content type 'image'"):
-        processor.apply_chat_template(messages, chat_template=template, tokenize=True)
+        processor.apply_chat_template(messages, chat_template=template, tokenize=True, return_dict=True)
     with pytest.raises(ValueError, match="unknown content type 'image'"):
         processor.apply_chat_template(messages)  # our templates would drop it
     # Media inside a block stay what they are: a MotionClip (a dataclass itself) is still read as a motion.
@@ -337,10 +343,10 @@ def test_chat_template_message_objects_and_blocks_for_a_callers_template(process
 
     clip = MotionClip(joints=walk_joints(16), fps=20.0, source_fps=20.0)
     as_object = processor.apply_chat_template(
-        [Message("user", [{"type": "motion", "motion": clip}, {"type": "text", "text": " walk?"}])], tokenize=True)
+        [Message("user", [{"type": "motion", "motion": clip}, {"type": "text", "text": " walk?"}])], tokenize=True, return_dict=True)
     as_array = processor.apply_chat_template(
         [{"role": "user", "content": [{"type": "motion", "motion": walk_joints(16)}, {"type": "text", "text": " walk?"}]}],
-        tokenize=True)
+        tokenize=True, return_dict=True)
     assert torch.equal(as_object["motion_values"], as_array["motion_values"])
 
 
@@ -357,7 +363,7 @@ def test_assistant_mask_follows_the_templates_generation_blocks(processor):
                                               return_assistant_tokens_mask=True)
     expected = tokenizer.decode([t for t, m in zip(reference["input_ids"], reference["assistant_masks"]) if m])
     ours = processor.apply_chat_template(messages, chat_template=template, tokenize=True,
-                                         return_assistant_tokens_mask=True, return_labels=True)
+                                         return_assistant_tokens_mask=True, return_labels=True, return_dict=True)
     assert tokenizer.decode(ours["input_ids"][0][ours["assistant_masks"][0].bool()]) == expected == "Paris. [end]"
     assert ours["assistant_masks"].tolist() == (ours["labels"] != -100).long().tolist()
 
@@ -426,11 +432,11 @@ def test_apply_chat_template_takes_the_processors_arguments_as_processor_kwargs(
     """transformers 5's `processor_kwargs={...}` reaches `__call__` like loose keys (before, it went to the template
     as an unused variable and padding was silently not applied)."""
     conv = [{"role": "user", "content": [{"type": "motion", "motion": walk_joints(16)}, {"type": "text", "text": "Hi"}]}]
-    loose = processor.apply_chat_template(conv, tokenize=True, padding="max_length", max_length=64)
-    nested = processor.apply_chat_template(conv, tokenize=True, processor_kwargs={"padding": "max_length", "max_length": 64})
+    loose = processor.apply_chat_template(conv, tokenize=True, padding="max_length", max_length=64, return_dict=True)
+    nested = processor.apply_chat_template(conv, tokenize=True, processor_kwargs={"padding": "max_length", "max_length": 64}, return_dict=True)
     assert nested["input_ids"].shape[-1] == 64 and torch.equal(loose["input_ids"], nested["input_ids"])
     with pytest.raises(ValueError, match=r"\['padding'\] given both loose and in processor_kwargs"):
-        processor.apply_chat_template(conv, tokenize=True, padding=True, processor_kwargs={"padding": "max_length"})
+        processor.apply_chat_template(conv, tokenize=True, padding=True, processor_kwargs={"padding": "max_length"}, return_dict=True)
 
 
 def test_tokenizer_loaded_with_defaults_keeps_them(smollm2_tokenizer_dir):

@@ -51,6 +51,25 @@ def test_option_questions_are_answered_by_one_of_their_options():
                     assert option.split("/")[0].split()[0] in q["question"].lower() or option in q["question"]
     assert answer_in_options("Left.", ["left", "right"]) and not answer_in_options("forward", ["left", "right"])
     assert answer_in_options("the left leg", ["left leg", "right leg"])
+    assert answer_in_options("right", ["left hand", "right hand"])  # names one option
+    assert not answer_in_options("hand", ["left hand", "right hand"])  # names both
+
+
+def test_option_answers_are_scored_on_the_option_they_name():
+    from humocon_hf.evaluation import evaluate_motion_qa, resolve_option
+
+    assert resolve_option("Right.", ["left hand", "right hand"]) == "right hand"
+    assert resolve_option("the right hand", ["left", "right"]) == "right"
+    assert resolve_option("left or right", ["left", "right"]) is None
+    assert resolve_option("kick", ["walk", "kick", "squat"]) == "kick" and resolve_option("", ["a"]) is None
+    rows = [{"id": "1", "question": "Left hand or right hand?", "answer": "right hand",
+             "options": ["left hand", "right hand"], "query_type": "body_part"},
+            {"id": "2", "question": "What body part?", "answer": "right hand", "options": None,
+             "query_type": "body_part"}]
+    result = evaluate_motion_qa(lambda batch: ["right" for _ in batch], rows, batch_size=2)
+    assert [p["correct"] for p in result["predictions"]] == [True, False]  # "right" names an option only in row 1
+    assert result["predictions"][0]["chosen_option"] == "right hand" and "chosen_option" not in result["predictions"][1]
+    assert result["metrics"]["accuracy"] == 0.5
 
 
 def test_facts_give_their_question_types():

@@ -166,7 +166,8 @@ _ACTION_Q = (
 )
 _BODY_PART_Q = (
     ("What body part does the person use?", "Which body part does the person use?",
-     "What body part does the person use while they {action}?"),
+     "What body part does the person use while they {action}?", "Which body part moves?",
+     "What does the person use to {action}?"),
     ("Which part of the body does the action?", "With which body part is the action done?"),
 )
 _DIRECTION_Q = (
@@ -176,19 +177,24 @@ _DIRECTION_Q = (
 )
 # Option questions: answered by one of the options they list.
 _SIDE_OPTION_Q = (
-    ("Which {limb} does the person use, left or right?", "Left or right: which {limb} moves?"),
+    ("Which {limb} does the person use, left or right?", "Left or right: which {limb} moves?",
+     "Which {limb}, the left {limb} or the right {limb}?", "Is it the left {limb} or the right {limb}?",
+     "Which {limb} does the action, left or right?"),
     ("Does the person use the left {limb} or the right {limb}?",),
 )
 _TURN_OPTION_Q = (
-    ("Which way does the person turn, left or right?", "Does the person turn left or right?"),
+    ("Which way does the person turn, left or right?", "Does the person turn left or right?",
+     "Left or right: which way is the turn?"),
     ("Is the person turning to the left or to the right?",),
 )
 _VEER_OPTION_Q = (
-    ("Does the person go towards the left or the right?", "Left or right: which way does the person go?"),
+    ("Does the person go towards the left or the right?", "Left or right: which way does the person go?",
+     "Which side does the person move towards, left or right?"),
     ("Is the person heading to the left or to the right?",),
 )
 _ACTION_OPTION_Q = (
-    ("Which of these does the person do: {options}?", "Is the person doing {options}?"),
+    ("Which of these does the person do: {options}?", "Is the person doing {options}?",
+     "Choose the action: {options}.", "{options}: which one is the person doing?"),
     ("Pick one: {options}. What is the person doing?",),
 )
 CAPTION_QUESTIONS = ("Describe the motion.", "Describe what the person does.")
@@ -201,10 +207,11 @@ def _options_text(options: Sequence[str]) -> str:
 
 
 def answer_in_options(prediction: str, options: Sequence[str]) -> bool:
-    """Whether a free-form answer is one of the options it was offered (after the metric's normalisation)."""
-    from humocon_hf.metrics.babel_qa_accuracy.babel_qa_accuracy import normalize_answer
+    """Whether a free-form answer names exactly one of the options it was offered ("right" to "the left hand or the
+    right hand?" does; "forward" to "left or right?" does not): `humocon_hf.evaluation.resolve_option`."""
+    from humocon_hf.evaluation import resolve_option
 
-    return normalize_answer(prediction) in {normalize_answer(o) for o in options}
+    return resolve_option(prediction, options) is not None
 
 
 def real_questions(row: Mapping, phrasing: str, rng: np.random.Generator, *, per_type: int = 1,
@@ -243,7 +250,7 @@ def real_questions(row: Mapping, phrasing: str, rng: np.random.Generator, *, per
         side, _, limb = part.partition(" ")
         if side in ("left", "right") and limb in _LIMB_OF_PART:
             for q in pick(_SIDE_OPTION_Q[k], per_type):
-                if "{limb} or the right" in q:
+                if "the left {limb} or the right {limb}" in q:
                     add(q.format(limb=limb), f"{side} {limb}", "body_part", [f"left {limb}", f"right {limb}"])
                 else:
                     add(q.format(limb=limb), side, "body_part", ["left", "right"])
