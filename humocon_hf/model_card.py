@@ -368,13 +368,14 @@ def public_command(command: str | None) -> str | None:
         tokens = shlex.split(command)
     except ValueError:
         tokens = command.split()
-    out = []
+    out, changed = [], False
     for token in tokens:
         key, sep, value = token.partition("=") if "=" in token and not _is_local_path(token) else ("", "", token)
         if _is_local_path(value):
-            value = local_name(value)
+            value, changed = local_name(value), True
         out.append(key + sep + value)
-    return shlex.join(out)
+    # Re-quoted only when a path was shortened: a command without local paths is shown as it was given.
+    return shlex.join(out) if changed else command
 
 
 def parse_card_metadata(card: str) -> dict:

@@ -741,7 +741,8 @@ class HuMoConPipeline:
         return info
 
     def evaluate_checkpoint(self, model_dir: str) -> dict:
-        """`humocon evaluate --model DIR`: any checkpoint on this recipe's held-out split (with the motion)."""
+        """`humocon evaluate --model DIR`: any checkpoint on this recipe's held-out split (with the motion) and on its
+        real lines (the held-out real takes; `evaluation_<name>_real.json`)."""
         from humocon_hf.evaluation import evaluate_motion_qa, format_table, write_results
         from humocon_hf.inference import load_checkpoint
 
@@ -762,6 +763,14 @@ class HuMoConPipeline:
                                     dataset_type="humocon-procedural-qa", split=ev.split)
         paths = write_results(result, self.root, stem=f"evaluation_{Path(model_dir).name or 'model'}")
         say(format_table(result))
+        lines = self._heldout_real_questions()
+        if lines:  # the real lines: the recipe's held-out real takes, asked the same questions as the demo asks
+            real = evaluate_motion_qa(answer, lines, batch_size=ev.batch_size, model_name=str(model_dir),
+                                      dataset_name="Real mocap, held-out actors / styles / subjects",
+                                      dataset_type="real-mocap", split="held-out")
+            result["real_lines"] = real_lines_summary([{"real_model": real, "real_questions": lines}])
+            write_json_atomic(self.root / f"evaluation_{Path(model_dir).name or 'model'}_real.json", real)
+            say(format_real_lines(result["real_lines"]))
         say("written: " + ", ".join(str(p) for p in paths.values()))
         return result
 
