@@ -147,7 +147,13 @@ def _parse_bvh_text(text: str, source: str) -> BVHData:
             unknown = [c for c in chans if c not in _POS_CHANNELS and c not in _ROT_CHANNELS]
             if unknown:
                 raise ValueError(f"{source}: line {lineno}: unknown channel names {unknown}")
+            repeated = sorted({c for c in chans if chans.count(c) > 1})
+            if repeated:  # "Xrotation Xrotation Xrotation" or a 9-channel root would be read as other rotations
+                raise ValueError(f"{source}: line {lineno}: CHANNELS lists {repeated} more than once; each of "
+                                 "X/Y/Zposition and X/Y/Zrotation may appear once per joint")
             j = stack[-1]
+            if channels[j]:
+                raise ValueError(f"{source}: line {lineno}: a second CHANNELS line for joint {names[j]!r}")
             channels[j] = chans
             channel_start[j] = n_channels
             n_channels += count  # channel columns follow the order of the CHANNELS lines

@@ -395,3 +395,26 @@ def test_stick_figure_with_one_bone_limbs_names_the_file(tmp_path):
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(ValueError, match=r"stick\.bvh: cannot map.*too short.*joint_map"):
         load_motion(path)
+
+
+@pytest.mark.parametrize("channels, match", [
+    ("CHANNELS 6 Xposition Yposition Zposition Xrotation Xrotation Xrotation", "more than once"),
+    ("CHANNELS 6 Xposition Xposition Zposition Zrotation Xrotation Yrotation", "more than once"),
+    ("CHANNELS 9 Xposition Yposition Zposition Zrotation Xrotation Yrotation Zrotation Xrotation Yrotation",
+     "more than once"),
+])
+def test_bvh_channels_listed_twice_are_refused(tmp_path, channels, match):
+    """A repeated channel would be read as another axis (joints metres off): a named error instead."""
+    from humocon_hf.processing.bvh_parser import parse_bvh
+
+    path = tmp_path / "twice.bvh"
+    path.write_text("HIERARCHY\nROOT Hips\n{\n  OFFSET 0 0 0\n  " + channels + "\n  End Site\n  {\n    OFFSET 0 1 0\n"
+                    "  }\n}\nMOTION\nFrames: 1\nFrame Time: 0.0333\n" + " ".join(["0"] * int(channels.split()[1])) + "\n")
+    with pytest.raises(ValueError, match=match):
+        parse_bvh(path)
+    second = path.read_text().replace(channels, channels.split(" ", 1)[0] + " 3 Zrotation Xrotation Yrotation\n  "
+                                      "CHANNELS 3 Zrotation Xrotation Yrotation")
+    path.write_text(second.replace("Frames: 1\nFrame Time: 0.0333\n" + " ".join(["0"] * int(channels.split()[1])),
+                                   "Frames: 1\nFrame Time: 0.0333\n0 0 0 0 0 0"))
+    with pytest.raises(ValueError, match="second CHANNELS"):
+        parse_bvh(path)
