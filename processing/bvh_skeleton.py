@@ -503,6 +503,9 @@ def resolve_joint_map(joint_map: Mapping[str, Any], names: Sequence[str], source
         if key not in JOINT_MAP_KEYS:
             raise ValueError(f"{source}: unknown SMPL joint {key!r} in joint_map; valid keys: {list(JOINT_MAP_KEYS)}")
         if key == "spine":
+            if not isinstance(value, (str, list, tuple)):
+                raise ValueError(f"{source}: joint_map['spine'] must be a joint name or a list of names bottom to top, "
+                                 f"got {value!r}")
             values = [value] if isinstance(value, str) else list(value)
             out[key] = tuple(index(v, key) for v in values)
         elif key in ("pelvis", "spine1", "spine2", "spine3"):
@@ -510,4 +513,14 @@ def resolve_joint_map(joint_map: Mapping[str, Any], names: Sequence[str], source
                              "and the rig's spine; pass 'spine': [names bottom to top] instead")
         else:
             out[key] = index(value, key)
+    # Two limb joints on one file joint collapse a bone to a point, silently. Neck and head may share one (a rig
+    # without a head joint), as may the trunk.
+    taken: dict[int, str] = {}
+    for key, i in out.items():
+        if key in ("spine", "neck", "head"):
+            continue
+        if i in taken:
+            raise ValueError(f"{source}: joint_map maps both {taken[i]!r} and {key!r} to {names[i]!r}; each limb joint "
+                             "needs its own joint of the file")
+        taken[i] = key
     return out

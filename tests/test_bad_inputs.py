@@ -418,3 +418,15 @@ def test_bvh_channels_listed_twice_are_refused(tmp_path, channels, match):
                                    "Frames: 1\nFrame Time: 0.0333\n0 0 0 0 0 0"))
     with pytest.raises(ValueError, match="second CHANNELS"):
         parse_bvh(path)
+
+
+@pytest.mark.parametrize("joint_map, match", [
+    ({"left_wrist": "LeftHand", "right_wrist": "LeftHand"}, "maps both"),
+    ({"spine": 3}, "list of names"),
+    ({"neck": ["Neck"]}, "must be a joint name"),
+])
+def test_joint_map_mistakes_are_named(tmp_path, joint_map, match):
+    bvh = write_synthetic_bvh(tmp_path / "walk.bvh", *walk_rotations(40))
+    with pytest.raises(ValueError, match=match):
+        load_bvh(bvh, joint_map=joint_map)
+    assert main(["inspect", str(bvh), "--joint-map", json.dumps(joint_map), "--preview", "none"]) != 0
