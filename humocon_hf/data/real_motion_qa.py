@@ -68,10 +68,6 @@ REAL_ACTION_WORDS = (
 )  # fmt: skip
 
 
-def _frame_name(name: str) -> int:
-    return JOINT_INDEX[name]
-
-
 def infer_active_side(joints: np.ndarray, limb: str, min_ratio: float = 1.5) -> str | None:
     """Which side's ``limb`` ("arm" or "leg") does the action, from SMPL-22 joints (T, 22, 3), Y up: "left", "right",
     or None when neither moves clearly more (``min_ratio``). Arms: the path the wrist travels relative to the pelvis
@@ -81,13 +77,13 @@ def infer_active_side(joints: np.ndarray, limb: str, min_ratio: float = 1.5) -> 
     scores = {}
     for side in ("left", "right"):
         if limb == "arm":
-            rel = joints[:, _frame_name(f"{side}_wrist")] - joints[:, _frame_name("pelvis")]
+            rel = joints[:, JOINT_INDEX[f"{side}_wrist"]] - joints[:, JOINT_INDEX["pelvis"]]
             path = np.linalg.norm(np.diff(rel, axis=0), axis=-1).sum()
-            raise_ = np.maximum(joints[:, _frame_name(f"{side}_wrist"), 1] - joints[:, _frame_name(f"{side}_shoulder"), 1]
+            raise_ = np.maximum(joints[:, JOINT_INDEX[f"{side}_wrist"], 1] - joints[:, JOINT_INDEX[f"{side}_shoulder"], 1]
                                 + 0.3, 0).max()
             scores[side] = path + 2.0 * raise_
         elif limb == "leg":
-            ankle = joints[:, _frame_name(f"{side}_ankle"), 1]
+            ankle = joints[:, JOINT_INDEX[f"{side}_ankle"], 1]
             scores[side] = float(ankle.max() - ankle.min())
         else:
             raise ValueError(f"infer_active_side: limb must be 'arm' or 'leg', got {limb!r}")
@@ -202,8 +198,6 @@ _ACTION_OPTION_Q = (
 )
 CAPTION_QUESTIONS = ("Describe the motion.", "Describe what the person does.")
 
-_LIMB_OF_PART = {"hand": "hand", "arm": "arm", "leg": "leg", "foot": "foot"}
-
 
 def _options_text(options: Sequence[str]) -> str:
     return ", ".join(options[:-1]) + " or " + options[-1] if len(options) > 1 else options[0]
@@ -250,7 +244,7 @@ def real_questions(row: Mapping, phrasing: str, rng: np.random.Generator, *, per
         for q in pick(_BODY_PART_Q[k], per_type):
             add(q, part, "body_part")
         side, _, limb = part.partition(" ")
-        if side in ("left", "right") and limb in _LIMB_OF_PART:
+        if side in ("left", "right") and limb in ("hand", "arm", "leg", "foot"):
             for q in pick(_SIDE_OPTION_Q[k], per_type):
                 if "the left {limb} or the right {limb}" in q:
                     add(q.format(limb=limb), f"{side} {limb}", "body_part", [f"left {limb}", f"right {limb}"])

@@ -82,11 +82,8 @@ def labelled_real_takes(data_args: DataArguments) -> list[dict]:
     return takes
 
 
-# How a user asks about a whole real take (`humocon ask`, the README): the benchmark's phrasing and the common one.
-REAL_ACTION_QUESTIONS = ("What action does the person do?", "What is the person doing?")
-
-
-HELD_OUT_ACTION_QUESTION = REAL_ACTION_QUESTIONS[1]
+# The real_cmu line's question about a whole held-out CMU trial: how a user asks (`humocon ask`, the README).
+HELD_OUT_ACTION_QUESTION = "What is the person doing?"
 
 
 def real_qa_rows(real_rows: list[dict], per_fact: int = 2, seed: int = 0) -> list[dict]:

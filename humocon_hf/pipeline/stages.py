@@ -297,6 +297,7 @@ class HuMoConPipeline:
         model_args = self.recipe.model
         qa = build_benchmark(data_args, folder / "cache")
         from humocon_hf.data.augmentation import mirror_joints, mirror_qa_split, mirror_text
+        from humocon_hf.data.real_motion_qa import resolve_sided_part
 
         if data_args.mirror_train:
             import datasets
@@ -318,6 +319,8 @@ class HuMoConPipeline:
             except (ValueError, FileNotFoundError) as err:  # a file the reader cannot map: skip, say so
                 logger.warning("skipping %s: %s", take["motion_path"], err)
                 return []
+            if str(labels.get("body_part") or "").startswith("?"):  # a side the labels do not say: read it here
+                labels = {**labels, "body_part": resolve_sided_part(labels["body_part"], joints)}
             twins = [("", joints.astype(np.float32), take["caption"], labels)]
             if data_args.mirror_train and train:
                 twins.append(("M", mirror_joints(joints), mirror_text(take["caption"]),
@@ -357,8 +360,6 @@ class HuMoConPipeline:
 
         # Labelled real mocap of other actors and studios (HDM05 ASF/AMC, Bandai Namco BVH): facts for every stage;
         # the recipe's held-out actors / styles go to real_heldout.json only (the real-motion lines), never to training.
-        from humocon_hf.data.real_motion_qa import resolve_sided_part
-
         real_rows, real_heldout = [], []
         takes = labelled_real_takes(data_args)
         for take in tqdm(takes, desc="real mocap -> SMPL-22 joints", unit="take"):
@@ -366,11 +367,6 @@ class HuMoConPipeline:
             facts = {k: take[k] for k in ("action", "body_part", "direction", "turn", "veer", "dataset", "group",
                                           "label")}
             stored = store(take["dataset"], take, take["load_kwargs"], facts, train=not take["heldout"])
-            if stored and facts["body_part"] and facts["body_part"].startswith("?"):
-                sided = resolve_sided_part(facts["body_part"], np.load(stored[0]["motion_path"]))
-                stored[0]["body_part"] = sided
-                if len(stored) > 1:  # the mirror twin: the other side
-                    stored[1]["body_part"] = mirror_text(sided)
             (real_heldout if take["heldout"] else real_rows).extend(stored)
         real_heldout += [{**r, "dataset": "cmu"} for r in heldout_rows]
         write_json_atomic(folder / "real.json", real_rows)
@@ -624,9 +620,7 @@ class HuMoConPipeline:
         def run_lines(model, name: str, with_motion: bool) -> dict:
             answer = make_answer_fn(model, processor, model_args, ev.max_new_tokens, with_motion,
                                     progress=(f"{name}, real", len(lines), ev.batch_size), bf16=self.generation_bf16)
-            return evaluate_motion_qa(answer, lines, batch_size=ev.batch_size, model_name=name,
-                                      dataset_name="Real mocap, held-out actors / styles / subjects",
-                                      dataset_type="real-mocap", split="held-out")
+            return self._evaluate_real_lines(answer, lines, name)
 
         model = HuMoConForCausalLM.from_pretrained(self.runner.stage_dir("tune") / "model", **self._attention()).eval()
         results = {"model": run(model, "HuMoCon (motion + question)", True)}
@@ -675,6 +669,13 @@ class HuMoConPipeline:
         max_frames = self.recipe.data.max_frames
         return describe_concepts(model.motion_encoder, processor.motion_feature_extractor,
                                  [m[:max_frames] for m in motions], captions)
+
+    def _evaluate_real_lines(self, answer, lines: list[dict], name: str) -> dict:
+        from humocon_hf.evaluation import evaluate_motion_qa
+
+        return evaluate_motion_qa(answer, lines, batch_size=self.recipe.evaluate.batch_size, model_name=name,
+                                  dataset_name="Real mocap, held-out actors / styles / subjects",
+                                  dataset_type="real-mocap", split="held-out")
 
     def _heldout_real_questions(self) -> list[dict]:
         """Questions about every held-out real take (HDM05 actors, Bandai styles, CMU subjects), in trained phrasings
@@ -765,9 +766,7 @@ class HuMoConPipeline:
         say(format_table(result))
         lines = self._heldout_real_questions()
         if lines:  # the real lines: the recipe's held-out real takes, asked the same questions as the demo asks
-            real = evaluate_motion_qa(answer, lines, batch_size=ev.batch_size, model_name=str(model_dir),
-                                      dataset_name="Real mocap, held-out actors / styles / subjects",
-                                      dataset_type="real-mocap", split="held-out")
+            real = self._evaluate_real_lines(answer, lines, str(model_dir))
             result["real_lines"] = real_lines_summary([{"real_model": real, "real_questions": lines}])
             write_json_atomic(self.root / f"evaluation_{Path(model_dir).name or 'model'}_real.json", real)
             say(format_real_lines(result["real_lines"]))
