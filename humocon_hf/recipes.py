@@ -173,6 +173,12 @@ class DataArguments:
     real_questions_per_fact: int = field(
         default=2, metadata={"help": "Stage 3: phrasings per fact of each real training clip (action, side, ...)."}
     )
+    vocabulary_clips_per_kind: int = field(
+        default=0,
+        metadata={"help": "Procedural clips per kind of what real motion is asked about and no shared source shows "
+                  "(raise one hand / both hands, wave with both hands, turn on the spot / while walking, left and "
+                  "right: humocon_hf.data.procedural_vocabulary), trained on like the real takes; 0 leaves them out."},
+    )
     max_frames: int = field(default=196, metadata={"help": "Longest motion (frames at 20 fps) fed to the encoders."})
     mirror_train: bool = field(
         default=False,
@@ -186,7 +192,7 @@ class DataArguments:
         for name in ("num_train_motions", "num_test_motions", "questions_per_motion", "max_frames"):
             if getattr(self, name) < 1:
                 raise RecipeError(f"data.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("num_validation_motions", "extra_train_motions"):
+        for name in ("num_validation_motions", "extra_train_motions", "vocabulary_clips_per_kind"):
             if getattr(self, name) < 0:
                 raise RecipeError(f"data.{name} must be >= 0, got {getattr(self, name)}")
         subjects = self.cmu_holdout_subjects

@@ -212,11 +212,12 @@ def answer_in_options(prediction: str, options: Sequence[str]) -> bool:
 
 
 def real_questions(row: Mapping, phrasing: str, rng: np.random.Generator, *, per_type: int = 1,
-                   captions: bool = False) -> list[dict]:
+                   captions: bool = False, action_words: Sequence[str] = REAL_ACTION_WORDS) -> list[dict]:
     """Questions about one real clip's facts. ``phrasing``: "trained" (stage 3's templates) or "paraphrase" (templates
     only the evaluation uses). Each question row: ``question``, ``answer``, ``query_type`` (action / direction /
     body_part, the metric's), ``options`` (the offered answers, or None), ``phrasing``. ``per_type`` templates are
-    drawn per fact; ``captions`` adds "Describe the motion." with the caption (training only: open answers)."""
+    drawn per fact; ``captions`` adds "Describe the motion." with the caption (training only: open answers);
+    ``action_words``: the answer words the distractors of action option questions are drawn from."""
     if phrasing not in ("trained", "paraphrase"):
         raise ValueError(f"phrasing must be 'trained' or 'paraphrase', got {phrasing!r}")
     k = 0 if phrasing == "trained" else 1
@@ -234,7 +235,7 @@ def real_questions(row: Mapping, phrasing: str, rng: np.random.Generator, *, per
     if action:
         for q in pick(_ACTION_Q[k], per_type):
             add(q, action, "action")
-        distractors = [w for w in REAL_ACTION_WORDS if w != action]
+        distractors = [w for w in action_words if w != action]
         options = [action] + [distractors[i] for i in rng.choice(len(distractors), size=2, replace=False)]
         options = [options[i] for i in rng.permutation(len(options))]
         for q in pick(_ACTION_OPTION_Q[k], per_type):

@@ -91,12 +91,15 @@ def real_qa_rows(real_rows: list[dict], per_fact: int = 2, seed: int = 0) -> lis
     ``per_fact`` trained phrasings, option questions among them, and "Describe the motion." with the caption."""
     import numpy as np
 
-    from humocon_hf.data.real_motion_qa import real_questions
+    from humocon_hf.data.procedural_vocabulary import VOCABULARY_ACTION_WORDS
+    from humocon_hf.data.real_motion_qa import REAL_ACTION_WORDS, real_questions
 
     rng = np.random.default_rng(seed)
     rows = []
     for r in real_rows:
-        for q in real_questions(r, "trained", rng, per_type=per_fact, captions=True):
+        # The procedural vocabulary clips' options may name their own words; a real take's draw stays as it was.
+        words = REAL_ACTION_WORDS + VOCABULARY_ACTION_WORDS if r.get("dataset") == "vocabulary" else REAL_ACTION_WORDS
+        for q in real_questions(r, "trained", rng, per_type=per_fact, captions=True, action_words=words):
             rows.append({"question": q["question"], "answer": q["answer"], "motion": r["motion_path"]})
     return rows
 

@@ -369,6 +369,19 @@ class HuMoConPipeline:
             stored = store(take["dataset"], take, take["load_kwargs"], facts, train=not take["heldout"])
             (real_heldout if take["heldout"] else real_rows).extend(stored)
         real_heldout += [{**r, "dataset": "cmu"} for r in heldout_rows]
+        # Procedural clips of what real motion is asked about and no source here shows (a raised hand, both hands,
+        # a turn): trained on like the real takes, never evaluated as real.
+        if data_args.vocabulary_clips_per_kind:
+            from humocon_hf.data.procedural_vocabulary import vocabulary_takes
+
+            (folder / "vocabulary").mkdir(exist_ok=True)
+            for clip_id, joints, facts in vocabulary_takes(data_args.vocabulary_clips_per_kind, data_args.seed):
+                path = folder / "vocabulary" / f"{clip_id}.npy"
+                np.save(path, joints)
+                real_motions.append(joints)
+                real_rows.append({"id": clip_id, "motion_path": str(path), "source": "procedural", **facts,
+                                  "dataset": "vocabulary", "group": None})
+            info["vocabulary_clips"] = sum(1 for r in real_rows if r["dataset"] == "vocabulary")
         write_json_atomic(folder / "real.json", real_rows)
         write_json_atomic(folder / "real_heldout.json", real_heldout)
         info["real_takes"] = {name: sum(1 for t in takes if t["dataset"] == name and not t["heldout"])
