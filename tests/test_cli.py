@@ -400,10 +400,18 @@ def test_evaluate_a_checkpoint_writes_json_table_and_model_index(tiny_checkpoint
         "--override", "data.num_validation_motions=1", "--override", "data.num_test_motions=2",
         "--override", "data.questions_per_motion=2", "--override", "data.max_frames=64",
         "--override", "evaluate.max_new_tokens=2", "--override", "evaluate.batch_size=4",
+        "--override", "data.vocabulary_clips_per_kind=1",
     ])
     assert code == 0
     printed = capsys.readouterr().out
     assert "Overall" in printed
+    # The held-out procedural vocabulary clips (raise, both hands, turn) are asked too, as a line of their own.
+    assert "Procedural vocabulary clips, held out" in printed
+    asked = json.loads((out / "evaluation_ckpt_vocabulary.json").read_text())
+    assert {p["id"].split(":")[0] for p in asked["predictions"]} == {
+        f"vocab_heldout_{kind}_000" for kind in ("raise-left-hand", "raise-right-hand", "raise-both-hands",
+                                                 "wave-both-hands", "turn-left", "turn-right", "walk-turn-left",
+                                                 "walk-turn-right")}
     result = json.loads((out / "evaluation_ckpt.json").read_text())
     assert result["metrics"]["counts"]["total"] == 4
     assert "Overall" in (out / "evaluation_ckpt_table.md").read_text()

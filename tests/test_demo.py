@@ -120,7 +120,7 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, smollm2_tokenizer_dir, capsy
         "data": {"num_train_motions": 8, "extra_train_motions": 0, "num_validation_motions": 2, "num_test_motions": 3,
                  "questions_per_motion": 2, "max_frames": 64, "cmu_bvh_dir": str(cmu / "cmu_bvh"),
                  "cmu_holdout_subjects": [2], "bandai_dir": str(bandai), "bandai_holdout_styles": ["sad"],
-                 "hdm05_dir": str(hdm05), "hdm05_holdout_actors": ["dg"]},
+                 "hdm05_dir": str(hdm05), "hdm05_holdout_actors": ["dg"], "vocabulary_clips_per_kind": 1},
         "pretrain": {"phase1_max_steps": 2, "phase2_max_steps": 1, "per_device_train_batch_size": 4,
                      "logging_steps": 1},
         "translate": {"max_steps": 2, "per_device_train_batch_size": 2, "bf16": False, "logging_steps": 1},
@@ -161,6 +161,11 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, smollm2_tokenizer_dir, capsy
     assert lines["datasets"]["hdm05"]["clips"] == 1 and lines["option_questions"] > 0
     assert 0.0 <= lines["options_compliance"] <= 1.0
     assert "HDM05 (held-out actors), 1 clips" in printed and saved["real_lines"] == json.loads(json.dumps(lines))
+    # The procedural vocabulary clips (raise, both hands, turn): trained on, and their held-out line apart from the real.
+    assert data_info["vocabulary_clips"] == data_info["vocabulary_heldout_clips"] == 8
+    vocabulary = results["vocabulary_line"]
+    assert set(vocabulary["datasets"]) == {"vocabulary", "all"} and vocabulary["option_questions"] > 0
+    assert "Procedural vocabulary clips, held out" in printed and "vocabulary" not in lines["datasets"]
     # ... and answered as their own line / column: "What is the person doing?" about 02_01 (walk), 02_04 (jump).
     real = results["real_cmu"]
     assert real["trials"] == ["02_01", "02_04"] and real["question"] == "What is the person doing?"

@@ -100,3 +100,22 @@ def test_takes_are_seeded_and_asked_like_real_takes():
     assert raised, "no body-part question answered 'both hands'"
     assert any(w in q["question"] for q in questions for w in VOCABULARY_ACTION_WORDS if "Pick" in q["question"]
                or "Choose" in q["question"] or "Which of these" in q["question"] or "Is the person doing" in q["question"])
+
+
+def test_the_vocabulary_line_is_reported_apart_from_the_real_lines():
+    from humocon_hf.pipeline.data import heldout_real_questions
+    from humocon_hf.pipeline.reporting import VOCABULARY_LINE_TITLE, format_real_lines, vocabulary_line_summary
+
+    rows = [{"id": clip_id, "motion_path": f"{clip_id}.npy", "dataset": "vocabulary", **facts}
+            for clip_id, _, facts in vocabulary_takes(1, seed=0, split="heldout")]
+    assert all(r["id"].startswith("vocab_heldout_") for r in rows)
+    questions = heldout_real_questions(rows)
+    run = [{"id": q["id"], "query_type": q["query_type"], "prediction": q["answer"] if i % 2 else "forward",
+            "answer": q["answer"], "correct": bool(i % 2)} for i, q in enumerate(questions)]
+    evaluation = {"vocabulary_model": {"predictions": run}, "vocabulary_questions": questions}
+    summary = vocabulary_line_summary([evaluation])
+    assert set(summary["datasets"]) == {"vocabulary", "all"} and 0 < summary["options_compliance"] < 1
+    table = format_real_lines(summary, title=VOCABULARY_LINE_TITLE)
+    assert table.startswith(f"| {VOCABULARY_LINE_TITLE} |") and "All real" not in table
+    assert f"procedural, other people), {len(rows)} clips" in table
+    assert vocabulary_line_summary([{"real_model": {}}]) is None

@@ -138,11 +138,16 @@ def vocabulary_clip(kind: str, rng: np.random.Generator, fps: float = DEFAULT_FP
     return joints
 
 
-def vocabulary_takes(per_kind: int, seed: int, fps: float = DEFAULT_FPS) -> Iterator[tuple[str, np.ndarray, dict]]:
-    """``per_kind`` clips of every kind, seeded: (id, joints, facts) with facts in :mod:`.real_motion_qa`'s schema."""
+def vocabulary_takes(per_kind: int, seed: int, fps: float = DEFAULT_FPS,
+                     split: str = "train") -> Iterator[tuple[str, np.ndarray, dict]]:
+    """``per_kind`` clips of every kind, seeded: (id, joints, facts) with facts in :mod:`.real_motion_qa`'s schema.
+    ``split`` "train" or "heldout": separate draws (other people, timings, turns) for the evaluation's line."""
+    if split not in ("train", "heldout"):
+        raise ValueError(f"split must be 'train' or 'heldout', got {split!r}")
+    stream = 7919 if split == "train" else 7927
     for kind_index, (kind, (action, part, turn, caption)) in enumerate(VOCABULARY_KINDS.items()):
         for i in range(per_kind):
-            rng = np.random.default_rng([int(seed), 7919, kind_index, i])
+            rng = np.random.default_rng([int(seed), stream, kind_index, i])
             facts = {"action": action, "body_part": part, "direction": "forward" if kind.startswith("walk") else None,
                      "turn": turn, "veer": None, "caption": caption, "label": kind}
-            yield f"vocab_{kind}_{i:03d}", vocabulary_clip(kind, rng, fps), facts
+            yield f"vocab_{'' if split == 'train' else 'heldout_'}{kind}_{i:03d}", vocabulary_clip(kind, rng, fps), facts

@@ -158,7 +158,8 @@ def pct(value) -> str:
 
 
 _REAL_DATASETS = {"hdm05": "HDM05 (held-out actors)", "bandai": "Bandai Namco (held-out styles)",
-                  "cmu": "CMU (held-out subjects)", "all": "All real"}
+                  "cmu": "CMU (held-out subjects)", "all": "All real",
+                  "vocabulary": "Raise / both hands / turn (procedural, other people)"}
 _REAL_GROUPS = (("Overall", "accuracy"), ("Action", "action"), ("Direction", "direction"), ("Body part", "body_part"))
 
 
@@ -205,7 +206,20 @@ def real_lines_summary(evaluations: list[dict]) -> dict | None:
     return out
 
 
-def format_real_lines(summary: Mapping) -> str:
+def vocabulary_line_summary(evaluations: list[dict]) -> dict | None:
+    """`results.json["vocabulary_line"]`: the held-out procedural vocabulary clips (raise a hand, both hands, turn
+    left / right; :mod:`humocon_hf.data.procedural_vocabulary`) summarised like the real lines, kept apart from them
+    because they are not real motion."""
+    if not evaluations or any("vocabulary_model" not in e for e in evaluations):
+        return None
+    return real_lines_summary([{"real_model": e["vocabulary_model"], "real_questions": e.get("vocabulary_questions")}
+                               for e in evaluations])
+
+
+VOCABULARY_LINE_TITLE = "Procedural vocabulary clips, held out"
+
+
+def format_real_lines(summary: Mapping, title: str = "Real mocap, held out") -> str:
     """The real-motion table of the summary: per held-out data set, accuracy in trained phrasings (overall and per
     query type) and in paraphrases, against the text-only baseline."""
     seeds = summary.get("seeds", 1)
@@ -217,9 +231,11 @@ def format_real_lines(summary: Mapping) -> str:
         spread = f" ± {100 * s['std']:.1f}" if s["n_seeds"] > 1 else ""
         return f"{100 * s['mean']:.1f}%{spread} [{100 * s['low']:.0f}, {100 * s['high']:.0f}] (n={s['n_questions']})"
 
-    header = ["Real mocap, held out", *(h for h, _ in _REAL_GROUPS), "Paraphrased", "Text-only (overall)"]
+    header = [title, *(h for h, _ in _REAL_GROUPS), "Paraphrased", "Text-only (overall)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, entry in summary["datasets"].items():
+        if name == "all" and len(summary["datasets"]) == 2:  # one data set: its own row says it all
+            continue
         trained = entry.get("trained", {})
         para = entry.get("paraphrase", {}).get("accuracy")
         base = (trained.get("accuracy") or {}).get("baseline")

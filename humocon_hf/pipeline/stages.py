@@ -47,6 +47,7 @@ from humocon_hf.pipeline.data import (
     unique_motion_rows,
 )
 from humocon_hf.pipeline.reporting import (
+    VOCABULARY_LINE_TITLE,
     example_answers,
     format_real_cmu_line,
     format_real_lines,
@@ -56,6 +57,7 @@ from humocon_hf.pipeline.reporting import (
     save_concept_timeline,
     save_motion_preview,
     seed_statistics,
+    vocabulary_line_summary,
 )
 from humocon_hf.pipeline.runner import (
     MARKER,
@@ -375,13 +377,19 @@ class HuMoConPipeline:
             from humocon_hf.data.procedural_vocabulary import vocabulary_takes
 
             (folder / "vocabulary").mkdir(exist_ok=True)
-            for clip_id, joints, facts in vocabulary_takes(data_args.vocabulary_clips_per_kind, data_args.seed):
-                path = folder / "vocabulary" / f"{clip_id}.npy"
-                np.save(path, joints)
-                real_motions.append(joints)
-                real_rows.append({"id": clip_id, "motion_path": str(path), "source": "procedural", **facts,
-                                  "dataset": "vocabulary", "group": None})
+            per_kind = data_args.vocabulary_clips_per_kind
+            heldout_vocabulary = []
+            for split, count, rows in (("train", per_kind, real_rows), ("heldout", max(1, per_kind // 2), heldout_vocabulary)):
+                for clip_id, joints, facts in vocabulary_takes(count, data_args.seed, split=split):
+                    path = folder / "vocabulary" / f"{clip_id}.npy"
+                    np.save(path, joints)
+                    if split == "train":
+                        real_motions.append(joints)
+                    rows.append({"id": clip_id, "motion_path": str(path), "source": "procedural", **facts,
+                                 "dataset": "vocabulary", "group": None})
+            write_json_atomic(folder / "vocabulary_heldout.json", heldout_vocabulary)
             info["vocabulary_clips"] = sum(1 for r in real_rows if r["dataset"] == "vocabulary")
+            info["vocabulary_heldout_clips"] = len(heldout_vocabulary)
         write_json_atomic(folder / "real.json", real_rows)
         write_json_atomic(folder / "real_heldout.json", real_heldout)
         info["real_takes"] = {name: sum(1 for t in takes if t["dataset"] == name and not t["heldout"])
@@ -629,18 +637,21 @@ class HuMoConPipeline:
                                       split="held-out subjects")
 
         lines = self._heldout_real_questions()
+        vocabulary = self._heldout_real_questions("vocabulary_heldout.json")
 
-        def run_lines(model, name: str, with_motion: bool) -> dict:
+        def run_lines(model, name: str, with_motion: bool, questions: list[dict]) -> dict:
             answer = make_answer_fn(model, processor, model_args, ev.max_new_tokens, with_motion,
-                                    progress=(f"{name}, real", len(lines), ev.batch_size), bf16=self.generation_bf16)
-            return self._evaluate_real_lines(answer, lines, name)
+                                    progress=(f"{name}, real", len(questions), ev.batch_size), bf16=self.generation_bf16)
+            return self._evaluate_real_lines(answer, questions, name)
 
         model = HuMoConForCausalLM.from_pretrained(self.runner.stage_dir("tune") / "model", **self._attention()).eval()
         results = {"model": run(model, "HuMoCon (motion + question)", True)}
         if real:
             results["real_cmu_model"] = run_real(model, "HuMoCon (motion + question)", True)
         if lines:
-            results["real_model"] = run_lines(model, "HuMoCon (motion + question)", True)
+            results["real_model"] = run_lines(model, "HuMoCon (motion + question)", True, lines)
+        if vocabulary:
+            results["vocabulary_model"] = run_lines(model, "HuMoCon (motion + question)", True, vocabulary)
         del model
         base, base_name = None, None
         if ev.baseline == "text_only":
@@ -658,9 +669,11 @@ class HuMoConPipeline:
             if real:
                 results["real_cmu_baseline"] = run_real(base, base_name, False)
             if lines:
-                results["real_baseline"] = run_lines(base, base_name, False)
+                results["real_baseline"] = run_lines(base, base_name, False, lines)
         if lines:
             write_json_atomic(folder / "real_questions.json", lines)
+        if vocabulary:
+            write_json_atomic(folder / "vocabulary_questions.json", vocabulary)
         for key, value in results.items():
             write_json_atomic(folder / f"{key}.json", value)
         return {key: value["metrics"] for key, value in results.items()}
@@ -690,10 +703,10 @@ class HuMoConPipeline:
                                   dataset_name="Real mocap, held-out actors / styles / subjects",
                                   dataset_type="real-mocap", split="held-out")
 
-    def _heldout_real_questions(self) -> list[dict]:
+    def _heldout_real_questions(self, file: str = "real_heldout.json") -> list[dict]:
         """Questions about every held-out real take (HDM05 actors, Bandai styles, CMU subjects), in trained phrasings
-        and in paraphrases."""
-        path = self.runner.stage_dir("data") / "real_heldout.json"
+        and in paraphrases; with ``file="vocabulary_heldout.json"``, about the held-out procedural vocabulary clips."""
+        path = self.runner.stage_dir("data") / file
         rows = json.loads(path.read_text()) if path.is_file() else []
         return heldout_real_questions(rows)
 
@@ -783,6 +796,12 @@ class HuMoConPipeline:
             result["real_lines"] = real_lines_summary([{"real_model": real, "real_questions": lines}])
             write_json_atomic(self.root / f"evaluation_{Path(model_dir).name or 'model'}_real.json", real)
             say(format_real_lines(result["real_lines"]))
+        vocabulary = self._heldout_real_questions("vocabulary_heldout.json")
+        if vocabulary:  # the held-out procedural vocabulary clips (raise, both hands, turn)
+            asked = self._evaluate_real_lines(answer, vocabulary, str(model_dir))
+            result["vocabulary_line"] = real_lines_summary([{"real_model": asked, "real_questions": vocabulary}])
+            write_json_atomic(self.root / f"evaluation_{Path(model_dir).name or 'model'}_vocabulary.json", asked)
+            say(format_real_lines(result["vocabulary_line"], title=VOCABULARY_LINE_TITLE))
         say("written: " + ", ".join(str(p) for p in paths.values()))
         return result
 
@@ -790,7 +809,7 @@ class HuMoConPipeline:
         folder = self.runner.stage_dir("evaluate")
         out = {}
         for key in ("model", "baseline", "real_cmu_model", "real_cmu_baseline", "real_model", "real_baseline",
-                    "real_questions"):
+                    "real_questions", "vocabulary_model", "vocabulary_questions"):
             path = folder / f"{key}.json"
             if path.is_file():
                 out[key] = json.loads(path.read_text())
@@ -841,10 +860,12 @@ class HuMoConPipeline:
             "reused_stages": [name for name, rec in self.runner.records.items() if rec.reused],
             "alongside_stages": [name for name, rec in self.runner.records.items() if rec.alongside],
             "stages": {name: rec.info for name, rec in self.runner.records.items()},
-            "metrics": {key: value["metrics"] for key, value in evaluation.items() if not key.startswith("real_")},
+            "metrics": {key: value["metrics"] for key, value in evaluation.items()
+                        if not key.startswith(("real_", "vocabulary_"))},
             "statistics": seed_statistics([evaluation]),
             "real_cmu": real_cmu_summary([evaluation]),
             "real_lines": real_lines_summary([evaluation]),
+            "vocabulary_line": vocabulary_line_summary([evaluation]),
             "examples": example_answers(evaluation, self.recipe.evaluate.num_examples),
         }
 
@@ -875,6 +896,9 @@ class HuMoConPipeline:
         if results.get("real_lines"):
             say()
             say(format_real_lines(results["real_lines"]))
+        if results.get("vocabulary_line"):
+            say()
+            say(format_real_lines(results["vocabulary_line"], title=VOCABULARY_LINE_TITLE))
         say()
         say(f"LLM stages: {results['llm_precision']}")
         say("Wall time per stage (s): " + ", ".join(
