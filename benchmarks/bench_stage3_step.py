@@ -6,6 +6,8 @@ lengths varying from batch to batch as the collator makes them). Random weights:
 
 1. [precision] bf16 autocast (CPUs with native bf16: the demo's default) vs float32 (every other CPU, or
    `HUMOCON_CPU_BF16=0`): the ratio sizes `model.float32_llm_steps_scale`, the lighter schedule of the float32 path.
+   Each arm's model FLOP/s as a fraction of the machine reference (`humocon_hf.calibration`, the GEMM rate at the
+   LLM's shapes that the demo records in results.json): how far the step is from what the machine can do.
 2. [compile] `torch.compile` of the LLM's decoder vs eager, in the precision of [precision]'s faster arm: the compile time
    (the first steps over every batch shape), the steady-state step ratio and the steps a run needs before the
    compiled model has paid for its compilation.
@@ -39,6 +41,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_humocon_lm import build_config, make_batch  # noqa: E402
 
+from humocon_hf.calibration import calibrate_machine, fraction_of_reference, lora_step_flops  # noqa: E402
 from humocon_hf.recipes import cpu_has_bf16  # noqa: E402
 
 
@@ -195,9 +198,22 @@ def main(argv=None):
         fp32(batch), bf16(batch)
     t = timed_alternately({"float32": fp32, "bf16 autocast": bf16}, batches, args.rounds)
     tokens = args.batch * statistics.mean(args.lengths)
-    print("\n[precision] stage-3 LoRA step")
+    # The machine reference (what the demo records) measured right after, and the step's model FLOPs against it.
+    reference = calibrate_machine(config.text_config.hidden_size, config.text_config.intermediate_size,
+                                  tokens=64 * args.batch, threads=[torch.get_num_threads()])
+    trainable = sum(p.numel() for name, p in model.named_parameters() if p.requires_grad and "lora_" in name)
+    flops = statistics.mean(lora_step_flops(config.text_config, args.batch, n, 3 * args.batch, trainable)
+                            for n in args.lengths)
+    threads_now = str(torch.get_num_threads())
+    print(f"\n[precision] stage-3 LoRA step: {flops / 1e9:.0f} GFLOP of model FLOPs per step (LLM forward + "
+          f"activation gradients + LoRA); reference {reference['name']} on {threads_now} thread(s): "
+          f"bf16 {reference['gflops']['bfloat16'][threads_now]:.0f}, float32 "
+          f"{reference['gflops']['float32'][threads_now]:.0f} GFLOP/s")
     for name, sec in t.items():
-        print(f"  {name:14s}: {sec * 1e3:8.1f} ms/step  {tokens / sec:8.0f} tokens/s")
+        dtype = "float32" if name == "float32" else "bfloat16"
+        fraction = fraction_of_reference(flops / sec, reference, torch.get_num_threads(), dtype)
+        print(f"  {name:14s}: {sec * 1e3:8.1f} ms/step  {tokens / sec:8.0f} tokens/s  {flops / sec / 1e9:6.0f} GFLOP/s "
+              f"= {100 * fraction:4.0f}% of the {dtype} reference")
     print(f"  float32 / bf16 autocast: {t['float32'] / t['bf16 autocast']:.2f}")
     if not args.skip_batch:
         batch_sizes(config, args, native)

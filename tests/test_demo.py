@@ -166,6 +166,13 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, smollm2_tokenizer_dir, capsy
     vocabulary = results["vocabulary_line"]
     assert set(vocabulary["datasets"]) == {"vocabulary", "all"} and vocabulary["option_questions"] > 0
     assert "Procedural vocabulary clips, held out" in printed and "vocabulary" not in lines["datasets"]
+    # The machine reference measured as stage 3 began, and stage 3's achieved model FLOP/s as a fraction of it.
+    assert saved["machine_reference"]["name"] == "gemm_llm_shapes_v1"
+    assert saved["machine_reference"] == results["stages"]["tune"]["machine_reference"]
+    tune = results["stages"]["tune"]
+    assert tune["batches"] == 2 and tune["model_flops"] > 0 and tune["achieved_gflops"] > 0
+    assert all(f > 0 for per_thread in saved["tune_fraction_of_reference"].values() for f in per_thread.values())
+    assert "Machine reference (gemm_llm_shapes_v1" in printed and "Stage 3 achieved" in printed
     # ... and answered as their own line / column: "What is the person doing?" about 02_01 (walk), 02_04 (jump).
     real = results["real_cmu"]
     assert real["trials"] == ["02_01", "02_04"] and real["question"] == "What is the person doing?"

@@ -252,3 +252,17 @@ def format_real_lines(summary: Mapping, title: str = "Real mocap, held out") -> 
                  f"{f' per seed, {seeds} seeds' if seeds > 1 else ''}; paraphrased questions: {gap_text} the trained "
                  "phrasings")
     return "\n".join(lines)
+
+
+def format_machine_reference(reference: Mapping, fraction: Mapping | None, achieved_gflops: float | None) -> str:
+    """One line: the machine reference (GEMM GFLOP/s at the LLM's shapes per precision and thread count) and stage 3's
+    achieved rate as a fraction of it."""
+    rates = "; ".join(f"{dtype} " + ", ".join(f"{g:.0f} on {t} thread{'s' if t != '1' else ''}"
+                                              for t, g in per_thread.items())
+                      for dtype, per_thread in reference["gflops"].items())
+    line = f"Machine reference ({reference['name']}, GEMM GFLOP/s at the LLM's shapes, measured as stage 3 began): {rates}"
+    if fraction and achieved_gflops is not None:
+        bf16 = ", ".join(f"{100 * f:.0f}% of {t} thread{'s' if t != '1' else ''}"
+                         for t, f in fraction.get("bfloat16", {}).items())
+        line += f"\nStage 3 achieved {achieved_gflops:.0f} GFLOP/s of model FLOPs: {bf16} in bf16"
+    return line

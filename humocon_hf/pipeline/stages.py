@@ -49,6 +49,7 @@ from humocon_hf.pipeline.data import (
 from humocon_hf.pipeline.reporting import (
     VOCABULARY_LINE_TITLE,
     example_answers,
+    format_machine_reference,
     format_real_cmu_line,
     format_real_lines,
     format_summary_table,
@@ -554,6 +555,9 @@ class HuMoConPipeline:
         return rows
 
     def _tune(self, model, folder: Path, with_motion: bool) -> dict:
+        import torch
+
+        from humocon_hf.calibration import StepFlopCounter, calibrate_machine
         from humocon_hf.training.instruction_tuning import InstructionTuningTrainer, merge_adapter
 
         model_args = self.recipe.model
@@ -574,15 +578,28 @@ class HuMoConPipeline:
         real_qa = real_qa_rows(real_rows, self.recipe.data.real_questions_per_fact, seed=targs.seed)
         if not with_motion:  # the text-only baseline gets the same questions without the motion
             real_qa = [{k: v for k, v in r.items() if k != "motion"} for r in real_qa]
+        # The machine reference, measured now (beside whatever else runs), and the FLOPs of every batch: the stage's
+        # achieved rate as a fraction of it (issue 31: a time alone cannot tell a slower machine from slower code).
+        text_config = model.config.text_config
+        reference = calibrate_machine(text_config.hidden_size, text_config.intermediate_size,
+                                      tokens=64 * targs.per_device_train_batch_size)
+        counter = StepFlopCounter(qa_collator(processor, model_args), text_config)
         trainer = InstructionTuningTrainer(
             model=model, args=targs, processor=processor,
             train_dataset=ListDataset(self._qa_rows(train, with_motion) + real_qa),
-            data_collator=qa_collator(processor, model_args),
+            data_collator=counter,
             lora_r=tune_args.lora_r, lora_alpha=tune_args.lora_alpha, lora_dropout=tune_args.lora_dropout,
-            train_projectors=tune_args.train_projectors and with_motion, callbacks=self._callbacks(), **lora,
+            train_projectors=tune_args.train_projectors and with_motion,
+            callbacks=[*self._callbacks(), counter.callback()], **lora,
         )
+        counter.trainable_params = sum(p.numel() for name, p in trainer.model.named_parameters()
+                                       if p.requires_grad and "lora_" in name)
+        threads = torch.get_num_threads()
         metrics = train_resuming(trainer, targs.output_dir)
         info = train_info(trainer, metrics)
+        info["machine_reference"] = reference
+        info["threads_at_start"] = threads
+        info.update(counter.report(metrics.get("train_runtime"), reference, targs.gradient_accumulation_steps))
         if is_main_process():
             merge_adapter(trainer.model).save_pretrained(folder / "model")
         return {"questions": len(qa["train"]), "real_questions": len(real_qa), "training_rows": len(train) + len(real_qa),
@@ -845,6 +862,8 @@ class HuMoConPipeline:
 
     def _final_results(self, total_s: float) -> dict:
         evaluation = self._load_eval()
+        tune = self.runner.records.get("tune")
+        tune_info = (tune.info or {}) if tune is not None else {}
         return {
             "command": self.options.command or "humocon demo",
             "llm_precision": self.llm_precision(),
@@ -866,6 +885,10 @@ class HuMoConPipeline:
             "real_cmu": real_cmu_summary([evaluation]),
             "real_lines": real_lines_summary([evaluation]),
             "vocabulary_line": vocabulary_line_summary([evaluation]),
+            # The tune stage's machine reference (GEMM rate at the LLM's shapes, measured as the stage began) and the
+            # stage's achieved model FLOP/s as a fraction of it: times that compare across machines and days.
+            "machine_reference": tune_info.get("machine_reference"),
+            "tune_fraction_of_reference": tune_info.get("fraction_of_reference"),
             "examples": example_answers(evaluation, self.recipe.evaluate.num_examples),
         }
 
@@ -908,6 +931,9 @@ class HuMoConPipeline:
         cpu = {k: v for k, v in results["cpu_time_s"].items() if v is not None}
         if cpu:
             say("CPU time per stage (s, all threads): " + ", ".join(f"{k}={v:.0f}" for k, v in cpu.items()))
+        if results.get("machine_reference"):
+            say(format_machine_reference(results["machine_reference"], results.get("tune_fraction_of_reference"),
+                                         (results["stages"].get("tune") or {}).get("achieved_gflops")))
         say(f"Checkpoint, model card, preview.gif, concept_timeline.png, results.json: {results['output_dir']}")
         say(f'Try: humocon ask --model {results["output_dir"]} --motion <file.bvh> "What is the person doing?"')
         say("=" * 78)
