@@ -58,7 +58,7 @@ def calibrate_machine(hidden_size: int = 576, intermediate_size: int = 1536, tok
               (tokens, intermediate_size, hidden_size)]
     rates = {}
     for name, dtype in (("bfloat16", torch.bfloat16), ("float32", torch.float32)):
-        rates[name] = {str(n): round(_gemm_rate(dtype, n, shapes, seconds) / 1e9, 1) for n in threads}
+        rates[name] = {str(n): float(f"{_gemm_rate(dtype, n, shapes, seconds) / 1e9:.4g}") for n in threads}
     return {"name": REFERENCE_NAME, "gflops": rates, "shapes_mkn": [list(shape) for shape in shapes], "torch": torch.__version__,
             "machine": platform.machine(), "processor": platform.processor() or None}
 
@@ -133,6 +133,7 @@ class StepFlopCounter:
             rate = flops / runtime_s
             out["achieved_gflops"] = round(rate / 1e9, 1)
             out["fraction_of_reference"] = {
-                dtype: {threads: round(rate / (gflops * 1e9), 3) for threads, gflops in per_thread.items()}
+                dtype: {threads: round(rate / (gflops * 1e9), 3) if gflops > 0 else None
+                        for threads, gflops in per_thread.items()}
                 for dtype, per_thread in reference["gflops"].items()}
         return out

@@ -179,6 +179,12 @@ class DataArguments:
                   "(raise one hand / both hands, wave with both hands, turn on the spot / while walking, left and "
                   "right: humocon_hf.data.procedural_vocabulary), trained on like the real takes; 0 leaves them out."},
     )
+    real_sequences: int = field(
+        default=0,
+        metadata={"help": "Sequences of 2-3 real training takes joined into one motion and asked BABEL-QA's before / "
+                  "after / in-between questions in stage 3 (humocon_hf.data.real_sequences); a quarter as many from "
+                  "the held-out takes make their own evaluation line. 0 leaves them out."},
+    )
     max_frames: int = field(default=196, metadata={"help": "Longest motion (frames at 20 fps) fed to the encoders."})
     mirror_train: bool = field(
         default=False,
@@ -192,7 +198,7 @@ class DataArguments:
         for name in ("num_train_motions", "num_test_motions", "questions_per_motion", "max_frames"):
             if getattr(self, name) < 1:
                 raise RecipeError(f"data.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("num_validation_motions", "extra_train_motions", "vocabulary_clips_per_kind"):
+        for name in ("num_validation_motions", "extra_train_motions", "vocabulary_clips_per_kind", "real_sequences"):
             if getattr(self, name) < 0:
                 raise RecipeError(f"data.{name} must be >= 0, got {getattr(self, name)}")
         subjects = self.cmu_holdout_subjects

@@ -120,7 +120,8 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, smollm2_tokenizer_dir, capsy
         "data": {"num_train_motions": 8, "extra_train_motions": 0, "num_validation_motions": 2, "num_test_motions": 3,
                  "questions_per_motion": 2, "max_frames": 64, "cmu_bvh_dir": str(cmu / "cmu_bvh"),
                  "cmu_holdout_subjects": [2], "bandai_dir": str(bandai), "bandai_holdout_styles": ["sad"],
-                 "hdm05_dir": str(hdm05), "hdm05_holdout_actors": ["dg"], "vocabulary_clips_per_kind": 1},
+                 "hdm05_dir": str(hdm05), "hdm05_holdout_actors": ["dg"], "vocabulary_clips_per_kind": 1,
+                 "real_sequences": 4},
         "pretrain": {"phase1_max_steps": 2, "phase2_max_steps": 1, "per_device_train_batch_size": 4,
                      "logging_steps": 1},
         "translate": {"max_steps": 2, "per_device_train_batch_size": 2, "bf16": False, "logging_steps": 1},
@@ -166,12 +167,17 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, smollm2_tokenizer_dir, capsy
     vocabulary = results["vocabulary_line"]
     assert set(vocabulary["datasets"]) == {"vocabulary", "all"} and vocabulary["option_questions"] > 0
     assert "Procedural vocabulary clips, held out" in printed and "vocabulary" not in lines["datasets"]
+    # Real takes in sequence: before / after / in-between questions in stage 3, and their own held-out line.
+    assert data_info["sequences_train_questions"] > 0 and data_info["sequences_heldout_questions"] > 0
+    assert results["stages"]["tune"]["real_questions"] > data_info["sequences_train_questions"]
+    assert set(results["sequences_line"]["datasets"]) == {"sequences", "all"}
+    assert "Real takes in sequence (before / after / in between), held out" in printed
     # The machine reference measured as stage 3 began, and stage 3's achieved model FLOP/s as a fraction of it.
     assert saved["machine_reference"]["name"] == "gemm_llm_shapes_v1"
     assert saved["machine_reference"] == results["stages"]["tune"]["machine_reference"]
     tune = results["stages"]["tune"]
     assert tune["batches"] == 2 and tune["model_flops"] > 0 and tune["achieved_gflops"] > 0
-    assert all(f > 0 for per_thread in saved["tune_fraction_of_reference"].values() for f in per_thread.values())
+    assert all(f is None or f > 0 for per_thread in saved["tune_fraction_of_reference"].values() for f in per_thread.values())
     assert "Machine reference (gemm_llm_shapes_v1" in printed and "Stage 3 achieved" in printed
     # ... and answered as their own line / column: "What is the person doing?" about 02_01 (walk), 02_04 (jump).
     real = results["real_cmu"]
@@ -301,6 +307,7 @@ def test_tiny_ablation_trains_each_variant_with_its_objectives(tmp_path, smollm2
         "--override", f"model.llm_name_or_path={llm_dir}", "--override", "model.codebook_size=16",
         "--override", "data.num_train_motions=6", "--override", "data.extra_train_motions=0", "--override", "data.num_validation_motions=2",
         "--override", "data.num_test_motions=3", "--override", "data.questions_per_motion=2",
+        "--override", "data.vocabulary_clips_per_kind=0",
         "--override", "data.max_frames=64",
         "--override", "pretrain.phase1_max_steps=1", "--override", "pretrain.phase2_max_steps=2",
         "--override", "pretrain.per_device_train_batch_size=4", "--override", "pretrain.logging_steps=1",
@@ -370,7 +377,7 @@ def test_stage1_weights_do_not_depend_on_what_the_process_did_before(tmp_path, s
     llm_dir = make_tiny_llm_dir(tmp_path, smollm2_tokenizer_dir)
     overrides = {
         "model": {"llm_name_or_path": str(llm_dir), "codebook_size": 16},
-        "data": {"num_train_motions": 8, "extra_train_motions": 0, "num_validation_motions": 2, "num_test_motions": 2, "questions_per_motion": 1,
+        "data": {"num_train_motions": 8, "extra_train_motions": 0, "num_validation_motions": 2, "num_test_motions": 2, "questions_per_motion": 1, "vocabulary_clips_per_kind": 0,
                  "max_frames": 64, "cmu_bvh_dir": None,
                  "bandai_dir": None, "hdm05_dir": None},
         "pretrain": {"phase1_max_steps": 2, "phase2_max_steps": 1, "per_device_train_batch_size": 4},
@@ -419,7 +426,7 @@ def test_mirror_train_doubles_training_motions_and_never_touches_the_test_split(
     from humocon_hf.processing.smpl22 import mirror_joints
 
     llm_dir = make_tiny_llm_dir(tmp_path, smollm2_tokenizer_dir)
-    data = {"num_train_motions": 6, "extra_train_motions": 0, "num_validation_motions": 1, "num_test_motions": 3, "questions_per_motion": 2,
+    data = {"num_train_motions": 6, "extra_train_motions": 0, "num_validation_motions": 1, "num_test_motions": 3, "questions_per_motion": 2, "vocabulary_clips_per_kind": 0,
             "max_frames": 64, "bandai_dir": None, "hdm05_dir": None}
     runs = {}
     for mirror in (False, True):
@@ -459,7 +466,7 @@ def _one_step_overrides(tmp_path, smollm2_tokenizer_dir, questions_per_motion: i
         "model": {"llm_name_or_path": str(llm_dir), "codebook_size": 16, **model},
         "data": {"num_train_motions": 6, "extra_train_motions": 0, "num_validation_motions": 1, "num_test_motions": 2,
                  "questions_per_motion": questions_per_motion, "max_frames": 64, "cmu_bvh_dir": None,
-                 "bandai_dir": None, "hdm05_dir": None},
+                 "bandai_dir": None, "hdm05_dir": None, "vocabulary_clips_per_kind": 0},
         "pretrain": {"phase1_max_steps": 1, "phase2_max_steps": 0, "per_device_train_batch_size": 4},
         "translate": {"max_steps": 1, "per_device_train_batch_size": 2, "bf16": False},
         "tune": {"max_steps": 1, "per_device_train_batch_size": 2, "bf16": False},

@@ -29,7 +29,7 @@ _STAGES = {  # stage -> where its Trainer checkpoints go, relative to the output
 def _command(out: Path, llm_dir: Path, stage: str) -> list[str]:
     overrides = {
         "model.llm_name_or_path": str(llm_dir), "model.codebook_size": 16, "data.num_train_motions": 6, "data.extra_train_motions": 0,
-        "data.num_validation_motions": 2, "data.num_test_motions": 2, "data.questions_per_motion": 2,
+        "data.num_validation_motions": 2, "data.num_test_motions": 2, "data.vocabulary_clips_per_kind": 0, "data.questions_per_motion": 2,
         "data.max_frames": 64, "data.mirror_train": "false",
         "pretrain.phase1_max_steps": 40, "pretrain.phase2_max_steps": 0, "pretrain.per_device_train_batch_size": 4,
         "pretrain.save_steps": 4, "pretrain.save_total_limit": 2, "pretrain.logging_steps": 4,

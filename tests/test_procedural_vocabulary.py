@@ -104,7 +104,7 @@ def test_takes_are_seeded_and_asked_like_real_takes():
 
 def test_the_vocabulary_line_is_reported_apart_from_the_real_lines():
     from humocon_hf.pipeline.data import heldout_real_questions
-    from humocon_hf.pipeline.reporting import VOCABULARY_LINE_TITLE, format_real_lines, vocabulary_line_summary
+    from humocon_hf.pipeline.reporting import EXTRA_LINES, extra_line_summary, format_real_lines
 
     rows = [{"id": clip_id, "motion_path": f"{clip_id}.npy", "dataset": "vocabulary", **facts}
             for clip_id, _, facts in vocabulary_takes(1, seed=0, split="heldout")]
@@ -113,9 +113,10 @@ def test_the_vocabulary_line_is_reported_apart_from_the_real_lines():
     run = [{"id": q["id"], "query_type": q["query_type"], "prediction": q["answer"] if i % 2 else "forward",
             "answer": q["answer"], "correct": bool(i % 2)} for i, q in enumerate(questions)]
     evaluation = {"vocabulary_model": {"predictions": run}, "vocabulary_questions": questions}
-    summary = vocabulary_line_summary([evaluation])
+    summary = extra_line_summary([evaluation], "vocabulary")
     assert set(summary["datasets"]) == {"vocabulary", "all"} and 0 < summary["options_compliance"] < 1
-    table = format_real_lines(summary, title=VOCABULARY_LINE_TITLE)
-    assert table.startswith(f"| {VOCABULARY_LINE_TITLE} |") and "All real" not in table
+    title = EXTRA_LINES["vocabulary"][1]
+    table = format_real_lines(summary, title=title)
+    assert table.startswith(f"| {title} |") and "All real" not in table
     assert f"procedural, other people), {len(rows)} clips" in table
-    assert vocabulary_line_summary([{"real_model": {}}]) is None
+    assert extra_line_summary([{"real_model": {}}], "vocabulary") is None

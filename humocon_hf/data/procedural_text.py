@@ -21,11 +21,11 @@ _QUERY_WEIGHTS = {"action": 0.45, "direction": 0.25, "body_part": 0.3}
 
 
 def _filter_phrase(kind: str, value: str) -> str:
-    if kind == "action":
-        return "they do jumping jacks" if value == "jumping jacks" else f"they {value}"
+    if kind == "action":  # nouns take "do" ("they do arm circles"; real takes' words beside the benchmark's)
+        return f"they do {value}" if value in ("jumping jacks", "arm circles") else f"they {value}"
     if kind == "direction":
         return f"they move {value}"
-    return f"they use their {value}"
+    return f"they use {value}" if value.startswith("both ") else f"they use their {value}"
 
 
 _QUERY_TEXT = {

@@ -159,7 +159,8 @@ def pct(value) -> str:
 
 _REAL_DATASETS = {"hdm05": "HDM05 (held-out actors)", "bandai": "Bandai Namco (held-out styles)",
                   "cmu": "CMU (held-out subjects)", "all": "All real",
-                  "vocabulary": "Raise / both hands / turn (procedural, other people)"}
+                  "vocabulary": "Raise / both hands / turn (procedural, other people)",
+                  "sequences": "HDM05 / Bandai / CMU held-out takes, 2-3 per sequence"}
 _REAL_GROUPS = (("Overall", "accuracy"), ("Action", "action"), ("Direction", "direction"), ("Body part", "body_part"))
 
 
@@ -206,17 +207,22 @@ def real_lines_summary(evaluations: list[dict]) -> dict | None:
     return out
 
 
-def vocabulary_line_summary(evaluations: list[dict]) -> dict | None:
-    """`results.json["vocabulary_line"]`: the held-out procedural vocabulary clips (raise a hand, both hands, turn
-    left / right; :mod:`humocon_hf.data.procedural_vocabulary`) summarised like the real lines, kept apart from them
-    because they are not real motion."""
-    if not evaluations or any("vocabulary_model" not in e for e in evaluations):
+# Held-out lines reported apart from the real lines: name -> (the data stage's file, the table's title). "vocabulary":
+# procedural clips of a raised hand, both hands, a turn (not real motion); "sequences": real held-out takes joined into
+# sequences and asked before / after / in-between questions (real motion, but a question type of its own).
+EXTRA_LINES = {
+    "vocabulary": ("vocabulary_heldout.json", "Procedural vocabulary clips, held out"),
+    "sequences": ("sequences_heldout.json", "Real takes in sequence (before / after / in between), held out"),
+}
+
+
+def extra_line_summary(evaluations: list[dict], name: str) -> dict | None:
+    """`results.json["<name>_line"]` for a line of :data:`EXTRA_LINES`, summarised like the real lines (per data set,
+    phrasing, query type, over seeds)."""
+    if not evaluations or any(f"{name}_model" not in e for e in evaluations):
         return None
-    return real_lines_summary([{"real_model": e["vocabulary_model"], "real_questions": e.get("vocabulary_questions")}
+    return real_lines_summary([{"real_model": e[f"{name}_model"], "real_questions": e.get(f"{name}_questions")}
                                for e in evaluations])
-
-
-VOCABULARY_LINE_TITLE = "Procedural vocabulary clips, held out"
 
 
 def format_real_lines(summary: Mapping, title: str = "Real mocap, held out") -> str:
@@ -263,6 +269,6 @@ def format_machine_reference(reference: Mapping, fraction: Mapping | None, achie
     line = f"Machine reference ({reference['name']}, GEMM GFLOP/s at the LLM's shapes, measured as stage 3 began): {rates}"
     if fraction and achieved_gflops is not None:
         bf16 = ", ".join(f"{100 * f:.0f}% of {t} thread{'s' if t != '1' else ''}"
-                         for t, f in fraction.get("bfloat16", {}).items())
+                         for t, f in fraction.get("bfloat16", {}).items() if f is not None)
         line += f"\nStage 3 achieved {achieved_gflops:.0f} GFLOP/s of model FLOPs: {bf16} in bf16"
     return line

@@ -47,8 +47,9 @@ from humocon_hf.pipeline.data import (
     unique_motion_rows,
 )
 from humocon_hf.pipeline.reporting import (
-    VOCABULARY_LINE_TITLE,
+    EXTRA_LINES,
     example_answers,
+    extra_line_summary,
     format_machine_reference,
     format_real_cmu_line,
     format_real_lines,
@@ -58,7 +59,6 @@ from humocon_hf.pipeline.reporting import (
     save_concept_timeline,
     save_motion_preview,
     seed_statistics,
-    vocabulary_line_summary,
 )
 from humocon_hf.pipeline.runner import (
     MARKER,
@@ -391,6 +391,8 @@ class HuMoConPipeline:
             write_json_atomic(folder / "vocabulary_heldout.json", heldout_vocabulary)
             info["vocabulary_clips"] = sum(1 for r in real_rows if r["dataset"] == "vocabulary")
             info["vocabulary_heldout_clips"] = len(heldout_vocabulary)
+        if data_args.real_sequences:
+            info.update(self._store_real_sequences(folder, cmu_rows + real_rows, real_heldout))
         write_json_atomic(folder / "real.json", real_rows)
         write_json_atomic(folder / "real_heldout.json", real_heldout)
         info["real_takes"] = {name: sum(1 for t in takes if t["dataset"] == name and not t["heldout"])
@@ -406,6 +408,35 @@ class HuMoConPipeline:
         processor.motion_feature_extractor.fit_normalization(train_motions)
         processor.save_pretrained(folder / "processor")
         info["normalization_motions"] = len(train_motions)
+        return info
+
+    def _store_real_sequences(self, folder: Path, train_rows: list[dict], heldout_rows: list[dict]) -> dict:
+        """Sequences of 2-3 real takes with before / after / in-between questions: `data.real_sequences` from the
+        training takes for stage 3 (`sequences_train.json`), a quarter as many from the held-out takes for their line
+        (`sequences_heldout.json`). The procedural vocabulary clips are not real takes and are left out."""
+        from humocon_hf.data.real_sequences import sample_sequences
+
+        data_args = self.recipe.data
+        (folder / "sequences").mkdir(exist_ok=True)
+        info = {}
+        for split, rows, count in (("train", train_rows, data_args.real_sequences),
+                                   ("heldout", heldout_rows, max(1, data_args.real_sequences // 4))):
+            # The held-out draw is the same for every seed of a recipe, so seeds pair on the same questions.
+            rng = np.random.default_rng([data_args.seed if split == "train" else 0, 4241])
+            takes = [{**r, "joints": np.load(r["motion_path"])} for r in rows
+                     if r.get("action") and r.get("dataset") != "vocabulary"]
+            questions = []
+            for i, (joints, facts, _, asked) in enumerate(sample_sequences(takes, count, rng, data_args.max_frames)):
+                path = folder / "sequences" / f"{split}_{i:04d}.npy"
+                np.save(path, joints)
+                for k, q in enumerate(asked):
+                    questions.append({"id": f"sequence_{split}_{i:04d}:{k}", "question": q["question"],
+                                      "answer": q["answer"], "query_type": q["query_type"],
+                                      "relation_type": q["relation_type"], "motion_path": str(path),
+                                      "takes": [f["id"] for f in facts], "dataset": "sequences",
+                                      "phrasing": "trained", "options": None})
+            write_json_atomic(folder / f"sequences_{split}.json", questions)
+            info[f"sequences_{split}_questions"] = len(questions)
         return info
 
     def load_data(self):
@@ -576,6 +607,10 @@ class HuMoConPipeline:
 
             train = oversample_to_balance(list(train), "query_type", seed=targs.seed)
         real_qa = real_qa_rows(real_rows, self.recipe.data.real_questions_per_fact, seed=targs.seed)
+        sequences = self.runner.stage_dir("data") / "sequences_train.json"
+        if sequences.is_file():  # real takes in sequence, asked before / after / in-between questions
+            real_qa += [{"question": q["question"], "answer": q["answer"], "motion": q["motion_path"]}
+                        for q in json.loads(sequences.read_text())]
         if not with_motion:  # the text-only baseline gets the same questions without the motion
             real_qa = [{k: v for k, v in r.items() if k != "motion"} for r in real_qa]
         # The machine reference, measured now (beside whatever else runs), and the FLOPs of every batch: the stage's
@@ -654,7 +689,7 @@ class HuMoConPipeline:
                                       split="held-out subjects")
 
         lines = self._heldout_real_questions()
-        vocabulary = self._heldout_real_questions("vocabulary_heldout.json")
+        extra = {name: self._extra_line_questions(name) for name in EXTRA_LINES}
 
         def run_lines(model, name: str, with_motion: bool, questions: list[dict]) -> dict:
             answer = make_answer_fn(model, processor, model_args, ev.max_new_tokens, with_motion,
@@ -667,8 +702,9 @@ class HuMoConPipeline:
             results["real_cmu_model"] = run_real(model, "HuMoCon (motion + question)", True)
         if lines:
             results["real_model"] = run_lines(model, "HuMoCon (motion + question)", True, lines)
-        if vocabulary:
-            results["vocabulary_model"] = run_lines(model, "HuMoCon (motion + question)", True, vocabulary)
+        for name, questions in extra.items():
+            if questions:
+                results[f"{name}_model"] = run_lines(model, "HuMoCon (motion + question)", True, questions)
         del model
         base, base_name = None, None
         if ev.baseline == "text_only":
@@ -689,8 +725,9 @@ class HuMoConPipeline:
                 results["real_baseline"] = run_lines(base, base_name, False, lines)
         if lines:
             write_json_atomic(folder / "real_questions.json", lines)
-        if vocabulary:
-            write_json_atomic(folder / "vocabulary_questions.json", vocabulary)
+        for name, questions in extra.items():
+            if questions:
+                write_json_atomic(folder / f"{name}_questions.json", questions)
         for key, value in results.items():
             write_json_atomic(folder / f"{key}.json", value)
         return {key: value["metrics"] for key, value in results.items()}
@@ -720,12 +757,19 @@ class HuMoConPipeline:
                                   dataset_name="Real mocap, held-out actors / styles / subjects",
                                   dataset_type="real-mocap", split="held-out")
 
-    def _heldout_real_questions(self, file: str = "real_heldout.json") -> list[dict]:
+    def _heldout_real_questions(self) -> list[dict]:
         """Questions about every held-out real take (HDM05 actors, Bandai styles, CMU subjects), in trained phrasings
-        and in paraphrases; with ``file="vocabulary_heldout.json"``, about the held-out procedural vocabulary clips."""
-        path = self.runner.stage_dir("data") / file
+        and in paraphrases."""
+        path = self.runner.stage_dir("data") / "real_heldout.json"
         rows = json.loads(path.read_text()) if path.is_file() else []
         return heldout_real_questions(rows)
+
+    def _extra_line_questions(self, name: str) -> list[dict]:
+        """The questions of a held-out line of `EXTRA_LINES`: about the vocabulary clips' facts (trained phrasings
+        and paraphrases), or the sequences' own before / after / in-between questions."""
+        path = self.runner.stage_dir("data") / EXTRA_LINES[name][0]
+        rows = json.loads(path.read_text()) if path.is_file() else []
+        return heldout_real_questions(rows) if name == "vocabulary" else rows
 
     def _heldout_cmu_questions(self) -> list[dict]:
         """"What is the person doing?" about every held-out CMU trial whose description names an action."""
@@ -813,12 +857,13 @@ class HuMoConPipeline:
             result["real_lines"] = real_lines_summary([{"real_model": real, "real_questions": lines}])
             write_json_atomic(self.root / f"evaluation_{Path(model_dir).name or 'model'}_real.json", real)
             say(format_real_lines(result["real_lines"]))
-        vocabulary = self._heldout_real_questions("vocabulary_heldout.json")
-        if vocabulary:  # the held-out procedural vocabulary clips (raise, both hands, turn)
-            asked = self._evaluate_real_lines(answer, vocabulary, str(model_dir))
-            result["vocabulary_line"] = real_lines_summary([{"real_model": asked, "real_questions": vocabulary}])
-            write_json_atomic(self.root / f"evaluation_{Path(model_dir).name or 'model'}_vocabulary.json", asked)
-            say(format_real_lines(result["vocabulary_line"], title=VOCABULARY_LINE_TITLE))
+        for name, (_, title) in EXTRA_LINES.items():  # procedural vocabulary clips, real takes in sequence
+            questions = self._extra_line_questions(name)
+            if questions:
+                asked = self._evaluate_real_lines(answer, questions, str(model_dir))
+                result[f"{name}_line"] = real_lines_summary([{"real_model": asked, "real_questions": questions}])
+                write_json_atomic(self.root / f"evaluation_{Path(model_dir).name or 'model'}_{name}.json", asked)
+                say(format_real_lines(result[f"{name}_line"], title=title))
         say("written: " + ", ".join(str(p) for p in paths.values()))
         return result
 
@@ -826,7 +871,7 @@ class HuMoConPipeline:
         folder = self.runner.stage_dir("evaluate")
         out = {}
         for key in ("model", "baseline", "real_cmu_model", "real_cmu_baseline", "real_model", "real_baseline",
-                    "real_questions", "vocabulary_model", "vocabulary_questions"):
+                    "real_questions", *(f"{name}_{part}" for name in EXTRA_LINES for part in ("model", "questions"))):
             path = folder / f"{key}.json"
             if path.is_file():
                 out[key] = json.loads(path.read_text())
@@ -880,11 +925,11 @@ class HuMoConPipeline:
             "alongside_stages": [name for name, rec in self.runner.records.items() if rec.alongside],
             "stages": {name: rec.info for name, rec in self.runner.records.items()},
             "metrics": {key: value["metrics"] for key, value in evaluation.items()
-                        if not key.startswith(("real_", "vocabulary_"))},
+                        if not key.startswith(("real_", *(f"{name}_" for name in EXTRA_LINES)))},
             "statistics": seed_statistics([evaluation]),
             "real_cmu": real_cmu_summary([evaluation]),
             "real_lines": real_lines_summary([evaluation]),
-            "vocabulary_line": vocabulary_line_summary([evaluation]),
+            **{f"{name}_line": extra_line_summary([evaluation], name) for name in EXTRA_LINES},
             # The tune stage's machine reference (GEMM rate at the LLM's shapes, measured as the stage began) and the
             # stage's achieved model FLOP/s as a fraction of it: times that compare across machines and days.
             "machine_reference": tune_info.get("machine_reference"),
@@ -919,9 +964,10 @@ class HuMoConPipeline:
         if results.get("real_lines"):
             say()
             say(format_real_lines(results["real_lines"]))
-        if results.get("vocabulary_line"):
-            say()
-            say(format_real_lines(results["vocabulary_line"], title=VOCABULARY_LINE_TITLE))
+        for name, (_, title) in EXTRA_LINES.items():
+            if results.get(f"{name}_line"):
+                say()
+                say(format_real_lines(results[f"{name}_line"], title=title))
         say()
         say(f"LLM stages: {results['llm_precision']}")
         say("Wall time per stage (s): " + ", ".join(
