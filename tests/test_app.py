@@ -139,3 +139,18 @@ def test_app_cleans_its_temporary_folder(tmp_path, smollm2_tokenizer_dir):
     del chat  # the folder goes with the app object (and at exit); chat.close() runs the same clean-up
     gc.collect()
     assert not workdir.exists()
+
+
+def test_bundled_examples_are_small_credited_real_clips():
+    """The Space's examples (issue 30): a visitor without a motion file can click one. Each is a short excerpt of a
+    CMU trial (free for any use, credited in examples/README.md) that the motion readers load."""
+    from humocon_hf.processing.motion_io import load_motion
+
+    folder = APP_PATH.parent / "examples"
+    clips = sorted(folder.glob("*.bvh"))
+    assert [p.stem.split("_")[-1] for p in clips] == ["walk", "run", "jump"]
+    credit = (folder / "README.md").read_text()
+    assert "mocap.cs.cmu.edu" in credit and "NSF EIA-0196217" in credit
+    for clip in clips:
+        assert clip.stat().st_size < 300 * 1024 and clip.name in credit
+        assert 1.0 <= len(load_motion(clip).joints) / 20.0 <= 4.0  # seconds at the model's 20 fps
