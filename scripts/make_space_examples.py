@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = (
     ("cmu_02_01_walk.bvh", "02_01", "walk"),
     ("cmu_09_01_run.bvh", "09_01", "run"),
-    ("cmu_13_40_jump.bvh", "13_40", "jump"),
+    ("cmu_02_04_jump.bvh", "02_04", "jump, balance"),
 )
 STEP = 3
 MAX_SECONDS = 4.0
