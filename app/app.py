@@ -6,7 +6,8 @@ rendered and its concept timeline, and chat about it with streamed answers.
 
 `build_app(model_dir)` returns the `gr.Blocks`; its two API endpoints are what `gradio_client` can call: `/analyze`
 (motion file, optional .asf) -> (preview GIF, concept timeline as HTML, text summary), and `/ask` (motion, video,
-question, history, optional .asf) -> the history with the streamed answer.
+question, history, optional .asf) -> the history with the streamed answer. The folder is also a Hugging Face Space
+(README.md, requirements.txt, examples/): `humocon_hf.hub.push_space` uploads it with the checkpoint it serves.
 """
 
 from __future__ import annotations
