@@ -301,15 +301,23 @@ def build_app(model_dir: str = DEFAULT_MODEL, device: str = "auto"):
         with gr.Row():
             send = gr.Button("Ask", variant="primary")
             clear = gr.Button("New conversation")
-        # The API's /ask (gradio_client): the conversation only. The page's own button also empties the question box
-        # once the answer starts (an error keeps the question there), and leaves alone what is typed meanwhile.
+        # The API's /ask (gradio_client): the conversation only, a user error raised. The page's own button also
+        # empties the question box once the answer starts (and leaves alone what is typed meanwhile); what to do
+        # first (no motion, no question, a file that does not load) is a notice there, the question kept, rather
+        # than a failed event's red "Error" badges on the conversation and the question box.
         api_ask = gr.Button(visible=False)
 
         def ask_on_page(*inputs):
             first = True
-            for history in chat.ask(*inputs):
-                yield history, ("" if first else gr.update())
-                first = False
+            try:
+                for history in chat.ask(*inputs):
+                    yield history, ("" if first else gr.update())
+                    first = False
+            except gr.Error as err:
+                if not first:
+                    raise
+                gr.Warning(err.message)
+                yield gr.update(), gr.update()
 
         motion.change(chat.analyze, inputs=[motion, skeleton], outputs=[preview, timeline, info], api_name="analyze")
         skeleton.change(chat.analyze, inputs=[motion, skeleton], outputs=[preview, timeline, info], api_name=False)
