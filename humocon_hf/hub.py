@@ -462,6 +462,112 @@ def push_benchmark(repo_id: str, folder: str | os.PathLike, *, private: bool | N
                              repo_type="dataset")
 
 
+
+# ------------------------------------------------------------------------------------------------ the Space
+
+# The folder of the served checkpoint inside the Space: app.py's default model (./humocon_demo beside it).
+SPACE_MODEL_DIR = "humocon_demo"
+# The packages the Space's app imports, laid out as installed (setup.cfg's `packages`; modeling, processing and
+# training live in top-level folders of the source tree): humocon-hf is not on the package index, so the Space
+# carries its code beside app.py, and app/requirements.txt lists what that code needs.
+SPACE_PACKAGES = ("humocon_hf", "humocon_hf.data", "humocon_hf.metrics", "humocon_hf.modeling", "humocon_hf.pipeline",
+                  "humocon_hf.processing", "humocon_hf.training")
+_PACKAGE_SUFFIXES = (".py", ".json", ".jinja", ".yaml", ".md")  # the code and setup.cfg's package data
+# What a checkpoint needs to serve (weights, configs, tokenizer, chat defaults): not its run record (results.json,
+# with this machine's paths), training stages, previews, model card or copies of the code.
+_SPACE_CHECKPOINT_FILE = re.compile(
+    r"config\.json|generation_config\.json|humocon_chat\.json|(?:video_)?(?:pre)?processor_config\.json"
+    r"|tokenizer(?:_config)?\.json|special_tokens_map\.json|added_tokens\.json|vocab\.json|merges\.txt"
+    r"|tokenizer\.model|chat_template\.(?:jinja|json)|model(?:-\d{5}-of-\d{5})?\.safetensors"
+    r"|model\.safetensors\.index\.json"
+)
+_SPACE_APP_FILES = ("app.py", "README.md", "requirements.txt")
+
+
+def _regular_file(path: Path) -> bool:
+    """A regular file that is not a symbolic link (a link could point anywhere on this machine)."""
+    st = os.lstat(path)
+    return stat.S_ISREG(st.st_mode)
+
+
+def space_files(model_dir: str | os.PathLike, app_dir: str | os.PathLike | None = None) -> dict[str, Path]:
+    """What [`push_space`] uploads, as `{path in the Space: local file}`: the app folder's `app.py`, `README.md`
+    (the Space's front matter), `requirements.txt` and `examples/` (`*.bvh` and their README), the humocon_hf
+    package's code (`SPACE_PACKAGES`), and the checkpoint's serving files under `humocon_demo/`.
+
+    `app_dir` defaults to the source tree's `app/` folder (it is not part of an installed wheel). Symbolic links
+    are refused, never followed."""
+    import importlib.util
+
+    app = Path(app_dir) if app_dir is not None else Path(__file__).resolve().parents[1] / "app"
+    if not (app / "app.py").is_file():
+        raise FileNotFoundError(f"{app}: no app.py; run from a source checkout of humocon-hf or give app_dir= "
+                                "(the folder of the Space: app.py, README.md, requirements.txt, examples/)")
+    files: dict[str, Path] = {}
+
+    def add(path_in_repo: str, path: Path) -> None:
+        if not _regular_file(path):
+            raise ValueError(f"{path}: a symbolic link or not a regular file; the Space uploads regular files only")
+        files[path_in_repo] = path
+
+    for name in _SPACE_APP_FILES:
+        if not (app / name).exists():
+            raise FileNotFoundError(f"{app / name} is missing: a Space needs app.py, README.md and requirements.txt")
+        add(name, app / name)
+    examples = app / "examples"
+    if examples.is_dir():
+        for path in sorted(examples.iterdir()):
+            if path.suffix == ".bvh" or path.name == "README.md":
+                add(f"examples/{path.name}", path)
+
+    for package in SPACE_PACKAGES:
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise ModuleNotFoundError(f"{package} is not importable here: the Space carries its code")
+        root = Path(list(spec.submodule_search_locations)[0])
+        target = package.replace(".", "/")
+        for path in sorted(root.rglob("*")):
+            relative = path.relative_to(root)
+            if (path.suffix not in _PACKAGE_SUFFIXES or "__pycache__" in relative.parts
+                    or any(part.startswith(".") for part in relative.parts) or path.is_dir()):
+                continue
+            name = f"{target}/{relative.as_posix()}"
+            if package == "humocon_hf" and relative.parts[0] in {p.split(".")[1] for p in SPACE_PACKAGES[1:]}:
+                continue  # a sub-package of its own, added from its own folder
+            add(name, path)
+
+    model = Path(model_dir).expanduser()
+    if not (model / "config.json").is_file():
+        raise FileNotFoundError(f"{model}: no config.json, so not a checkpoint folder; give the output folder of "
+                                "`humocon demo` (or of `humocon finetune`)")
+    served = sorted(p for p in model.iterdir() if _SPACE_CHECKPOINT_FILE.fullmatch(p.name))
+    if not any(p.suffix == ".safetensors" for p in served):
+        raise FileNotFoundError(f"{model}: no model*.safetensors weights to serve")
+    for path in served:
+        add(f"{SPACE_MODEL_DIR}/{path.name}", path)
+    return files
+
+
+def push_space(repo_id: str, model_dir: str | os.PathLike, *, app_dir: str | os.PathLike | None = None,
+               private: bool | None = None, token: bool | str | None = None,
+               commit_message: str = "Upload the HuMoCon Space and the checkpoint it serves"):
+    """Create (or update) the Gradio Space `repo_id` in one commit: the app, its examples, the humocon_hf code it
+    imports and the checkpoint `model_dir` as `humocon_demo/` ([`space_files`] lists them). The Space's README.md
+    front matter (sdk: gradio, sdk_version, app_file) comes from the app folder. Returns the `CommitInfo`."""
+    from huggingface_hub import CommitOperationAdd
+    from transformers.utils.hub import hf_api
+
+    if not isinstance(repo_id, str) or not _HUB_ID.fullmatch(repo_id.strip()):
+        raise ValueError(f"repo_id must be an 'org/name' string, got {repo_id!r}")
+    files = space_files(model_dir, app_dir)
+    api = hf_api()
+    repo_id = api.create_repo(repo_id.strip(), private=private, token=token, exist_ok=True, repo_type="space",
+                              space_sdk="gradio").repo_id
+    operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(path)) for name, path in files.items()]
+    return api.create_commit(repo_id, operations=operations, commit_message=commit_message, token=token,
+                             repo_type="space")
+
+
 __all__ = [
     "BENCHMARK_CONFIGS",
     "BENCHMARK_MANIFEST",
@@ -473,6 +579,8 @@ __all__ = [
     "export_benchmark",
     "push_benchmark",
     "public_name",
+    "push_space",
     "push_to_hub",
     "save_for_remote_code",
+    "space_files",
 ]

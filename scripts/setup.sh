@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Create .venv and install humocon-hf. Idempotent: re-running is cheap.
 # `bash scripts/setup.sh` installs what the demo needs; `bash scripts/setup.sh test` (scripts/test.sh, CI) adds the
-# test extras (pytest, ruff, scipy, and Gradio for the Space's tests), up to ~10 s of a fresh setup the demo skips.
+# test extras (pytest, ruff, scipy, and Gradio and Playwright, a ~55 MB wheel, for the Space's tests), which the demo
+# skips. The browser test also needs a Chromium: .ci/run installs Debian's.
 # torch is installed first and pinned so that pip takes the local CPU wheel instead of pulling
 # gigabytes of CUDA packages; users with a GPU may install their own torch build before this.
 set -euo pipefail
