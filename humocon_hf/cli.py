@@ -529,11 +529,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from humocon_hf.recipes import RecipeError
-
     try:
         return int(args.func(args) or 0)
-    except (CLIError, RecipeError) as err:
+    except _user_errors() as err:  # evaluated only when an exception arrives
         if args.debug:
             raise
         print(f"humocon {args.command}: error: {err}", file=sys.stderr)
@@ -552,6 +550,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         _close_process_group()
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """The errors printed as one line: ours, and a recipe's when recipes were read (importing `humocon_hf.recipes`
+    imports transformers, seconds that `--help` or `inspect` do not need)."""
+    recipes = sys.modules.get("humocon_hf.recipes")
+    return (CLIError, recipes.RecipeError) if recipes is not None else (CLIError,)
 
 
 def _close_process_group() -> None:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from humocon_hf.processing.motion_io import MOTION_EXTENSIONS
-from humocon_hf.processing.video_processing_humocon import VIDEO_EXTENSIONS
+from humocon_hf.processing.video_decoding import VIDEO_EXTENSIONS
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel

@@ -56,6 +56,45 @@ def test_module_entry_point_runs():
     assert "--recipe" in result.stdout and "accelerate launch" in result.stdout
 
 
+_HEAVY = ("torch", "transformers")
+
+
+def _modules_after(code: str) -> list[str]:
+    """The heavy packages a fresh interpreter has imported after running `code` (issue 30: importing them took ~9 s
+    of `humocon --help`)."""
+    probe = f"import sys\n{code}\nprint(sorted(m for m in {_HEAVY!r} if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout.strip().splitlines()[-1].replace("'", '"'))
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["ask", "--help"], ["inspect", "--help"], ["demo", "--help"]])
+def test_help_imports_neither_torch_nor_transformers(argv):
+    code = ("import contextlib, io, runpy\n"
+            f"sys.argv = ['humocon', *{argv!r}]\n"
+            "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+            "    runpy.run_module('humocon_hf.cli', run_name='__main__')")
+    assert _modules_after(code) == []
+
+
+def test_help_lists_the_accepted_media_files(capsys):
+    from humocon_hf.processing.motion_io import MOTION_EXTENSIONS
+    from humocon_hf.processing.video_processing_humocon import VIDEO_EXTENSIONS
+
+    with pytest.raises(SystemExit):
+        main(["ask", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert all(ext in out for ext in (*MOTION_EXTENSIONS, *VIDEO_EXTENSIONS))
+
+
+def test_inspect_needs_neither_torch_nor_transformers(shared_data):
+    bvh = shared_data / "cmu_bvh" / "09_01.bvh"
+    code = ("import contextlib, io\nfrom humocon_hf.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            f"    assert main(['inspect', {str(bvh)!r}, '--preview', 'none']) == 0")
+    assert _modules_after(code) == []
+
+
 def test_no_command_is_an_error(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([])
