@@ -14,7 +14,9 @@ Several GPUs / processes: `accelerate launch -m humocon_hf.cli tune --recipe pap
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -530,7 +532,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe (`humocon inspect ... | head`) shows here, inside the handlers below
+        return code
+    except BrokenPipeError:
+        # The reader stopped reading: exit quietly as standard tools do (128 + SIGPIPE), with stdout pointed at
+        # /dev/null so that the interpreter's last flush does not fail again (the Python docs' recipe).
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # a replaced sys.stdout without a descriptor
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except _user_errors() as err:  # evaluated only when an exception arrives
         if args.debug:
             raise
