@@ -30,6 +30,7 @@ _LAZY = {
     "MotionVideoProcessor": "humocon_hf.processing.processing_humocon",
     "render_motion": "humocon_hf.processing.rendering",
     "save_preview": "humocon_hf.processing.rendering",
+    "check_plausibility": "humocon_hf.processing.plausibility",
     # models
     "HuMoConMotionEncoderConfig": "humocon_hf.modeling.configuration_humocon_encoders",
     "HuMoConVideoEncoderConfig": "humocon_hf.modeling.configuration_humocon_encoders",
@@ -88,6 +89,7 @@ if TYPE_CHECKING:  # pragma: no cover
         load_motion,
         load_motionx_smplx,
     )
+    from .processing.plausibility import check_plausibility
     from .processing.processing_humocon import MotionVideoProcessor
     from .processing.rendering import render_motion, save_preview
     from .processing.video_processing_humocon import HuMoConVideoProcessor

@@ -156,6 +156,7 @@ def cmd_ask(args) -> int:
 def cmd_inspect(args) -> int:
     """Load one motion file as the processor would and show how: the joint mapping, units, axes, rates."""
     from humocon_hf.processing.motion_io import estimate_stature, load_motion
+    from humocon_hf.processing.plausibility import check_plausibility
     from humocon_hf.processing.smpl22 import SMPL22_JOINT_NAMES
 
     path = Path(args.file)
@@ -189,6 +190,8 @@ def cmd_inspect(args) -> int:
         "duration_s": round(clip.duration, 3), "stature_m": round(float(estimate_stature(clip.joints)), 3),
         **{k: v for k, v in info.items()},
     }
+    warnings = check_plausibility(clip)
+    report["plausibility"] = [w.to_dict() for w in warnings]
     if args.preview != "none":
         from humocon_hf.processing.rendering import save_preview
 
@@ -220,6 +223,12 @@ def cmd_inspect(args) -> int:
         print(f"frames:    {clip.num_frames} at {clip.fps:g} fps ({clip.duration:.2f} s); file rate {clip.source_fps:g} fps")
         print(f"format:    {info.get('format', 'SMPL-22 joints')}")
     print(f"stature:   {report['stature_m']:.2f} m (from bone lengths)")
+    # After loading and fixing: what the model will see still has to be a body a person can have.
+    checked = "thigh spread, crossed limbs, feet below the floor, bone lengths"
+    print(f"pose:      {len(warnings)} warning(s) of the plausibility checks ({checked})" if warnings
+          else f"pose:      plausible (checked: {checked})")
+    for warning in warnings:
+        print(f"warning:   {warning.message}")
     mapping = info.get("joint_mapping")
     if mapping:
         print("SMPL-22 joint    <- file joint")
@@ -232,7 +241,7 @@ def cmd_inspect(args) -> int:
     for note in info.get("notes") or []:
         print(f"note:      {note}")
     if "preview" in report:
-        print(f"preview:   {report['preview']}")
+        print(f"preview:   {report['preview']} (blue: the person's left side, red: the right, yellow: the spine)")
     return 0
 
 
