@@ -247,7 +247,7 @@ def cmd_inspect(args) -> int:
 
 def cmd_push(args) -> int:
     from humocon_hf.hub import push_to_hub
-    from humocon_hf.model_card import card_from_output_dir, render_model_card
+    from humocon_hf.model_card import CARD_MEDIA, card_from_output_dir, render_model_card
 
     model, processor, _ = load_checkpoint(args.model, "cpu", "auto")
     folder = Path(args.model)
@@ -262,8 +262,11 @@ def cmd_push(args) -> int:
         print(f"note: {folder}/results.json not found; the card will say that no evaluation was recorded",
               file=sys.stderr)
         card_text = render_model_card(None, model_name=args.repo_id.split("/")[-1], repo_id=args.repo_id, model=model)
+    # The images the card shows (the demo's preview and concept timeline) go up beside it.
+    media = [folder / name for name in CARD_MEDIA.values() if (folder / name).is_file() and f"]({name})" in card_text]
     info = push_to_hub(model, args.repo_id, processor=processor, model_card=card_text, private=args.private,
-                       token=args.token, remote_code=not args.no_remote_code, create_pr=args.create_pr)
+                       token=args.token, remote_code=not args.no_remote_code, create_pr=args.create_pr,
+                       extra_files=media)
     print(f"pushed to {args.repo_id}: {getattr(info, 'commit_url', info)}")
     return 0
 
