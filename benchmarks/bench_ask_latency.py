@@ -1,10 +1,15 @@
-"""How long `humocon ask` makes a user wait once the model is loaded: reading the motion file, the chat template and
-the processor, the prefill, the first generated token, and the decoding rate after it, float32 and bf16 autocast
-measured alternately in one run (ratio = float32 time / bf16 time).
+"""How long `humocon ask` makes a user wait: end to end in fresh processes (`humocon --help`, `humocon ask`), and once
+the model is loaded (reading the motion file, the chat template and the processor, the prefill, the first generated
+token, and the decoding rate after it, float32 and bf16 autocast).
 
-The path is the command's own (`humocon_hf.inference`: `load_media`, `user_message`, `chat_inputs`, greedy
-`generate` as in `stream_answer`); a streamer records when each token arrives. `humocon ask` itself runs under bf16
-autocast when the checkpoint was trained and evaluated so (its `humocon_chat.json`) and the CPU has native bf16. Example, on the demo's checkpoint:
+End to end, each command runs in a fresh interpreter, in rounds that alternate it with references measured in the same
+run: a bare `python -c pass`, `import torch`, and the imports any transformers model and processor need (`import
+torch, transformers.modeling_utils, transformers.processing_utils`); the ratios to them say how much of the wait is
+ours. Then, in this process, the path is the command's own (`humocon_hf.inference`: `load_media`, `user_message`,
+`chat_inputs`, greedy `generate` as in `stream_answer`); a streamer records when each token arrives, float32 and bf16
+autocast alternately (ratio = float32 time / bf16 time). `humocon ask` itself runs under bf16 autocast when the
+checkpoint was trained and evaluated so (its `humocon_chat.json`) and the CPU has native bf16. Example, on the demo's
+checkpoint:
 
     python benchmarks/bench_ask_latency.py --model humocon_demo --motion ../shared/data/cmu_bvh/09_01.bvh
 """
@@ -13,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
+import sys
 import time
 
 import torch
@@ -57,6 +64,40 @@ def ask_once(model, processor, motion_path: str, question: str, system_prompt: s
             "prompt_tokens": int(inputs["input_ids"].shape[1])}
 
 
+def wall_times(commands: dict[str, list[str]], rounds: int) -> dict[str, float]:
+    """Median wall seconds of each command in a fresh process, the commands alternating round by round so that a
+    change in the machine's load falls on all of them alike."""
+    times: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(rounds):
+        for name, command in commands.items():
+            start = time.perf_counter()
+            result = subprocess.run(command, capture_output=True, text=True)
+            times[name].append(time.perf_counter() - start)
+            if result.returncode != 0:
+                raise SystemExit(f"{name}: exit {result.returncode}\n{result.stderr[-2000:]}")
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def end_to_end(model: str, motion: str, question: str, rounds: int) -> None:
+    python = [sys.executable]
+    commands = {
+        "python -c pass": [*python, "-c", "pass"],
+        "import torch": [*python, "-c", "import torch"],
+        "import torch + transformers model/processor code": [
+            *python, "-c", "import torch, transformers.modeling_utils, transformers.processing_utils"],
+        "humocon --help": [*python, "-m", "humocon_hf.cli", "--help"],
+        "humocon ask (load + answer)": [*python, "-m", "humocon_hf.cli", "ask", "--model", model, "--motion", motion,
+                                        "--device", "cpu", question],
+    }
+    medians = wall_times(commands, rounds)
+    torch_s = medians["import torch"]
+    floor_s = medians["import torch + transformers model/processor code"]
+    print(f"end to end, fresh processes, medians over {rounds} alternating rounds:")
+    for name, seconds in medians.items():
+        print(f"  {name:<50} {seconds:6.2f} s  ({seconds / torch_s:4.2f}x import torch, "
+              f"{seconds / floor_s:4.2f}x torch + transformers)")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="a HuMoCon checkpoint folder (e.g. the demo's)")
@@ -64,7 +105,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--question", default="What is the person doing?")
     parser.add_argument("--max-new-tokens", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=5, help="fresh-process rounds of the end-to-end part")
+    parser.add_argument("--only", choices=["end-to-end", "loaded"], default=None, help="run only one part")
     args = parser.parse_args(argv)
+    if args.only != "loaded":
+        end_to_end(args.model, args.motion, args.question, args.rounds)
+    if args.only == "end-to-end":
+        return
 
     start = time.perf_counter()
     model, processor, defaults = load_checkpoint(args.model, device="cpu")

@@ -1,14 +1,16 @@
 """humocon-hf: HuMoCon (human motion + video understanding through discovered concepts) for HuggingFace.
 
-Importing the package registers the HuMoCon classes with transformers' Auto classes, so
-`AutoModel.from_pretrained(checkpoint)` and `AutoProcessor.from_pretrained(checkpoint)` work without
-`trust_remote_code`. Public classes are imported lazily (on first attribute access) to keep `import
+Importing the package registers the HuMoCon classes with transformers' Auto classes (as soon as transformers is
+imported, not before), so `AutoModel.from_pretrained(checkpoint)` and `AutoProcessor.from_pretrained(checkpoint)` work
+without `trust_remote_code`. Public classes are imported lazily (on first attribute access) to keep `import
 humocon_hf` and the command line's `--help` fast.
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.abc
+import sys
 from typing import TYPE_CHECKING
 
 __version__ = "0.1.0.dev0"
@@ -28,6 +30,7 @@ _LAZY = {
     "MotionVideoProcessor": "humocon_hf.processing.processing_humocon",
     "render_motion": "humocon_hf.processing.rendering",
     "save_preview": "humocon_hf.processing.rendering",
+    "check_plausibility": "humocon_hf.processing.plausibility",
     # models
     "HuMoConMotionEncoderConfig": "humocon_hf.modeling.configuration_humocon_encoders",
     "HuMoConVideoEncoderConfig": "humocon_hf.modeling.configuration_humocon_encoders",
@@ -86,6 +89,7 @@ if TYPE_CHECKING:  # pragma: no cover
         load_motion,
         load_motionx_smplx,
     )
+    from .processing.plausibility import check_plausibility
     from .processing.processing_humocon import MotionVideoProcessor
     from .processing.rendering import render_motion, save_preview
     from .processing.video_processing_humocon import HuMoConVideoProcessor
@@ -123,11 +127,77 @@ def __dir__():
 __all__ = ["__version__", *_LAZY]
 
 
-def _register_with_transformers() -> None:
-    # Eager on purpose: `import humocon_hf` must be enough for AutoModel / AutoProcessor to know HuMoCon.
-    from .auto import register_auto_classes
+class _AutoRegistration(importlib.abc.MetaPathFinder):
+    """Registers HuMoCon with the Auto classes once `transformers` is imported (one shot), instead of at `import
+    humocon_hf`: registering imports torch and transformers' modeling code (3-5 s on a small CPU), which made
+    `humocon --help` wait as long. Whoever imports transformers pays that cost anyway.
 
-    register_auto_classes()
+    When one of our own modules imports transformers first, registering then would re-enter that half-imported module;
+    the registration waits until the outermost humocon_hf module being imported has finished.
+    """
+
+    def __init__(self):
+        self.depth = 0  # humocon_hf submodules executing now
+        self.pending = False  # transformers is imported, the registration not yet done
+
+    def find_spec(self, name, path, target=None):
+        if name != "transformers" and not name.startswith(f"{__name__}."):
+            return None
+        for finder in sys.meta_path:  # the spec the other finders give, as the import system would find it
+            if finder is self or not hasattr(finder, "find_spec"):
+                continue
+            spec = finder.find_spec(name, path, target)
+            if spec is not None:
+                if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+                    spec.loader = _NotifyingLoader(spec.loader, self, name == "transformers")
+                return spec
+        return None
+
+    def module_done(self, is_transformers: bool) -> None:
+        self.pending = self.pending or is_transformers
+        if self.pending and self.depth == 0:
+            self.pending = False
+            if self in sys.meta_path:
+                sys.meta_path.remove(self)
+            from .auto import register_auto_classes
+
+            register_auto_classes()
+
+
+class _NotifyingLoader(importlib.abc.Loader):
+    """A module's own loader, telling `_AutoRegistration` when the module has run; the module keeps the original."""
+
+    def __init__(self, loader, hook: _AutoRegistration, is_transformers: bool):
+        self.loader, self.hook, self.is_transformers = loader, hook, is_transformers
+
+    def __getattr__(self, name):
+        return getattr(self.loader, name)
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        own = not self.is_transformers
+        self.hook.depth += own
+        try:
+            self.loader.exec_module(module)
+        finally:
+            self.hook.depth -= own
+            module.__loader__ = self.loader
+            if getattr(module, "__spec__", None) is not None:
+                module.__spec__.loader = self.loader
+        self.hook.module_done(self.is_transformers)
+
+
+def _register_with_transformers() -> None:
+    # `import humocon_hf` must be enough for AutoModel / AutoProcessor to know HuMoCon: at once when transformers is
+    # loaded, else once it is.
+    if "transformers" in sys.modules:
+        from .auto import register_auto_classes
+
+        register_auto_classes()
+    elif not any(isinstance(finder, _AutoRegistration) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _AutoRegistration())
 
 
 _register_with_transformers()

@@ -14,7 +14,9 @@ Several GPUs / processes: `accelerate launch -m humocon_hf.cli tune --recipe pap
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -154,6 +156,7 @@ def cmd_ask(args) -> int:
 def cmd_inspect(args) -> int:
     """Load one motion file as the processor would and show how: the joint mapping, units, axes, rates."""
     from humocon_hf.processing.motion_io import estimate_stature, load_motion
+    from humocon_hf.processing.plausibility import check_plausibility
     from humocon_hf.processing.smpl22 import SMPL22_JOINT_NAMES
 
     path = Path(args.file)
@@ -187,6 +190,8 @@ def cmd_inspect(args) -> int:
         "duration_s": round(clip.duration, 3), "stature_m": round(float(estimate_stature(clip.joints)), 3),
         **{k: v for k, v in info.items()},
     }
+    warnings = check_plausibility(clip)
+    report["plausibility"] = [w.to_dict() for w in warnings]
     if args.preview != "none":
         from humocon_hf.processing.rendering import save_preview
 
@@ -218,6 +223,12 @@ def cmd_inspect(args) -> int:
         print(f"frames:    {clip.num_frames} at {clip.fps:g} fps ({clip.duration:.2f} s); file rate {clip.source_fps:g} fps")
         print(f"format:    {info.get('format', 'SMPL-22 joints')}")
     print(f"stature:   {report['stature_m']:.2f} m (from bone lengths)")
+    # After loading and fixing: what the model will see still has to be a body a person can have.
+    checked = "thigh spread, crossed limbs, feet below the floor, bone lengths"
+    print(f"pose:      {len(warnings)} warning(s) of the plausibility checks ({checked})" if warnings
+          else f"pose:      plausible (checked: {checked})")
+    for warning in warnings:
+        print(f"warning:   {warning.message}")
     mapping = info.get("joint_mapping")
     if mapping:
         print("SMPL-22 joint    <- file joint")
@@ -230,13 +241,13 @@ def cmd_inspect(args) -> int:
     for note in info.get("notes") or []:
         print(f"note:      {note}")
     if "preview" in report:
-        print(f"preview:   {report['preview']}")
+        print(f"preview:   {report['preview']} (blue: the person's left side, red: the right, yellow: the spine)")
     return 0
 
 
 def cmd_push(args) -> int:
     from humocon_hf.hub import push_to_hub
-    from humocon_hf.model_card import card_from_output_dir, render_model_card
+    from humocon_hf.model_card import CARD_MEDIA, card_from_output_dir, render_model_card
 
     model, processor, _ = load_checkpoint(args.model, "cpu", "auto")
     folder = Path(args.model)
@@ -251,8 +262,11 @@ def cmd_push(args) -> int:
         print(f"note: {folder}/results.json not found; the card will say that no evaluation was recorded",
               file=sys.stderr)
         card_text = render_model_card(None, model_name=args.repo_id.split("/")[-1], repo_id=args.repo_id, model=model)
+    # The images the card shows (the demo's preview and concept timeline) go up beside it.
+    media = [folder / name for name in CARD_MEDIA.values() if (folder / name).is_file() and f"]({name})" in card_text]
     info = push_to_hub(model, args.repo_id, processor=processor, model_card=card_text, private=args.private,
-                       token=args.token, remote_code=not args.no_remote_code, create_pr=args.create_pr)
+                       token=args.token, remote_code=not args.no_remote_code, create_pr=args.create_pr,
+                       extra_files=media)
     print(f"pushed to {args.repo_id}: {getattr(info, 'commit_url', info)}")
     return 0
 
@@ -529,11 +543,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from humocon_hf.recipes import RecipeError
-
     try:
-        return int(args.func(args) or 0)
-    except (CLIError, RecipeError) as err:
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe (`humocon inspect ... | head`) shows here, inside the handlers below
+        return code
+    except BrokenPipeError:
+        # The reader stopped reading: exit quietly as standard tools do (128 + SIGPIPE), with stdout pointed at
+        # /dev/null so that the interpreter's last flush does not fail again (the Python docs' recipe).
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # a replaced sys.stdout without a descriptor
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except _user_errors() as err:  # evaluated only when an exception arrives
         if args.debug:
             raise
         print(f"humocon {args.command}: error: {err}", file=sys.stderr)
@@ -552,6 +572,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     finally:
         _close_process_group()
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """The errors printed as one line: ours, and a recipe's when recipes were read (importing `humocon_hf.recipes`
+    imports transformers, seconds that `--help` or `inspect` do not need)."""
+    recipes = sys.modules.get("humocon_hf.recipes")
+    return (CLIError, recipes.RecipeError) if recipes is not None else (CLIError,)
 
 
 def _close_process_group() -> None:

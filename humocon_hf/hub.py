@@ -17,8 +17,10 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import stat
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -205,6 +207,7 @@ def push_to_hub(
     revision: str | None = None,
     create_pr: bool = False,
     remote_code: bool = True,
+    extra_files: Sequence[str | os.PathLike] = (),
     **save_kwargs,
 ):
     """Upload model + processor + model card to `repo_id` in one commit.
@@ -217,6 +220,8 @@ def push_to_hub(
         model_card_path: a Markdown file to upload as the card instead; give one of the two (default:
             [`default_model_card`]).
         remote_code: also ship the code (`trust_remote_code=True` loads without humocon-hf); default True.
+        extra_files: files uploaded beside the card under their own names (the preview and concept timeline the
+            card shows: `humocon_hf.model_card.card_media`).
 
     Returns:
         The `CommitInfo` of the upload.
@@ -257,6 +262,13 @@ def push_to_hub(
             if processor is not None:
                 processor.save_pretrained(tmp)
         Path(tmp, "README.md").write_text(card_text, encoding="utf-8")
+        for extra in extra_files:
+            extra = Path(extra)
+            if not extra.is_file():
+                raise FileNotFoundError(f"extra file {extra} does not exist")
+            if (Path(tmp) / extra.name).exists():
+                raise ValueError(f"extra file {extra} would replace the checkpoint's own {extra.name}")
+            shutil.copyfile(extra, Path(tmp) / extra.name)
         operations = []
         for root, _, files in os.walk(tmp):
             for name in sorted(files):

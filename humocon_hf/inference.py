@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import sys
 import threading
 from collections.abc import Iterator, Mapping
@@ -26,7 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from humocon_hf.processing.motion_io import MOTION_EXTENSIONS
-from humocon_hf.processing.video_processing_humocon import VIDEO_EXTENSIONS
+from humocon_hf.processing.video_decoding import VIDEO_EXTENSIONS
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -354,6 +355,15 @@ def answer_fn_from_model(
     return answer_fn
 
 
+def time_span(start: int, end: int, fps: float) -> str:
+    """`start-end s` of frames `[start, end)` with the decimals that tell frames apart at `fps` (0.1 s rounding
+    printed a 1-frame segment at 20 fps as `6.8- 6.8 s`); a single frame is one time."""
+    decimals = max(1, math.ceil(math.log10(fps))) if fps > 0 else 2
+    if end - start <= 1:
+        return f"{start / fps:.{decimals}f} s"
+    return f"{start / fps:.{decimals}f}-{end / fps:.{decimals}f} s"
+
+
 def concept_lines(model: HuMoConForCausalLM, processor: MotionVideoProcessor, joints) -> list[str]:
     """The motion's concept segments with times and, when the checkpoint has them, the concepts in words
     (`humocon ask --concepts`, the Space)."""
@@ -363,9 +373,11 @@ def concept_lines(model: HuMoConForCausalLM, processor: MotionVideoProcessor, jo
     result = motion_concepts(model.motion_encoder, fe, [joints])[0]
     labels = concept_labels(getattr(model.config.motion_config, "concept_descriptions", None))
     lines = ["Motion concepts (time, concept id" + (", what it means):" if labels else "):")]
-    for start, end, concept in result["segments"]:
+    spans = [time_span(start, end, fe.fps) for start, end, _ in result["segments"]]
+    width = max(map(len, spans), default=0)
+    for span, (_, _, concept) in zip(spans, result["segments"]):
         words = f"  {labels[concept]}" if concept in labels else ""
-        lines.append(f"  {start / fe.fps:5.1f}-{end / fe.fps:5.1f} s  #{concept:<4d}{words}")
+        lines.append(f"  {span:>{width}}  #{concept:<4d}{words}".rstrip())
     if not labels:
         lines.append("  (this checkpoint stores no concept descriptions; `humocon demo` checkpoints do)")
     return lines
@@ -381,6 +393,7 @@ __all__ = [
     "build_conversation",
     "check_media",
     "concept_lines",
+    "time_span",
     "load_checkpoint",
     "load_media",
     "make_answer_fn",

@@ -200,10 +200,18 @@ def real_cmu_per_action(summary: Mapping) -> str:
 def _real_cmu_context(summary: Mapping | None) -> dict | None:
     if not summary:
         return None
+    from humocon_hf.stats import wilson_ci
+
     pct = lambda x: "-" if x is None else f"{100 * x:.1f}%"  # noqa: E731
+    seeds = summary["statistics"]["model"]["n_seeds"]
+    right = sum(sum(v["correct_per_seed"]) for v in summary["per_action"].values())
+    asked = sum(v["questions"] for v in summary["per_action"].values()) * seeds
+    ci = wilson_ci(right, asked)  # 13 trials: a bootstrap CI of 13/13 would be [100, 100]
     return {
         "question": summary["question"],
         "n": len(summary["trials"]),
+        "count": f"{right} of {asked} right" + (f" over {seeds} seeds" if seeds > 1 else ""),
+        "ci": f"95% CI {100 * ci['low']:.0f}-{100 * ci['high']:.0f}%",
         "accuracy_pct": pct(summary["accuracy"]),
         "baseline_pct": pct(summary.get("baseline_accuracy")),
         "majority_answer": summary["majority_answer"],
@@ -243,6 +251,7 @@ def render_model_card(
     video_qa: bool = False,
     real_cmu: Mapping | None = None,
     real_lines: Mapping | None = None,
+    media: Mapping[str, str] | None = None,
 ) -> str:
     """Render the Hub README of a HuMoCon checkpoint.
 
@@ -261,6 +270,9 @@ def render_model_card(
         real_lines: the demo's real-motion lines (`humocon_hf.pipeline.reporting.real_lines_summary`): accuracy on the
             held-out real takes of each data set, shown as their own table.
         real_cmu: the demo's held-out real CMU summary (`humocon_hf.pipeline.reporting.real_cmu_summary`), shown as its own line.
+        media: files shown in the card, relative to it (they must be uploaded beside it): ``preview`` (a rendered
+            test motion, `preview.gif`), ``concept_timeline`` (`concept_timeline.png`) and ``caption`` (what the
+            motion is).
     """
     import jinja2
     import yaml
@@ -332,6 +344,9 @@ def render_model_card(
         "remote_code_pip": REMOTE_CODE_PIP,
         "real_cmu": _real_cmu_context(real_cmu),
         "real_lines": _real_lines_table(real_lines),
+        "preview": (media or {}).get("preview"),
+        "concept_timeline": (media or {}).get("concept_timeline"),
+        "media_caption": (media or {}).get("caption"),
     }
     path = Path(template_path) if template_path is not None else TEMPLATE_PATH
     if not path.is_file():
@@ -416,7 +431,22 @@ def card_from_output_dir(output_dir: str | os.PathLike, repo_id: str | None = No
         model_name=repo_id.split("/")[-1] if repo_id else folder.name,
         repo_id=repo_id,
         datasets_used=datasets_used,
+        real_cmu=saved.get("real_cmu"),
+        real_lines=saved.get("real_lines"),
+        media=card_media(folder, ((saved.get("stages") or {}).get("export") or {}).get("preview_caption")),
     )
+
+
+CARD_MEDIA = {"preview": "preview.gif", "concept_timeline": "concept_timeline.png"}
+
+
+def card_media(folder: str | os.PathLike, caption: str | None = None) -> dict[str, str]:
+    """The `media` of `render_model_card` that `folder` holds (`preview.gif`, `concept_timeline.png`), by file name:
+    the card shows them, and `humocon push` uploads them beside it."""
+    media = {key: name for key, name in CARD_MEDIA.items() if (Path(folder) / name).is_file()}
+    if media and caption:
+        media["caption"] = caption
+    return media
 
 
 class _SectionsRecipe:
@@ -425,5 +455,5 @@ class _SectionsRecipe:
         self.name = name
 
 
-__all__ = ["DATA_NOTES", "TEMPLATE_PATH", "build_metadata", "card_from_output_dir", "local_name", "parse_card_metadata",
-           "public_command", "public_name", "render_model_card", "results_table"]
+__all__ = ["CARD_MEDIA", "DATA_NOTES", "TEMPLATE_PATH", "build_metadata", "card_from_output_dir", "card_media",
+           "local_name", "parse_card_metadata", "public_command", "public_name", "render_model_card", "results_table"]

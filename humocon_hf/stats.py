@@ -4,6 +4,7 @@ On our benchmark one training run decides nothing (seed-to-seed spread is severa
 ±10 on body part), so every comparison here is (a) over the *same* test questions and (b) over several seeds:
 
 * `bootstrap_ci` - percentile bootstrap CI of an accuracy, resampling questions.
+* `wilson_ci` - the Wilson score CI of k right of n: for few questions and accuracies at 0 or 100%.
 * `paired_comparison` - model A vs model B answered the same questions: mean difference with a paired bootstrap
   CI and an exact McNemar test on the discordant pairs (questions one got right and the other wrong).
 * `seed_summary` / `compare_over_seeds` - the same over several seeds, each seed with its own test questions:
@@ -57,6 +58,26 @@ def bootstrap_ci(correct: Sequence, *, confidence: float = 0.95, resamples: int 
     means = c[rng.integers(0, c.size, size=(resamples, c.size))].mean(axis=1)
     lo, hi = np.quantile(means, [(1 - confidence) / 2, (1 + confidence) / 2])
     return {"mean": float(c.mean()), "low": float(lo), "high": float(hi), "n": int(c.size)}
+
+
+def wilson_ci(successes: int, n: int, *, confidence: float = 0.95) -> dict:
+    """Accuracy `successes / n` with the Wilson score CI: ``{mean, low, high, n}``.
+
+    For few questions or an accuracy at 0 or 100% (13 of 13 trials), where the bootstrap CI collapses to a point
+    ([100, 100]) while 13 trials only show the accuracy is above ~77%."""
+    from statistics import NormalDist
+
+    if not (isinstance(n, (int, np.integer)) and n > 0):
+        raise ValueError(f"wilson_ci: n must be a positive integer, got {n!r}")
+    if not 0 <= successes <= n:
+        raise ValueError(f"wilson_ci: successes must be in [0, {n}], got {successes!r}")
+    z = NormalDist().inv_cdf((1 + confidence) / 2)
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    low = 0.0 if successes == 0 else max(0.0, centre - half)
+    high = 1.0 if successes == n else min(1.0, centre + half)
+    return {"mean": p, "low": low, "high": high, "n": int(n)}
 
 
 def mcnemar_exact(a_correct: Sequence, b_correct: Sequence) -> dict:

@@ -295,12 +295,28 @@ def _write_gif(path: str, frames: np.ndarray, fps: float) -> None:
     images[0].save(path, format="GIF", save_all=True, append_images=images[1:], duration=1000.0 / fps, loop=0)
 
 
+def draw_side_legend(frames: np.ndarray) -> np.ndarray:
+    """Write "left" and "right" in their bone colours in the top-left corner of every frame (in place): a preview
+    that does not say which colour is the person's left cannot show a swapped side."""
+    h, w = frames.shape[1:3]
+    scale = max(0.3, min(h, w) / 560)
+    thickness = max(1, int(round(scale * 2)))
+    (left_w, text_h), _ = cv2.getTextSize("left", cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    x, y = max(2, w // 40), max(text_h + 2, h // 40 + text_h)
+    for frame in frames:
+        cv2.putText(frame, "left", (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, COLOR_LEFT, thickness, cv2.LINE_AA)
+        cv2.putText(frame, "right", (x + left_w + 2 * x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, COLOR_RIGHT, thickness,
+                    cv2.LINE_AA)
+    return frames
+
+
 def save_preview(joints: Any, path: str | os.PathLike, fps: float | None = None, size=224, camera: Camera | None = None,
-                 **render_kwargs) -> str:
+                 legend: bool = True, **render_kwargs) -> str:
     """Render `joints` and write a `.gif` (Pillow) or `.mp4` (OpenCV, mp4v) preview atomically.
 
     `fps` is the motion's frame rate (defaults to a `MotionClip`'s own rate, else 20); the file plays
-    at that rate. Returns the path written.
+    at that rate. `legend` writes which colour is the person's left (blue) and right (red) in a corner.
+    Returns the path written.
     """
     path = os.fspath(path)
     ext = os.path.splitext(path)[1].lower()
@@ -309,6 +325,8 @@ def save_preview(joints: Any, path: str | os.PathLike, fps: float | None = None,
     if fps is None:
         fps = float(joints.fps) if hasattr(joints, "fps") else DEFAULT_FPS
     frames = render_motion(joints, size=size, fps=fps, camera=camera, **render_kwargs)
+    if legend:
+        draw_side_legend(frames)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"save_preview: folder {folder!r} does not exist")

@@ -34,6 +34,7 @@ Pipeline for one video (a file path or a uint8 ``(N, H, W, 3)`` RGB array):
 from __future__ import annotations
 
 import http.client
+import logging
 import math
 import os
 import re
@@ -58,11 +59,12 @@ except ImportError:  # motion-only users (e.g. of an exported checkpoint) need n
 
     cv2 = _OpenCVMissing()
 import numpy as np
-from transformers.utils import logging
 
 from .smpl22 import DEFAULT_FPS
 
-logger = logging.get_logger(__name__)
+# The standard library's logger, not transformers': the same logger (transformers' `get_logger` returns
+# `logging.getLogger(name)`), without importing transformers (~1 s) for a module the command line's `--help` reads.
+logger = logging.getLogger(__name__)
 
 # The video files every entry point accepts (processor, `humocon ask`, data set loaders): what OpenCV/FFmpeg decodes.
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".gif", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")

@@ -1,6 +1,7 @@
 """The `humocon` command line: --help of every command, recipe files, and `humocon ask` on a tiny checkpoint."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -54,6 +55,45 @@ def test_module_entry_point_runs():
                             timeout=120)
     assert result.returncode == 0, result.stderr
     assert "--recipe" in result.stdout and "accelerate launch" in result.stdout
+
+
+_HEAVY = ("torch", "transformers")
+
+
+def _modules_after(code: str) -> list[str]:
+    """The heavy packages a fresh interpreter has imported after running `code` (issue 30: importing them took ~9 s
+    of `humocon --help`)."""
+    probe = f"import sys\n{code}\nprint(sorted(m for m in {_HEAVY!r} if m in sys.modules))"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout.strip().splitlines()[-1].replace("'", '"'))
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["ask", "--help"], ["inspect", "--help"], ["demo", "--help"]])
+def test_help_imports_neither_torch_nor_transformers(argv):
+    code = ("import contextlib, io, runpy\n"
+            f"sys.argv = ['humocon', *{argv!r}]\n"
+            "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+            "    runpy.run_module('humocon_hf.cli', run_name='__main__')")
+    assert _modules_after(code) == []
+
+
+def test_help_lists_the_accepted_media_files(capsys):
+    from humocon_hf.processing.motion_io import MOTION_EXTENSIONS
+    from humocon_hf.processing.video_processing_humocon import VIDEO_EXTENSIONS
+
+    with pytest.raises(SystemExit):
+        main(["ask", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert all(ext in out for ext in (*MOTION_EXTENSIONS, *VIDEO_EXTENSIONS))
+
+
+def test_inspect_needs_neither_torch_nor_transformers(shared_data):
+    bvh = shared_data / "cmu_bvh" / "09_01.bvh"
+    code = ("import contextlib, io\nfrom humocon_hf.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            f"    assert main(['inspect', {str(bvh)!r}, '--preview', 'none']) == 0")
+    assert _modules_after(code) == []
 
 
 def test_no_command_is_an_error(capsys):
@@ -452,6 +492,50 @@ def test_inspect_shows_the_mapping_units_and_a_preview(shared_data, tmp_path, ca
     report = json.loads(capsys.readouterr().out)
     assert report["rig"] == "cmu_amc2bvh" and report["source_fps"] == 120 and report["joint_mapping"]["neck"] == "upperneck"
     assert "preview" not in report
+
+
+def test_inspect_into_a_closed_pipe_exits_quietly(tmp_path):
+    """`humocon inspect ... | head` ended in a BrokenPipeError traceback (issue 30); the reader here is gone before the
+    command writes, so every write fails."""
+    motion = write_motion_file(tmp_path)
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run([sys.executable, "-m", "humocon_hf.cli", "inspect", str(motion), "--preview", "none"],
+                                stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert result.returncode == 141 and result.stderr == "", result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("start, end, fps, expected", [
+    (136, 137, 20, "6.80 s"),  # one frame: one time (was "6.8- 6.8 s")
+    (0, 25, 20, "0.00-1.25 s"),
+    (24, 25, 20, "1.20 s"),
+    (8, 16, 20, "0.40-0.80 s"),
+    (0, 3, 120, "0.000-0.025 s"),
+    (5, 15, 10, "0.5-1.5 s"),
+])
+def test_concept_segment_times(start, end, fps, expected):
+    from humocon_hf.inference import time_span
+
+    assert time_span(start, end, fps) == expected
+
+
+def test_concept_lines_align_and_show_one_frame_segments(monkeypatch):
+    import humocon_hf.concepts as concepts
+    from humocon_hf.inference import concept_lines
+
+    segments = [(0, 24, 245), (24, 25, 118), (25, 140, 7)]
+    monkeypatch.setattr(concepts, "motion_concepts", lambda encoder, fe, motions: [{"segments": segments}])
+
+    class Model:
+        motion_encoder = None
+        config = type("C", (), {"motion_config": type("M", (), {"concept_descriptions": {"245": "running"}})()})()
+
+    processor = type("P", (), {"motion_feature_extractor": type("F", (), {"fps": 20.0})()})()
+    lines = concept_lines(Model(), processor, None)
+    assert lines[1:] == ["  0.00-1.20 s  #245   running", "       1.20 s  #118", "  1.25-7.00 s  #7"]
 
 
 def test_inspect_errors_are_one_line(shared_data, tmp_path, capsys):

@@ -375,6 +375,23 @@ def test_push_to_hub_with_custom_card_and_bad_inputs(model, tmp_path, monkeypatc
         push_to_hub(model, "  ")
 
 
+def test_push_uploads_the_images_the_card_shows(model, tmp_path, monkeypatch):
+    import transformers.utils.hub as transformers_hub
+    from huggingface_hub import constants
+
+    fake = FakeHfApi(Path(constants.HF_HUB_CACHE))
+    monkeypatch.setattr(transformers_hub, "_hf_api", fake)
+    (tmp_path / "preview.gif").write_bytes(b"GIF89a")
+    push_to_hub(model, "humocon-test/media", model_card="![x](preview.gif)", remote_code=False,
+                extra_files=[tmp_path / "preview.gif"])
+    assert "preview.gif" in fake.commits[-1][2]
+    with pytest.raises(FileNotFoundError, match="concept_timeline.png"):
+        push_to_hub(model, "humocon-test/media", extra_files=[tmp_path / "concept_timeline.png"])
+    (tmp_path / "config.json").write_text("{}")
+    with pytest.raises(ValueError, match="config.json"):
+        push_to_hub(model, "humocon-test/media", remote_code=False, extra_files=[tmp_path / "config.json"])
+
+
 def test_benchmark_as_a_hub_dataset(tmp_path, monkeypatch):
     """`humocon push-dataset`: the benchmark's questions and motions as parquet configs with a data set card, loadable
     by `datasets.load_dataset`, uploaded in one commit to a data set repository (fake Hub)."""

@@ -1,9 +1,14 @@
 """Model cards: rendered from given results only, metadata that parses back, usage and licence sections."""
 
 import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from humocon_tiny import build_tiny_checkpoint, walk_rotations, write_synthetic_bvh
 
 from humocon_hf.model_card import (
     TEMPLATE_PATH,
@@ -148,3 +153,80 @@ def test_training_table_says_what_phase_2_trained_on(use_video):
     phase2 = next(line for line in card.splitlines() if line.startswith("| 1. concept discovery, phase 2"))
     assert ("rendered videos" in phase2) is use_video
     assert ("all four objectives" in phase2) is use_video
+
+
+# Runs first in the snippet's process: neither humocon_hf nor the repository's folders can be imported there, as for a
+# Hub visitor with only torch and transformers.
+_BARE = """
+import importlib.abc, sys
+class _Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in ("humocon_hf", "modeling", "processing", "training"):
+            raise ModuleNotFoundError("No module named " + repr(name))
+sys.meta_path.insert(0, _Block())
+"""
+
+
+def _python_blocks(card: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", card, flags=re.S)
+
+
+def test_first_usage_snippet_runs_with_only_torch_and_transformers(smollm2_tokenizer_dir, tmp_path):
+    """A Hub visitor cannot `pip install humocon-hf` (issue 30: the card's snippet began with `import humocon_hf`): the
+    card's first snippet loads the exported checkpoint through its own code and answers, with humocon_hf blocked."""
+    checkpoint = build_tiny_checkpoint(tmp_path / "build", smollm2_tokenizer_dir)
+    card = render_model_card(MODEL, recipe=load_recipe("small"), repo_id=str(checkpoint))
+    first, second = _python_blocks(card)[:2]
+    assert "import humocon_hf" not in first and "trust_remote_code=True" in first
+    assert second.startswith("import humocon_hf")
+    run = tmp_path / "visitor"
+    run.mkdir()
+    write_synthetic_bvh(run / "walk.bvh", *walk_rotations(40))  # the file the snippet names
+    check = ("\nassert type(model).__module__.startswith('transformers_modules'), type(model).__module__\n"
+             "assert not any(m.split('.')[0] == 'humocon_hf' for m in sys.modules)\n"
+             "assert output.shape[1] > inputs['input_ids'].shape[1]\nprint('ANSWERED')\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"), OMP_NUM_THREADS="1")
+    result = subprocess.run([sys.executable, "-c", _BARE + first + check], cwd=run, env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0 and "ANSWERED" in result.stdout, result.stderr[-3000:]
+    blocked = subprocess.run([sys.executable, "-c", _BARE + second], cwd=run, env=env, capture_output=True, text=True,
+                             timeout=300)
+    assert "No module named 'humocon_hf'" in blocked.stderr  # the isolation holds: the second snippet needs the package
+
+
+def test_card_shows_the_preview_and_the_concept_timeline_when_present(tmp_path):
+    plain = render_model_card(MODEL, recipe=load_recipe("small"))
+    assert "## A test motion" not in plain and ".gif" not in plain
+    card = render_model_card(MODEL, recipe=load_recipe("small"), media={
+        "preview": "preview.gif", "concept_timeline": "concept_timeline.png", "caption": "A person walks."})
+    assert "](preview.gif)" in card and "](concept_timeline.png)" in card and '"A person walks."' in card
+    assert "blue: the person's left side" in card
+    (tmp_path / "stages" / "evaluate").mkdir(parents=True)
+    (tmp_path / "stages" / "evaluate" / "model.json").write_text(json.dumps(MODEL))
+    (tmp_path / "results.json").write_text(json.dumps({"recipe": load_recipe("small").to_dict(), "stages": {
+        "export": {"preview_caption": "A person jumps."}}}))
+    (tmp_path / "preview.gif").write_bytes(b"GIF89a")
+    from_folder = card_from_output_dir(tmp_path, repo_id="org/x")
+    assert "](preview.gif)" in from_folder and "concept_timeline.png" not in from_folder and "A person jumps." in from_folder
+
+
+def test_limitations_say_rigs_are_mapped_by_topology():
+    card = render_model_card(MODEL, recipe=load_recipe("small"))
+    assert "mapped by joint names" not in card
+    assert "by\n  their topology" in card or "by their topology" in card
+    assert "humocon inspect" in card
+
+
+def test_real_cmu_line_gives_the_count_and_a_confidence_interval():
+    """13 of 13 trials is "100%" with a 95% CI of 77-100%, not a bare "100%" (issue 30)."""
+    summary = {
+        "question": "What is the person doing?", "trials": [f"t{i}" for i in range(13)], "accuracy": 1.0,
+        "baseline_accuracy": 10 / 13, "majority_answer": "walk", "majority_accuracy": 10 / 13,
+        "per_action": {"jump": {"questions": 3, "correct_per_seed": [3]}, "walk": {"questions": 10,
+                                                                                  "correct_per_seed": [10]}},
+        "statistics": {"model": {"mean": 1.0, "std": 0.0, "low": 1.0, "high": 1.0, "n_seeds": 1, "n_questions": 13}},
+    }
+    card = " ".join(render_model_card(MODEL, recipe=load_recipe("small"), real_cmu=summary).split())
+    assert "**100.0%** of 13 trials, 13 of 13 right, 95% CI 77-100% (Wilson" in card
+    assert "jump 3/3, walk 10/10" in card

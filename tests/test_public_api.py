@@ -54,3 +54,27 @@ def test_paper_recipe_function_has_its_own_name():
 
     assert finetune is finetune_with_paper_recipe  # the earlier name still works where it was defined
     assert list(inspect.signature(finetune_with_paper_recipe).parameters)[:2] == ["stage", "model"]
+
+
+@pytest.mark.parametrize("first", [
+    "import humocon_hf\nassert 'transformers' not in sys.modules and 'torch' not in sys.modules\n",  # lazy
+    "import humocon_hf\nimport peft\n",  # transformers imported by another package
+    "import transformers\nimport humocon_hf\n",  # already imported: registered at once
+    "from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM\n",  # our module imports transformers first
+    "from humocon_hf import MotionVideoProcessor\n",
+])
+def test_importing_the_package_registers_the_auto_classes(first):
+    """`import humocon_hf` registers HuMoCon with the Auto classes once transformers is imported (issue 30: registering
+    at import made `humocon --help` import torch and transformers, ~9 s)."""
+    code = ("import sys\n" + first +
+            "from transformers import AutoConfig, AutoModel, AutoProcessor\n"
+            "from transformers.models.auto.configuration_auto import CONFIG_MAPPING\n"
+            "from transformers.models.auto.processing_auto import PROCESSOR_MAPPING\n"
+            "import humocon_hf.modeling.modeling_humocon as m\n"
+            "assert CONFIG_MAPPING['humocon'].__name__ == 'HuMoConConfig'\n"
+            "assert PROCESSOR_MAPPING[CONFIG_MAPPING['humocon']].__name__ == 'MotionVideoProcessor'\n"
+            "assert type(sys.modules['transformers'].__spec__.loader).__module__ != 'humocon_hf'\n"
+            "assert type(m.__loader__).__module__ != 'humocon_hf'\n"
+            "print('ok')\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-2000:]

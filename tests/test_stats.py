@@ -16,6 +16,7 @@ from humocon_hf.stats import (
     mcnemar_exact,
     paired_comparison,
     seed_summary,
+    wilson_ci,
 )
 
 
@@ -119,3 +120,19 @@ def test_accuracy_table_and_markdown():
                 "no concept discovery": accuracy_table_with_ci(base, model, resamples=200)}
     text = format_ablation_ci_table(ablation)
     assert "| full | 75.0 ± 0.0 [" in text and "(-41.7*, p=" in text and "difference to 'full'" in text
+
+
+def test_wilson_ci_known_values_and_the_edges():
+    """13 of 13 right is not "100% [100, 100]" (the bootstrap's collapsed interval): Wilson gives [77.2, 100]."""
+    all_right = wilson_ci(13, 13)
+    assert all_right["mean"] == 1.0 and all_right["high"] == 1.0 and all_right["low"] == pytest.approx(0.7719, abs=1e-4)
+    assert bootstrap_ci([1] * 13)["low"] == 1.0  # why the card does not use it here
+    twelve = wilson_ci(12, 13)
+    assert (twelve["low"], twelve["high"]) == pytest.approx((0.6669, 0.9863), abs=1e-4)
+    none = wilson_ci(0, 13)
+    assert none["low"] == 0.0 and none["high"] == pytest.approx(1 - all_right["low"])
+    wide, narrow = wilson_ci(50, 100, confidence=0.99), wilson_ci(50, 100)
+    assert wide["low"] < narrow["low"] < 0.5 < narrow["high"] < wide["high"]
+    for bad in ((14, 13), (-1, 13), (1, 0)):
+        with pytest.raises(ValueError, match="wilson_ci"):
+            wilson_ci(*bad)

@@ -518,7 +518,8 @@ def generate_motion_qa(
                 np.save(tmp / "motions" / f"{mid}.npy", rec["joints"])
                 video = None
                 if render_video:
-                    save_preview(rec["joints"], tmp / "videos" / f"{mid}.mp4", fps=gen.fps, size=video_size)
+                    save_preview(rec["joints"], tmp / "videos" / f"{mid}.mp4", fps=gen.fps, size=video_size,
+                                 legend=False)  # training video: no text on it
                     video = str(final / "videos" / f"{mid}.mp4")
                 motion = dict(
                     motion_id=mid, motion_path=str(final / "motions" / f"{mid}.npy"), video_path=video, fps=gen.fps,

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from humocon_hf.stats import TABLE1_COLUMNS
+from humocon_hf.stats import TABLE1_COLUMNS, wilson_ci
 
 if TYPE_CHECKING:
     from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
@@ -235,7 +235,11 @@ def format_real_lines(summary: Mapping, title: str = "Real mocap, held out") -> 
             return "-"
         s = stats["model"]
         spread = f" ± {100 * s['std']:.1f}" if s["n_seeds"] > 1 else ""
-        return f"{100 * s['mean']:.1f}%{spread} [{100 * s['low']:.0f}, {100 * s['high']:.0f}] (n={s['n_questions']})"
+        low, high = s["low"], s["high"]
+        if s["n_seeds"] == 1:  # one seed: the Wilson interval (a bootstrap of 21 of 21 right is [100, 100])
+            ci = wilson_ci(round(s["mean"] * s["n_questions"]), s["n_questions"])
+            low, high = ci["low"], ci["high"]
+        return f"{100 * s['mean']:.1f}%{spread} [{100 * low:.0f}, {100 * high:.0f}] (n={s['n_questions']})"
 
     header = [title, *(h for h, _ in _REAL_GROUPS), "Paraphrased", "Text-only (overall)"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

@@ -781,7 +781,7 @@ class HuMoConPipeline:
     # ------------------------------------------------------------------------------------------- export
     def stage_export(self, folder: Path) -> dict:
         from humocon_hf.hub import save_for_remote_code
-        from humocon_hf.model_card import render_model_card
+        from humocon_hf.model_card import card_media, render_model_card
         from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
 
         qa, real_rows = self.load_data()
@@ -824,6 +824,7 @@ class HuMoConPipeline:
             model=model,
             real_cmu=real_cmu_summary([evaluation]),
             real_lines=real_lines_summary([evaluation]),
+            media=card_media(self.root, row.get("caption")),
         )
         (self.root / "README.md").write_text(card, encoding="utf-8")
         return info
