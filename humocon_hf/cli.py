@@ -247,6 +247,7 @@ def cmd_inspect(args) -> int:
 
 def cmd_push(args) -> int:
     from humocon_hf.hub import push_to_hub
+    from humocon_hf.inference import CHAT_DEFAULTS
     from humocon_hf.model_card import CARD_MEDIA, card_from_output_dir, render_model_card
 
     model, processor, _ = load_checkpoint(args.model, "cpu", "auto")
@@ -264,9 +265,12 @@ def cmd_push(args) -> int:
         card_text = render_model_card(None, model_name=args.repo_id.split("/")[-1], repo_id=args.repo_id, model=model)
     # The images the card shows (the demo's preview and concept timeline) go up beside it.
     media = [folder / name for name in CARD_MEDIA.values() if (folder / name).is_file() and f"]({name})" in card_text]
+    # And the chat settings it was tuned and evaluated with (system prompt, answer length, precision), so that
+    # `humocon ask` on the Hub id answers as on the folder.
+    chat = [folder / CHAT_DEFAULTS] if (folder / CHAT_DEFAULTS).is_file() else []
     info = push_to_hub(model, args.repo_id, processor=processor, model_card=card_text, private=args.private,
                        token=args.token, remote_code=not args.no_remote_code, create_pr=args.create_pr,
-                       extra_files=media)
+                       extra_files=media + chat)
     print(f"pushed to {args.repo_id}: {getattr(info, 'commit_url', info)}")
     return 0
 
@@ -290,6 +294,17 @@ def cmd_finetune(args) -> int:
         print(f"held-out accuracy on {args.eval_data} ({info['eval_after']['questions']} questions): "
               f"{100 * before.get('accuracy', float('nan')):.1f}% before -> {100 * info['eval_after']['accuracy']:.1f}% "
               "after")
+    return 0
+
+
+def cmd_push_space(args) -> int:
+    from humocon_hf.hub import push_space
+
+    try:
+        info = push_space(args.repo_id, args.model, private=args.private or None, token=args.token)
+    except (ValueError, FileNotFoundError) as err:
+        raise CLIError(str(err)) from err
+    print(f"Space {args.repo_id}: {info.commit_url}")
     return 0
 
 
@@ -503,6 +518,18 @@ def build_parser() -> argparse.ArgumentParser:
     finetune.add_argument("--trust-remote-code", action="store_true",
                           help="Allow the checkpoint's own code (needed only where humocon-hf is not installed).")
     finetune.set_defaults(func=cmd_finetune)
+
+    push_space = sub.add_parser(
+        "push-space",
+        help="Publish the Gradio demo (app/) as a Hub Space with the checkpoint it serves.",
+        description="Upload app/ (the Gradio app, its examples, its Space README and requirements), the humocon_hf "
+                    "code it imports and the checkpoint's serving files as humocon_demo/ to a Space, in one commit.",
+    )
+    push_space.add_argument("--repo-id", required=True, help="Target Space repository, 'org/name'.")
+    push_space.add_argument("--model", default="humocon_demo", help="Checkpoint folder the Space serves.")
+    push_space.add_argument("--private", action="store_true", help="Create the Space as private.")
+    push_space.add_argument("--token", default=None, help="Hub token (default: the stored login).")
+    push_space.set_defaults(func=cmd_push_space)
 
     push_dataset = sub.add_parser(
         "push-dataset",

@@ -164,3 +164,14 @@ def test_the_uploaded_space_starts_the_app_on_its_own_code_and_checkpoint(checkp
     assert Path(package).resolve().parent == (space / "humocon_hf").resolve()
     assert Path(modeling).resolve().parent == (space / "humocon_hf" / "modeling").resolve()
     assert has_timeline == "True" and role == "user"
+
+
+def test_push_space_command(fake_hub, checkpoint, capsys):
+    """`humocon push-space` is push_space with the CLI's conventions: one commit, a clear error for a bad id."""
+    from humocon_hf.cli import main
+
+    assert main(["push-space", "--repo-id", "org/humocon-space", "--model", str(checkpoint)]) == 0
+    assert "org/humocon-space: fake://commit" in capsys.readouterr().out
+    (commit,) = fake_hub.commits
+    assert main(["push-space", "--repo-id", "not a repo id", "--model", str(checkpoint)]) == 2
+    assert "repo_id must be an 'org/name' string" in capsys.readouterr().err

@@ -433,3 +433,21 @@ def test_benchmark_as_a_hub_dataset(tmp_path, monkeypatch):
     (repo, _, files), = fake.commits
     assert repo == "org/humocon-motion-qa" and "README.md" in files and "questions/test-00000-of-00001.parquet" in files
     assert main(["push-dataset"]) == 2  # neither --repo-id nor --local-dir
+
+
+def test_push_command_uploads_the_chat_settings(tmp_path, monkeypatch, smollm2_tokenizer_dir):
+    """`humocon push` takes the checkpoint's humocon_chat.json along: `humocon ask` on the Hub id then answers with the
+    system prompt and answer length the checkpoint was tuned with, not the LLM's defaults."""
+    import transformers.utils.hub as transformers_hub
+    from huggingface_hub import constants
+    from humocon_tiny import build_tiny_checkpoint
+
+    from humocon_hf.cli import main
+    from humocon_hf.inference import CHAT_DEFAULTS
+
+    checkpoint = build_tiny_checkpoint(tmp_path, smollm2_tokenizer_dir)
+    assert (checkpoint / CHAT_DEFAULTS).is_file()
+    fake = FakeHfApi(Path(constants.HF_HUB_CACHE))
+    monkeypatch.setattr(transformers_hub, "_hf_api", fake)
+    assert main(["push", "--model", str(checkpoint), "--repo-id", "humocon-test/chat"]) == 0
+    assert CHAT_DEFAULTS in fake.commits[-1][2]
