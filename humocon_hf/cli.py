@@ -529,11 +529,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from humocon_hf.pipeline.runner import StageBusyError
     from humocon_hf.recipes import RecipeError
 
     try:
         return int(args.func(args) or 0)
-    except (CLIError, RecipeError) as err:
+    except (CLIError, RecipeError, StageBusyError) as err:
         if args.debug:
             raise
         print(f"humocon {args.command}: error: {err}", file=sys.stderr)

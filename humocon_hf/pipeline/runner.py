@@ -2,8 +2,9 @@
 
 `StageRunner` runs a stage unless a finished run with the same input fingerprint exists (`stage.json`, written
 atomically by `write_text_atomic` / `write_json_atomic`, the package's atomic writers of text files); `train_resuming` resumes a Trainer from
-its last complete checkpoint after a kill; `seed_before_init` makes new weights independent of what ran before; the
-`accelerate launch` helpers (`is_main_process`, `barrier`) decide which process writes.
+its last complete checkpoint after a kill; `stage_lock` keeps a second run from writing a stage's folder while one
+does; `seed_before_init` makes new weights independent of what ran before; the `accelerate launch` helpers
+(`is_main_process`, `barrier`) decide which process writes.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 
 MARKER = "stage.json"
+LOCK = ".lock"  # in each stage folder: `stage_lock`
 
 
 def say(message: str = "") -> None:
@@ -64,6 +66,51 @@ def _json_default(value):
     if isinstance(value, Path):
         return str(value)
     return str(value)
+
+
+class StageBusyError(RuntimeError):
+    """Another process holds the lock of the stage folder this run would write."""
+
+
+@contextlib.contextmanager
+def stage_lock(folder: Path):
+    """Hold an exclusive advisory lock (`flock`) on `folder/.lock` while this process writes the stage, so that a second
+    run on the same output folder fails at once (naming the holder's pid) instead of training a second time into the
+    same checkpoints. The kernel drops the lock when the holder ends, however it ends (kill -9 included), so a lock is
+    never stale; the file stays, holding the last holder's pid. Without `fcntl` (Windows) runs are not guarded."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by child processes (PEP 446)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            raise StageBusyError(
+                f"{folder} is being written by another run (pid {holder}, lock {path}): wait for it to end or stop "
+                "it; a stopped run leaves no lock, and the same command then resumes the stage") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _empty_folder(folder: Path) -> None:
+    """Remove what a stage folder holds except its lock file (held by this process while the stage is redone)."""
+    for child in folder.iterdir():
+        if child.name == LOCK:
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
 
 
 @dataclass
@@ -112,11 +159,16 @@ class StageRunner:
     def run(self, name: str, fingerprint: dict, fn: Callable[[Path], dict], all_processes: bool = False) -> dict:
         """Run `fn(stage_folder)` unless a finished run with the same fingerprint exists. Under `accelerate launch`,
         training stages run on every process (the Trainer needs them all); the others on the main process while
-        the rest wait; only the main process writes markers."""
+        the rest wait; only the main process writes markers, and it holds the folder's lock (`stage_lock`) from
+        the reuse check to the marker."""
+        main = is_main_process()
+        with stage_lock(self.stage_dir(name)) if main else contextlib.nullcontext():
+            return self._run(name, fingerprint, fn, all_processes, main)
+
+    def _run(self, name: str, fingerprint: dict, fn: Callable[[Path], dict], all_processes: bool, main: bool) -> dict:
         folder = self.stage_dir(name)
         marker = folder / MARKER
         key = json.dumps(fingerprint, sort_keys=True, default=str)
-        main = is_main_process()
         if marker.is_file() and not self.fresh:
             saved = self.finished(name, fingerprint)
             if saved is not None:
@@ -128,9 +180,9 @@ class StageRunner:
                 return saved.get("info", {})
             if main:
                 say(f"[{name}] inputs changed since the last run: redoing the stage")
-                shutil.rmtree(folder)
+                _empty_folder(folder)
         elif self.fresh and folder.exists() and main:
-            shutil.rmtree(folder)
+            _empty_folder(folder)
         barrier()
         folder.mkdir(parents=True, exist_ok=True)
         if main:
