@@ -580,6 +580,9 @@ class HuMoConPipeline:
         processor = self.load_processor()
         llm, _ = self._load_llm()
         motion_encoder, video_encoder = self.load_encoders()
+        # `from_parts` draws the (unused) projectors and the added tokens' embedding rows: seeded, so that the
+        # checkpoint does not depend on whether stage 3 ran before it in this process (the side process: it did not).
+        seed_before_init(self.recipe.training_args("tune", output_dir=folder / "checkpoints")[0].seed)
         model = HuMoConForCausalLM.from_parts(llm, motion_encoder, video_encoder, processor)
         return self._tune(model, folder, with_motion=False)
 
