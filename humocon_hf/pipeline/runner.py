@@ -251,13 +251,44 @@ class ListDataset:
         return self.rows[i]
 
 
+def resume_record():
+    """A TrainerCallback that records, per Trainer output folder, the global step training started from (the
+    Trainer's own state once it has loaded the checkpoint it resumes) and how many optimizer steps this process ran:
+    the evidence, in `stage.json`, that a re-run after a kill resumed rather than trained again from step 0 (equal
+    final weights alone would not tell). A resumed start is also printed."""
+    from transformers import TrainerCallback
+
+    class ResumeRecord(TrainerCallback):
+        def __init__(self):
+            self.runs: dict[str, dict] = {}
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.runs[str(args.output_dir)] = {"resumed_from_step": state.global_step, "steps_this_run": 0}
+            if state.global_step and state.is_world_process_zero:
+                say(f"  training from step {state.global_step} of {state.max_steps} ({args.output_dir})")
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.runs[str(args.output_dir)]["steps_this_run"] += 1
+
+        def info(self, output_dir) -> dict:
+            """`resumed_from_step` and `steps_this_run` of the training into `output_dir` (empty if none ran)."""
+            return self.runs.get(str(output_dir), {})
+
+    return ResumeRecord()
+
+
 def train_resuming(trainer, output_dir) -> dict:
+    """`trainer.train()` from the last complete checkpoint in `output_dir` (if any): its metrics, with
+    `resumed_from_step` and `steps_this_run` (`resume_record`)."""
     from humocon_hf.training.checkpoints import last_complete_checkpoint
 
     checkpoint = last_complete_checkpoint(output_dir)  # skips a checkpoint half-written by a killed process
     if checkpoint:
         say(f"  resuming from {checkpoint}")
-    return trainer.train(resume_from_checkpoint=checkpoint).metrics
+    record = resume_record()
+    trainer.add_callback(record)
+    metrics = trainer.train(resume_from_checkpoint=checkpoint).metrics
+    return {**metrics, **record.info(trainer.args.output_dir)}
 
 
 def train_info(trainer, metrics: dict) -> dict:
@@ -268,4 +299,6 @@ def train_info(trainer, metrics: dict) -> dict:
         "first_loss": losses[0] if losses else None,
         "last_loss": losses[-1] if losses else None,
         "final_train_loss": metrics.get("train_loss"),
+        "resumed_from_step": metrics.get("resumed_from_step"),
+        "steps_this_run": metrics.get("steps_this_run"),
     }
