@@ -602,10 +602,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _user_errors() -> tuple[type[Exception], ...]:
-    """The errors printed as one line: ours, and a recipe's when recipes were read (importing `humocon_hf.recipes`
-    imports transformers, seconds that `--help` or `inspect` do not need)."""
+    """The errors printed as one line: ours, a recipe's when recipes were read (importing `humocon_hf.recipes`
+    imports transformers, seconds that `--help` or `inspect` do not need), a busy stage folder when a pipeline ran."""
+    errors: tuple[type[Exception], ...] = (CLIError,)
     recipes = sys.modules.get("humocon_hf.recipes")
-    return (CLIError, recipes.RecipeError) if recipes is not None else (CLIError,)
+    if recipes is not None:
+        errors += (recipes.RecipeError,)
+    runner = sys.modules.get("humocon_hf.pipeline.runner")  # a stage folder another run is writing
+    if runner is not None:
+        errors += (runner.StageBusyError,)
+    return errors
 
 
 def _close_process_group() -> None:

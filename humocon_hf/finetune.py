@@ -156,7 +156,7 @@ def finetune(
         if previous.get("fingerprint") == json.loads(json.dumps(fingerprint, default=str)):
             return previous  # the same fine-tuning finished before: nothing to redo
     targs, tune_args = recipe_obj.training_args("tune", output_dir=out / "checkpoints")
-    train = load_custom_qa(str(train_data))
+    train = load_custom_qa(str(train_data), require_answer=True)  # a record without an answer trains on nothing
     if len(train) == 0:
         raise ValueError(f"{train_data}: no usable training examples")
     eval_rows = list(load_custom_qa(str(eval_data))) if eval_data is not None else []

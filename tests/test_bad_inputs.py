@@ -320,6 +320,91 @@ def test_bad_recipes(tmp_path, case, make, message):
         make(tmp_path)
 
 
+# ----------------------------------------------------------------------------------------------- fine-tuning data
+
+
+_GOOD_QA = json.dumps({"motion": "m.npy", "question": "What is the person doing?", "answer": "walk"})
+
+
+def _qa(folder: Path, name: str, *lines) -> Path:
+    """A QA file whose first line is a good record and whose next lines are `lines` (str or bytes)."""
+    parts = [_GOOD_QA.encode(), *(x.encode() if isinstance(x, str) else x for x in lines)]
+    return _write(folder, name, b"\n".join(parts) + b"\n")
+
+
+def _load_qa(path: Path, **kwargs):
+    from humocon_hf.data import load_custom_qa
+
+    return load_custom_qa(path, check_files=False, **kwargs)
+
+
+_PRETTY_DUPLICATE = '[\n  {"motion": "m.npy", "question": "q", "answer": "a"},\n  {\n    "motion": "m.npy",\n' \
+                    '    "question": "q", "answer": "a", "answer": "b"\n  }\n]\n'
+
+# (case id, make the bad QA file in a folder and load it, message regex); every error is a ValueError
+QA_CASES = [
+    ("qa-blank-answer", lambda d: _load_qa(_qa(d, "ba.jsonl", '{"motion": "m.npy", "question": "q", "answer": " "}')),
+     r"ba\.jsonl: line 2: 'answer' is empty"),
+    ("qa-empty-answer", lambda d: _load_qa(_qa(d, "ea.jsonl", "", '{"motion": "m.npy", "question": "q", "answer": ""}')),
+     r"ea\.jsonl: line 3: 'answer' is empty"),
+    ("qa-blank-question", lambda d: _load_qa(_qa(d, "bq.jsonl", '{"motion": "m.npy", "question": "\\n", "answer": "a"}')),
+     r"bq\.jsonl: line 2: needs 'question' \(a non-empty string\)"),
+    ("qa-blank-user-message", lambda d: _load_qa(_qa(d, "bu.jsonl", json.dumps(
+        {"motion": "m.npy", "conversations": [{"role": "user", "content": ""}, {"role": "assistant", "content": "a"}]}))),
+     r"bu\.jsonl: line 2: message 0 \(user\) is empty"),
+    ("qa-blank-question-beside-conversation", lambda d: _load_qa(_qa(d, "bc.jsonl", json.dumps(
+        {"motion": "m.npy", "question": " ", "conversations": [{"role": "user", "content": "q"},
+                                                               {"role": "assistant", "content": "a"}]}))),
+     r"bc\.jsonl: line 2: 'question' is empty"),
+    ("qa-blank-assistant", lambda d: _load_qa(_qa(d, "bm.jsonl", json.dumps(
+        {"motion": "m.npy", "conversations": [{"from": "human", "value": "q"}, {"from": "gpt", "value": "\t"}]}))),
+     r"bm\.jsonl: line 2: message 1 \(gpt\) is empty"),
+    ("qa-json-blank-answer", lambda d: _load_qa(_write(d, "ba.json", json.dumps([json.loads(_GOOD_QA),
+                                                                              {"motion": "m", "question": "q", "answer": ""}]))),
+     r"ba\.json: record 1: 'answer' is empty"),
+    ("qa-training-no-answer", lambda d: _load_qa(_qa(d, "na.jsonl", '{"motion": "m.npy", "question": "q"}'),
+                                                 require_answer=True),
+     r"na\.jsonl: line 2: has no answer"),
+    ("qa-duplicate-key", lambda d: _load_qa(_qa(d, "dup.jsonl", '{"motion": "m.npy", "question": "q", "answer": "a", '
+                                                                 '"answer": "b"}')),
+     r"dup\.jsonl: line 2 has the key 'answer' twice"),
+    ("qa-json-duplicate-key", lambda d: _load_qa(_write(d, "dup.json", _PRETTY_DUPLICATE)),
+     r"dup\.json: line 3: an object has the key 'answer' twice"),
+    ("qa-long-line", lambda d: _load_qa(_sparse(d, "long.jsonl", '{"motion": "', 100 * 1024**2)),
+     r"long\.jsonl: line 1 is longer than 1 MiB"),
+    ("qa-too-large", lambda d: _load_qa(_sparse(d, "big.jsonl", _GOOD_QA + "\n", 300 * 1024**2)),
+     r"big\.jsonl: larger than 256 MiB"),
+    ("qa-json-too-large", lambda d: _load_qa(_sparse(d, "big.json", "[", 300 * 1024**2)), r"big\.json: larger than 256 MiB"),
+    ("qa-latin1", lambda d: _load_qa(_qa(d, "l1.jsonl", "", '{"motion": "m.npy", "question": "caf\xe9?", "answer": "a"}'
+                                                            .encode("latin-1"))),
+     r"l1\.jsonl: line 3 is not UTF-8 text \(byte 0xe9\)"),
+    ("qa-json-latin1", lambda d: _load_qa(_write(d, "l1.json", '[\n{"motion": "m", "question": "caf\xe9?"}\n]'
+                                                 .encode("latin-1"))),
+     r"l1\.json: line 2 is not UTF-8 text"),
+]
+
+
+@pytest.mark.parametrize("case, make, message", QA_CASES, ids=[c[0] for c in QA_CASES])
+def test_bad_finetuning_data(tmp_path, case, make, message):
+    with pytest.raises(ValueError, match=_all_of(message)):
+        make(tmp_path)
+
+
+def test_a_long_qa_line_is_refused_without_reading_it_whole(tmp_path):
+    """A 100 MB line costs at most about the 1 MiB bound in memory, not the line."""
+    import tracemalloc
+
+    path = _sparse(tmp_path, "long.jsonl", _GOOD_QA + '\n{"motion": "', 100 * 1024**2)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match=r"long\.jsonl: line 2 is longer than 1 MiB"):
+            _load_qa(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 1024**2, peak
+
+
 # ----------------------------------------------------------------------------------------------- command line
 
 
@@ -334,6 +419,8 @@ CLI_CASES = [
     ("cli-inspect-missing", ["inspect", "nowhere.bvh"], r"no such file"),
     ("cli-inspect-json", ["inspect", "{good}", "--joint-map", "{neck"], r"not valid JSON"),
     ("cli-inspect-corrupt", ["inspect", "{bad}"], r"bad\.bvh.*not a BVH"),
+    ("cli-finetune-blank-answer", ["finetune", "--model", "nowhere", "--data", "{blank}"],
+     r"blank\.jsonl: line 2: 'answer' is empty"),
 ]
 
 
@@ -341,8 +428,10 @@ CLI_CASES = [
 def test_bad_command_lines(files, tmp_path, capsys, case, argv, message):
     folder, _ = files
     bad = _write(tmp_path, "bad.bvh", "garbage\n")
-    argv = [a.replace("{good}", str(folder / "good.bvh")).replace("{bad}", str(bad)) for a in argv]
-    if argv[0] in ("pretrain", "demo", "ablate"):
+    blank = _qa(tmp_path, "blank.jsonl", '{"motion": "m.npy", "question": "q", "answer": ""}')
+    argv = [a.replace("{good}", str(folder / "good.bvh")).replace("{bad}", str(bad)).replace("{blank}", str(blank))
+            for a in argv]
+    if argv[0] in ("pretrain", "demo", "ablate", "finetune"):
         argv += ["--output-dir", str(tmp_path / "out")]
     assert main(argv) == 2
     err = capsys.readouterr().err
@@ -352,7 +441,8 @@ def test_bad_command_lines(files, tmp_path, capsys, case, argv, message):
 
 
 def test_there_are_at_least_sixty_cases():
-    assert len(MOTION_CASES) + len(PROCESSOR_CASES) + len(CHECKPOINT_CASES) + len(RECIPE_CASES) + len(CLI_CASES) >= 60
+    assert len(MOTION_CASES) + len(PROCESSOR_CASES) + len(CHECKPOINT_CASES) + len(RECIPE_CASES) + len(CLI_CASES) \
+        + len(QA_CASES) >= 60
 
 
 def _chain_bvh(folder: Path, joints: int) -> Path:

@@ -661,6 +661,31 @@ def test_baseline_steps_redo_only_the_baseline(tmp_path, smollm2_tokenizer_dir):
         load_recipe("small", {"evaluate": {"baseline_steps_fraction": 0}})
 
 
+def test_baseline_weights_do_not_depend_on_whether_it_trained_after_stage_3_or_in_a_process_of_its_own(
+        tmp_path, smollm2_tokenizer_dir):
+    """The baseline trained after stage 3 (one process) and alone (the side process, a re-run): the same checkpoint,
+    its unused projectors and added-token rows included; they were drawn before the stage seeded, from whatever random
+    state stage 3 had left (issue 29's kill test found it)."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file
+
+    from humocon_hf.pipeline.stages import HuMoConPipeline, PipelineOptions
+
+    options = PipelineOptions(output_dir=str(tmp_path / "out"), use_cmu=False,
+                              overrides=_one_step_overrides(tmp_path, smollm2_tokenizer_dir))
+    HuMoConPipeline(options).run(until="baseline")
+    folder = tmp_path / "out" / "stages" / "baseline"
+    after_stage_3 = load_file(folder / "model" / "model.safetensors")
+    shutil.rmtree(folder)
+    HuMoConPipeline(options).run_single_stage("baseline")  # what the side process runs
+    alone = load_file(folder / "model" / "model.safetensors")
+    assert after_stage_3.keys() == alone.keys()
+    for key in alone:
+        torch.testing.assert_close(alone[key], after_stage_3[key], rtol=0, atol=0, msg=key)
+
+
 def test_text_only_baseline_trains_alongside_in_a_second_process(tmp_path, smollm2_tokenizer_dir, monkeypatch,
                                                                   capsys):
     """With `baseline_alongside` (the CLI's default) a CPU run with 2 threads trains the baseline in a child process

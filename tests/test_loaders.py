@@ -364,9 +364,9 @@ def test_custom_qa_jsonl_and_conversations(tmp_path):
         pytest.param(json.dumps({"motion": "m.npy", "question": "q", "answer": "a"}) + "\n{not json\n", {},
                      r"qa\.jsonl: line 2 is not valid JSON", id="line_not_json"),
         pytest.param(json.dumps({"question": "q", "answer": "a"}) + "\n", {},
-                     r"qa\.jsonl: record 0: needs a 'motion' and/or 'video' path", id="no_media"),
+                     r"qa\.jsonl: line 1: needs a 'motion' and/or 'video' path", id="no_media"),
         pytest.param(json.dumps({"motion": "m.npy", "conversations": [{"role": "narrator", "content": "hi"}]}) + "\n",
-                     {"check_files": False}, r"record 0: message 0 has role 'narrator'", id="unknown_role"),
+                     {"check_files": False}, r"qa\.jsonl: line 1: message 0 has role 'narrator'", id="unknown_role"),
     ],
 )
 def test_custom_qa_malformed(tmp_path, text, kwargs, match):

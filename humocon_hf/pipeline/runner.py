@@ -2,8 +2,9 @@
 
 `StageRunner` runs a stage unless a finished run with the same input fingerprint exists (`stage.json`, written
 atomically by `write_text_atomic` / `write_json_atomic`, the package's atomic writers of text files); `train_resuming` resumes a Trainer from
-its last complete checkpoint after a kill; `seed_before_init` makes new weights independent of what ran before; the
-`accelerate launch` helpers (`is_main_process`, `barrier`) decide which process writes.
+its last complete checkpoint after a kill; `stage_lock` keeps a second run from writing a stage's folder while one
+does; `seed_before_init` makes new weights independent of what ran before; the `accelerate launch` helpers
+(`is_main_process`, `barrier`) decide which process writes.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 
 MARKER = "stage.json"
+LOCK = ".lock"  # in each stage folder: `stage_lock`
 
 
 def say(message: str = "") -> None:
@@ -64,6 +66,51 @@ def _json_default(value):
     if isinstance(value, Path):
         return str(value)
     return str(value)
+
+
+class StageBusyError(RuntimeError):
+    """Another process holds the lock of the stage folder this run would write."""
+
+
+@contextlib.contextmanager
+def stage_lock(folder: Path):
+    """Hold an exclusive advisory lock (`flock`) on `folder/.lock` while this process writes the stage, so that a second
+    run on the same output folder fails at once (naming the holder's pid) instead of training a second time into the
+    same checkpoints. The kernel drops the lock when the holder ends, however it ends (kill -9 included), so a lock is
+    never stale; the file stays, holding the last holder's pid. Without `fcntl` (Windows) runs are not guarded."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / LOCK
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by child processes (PEP 446)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            raise StageBusyError(
+                f"{folder} is being written by another run (pid {holder}, lock {path}): wait for it to end or stop "
+                "it; a stopped run leaves no lock, and the same command then resumes the stage") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _empty_folder(folder: Path) -> None:
+    """Remove what a stage folder holds except its lock file (held by this process while the stage is redone)."""
+    for child in folder.iterdir():
+        if child.name == LOCK:
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
 
 
 @dataclass
@@ -112,11 +159,16 @@ class StageRunner:
     def run(self, name: str, fingerprint: dict, fn: Callable[[Path], dict], all_processes: bool = False) -> dict:
         """Run `fn(stage_folder)` unless a finished run with the same fingerprint exists. Under `accelerate launch`,
         training stages run on every process (the Trainer needs them all); the others on the main process while
-        the rest wait; only the main process writes markers."""
+        the rest wait; only the main process writes markers, and it holds the folder's lock (`stage_lock`) from
+        the reuse check to the marker."""
+        main = is_main_process()
+        with stage_lock(self.stage_dir(name)) if main else contextlib.nullcontext():
+            return self._run(name, fingerprint, fn, all_processes, main)
+
+    def _run(self, name: str, fingerprint: dict, fn: Callable[[Path], dict], all_processes: bool, main: bool) -> dict:
         folder = self.stage_dir(name)
         marker = folder / MARKER
         key = json.dumps(fingerprint, sort_keys=True, default=str)
-        main = is_main_process()
         if marker.is_file() and not self.fresh:
             saved = self.finished(name, fingerprint)
             if saved is not None:
@@ -128,9 +180,9 @@ class StageRunner:
                 return saved.get("info", {})
             if main:
                 say(f"[{name}] inputs changed since the last run: redoing the stage")
-                shutil.rmtree(folder)
+                _empty_folder(folder)
         elif self.fresh and folder.exists() and main:
-            shutil.rmtree(folder)
+            _empty_folder(folder)
         barrier()
         folder.mkdir(parents=True, exist_ok=True)
         if main:
@@ -199,13 +251,44 @@ class ListDataset:
         return self.rows[i]
 
 
+def resume_record():
+    """A TrainerCallback that records, per Trainer output folder, the global step training started from (the
+    Trainer's own state once it has loaded the checkpoint it resumes) and how many optimizer steps this process ran:
+    the evidence, in `stage.json`, that a re-run after a kill resumed rather than trained again from step 0 (equal
+    final weights alone would not tell). A resumed start is also printed."""
+    from transformers import TrainerCallback
+
+    class ResumeRecord(TrainerCallback):
+        def __init__(self):
+            self.runs: dict[str, dict] = {}
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.runs[str(args.output_dir)] = {"resumed_from_step": state.global_step, "steps_this_run": 0}
+            if state.global_step and state.is_world_process_zero:
+                say(f"  training from step {state.global_step} of {state.max_steps} ({args.output_dir})")
+
+        def on_step_end(self, args, state, control, **kwargs):
+            self.runs[str(args.output_dir)]["steps_this_run"] += 1
+
+        def info(self, output_dir) -> dict:
+            """`resumed_from_step` and `steps_this_run` of the training into `output_dir` (empty if none ran)."""
+            return self.runs.get(str(output_dir), {})
+
+    return ResumeRecord()
+
+
 def train_resuming(trainer, output_dir) -> dict:
+    """`trainer.train()` from the last complete checkpoint in `output_dir` (if any): its metrics, with
+    `resumed_from_step` and `steps_this_run` (`resume_record`)."""
     from humocon_hf.training.checkpoints import last_complete_checkpoint
 
     checkpoint = last_complete_checkpoint(output_dir)  # skips a checkpoint half-written by a killed process
     if checkpoint:
         say(f"  resuming from {checkpoint}")
-    return trainer.train(resume_from_checkpoint=checkpoint).metrics
+    record = resume_record()
+    trainer.add_callback(record)
+    metrics = trainer.train(resume_from_checkpoint=checkpoint).metrics
+    return {**metrics, **record.info(trainer.args.output_dir)}
 
 
 def train_info(trainer, metrics: dict) -> dict:
@@ -216,4 +299,6 @@ def train_info(trainer, metrics: dict) -> dict:
         "first_loss": losses[0] if losses else None,
         "last_loss": losses[-1] if losses else None,
         "final_train_loss": metrics.get("train_loss"),
+        "resumed_from_step": metrics.get("resumed_from_step"),
+        "steps_this_run": metrics.get("steps_this_run"),
     }

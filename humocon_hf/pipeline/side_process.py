@@ -13,6 +13,11 @@ baseline against 69 s alone on two, clean-clone demos of 2026-12-07), stage 3's 
 of the pipeline the options describe and writes the stage's `stage.json` marker as any run would. The main process
 then adopts the finished stage (`StageRunner.adopt`); if the side process failed, it says so and runs the stage
 itself.
+
+The child lives only as long as the main process: a `kill -9` of the main process runs no clean-up that could stop
+it, so the child ends itself (`tie_to_parent`: Linux's parent-death signal, and everywhere a thread that watches the
+parent pid), and it runs in its own process group, which `SideStage.stop` ends as a whole. While it trains, it holds
+its stage folder's lock (`runner.stage_lock`), so a re-run never starts a second trainer on the same checkpoints.
 """
 
 from __future__ import annotations
@@ -20,8 +25,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 from humocon_hf.pipeline.runner import say, write_json_atomic
@@ -29,6 +37,51 @@ from humocon_hf.pipeline.runner import say, write_json_atomic
 SIDE_STAGE = "baseline"
 # The child's command line, before `<options.json> <stage>`.
 SIDE_COMMAND = (sys.executable, "-m", "humocon_hf.pipeline.side_process")
+# The main process's pid, for the child to watch (`tie_to_parent`).
+PARENT_PID_ENV = "HUMOCON_SIDE_PARENT_PID"
+# How often the child checks that the main process is still there, where no parent-death signal ends it first.
+PARENT_POLL_S = 1.0
+# The child's exit code when it ends itself because the main process is gone.
+ORPHANED_EXIT = 75
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _parent_death_signal(sig: int) -> bool:
+    """Ask Linux to send `sig` to this process when its parent dies (prctl PR_SET_PDEATHSIG); False elsewhere or
+    when the call fails (the watcher thread of `tie_to_parent` still ends the process)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _orphaned(parent_pid: int) -> None:
+    print(f"the main process (pid {parent_pid}) is gone: stopping; the stage's checkpoints stay, and the next run "
+          "resumes it", flush=True)
+    os._exit(ORPHANED_EXIT)  # no clean-up: the parent is gone, nobody adopts the stage; like any kill, it resumes
+
+
+def tie_to_parent(parent_pid: int, death_signal: bool = True, poll_s: float = PARENT_POLL_S) -> None:
+    """End this process as soon as `parent_pid` (the process that started it) is gone, however it ended: SIGKILL
+    from the kernel on Linux (`death_signal`), and on every system a daemon thread that sees the parent pid change
+    (the child is re-parented). Called first thing in the child, so a parent killed before the call is caught too."""
+    if death_signal:
+        _parent_death_signal(signal.SIGKILL)
+    if os.getppid() != parent_pid:  # the parent died before the signal was asked for
+        _orphaned(parent_pid)
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll_s)
+            if os.getppid() != parent_pid:
+                _orphaned(parent_pid)
+
+    threading.Thread(target=watch, name="humocon-watch-parent", daemon=True).start()
 
 
 class SideStage:
@@ -42,11 +95,13 @@ class SideStage:
         self.log_path = stages_dir / f"{stage}.side.log"
         options_path = stages_dir / f"{stage}.side.json"
         write_json_atomic(options_path, dataclasses.asdict(options))
-        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", PARENT_PID_ENV: str(os.getpid())}
         self._log = open(self.log_path, "w", encoding="utf-8")  # noqa: SIM115 - closed in finish()
+        # Its own session and process group (POSIX): `stop` ends the group, and a Ctrl-C in the terminal reaches
+        # only this process, which then stops the child.
         self.process = subprocess.Popen(
             [*SIDE_COMMAND, str(options_path), stage],
-            stdout=self._log, stderr=subprocess.STDOUT, env=env,
+            stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
         )
         torch.set_num_threads(1)
         say(f"[{stage}] starting alongside in a second process (pid {self.process.pid}; one thread each until it "
@@ -71,14 +126,26 @@ class SideStage:
         """On an error or interrupt of the main process: end the child (its Trainer checkpoints stay, so the next
         run resumes the stage)."""
         if self.process.poll() is None:
-            self.process.terminate()
+            self._signal_group(signal.SIGTERM)
             try:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                self._signal_group(signal.SIGKILL)
                 self.process.wait()
         self._log.close()
         self.take_threads_back_if_done()
+
+
+    def _signal_group(self, sig: int) -> None:
+        """Signal the child's process group (the child and anything it started); the child alone where there are no
+        process groups. Called only before the child is reaped, so its pid (= the group's id) is still its own."""
+        try:
+            if hasattr(os, "killpg"):
+                os.killpg(self.process.pid, sig)
+            else:
+                self.process.send_signal(sig)
+        except ProcessLookupError:
+            pass
 
 
 def threads_callback(side: SideStage):
@@ -93,6 +160,8 @@ def threads_callback(side: SideStage):
 
 
 def main(argv: list[str] | None = None) -> int:
+    if os.environ.get(PARENT_PID_ENV):  # started by `SideStage`: live no longer than the main process
+        tie_to_parent(int(os.environ[PARENT_PID_ENV]))
     import torch
 
     from humocon_hf.auto import register_auto_classes

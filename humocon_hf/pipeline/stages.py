@@ -67,6 +67,7 @@ from humocon_hf.pipeline.runner import (
     bf16_on_cpu,
     digest,
     is_main_process,
+    resume_record,
     say,
     seed_before_init,
     train_info,
@@ -499,7 +500,8 @@ class HuMoConPipeline:
             video_processor=processor.video_processor,
             max_frames=self.recipe.data.max_frames,
         )
-        out = schedule.run(model, ListDataset(items), collator=collator, resume=True)
+        record = resume_record()
+        out = schedule.run(model, ListDataset(items), collator=collator, resume=True, callbacks=[record])
         if is_main_process():
             model.motion_encoder.save_pretrained(folder / "motion_encoder")
             model.video_encoder.save_pretrained(folder / "video_encoder")
@@ -515,6 +517,8 @@ class HuMoConPipeline:
                 "last_loss": history[-1]["loss"] if history else None,
                 # first and last logged value of each objective (loss_rec_motion, loss_dis, loss_act, loss_align...)
                 "objectives": {k: [v[0], v[-1]] for k, v in components.items() if k != "loss"},
+                # where a re-run after a kill picked the phase up (0: from the start)
+                **record.info(folder / phase),
             }
         # Concept usage on the training motions: how many of the codes the encoder actually uses.
         info["concepts_used"] = concepts_used(model.motion_encoder, processor, [it["motion"] for it in items[:64]])
@@ -653,6 +657,9 @@ class HuMoConPipeline:
         processor = self.load_processor()
         llm, _ = self._load_llm()
         motion_encoder, video_encoder = self.load_encoders()
+        # `from_parts` draws the (unused) projectors and the added tokens' embedding rows: seeded, so that the
+        # checkpoint does not depend on whether stage 3 ran before it in this process (the side process: it did not).
+        seed_before_init(self.recipe.training_args("tune", output_dir=folder / "checkpoints")[0].seed)
         model = HuMoConForCausalLM.from_parts(llm, motion_encoder, video_encoder, processor)
         return self._tune(model, folder, with_motion=False)
 
