@@ -54,3 +54,42 @@ def smollm2_tokenizer_dir(tmp_path_factory, smollm2_gguf) -> Path:
     out = tmp_path_factory.mktemp("smollm2-tokenizer")
     AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file).save_pretrained(out)
     return out
+
+
+class RecordingHfApi:
+    """Stands in for transformers' shared HfApi: records the repositories it is asked to create and the bytes of every
+    uploaded file (`commits`: repo id, files, keyword arguments; `uploads`: the files of each commit)."""
+
+    def __init__(self):
+        self.repos: list[tuple[str, dict]] = []
+        self.commits: list[dict] = []
+
+    @property
+    def uploads(self) -> list[dict[str, bytes]]:
+        return [commit["files"] for commit in self.commits]
+
+    def create_repo(self, repo_id, **kwargs):
+        from types import SimpleNamespace
+
+        self.repos.append((repo_id, kwargs))
+        return SimpleNamespace(repo_id=repo_id)
+
+    def create_commit(self, repo_id, operations, commit_message=None, **kwargs):
+        from types import SimpleNamespace
+
+        files = {}
+        for op in operations:
+            src = op.path_or_fileobj
+            files[op.path_in_repo] = src if isinstance(src, bytes) else Path(src).read_bytes()
+        self.commits.append({"repo_id": repo_id, "files": files, **kwargs})
+        return SimpleNamespace(oid="0" * 40, commit_url="fake://commit")
+
+
+@pytest.fixture()
+def fake_hub(monkeypatch) -> RecordingHfApi:
+    """A recording HfApi in place of transformers' shared one (no network)."""
+    import transformers.utils.hub as transformers_hub
+
+    fake = RecordingHfApi()
+    monkeypatch.setattr(transformers_hub, "_hf_api", fake)
+    return fake

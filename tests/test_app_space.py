@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -50,32 +49,6 @@ def test_space_requirements_are_the_package_dependencies():
 
 def test_space_packages_are_setup_cfg_packages():
     assert list(SPACE_PACKAGES) == _lines(_setup_cfg()["options"]["packages"])
-
-
-class RecordingHfApi:
-    """Stands in for transformers' shared HfApi: records the repo it is asked to create and every uploaded file."""
-
-    def __init__(self):
-        self.repos: list[tuple[str, dict]] = []
-        self.commits: list[dict] = []
-
-    def create_repo(self, repo_id, **kwargs):
-        self.repos.append((repo_id, kwargs))
-        return SimpleNamespace(repo_id=repo_id)
-
-    def create_commit(self, repo_id, operations, commit_message=None, **kwargs):
-        files = {op.path_in_repo: Path(op.path_or_fileobj).read_bytes() for op in operations}
-        self.commits.append({"repo_id": repo_id, "files": files, **kwargs})
-        return SimpleNamespace(oid="0" * 40, commit_url="fake://commit")
-
-
-@pytest.fixture()
-def fake_hub(monkeypatch):
-    import transformers.utils.hub as transformers_hub
-
-    fake = RecordingHfApi()
-    monkeypatch.setattr(transformers_hub, "_hf_api", fake)
-    return fake
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,6 @@ card's folders and command) reaches a pushed file. The Hub is a fake `HfApi` tha
 
 import json
 import os
-from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import torch
@@ -19,33 +17,6 @@ torch.set_num_threads(1)
 SMALL = ["--override", "data.num_train_motions=4", "--override", "data.extra_train_motions=0",
          "--override", "data.num_validation_motions=1", "--override", "data.num_test_motions=2", "--override", "data.vocabulary_clips_per_kind=0",
          "--override", "data.max_frames=64", "--override", "data.questions_per_motion=1"]
-
-
-class RecordingHfApi:
-    """Stands in for transformers' shared HfApi: keeps the bytes of every uploaded file."""
-
-    def __init__(self):
-        self.uploads: list[dict[str, bytes]] = []
-
-    def create_repo(self, repo_id, **kwargs):
-        return SimpleNamespace(repo_id=repo_id)
-
-    def create_commit(self, repo_id, operations, commit_message=None, **kwargs):
-        files = {}
-        for op in operations:
-            src = op.path_or_fileobj
-            files[op.path_in_repo] = src if isinstance(src, bytes) else Path(src).read_bytes()
-        self.uploads.append(files)
-        return SimpleNamespace(oid="0" * 40, commit_url="fake://commit")
-
-
-@pytest.fixture()
-def fake_hub(monkeypatch):
-    import transformers.utils.hub as transformers_hub
-
-    fake = RecordingHfApi()
-    monkeypatch.setattr(transformers_hub, "_hf_api", fake)
-    return fake
 
 
 def _texts(files: dict[str, bytes]) -> dict[str, str]:
