@@ -246,6 +246,7 @@ def cmd_inspect(args) -> int:
 
 
 def cmd_push(args) -> int:
+    from humocon_hf.finetune import FINETUNE_INFO, hub_id_placeholder
     from humocon_hf.hub import push_to_hub
     from humocon_hf.inference import CHAT_DEFAULTS
     from humocon_hf.model_card import CARD_MEDIA, card_from_output_dir, render_model_card
@@ -257,6 +258,12 @@ def cmd_push(args) -> int:
         if not card.is_file():
             raise CLIError(f"--model-card {card}: file not found")
         card_text = card.read_text(encoding="utf-8")
+    elif (folder / FINETUNE_INFO).is_file() and (folder / "README.md").is_file():
+        # A `humocon finetune` folder: its own card (base, data, before / after), the repo id put in its usage.
+        name = json.loads((folder / FINETUNE_INFO).read_text(encoding="utf-8")).get("name")
+        card_text = (folder / "README.md").read_text(encoding="utf-8")
+        if name:
+            card_text = card_text.replace(hub_id_placeholder(name), args.repo_id)
     elif (folder / "results.json").is_file():
         card_text = card_from_output_dir(folder, repo_id=args.repo_id)
     else:
@@ -284,16 +291,20 @@ def cmd_finetune(args) -> int:
     for flag, path in (("--data", args.data), ("--eval-data", args.eval_data)):
         if path is not None and not Path(path).exists() and Path(path).suffix.lower() in (".json", ".jsonl"):
             raise CLIError(f"{flag} {path}: file not found")
-    info = finetune(args.model, args.data, args.output_dir, eval_data=args.eval_data, recipe=args.recipe,
-                    overrides=overrides_from_strings(args.override), steps_scale=args.steps_scale,
-                    trust_remote_code=args.trust_remote_code, command=_command_line())
-    print(f"fine-tuned {args.model} on {args.data} ({info['train_rows']} examples, {info['steps']} steps) -> "
-          f"{info['output_dir']}")
+    info = finetune(args.model, args.data, args.output_dir, eval_data=args.eval_data, epochs=args.epochs,
+                    max_steps=args.max_steps, replay=args.replay, old_questions=args.old_questions,
+                    license=args.license, recipe=args.recipe, overrides=overrides_from_strings(args.override),
+                    steps_scale=args.steps_scale, trust_remote_code=args.trust_remote_code, command=_command_line())
+    print(f"fine-tuned {args.model} on {args.data} ({info['train_rows']} examples"
+          + (f" + {info['replay_rows']} replayed" if info.get("replay_rows") else "")
+          + f", {info['steps']} steps) -> {info['output_dir']}")
+    pct = lambda r: f"{100 * r['accuracy']:.1f}%" if r else "-"  # noqa: E731
     if info.get("eval_after"):
-        before = info.get("eval_before") or {}
         print(f"held-out accuracy on {args.eval_data} ({info['eval_after']['questions']} questions): "
-              f"{100 * before.get('accuracy', float('nan')):.1f}% before -> {100 * info['eval_after']['accuracy']:.1f}% "
-              "after")
+              f"{pct(info.get('eval_before'))} before -> {pct(info['eval_after'])} after")
+    if info.get("procedural_after"):
+        print(f"what it knew, held-out procedural questions ({info['procedural_after']['questions']}): "
+              f"{pct(info.get('procedural_before'))} before -> {pct(info['procedural_after'])} after")
     return 0
 
 
@@ -371,6 +382,16 @@ def _add_recipe_options(p: argparse.ArgumentParser, default_output: str) -> None
 def _add_override_option(p: argparse.ArgumentParser, example: str) -> None:
     p.add_argument("--override", action="append", metavar="SECTION.KEY=VALUE", default=[],
                    help=f"Change one recipe value, e.g. {example} (repeatable; values are read as YAML).")
+
+
+def _finetune_defaults() -> dict:
+    """`humocon_hf.finetune.finetune`'s keyword defaults (the module imports nothing heavy at the top)."""
+    import inspect
+
+    from humocon_hf.finetune import finetune
+
+    return {name: p.default for name, p in inspect.signature(finetune).parameters.items()
+            if p.default is not inspect.Parameter.empty}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -503,19 +524,45 @@ def build_parser() -> argparse.ArgumentParser:
         "finetune",
         help="Fine-tune a HuMoCon checkpoint (folder or Hub id) on your own QA file: LoRA stage 3 only.",
         description="Load a published HuMoCon checkpoint with AutoModel / AutoProcessor, run LoRA instruction tuning "
-                    "(the recipe's `tune` section) on a custom QA file (JSON lines with motion_path / video_path and "
-                    "question + answer or conversations), measure the held-out accuracy before and after on "
-                    "--eval-data, and write a merged checkpoint with a model card saying what it was fine-tuned from "
-                    "and on. An interrupted run resumes from its last checkpoint.",
+                    "(the recipe's `tune` section) on a custom QA file (JSON lines with motion (or motion_path) and/or "
+                    "video (or video_path), relative to the file's folder, and question + answer or conversations) "
+                    "for a few epochs, with a share of the checkpoint's own procedural questions replayed; measure "
+                    "the accuracy before and after on --eval-data and on held-out procedural questions, keep the "
+                    "best checkpoint on --eval-data, and write a merged checkpoint with its chat settings and a "
+                    "model card saying what it was fine-tuned from and on. The plan (rows, batch, epochs, steps) is "
+                    "printed first and the time measured on the first steps. An interrupted run resumes from its "
+                    "last checkpoint. The same in Python: humocon_hf.finetune.finetune, with the same defaults.",
     )
+    # The defaults are `humocon_hf.finetune.finetune`'s own: the command and the Python call train alike.
+    defaults = _finetune_defaults()
     finetune.add_argument("--model", required=True, help="Checkpoint folder (e.g. ./humocon_demo) or Hub id.")
-    finetune.add_argument("--data", required=True, help="Training QA file (.jsonl / .json) or data set folder / id.")
-    finetune.add_argument("--eval-data", default=None, help="Held-out QA file: accuracy before and after.")
+    finetune.add_argument("--data", required=True,
+                          help="Training QA file (.jsonl / .json) or data set folder / id; relative motion / video "
+                               "paths in it are read from the file's folder.")
+    finetune.add_argument("--eval-data", default=defaults["eval_data"],
+                          help="Held-out QA file: accuracy before and after, and the best checkpoint on it is kept.")
     finetune.add_argument("--output-dir", default="humocon_finetuned", help="Where the fine-tuned checkpoint goes.")
-    finetune.add_argument("--recipe", default="small", help="Recipe whose `tune` section sets LoRA and training.")
-    finetune.add_argument("--steps-scale", type=float, default=1.0, help="Multiply the recipe's tune.max_steps.")
-    _add_override_option(finetune, "--override tune.max_steps=100")
-    finetune.add_argument("--trust-remote-code", action="store_true",
+    finetune.add_argument("--epochs", type=float, default=defaults["epochs"],
+                          help="Passes over the training rows, at most the recipe's tune.max_steps (default "
+                               "%(default)g).")
+    finetune.add_argument("--max-steps", type=int, default=defaults["max_steps"],
+                          help="Train exactly this many steps instead of --epochs.")
+    finetune.add_argument("--replay", type=float, default=defaults["replay"],
+                          help="Share of each epoch's rows that are the checkpoint's own procedural training "
+                               "questions, new ones each epoch, so that it keeps what it knew (default %(default)g; "
+                               "0: none).")
+    finetune.add_argument("--old-questions", type=int, default=defaults["old_questions"],
+                          help="Held-out procedural questions asked before and after: what it knew (default "
+                               "%(default)d; 0: none).")
+    finetune.add_argument("--license", default=defaults["license"],
+                          help="Licence of the fine-tuned model for its card, e.g. cc-by-nc-4.0 when the data is "
+                               "(default: the base checkpoint's).")
+    finetune.add_argument("--recipe", default=defaults["recipe"],
+                          help="Recipe whose `tune` section sets LoRA and training.")
+    finetune.add_argument("--steps-scale", type=float, default=defaults["steps_scale"],
+                          help="Multiply the recipe's tune.max_steps (the cap on --epochs).")
+    _add_override_option(finetune, "--override tune.learning_rate=5e-4")
+    finetune.add_argument("--trust-remote-code", action="store_true", default=defaults["trust_remote_code"],
                           help="Allow the checkpoint's own code (needed only where humocon-hf is not installed).")
     finetune.set_defaults(func=cmd_finetune)
 

@@ -33,6 +33,6 @@ def test_finetune_evaluates_and_records_the_recipes_bf16(tmp_path, smollm2_token
     overrides = {"tune": {"max_steps": 1, "per_device_train_batch_size": 2, "save_steps": 1, "logging_steps": 1,
                           "warmup_steps": 0, "bf16": bf16}}
     finetune(str(source), qa_file(tmp_path, motion, "jump", 2), out, eval_data=qa_file(tmp_path, motion, "jump", 1),
-             overrides=overrides)
-    assert seen == [bf16, bf16]  # before and after fine-tuning
+             overrides=overrides, old_questions=2)
+    assert seen == [bf16] * 4  # before and after fine-tuning: the eval file, the held-out procedural questions
     assert json.loads((out / "humocon_chat.json").read_text())["bf16"] is bf16
