@@ -160,21 +160,25 @@ def test_save_for_remote_code_keeps_hub_ids_and_drops_local_paths(tmp_path):
 
 
 def test_the_finetune_card_names_no_local_path(tmp_path):
-    from humocon_hf.finetune import _card
+    from humocon_hf.finetune import _card, card_base_model, finetuned_name
     from humocon_hf.model_card import parse_card_metadata
 
     home = tmp_path / "home" / "alice"
     source, out = home / "runs" / "humocon_demo", home / "runs" / "ft"
     source.mkdir(parents=True)
-    info = {"output_dir": str(out), "train_rows": 12, "steps": 30, "train_projectors": True,
+    info = {"name": finetuned_name(str(source), home / "qa.jsonl"), "source": str(source),
+            "base_model": card_base_model(str(source), {}), "train_data": str(home / "qa.jsonl"),
+            "eval_data": str(home / "eval.jsonl"), "output_dir": str(out), "train_rows": 12, "steps": 30,
+            "train_projectors": True, "plan": {"epochs": 3, "rows": 12, "batch": 2},
             "command": f"humocon finetune --model {source} --data {home}/qa.jsonl --eval-data={home}/eval.jsonl "
                        f"--output-dir '{out}' --override model.llm_name_or_path={home}/llm",
             "eval_before": {"accuracy": 0.25, "questions": 4}, "eval_after": {"accuracy": 0.5, "questions": 4}}
-    card = _card(str(source), str(home / "qa.jsonl"), str(home / "eval.jsonl"), info, None)
+    card = _card(info)
     assert str(tmp_path) not in card and "alice" not in card, card
-    assert "humocon_demo" in card and "qa.jsonl" in card and "from_pretrained(\"ft\"" in card
+    assert "humocon_demo" in card and "qa.jsonl" in card and 'from_pretrained("your-org/' in card
     assert "base_model" not in parse_card_metadata(card)  # a local folder is no Hub base model
-    hub = _card("org/humocon", str(home / "qa.jsonl"), None, dict(info, command=None, eval_after=None), None)
+    hub = _card(dict(info, source="org/humocon", base_model=card_base_model("org/humocon", {}), command=None,
+                     eval_after=None))
     assert parse_card_metadata(hub)["base_model"] == "org/humocon" and "alice" not in hub
 
 
