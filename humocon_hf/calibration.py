@@ -87,7 +87,7 @@ def fraction_of_reference(flops_per_second: float, reference: Mapping, threads: 
     """``flops_per_second`` as a fraction of the reference's GEMM rate in ``dtype`` on ``threads`` threads (None when
     the reference did not measure that thread count)."""
     rate = (reference.get("gflops", {}).get(dtype) or {}).get(str(threads))
-    return None if not rate else flops_per_second / (rate * 1e9)
+    return None if not rate else round(flops_per_second / (rate * 1e9), 3)
 
 
 class StepFlopCounter:
@@ -133,7 +133,7 @@ class StepFlopCounter:
             rate = flops / runtime_s
             out["achieved_gflops"] = round(rate / 1e9, 1)
             out["fraction_of_reference"] = {
-                dtype: {threads: round(rate / (gflops * 1e9), 3) if gflops > 0 else None
-                        for threads, gflops in per_thread.items()}
+                dtype: {threads: fraction_of_reference(rate, reference, int(threads), dtype)
+                        for threads in per_thread}
                 for dtype, per_thread in reference["gflops"].items()}
         return out

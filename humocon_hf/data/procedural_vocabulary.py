@@ -19,6 +19,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from humocon_hf.processing.feature_extraction_motion import heading_angles, rotate_y
 from humocon_hf.processing.smpl22 import DEFAULT_FPS, JOINT_INDEX
 
 from .procedural import _add_sway
@@ -42,25 +43,15 @@ VOCABULARY_KINDS: dict[str, tuple[str, str | None, str | None, str]] = {
 VOCABULARY_ACTION_WORDS = ("raise", "turn")
 
 
-def _facing(joints: np.ndarray) -> np.ndarray:
-    """Unit horizontal facing direction per frame (T, 2) as (x, z), from the hips: forward = left-hip axis x up."""
-    across = joints[:, JOINT_INDEX["left_hip"]] - joints[:, JOINT_INDEX["right_hip"]]
-    forward = np.stack([-across[:, 2], across[:, 0]], -1)  # (across x Y) projected: (x, z) -> (-z, x)
-    return forward / np.maximum(np.linalg.norm(forward, axis=-1, keepdims=True), 1e-9)
-
-
 def measure_turn(joints: np.ndarray, min_degrees: float = 45.0) -> str | None:
     """Which way a SMPL-22 clip (T, 22, 3), Y up, turns overall: "left" (towards the person's own left), "right", or
     None when the facing direction changes by less than ``min_degrees`` in total (unwrapped, so a full circle counts)."""
     joints = np.asarray(joints, dtype=np.float64)
     if joints.ndim != 3 or joints.shape[1:] != (22, 3) or len(joints) < 2:
         raise ValueError(f"measure_turn: expected SMPL-22 joints (T >= 2, 22, 3), got shape {joints.shape}")
-    f = _facing(joints)
-    # Signed angle from one frame's facing to the next, positive towards the left: in (x, z), the left of a facing
-    # (fx, fz) is (fz, -fx), so fz0 * fx1 - fx0 * fz1 > 0 when the new facing leans to the old one's left.
-    cross = f[:-1, 1] * f[1:, 0] - f[:-1, 0] * f[1:, 1]
-    dot = np.sum(f[:-1] * f[1:], -1)
-    total = float(np.degrees(np.sum(np.arctan2(cross, dot))))
+    # Heading change frame to frame, wrapped to (-pi, pi]: positive turns +Z towards +X, the person's own left.
+    step = np.diff(heading_angles(joints))
+    total = float(np.degrees(np.sum(np.angle(np.exp(1j * step)))))
     if abs(total) < min_degrees:
         return None
     return "left" if total > 0 else "right"
@@ -68,16 +59,11 @@ def measure_turn(joints: np.ndarray, min_degrees: float = 45.0) -> str | None:
 
 def _turned(joints: np.ndarray, yaw: np.ndarray) -> np.ndarray:
     """Rotate frame t's body about its pelvis by yaw[t] (radians, + = left) and re-integrate the pelvis path."""
-    out = joints.astype(np.float64).copy()
-    root = out[:, JOINT_INDEX["pelvis"], [0, 2]].copy()
-    c, s = np.cos(yaw), np.sin(yaw)  # +yaw maps +Z (forward) to +X (the person's left when facing +Z)
-    step = np.diff(root, axis=0)
-    turned_step = np.stack([c[1:] * step[:, 0] + s[1:] * step[:, 1], -s[1:] * step[:, 0] + c[1:] * step[:, 1]], -1)
-    new_root = root[0] + np.concatenate([np.zeros((1, 2)), np.cumsum(turned_step, axis=0)])
-    ox, oz = out[:, :, 0] - root[:, :1], out[:, :, 2] - root[:, 1:]
-    out[:, :, 0] = c[:, None] * ox + s[:, None] * oz + new_root[:, :1]
-    out[:, :, 2] = -s[:, None] * ox + c[:, None] * oz + new_root[:, 1:]
-    return out
+    joints = joints.astype(np.float64)
+    root = joints[:, JOINT_INDEX["pelvis"]] * np.array([1.0, 0.0, 1.0])  # the pelvis on the floor plane
+    steps = rotate_y(np.diff(root, axis=0), yaw[1:])
+    new_root = root[0] + np.concatenate([np.zeros((1, 3)), np.cumsum(steps, axis=0)])
+    return rotate_y(joints - root[:, None], yaw[:, None]) + new_root[:, None]
 
 
 def _raise_arms(p, body: Body, t: np.ndarray, sides: tuple[int, ...], rng: np.random.Generator, wave: bool) -> None:

@@ -14,27 +14,13 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from humocon_hf.processing.smpl22 import DEFAULT_FPS, JOINT_INDEX
+from humocon_hf.processing.feature_extraction_motion import heading_angles, rotate_y
+from humocon_hf.processing.smpl22 import DEFAULT_FPS
 
 from .procedural_actions import smooth
 from .procedural_text import make_questions
 
 __all__ = ["join_clips", "most_active_window", "sequence_questions", "sample_sequences"]
-
-
-def _facing_angle(frame: np.ndarray) -> float:
-    """Heading (radians about +Y, atan2 of the facing's x over z) of one SMPL-22 frame, from its hips."""
-    across = frame[JOINT_INDEX["left_hip"]] - frame[JOINT_INDEX["right_hip"]]
-    return float(np.arctan2(-across[2], across[0]))  # facing (x, z) = (-across_z, across_x)
-
-
-def _turn(joints: np.ndarray, angle: float) -> np.ndarray:
-    """Rotate a clip about the vertical axis by ``angle`` (radians; + turns +Z towards +X)."""
-    c, s = np.cos(angle), np.sin(angle)
-    out = joints.copy()
-    out[..., 0] = c * joints[..., 0] + s * joints[..., 2]
-    out[..., 2] = -s * joints[..., 0] + c * joints[..., 2]
-    return out
 
 
 def most_active_window(joints: np.ndarray, length: int) -> np.ndarray:
@@ -64,7 +50,7 @@ def join_clips(clips: Sequence[np.ndarray], blend_frames: Sequence[int]) -> tupl
         if blend < 1:
             raise ValueError(f"join_clips: clips too short to overlap ({len(out)} and {len(clip)} frames)")
         anchor = out[-blend]
-        clip = _turn(clip, _facing_angle(anchor) - _facing_angle(clip[0]))
+        clip = rotate_y(clip, heading_angles(anchor) - heading_angles(clip[0]))
         clip[..., 0] += anchor[0, 0] - clip[0, 0, 0]
         clip[..., 2] += anchor[0, 2] - clip[0, 0, 2]
         w = smooth((np.arange(blend) + 0.5) / blend)[:, None, None]
