@@ -79,7 +79,9 @@ def load_checkpoint(model_dir: str, device: str = "auto", dtype: str = "auto", t
     except Exception as err:  # noqa: BLE001 - every loading failure becomes one line saying what is missing
         raise UserInputError(_load_error(model_dir, "model", err)) from err
     try:
-        processor = AutoProcessor.from_pretrained(source, trust_remote_code=trust_remote_code)
+        tokenizer = _fast_tokenizer(path, trust_remote_code) if path.is_dir() else None
+        kwargs = {"tokenizer": tokenizer} if tokenizer is not None else {}
+        processor = AutoProcessor.from_pretrained(source, trust_remote_code=trust_remote_code, **kwargs)
     except Exception as err:  # noqa: BLE001
         raise UserInputError(_load_error(model_dir, "processor", err)) from err
     if device == "auto":
@@ -89,6 +91,28 @@ def load_checkpoint(model_dir: str, device: str = "auto", dtype: str = "auto", t
     if path.is_dir() and (path / CHAT_DEFAULTS).is_file():
         defaults = json.loads((path / CHAT_DEFAULTS).read_text())
     return model, processor, defaults
+
+
+def _fast_tokenizer(folder: Path, trust_remote_code: bool):
+    """The folder's tokenizer, given the added tokens of its tokenizer.json read from the file's head. transformers 5
+    leaves them out of tokenizer_config.json for `tokenizers` tokenizers and then parses the whole tokenizer.json in
+    Python to find them (3.5 MB for SmolLM2: 0.1-0.3 s of `humocon ask`) before the Rust tokenizer reads it again.
+    None (transformers' own path) when the files are not in that form."""
+    from transformers import AddedToken, AutoTokenizer
+
+    config_file, tokenizer_file = folder / "tokenizer_config.json", folder / "tokenizer.json"
+    try:
+        if "added_tokens_decoder" in json.loads(config_file.read_text(encoding="utf-8")):
+            return None
+        text = tokenizer_file.read_text(encoding="utf-8")
+        start = text.find('"added_tokens"')
+        if start < 0 or start > text.find('"model"'):  # not the top-level key written before the vocabulary
+            return None
+        added, _ = json.JSONDecoder().raw_decode(text, text.index("[", start))
+        decoder = {int(token.pop("id")): AddedToken(**token) for token in added}
+    except (OSError, ValueError, TypeError, AttributeError, KeyError):
+        return None
+    return AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code, added_tokens_decoder=decoder)
 
 
 def write_chat_defaults(folder: Path, system_prompt: str | None, max_new_tokens: int, bf16: bool) -> None:
@@ -265,7 +289,7 @@ def generation_autocast(model: PreTrainedModel, enabled: bool):
     """bf16 autocast for generation when the stage trained in bf16 (same numerics as training)."""
     import torch
 
-    from humocon_hf.recipes import cpu_has_bf16
+    from humocon_hf.precision import cpu_has_bf16
 
     device_type = model.device.type
     if not enabled or (device_type == "cpu" and not cpu_has_bf16()):
