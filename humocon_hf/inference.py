@@ -391,16 +391,20 @@ def time_span(start: int, end: int, fps: float) -> str:
 def concept_lines(model: HuMoConForCausalLM, processor: MotionVideoProcessor, joints) -> list[str]:
     """The motion's concept segments with times and, when the checkpoint has them, the concepts in words
     (`humocon ask --concepts`, the Space)."""
-    from humocon_hf.concepts import concept_labels, motion_concepts
+    from humocon_hf.concepts import concept_labels, motion_concepts, segment_words
 
     fe = processor.motion_feature_extractor
     result = motion_concepts(model.motion_encoder, fe, [joints])[0]
+    segments = result["segments"]
     labels = concept_labels(getattr(model.config.motion_config, "concept_descriptions", None))
+    # the concept's words, with what the concept leaves open ("one arm raised") read from the segment itself
+    encoded = max((int(end) for _, end, _ in segments), default=0)
+    said = segment_words(np.asarray(joints)[:encoded], segments, labels, fe.fps)
     lines = ["Motion concepts (time, concept id" + (", what it means):" if labels else "):")]
-    spans = [time_span(start, end, fe.fps) for start, end, _ in result["segments"]]
+    spans = [time_span(start, end, fe.fps) for start, end, _ in segments]
     width = max(map(len, spans), default=0)
-    for span, (_, _, concept) in zip(spans, result["segments"]):
-        words = f"  {labels[concept]}" if concept in labels else ""
+    for span, (_, _, concept), text in zip(spans, segments, said):
+        words = f"  {text}" if text is not None else ""
         lines.append(f"  {span:>{width}}  #{concept:<4d}{words}".rstrip())
     if not labels:
         lines.append("  (this checkpoint stores no concept descriptions; `humocon demo` checkpoints do)")

@@ -575,8 +575,27 @@ def test_concept_lines_align_and_show_one_frame_segments(monkeypatch):
         config = type("C", (), {"motion_config": type("M", (), {"concept_descriptions": {"245": "running"}})()})()
 
     processor = type("P", (), {"motion_feature_extractor": type("F", (), {"fps": 20.0})()})()
-    lines = concept_lines(Model(), processor, None)
+    lines = concept_lines(Model(), processor, np.zeros((140, 22, 3), np.float32))
     assert lines[1:] == ["  0.00-1.20 s  #245   running", "       1.20 s  #118", "  1.25-7.00 s  #7"]
+
+
+def test_concept_lines_name_the_side_a_shared_concept_leaves_open(monkeypatch):
+    """A concept that says "one arm raised" (a code shared by left and right raises) is shown with the clip's side."""
+    from test_concept_descriptions import _left_arm_raise
+
+    import humocon_hf.concepts as concepts
+    from humocon_hf.inference import concept_lines
+    from humocon_hf.processing.smpl22 import mirror_joints
+
+    monkeypatch.setattr(concepts, "motion_concepts", lambda encoder, fe, motions: [{"segments": [(0, 40, 9)]}])
+
+    class Model:
+        motion_encoder = None
+        config = type("C", (), {"motion_config": type("M", (), {"concept_descriptions": {"9": "one arm raised"}})()})()
+
+    processor = type("P", (), {"motion_feature_extractor": type("F", (), {"fps": 20.0})()})()
+    assert concept_lines(Model(), processor, _left_arm_raise())[1].endswith("#9     left arm raised")
+    assert concept_lines(Model(), processor, mirror_joints(_left_arm_raise()))[1].endswith("#9     right arm raised")
 
 
 def test_inspect_errors_are_one_line(shared_data, tmp_path, capsys):
