@@ -440,7 +440,7 @@ def test_evaluate_a_checkpoint_writes_json_table_and_model_index(tiny_checkpoint
         "--override", "data.num_validation_motions=1", "--override", "data.num_test_motions=2",
         "--override", "data.questions_per_motion=2", "--override", "data.max_frames=64",
         "--override", "evaluate.max_new_tokens=2", "--override", "evaluate.batch_size=4",
-        "--override", "data.vocabulary_clips_per_kind=1",
+        "--override", "data.vocabulary_clips_per_kind=1", "--override", "data.real_sequences=0",
     ])
     assert code == 0
     printed = capsys.readouterr().out

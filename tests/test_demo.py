@@ -307,7 +307,7 @@ def test_tiny_ablation_trains_each_variant_with_its_objectives(tmp_path, smollm2
         "--override", f"model.llm_name_or_path={llm_dir}", "--override", "model.codebook_size=16",
         "--override", "data.num_train_motions=6", "--override", "data.extra_train_motions=0", "--override", "data.num_validation_motions=2",
         "--override", "data.num_test_motions=3", "--override", "data.questions_per_motion=2",
-        "--override", "data.vocabulary_clips_per_kind=0",
+        "--override", "data.vocabulary_clips_per_kind=0", "--override", "data.real_sequences=0",
         "--override", "data.max_frames=64",
         "--override", "pretrain.phase1_max_steps=1", "--override", "pretrain.phase2_max_steps=2",
         "--override", "pretrain.per_device_train_batch_size=4", "--override", "pretrain.logging_steps=1",
@@ -377,7 +377,7 @@ def test_stage1_weights_do_not_depend_on_what_the_process_did_before(tmp_path, s
     llm_dir = make_tiny_llm_dir(tmp_path, smollm2_tokenizer_dir)
     overrides = {
         "model": {"llm_name_or_path": str(llm_dir), "codebook_size": 16},
-        "data": {"num_train_motions": 8, "extra_train_motions": 0, "num_validation_motions": 2, "num_test_motions": 2, "questions_per_motion": 1, "vocabulary_clips_per_kind": 0,
+        "data": {"num_train_motions": 8, "extra_train_motions": 0, "num_validation_motions": 2, "num_test_motions": 2, "questions_per_motion": 1, "vocabulary_clips_per_kind": 0, "real_sequences": 0,
                  "max_frames": 64, "cmu_bvh_dir": None,
                  "bandai_dir": None, "hdm05_dir": None},
         "pretrain": {"phase1_max_steps": 2, "phase2_max_steps": 1, "per_device_train_batch_size": 4},
@@ -426,7 +426,7 @@ def test_mirror_train_doubles_training_motions_and_never_touches_the_test_split(
     from humocon_hf.processing.smpl22 import mirror_joints
 
     llm_dir = make_tiny_llm_dir(tmp_path, smollm2_tokenizer_dir)
-    data = {"num_train_motions": 6, "extra_train_motions": 0, "num_validation_motions": 1, "num_test_motions": 3, "questions_per_motion": 2, "vocabulary_clips_per_kind": 0,
+    data = {"num_train_motions": 6, "extra_train_motions": 0, "num_validation_motions": 1, "num_test_motions": 3, "questions_per_motion": 2, "vocabulary_clips_per_kind": 0, "real_sequences": 0,
             "max_frames": 64, "bandai_dir": None, "hdm05_dir": None}
     runs = {}
     for mirror in (False, True):
@@ -466,7 +466,7 @@ def _one_step_overrides(tmp_path, smollm2_tokenizer_dir, questions_per_motion: i
         "model": {"llm_name_or_path": str(llm_dir), "codebook_size": 16, **model},
         "data": {"num_train_motions": 6, "extra_train_motions": 0, "num_validation_motions": 1, "num_test_motions": 2,
                  "questions_per_motion": questions_per_motion, "max_frames": 64, "cmu_bvh_dir": None,
-                 "bandai_dir": None, "hdm05_dir": None, "vocabulary_clips_per_kind": 0},
+                 "bandai_dir": None, "hdm05_dir": None, "vocabulary_clips_per_kind": 0, "real_sequences": 0},
         "pretrain": {"phase1_max_steps": 1, "phase2_max_steps": 0, "per_device_train_batch_size": 4},
         "translate": {"max_steps": 1, "per_device_train_batch_size": 2, "bf16": False},
         "tune": {"max_steps": 1, "per_device_train_batch_size": 2, "bf16": False},

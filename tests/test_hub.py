@@ -409,7 +409,7 @@ def test_benchmark_as_a_hub_dataset(tmp_path, monkeypatch):
     fake.create_commit = lambda *a, **k: calls.append(("commit", k.get("repo_type"))) or create_commit(*a, **k)
     monkeypatch.setattr(transformers_hub, "_hf_api", fake)
     small = ["--override", "data.num_train_motions=6", "--override", "data.extra_train_motions=0", "--override", "data.num_validation_motions=2",
-             "--override", "data.num_test_motions=3", "--override", "data.vocabulary_clips_per_kind=0", "--override", "data.max_frames=64"]
+             "--override", "data.num_test_motions=3", "--override", "data.vocabulary_clips_per_kind=0", "--override", "data.real_sequences=0", "--override", "data.max_frames=64"]
     folder = tmp_path / "bench"
     assert main(["push-dataset", "--repo-id", "org/humocon-motion-qa", "--local-dir", str(folder), *small]) == 0
 

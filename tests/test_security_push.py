@@ -15,7 +15,7 @@ from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
 torch.set_num_threads(1)
 
 SMALL = ["--override", "data.num_train_motions=4", "--override", "data.extra_train_motions=0",
-         "--override", "data.num_validation_motions=1", "--override", "data.num_test_motions=2", "--override", "data.vocabulary_clips_per_kind=0",
+         "--override", "data.num_validation_motions=1", "--override", "data.num_test_motions=2", "--override", "data.vocabulary_clips_per_kind=0", "--override", "data.real_sequences=0",
          "--override", "data.max_frames=64", "--override", "data.questions_per_motion=1"]
 
 

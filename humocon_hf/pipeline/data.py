@@ -104,6 +104,48 @@ def real_qa_rows(real_rows: list[dict], per_fact: int = 2, seed: int = 0) -> lis
     return rows
 
 
+# How a procedural question lists its options in training. None of these is an evaluation paraphrase ("Pick one:
+# ... What is the person doing?" stays unseen), and a listed answer is never a hint: the options are shuffled.
+LISTED_OPTION_FORMS = (
+    "{question} Options: {options}.",
+    "{question} Is it {options}?",
+    "Choose from {options}. {question}",
+    "{question} Answer with one of: {options}.",
+)
+
+
+def with_listed_options(rows: list[dict], share: float, seed: int = 0) -> list[dict]:
+    """``rows`` (procedural training questions with ``question``, ``answer``, ``query_type``) with a ``share`` of them
+    asked with 2-3 options listed, the answer among them and the others drawn from the answers the same query type
+    has in ``rows``. Why: the real questions alone (one option question per fact) left the model answering its own
+    guess to about 2% of the questions that list options; this is the same motion-to-answer practice in the form
+    that makes the answer one of the options. Other rows are returned unchanged (same order, same count)."""
+    import numpy as np
+
+    from humocon_hf.data.real_motion_qa import options_text
+
+    if not rows or share <= 0:
+        return list(rows)
+    rng = np.random.default_rng(seed)
+    answers: dict[str, list[str]] = {}
+    for r in rows:
+        words = answers.setdefault(r["query_type"], [])
+        if r["answer"] not in words:
+            words.append(r["answer"])
+    out = []
+    for r in rows:
+        others = [w for w in answers[r["query_type"]] if w != r["answer"]]
+        if not others or rng.random() >= share:
+            out.append(r)
+            continue
+        k = min(len(others), int(rng.integers(1, 3)))
+        options = [r["answer"], *(others[i] for i in rng.choice(len(others), size=k, replace=False))]
+        options = [options[i] for i in rng.permutation(len(options))]
+        form = LISTED_OPTION_FORMS[int(rng.integers(len(LISTED_OPTION_FORMS)))]
+        out.append({**r, "question": form.format(question=r["question"], options=options_text(options))})
+    return out
+
+
 def heldout_real_questions(heldout_rows: list[dict], seed: int = 0) -> list[dict]:
     """The evaluation's questions about the held-out real takes: each fact once in a trained phrasing and once in a
     paraphrase no training question used (the same draw for every seed of a recipe, so seeds pair)."""

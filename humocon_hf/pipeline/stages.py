@@ -45,6 +45,7 @@ from humocon_hf.pipeline.data import (
     rendered_pairs,
     resolve_cmu,
     unique_motion_rows,
+    with_listed_options,
 )
 from humocon_hf.pipeline.reporting import (
     EXTRA_LINES,
@@ -610,6 +611,8 @@ class HuMoConPipeline:
             from humocon_hf.data import oversample_to_balance
 
             train = oversample_to_balance(list(train), "query_type", seed=targs.seed)
+        if tune_args.option_questions_share:  # some procedural questions list their options
+            train = with_listed_options(list(train), tune_args.option_questions_share, seed=targs.seed)
         real_qa = real_qa_rows(real_rows, self.recipe.data.real_questions_per_fact, seed=targs.seed)
         sequences = self.runner.stage_dir("data") / "sequences_train.json"
         if sequences.is_file():  # real takes in sequence, asked before / after / in-between questions
