@@ -179,6 +179,11 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, smollm2_tokenizer_dir, capsy
     assert tune["batches"] == 2 and tune["model_flops"] > 0 and tune["achieved_gflops"] > 0
     assert all(f is None or f > 0 for per_thread in saved["tune_fraction_of_reference"].values() for f in per_thread.values())
     assert "Machine reference (gemm_llm_shapes_v1" in printed and "Stage 3 achieved" in printed
+    # ... and against the thread counts its steps ran on, each measured by the reference, weighted by their seconds.
+    assert saved["tune_seconds_by_threads"] and set(saved["tune_seconds_by_threads"]) <= set(
+        saved["machine_reference"]["gflops"]["bfloat16"])
+    assert saved["tune_fraction_of_threads_used"]["bfloat16"] > 0
+    assert "of the bf16 rate of the threads it ran on" in printed
     # ... and answered as their own line / column: "What is the person doing?" about 02_01 (walk), 02_04 (jump).
     real = results["real_cmu"]
     assert real["trials"] == ["02_01", "02_04"] and real["question"] == "What is the person doing?"

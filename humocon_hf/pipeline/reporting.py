@@ -264,15 +264,28 @@ def format_real_lines(summary: Mapping, title: str = "Real mocap, held out") -> 
     return "\n".join(lines)
 
 
-def format_machine_reference(reference: Mapping, fraction: Mapping | None, achieved_gflops: float | None) -> str:
-    """One line: the machine reference (GEMM GFLOP/s at the LLM's shapes per precision and thread count) and stage 3's
-    achieved rate as a fraction of it."""
-    rates = "; ".join(f"{dtype} " + ", ".join(f"{g:.0f} on {t} thread{'s' if t != '1' else ''}"
-                                              for t, g in per_thread.items())
+def format_machine_reference(reference: Mapping, fraction: Mapping | None, achieved_gflops: float | None,
+                             fraction_of_threads_used: Mapping | None = None,
+                             seconds_by_threads: Mapping | None = None) -> str:
+    """One line: the machine reference (GEMM GFLOP/s at the LLM's shapes per precision and thread count), then stage
+    3's achieved rate as a fraction of what the thread counts it ran on could do (weighted by their seconds) and of
+    each thread count alone."""
+    def threads(t) -> str:
+        return f"{t} thread{'s' if str(t) != '1' else ''}"
+
+    rates = "; ".join(f"{dtype} " + ", ".join(f"{g:.0f} on {threads(t)}" for t, g in per_thread.items())
                       for dtype, per_thread in reference["gflops"].items())
     line = f"Machine reference ({reference['name']}, GEMM GFLOP/s at the LLM's shapes, measured as stage 3 began): {rates}"
     if fraction and achieved_gflops is not None:
-        bf16 = ", ".join(f"{100 * f:.0f}% of {t} thread{'s' if t != '1' else ''}"
-                         for t, f in fraction.get("bfloat16", {}).items() if f is not None)
-        line += f"\nStage 3 achieved {achieved_gflops:.0f} GFLOP/s of model FLOPs: {bf16} in bf16"
+        each = ", ".join(f"{100 * f:.0f}% of {threads(t)}" for t, f in fraction.get("bfloat16", {}).items()
+                         if f is not None)
+        line += f"\nStage 3 achieved {achieved_gflops:.0f} GFLOP/s of model FLOPs"
+        mix = (fraction_of_threads_used or {}).get("bfloat16")
+        if mix is not None and seconds_by_threads:
+            spent = ", ".join(f"{threads(t)} {sec:.0f} s" for t, sec in seconds_by_threads.items())
+            fp32 = (fraction_of_threads_used or {}).get("float32")
+            line += (f": {100 * mix:.0f}% of the bf16 rate of the threads it ran on ({spent})"
+                     + (f", {100 * fp32:.0f}% of the float32 rate" if fp32 is not None else "") + f"; bf16 {each}")
+        else:
+            line += f": {each} in bf16"
     return line

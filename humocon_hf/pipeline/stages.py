@@ -945,6 +945,9 @@ class HuMoConPipeline:
             # stage's achieved model FLOP/s as a fraction of it: times that compare across machines and days.
             "machine_reference": tune_info.get("machine_reference"),
             "tune_fraction_of_reference": tune_info.get("fraction_of_reference"),
+            # ... and against the thread counts its steps ran on, weighted by their seconds (the number to compare)
+            "tune_fraction_of_threads_used": tune_info.get("fraction_of_threads_used"),
+            "tune_seconds_by_threads": tune_info.get("seconds_by_threads"),
             "examples": example_answers(evaluation, self.recipe.evaluate.num_examples),
         }
 
@@ -990,7 +993,9 @@ class HuMoConPipeline:
             say("CPU time per stage (s, all threads): " + ", ".join(f"{k}={v:.0f}" for k, v in cpu.items()))
         if results.get("machine_reference"):
             say(format_machine_reference(results["machine_reference"], results.get("tune_fraction_of_reference"),
-                                         (results["stages"].get("tune") or {}).get("achieved_gflops")))
+                                         (results["stages"].get("tune") or {}).get("achieved_gflops"),
+                                         results.get("tune_fraction_of_threads_used"),
+                                         results.get("tune_seconds_by_threads")))
         say(f"Checkpoint, model card, preview.gif, concept_timeline.png, results.json: {results['output_dir']}")
         say(f'Try: humocon ask --model {results["output_dir"]} --motion <file.bvh> "What is the person doing?"')
         say("=" * 78)
