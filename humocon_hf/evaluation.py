@@ -28,12 +28,12 @@ from typing import Any
 
 import datasets
 
+from humocon_hf.io_utils import write_text_atomic
 from humocon_hf.metrics.babel_qa_accuracy import (
     compute_babel_qa_accuracy,
     normalize_answer,
 )
 from humocon_hf.metrics.llm_judge import LLMJudge
-from humocon_hf.pipeline.runner import write_text_atomic
 from humocon_hf.stats import TABLE1_COLUMNS
 
 logger = logging.getLogger(__name__)

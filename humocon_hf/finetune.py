@@ -263,7 +263,7 @@ def _progress_callback(plan: dict, eval_name: str | None):
     the held-out answers at each evaluation."""
     from transformers import TrainerCallback
 
-    from humocon_hf.pipeline.runner import say
+    from humocon_hf.io_utils import say
 
     class FinetuneProgress(TrainerCallback):
         start_step, started = 0, 0.0
@@ -327,14 +327,9 @@ def finetune(
     from humocon_hf.data import load_custom_qa
     from humocon_hf.hub import save_for_remote_code
     from humocon_hf.inference import load_checkpoint, qa_collator, write_chat_defaults
+    from humocon_hf.io_utils import say, write_json_atomic
     from humocon_hf.model_card import local_name, public_name
-    from humocon_hf.pipeline.runner import (
-        say,
-        seed_before_init,
-        train_info,
-        train_resuming,
-        write_json_atomic,
-    )
+    from humocon_hf.pipeline.runner import seed_before_init, train_info, train_resuming
     from humocon_hf.recipes import load_recipe
     from humocon_hf.training.instruction_tuning import (
         InstructionTuningTrainer,

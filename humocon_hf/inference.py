@@ -94,7 +94,7 @@ def load_checkpoint(model_dir: str, device: str = "auto", dtype: str = "auto", t
 def write_chat_defaults(folder: Path, system_prompt: str | None, max_new_tokens: int, bf16: bool) -> None:
     """Record how a checkpoint was tuned and evaluated (`CHAT_DEFAULTS`, read back by `load_checkpoint`): its system
     prompt, answer length and whether it generated under bf16 autocast (where the CPU has it)."""
-    from humocon_hf.pipeline.runner import write_json_atomic
+    from humocon_hf.io_utils import write_json_atomic
 
     write_json_atomic(Path(folder) / CHAT_DEFAULTS,
                       {"system_prompt": system_prompt, "max_new_tokens": max_new_tokens, "bf16": bool(bf16)})

@@ -8,7 +8,8 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from humocon_hf.pipeline.runner import is_main_process, say
+from humocon_hf.io_utils import say
+from humocon_hf.pipeline.runner import is_main_process
 from humocon_hf.pipeline.stages import HuMoConPipeline, PipelineOptions
 
 
@@ -75,7 +76,7 @@ def run_ablation_study(options: PipelineOptions, variants: Mapping[str, Mapping]
             pipeline = HuMoConPipeline(dataclasses.replace(options, output_dir=str(folder), overrides=overrides,
                                                         seed=options.seed if seed is None else seed))
             pipeline.run(until="evaluate")
-            evaluation = pipeline._load_eval()
+            evaluation = pipeline.load_evaluation()
             runs.setdefault(name, []).append(evaluation["model"])
             real_runs.setdefault(name, []).append(evaluation)
             if "baseline" in evaluation:
