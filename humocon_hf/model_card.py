@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from humocon_hf.stats import TABLE1_COLUMNS
+from humocon_hf.tables import render_table
 
 if TYPE_CHECKING:
     from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
@@ -95,18 +96,15 @@ def results_table(results: Mapping, baseline_results: Mapping | None = None, dig
         rows.append((baseline_results.get("model_name", "baseline"), baseline_results["metrics"]))
     columns = [(h, k) for h, k in TABLE1_COLUMNS if any(m.get(k) is not None for _, m in rows)]
     fmt = lambda v: "-" if v is None else f"{v:.{digits}f}"  # noqa: E731
-    lines = ["| Model | " + " | ".join(h for h, _ in columns) + " |", "|---|" + "---|" * len(columns)]
-    for name, metrics in rows:
-        lines.append(f"| {name} | " + " | ".join(fmt(metrics.get(k)) for _, k in columns) + " |")
+    body = [[name, *(fmt(metrics.get(k)) for _, k in columns)] for name, metrics in rows]
     if baseline_results is not None:
         a, b = results["metrics"], baseline_results["metrics"]
-        cells = ["-" if a.get(k) is None or b.get(k) is None else f"{a[k] - b[k]:+.{digits}f}" for _, k in columns]
-        lines.append("| Difference | " + " | ".join(cells) + " |")
+        body.append(["Difference", *("-" if a.get(k) is None or b.get(k) is None else f"{a[k] - b[k]:+.{digits}f}"
+                                     for _, k in columns)])
     counts = results["metrics"].get("counts") or {}
     if counts:
-        lines.append("| Questions | " + " | ".join(str(counts.get("total" if k == "accuracy" else k, "-"))
-                                                  for _, k in columns) + " |")
-    return "\n".join(lines)
+        body.append(["Questions", *(str(counts.get("total" if k == "accuracy" else k, "-")) for _, k in columns)])
+    return render_table(["Model", *(h for h, _ in columns)], body)
 
 
 def _stage_rows(recipe, stage_times: Mapping[str, float] | None) -> list[dict]:

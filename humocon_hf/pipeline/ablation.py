@@ -11,6 +11,7 @@ from pathlib import Path
 from humocon_hf.io_utils import say
 from humocon_hf.pipeline.runner import is_main_process
 from humocon_hf.pipeline.stages import HuMoConPipeline, PipelineOptions
+from humocon_hf.tables import render_table
 
 
 def variant_folder(name: str) -> str:
@@ -131,7 +132,7 @@ def _real_lines_against(real_runs: Mapping[str, list[dict]], reference: str | No
 
 
 def _format_real_against(table: Mapping[str, Mapping], reference: str | None) -> str:
-    lines = ["| Variant | Real overall | Real body part | Difference to the full model (overall) |", "|---|---|---|---|"]
+    rows = []
 
     def cell(stats):
         if not stats:
@@ -143,5 +144,5 @@ def _format_real_against(table: Mapping[str, Mapping], reference: str | None) ->
         diff = groups["accuracy"].get("difference")
         diff_text = "-" if not diff else (f"{100 * diff['diff']:+.1f} [{100 * diff['low']:+.1f}, {100 * diff['high']:+.1f}] "
                                          f"p={diff['p_value']:.2g}")
-        lines.append(f"| {name} | {cell(groups.get('accuracy'))} | {cell(groups.get('body_part'))} | {diff_text} |")
-    return "\n".join(lines)
+        rows.append([name, cell(groups.get("accuracy")), cell(groups.get("body_part")), diff_text])
+    return render_table(["Variant", "Real overall", "Real body part", "Difference to the full model (overall)"], rows)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from humocon_hf.stats import TABLE1_COLUMNS, wilson_ci
+from humocon_hf.tables import render_table
 
 if TYPE_CHECKING:
     from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
@@ -73,10 +74,7 @@ def format_summary_table(metrics: dict[str, dict]) -> str:
     if counts:
         keys = {"accuracy": "total"}
         rows.append(["Questions", *(str(counts.get(keys.get(k, k), "-")) for _, k in columns)])
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    line = "+".join("-" * (w + 2) for w in widths)
-    fmt = lambda r: " | ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
-    return "\n".join([fmt(header), line, *(fmt(r) for r in rows)])
+    return render_table(header, rows, console=True)
 
 
 def seed_statistics(evaluations: list[dict]) -> dict | None:
@@ -242,18 +240,19 @@ def format_real_lines(summary: Mapping, title: str = "Real mocap, held out") -> 
         return f"{100 * s['mean']:.1f}%{spread} [{100 * low:.0f}, {100 * high:.0f}] (n={s['n_questions']})"
 
     header = [title, *(h for h, _ in _REAL_GROUPS), "Paraphrased", "Text-only (overall)"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    rows = []
     for name, entry in summary["datasets"].items():
         if name == "all" and len(summary["datasets"]) == 2:  # one data set: its own row says it all
             continue
         trained = entry.get("trained", {})
         para = entry.get("paraphrase", {}).get("accuracy")
         base = (trained.get("accuracy") or {}).get("baseline")
-        lines.append("| " + " | ".join([
+        rows.append([
             f"{_REAL_DATASETS.get(name, name)}, {entry['clips']} clips",
             *(cell(trained.get(key)) for _, key in _REAL_GROUPS), cell(para),
             "-" if base is None else f"{100 * base['mean']:.1f}%",
-        ]) + " |")
+        ])
+    lines = [render_table(header, rows)]
     compliance = summary.get("options_compliance")
     gap = summary.get("paraphrase_gap")
     gap_text = "-" if gap is None else f"{100 * abs(gap):.1f} points {'below' if gap > 0 else 'above'}"
