@@ -180,7 +180,7 @@ def default_model_card(model: HuMoConForCausalLM, repo_id: str, base_model: str 
         f'processor = AutoProcessor.from_pretrained("{repo_id}", trust_remote_code=True)',
         'conversation = [{"role": "user", "content": [',
         '    {"type": "motion", "motion": "walk.bvh"},',
-        '    {"type": "text", "text": "What is the person doing?"}]}]',
+        '    {"type": "text", "text": "\\nWhat is the person doing?"}]}]',
         "inputs = processor.apply_chat_template(conversation, tokenize=True, add_generation_prompt=True, return_dict=True)",
         "answer = model.generate(**inputs, max_new_tokens=32)",
         "print(processor.batch_decode(answer[:, inputs['input_ids'].shape[1]:], skip_special_tokens=True))",
@@ -406,17 +406,17 @@ def benchmark_files(folder: str | os.PathLike) -> list[str]:
 
 
 def _benchmark_card(counts: dict, data, recipe: str) -> str:
+    from humocon_hf.tables import render_table
+
     splits = list(counts["splits"])
     configs = "".join(
         f"- config_name: {config}\n  data_files:\n"
         + "".join(f"  - split: {s}\n    path: {config}/{s}-*.parquet\n" for s in splits)
         for config in BENCHMARK_CONFIGS
     )
-    rows = "\n".join(
-        f"| {s} | {c['motions']} | {c['questions']} | "
-        + ", ".join(f"{k} {v}" for k, v in c["query_types"].items()) + " |"
-        for s, c in counts["splits"].items()
-    )
+    table = render_table(["split", "motions", "questions", "questions per query type"],
+                         [[s, c["motions"], c["questions"], ", ".join(f"{k} {v}" for k, v in c["query_types"].items())]
+                          for s, c in counts["splits"].items()])
     return f"""---
 license: apache-2.0
 task_categories:
@@ -439,9 +439,7 @@ body (walk, run, jump, wave, kick, squat, sit...), with labels known by construc
 one correct answer. Questions ask for the action, the direction or the body part of a segment, optionally before /
 after another segment, in BABEL-QA's vocabulary. Train, validation and test motions are disjoint.
 
-| split | motions | questions | questions per query type |
-|---|---|---|---|
-{rows}
+{table}
 
 ```python
 from datasets import load_dataset

@@ -188,20 +188,15 @@ def system_messages(system_prompt: str | None) -> list[dict]:
 
 
 def user_message(question: str, motion=None, video=None) -> dict:
-    """A user turn in the training format: media first, a newline, then the question."""
-    items = []
-    if motion is not None:
-        items.append({"type": "motion", "motion": motion})
-    if video is not None:
-        if isinstance(video, tuple):  # (frames, fps) arrays
-            frames, fps = video
-            items.append({"type": "video", "video": frames, "fps": fps})
-        else:  # a file path: the processor decodes its key frames only
-            items.append({"type": "video", "video": video})
-    if items:
-        items.append({"type": "text", "text": "\n"})
-    items.append({"type": "text", "text": question})
-    return {"role": "user", "content": items}
+    """A user turn in the training format (`qa_collator.user_content`): media first, a newline, then the question."""
+    from humocon_hf.training.qa_collator import user_content
+
+    fps = None
+    if isinstance(video, tuple):  # (frames, fps) arrays; else a file path: the processor decodes its key frames only
+        video, fps = video
+    return {"role": "user", "content": user_content([{"type": "text", "text": question}],
+                                                    () if motion is None else (motion,),
+                                                    () if video is None else (video,), fps)}
 
 
 def build_conversation(row: Mapping, system_prompt: str | None = None) -> list[dict]:
