@@ -12,8 +12,9 @@ and on. Nothing is rebuilt from stage 1. An interrupted run resumes from its las
 
     finetune("org/humocon", "my_qa.jsonl", "runs/ft", eval_data="my_qa_test.jsonl")
 
-It is built from `InstructionTuningTrainer`, the recipe's collator (`humocon_hf.inference.qa_collator`),
-`merge_adapter` and `write_chat_defaults`: read it as the recipe for a training loop of your own.
+It is built from `build_instruction_tuning_trainer` (the pipeline's stage-3 trainer), the recipe's collator
+(`humocon_hf.inference.qa_collator`), `merge_adapter` and `write_chat_defaults`: read it as the recipe for a training
+loop of your own.
 """
 
 from __future__ import annotations
@@ -332,7 +333,7 @@ def finetune(
     from humocon_hf.pipeline.runner import seed_before_init, train_info, train_resuming
     from humocon_hf.recipes import load_recipe
     from humocon_hf.training.instruction_tuning import (
-        InstructionTuningTrainer,
+        build_instruction_tuning_trainer,
         merge_adapter,
     )
 
@@ -449,13 +450,9 @@ def finetune(
 
     measure("before", model)
     seed_before_init(targs.seed)
-    lora = {"lora_target_modules": tune_args.lora_target_modules} if tune_args.lora_target_modules else {}
-    trainer = InstructionTuningTrainer(
-        model=model, args=targs, processor=processor, train_dataset=rows,
-        eval_dataset=eval_set.select(answered) if answered else None,
-        data_collator=qa_collator(processor, model_args),
-        lora_r=tune_args.lora_r, lora_alpha=tune_args.lora_alpha, lora_dropout=tune_args.lora_dropout,
-        train_projectors=tune_args.train_projectors, callbacks=[_progress_callback(plan, eval_name)], **lora,
+    trainer = build_instruction_tuning_trainer(
+        model, targs, processor, rows, qa_collator(processor, model_args), tune_args,
+        eval_dataset=eval_set.select(answered) if answered else None, callbacks=[_progress_callback(plan, eval_name)],
     )
     metrics = train_resuming(trainer, targs.output_dir)
     info.update(train_info(trainer, metrics))

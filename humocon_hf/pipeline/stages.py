@@ -397,7 +397,7 @@ class HuMoConPipeline:
         import torch
 
         from humocon_hf.calibration import StepFlopCounter, calibrate_machine
-        from humocon_hf.training.instruction_tuning import InstructionTuningTrainer, merge_adapter
+        from humocon_hf.training.instruction_tuning import build_instruction_tuning_trainer, merge_adapter
 
         model_args = self.recipe.model
         baseline_steps = None if with_motion else fingerprints.baseline_steps(self.recipe)
@@ -406,9 +406,6 @@ class HuMoConPipeline:
         qa, real_rows = self.load_data()
         processor = self.load_processor()
         seed_before_init(targs.seed)  # LoRA weights are initialised when the trainer wraps the model
-        lora = {}
-        if tune_args.lora_target_modules:
-            lora["lora_target_modules"] = tune_args.lora_target_modules
         train = qa["train"]
         if tune_args.balance_query_types:
             from humocon_hf.data import oversample_to_balance
@@ -429,13 +426,10 @@ class HuMoConPipeline:
         reference = calibrate_machine(text_config.hidden_size, text_config.intermediate_size,
                                       tokens=64 * targs.per_device_train_batch_size)
         counter = StepFlopCounter(qa_collator(processor, model_args), text_config)
-        trainer = InstructionTuningTrainer(
-            model=model, args=targs, processor=processor,
-            train_dataset=ListDataset(self._qa_rows(train, with_motion) + real_qa),
-            data_collator=counter,
-            lora_r=tune_args.lora_r, lora_alpha=tune_args.lora_alpha, lora_dropout=tune_args.lora_dropout,
+        trainer = build_instruction_tuning_trainer(
+            model, targs, processor, ListDataset(self._qa_rows(train, with_motion) + real_qa), counter, tune_args,
             train_projectors=tune_args.train_projectors and with_motion,
-            callbacks=[*self._callbacks(), counter.callback()], **lora,
+            callbacks=[*self._callbacks(), counter.callback()],
         )
         counter.trainable_params = sum(p.numel() for name, p in trainer.model.named_parameters()
                                        if p.requires_grad and "lora_" in name)
