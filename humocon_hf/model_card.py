@@ -391,16 +391,6 @@ def public_command(command: str | None) -> str | None:
     return shlex.join(out) if changed else command
 
 
-def parse_card_metadata(card: str) -> dict:
-    """The YAML header of a rendered card, parsed back (what the Hub reads)."""
-    import yaml
-
-    if not card.startswith("---\n"):
-        raise ValueError("a model card starts with a '---' YAML header")
-    end = card.index("\n---", 4)
-    return yaml.safe_load(card[4:end])
-
-
 def card_from_output_dir(output_dir: str | os.PathLike, repo_id: str | None = None) -> str:
     """Re-render the card of a `humocon demo` (or `humocon evaluate`) output folder from its `results.json`."""
     folder = Path(output_dir)
@@ -454,4 +444,4 @@ class _SectionsRecipe:
 
 
 __all__ = ["CARD_MEDIA", "DATA_NOTES", "TEMPLATE_PATH", "build_metadata", "card_from_output_dir", "card_media",
-           "local_name", "parse_card_metadata", "public_command", "public_name", "render_model_card", "results_table"]
+           "local_name", "public_command", "public_name", "render_model_card", "results_table"]

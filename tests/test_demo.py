@@ -104,11 +104,11 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, smollm2_tokenizer_dir, capsy
     """The whole pipeline with a 1-layer LLM and a handful of steps: every output is written and loadable, the
     numbers in results.json / README come from the run, and a re-run reuses every stage."""
     import imageio.v2 as imageio
+    from conftest import parse_card_metadata
     from humocon_tiny import make_tiny_llm_dir
     from transformers import AutoModel, AutoProcessor
 
     from humocon_hf.demo import STAGES, run_demo
-    from humocon_hf.model_card import parse_card_metadata
 
     llm_dir = make_tiny_llm_dir(tmp_path, smollm2_tokenizer_dir)
     bandai = _small_bandai_copy(tmp_path / "bandai", ["walk-back_normal_001", "bow_happy_001", "bye_sad_001"])
