@@ -190,7 +190,7 @@ def _card(info: dict) -> str:
 
     from humocon_hf.evaluation import model_index
     from humocon_hf.hub import REMOTE_CODE_PIP
-    from humocon_hf.model_card import local_name, public_command, public_name
+    from humocon_hf.model_card import card_metadata, local_name, public_command, public_name
 
     name, source = info["name"], info["source"]
     shown_source = public_name(source) or local_name(source)
@@ -256,7 +256,7 @@ def _card(info: dict) -> str:
         + "The fine-tuning data's own terms may restrict the use of this model further.",
         "",
     ]
-    return str(ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(text)))
+    return str(ModelCard(f"---\n{card_metadata(data)}---\n\n" + "\n".join(text)))
 
 
 def _progress_callback(plan: dict, eval_name: str | None):

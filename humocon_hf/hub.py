@@ -141,17 +141,15 @@ def save_for_remote_code(
 
 def default_model_card(model: HuMoConForCausalLM, repo_id: str, base_model: str | None = None) -> str:
     """A short model card: what the model is, how to load it, what it was built from."""
+    from humocon_hf.model_card import card_metadata
+
     config = model.config
     text = config.text_config
     base = base_model or public_name(getattr(text, "_name_or_path", "")) or text.model_type
+    # No pipeline_tag: the Hub has no motion-to-text task, and this card cannot tell whether the LLM saw videos.
+    metadata = card_metadata({"library_name": "transformers", "tags": ["humocon", "motion-understanding", "custom_code"]})
     lines = [
-        "---",
-        "library_name: transformers",
-        "tags:",  # no pipeline_tag: the Hub has no motion-to-text task, and this card cannot tell whether the LLM saw videos
-        "- humocon",
-        "- motion-understanding",
-        "- custom_code",
-        "---",
+        f"---\n{metadata}---",
         "",
         f"# {repo_id.split('/')[-1]}",
         "",
@@ -406,28 +404,21 @@ def benchmark_files(folder: str | os.PathLike) -> list[str]:
 
 
 def _benchmark_card(counts: dict, data, recipe: str) -> str:
+    from humocon_hf.model_card import card_metadata
     from humocon_hf.tables import render_table
 
-    splits = list(counts["splits"])
-    configs = "".join(
-        f"- config_name: {config}\n  data_files:\n"
-        + "".join(f"  - split: {s}\n    path: {config}/{s}-*.parquet\n" for s in splits)
-        for config in BENCHMARK_CONFIGS
-    )
+    metadata = card_metadata({
+        "license": "apache-2.0", "task_categories": ["question-answering"],
+        "tags": ["human-motion", "motion-question-answering", "synthetic", "humocon"],
+        "configs": [{"config_name": config,
+                     "data_files": [{"split": s, "path": f"{config}/{s}-*.parquet"} for s in counts["splits"]]}
+                    for config in BENCHMARK_CONFIGS],
+    }, dataset=True)
     table = render_table(["split", "motions", "questions", "questions per query type"],
                          [[s, c["motions"], c["questions"], ", ".join(f"{k} {v}" for k, v in c["query_types"].items())]
                           for s, c in counts["splits"].items()])
     return f"""---
-license: apache-2.0
-task_categories:
-- question-answering
-tags:
-- human-motion
-- motion-question-answering
-- synthetic
-- humocon
-configs:
-{configs}---
+{metadata}---
 
 # HuMoCon procedural motion-QA benchmark
 

@@ -157,6 +157,18 @@ def _num_parameters(model) -> str:
     return f"{n / 1e6:.1f} M" if n < 1e9 else f"{n / 1e9:.2f} B"
 
 
+def card_metadata(metadata, dataset: bool = False) -> str:
+    """The YAML of a card's header (between its `---` lines) as huggingface_hub writes it: `metadata` as a
+    `ModelCardData` (or a `DatasetCardData` with `dataset`), or a dict of its fields. The one writer of every card's
+    metadata here (the demo's, `humocon push`'s, `finetune`'s and the benchmark's), so the Hub reads back what was
+    meant."""
+    from huggingface_hub import DatasetCardData, ModelCardData
+
+    if isinstance(metadata, Mapping):
+        metadata = (DatasetCardData if dataset else ModelCardData)(**metadata)
+    return metadata.to_yaml() + "\n"
+
+
 def build_metadata(
     results: Mapping | None,
     *,
@@ -273,7 +285,6 @@ def render_model_card(
             motion is).
     """
     import jinja2
-    import yaml
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     from humocon_hf.hub import REMOTE_CODE_PIP
@@ -290,7 +301,7 @@ def render_model_card(
 
     meta = build_metadata(results, base_model=base_model, model_name=model_name, datasets_used=datasets_used,
                           license=license, video_qa=video_qa)
-    metadata_yaml = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)
+    metadata_yaml = card_metadata(meta)
 
     codebook = getattr(getattr(config, "motion_config", None), "codebook_size", None) or model_sec.get("codebook_size")
     if codebook is None:
