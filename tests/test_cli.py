@@ -251,7 +251,7 @@ def test_float32_cpu_takes_the_recipes_lighter_schedule(tmp_path, monkeypatch):
     assert bf16.float32_schedule is None and bf16.llm_precision() == "bf16 autocast (CPU with native bf16)"
     assert bf16.recipe.sections["tune"]["max_steps"] == plain.sections["tune"]["max_steps"]
     same = HuMoConPipeline(PipelineOptions(output_dir=str(tmp_path / "c"), overrides={"evaluate": {"baseline_max_steps": 100}}))
-    assert bf16._fp("model", "tune") == same._fp("model", "tune")  # the field itself changes no stage
+    assert bf16.fingerprint("model", "tune") == same.fingerprint("model", "tune")  # the field itself changes no stage
     with pytest.raises(RecipeError, match="float32_llm_steps_scale must be in"):
         load_recipe("small", overrides={"model": {"float32_llm_steps_scale": 0}})
 

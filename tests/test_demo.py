@@ -104,11 +104,11 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, smollm2_tokenizer_dir, capsy
     """The whole pipeline with a 1-layer LLM and a handful of steps: every output is written and loadable, the
     numbers in results.json / README come from the run, and a re-run reuses every stage."""
     import imageio.v2 as imageio
+    from conftest import parse_card_metadata
     from humocon_tiny import make_tiny_llm_dir
     from transformers import AutoModel, AutoProcessor
 
     from humocon_hf.demo import STAGES, run_demo
-    from humocon_hf.model_card import parse_card_metadata
 
     llm_dir = make_tiny_llm_dir(tmp_path, smollm2_tokenizer_dir)
     bandai = _small_bandai_copy(tmp_path / "bandai", ["walk-back_normal_001", "bow_happy_001", "bye_sad_001"])
@@ -596,7 +596,7 @@ def test_demo_and_ablation_over_seeds_aggregate_each_seeds_evaluation(tmp_path, 
         return out
 
     monkeypatch.setattr(HuMoConPipeline, "run", fake_run)
-    monkeypatch.setattr(HuMoConPipeline, "_load_eval", fake_eval)
+    monkeypatch.setattr(HuMoConPipeline, "load_evaluation", fake_eval)
 
     summary = demo.run_demo_seeds(PipelineOptions(output_dir=str(tmp_path / "d")), [0, 1, 2])
     assert [r[:3] for r in runs] == [(f"d/seed{s}", s, s) for s in (0, 1, 2)]
@@ -628,6 +628,7 @@ def test_demo_and_ablation_over_seeds_aggregate_each_seeds_evaluation(tmp_path, 
 def test_baseline_steps_redo_only_the_baseline(tmp_path, smollm2_tokenizer_dir):
     """evaluate.baseline_max_steps trains the text-only baseline for its own step count (scaled by --steps-scale)
     and, changed, redoes the baseline but none of the motion stages."""
+    from humocon_hf.pipeline import fingerprints
     from humocon_hf.pipeline.stages import HuMoConPipeline, PipelineOptions
     from humocon_hf.recipes import RecipeError, load_recipe
 
@@ -656,7 +657,8 @@ def test_baseline_steps_redo_only_the_baseline(tmp_path, smollm2_tokenizer_dir):
                                   overrides={"tune": {"max_steps": 10},
                                              "evaluate": {"baseline_max_steps": None, **evaluate}})
         pipe = HuMoConPipeline(options)
-        return pipe._baseline_steps(), pipe._baseline_fp().get("max_steps")
+        return (fingerprints.baseline_steps(pipe.recipe),
+                fingerprints.baseline_fingerprint(pipe.recipe, pipe.runner).get("max_steps"))
 
     assert baseline_steps(baseline_steps_fraction=0.5) == (5, 5)
     assert baseline_steps(0.1, baseline_steps_fraction=0.5) == (None, None)  # 1 step = stage 3's: same fingerprint

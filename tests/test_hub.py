@@ -397,10 +397,10 @@ def test_benchmark_as_a_hub_dataset(tmp_path, monkeypatch):
     by `datasets.load_dataset`, uploaded in one commit to a data set repository (fake Hub)."""
     import datasets
     import transformers.utils.hub as transformers_hub
+    from conftest import parse_card_metadata
 
     from humocon_hf.cli import main
     from humocon_hf.data.procedural import generate_motion_qa
-    from humocon_hf.model_card import parse_card_metadata
 
     fake = FakeHfApi(tmp_path / "hub")
     calls = []

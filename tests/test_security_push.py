@@ -160,8 +160,9 @@ def test_save_for_remote_code_keeps_hub_ids_and_drops_local_paths(tmp_path):
 
 
 def test_the_finetune_card_names_no_local_path(tmp_path):
+    from conftest import parse_card_metadata
+
     from humocon_hf.finetune import _card, card_base_model, finetuned_name
-    from humocon_hf.model_card import parse_card_metadata
 
     home = tmp_path / "home" / "alice"
     source, out = home / "runs" / "humocon_demo", home / "runs" / "ft"
@@ -183,7 +184,9 @@ def test_the_finetune_card_names_no_local_path(tmp_path):
 
 
 def test_the_model_card_names_no_local_path(tmp_path):
-    from humocon_hf.model_card import parse_card_metadata, public_command, render_model_card
+    from conftest import parse_card_metadata
+
+    from humocon_hf.model_card import public_command, render_model_card
 
     llm = tmp_path / "home" / "alice" / "llm"
     llm.mkdir(parents=True)
