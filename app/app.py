@@ -185,7 +185,7 @@ class HuMoConChat:
         (an upload removed, a skeleton given first) clears the outputs: nothing to show is not an error."""
         import gradio as gr
 
-        from humocon_hf.concepts import concept_labels, motion_concepts
+        from humocon_hf.concepts import clip_concept_words, motion_concepts
         from humocon_hf.inference import concept_lines
         from humocon_hf.pipeline.reporting import save_motion_preview
 
@@ -201,7 +201,9 @@ class HuMoConChat:
         stem = f"{Path(path).stem}-{next(self._counter)}"
         gif = save_motion_preview(joints, self.workdir / f"{stem}.gif", fps=fe.fps)
         segments = motion_concepts(self.model.motion_encoder, fe, [joints])[0]["segments"]
-        labels = concept_labels(getattr(self.model.config.motion_config, "concept_descriptions", None))
+        # each concept's words, with what it leaves open ("one arm raised") read from this clip's frames of it
+        labels = clip_concept_words(joints[:fe.max_frames], segments,
+                                    getattr(self.model.config.motion_config, "concept_descriptions", None), fe.fps)
         name = Path(path).name
         timeline = concept_timeline_html(segments, fe.fps, labels, f"Concepts of {name} ({len(joints) / fe.fps:.1f} s)")
         summary = f"{name}: {len(joints)} frames at {fe.fps:g} fps ({len(joints) / fe.fps:.1f} s)"

@@ -3,7 +3,7 @@ the model is loaded (reading the motion file, the chat template and the processo
 token, and the decoding rate after it, float32 and bf16 autocast).
 
 End to end, each command runs in a fresh interpreter, in rounds that alternate it with references measured in the same
-run: a bare `python -c pass`, `import torch`, and the imports any transformers model and processor need (`import
+run: a bare `python -c pass`, `import torch`, `import torch, transformers` (the lazy top level only), and the imports any transformers model and processor need (`import
 torch, transformers.modeling_utils, transformers.processing_utils`); the ratios to them say how much of the wait is
 ours. Then, in this process, the path is the command's own (`humocon_hf.inference`: `load_media`, `user_message`,
 `chat_inputs`, greedy `generate` as in `stream_answer`); a streamer records when each token arrives, float32 and bf16
@@ -78,24 +78,30 @@ def wall_times(commands: dict[str, list[str]], rounds: int) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def end_to_end(model: str, motion: str, question: str, rounds: int) -> None:
+def end_to_end(model: str, motion: str, question: str, rounds: int, baseline_python: str | None = None) -> None:
     python = [sys.executable]
     commands = {
         "python -c pass": [*python, "-c", "pass"],
         "import torch": [*python, "-c", "import torch"],
+        "import torch, transformers": [*python, "-c", "import torch, transformers"],
         "import torch + transformers model/processor code": [
             *python, "-c", "import torch, transformers.modeling_utils, transformers.processing_utils"],
         "humocon --help": [*python, "-m", "humocon_hf.cli", "--help"],
         "humocon ask (load + answer)": [*python, "-m", "humocon_hf.cli", "ask", "--model", model, "--motion", motion,
                                         "--device", "cpu", question],
     }
+    if baseline_python:  # another checkout's interpreter (e.g. before a change), in the same alternating rounds
+        commands["humocon ask, --baseline-python"] = [baseline_python, *commands["humocon ask (load + answer)"][1:]]
     medians = wall_times(commands, rounds)
     torch_s = medians["import torch"]
     floor_s = medians["import torch + transformers model/processor code"]
     print(f"end to end, fresh processes, medians over {rounds} alternating rounds:")
     for name, seconds in medians.items():
         print(f"  {name:<50} {seconds:6.2f} s  ({seconds / torch_s:4.2f}x import torch, "
-              f"{seconds / floor_s:4.2f}x torch + transformers)")
+              f"{seconds / floor_s:4.2f}x torch + transformers, {seconds - floor_s:+5.2f} s beyond it)")
+    ask = medians["humocon ask (load + answer)"]
+    print(f"side by side: humocon ask {ask:.2f} s | import torch + transformers model/processor code {floor_s:.2f} s | "
+          f"ours (load + answer + our imports) {ask - floor_s:.2f} s")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -106,10 +112,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--max-new-tokens", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=5, help="fresh-process rounds of the end-to-end part")
+    parser.add_argument("--baseline-python", default=None,
+                        help="the interpreter of another checkout (its venv's python): its `humocon ask` runs in the same rounds")
     parser.add_argument("--only", choices=["end-to-end", "loaded"], default=None, help="run only one part")
     args = parser.parse_args(argv)
     if args.only != "loaded":
-        end_to_end(args.model, args.motion, args.question, args.rounds)
+        end_to_end(args.model, args.motion, args.question, args.rounds, args.baseline_python)
     if args.only == "end-to-end":
         return
 

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -230,17 +231,34 @@ TRAVEL_SPEED = 0.3  # m/s of the pelvis over the ground: the body travels (walk,
 VERTICAL_SPEED = 0.12  # m/s: a part (or the pelvis) clearly goes up or down
 
 
+TRAVEL_WINDOW = 1.5  # seconds: travelling is sustained displacement, not the sway of a kick or a reach
+
+
+def _travel_speed(ground, fps: float):
+    """Per frame, the pelvis' ground displacement over the `TRAVEL_WINDOW` around it (shorter at the ends) per second:
+    a walk keeps its speed, a kick's lunge forward and back (0.5 m/s at its peak) nets next to nothing."""
+    import numpy as np
+
+    n = len(ground)
+    half = max(1, int(round(TRAVEL_WINDOW * fps / 2)))
+    idx = np.arange(n)
+    lo, hi = np.maximum(idx - half, 0), np.minimum(idx + half, n - 1)
+    span = np.maximum(hi - lo, 1) / fps
+    return np.linalg.norm(ground[hi] - ground[lo], axis=-1) / span
+
+
 def _frame_kinematics(joints, fps: float) -> dict:
     """Per frame of one (T, 22, 3) clip (metres, Y up): each part's mean speed relative to the pelvis, its end
     effector's vertical velocity (an arm relative to the pelvis; a leg in the world, where "raising" means a foot
-    leaving the ground, not the pelvis sinking towards it), and the pelvis' ground speed and vertical velocity."""
+    leaving the ground, not the pelvis sinking towards it), the pelvis' travel speed (`_travel_speed`) and vertical
+    velocity."""
     import numpy as np
 
     joints = np.asarray(joints, dtype=np.float64)
     local = joints - joints[:, :1]
     velocity = np.gradient(local, axis=0) * fps if len(joints) > 1 else np.zeros_like(local)
     root_velocity = np.gradient(joints[:, 0], axis=0) * fps if len(joints) > 1 else np.zeros((len(joints), 3))
-    out = {"travel": np.linalg.norm(root_velocity[:, [0, 2]], axis=-1), "rise": root_velocity[:, 1]}
+    out = {"travel": _travel_speed(joints[:, 0, [0, 2]], fps), "rise": root_velocity[:, 1]}
     for part, idx in BODY_PARTS.items():
         out[part] = np.linalg.norm(velocity[:, list(idx)], axis=-1).mean(-1)
         vertical = velocity[:, _END_EFFECTOR[part], 1]
@@ -248,36 +266,162 @@ def _frame_kinematics(joints, fps: float) -> dict:
     return out
 
 
-def _describe(stats: dict) -> str:
-    """Words for one concept from its mean kinematics (see `describe_concepts`)."""
-    speeds = {part: stats[part] for part in BODY_PARTS}
-    top = max(speeds.values())
-    active = [p for p, v in speeds.items() if v >= MOVING_SPEED and v >= 0.5 * top]
+# Per frame, which side's arm (and leg) does something: moving relative to the pelvis or lifted away from hanging
+# (elevation above ARM_REST / LEG_REST degrees adds (elevation - rest) / 60 to its speed in m/s), at least ACTIVE_SCORE,
+# and ASYMMETRY times the other side's score (else both). A limb held up ("raised") is above ARM_UP / LEG_UP degrees.
+ARM_REST, LEG_REST, ARM_UP, LEG_UP = 30.0, 25.0, 60.0, 45.0
+ACTIVE_SCORE = 0.3
+ASYMMETRY = 1.5
+# A concept's words say only what holds for most of its frames: a side (or "both") held by CONSISTENT of the frames
+# where the limb acts, travelling in CONSISTENT of all its frames (in place: under 1 - CONSISTENT). The rest stays open
+# ("one arm", "one or both arms", "maybe travelling") and each segment of a clip fills it in from its own frames
+# (`segment_words`): a code the encoder shares between a left and a right wave cannot say which, the clip can.
+CONSISTENT = 0.85
+LIMB_SHARE = 0.2  # a limb phrase needs the limb to act in this share of the concept's frames
+_NONE, _LEFT, _RIGHT, _BOTH = 0, 1, 2, 3
+_LIMB_CHAINS = {"arm": {"left": (16, 20), "right": (17, 21)}, "leg": {"left": (1, 4), "right": (2, 5)}}
+
+
+def _elevation(vector):
+    """Degrees between a bone (..., 3) and straight down (Y up)."""
+    import numpy as np
+
+    norm = np.maximum(np.linalg.norm(vector, axis=-1), 1e-6)
+    return np.degrees(np.arccos(np.clip(-vector[..., 1] / norm, -1.0, 1.0)))
+
+
+def _frame_states(joints, fps: float) -> dict:
+    """Per frame of one (T, 22, 3) clip: `travel` (bool) and `speed` (pelvis over the ground), `rise` (pelvis vertical
+    velocity), and per limb kind (`arm`, `leg`) the acting side (`_NONE`, `_LEFT`, `_RIGHT`, `_BOTH`), whether each
+    side is held up (`left arm:up`) and its end effector's vertical velocity (`left arm:v`)."""
+    import numpy as np
+
+    kin = _frame_kinematics(joints, fps)
+    joints = np.asarray(joints, dtype=np.float64)
+    out = {"travel": kin["travel"] >= TRAVEL_SPEED, "speed": kin["travel"], "rise": kin["rise"]}
+    for kind, rest, up in (("arm", ARM_REST, ARM_UP), ("leg", LEG_REST, LEG_UP)):
+        score = {}
+        for side, (root, end) in _LIMB_CHAINS[kind].items():
+            elevation = _elevation(joints[:, end] - joints[:, root])
+            out[f"{side} {kind}:up"] = elevation >= up
+            out[f"{side} {kind}:v"] = kin[f"{side} {kind}:up"]
+            score[side] = kin[f"{side} {kind}"] + np.maximum(elevation - rest, 0.0) / 60.0
+        left, right = score["left"], score["right"]
+        active = np.maximum(left, right) >= ACTIVE_SCORE
+        state = np.full(len(joints), _NONE, dtype=np.int8)
+        state[active & (left >= ASYMMETRY * right)] = _LEFT
+        state[active & (right >= ASYMMETRY * left)] = _RIGHT
+        state[active & (state == _NONE)] = _BOTH
+        out[kind] = state
+    return out
+
+
+def _limb_verb(frames: dict, kind: str, sides: Sequence[str], acting, stepping: bool) -> str:
+    """"stepping" (legs of a travelling concept), "raised" (held up in most acting frames), else raising / lowering /
+    moving by the end effectors' mean vertical velocity."""
+    import numpy as np
+
+    if stepping:
+        return "stepping"
+    if not acting.any():
+        return "moving"
+    up = np.mean([frames[f"{side} {kind}:up"][acting].mean() for side in sides])
+    if up >= 0.5:
+        return "raised"
+    vertical = np.mean([frames[f"{side} {kind}:v"][acting].mean() for side in sides])
+    return "raising" if vertical >= VERTICAL_SPEED else "lowering" if vertical <= -VERTICAL_SPEED else "moving"
+
+
+def _describe(frames: dict) -> str:
+    """Words for one concept from the per-frame states of all its frames (`_frame_states`, concatenated): what most of
+    them share, the rest left open (see `CONSISTENT`)."""
+
+    travel_share = float(frames["travel"].mean())
+    travelling = travel_share >= CONSISTENT
+    maybe_travelling = 1 - CONSISTENT < travel_share < CONSISTENT
     phrases = []
-
-    def verb(part: str) -> str:
-        up = stats[part + ":up"]
-        if "leg" in part and stats["travel"] >= TRAVEL_SPEED:
-            return "stepping"
-        return "raising" if up >= VERTICAL_SPEED else "lowering" if up <= -VERTICAL_SPEED else "moving"
-
     for kind in ("arm", "leg"):
-        left, right = f"left {kind}" in active, f"right {kind}" in active
-        if left and right:
-            left_verb, right_verb = verb(f"left {kind}"), verb(f"right {kind}")
-            phrases.append(f"both {kind}s {left_verb if left_verb == right_verb else 'moving'}")
-        elif left or right:
-            part = f"{'left' if left else 'right'} {kind}"
-            phrases.append(f"{part} {verb(part)}")
-    if "torso" in active and not phrases:
-        phrases.append(f"torso {verb('torso')}")
-    if stats["travel"] >= TRAVEL_SPEED:
-        phrases.append(f"travelling at {stats['travel']:.1f} m/s")
-    if stats["rise"] >= VERTICAL_SPEED:
+        state = frames[kind]
+        acting = state != _NONE
+        if acting.mean() < LIMB_SHARE:
+            continue
+        shares = {s: float((state[acting] == s).mean()) for s in (_LEFT, _RIGHT, _BOTH)}
+        stepping = kind == "leg" and travel_share >= 0.5
+        if stepping or shares[_BOTH] >= CONSISTENT:
+            part, sides = f"both {kind}s", ("left", "right")
+        elif shares[_LEFT] >= CONSISTENT:
+            part, sides = f"left {kind}", ("left",)
+        elif shares[_RIGHT] >= CONSISTENT:
+            part, sides = f"right {kind}", ("right",)
+        elif shares[_LEFT] + shares[_RIGHT] >= CONSISTENT:
+            part, sides = f"one {kind}", ("left", "right")
+        else:
+            part, sides = f"one or both {kind}s", ("left", "right")
+        phrases.append(f"{part} {_limb_verb(frames, kind, sides, acting, stepping)}")
+    if travelling:
+        phrases.append(f"travelling at {frames['speed'][frames['travel']].mean():.1f} m/s")
+    elif maybe_travelling:
+        phrases.append("maybe travelling")
+    rise = float(frames["rise"].mean())
+    if rise >= VERTICAL_SPEED:
         phrases.append("body rising")
-    elif stats["rise"] <= -VERTICAL_SPEED:
+    elif rise <= -VERTICAL_SPEED:
         phrases.append("body lowering")
     return ", ".join(phrases) if phrases else "holding still"
+
+
+_OPEN_LIMB = re.compile(r"\b(one or both (arm|leg)s|one (arm|leg))\b")
+
+
+def resolve_words(words: str, states: dict, frames) -> str:
+    """A concept's words for some `frames` (a slice or indices) of one clip (`_frame_states` of the clip): the parts
+    the concept leaves open ("one arm", "one or both legs", "maybe travelling") filled in from those frames; the rest
+    unchanged."""
+    import numpy as np
+
+    def limb(match: re.Match) -> str:
+        kind = match.group(2) or match.group(3)
+        state = states[kind][frames]
+        counts = {s: int((state == s).sum()) for s in (_LEFT, _RIGHT, _BOTH)}
+        if match.group(3):  # one side: the one acting more
+            counts.pop(_BOTH)
+        best = max(counts, key=counts.get)
+        if counts[best] == 0:
+            return match.group(0)
+        return {_LEFT: f"left {kind}", _RIGHT: f"right {kind}", _BOTH: f"both {kind}s"}[best]
+
+    words = _OPEN_LIMB.sub(limb, words)
+    if "maybe travelling" in words:
+        speed = float(np.mean(states["speed"][frames]))
+        words = words.replace("maybe travelling", f"travelling at {speed:.1f} m/s" if speed >= TRAVEL_SPEED
+                              else "in place")
+    return words
+
+
+def segment_words(joints, segments, descriptions: dict | None, fps: float = 20.0) -> list[str | None]:
+    """The words of each concept segment `(start, end, concept)` of one clip (SMPL-22 joints at `fps`): its concept's
+    description with what the concept leaves open read from the segment (`resolve_words`); None for a concept without
+    words. What `humocon ask --concepts` shows."""
+    labels = concept_labels(descriptions)
+    if not labels:
+        return [None] * len(segments)
+    states = _frame_states(joints, fps)
+    return [resolve_words(labels[int(c)], states, slice(int(s), int(e))) if int(c) in labels else None
+            for s, e, c in segments]
+
+
+def clip_concept_words(joints, segments, descriptions: dict | None, fps: float = 20.0) -> dict[int, str]:
+    """`{concept: words}` for one clip: each described concept's words with what it leaves open read from all the
+    clip's frames of that concept (a timeline legend lists a concept once)."""
+    import numpy as np
+
+    labels = concept_labels(descriptions)
+    used = {int(c) for _, _, c in segments} & set(labels)
+    if not used:
+        return {}
+    states = _frame_states(joints, fps)
+    frames = {c: np.concatenate([np.arange(int(s), int(e)) for s, e, k in segments if int(k) == c]) for c in used}
+    return {c: resolve_words(labels[c], states, frames[c]) for c in used}
 
 
 def describe_concepts(
@@ -290,11 +434,13 @@ def describe_concepts(
 ) -> dict[int, dict]:
     """Describe every concept the encoder uses on `motions` in words, from the motions themselves.
 
-    Each motion's frames are assigned to concepts by the encoder; per concept, the kinematics of its frames are
-    averaged: how fast each body part (left / right arm and leg, torso) moves relative to the pelvis, whether its end
-    effector goes up or down, and how fast the body travels or rises. The description names the parts that move
-    ("left arm raising", "both legs stepping, travelling at 1.3 m/s", "holding still"); with `captions`, the
-    captions of the motions where the concept is most used are kept as examples.
+    Each motion's frames are assigned to concepts by the encoder. Every frame says which side's arm and leg act
+    (move relative to the pelvis or are lifted), whether the body travels, rises or sinks; a concept's words keep what
+    most of its frames agree on ("right arm raised", "both legs stepping, travelling at 1.3 m/s", "holding still")
+    and leave the rest open ("one arm raised", "maybe travelling") for `segment_words` to read from each clip: a vote
+    over frames, not an average of speeds, which blended a code shared by left and right waves and by standing and
+    walking frames into "both arms moving, travelling" (issue 30). With `captions`, the captions of the motions where
+    the concept is most used are kept as examples.
 
     Args:
         motion_encoder: a `HuMoConMotionEncoder` (or anything with its `get_concepts`).
@@ -310,9 +456,8 @@ def describe_concepts(
     if captions is not None and len(captions) != len(motions):
         raise ValueError(f"describe_concepts: {len(captions)} captions for {len(motions)} motions")
     fps = float(getattr(feature_extractor, "fps", 20.0))
-    keys = ["travel", "rise", *BODY_PARTS, *(p + ":up" for p in BODY_PARTS)]
-    sums: dict[int, dict[str, float]] = {}
-    frames: dict[int, int] = {}
+    states: dict[int, list[dict]] = {}
+    speeds: dict[int, dict[str, float]] = {}
     caption_weight: dict[int, dict[str, int]] = {}
     for start in range(0, len(motions), batch_size):
         chunk = [np.asarray(m, dtype=np.float32) for m in motions[start : start + batch_size]]
@@ -320,27 +465,90 @@ def describe_concepts(
         for offset, (joints, result) in enumerate(zip(chunk, concepts)):
             ids = result["frame_concept_ids"].numpy()
             kin = _frame_kinematics(joints[: len(ids)], fps)
+            frame_states = _frame_states(joints[: len(ids)], fps)
             caption = captions[start + offset] if captions is not None else None
             for concept in np.unique(ids):
                 sel = ids == concept
                 concept = int(concept)
-                acc = sums.setdefault(concept, dict.fromkeys(keys, 0.0))
-                for key in keys:
-                    acc[key] += float(kin[key][sel].sum())
-                frames[concept] = frames.get(concept, 0) + int(sel.sum())
+                states.setdefault(concept, []).append({k: v[sel] for k, v in frame_states.items()})
+                acc = speeds.setdefault(concept, dict.fromkeys(BODY_PARTS, 0.0))
+                for part in BODY_PARTS:
+                    acc[part] += float(kin[part][sel].sum())
                 if caption:
                     weights = caption_weight.setdefault(concept, {})
                     weights[caption] = weights.get(caption, 0) + int(sel.sum())
     out = {}
+    merged = {c: {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} for c, parts in states.items()}
+    frames = {c: len(m["travel"]) for c, m in merged.items()}
     for concept in sorted(frames, key=lambda c: -frames[c]):
-        stats = {k: v / frames[concept] for k, v in sums[concept].items()}
         examples = sorted(caption_weight.get(concept, {}).items(), key=lambda kv: -kv[1])[:num_captions]
         out[concept] = {
-            "description": _describe(stats),
+            "description": _describe(merged[concept]),
             "captions": [c for c, _ in examples],
             "frames": frames[concept],
-            "part_speed": {p: round(stats[p], 3) for p in BODY_PARTS},
+            "part_speed": {p: round(v / frames[concept], 3) for p, v in speeds[concept].items()},
         }
+    return out
+
+
+def _moving_frames(kin: dict, limb: str, travels: bool):
+    """The frames where a labelled clip does what its label says: the named limb moving (relative to the pelvis) for
+    a one-sided action, the body travelling for locomotion, the legs bending for an action of both legs in place."""
+    import numpy as np
+
+    if travels:
+        return kin["travel"] >= TRAVEL_SPEED
+    speed = (kin["left leg"] + kin["right leg"]) / 2 if limb == "legs" else kin[limb]
+    return speed >= max(MOVING_SPEED, 0.3 * float(np.percentile(speed, 95)))
+
+
+def words_match(description: str, limb: str, travels: bool) -> tuple[bool, bool]:
+    """Whether concept words (a) name `limb` ("left arm", "right leg"; "legs": either or both legs) and (b) say
+    correctly whether the body travels."""
+    named = ("leg" in description) if limb == "legs" else (limb in description)
+    return named, ("travelling" in description) == travels
+
+
+def concept_word_accuracy(
+    motion_encoder, feature_extractor, clips: Sequence[dict], descriptions: dict, batch_size: int = 16,
+    resolve: bool = True,
+) -> list[dict]:
+    """How often the concepts covering the moving part of labelled real clips say what moves, in words.
+
+    Each clip is `{"joints": (T, 22, 3) array at the extractor's rate, "limb": "left arm" | "right leg" | "legs" |
+    ..., "travels": bool}`; its moving frames are those where the named limb moves (or, for a clip that travels, where
+    the body travels). Per clip: the share of its moving frames whose concept's words name the limb (`limb`), say
+    correctly whether the person travels (`travel`), and both (`both`); frames of an undescribed concept count as
+    wrong. The words are those a timeline shows (`segment_words`); `resolve=False` scores the concepts' words as
+    stored, open parts unfilled.
+    """
+    import numpy as np
+
+    labels = concept_labels(descriptions)
+    fps = float(getattr(feature_extractor, "fps", 20.0))
+    out = []
+    for start in range(0, len(clips), batch_size):
+        chunk = clips[start : start + batch_size]
+        joints = [np.asarray(c["joints"], dtype=np.float32) for c in chunk]
+        for clip, clip_joints, result in zip(chunk, joints, motion_concepts(motion_encoder, feature_extractor, joints)):
+            ids = result["frame_concept_ids"].numpy()
+            clip_joints = clip_joints[: len(ids)]
+            kin = _frame_kinematics(clip_joints, fps)
+            moving = np.flatnonzero(_moving_frames(kin, clip["limb"], clip["travels"]))
+            frame_words = [""] * len(ids)
+            segments = result["segments"]
+            words = (segment_words(clip_joints, segments, labels, fps) if resolve
+                     else [labels.get(int(c)) for _, _, c in segments])
+            for (start_frame, end_frame, _), text in zip(segments, words):
+                frame_words[int(start_frame) : int(end_frame)] = [text or ""] * (int(end_frame) - int(start_frame))
+            checks = np.array([words_match(frame_words[f], clip["limb"], clip["travels"]) for f in moving],
+                              dtype=bool).reshape(-1, 2)
+            row = {k: v for k, v in clip.items() if k != "joints"}
+            row.update(moving_frames=int(len(moving)), limb_ok=float(checks[:, 0].mean()) if len(moving) else None,
+                       travel_ok=float(checks[:, 1].mean()) if len(moving) else None,
+                       both_ok=float(checks.all(1).mean()) if len(moving) else None,
+                       words=sorted({frame_words[f] or "?" for f in moving}))
+            out.append(row)
     return out
 
 
@@ -352,5 +560,6 @@ def concept_labels(descriptions: dict | None) -> dict[int, str]:
     return {int(k): (v["description"] if isinstance(v, dict) else str(v)) for k, v in descriptions.items()}
 
 
-__all__ = ["BODY_PARTS", "concept_labels", "describe_concepts", "extract_concepts", "motion_concepts",
-           "plot_concept_timeline"]
+__all__ = ["BODY_PARTS", "concept_labels", "concept_word_accuracy", "describe_concepts", "extract_concepts",
+           "motion_concepts", "plot_concept_timeline", "resolve_words", "segment_words", "words_match",
+           "clip_concept_words"]

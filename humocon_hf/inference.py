@@ -79,7 +79,9 @@ def load_checkpoint(model_dir: str, device: str = "auto", dtype: str = "auto", t
     except Exception as err:  # noqa: BLE001 - every loading failure becomes one line saying what is missing
         raise UserInputError(_load_error(model_dir, "model", err)) from err
     try:
-        processor = AutoProcessor.from_pretrained(source, trust_remote_code=trust_remote_code)
+        tokenizer = _fast_tokenizer(path, trust_remote_code) if path.is_dir() else None
+        kwargs = {"tokenizer": tokenizer} if tokenizer is not None else {}
+        processor = AutoProcessor.from_pretrained(source, trust_remote_code=trust_remote_code, **kwargs)
     except Exception as err:  # noqa: BLE001
         raise UserInputError(_load_error(model_dir, "processor", err)) from err
     if device == "auto":
@@ -89,6 +91,28 @@ def load_checkpoint(model_dir: str, device: str = "auto", dtype: str = "auto", t
     if path.is_dir() and (path / CHAT_DEFAULTS).is_file():
         defaults = json.loads((path / CHAT_DEFAULTS).read_text())
     return model, processor, defaults
+
+
+def _fast_tokenizer(folder: Path, trust_remote_code: bool):
+    """The folder's tokenizer, given the added tokens of its tokenizer.json read from the file's head. transformers 5
+    leaves them out of tokenizer_config.json for `tokenizers` tokenizers and then parses the whole tokenizer.json in
+    Python to find them (3.5 MB for SmolLM2: 0.1-0.3 s of `humocon ask`) before the Rust tokenizer reads it again.
+    None (transformers' own path) when the files are not in that form."""
+    from transformers import AddedToken, AutoTokenizer
+
+    config_file, tokenizer_file = folder / "tokenizer_config.json", folder / "tokenizer.json"
+    try:
+        if "added_tokens_decoder" in json.loads(config_file.read_text(encoding="utf-8")):
+            return None
+        text = tokenizer_file.read_text(encoding="utf-8")
+        start = text.find('"added_tokens"')
+        if start < 0 or start > text.find('"model"'):  # not the top-level key written before the vocabulary
+            return None
+        added, _ = json.JSONDecoder().raw_decode(text, text.index("[", start))
+        decoder = {int(token.pop("id")): AddedToken(**token) for token in added}
+    except (OSError, ValueError, TypeError, AttributeError, KeyError):
+        return None
+    return AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code, added_tokens_decoder=decoder)
 
 
 def write_chat_defaults(folder: Path, system_prompt: str | None, max_new_tokens: int, bf16: bool) -> None:
@@ -260,7 +284,7 @@ def generation_autocast(model: PreTrainedModel, enabled: bool):
     """bf16 autocast for generation when the stage trained in bf16 (same numerics as training)."""
     import torch
 
-    from humocon_hf.recipes import cpu_has_bf16
+    from humocon_hf.precision import cpu_has_bf16
 
     device_type = model.device.type
     if not enabled or (device_type == "cpu" and not cpu_has_bf16()):
@@ -362,16 +386,20 @@ def time_span(start: int, end: int, fps: float) -> str:
 def concept_lines(model: HuMoConForCausalLM, processor: MotionVideoProcessor, joints) -> list[str]:
     """The motion's concept segments with times and, when the checkpoint has them, the concepts in words
     (`humocon ask --concepts`, the Space)."""
-    from humocon_hf.concepts import concept_labels, motion_concepts
+    from humocon_hf.concepts import concept_labels, motion_concepts, segment_words
 
     fe = processor.motion_feature_extractor
     result = motion_concepts(model.motion_encoder, fe, [joints])[0]
+    segments = result["segments"]
     labels = concept_labels(getattr(model.config.motion_config, "concept_descriptions", None))
+    # the concept's words, with what the concept leaves open ("one arm raised") read from the segment itself
+    encoded = max((int(end) for _, end, _ in segments), default=0)
+    said = segment_words(np.asarray(joints)[:encoded], segments, labels, fe.fps)
     lines = ["Motion concepts (time, concept id" + (", what it means):" if labels else "):")]
-    spans = [time_span(start, end, fe.fps) for start, end, _ in result["segments"]]
+    spans = [time_span(start, end, fe.fps) for start, end, _ in segments]
     width = max(map(len, spans), default=0)
-    for span, (_, _, concept) in zip(spans, result["segments"]):
-        words = f"  {labels[concept]}" if concept in labels else ""
+    for span, (_, _, concept), text in zip(spans, segments, said):
+        words = f"  {text}" if text is not None else ""
         lines.append(f"  {span:>{width}}  #{concept:<4d}{words}".rstrip())
     if not labels:
         lines.append("  (this checkpoint stores no concept descriptions; `humocon demo` checkpoints do)")

@@ -32,6 +32,8 @@ from typing import Any
 
 from transformers import HfArgumentParser, TrainingArguments
 
+from humocon_hf.precision import CPU_BF16_ENV, cpu_has_bf16  # noqa: F401 - re-exported (and patched by tests here)
+
 RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
 SHIPPED_RECIPES = ("small", "paper")
 SECTIONS = ("model", "data", "pretrain", "translate", "tune", "evaluate")
@@ -429,26 +431,6 @@ class Recipe:
             for s in (sections or SECTIONS)
         }
         return hashlib.sha256(json.dumps(chosen, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-# `HUMOCON_CPU_BF16=0` makes a CPU with native bf16 behave as one without (the float32 path most laptops and older
-# servers take), so that path can be timed and tested anywhere.
-CPU_BF16_ENV = "HUMOCON_CPU_BF16"
-
-
-def cpu_has_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AVX512-BF16 / AMX): then CPU autocast is about twice as fast.
-    False when `HUMOCON_CPU_BF16` is 0 / false / no / off."""
-    import torch
-
-    if os.environ.get(CPU_BF16_ENV, "").strip().lower() in ("0", "false", "no", "off"):
-        return False
-
-    for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
-        check = getattr(torch.cpu, name, None)
-        if check is not None and check():
-            return True
-    return False
 
 
 def mixed_precision_for_this_machine(values: dict[str, Any]) -> dict[str, Any]:

@@ -46,21 +46,31 @@ import threading
 import time
 from collections.abc import Sequence
 
-try:
-    import cv2
-except ImportError:  # motion-only users (e.g. of an exported checkpoint) need no OpenCV: fail at the first video
-
-    class _OpenCVMissing:
-        def __getattr__(self, name):
-            raise ImportError(
-                "reading, resizing and optical flow of videos need OpenCV, which is not installed: "
-                "pip install opencv-python-headless"
-            )
-
-    cv2 = _OpenCVMissing()
 import numpy as np
 
 from .smpl22 import DEFAULT_FPS
+
+
+class _LazyOpenCV:
+    """OpenCV, imported at its first use: motion-only users (`humocon ask --motion`, an exported checkpoint) neither
+    wait for it nor need it installed; without it the first video fails saying how to install it."""
+
+    _module = None
+
+    def __getattr__(self, name):
+        if _LazyOpenCV._module is None:
+            try:
+                import cv2 as module
+            except ImportError:
+                raise ImportError(
+                    "reading, resizing and optical flow of videos need OpenCV, which is not installed: "
+                    "pip install opencv-python-headless"
+                ) from None
+            _LazyOpenCV._module = module
+        return getattr(_LazyOpenCV._module, name)
+
+
+cv2 = _LazyOpenCV()
 
 # The standard library's logger, not transformers': the same logger (transformers' `get_logger` returns
 # `logging.getLogger(name)`), without importing transformers (~1 s) for a module the command line's `--help` reads.

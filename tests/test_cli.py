@@ -347,6 +347,47 @@ def test_ask_answers_about_a_motion_file(tiny_checkpoint, tmp_path, capsys):
     assert out == processor.tokenizer.decode(new, skip_special_tokens=True) + "\n"
 
 
+# What `humocon ask` must not import (issue 30: `ask` took 8.5 s against 5.7 s for importing torch and transformers):
+# training code (Trainer, TrainingArguments and the peft they pull in, the recipes), data sets, plotting, OpenCV for a
+# motion-only question.
+_NOT_FOR_ASK = ("transformers.trainer", "transformers.training_args", "transformers.trainer_utils", "peft",
+                "humocon_hf.recipes", "humocon_hf.training", "humocon_hf.pipeline", "datasets", "matplotlib", "cv2")
+
+
+def test_ask_imports_no_training_data_or_plotting_code(tiny_checkpoint, tmp_path):
+    motion = write_motion_file(tmp_path)
+    code = ("import contextlib, io, sys\nfrom humocon_hf.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()):\n"
+            f"    assert main(['ask', '--model', {str(tiny_checkpoint)!r}, '--motion', {str(motion)!r}, '--device', "
+            "'cpu', 'What is the person doing?']) == 0\n"
+            f"print(sorted(m for m in {_NOT_FOR_ASK!r} if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1].replace("'", '"')) == []
+
+
+def test_ask_reads_the_added_tokens_without_parsing_the_whole_tokenizer_json(tiny_checkpoint, monkeypatch):
+    """`load_checkpoint` hands the processor a tokenizer whose added tokens come from the head of tokenizer.json; it is
+    the tokenizer transformers' own (slower) path builds."""
+    from transformers import AutoProcessor
+
+    import humocon_hf.inference as inference
+
+    built = []
+    original = inference._fast_tokenizer
+    monkeypatch.setattr(inference, "_fast_tokenizer", lambda *a: built.append(original(*a)) or built[-1])
+    _, processor, _ = inference.load_checkpoint(str(tiny_checkpoint), device="cpu")
+    assert built and built[0] is processor.tokenizer
+    reference = AutoProcessor.from_pretrained(str(tiny_checkpoint)).tokenizer
+    fast = processor.tokenizer
+    assert fast.added_tokens_decoder == reference.added_tokens_decoder and fast.added_tokens_decoder
+    assert fast.all_special_tokens == reference.all_special_tokens and fast.chat_template == reference.chat_template
+    text = "<|im_start|>user\n<motion>\nWhat is the person doing?<|im_end|>"
+    assert fast(text).input_ids == reference(text).input_ids
+    assert fast.decode(fast(text).input_ids, skip_special_tokens=True) == reference.decode(
+        reference(text).input_ids, skip_special_tokens=True)
+
+
 def test_ask_interactive_keeps_the_conversation(tiny_checkpoint, tmp_path, capsys, monkeypatch):
     import io
 
@@ -534,8 +575,27 @@ def test_concept_lines_align_and_show_one_frame_segments(monkeypatch):
         config = type("C", (), {"motion_config": type("M", (), {"concept_descriptions": {"245": "running"}})()})()
 
     processor = type("P", (), {"motion_feature_extractor": type("F", (), {"fps": 20.0})()})()
-    lines = concept_lines(Model(), processor, None)
+    lines = concept_lines(Model(), processor, np.zeros((140, 22, 3), np.float32))
     assert lines[1:] == ["  0.00-1.20 s  #245   running", "       1.20 s  #118", "  1.25-7.00 s  #7"]
+
+
+def test_concept_lines_name_the_side_a_shared_concept_leaves_open(monkeypatch):
+    """A concept that says "one arm raised" (a code shared by left and right raises) is shown with the clip's side."""
+    from test_concept_descriptions import _left_arm_raise
+
+    import humocon_hf.concepts as concepts
+    from humocon_hf.inference import concept_lines
+    from humocon_hf.processing.smpl22 import mirror_joints
+
+    monkeypatch.setattr(concepts, "motion_concepts", lambda encoder, fe, motions: [{"segments": [(0, 40, 9)]}])
+
+    class Model:
+        motion_encoder = None
+        config = type("C", (), {"motion_config": type("M", (), {"concept_descriptions": {"9": "one arm raised"}})()})()
+
+    processor = type("P", (), {"motion_feature_extractor": type("F", (), {"fps": 20.0})()})()
+    assert concept_lines(Model(), processor, _left_arm_raise())[1].endswith("#9     left arm raised")
+    assert concept_lines(Model(), processor, mirror_joints(_left_arm_raise()))[1].endswith("#9     right arm raised")
 
 
 def test_inspect_errors_are_one_line(shared_data, tmp_path, capsys):
