@@ -244,6 +244,16 @@ def _real_lines_table(summary: Mapping | None) -> str | None:
     return format_real_lines(summary)
 
 
+def _extra_lines_tables(lines: Mapping[str, Mapping | None] | None) -> list[dict]:
+    """[{title, table}] of the held-out lines beside the real ones (`EXTRA_LINES`), in their order; absent ones left out."""
+    if not lines:
+        return []
+    from humocon_hf.pipeline.reporting import EXTRA_LINES, format_real_lines
+
+    return [{"title": title, "table": format_real_lines(lines[name], title=title)}
+            for name, (_, title) in EXTRA_LINES.items() if lines.get(name)]
+
+
 def render_model_card(
     results: Mapping | None = None,
     *,
@@ -261,6 +271,7 @@ def render_model_card(
     video_qa: bool = False,
     real_cmu: Mapping | None = None,
     real_lines: Mapping | None = None,
+    extra_lines: Mapping[str, Mapping | None] | None = None,
     media: Mapping[str, str] | None = None,
 ) -> str:
     """Render the Hub README of a HuMoCon checkpoint.
@@ -279,6 +290,8 @@ def render_model_card(
         video_qa: whether stages 2-3 taught the LLM to answer about videos (sets the video pipeline tag).
         real_lines: the demo's real-motion lines (`humocon_hf.pipeline.reporting.real_lines_summary`): accuracy on the
             held-out real takes of each data set, shown as their own table.
+        extra_lines: the demo's other held-out lines by name (`humocon_hf.pipeline.reporting.EXTRA_LINES`: the
+            procedural vocabulary clips, real takes in sequence), each its own table under its title.
         real_cmu: the demo's held-out real CMU summary (`humocon_hf.pipeline.reporting.real_cmu_summary`), shown as its own line.
         media: files shown in the card, relative to it (they must be uploaded beside it): ``preview`` (a rendered
             test motion, `preview.gif`), ``concept_timeline`` (`concept_timeline.png`) and ``caption`` (what the
@@ -353,6 +366,7 @@ def render_model_card(
         "remote_code_pip": REMOTE_CODE_PIP,
         "real_cmu": _real_cmu_context(real_cmu),
         "real_lines": _real_lines_table(real_lines),
+        "extra_lines": _extra_lines_tables(extra_lines),
         "preview": (media or {}).get("preview"),
         "concept_timeline": (media or {}).get("concept_timeline"),
         "media_caption": (media or {}).get("caption"),
@@ -404,6 +418,8 @@ def public_command(command: str | None) -> str | None:
 
 def card_from_output_dir(output_dir: str | os.PathLike, repo_id: str | None = None) -> str:
     """Re-render the card of a `humocon demo` (or `humocon evaluate`) output folder from its `results.json`."""
+    from humocon_hf.pipeline.reporting import EXTRA_LINES
+
     folder = Path(output_dir)
     path = folder / "results.json"
     if not path.is_file():
@@ -432,6 +448,7 @@ def card_from_output_dir(output_dir: str | os.PathLike, repo_id: str | None = No
         datasets_used=datasets_used,
         real_cmu=saved.get("real_cmu"),
         real_lines=saved.get("real_lines"),
+        extra_lines={name: saved.get(f"{name}_line") for name in EXTRA_LINES},
         media=card_media(folder, ((saved.get("stages") or {}).get("export") or {}).get("preview_caption")),
     )
 

@@ -194,6 +194,10 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, smollm2_tokenizer_dir, capsy
     assert saved["real_cmu"]["accuracy"] == real["accuracy"]
     assert "On **real motion capture** of people it never saw" in (out / "README.md").read_text()
     assert "Bandai Namco" in (out / "README.md").read_text()
+    # ... and the held-out lines beside the real ones (vocabulary clips, takes in sequence), each its own table
+    card = (out / "README.md").read_text()
+    assert "| Procedural vocabulary clips, held out |" in card
+    assert "| Real takes in sequence (before / after / in between), held out |" in card
     assert len(results["examples"]) == 2
 
     model = AutoModel.from_pretrained(out)

@@ -55,6 +55,7 @@ from humocon_hf.pipeline.data import (
 from humocon_hf.pipeline.evaluation import evaluate_real_lines
 from humocon_hf.pipeline.reporting import (
     EXTRA_LINES,
+    extra_line_summary,
     final_results,
     load_evaluation,
     print_summary,
@@ -603,6 +604,7 @@ class HuMoConPipeline:
             model=model,
             real_cmu=real_cmu_summary([evaluation]),
             real_lines=real_lines_summary([evaluation]),
+            extra_lines={name: extra_line_summary([evaluation], name) for name in EXTRA_LINES},
             media=card_media(self.root, row.get("caption")),
         )
         (self.root / "README.md").write_text(card, encoding="utf-8")
