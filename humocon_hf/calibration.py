@@ -9,13 +9,23 @@ its LLM's linear layers (bf16 and float32, one thread and the run's threads), re
 
 from __future__ import annotations
 
+import os
 import platform
 import time
 from collections.abc import Mapping, Sequence
 
 REFERENCE_NAME = "gemm_llm_shapes_v1"
 
-__all__ = ["REFERENCE_NAME", "StepFlopCounter", "calibrate_machine", "fraction_of_reference", "lora_step_flops"]
+__all__ = ["REFERENCE_NAME", "StepFlopCounter", "calibrate_machine", "fraction_of_reference", "fraction_of_threads_used",
+           "lora_step_flops", "usable_cores"]
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS says it, else os.cpu_count())."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
 
 
 def _gemm_rate(dtype, threads: int, shapes: Sequence[tuple[int, int, int]], seconds: float) -> float:
@@ -48,12 +58,14 @@ def _gemm_rate(dtype, threads: int, shapes: Sequence[tuple[int, int, int]], seco
 def calibrate_machine(hidden_size: int = 576, intermediate_size: int = 1536, tokens: int = 512,
                       threads: Sequence[int] | None = None, seconds: float = 0.3) -> dict:
     """The GEMM rate (GFLOP/s) at an LLM's linear-layer shapes, a batch of ``tokens`` rows (stage 3: 8 prompts of
-    ~62 tokens): bf16 and float32, on each of ``threads`` (default: one thread and all of torch's). About
-    4 x ``seconds`` of wall time."""
+    ~62 tokens): bf16 and float32, on each of ``threads`` (default: one thread, torch's threads now and every usable
+    core, so that a stage that changes its thread count midway, as stage 3 does when the text-only baseline beside it
+    ends, is compared with what each of its thread counts could do). About 2 x len(threads) x ``seconds`` of wall
+    time."""
     import torch
 
     if threads is None:
-        threads = sorted({1, torch.get_num_threads()})
+        threads = sorted({1, torch.get_num_threads(), usable_cores()})
     shapes = [(tokens, hidden_size, hidden_size), (tokens, hidden_size, intermediate_size),
               (tokens, intermediate_size, hidden_size)]
     rates = {}
@@ -90,6 +102,20 @@ def fraction_of_reference(flops_per_second: float, reference: Mapping, threads: 
     return None if not rate else round(flops_per_second / (rate * 1e9), 3)
 
 
+def fraction_of_threads_used(flops_per_second: float, reference: Mapping, seconds_by_threads: Mapping[str, float],
+                             dtype: str = "bfloat16") -> float | None:
+    """``flops_per_second`` as a fraction of what the reference could do on the thread counts a stage actually ran on,
+    each weighted by the seconds spent on it (``seconds_by_threads``: {"1": 415.0, "2": 290.0}): a stage that trained
+    on one thread while another ran beside it, then on two, is held to that mix, not to either count alone. None
+    when a thread count used was not measured."""
+    rates = reference.get("gflops", {}).get(dtype) or {}
+    total = sum(seconds_by_threads.values())
+    if not total or any(not rates.get(str(t)) for t in seconds_by_threads):
+        return None
+    expected = sum(rates[str(t)] * 1e9 * sec for t, sec in seconds_by_threads.items()) / total
+    return round(flops_per_second / expected, 3)
+
+
 class StepFlopCounter:
     """Wraps a stage-3 data collator and adds up the model FLOPs of every batch it makes (:func:`lora_step_flops` on
     the batch's real shape and supervised positions), so a stage reports its achieved FLOP/s, padding included."""
@@ -99,16 +125,29 @@ class StepFlopCounter:
         self.batches = self.tokens = 0
         self.flops = 0.0
         self.steps = 0  # optimizer steps trained in this session (the dataloader makes a batch ahead of them)
+        self.seconds_by_threads: dict[str, float] = {}  # wall seconds of those steps per torch thread count
 
     def callback(self):
-        """A `TrainerCallback` counting the optimizer steps this session trains, to pass to the Trainer."""
+        """A `TrainerCallback` counting the optimizer steps this session trains and the seconds they take on each
+        thread count (stage 3 runs on fewer threads while the text-only baseline trains beside it), to pass to the
+        Trainer."""
+        import torch
         from transformers import TrainerCallback
 
         counter = self
 
         class _CountSteps(TrainerCallback):
+            started = None
+
+            def on_step_begin(self, args, state, control, **kwargs):
+                self.started = time.perf_counter()
+
             def on_step_end(self, args, state, control, **kwargs):
                 counter.steps += 1
+                if self.started is not None:
+                    key = str(torch.get_num_threads())
+                    counter.seconds_by_threads[key] = (counter.seconds_by_threads.get(key, 0.0)
+                                                       + time.perf_counter() - self.started)
 
         return _CountSteps()
 
@@ -124,7 +163,8 @@ class StepFlopCounter:
 
     def report(self, runtime_s: float | None, reference: Mapping | None, batches_per_step: int = 1) -> dict:
         """What the stage's info records: FLOPs of the batches trained in this session (the mean batch times the
-        steps' batches), tokens, and the achieved rate against ``reference`` (bf16 and float32, per thread count)."""
+        steps' batches), tokens, and the achieved rate against ``reference``: per precision and thread count, and
+        against the mix of thread counts the steps ran on (``fraction_of_threads_used``, the number to compare)."""
         trained = min(self.batches, self.steps * batches_per_step)
         flops = self.flops / self.batches * trained if self.batches else 0.0
         out = {"model_flops": flops, "batches": trained,
@@ -136,4 +176,9 @@ class StepFlopCounter:
                 dtype: {threads: fraction_of_reference(rate, reference, int(threads), dtype)
                         for threads in per_thread}
                 for dtype, per_thread in reference["gflops"].items()}
+            if self.seconds_by_threads:
+                out["seconds_by_threads"] = {t: round(sec, 1) for t, sec in sorted(self.seconds_by_threads.items())}
+                out["fraction_of_threads_used"] = {
+                    dtype: fraction_of_threads_used(rate, reference, self.seconds_by_threads, dtype)
+                    for dtype in reference["gflops"]}
         return out

@@ -83,7 +83,9 @@ def cmd_stage(args) -> int:
     register_auto_classes()
     pipeline = HuMoConPipeline(_demo_options(args))
     if args.command == "evaluate" and args.model:
-        pipeline.evaluate_checkpoint(args.model)
+        from humocon_hf.pipeline.evaluation import evaluate_checkpoint
+
+        evaluate_checkpoint(pipeline, args.model)
         return 0
     pipeline.run(until=args.command)
     return 0

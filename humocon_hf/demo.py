@@ -12,6 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
+from humocon_hf.io_utils import say, write_json_atomic
 from humocon_hf.pipeline.ablation import run_ablation_study
 from humocon_hf.pipeline.reporting import (
     format_real_cmu_line,
@@ -21,7 +22,7 @@ from humocon_hf.pipeline.reporting import (
     real_lines_summary,
     seed_statistics,
 )
-from humocon_hf.pipeline.runner import is_main_process, say, write_json_atomic
+from humocon_hf.pipeline.runner import is_main_process
 from humocon_hf.pipeline.stages import DEFAULT_OUTPUT_DIR, STAGES, HuMoConPipeline, PipelineOptions
 
 logger = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ def run_demo_seeds(options: PipelineOptions, seeds: list[int]) -> dict:
         say(f"[seeds] seed {seed} -> {folder}")
         pipeline = HuMoConPipeline(dataclasses.replace(options, seed=seed, output_dir=str(folder)))
         results = pipeline.run()
-        evaluations.append(pipeline._load_eval())
+        evaluations.append(pipeline.load_evaluation())
         per_seed[seed] = {"metrics": results["metrics"], "wall_time_s": results["wall_time_s"]}
     table = seed_statistics(evaluations)
     real = real_cmu_summary(evaluations)

@@ -28,13 +28,14 @@ from typing import Any
 
 import datasets
 
+from humocon_hf.io_utils import write_text_atomic
 from humocon_hf.metrics.babel_qa_accuracy import (
     compute_babel_qa_accuracy,
     normalize_answer,
 )
 from humocon_hf.metrics.llm_judge import LLMJudge
-from humocon_hf.pipeline.runner import write_text_atomic
 from humocon_hf.stats import TABLE1_COLUMNS
+from humocon_hf.tables import render_table
 
 logger = logging.getLogger(__name__)
 
@@ -224,14 +225,6 @@ def _columns_for(metrics: Mapping) -> tuple[tuple[str, str], ...]:
     return VIDEO_QA_COLUMNS if "score" in metrics else TABLE1_COLUMNS
 
 
-def _render(header: Sequence[str], body: Sequence[Sequence[str]]) -> str:
-    widths = [max(len(str(row[i])) for row in [header, *body]) for i in range(len(header))]
-    def line(cells):
-        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"
-    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-    return "\n".join([line(header), sep, *(line(r) for r in body)])
-
-
 def format_table(results: Mapping | Sequence[Mapping], digits: int = 3) -> str:
     """Paper-style table (Markdown) of one results dict or several (one row per model).
 
@@ -255,7 +248,7 @@ def format_table(results: Mapping | Sequence[Mapping], digits: int = 3) -> str:
         body.append([res.get("model_name", "model"), *cells])
     header = ["Model", *(name for name, _ in columns)]
     title = many[0].get("dataset", {}).get("name")
-    return (f"{title}\n" if title else "") + _render(header, body)
+    return (f"{title}\n" if title else "") + render_table(header, body, padded=True)
 
 
 def format_ablation_table(results_by_variant: Mapping[str, Mapping], digits: int = 3) -> str:
@@ -266,7 +259,7 @@ def format_ablation_table(results_by_variant: Mapping[str, Mapping], digits: int
     for variant, res in results_by_variant.items():
         metrics = res["metrics"]
         body.append([variant, *(_fmt(metrics.get(key), digits) for _, key in TABLE1_COLUMNS)])
-    return _render(["Variant", *(name for name, _ in TABLE1_COLUMNS)], body)
+    return render_table(["Variant", *(name for name, _ in TABLE1_COLUMNS)], body, padded=True)
 
 
 # ---------------------------------------------------------------------------------------------- writing

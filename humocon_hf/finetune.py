@@ -12,8 +12,9 @@ and on. Nothing is rebuilt from stage 1. An interrupted run resumes from its las
 
     finetune("org/humocon", "my_qa.jsonl", "runs/ft", eval_data="my_qa_test.jsonl")
 
-It is built from `InstructionTuningTrainer`, the recipe's collator (`humocon_hf.inference.qa_collator`),
-`merge_adapter` and `write_chat_defaults`: read it as the recipe for a training loop of your own.
+It is built from `build_instruction_tuning_trainer` (the pipeline's stage-3 trainer), the recipe's collator
+(`humocon_hf.inference.qa_collator`), `merge_adapter` and `write_chat_defaults`: read it as the recipe for a training
+loop of your own.
 """
 
 from __future__ import annotations
@@ -189,7 +190,7 @@ def _card(info: dict) -> str:
 
     from humocon_hf.evaluation import model_index
     from humocon_hf.hub import REMOTE_CODE_PIP
-    from humocon_hf.model_card import local_name, public_command, public_name
+    from humocon_hf.model_card import card_metadata, local_name, public_command, public_name
 
     name, source = info["name"], info["source"]
     shown_source = public_name(source) or local_name(source)
@@ -255,7 +256,7 @@ def _card(info: dict) -> str:
         + "The fine-tuning data's own terms may restrict the use of this model further.",
         "",
     ]
-    return str(ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(text)))
+    return str(ModelCard(f"---\n{card_metadata(data)}---\n\n" + "\n".join(text)))
 
 
 def _progress_callback(plan: dict, eval_name: str | None):
@@ -263,7 +264,7 @@ def _progress_callback(plan: dict, eval_name: str | None):
     the held-out answers at each evaluation."""
     from transformers import TrainerCallback
 
-    from humocon_hf.pipeline.runner import say
+    from humocon_hf.io_utils import say
 
     class FinetuneProgress(TrainerCallback):
         start_step, started = 0, 0.0
@@ -327,17 +328,12 @@ def finetune(
     from humocon_hf.data import load_custom_qa
     from humocon_hf.hub import save_for_remote_code
     from humocon_hf.inference import load_checkpoint, qa_collator, write_chat_defaults
+    from humocon_hf.io_utils import say, write_json_atomic
     from humocon_hf.model_card import local_name, public_name
-    from humocon_hf.pipeline.runner import (
-        say,
-        seed_before_init,
-        train_info,
-        train_resuming,
-        write_json_atomic,
-    )
+    from humocon_hf.pipeline.runner import seed_before_init, train_info, train_resuming
     from humocon_hf.recipes import load_recipe
     from humocon_hf.training.instruction_tuning import (
-        InstructionTuningTrainer,
+        build_instruction_tuning_trainer,
         merge_adapter,
     )
 
@@ -454,13 +450,9 @@ def finetune(
 
     measure("before", model)
     seed_before_init(targs.seed)
-    lora = {"lora_target_modules": tune_args.lora_target_modules} if tune_args.lora_target_modules else {}
-    trainer = InstructionTuningTrainer(
-        model=model, args=targs, processor=processor, train_dataset=rows,
-        eval_dataset=eval_set.select(answered) if answered else None,
-        data_collator=qa_collator(processor, model_args),
-        lora_r=tune_args.lora_r, lora_alpha=tune_args.lora_alpha, lora_dropout=tune_args.lora_dropout,
-        train_projectors=tune_args.train_projectors, callbacks=[_progress_callback(plan, eval_name)], **lora,
+    trainer = build_instruction_tuning_trainer(
+        model, targs, processor, rows, qa_collator(processor, model_args), tune_args,
+        eval_dataset=eval_set.select(answered) if answered else None, callbacks=[_progress_callback(plan, eval_name)],
     )
     metrics = train_resuming(trainer, targs.output_dir)
     info.update(train_info(trainer, metrics))

@@ -141,17 +141,15 @@ def save_for_remote_code(
 
 def default_model_card(model: HuMoConForCausalLM, repo_id: str, base_model: str | None = None) -> str:
     """A short model card: what the model is, how to load it, what it was built from."""
+    from humocon_hf.model_card import card_metadata
+
     config = model.config
     text = config.text_config
     base = base_model or public_name(getattr(text, "_name_or_path", "")) or text.model_type
+    # No pipeline_tag: the Hub has no motion-to-text task, and this card cannot tell whether the LLM saw videos.
+    metadata = card_metadata({"library_name": "transformers", "tags": ["humocon", "motion-understanding", "custom_code"]})
     lines = [
-        "---",
-        "library_name: transformers",
-        "tags:",  # no pipeline_tag: the Hub has no motion-to-text task, and this card cannot tell whether the LLM saw videos
-        "- humocon",
-        "- motion-understanding",
-        "- custom_code",
-        "---",
+        f"---\n{metadata}---",
         "",
         f"# {repo_id.split('/')[-1]}",
         "",
@@ -180,7 +178,7 @@ def default_model_card(model: HuMoConForCausalLM, repo_id: str, base_model: str 
         f'processor = AutoProcessor.from_pretrained("{repo_id}", trust_remote_code=True)',
         'conversation = [{"role": "user", "content": [',
         '    {"type": "motion", "motion": "walk.bvh"},',
-        '    {"type": "text", "text": "What is the person doing?"}]}]',
+        '    {"type": "text", "text": "\\nWhat is the person doing?"}]}]',
         "inputs = processor.apply_chat_template(conversation, tokenize=True, add_generation_prompt=True, return_dict=True)",
         "answer = model.generate(**inputs, max_new_tokens=32)",
         "print(processor.batch_decode(answer[:, inputs['input_ids'].shape[1]:], skip_special_tokens=True))",
@@ -406,28 +404,21 @@ def benchmark_files(folder: str | os.PathLike) -> list[str]:
 
 
 def _benchmark_card(counts: dict, data, recipe: str) -> str:
-    splits = list(counts["splits"])
-    configs = "".join(
-        f"- config_name: {config}\n  data_files:\n"
-        + "".join(f"  - split: {s}\n    path: {config}/{s}-*.parquet\n" for s in splits)
-        for config in BENCHMARK_CONFIGS
-    )
-    rows = "\n".join(
-        f"| {s} | {c['motions']} | {c['questions']} | "
-        + ", ".join(f"{k} {v}" for k, v in c["query_types"].items()) + " |"
-        for s, c in counts["splits"].items()
-    )
+    from humocon_hf.model_card import card_metadata
+    from humocon_hf.tables import render_table
+
+    metadata = card_metadata({
+        "license": "apache-2.0", "task_categories": ["question-answering"],
+        "tags": ["human-motion", "motion-question-answering", "synthetic", "humocon"],
+        "configs": [{"config_name": config,
+                     "data_files": [{"split": s, "path": f"{config}/{s}-*.parquet"} for s in counts["splits"]]}
+                    for config in BENCHMARK_CONFIGS],
+    }, dataset=True)
+    table = render_table(["split", "motions", "questions", "questions per query type"],
+                         [[s, c["motions"], c["questions"], ", ".join(f"{k} {v}" for k, v in c["query_types"].items())]
+                          for s, c in counts["splits"].items()])
     return f"""---
-license: apache-2.0
-task_categories:
-- question-answering
-tags:
-- human-motion
-- motion-question-answering
-- synthetic
-- humocon
-configs:
-{configs}---
+{metadata}---
 
 # HuMoCon procedural motion-QA benchmark
 
@@ -439,9 +430,7 @@ body (walk, run, jump, wave, kick, squat, sit...), with labels known by construc
 one correct answer. Questions ask for the action, the direction or the body part of a segment, optionally before /
 after another segment, in BABEL-QA's vocabulary. Train, validation and test motions are disjoint.
 
-| split | motions | questions | questions per query type |
-|---|---|---|---|
-{rows}
+{table}
 
 ```python
 from datasets import load_dataset

@@ -118,7 +118,7 @@ def _fast_tokenizer(folder: Path, trust_remote_code: bool):
 def write_chat_defaults(folder: Path, system_prompt: str | None, max_new_tokens: int, bf16: bool) -> None:
     """Record how a checkpoint was tuned and evaluated (`CHAT_DEFAULTS`, read back by `load_checkpoint`): its system
     prompt, answer length and whether it generated under bf16 autocast (where the CPU has it)."""
-    from humocon_hf.pipeline.runner import write_json_atomic
+    from humocon_hf.io_utils import write_json_atomic
 
     write_json_atomic(Path(folder) / CHAT_DEFAULTS,
                       {"system_prompt": system_prompt, "max_new_tokens": max_new_tokens, "bf16": bool(bf16)})
@@ -212,20 +212,15 @@ def system_messages(system_prompt: str | None) -> list[dict]:
 
 
 def user_message(question: str, motion=None, video=None) -> dict:
-    """A user turn in the training format: media first, a newline, then the question."""
-    items = []
-    if motion is not None:
-        items.append({"type": "motion", "motion": motion})
-    if video is not None:
-        if isinstance(video, tuple):  # (frames, fps) arrays
-            frames, fps = video
-            items.append({"type": "video", "video": frames, "fps": fps})
-        else:  # a file path: the processor decodes its key frames only
-            items.append({"type": "video", "video": video})
-    if items:
-        items.append({"type": "text", "text": "\n"})
-    items.append({"type": "text", "text": question})
-    return {"role": "user", "content": items}
+    """A user turn in the training format (`qa_collator.user_content`): media first, a newline, then the question."""
+    from humocon_hf.training.qa_collator import user_content
+
+    fps = None
+    if isinstance(video, tuple):  # (frames, fps) arrays; else a file path: the processor decodes its key frames only
+        video, fps = video
+    return {"role": "user", "content": user_content([{"type": "text", "text": question}],
+                                                    () if motion is None else (motion,),
+                                                    () if video is None else (video,), fps)}
 
 
 def build_conversation(row: Mapping, system_prompt: str | None = None) -> list[dict]:

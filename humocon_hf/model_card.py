@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from humocon_hf.stats import TABLE1_COLUMNS
+from humocon_hf.tables import render_table
 
 if TYPE_CHECKING:
     from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
@@ -95,18 +96,15 @@ def results_table(results: Mapping, baseline_results: Mapping | None = None, dig
         rows.append((baseline_results.get("model_name", "baseline"), baseline_results["metrics"]))
     columns = [(h, k) for h, k in TABLE1_COLUMNS if any(m.get(k) is not None for _, m in rows)]
     fmt = lambda v: "-" if v is None else f"{v:.{digits}f}"  # noqa: E731
-    lines = ["| Model | " + " | ".join(h for h, _ in columns) + " |", "|---|" + "---|" * len(columns)]
-    for name, metrics in rows:
-        lines.append(f"| {name} | " + " | ".join(fmt(metrics.get(k)) for _, k in columns) + " |")
+    body = [[name, *(fmt(metrics.get(k)) for _, k in columns)] for name, metrics in rows]
     if baseline_results is not None:
         a, b = results["metrics"], baseline_results["metrics"]
-        cells = ["-" if a.get(k) is None or b.get(k) is None else f"{a[k] - b[k]:+.{digits}f}" for _, k in columns]
-        lines.append("| Difference | " + " | ".join(cells) + " |")
+        body.append(["Difference", *("-" if a.get(k) is None or b.get(k) is None else f"{a[k] - b[k]:+.{digits}f}"
+                                     for _, k in columns)])
     counts = results["metrics"].get("counts") or {}
     if counts:
-        lines.append("| Questions | " + " | ".join(str(counts.get("total" if k == "accuracy" else k, "-"))
-                                                  for _, k in columns) + " |")
-    return "\n".join(lines)
+        body.append(["Questions", *(str(counts.get("total" if k == "accuracy" else k, "-")) for _, k in columns)])
+    return render_table(["Model", *(h for h, _ in columns)], body)
 
 
 def _stage_rows(recipe, stage_times: Mapping[str, float] | None) -> list[dict]:
@@ -157,6 +155,18 @@ def _num_parameters(model) -> str:
         return "-"
     n = sum(p.numel() for p in model.parameters())
     return f"{n / 1e6:.1f} M" if n < 1e9 else f"{n / 1e9:.2f} B"
+
+
+def card_metadata(metadata, dataset: bool = False) -> str:
+    """The YAML of a card's header (between its `---` lines) as huggingface_hub writes it: `metadata` as a
+    `ModelCardData` (or a `DatasetCardData` with `dataset`), or a dict of its fields. The one writer of every card's
+    metadata here (the demo's, `humocon push`'s, `finetune`'s and the benchmark's), so the Hub reads back what was
+    meant."""
+    from huggingface_hub import DatasetCardData, ModelCardData
+
+    if isinstance(metadata, Mapping):
+        metadata = (DatasetCardData if dataset else ModelCardData)(**metadata)
+    return metadata.to_yaml() + "\n"
 
 
 def build_metadata(
@@ -234,6 +244,16 @@ def _real_lines_table(summary: Mapping | None) -> str | None:
     return format_real_lines(summary)
 
 
+def _extra_lines_tables(lines: Mapping[str, Mapping | None] | None) -> list[dict]:
+    """[{title, table}] of the held-out lines beside the real ones (`EXTRA_LINES`), in their order; absent ones left out."""
+    if not lines:
+        return []
+    from humocon_hf.pipeline.reporting import EXTRA_LINES, format_real_lines
+
+    return [{"title": title, "table": format_real_lines(lines[name], title=title)}
+            for name, (_, title) in EXTRA_LINES.items() if lines.get(name)]
+
+
 def render_model_card(
     results: Mapping | None = None,
     *,
@@ -251,6 +271,7 @@ def render_model_card(
     video_qa: bool = False,
     real_cmu: Mapping | None = None,
     real_lines: Mapping | None = None,
+    extra_lines: Mapping[str, Mapping | None] | None = None,
     media: Mapping[str, str] | None = None,
 ) -> str:
     """Render the Hub README of a HuMoCon checkpoint.
@@ -269,13 +290,14 @@ def render_model_card(
         video_qa: whether stages 2-3 taught the LLM to answer about videos (sets the video pipeline tag).
         real_lines: the demo's real-motion lines (`humocon_hf.pipeline.reporting.real_lines_summary`): accuracy on the
             held-out real takes of each data set, shown as their own table.
+        extra_lines: the demo's other held-out lines by name (`humocon_hf.pipeline.reporting.EXTRA_LINES`: the
+            procedural vocabulary clips, real takes in sequence), each its own table under its title.
         real_cmu: the demo's held-out real CMU summary (`humocon_hf.pipeline.reporting.real_cmu_summary`), shown as its own line.
         media: files shown in the card, relative to it (they must be uploaded beside it): ``preview`` (a rendered
             test motion, `preview.gif`), ``concept_timeline`` (`concept_timeline.png`) and ``caption`` (what the
             motion is).
     """
     import jinja2
-    import yaml
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
     from humocon_hf.hub import REMOTE_CODE_PIP
@@ -292,7 +314,7 @@ def render_model_card(
 
     meta = build_metadata(results, base_model=base_model, model_name=model_name, datasets_used=datasets_used,
                           license=license, video_qa=video_qa)
-    metadata_yaml = yaml.safe_dump(meta, sort_keys=False, allow_unicode=True)
+    metadata_yaml = card_metadata(meta)
 
     codebook = getattr(getattr(config, "motion_config", None), "codebook_size", None) or model_sec.get("codebook_size")
     if codebook is None:
@@ -344,6 +366,7 @@ def render_model_card(
         "remote_code_pip": REMOTE_CODE_PIP,
         "real_cmu": _real_cmu_context(real_cmu),
         "real_lines": _real_lines_table(real_lines),
+        "extra_lines": _extra_lines_tables(extra_lines),
         "preview": (media or {}).get("preview"),
         "concept_timeline": (media or {}).get("concept_timeline"),
         "media_caption": (media or {}).get("caption"),
@@ -393,18 +416,10 @@ def public_command(command: str | None) -> str | None:
     return shlex.join(out) if changed else command
 
 
-def parse_card_metadata(card: str) -> dict:
-    """The YAML header of a rendered card, parsed back (what the Hub reads)."""
-    import yaml
-
-    if not card.startswith("---\n"):
-        raise ValueError("a model card starts with a '---' YAML header")
-    end = card.index("\n---", 4)
-    return yaml.safe_load(card[4:end])
-
-
 def card_from_output_dir(output_dir: str | os.PathLike, repo_id: str | None = None) -> str:
     """Re-render the card of a `humocon demo` (or `humocon evaluate`) output folder from its `results.json`."""
+    from humocon_hf.pipeline.reporting import EXTRA_LINES
+
     folder = Path(output_dir)
     path = folder / "results.json"
     if not path.is_file():
@@ -433,6 +448,7 @@ def card_from_output_dir(output_dir: str | os.PathLike, repo_id: str | None = No
         datasets_used=datasets_used,
         real_cmu=saved.get("real_cmu"),
         real_lines=saved.get("real_lines"),
+        extra_lines={name: saved.get(f"{name}_line") for name in EXTRA_LINES},
         media=card_media(folder, ((saved.get("stages") or {}).get("export") or {}).get("preview_caption")),
     )
 
@@ -456,4 +472,4 @@ class _SectionsRecipe:
 
 
 __all__ = ["CARD_MEDIA", "DATA_NOTES", "TEMPLATE_PATH", "build_metadata", "card_from_output_dir", "card_media",
-           "local_name", "parse_card_metadata", "public_command", "public_name", "render_model_card", "results_table"]
+           "local_name", "public_command", "public_name", "render_model_card", "results_table"]

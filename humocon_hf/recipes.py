@@ -273,6 +273,17 @@ class TuneArguments:
                   "the count of the most frequent one (`humocon_hf.data.oversample_to_balance`); the baseline "
                   "trains on the same rows."},
     )
+    option_questions_share: float = field(
+        default=0.0,
+        metadata={"help": "Share of the procedural training questions asked with their options listed (\"... "
+                  "Options: walk, jump or throw.\"; the answer unchanged, `humocon_hf.pipeline.data."
+                  "with_listed_options`): practice in answering with one of the options a question offers. The "
+                  "baseline trains on the same rows; the evaluation's questions are unchanged."},
+    )
+
+    def __post_init__(self):
+        if not 0.0 <= self.option_questions_share <= 1.0:
+            raise RecipeError(f"tune.option_questions_share must be within [0, 1], got {self.option_questions_share}")
 
 
 @dataclass

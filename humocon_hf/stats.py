@@ -25,6 +25,7 @@ import numpy as np
 
 from humocon_hf.metrics.babel_qa_accuracy import QUERY_TYPES, RELATION_TYPES
 from humocon_hf.metrics.babel_qa_accuracy.babel_qa_accuracy import _canonical_query, _canonical_relation
+from humocon_hf.tables import render_table
 
 GROUPS = ("accuracy", *QUERY_TYPES, "before", "after", "other")
 # The columns of every accuracy table (paper Table 1: "Other" = in between + none): (header, key in the metrics). The
@@ -244,8 +245,7 @@ def format_ci_table(table: Mapping[str, Mapping], names: Mapping[str, str] | Non
             diff.append(f"{100 * d['diff']:+.1f}{star} [{100 * d['low']:+.1f}, {100 * d['high']:+.1f}] p={_p(d['p_value'])}")
         rows.append(["Difference (points)", *diff])
     rows.append(["Questions", *(str(table[g]["model"]["n_questions"]) for g in groups)])
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    lines = [render_table(header, rows)]
     seeds = f"{n_seeds} seed{'s' if n_seeds != 1 else ''}"
     lines.append(f"\nMean{' ± std over seeds' if n_seeds > 1 else ''} [95% bootstrap CI] ({seeds}); difference: paired "
                  "bootstrap CI, exact McNemar p on the same questions, * = p < 0.05.")
@@ -263,7 +263,7 @@ def format_ablation_ci_table(stats_by_variant: Mapping[str, Mapping], reference:
         raise ValueError("no ablation results to format")
     groups = [g for g in GROUPS if all(g in t for t in stats_by_variant.values())]
     header = ["Variant", *(_HEADERS.get(g, g) for g in groups)]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    rows = []
     n_seeds = 0
     for name, table in stats_by_variant.items():
         cells = []
@@ -276,7 +276,8 @@ def format_ablation_ci_table(stats_by_variant: Mapping[str, Mapping], reference:
             if d is not None:
                 text += f" ({100 * d['diff']:+.1f}{'*' if d['significant'] else ''}, p={_p(d['p_value'])})"
             cells.append(text)
-        lines.append("| " + " | ".join([name, *cells]) + " |")
+        rows.append([name, *cells])
+    lines = [render_table(header, rows)]
     ref = f" (difference to {reference!r} on the same questions, exact McNemar p, * = p < 0.05)" if reference else ""
     lines.append(f"\nAccuracy % mean{' ± std over seeds' if n_seeds > 1 else ''} [95% bootstrap CI], {n_seeds} "
                  f"seed{'s' if n_seeds != 1 else ''}{ref}.")

@@ -318,11 +318,25 @@ _UP_ROTATIONS = {
 
 
 def _detect_up(joints: np.ndarray) -> str:
-    """The signed axis closest to the median ankles -> head direction."""
+    """The signed axis the ankles -> head direction points along while the person is upright: the one with the
+    largest 90th percentile of that direction's component over the frames. Y up (the convention of Acclaim files,
+    CMU, HDM05, Bandai Namco, Mixamo) is kept unless another axis clearly wins (+Y's percentile under 35% of it): a
+    clip spent mostly lying or crawling points its ankles -> head along the floor, and the median direction turned
+    10 of HDM05's 14 lie-down clips on their side (the body floating up to 0.9 m above the floor). Caveat: a Z-up file
+    of someone lying down for most of the clip can still be misread; pass ``up_axis`` then."""
     ankles = 0.5 * (joints[:, JOINT_INDEX["left_ankle"]] + joints[:, JOINT_INDEX["right_ankle"]])
-    up = np.median(joints[:, JOINT_INDEX["head"]] - ankles, axis=0)
-    axis = int(np.argmax(np.abs(up)))
-    return ("+" if up[axis] >= 0 else "-") + "xyz"[axis]
+    body = joints[:, JOINT_INDEX["head"]] - ankles
+    reach = {sign + "xyz"[axis]: float(np.percentile((1 if sign == "+" else -1) * body[:, axis], 90))
+             for axis in range(3) for sign in "+-"}
+    best = max(reach, key=reach.get)
+    if best != "+y" and reach["+y"] > 0 and reach["+y"] >= _Y_UP_KEPT_ABOVE * reach[best]:
+        return "+y"
+    return best
+
+
+# +Y stays the up axis while its upright reach is at least this share of the best axis's (`_detect_up`): lie-down
+# clips keep >= 0.55, a Z-up file of a standing person gives ~0.1.
+_Y_UP_KEPT_ABOVE = 0.35
 
 
 def _to_y_up(joints: np.ndarray, up_axis: str, source: str) -> tuple[np.ndarray, str]:

@@ -22,6 +22,16 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("HUMOCON_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 
 
+def parse_card_metadata(card: str) -> dict:
+    """The YAML header of a rendered card, parsed back (what the Hub reads)."""
+    import yaml
+
+    if not card.startswith("---\n"):
+        raise ValueError("a model card starts with a '---' YAML header")
+    end = card.index("\n---", 4)
+    return yaml.safe_load(card[4:end])
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The real data folder (../shared/data); tests that need it skip when it is absent."""

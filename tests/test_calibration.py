@@ -41,3 +41,49 @@ def test_step_flops_match_torch_flop_counter(head_positions):
         out.logits.float().sum().backward()
     head_tokens = batch * (head_positions or seq_len)
     assert lora_step_flops(config, batch, seq_len, head_tokens) == counter.get_total_flops()
+
+
+def test_default_calibration_covers_one_thread_and_every_usable_core(monkeypatch):
+    import humocon_hf.calibration as calibration
+
+    monkeypatch.setattr(calibration, "usable_cores", lambda: 3)
+    measured = []
+    monkeypatch.setattr(calibration, "_gemm_rate", lambda dtype, n, shapes, seconds: measured.append(n) or 1e9)
+    reference = calibrate_machine(hidden_size=8, intermediate_size=16, tokens=4)
+    assert set(reference["gflops"]["bfloat16"]) == {"1", str(torch.get_num_threads()), "3"}
+    assert sorted(set(measured)) == sorted({1, torch.get_num_threads(), 3})
+
+
+def test_fraction_of_threads_used_weights_each_thread_count_by_its_seconds():
+    from humocon_hf.calibration import fraction_of_threads_used
+
+    reference = {"gflops": {"bfloat16": {"1": 100.0, "2": 200.0}}}
+    # 300 s on one thread (100 GFLOP/s possible), 100 s on two (200): 125 GFLOP/s possible on average
+    assert fraction_of_threads_used(62.5e9, reference, {"1": 300.0, "2": 100.0}) == pytest.approx(0.5)
+    assert fraction_of_threads_used(100e9, reference, {"2": 10.0}) == pytest.approx(0.5)
+    assert fraction_of_threads_used(1e9, reference, {"4": 10.0}) is None  # a thread count never measured: no guess
+    assert fraction_of_threads_used(1e9, reference, {}) is None
+
+
+def test_step_counter_reports_seconds_and_fraction_per_thread_count():
+    """The callback times each optimizer step on the thread count it ran on; the report holds the stage to that mix."""
+    from humocon_hf.calibration import StepFlopCounter
+
+    counter = StepFlopCounter(lambda features: features, text_config=None)
+    callback = counter.callback()
+    previous = torch.get_num_threads()
+    try:
+        for threads in (1, 1, 2):
+            torch.set_num_threads(threads)
+            callback.on_step_begin(None, None, None)
+            callback.on_step_end(None, None, None)
+    finally:
+        torch.set_num_threads(previous)
+    assert counter.steps == 3 and set(counter.seconds_by_threads) == {"1", "2"}
+    counter.batches, counter.flops, counter.tokens = 3, 3e9, 30
+    counter.seconds_by_threads = {"1": 2.0, "2": 1.0}
+    reference = {"gflops": {"bfloat16": {"1": 1.0, "2": 2.0}, "float32": {"1": 0.5, "2": 1.0}}}
+    report = counter.report(3.0, reference)
+    assert report["achieved_gflops"] == 1.0 and report["seconds_by_threads"] == {"1": 2.0, "2": 1.0}
+    # possible: (2 s x 1 + 1 s x 2) / 3 s = 4/3 GFLOP/s in bf16, 2/3 in float32
+    assert report["fraction_of_threads_used"] == {"bfloat16": pytest.approx(0.75), "float32": pytest.approx(1.5)}

@@ -251,7 +251,7 @@ def test_float32_cpu_takes_the_recipes_lighter_schedule(tmp_path, monkeypatch):
     assert bf16.float32_schedule is None and bf16.llm_precision() == "bf16 autocast (CPU with native bf16)"
     assert bf16.recipe.sections["tune"]["max_steps"] == plain.sections["tune"]["max_steps"]
     same = HuMoConPipeline(PipelineOptions(output_dir=str(tmp_path / "c"), overrides={"evaluate": {"baseline_max_steps": 100}}))
-    assert bf16._fp("model", "tune") == same._fp("model", "tune")  # the field itself changes no stage
+    assert bf16.fingerprint("model", "tune") == same.fingerprint("model", "tune")  # the field itself changes no stage
     with pytest.raises(RecipeError, match="float32_llm_steps_scale must be in"):
         load_recipe("small", overrides={"model": {"float32_llm_steps_scale": 0}})
 
@@ -481,7 +481,7 @@ def test_evaluate_a_checkpoint_writes_json_table_and_model_index(tiny_checkpoint
         "--override", "data.num_validation_motions=1", "--override", "data.num_test_motions=2",
         "--override", "data.questions_per_motion=2", "--override", "data.max_frames=64",
         "--override", "evaluate.max_new_tokens=2", "--override", "evaluate.batch_size=4",
-        "--override", "data.vocabulary_clips_per_kind=1",
+        "--override", "data.vocabulary_clips_per_kind=1", "--override", "data.real_sequences=0",
     ])
     assert code == 0
     printed = capsys.readouterr().out

@@ -104,11 +104,11 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, smollm2_tokenizer_dir, capsy
     """The whole pipeline with a 1-layer LLM and a handful of steps: every output is written and loadable, the
     numbers in results.json / README come from the run, and a re-run reuses every stage."""
     import imageio.v2 as imageio
+    from conftest import parse_card_metadata
     from humocon_tiny import make_tiny_llm_dir
     from transformers import AutoModel, AutoProcessor
 
     from humocon_hf.demo import STAGES, run_demo
-    from humocon_hf.model_card import parse_card_metadata
 
     llm_dir = make_tiny_llm_dir(tmp_path, smollm2_tokenizer_dir)
     bandai = _small_bandai_copy(tmp_path / "bandai", ["walk-back_normal_001", "bow_happy_001", "bye_sad_001"])
@@ -179,6 +179,11 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, smollm2_tokenizer_dir, capsy
     assert tune["batches"] == 2 and tune["model_flops"] > 0 and tune["achieved_gflops"] > 0
     assert all(f is None or f > 0 for per_thread in saved["tune_fraction_of_reference"].values() for f in per_thread.values())
     assert "Machine reference (gemm_llm_shapes_v1" in printed and "Stage 3 achieved" in printed
+    # ... and against the thread counts its steps ran on, each measured by the reference, weighted by their seconds.
+    assert saved["tune_seconds_by_threads"] and set(saved["tune_seconds_by_threads"]) <= set(
+        saved["machine_reference"]["gflops"]["bfloat16"])
+    assert saved["tune_fraction_of_threads_used"]["bfloat16"] > 0
+    assert "of the bf16 rate of the threads it ran on" in printed
     # ... and answered as their own line / column: "What is the person doing?" about 02_01 (walk), 02_04 (jump).
     real = results["real_cmu"]
     assert real["trials"] == ["02_01", "02_04"] and real["question"] == "What is the person doing?"
@@ -189,6 +194,10 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, smollm2_tokenizer_dir, capsy
     assert saved["real_cmu"]["accuracy"] == real["accuracy"]
     assert "On **real motion capture** of people it never saw" in (out / "README.md").read_text()
     assert "Bandai Namco" in (out / "README.md").read_text()
+    # ... and the held-out lines beside the real ones (vocabulary clips, takes in sequence), each its own table
+    card = (out / "README.md").read_text()
+    assert "| Procedural vocabulary clips, held out |" in card
+    assert "| Real takes in sequence (before / after / in between), held out |" in card
     assert len(results["examples"]) == 2
 
     model = AutoModel.from_pretrained(out)
@@ -307,7 +316,7 @@ def test_tiny_ablation_trains_each_variant_with_its_objectives(tmp_path, smollm2
         "--override", f"model.llm_name_or_path={llm_dir}", "--override", "model.codebook_size=16",
         "--override", "data.num_train_motions=6", "--override", "data.extra_train_motions=0", "--override", "data.num_validation_motions=2",
         "--override", "data.num_test_motions=3", "--override", "data.questions_per_motion=2",
-        "--override", "data.vocabulary_clips_per_kind=0",
+        "--override", "data.vocabulary_clips_per_kind=0", "--override", "data.real_sequences=0",
         "--override", "data.max_frames=64",
         "--override", "pretrain.phase1_max_steps=1", "--override", "pretrain.phase2_max_steps=2",
         "--override", "pretrain.per_device_train_batch_size=4", "--override", "pretrain.logging_steps=1",
@@ -377,7 +386,7 @@ def test_stage1_weights_do_not_depend_on_what_the_process_did_before(tmp_path, s
     llm_dir = make_tiny_llm_dir(tmp_path, smollm2_tokenizer_dir)
     overrides = {
         "model": {"llm_name_or_path": str(llm_dir), "codebook_size": 16},
-        "data": {"num_train_motions": 8, "extra_train_motions": 0, "num_validation_motions": 2, "num_test_motions": 2, "questions_per_motion": 1, "vocabulary_clips_per_kind": 0,
+        "data": {"num_train_motions": 8, "extra_train_motions": 0, "num_validation_motions": 2, "num_test_motions": 2, "questions_per_motion": 1, "vocabulary_clips_per_kind": 0, "real_sequences": 0,
                  "max_frames": 64, "cmu_bvh_dir": None,
                  "bandai_dir": None, "hdm05_dir": None},
         "pretrain": {"phase1_max_steps": 2, "phase2_max_steps": 1, "per_device_train_batch_size": 4},
@@ -426,7 +435,7 @@ def test_mirror_train_doubles_training_motions_and_never_touches_the_test_split(
     from humocon_hf.processing.smpl22 import mirror_joints
 
     llm_dir = make_tiny_llm_dir(tmp_path, smollm2_tokenizer_dir)
-    data = {"num_train_motions": 6, "extra_train_motions": 0, "num_validation_motions": 1, "num_test_motions": 3, "questions_per_motion": 2, "vocabulary_clips_per_kind": 0,
+    data = {"num_train_motions": 6, "extra_train_motions": 0, "num_validation_motions": 1, "num_test_motions": 3, "questions_per_motion": 2, "vocabulary_clips_per_kind": 0, "real_sequences": 0,
             "max_frames": 64, "bandai_dir": None, "hdm05_dir": None}
     runs = {}
     for mirror in (False, True):
@@ -466,7 +475,7 @@ def _one_step_overrides(tmp_path, smollm2_tokenizer_dir, questions_per_motion: i
         "model": {"llm_name_or_path": str(llm_dir), "codebook_size": 16, **model},
         "data": {"num_train_motions": 6, "extra_train_motions": 0, "num_validation_motions": 1, "num_test_motions": 2,
                  "questions_per_motion": questions_per_motion, "max_frames": 64, "cmu_bvh_dir": None,
-                 "bandai_dir": None, "hdm05_dir": None, "vocabulary_clips_per_kind": 0},
+                 "bandai_dir": None, "hdm05_dir": None, "vocabulary_clips_per_kind": 0, "real_sequences": 0},
         "pretrain": {"phase1_max_steps": 1, "phase2_max_steps": 0, "per_device_train_batch_size": 4},
         "translate": {"max_steps": 1, "per_device_train_batch_size": 2, "bf16": False},
         "tune": {"max_steps": 1, "per_device_train_batch_size": 2, "bf16": False},
@@ -591,7 +600,7 @@ def test_demo_and_ablation_over_seeds_aggregate_each_seeds_evaluation(tmp_path, 
         return out
 
     monkeypatch.setattr(HuMoConPipeline, "run", fake_run)
-    monkeypatch.setattr(HuMoConPipeline, "_load_eval", fake_eval)
+    monkeypatch.setattr(HuMoConPipeline, "load_evaluation", fake_eval)
 
     summary = demo.run_demo_seeds(PipelineOptions(output_dir=str(tmp_path / "d")), [0, 1, 2])
     assert [r[:3] for r in runs] == [(f"d/seed{s}", s, s) for s in (0, 1, 2)]
@@ -623,6 +632,7 @@ def test_demo_and_ablation_over_seeds_aggregate_each_seeds_evaluation(tmp_path, 
 def test_baseline_steps_redo_only_the_baseline(tmp_path, smollm2_tokenizer_dir):
     """evaluate.baseline_max_steps trains the text-only baseline for its own step count (scaled by --steps-scale)
     and, changed, redoes the baseline but none of the motion stages."""
+    from humocon_hf.pipeline import fingerprints
     from humocon_hf.pipeline.stages import HuMoConPipeline, PipelineOptions
     from humocon_hf.recipes import RecipeError, load_recipe
 
@@ -651,7 +661,8 @@ def test_baseline_steps_redo_only_the_baseline(tmp_path, smollm2_tokenizer_dir):
                                   overrides={"tune": {"max_steps": 10},
                                              "evaluate": {"baseline_max_steps": None, **evaluate}})
         pipe = HuMoConPipeline(options)
-        return pipe._baseline_steps(), pipe._baseline_fp().get("max_steps")
+        return (fingerprints.baseline_steps(pipe.recipe),
+                fingerprints.baseline_fingerprint(pipe.recipe, pipe.runner).get("max_steps"))
 
     assert baseline_steps(baseline_steps_fraction=0.5) == (5, 5)
     assert baseline_steps(0.1, baseline_steps_fraction=0.5) == (None, None)  # 1 step = stage 3's: same fingerprint

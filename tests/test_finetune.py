@@ -24,10 +24,10 @@ def _with_card(source, **meta) -> None:
 
 
 def test_finetune_a_checkpoint_on_a_custom_qa_file_then_resume(tmp_path, smollm2_tokenizer_dir, capsys, monkeypatch):
+    from conftest import parse_card_metadata
     from transformers import AutoModel
 
     import humocon_hf.hub as hub
-    from humocon_hf.model_card import parse_card_metadata
 
     source = build_tiny_checkpoint(tmp_path, smollm2_tokenizer_dir)
     _with_card(source, license="apache-2.0", base_model="HuggingFaceTB/SmolLM2-135M-Instruct")
@@ -178,9 +178,8 @@ def test_readme_finetune_snippet_runs(tmp_path, smollm2_tokenizer_dir):
     import re
     from pathlib import Path
 
+    from conftest import parse_card_metadata
     from transformers import AutoModel
-
-    from humocon_hf.model_card import parse_card_metadata
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     section = readme[readme.index("## Fine-tuning a checkpoint on your QA data"):]

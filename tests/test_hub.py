@@ -397,10 +397,10 @@ def test_benchmark_as_a_hub_dataset(tmp_path, monkeypatch):
     by `datasets.load_dataset`, uploaded in one commit to a data set repository (fake Hub)."""
     import datasets
     import transformers.utils.hub as transformers_hub
+    from conftest import parse_card_metadata
 
     from humocon_hf.cli import main
     from humocon_hf.data.procedural import generate_motion_qa
-    from humocon_hf.model_card import parse_card_metadata
 
     fake = FakeHfApi(tmp_path / "hub")
     calls = []
@@ -409,7 +409,7 @@ def test_benchmark_as_a_hub_dataset(tmp_path, monkeypatch):
     fake.create_commit = lambda *a, **k: calls.append(("commit", k.get("repo_type"))) or create_commit(*a, **k)
     monkeypatch.setattr(transformers_hub, "_hf_api", fake)
     small = ["--override", "data.num_train_motions=6", "--override", "data.extra_train_motions=0", "--override", "data.num_validation_motions=2",
-             "--override", "data.num_test_motions=3", "--override", "data.vocabulary_clips_per_kind=0", "--override", "data.max_frames=64"]
+             "--override", "data.num_test_motions=3", "--override", "data.vocabulary_clips_per_kind=0", "--override", "data.real_sequences=0", "--override", "data.max_frames=64"]
     folder = tmp_path / "bench"
     assert main(["push-dataset", "--repo-id", "org/humocon-motion-qa", "--local-dir", str(folder), *small]) == 0
 

@@ -15,7 +15,6 @@ from humocon_tiny import tiny_config, tiny_text_config
 from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
 from humocon_hf.training.instruction_tuning import (
     DEFAULT_PROMPTS,
-    PAPER_RECIPES,
     HuMoConQACollator,
     InstructionTuningTrainer,
     ModalityTranslationTrainer,
@@ -24,6 +23,7 @@ from humocon_hf.training.instruction_tuning import (
     freeze_for_modality_translation,
     load_adapter,
     merge_adapter,
+    paper_recipes,
     trainable_parameter_names,
 )
 
@@ -663,7 +663,7 @@ def test_finetune_uses_the_paper_recipe(processor, qa_dataset, tmp_path):
     )
     assert (
         trainer.args.learning_rate
-        == PAPER_RECIPES["instruction_tuning"]["learning_rate"]
+        == paper_recipes()["instruction_tuning"]["learning_rate"]
         == 3e-4
     )
     assert trainer.args.gradient_accumulation_steps == 2  # 16 = 8 per device x 2

@@ -29,15 +29,17 @@ side_process.SideStage(PipelineOptions(output_dir=str(out)), "baseline", out / "
 time.sleep(600)
 """
 
-# The side process: the real `side_process.main` (which ties itself to the parent) with a stage that only waits.
+# The side process: the real child entry point (`python -m humocon_hf.pipeline`, which ties itself to the parent) with a
+# stage that only waits.
 _CHILD = """
 import sys, time
 from humocon_hf.pipeline import side_process, stages
+from humocon_hf.pipeline.__main__ import main
 
 if {poll_only}:
     side_process._parent_death_signal = lambda sig: False  # the portable fallback alone: the watcher thread
 stages.HuMoConPipeline.run_single_stage = lambda self, name: (print("training", flush=True), time.sleep(600))
-side_process.main([sys.argv[1], "baseline"])
+main([sys.argv[1], "baseline"])
 """
 
 

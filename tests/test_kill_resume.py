@@ -50,7 +50,7 @@ def _command(out: Path, llm_dir: Path, stage: str, side: bool = False) -> list[s
     overrides = {
         "model.llm_name_or_path": str(llm_dir), "model.codebook_size": 16, "data.num_train_motions": 6,
         "data.extra_train_motions": 0, "data.num_validation_motions": 2, "data.num_test_motions": 2,
-        "data.questions_per_motion": 2, "data.vocabulary_clips_per_kind": 0, "data.max_frames": 64, "data.mirror_train": "false",
+        "data.questions_per_motion": 2, "data.vocabulary_clips_per_kind": 0, "data.real_sequences": 0, "data.max_frames": 64, "data.mirror_train": "false",
         "pretrain.phase1_max_steps": STEPS["phase1"], "pretrain.phase2_max_steps": STEPS["phase2"],
         "pretrain.use_video": "false", "pretrain.per_device_train_batch_size": 4, "pretrain.save_steps": 4,
         "pretrain.save_total_limit": 2, "pretrain.logging_steps": 4,

@@ -8,12 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import parse_card_metadata
 from humocon_tiny import build_tiny_checkpoint, walk_rotations, write_synthetic_bvh
 
 from humocon_hf.model_card import (
     TEMPLATE_PATH,
     card_from_output_dir,
-    parse_card_metadata,
     render_model_card,
     results_table,
 )

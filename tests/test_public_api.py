@@ -78,3 +78,25 @@ def test_importing_the_package_registers_the_auto_classes(first):
             "print('ok')\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-2000:]
+
+
+def test_no_module_reads_a_recipe_at_import():
+    """Importing any module of the package reads no YAML: recipes are read when a command asks for one (issue 32)."""
+    code = (
+        "import importlib, pathlib, yaml\n"
+        "def refuse(*args, **kwargs):\n"
+        "    raise AssertionError('YAML read at import time')\n"
+        "yaml.safe_load = yaml.load = refuse\n"
+        "import humocon_hf\n"
+        "root = pathlib.Path(humocon_hf.__file__).resolve().parents[1]\n"
+        "names = [f'humocon_hf.{p.stem}' for p in (root / 'humocon_hf').glob('*.py') if p.stem != '__init__']\n"
+        "names += [f'humocon_hf.pipeline.{p.stem}' for p in (root / 'humocon_hf' / 'pipeline').glob('*.py')\n"
+        "          if p.stem not in ('__init__', '__main__')]\n"
+        "for folder in ('modeling', 'processing', 'training'):\n"
+        "    names += [f'humocon_hf.{folder}.{p.stem}' for p in (root / folder).glob('*.py') if p.stem != '__init__']\n"
+        "for name in sorted(names):\n"
+        "    importlib.import_module(name)\n"
+        "print('ok', len(names))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-2000:]

@@ -15,7 +15,7 @@ from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
 torch.set_num_threads(1)
 
 SMALL = ["--override", "data.num_train_motions=4", "--override", "data.extra_train_motions=0",
-         "--override", "data.num_validation_motions=1", "--override", "data.num_test_motions=2", "--override", "data.vocabulary_clips_per_kind=0",
+         "--override", "data.num_validation_motions=1", "--override", "data.num_test_motions=2", "--override", "data.vocabulary_clips_per_kind=0", "--override", "data.real_sequences=0",
          "--override", "data.max_frames=64", "--override", "data.questions_per_motion=1"]
 
 
@@ -160,8 +160,9 @@ def test_save_for_remote_code_keeps_hub_ids_and_drops_local_paths(tmp_path):
 
 
 def test_the_finetune_card_names_no_local_path(tmp_path):
+    from conftest import parse_card_metadata
+
     from humocon_hf.finetune import _card, card_base_model, finetuned_name
-    from humocon_hf.model_card import parse_card_metadata
 
     home = tmp_path / "home" / "alice"
     source, out = home / "runs" / "humocon_demo", home / "runs" / "ft"
@@ -183,7 +184,9 @@ def test_the_finetune_card_names_no_local_path(tmp_path):
 
 
 def test_the_model_card_names_no_local_path(tmp_path):
-    from humocon_hf.model_card import parse_card_metadata, public_command, render_model_card
+    from conftest import parse_card_metadata
+
+    from humocon_hf.model_card import public_command, render_model_card
 
     llm = tmp_path / "home" / "alice" / "llm"
     llm.mkdir(parents=True)

@@ -348,7 +348,9 @@ class _ItemsWith(torch.utils.data.Dataset):
         return self.dataset[self.indices[i]]
 
 
-_PAPER_PRETRAIN = paper_section("pretrain")
+def _paper(key: str, kind: type):
+    """A default read from `recipes/paper.yaml` when a recipe is made, not when this module is imported."""
+    return field(default_factory=lambda: kind(paper_section("pretrain")[key]))
 
 
 @dataclass
@@ -374,11 +376,11 @@ class ConceptDiscoveryRecipe:
 
     output_dir: str
     # The paper's schedule, as `recipes/paper.yaml` states it.
-    phase1_steps: int = int(_PAPER_PRETRAIN["phase1_max_steps"])
-    phase1_learning_rate: float = float(_PAPER_PRETRAIN["phase1_learning_rate"])
-    phase2_steps: int = int(_PAPER_PRETRAIN["phase2_max_steps"])
-    phase2_learning_rate: float = float(_PAPER_PRETRAIN["phase2_learning_rate"])
-    per_device_train_batch_size: int = int(_PAPER_PRETRAIN["per_device_train_batch_size"])
+    phase1_steps: int = _paper("phase1_max_steps", int)
+    phase1_learning_rate: float = _paper("phase1_learning_rate", float)
+    phase2_steps: int = _paper("phase2_max_steps", int)
+    phase2_learning_rate: float = _paper("phase2_learning_rate", float)
+    per_device_train_batch_size: int = _paper("per_device_train_batch_size", int)
     gradient_accumulation_steps: int = 1
     logging_steps: int = 50
     save_steps: int = 1_000

@@ -175,6 +175,23 @@ class InstructionTuningTrainer(_HuMoConTrainerMixin, Trainer):
         )
 
 
+def build_instruction_tuning_trainer(
+    model, args: TrainingArguments, processor, train_dataset, data_collator, tune_args, *,
+    train_projectors: bool | None = None, eval_dataset=None, callbacks=(),
+) -> InstructionTuningTrainer:
+    """Stage 3's trainer as a recipe's `tune` section describes it (LoRA rank, alpha, dropout, target modules, whether
+    the projectors train): the one place the pipeline's tune and baseline stages and `humocon finetune` build it.
+    `train_projectors` overrides the section's (the text-only baseline has no motion to train them on)."""
+    lora = {"lora_target_modules": tune_args.lora_target_modules} if tune_args.lora_target_modules else {}
+    return InstructionTuningTrainer(
+        model=model, args=args, processor=processor, train_dataset=train_dataset, eval_dataset=eval_dataset,
+        data_collator=data_collator,
+        lora_r=tune_args.lora_r, lora_alpha=tune_args.lora_alpha, lora_dropout=tune_args.lora_dropout,
+        train_projectors=tune_args.train_projectors if train_projectors is None else train_projectors,
+        callbacks=list(callbacks), **lora,
+    )
+
+
 def _paper_stage(section: str) -> dict:
     from humocon_hf.recipes import paper_section
 
@@ -184,12 +201,10 @@ def _paper_stage(section: str) -> dict:
             * int(values.get("gradient_accumulation_steps", 1))}
 
 
-# Paper recipes (HuMoCon, section 4), as `recipes/paper.yaml` states them: projectors on captions at lr 1e-4 / batch
-# 32; LoRA at lr 3e-4 / batch 16.
-PAPER_RECIPES = {
-    "modality_translation": _paper_stage("translate"),
-    "instruction_tuning": _paper_stage("tune"),
-}
+def paper_recipes() -> dict[str, dict]:
+    """The paper recipes (HuMoCon, section 4) as `recipes/paper.yaml` states them: projectors on captions at lr 1e-4 /
+    batch 32; LoRA at lr 3e-4 / batch 16. Read when asked for, not when this module is imported."""
+    return {"modality_translation": _paper_stage("translate"), "instruction_tuning": _paper_stage("tune")}
 
 
 def finetune_with_paper_recipe(
@@ -212,9 +227,10 @@ def finetune_with_paper_recipe(
         The trainer after training (`trainer.model` is the trained model; for stage 3 a peft model, see
         [`merge_adapter`]).
     """
-    if stage not in PAPER_RECIPES:
-        raise ValueError(f"stage must be one of {sorted(PAPER_RECIPES)}, got {stage!r}")
-    recipe = PAPER_RECIPES[stage]
+    recipes = paper_recipes()
+    if stage not in recipes:
+        raise ValueError(f"stage must be one of {sorted(recipes)}, got {stage!r}")
+    recipe = recipes[stage]
     world = int(os.environ.get("WORLD_SIZE", "1"))
     accumulation = max(
         1, recipe["global_batch_size"] // (per_device_train_batch_size * world)
@@ -258,16 +274,17 @@ finetune = finetune_with_paper_recipe
 __all__ = [
     "DEFAULT_LORA_TARGET_MODULES",
     "DEFAULT_PROMPTS",
-    "PAPER_RECIPES",
     "HuMoConQACollator",
     "InstructionTuningTrainer",
     "ModalityTranslationTrainer",
     "apply_lora",
+    "build_instruction_tuning_trainer",
     "finetune",
     "finetune_with_paper_recipe",
     "freeze_for_modality_translation",
     "load_adapter",
     "merge_adapter",
+    "paper_recipes",
     "trainable_parameter_names",
     "supervised_positions_loss",
 ]

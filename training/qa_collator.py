@@ -193,13 +193,11 @@ class HuMoConQACollator:
             out.append({"role": message["role"], "content": items})
 
         # Media without markers go in front of the first user message.
-        leftover = [{"type": "motion", "motion": m} for m in motion_iter] + [
-            _video_item(v, fps) for v in video_iter
-        ]
-        if leftover:
+        leftover_motions, leftover_videos = list(motion_iter), list(video_iter)
+        if leftover_motions or leftover_videos:
             if used["motion"] or used["video"]:
                 raise ValueError(
-                    f"row {index}: {len(leftover)} motion/video input(s) have no {motion_token}/{video_token} marker "
+                    f"row {index}: {len(leftover_motions) + len(leftover_videos)} motion/video input(s) have no {motion_token}/{video_token} marker "
                     "while others do: mark all of them or none"
                 )
             first_user = next((m for m in out if m["role"] == "user"), None)
@@ -207,9 +205,7 @@ class HuMoConQACollator:
                 raise ValueError(
                     f"row {index}: the conversation has no user message to attach the motion/video to"
                 )
-            first_user["content"] = (
-                leftover + [{"type": "text", "text": "\n"}] + first_user["content"]
-            )
+            first_user["content"] = user_content(first_user["content"], leftover_motions, leftover_videos, fps)
         return out
 
     def approximate_length(self, row: Mapping[str, Any], index: int = 0) -> int:
@@ -267,3 +263,10 @@ def _video_item(media, fps) -> dict:
     if fps is not None:
         item["fps"] = fps
     return item
+
+
+def user_content(text: list[dict], motions=(), videos=(), fps=None) -> list[dict]:
+    """A user turn's content in the form every checkpoint was trained on: its motions and videos first, a newline,
+    then its text items. Training (`HuMoConQACollator`), evaluation, `humocon ask` and the Space all build it here."""
+    media = [{"type": "motion", "motion": m} for m in motions] + [_video_item(v, fps) for v in videos]
+    return [*media, {"type": "text", "text": "\n"}, *text] if media else list(text)

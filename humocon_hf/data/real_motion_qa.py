@@ -37,6 +37,7 @@ __all__ = [
     "answer_in_options",
     "infer_active_side",
     "load_hdm05",
+    "options_text",
     "real_questions",
     "resolve_sided_part",
 ]
@@ -199,7 +200,8 @@ _ACTION_OPTION_Q = (
 CAPTION_QUESTIONS = ("Describe the motion.", "Describe what the person does.")
 
 
-def _options_text(options: Sequence[str]) -> str:
+def options_text(options: Sequence[str]) -> str:
+    """How a question lists its options: "a, b or c"."""
     return ", ".join(options[:-1]) + " or " + options[-1] if len(options) > 1 else options[0]
 
 
@@ -239,7 +241,7 @@ def real_questions(row: Mapping, phrasing: str, rng: np.random.Generator, *, per
         options = [action] + [distractors[i] for i in rng.choice(len(distractors), size=2, replace=False)]
         options = [options[i] for i in rng.permutation(len(options))]
         for q in pick(_ACTION_OPTION_Q[k], per_type):
-            add(q.format(options=_options_text(options)), action, "action", options)
+            add(q.format(options=options_text(options)), action, "action", options)
     part = row.get("body_part")
     if part:
         for q in pick(_BODY_PART_Q[k], per_type):

@@ -8,8 +8,10 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from humocon_hf.pipeline.runner import is_main_process, say
+from humocon_hf.io_utils import say
+from humocon_hf.pipeline.runner import is_main_process
 from humocon_hf.pipeline.stages import HuMoConPipeline, PipelineOptions
+from humocon_hf.tables import render_table
 
 
 def variant_folder(name: str) -> str:
@@ -75,7 +77,7 @@ def run_ablation_study(options: PipelineOptions, variants: Mapping[str, Mapping]
             pipeline = HuMoConPipeline(dataclasses.replace(options, output_dir=str(folder), overrides=overrides,
                                                         seed=options.seed if seed is None else seed))
             pipeline.run(until="evaluate")
-            evaluation = pipeline._load_eval()
+            evaluation = pipeline.load_evaluation()
             runs.setdefault(name, []).append(evaluation["model"])
             real_runs.setdefault(name, []).append(evaluation)
             if "baseline" in evaluation:
@@ -130,7 +132,7 @@ def _real_lines_against(real_runs: Mapping[str, list[dict]], reference: str | No
 
 
 def _format_real_against(table: Mapping[str, Mapping], reference: str | None) -> str:
-    lines = ["| Variant | Real overall | Real body part | Difference to the full model (overall) |", "|---|---|---|---|"]
+    rows = []
 
     def cell(stats):
         if not stats:
@@ -142,5 +144,5 @@ def _format_real_against(table: Mapping[str, Mapping], reference: str | None) ->
         diff = groups["accuracy"].get("difference")
         diff_text = "-" if not diff else (f"{100 * diff['diff']:+.1f} [{100 * diff['low']:+.1f}, {100 * diff['high']:+.1f}] "
                                          f"p={diff['p_value']:.2g}")
-        lines.append(f"| {name} | {cell(groups.get('accuracy'))} | {cell(groups.get('body_part'))} | {diff_text} |")
-    return "\n".join(lines)
+        rows.append([name, cell(groups.get("accuracy")), cell(groups.get("body_part")), diff_text])
+    return render_table(["Variant", "Real overall", "Real body part", "Difference to the full model (overall)"], rows)

@@ -104,6 +104,48 @@ def real_qa_rows(real_rows: list[dict], per_fact: int = 2, seed: int = 0) -> lis
     return rows
 
 
+# How a procedural question lists its options in training. None of these is an evaluation paraphrase ("Pick one:
+# ... What is the person doing?" stays unseen), and a listed answer is never a hint: the options are shuffled.
+LISTED_OPTION_FORMS = (
+    "{question} Options: {options}.",
+    "{question} Is it {options}?",
+    "Choose from {options}. {question}",
+    "{question} Answer with one of: {options}.",
+)
+
+
+def with_listed_options(rows: list[dict], share: float, seed: int = 0) -> list[dict]:
+    """``rows`` (procedural training questions with ``question``, ``answer``, ``query_type``) with a ``share`` of them
+    asked with 2-3 options listed, the answer among them and the others drawn from the answers the same query type
+    has in ``rows``. Why: the real questions alone (one option question per fact) left the model answering its own
+    guess to about 2% of the questions that list options; this is the same motion-to-answer practice in the form
+    that makes the answer one of the options. Other rows are returned unchanged (same order, same count)."""
+    import numpy as np
+
+    from humocon_hf.data.real_motion_qa import options_text
+
+    if not rows or share <= 0:
+        return list(rows)
+    rng = np.random.default_rng(seed)
+    answers: dict[str, list[str]] = {}
+    for r in rows:
+        words = answers.setdefault(r["query_type"], [])
+        if r["answer"] not in words:
+            words.append(r["answer"])
+    out = []
+    for r in rows:
+        others = [w for w in answers[r["query_type"]] if w != r["answer"]]
+        if not others or rng.random() >= share:
+            out.append(r)
+            continue
+        k = min(len(others), int(rng.integers(1, 3)))
+        options = [r["answer"], *(others[i] for i in rng.choice(len(others), size=k, replace=False))]
+        options = [options[i] for i in rng.permutation(len(options))]
+        form = LISTED_OPTION_FORMS[int(rng.integers(len(LISTED_OPTION_FORMS)))]
+        out.append({**r, "question": form.format(question=r["question"], options=options_text(options))})
+    return out
+
+
 def heldout_real_questions(heldout_rows: list[dict], seed: int = 0) -> list[dict]:
     """The evaluation's questions about the held-out real takes: each fact once in a trained phrasing and once in a
     paraphrase no training question used (the same draw for every seed of a recipe, so seeds pair)."""
@@ -217,3 +259,212 @@ def rendered_pairs(items: list[dict], processor: MotionVideoProcessor) -> list[d
         frames = render_motion(joints, size=max(64, side))
         pairs.append({"motion": joints, "video": frames, "video_fps": 20.0, "paired": True})
     return pairs
+
+
+# ------------------------------------------------------------------ what the data stage stores, and reads back
+
+
+def store_real_mocap(data_args: DataArguments, folder: Path) -> tuple[dict, list]:
+    """Store every real source the recipe names as SMPL-22 joints at 20 fps under `folder` (the data stage's), with the
+    rows the later stages read (`cmu.json`, `real.json`, their held-out twins, the vocabulary clips and the sequences).
+    Returns the stage's info about them and the training motions, for the normalisation fit (no re-reading of files)."""
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    from humocon_hf.io_utils import write_json_atomic
+
+    info: dict = {}
+    real_motions: list[np.ndarray] = []
+
+    # Real CMU trials: captions for stage 2, action questions for stage 3, motions for stage 1; the trials of the
+    # held-out subjects go to cmu_heldout.json only (the `real_cmu` evaluation), never to training.
+    cmu_rows, heldout_rows = [], []
+    holdout = set(data_args.cmu_holdout_subjects or ())
+    bvh_dir, csv = resolve_cmu(data_args)
+    if bvh_dir is not None:
+        from humocon_hf.data.real_mocap import load_cmu_bvh
+
+        (folder / "cmu").mkdir(exist_ok=True)
+        for row in tqdm(load_cmu_bvh(bvh_dir, csv), desc="CMU BVH -> SMPL-22 joints", unit="trial"):
+            fps = {"source_fps": row["source_fps"]} if row.get("source_fps") else {}
+            labels = {"action": row["action"], "subject": row["subject"]}
+            if row["subject"] in holdout:
+                heldout_rows += _store_take(data_args, folder, real_motions, "cmu", row, fps, labels, train=False)
+            else:
+                cmu_rows += _store_take(data_args, folder, real_motions, "cmu", row, fps, labels)
+    write_json_atomic(folder / "cmu.json", cmu_rows)
+    write_json_atomic(folder / "cmu_heldout.json", heldout_rows)
+    info["cmu_trials"] = len(cmu_rows)
+    info["cmu_heldout_trials"] = len(heldout_rows)
+    info["cmu_heldout_subjects"] = sorted(holdout)
+    info["cmu_source"] = str(bvh_dir) if bvh_dir else None
+
+    # Labelled real mocap of other actors and studios (HDM05 ASF/AMC, Bandai Namco BVH): facts for every stage;
+    # the recipe's held-out actors / styles go to real_heldout.json only (the real-motion lines), never to training.
+    real_rows, real_heldout = [], []
+    takes = labelled_real_takes(data_args)
+    for take in tqdm(takes, desc="real mocap -> SMPL-22 joints", unit="take"):
+        (folder / take["dataset"]).mkdir(exist_ok=True)
+        facts = {k: take[k] for k in ("action", "body_part", "direction", "turn", "veer", "dataset", "group",
+                                      "label")}
+        stored = _store_take(data_args, folder, real_motions, take["dataset"], take, take["load_kwargs"], facts,
+                             train=not take["heldout"])
+        (real_heldout if take["heldout"] else real_rows).extend(stored)
+    real_heldout += [{**r, "dataset": "cmu"} for r in heldout_rows]
+    if data_args.vocabulary_clips_per_kind:
+        info.update(store_vocabulary_clips(data_args, folder, real_rows, real_motions))
+    if data_args.real_sequences:
+        info.update(store_real_sequences(data_args, folder, cmu_rows + real_rows, real_heldout))
+    write_json_atomic(folder / "real.json", real_rows)
+    write_json_atomic(folder / "real_heldout.json", real_heldout)
+    info["real_takes"] = {name: sum(1 for t in takes if t["dataset"] == name and not t["heldout"])
+                          for name in sorted({t["dataset"] for t in takes})}
+    info["real_heldout_takes"] = {name: sum(1 for r in real_heldout if r["dataset"] == name)
+                                  for name in sorted({r["dataset"] for r in real_heldout})}
+    info["bandai_takes"] = sum(1 for r in real_rows if r["dataset"] == "bandai")
+    info["hdm05_clips"] = sum(1 for r in real_rows if r["dataset"] == "hdm05")
+    return info, real_motions
+
+
+def _store_take(data_args: DataArguments, folder: Path, real_motions: list, subfolder: str, take: dict,
+                fps_kwargs: dict, labels: dict, train: bool = True) -> list[dict]:
+    """Load one real take as SMPL-22 joints at 20 fps and save it (and, for training, its mirror twin with labels
+    mirrored). A held-out take (`train=False`) stays out of the normalisation fit (`real_motions`)."""
+    import numpy as np
+
+    from humocon_hf.data.augmentation import mirror_joints, mirror_text
+    from humocon_hf.data.real_motion_qa import resolve_sided_part
+    from humocon_hf.processing.motion_io import load_motion
+
+    try:
+        joints = load_motion(take["motion_path"], fps=20.0, **fps_kwargs).joints[: data_args.max_frames * 4]
+    except (ValueError, FileNotFoundError) as err:  # a file the reader cannot map: skip, say so
+        logger.warning("skipping %s: %s", take["motion_path"], err)
+        return []
+    if str(labels.get("body_part") or "").startswith("?"):  # a side the labels do not say: read it here
+        labels = {**labels, "body_part": resolve_sided_part(labels["body_part"], joints)}
+    twins = [("", joints.astype(np.float32), take["caption"], labels)]
+    if data_args.mirror_train and train:
+        twins.append(("M", mirror_joints(joints), mirror_text(take["caption"]),
+                      {k: mirror_text(v) if isinstance(v, str) else v for k, v in labels.items()}))
+    rows = []
+    for prefix, motion, caption, extra in twins:
+        path = folder / subfolder / f"{prefix}{take['id']}.npy"
+        np.save(path, motion)
+        if train:
+            real_motions.append(motion)
+        rows.append({"id": f"{prefix}{take['id']}", "caption": caption, "motion_path": str(path),
+                     "source": take["motion_path"], **extra, **({"mirrored": True} if prefix else {})})
+    return rows
+
+
+def store_vocabulary_clips(data_args: DataArguments, folder: Path, real_rows: list[dict], real_motions: list) -> dict:
+    """Procedural clips of what real motion is asked about and no source here shows (a raised hand, both hands, a
+    turn): the training ones join `real_rows` and are trained on like the real takes; the held-out ones (other
+    people's) go to `vocabulary_heldout.json`, their own line, never evaluated as real."""
+    import numpy as np
+
+    from humocon_hf.data.procedural_vocabulary import vocabulary_takes
+    from humocon_hf.io_utils import write_json_atomic
+
+    (folder / "vocabulary").mkdir(exist_ok=True)
+    per_kind = data_args.vocabulary_clips_per_kind
+    heldout_vocabulary = []
+    for split, count, rows in (("train", per_kind, real_rows), ("heldout", max(1, per_kind // 2), heldout_vocabulary)):
+        for clip_id, joints, facts in vocabulary_takes(count, data_args.seed, split=split):
+            path = folder / "vocabulary" / f"{clip_id}.npy"
+            np.save(path, joints)
+            if split == "train":
+                real_motions.append(joints)
+            rows.append({"id": clip_id, "motion_path": str(path), "source": "procedural", **facts,
+                         "dataset": "vocabulary", "group": None})
+    write_json_atomic(folder / "vocabulary_heldout.json", heldout_vocabulary)
+    return {"vocabulary_clips": sum(1 for r in real_rows if r["dataset"] == "vocabulary"),
+            "vocabulary_heldout_clips": len(heldout_vocabulary)}
+
+
+def store_real_sequences(data_args: DataArguments, folder: Path, train_rows: list[dict],
+                         heldout_rows: list[dict]) -> dict:
+    """Sequences of 2-3 real takes with before / after / in-between questions: `data.real_sequences` from the
+    training takes for stage 3 (`sequences_train.json`), a quarter as many from the held-out takes for their line
+    (`sequences_heldout.json`). The procedural vocabulary clips are not real takes and are left out."""
+    import numpy as np
+
+    from humocon_hf.data.real_sequences import sample_sequences
+    from humocon_hf.io_utils import write_json_atomic
+
+    (folder / "sequences").mkdir(exist_ok=True)
+    info = {}
+    for split, rows, count in (("train", train_rows, data_args.real_sequences),
+                               ("heldout", heldout_rows, max(1, data_args.real_sequences // 4))):
+        # The held-out draw is the same for every seed of a recipe, so seeds pair on the same questions.
+        rng = np.random.default_rng([data_args.seed if split == "train" else 0, 4241])
+        takes = [{**r, "joints": np.load(r["motion_path"])} for r in rows
+                 if r.get("action") and r.get("dataset") != "vocabulary"]
+        questions = []
+        for i, (joints, facts, _, asked) in enumerate(sample_sequences(takes, count, rng, data_args.max_frames)):
+            path = folder / "sequences" / f"{split}_{i:04d}.npy"
+            np.save(path, joints)
+            for k, q in enumerate(asked):
+                questions.append({"id": f"sequence_{split}_{i:04d}:{k}", "question": q["question"],
+                                  "answer": q["answer"], "query_type": q["query_type"],
+                                  "relation_type": q["relation_type"], "motion_path": str(path),
+                                  "takes": [f["id"] for f in facts], "dataset": "sequences",
+                                  "phrasing": "trained", "options": None})
+        write_json_atomic(folder / f"sequences_{split}.json", questions)
+        info[f"sequences_{split}_questions"] = len(questions)
+    return info
+
+
+def load_stored_data(folder: Path):
+    """What the data stage stored in `folder`: the QA splits and the real training rows (CMU trials, other real takes
+    and the vocabulary clips)."""
+    import json
+
+    import datasets
+
+    qa = datasets.load_from_disk(str(folder / "qa"))
+    real_rows = [{**r, "dataset": "cmu"} for r in json.loads((folder / "cmu.json").read_text())]
+    if (folder / "real.json").is_file():
+        real_rows += json.loads((folder / "real.json").read_text())
+    return qa, real_rows
+
+
+def _stored_rows(path: Path) -> list[dict]:
+    import json
+
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
+def heldout_line_questions(folder: Path) -> list[dict]:
+    """Questions about every held-out real take the data stage stored in `folder` (HDM05 actors, Bandai styles, CMU
+    subjects), in trained phrasings and in paraphrases."""
+    return heldout_real_questions(_stored_rows(folder / "real_heldout.json"))
+
+
+def extra_line_questions(folder: Path, name: str) -> list[dict]:
+    """The questions of a held-out line of `reporting.EXTRA_LINES`: about the vocabulary clips' facts (trained
+    phrasings and paraphrases), or the sequences' own before / after / in-between questions."""
+    from humocon_hf.pipeline.reporting import EXTRA_LINES
+
+    rows = _stored_rows(folder / EXTRA_LINES[name][0])
+    return heldout_real_questions(rows) if name == "vocabulary" else rows
+
+
+def heldout_cmu_questions(folder: Path) -> list[dict]:
+    """"What is the person doing?" about every held-out CMU trial whose description names an action."""
+    return [{"id": r["id"], "question": HELD_OUT_ACTION_QUESTION, "answer": r["action"],
+             "motion_path": r["motion_path"], "query_type": "action"}
+            for r in _stored_rows(folder / "cmu_heldout.json") if r.get("action")]
+
+
+def datasets_used(data_info: dict) -> list[str]:
+    """The Hub names of the data sets a run trained on, from the data stage's info (for the model card)."""
+    used = ["humocon-procedural-motion-qa"]
+    if data_info.get("cmu_trials"):
+        used.append("cmu-mocap")
+    if data_info.get("bandai_takes"):
+        used.append("bandai-namco-motiondataset")
+    if data_info.get("hdm05_clips"):
+        used.append("hdm05")
+    return used

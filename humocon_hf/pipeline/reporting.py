@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from humocon_hf.stats import TABLE1_COLUMNS, wilson_ci
+from humocon_hf.tables import render_table
 
 if TYPE_CHECKING:
     from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
@@ -73,10 +74,7 @@ def format_summary_table(metrics: dict[str, dict]) -> str:
     if counts:
         keys = {"accuracy": "total"}
         rows.append(["Questions", *(str(counts.get(keys.get(k, k), "-")) for _, k in columns)])
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    line = "+".join("-" * (w + 2) for w in widths)
-    fmt = lambda r: " | ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths)))  # noqa: E731
-    return "\n".join([fmt(header), line, *(fmt(r) for r in rows)])
+    return render_table(header, rows, console=True)
 
 
 def seed_statistics(evaluations: list[dict]) -> dict | None:
@@ -242,18 +240,19 @@ def format_real_lines(summary: Mapping, title: str = "Real mocap, held out") -> 
         return f"{100 * s['mean']:.1f}%{spread} [{100 * low:.0f}, {100 * high:.0f}] (n={s['n_questions']})"
 
     header = [title, *(h for h, _ in _REAL_GROUPS), "Paraphrased", "Text-only (overall)"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    rows = []
     for name, entry in summary["datasets"].items():
         if name == "all" and len(summary["datasets"]) == 2:  # one data set: its own row says it all
             continue
         trained = entry.get("trained", {})
         para = entry.get("paraphrase", {}).get("accuracy")
         base = (trained.get("accuracy") or {}).get("baseline")
-        lines.append("| " + " | ".join([
+        rows.append([
             f"{_REAL_DATASETS.get(name, name)}, {entry['clips']} clips",
             *(cell(trained.get(key)) for _, key in _REAL_GROUPS), cell(para),
             "-" if base is None else f"{100 * base['mean']:.1f}%",
-        ]) + " |")
+        ])
+    lines = [render_table(header, rows)]
     compliance = summary.get("options_compliance")
     gap = summary.get("paraphrase_gap")
     gap_text = "-" if gap is None else f"{100 * abs(gap):.1f} points {'below' if gap > 0 else 'above'}"
@@ -264,15 +263,138 @@ def format_real_lines(summary: Mapping, title: str = "Real mocap, held out") -> 
     return "\n".join(lines)
 
 
-def format_machine_reference(reference: Mapping, fraction: Mapping | None, achieved_gflops: float | None) -> str:
-    """One line: the machine reference (GEMM GFLOP/s at the LLM's shapes per precision and thread count) and stage 3's
-    achieved rate as a fraction of it."""
-    rates = "; ".join(f"{dtype} " + ", ".join(f"{g:.0f} on {t} thread{'s' if t != '1' else ''}"
-                                              for t, g in per_thread.items())
+def format_machine_reference(reference: Mapping, fraction: Mapping | None, achieved_gflops: float | None,
+                             fraction_of_threads_used: Mapping | None = None,
+                             seconds_by_threads: Mapping | None = None) -> str:
+    """One line: the machine reference (GEMM GFLOP/s at the LLM's shapes per precision and thread count), then stage
+    3's achieved rate as a fraction of what the thread counts it ran on could do (weighted by their seconds) and of
+    each thread count alone."""
+    def threads(t) -> str:
+        return f"{t} thread{'s' if str(t) != '1' else ''}"
+
+    rates = "; ".join(f"{dtype} " + ", ".join(f"{g:.0f} on {threads(t)}" for t, g in per_thread.items())
                       for dtype, per_thread in reference["gflops"].items())
     line = f"Machine reference ({reference['name']}, GEMM GFLOP/s at the LLM's shapes, measured as stage 3 began): {rates}"
     if fraction and achieved_gflops is not None:
-        bf16 = ", ".join(f"{100 * f:.0f}% of {t} thread{'s' if t != '1' else ''}"
-                         for t, f in fraction.get("bfloat16", {}).items() if f is not None)
-        line += f"\nStage 3 achieved {achieved_gflops:.0f} GFLOP/s of model FLOPs: {bf16} in bf16"
+        each = ", ".join(f"{100 * f:.0f}% of {threads(t)}" for t, f in fraction.get("bfloat16", {}).items()
+                         if f is not None)
+        line += f"\nStage 3 achieved {achieved_gflops:.0f} GFLOP/s of model FLOPs"
+        mix = (fraction_of_threads_used or {}).get("bfloat16")
+        if mix is not None and seconds_by_threads:
+            spent = ", ".join(f"{threads(t)} {sec:.0f} s" for t, sec in seconds_by_threads.items())
+            fp32 = (fraction_of_threads_used or {}).get("float32")
+            line += (f": {100 * mix:.0f}% of the bf16 rate of the threads it ran on ({spent})"
+                     + (f", {100 * fp32:.0f}% of the float32 rate" if fp32 is not None else "") + f"; bf16 {each}")
+        else:
+            line += f": {each} in bf16"
     return line
+
+
+# ------------------------------------------------------------------------------- a run's results and summary
+
+
+def load_evaluation(folder: Path) -> dict:
+    """What the evaluate stage wrote in `folder`: each evaluation (model, baseline, the real and extra lines) and the
+    questions of the lines, by key."""
+    import json
+
+    out = {}
+    for key in ("model", "baseline", "real_cmu_model", "real_cmu_baseline", "real_model", "real_baseline",
+                "real_questions", *(f"{name}_{part}" for name in EXTRA_LINES for part in ("model", "questions"))):
+        path = folder / f"{key}.json"
+        if path.is_file():
+            out[key] = json.loads(path.read_text())
+    return out
+
+
+def final_results(pipeline, total_s: float) -> dict:
+    """`results.json` of a pipeline run: the recipe, the times, every stage's info, the metrics and their statistics,
+    the real and extra lines, the machine reference, example answers."""
+    evaluation = pipeline.load_evaluation()
+    records = pipeline.runner.records
+    tune = records.get("tune")
+    tune_info = (tune.info or {}) if tune is not None else {}
+    return {
+        "command": pipeline.options.command or "humocon demo",
+        "llm_precision": pipeline.llm_precision(),
+        "recipe": pipeline.recipe.to_dict(),
+        "recipe_source": pipeline.recipe.source,
+        "output_dir": str(pipeline.root),
+        "wall_time_s": {
+            **{name: round(rec.wall_time_s, 1) for name, rec in records.items()},
+            "total_this_run": round(total_s, 1),
+        },
+        "cpu_time_s": {name: None if rec.cpu_time_s is None else round(rec.cpu_time_s, 1)
+                       for name, rec in records.items()},
+        "reused_stages": [name for name, rec in records.items() if rec.reused],
+        "alongside_stages": [name for name, rec in records.items() if rec.alongside],
+        "stages": {name: rec.info for name, rec in records.items()},
+        "metrics": {key: value["metrics"] for key, value in evaluation.items()
+                    if not key.startswith(("real_", *(f"{name}_" for name in EXTRA_LINES)))},
+        "statistics": seed_statistics([evaluation]),
+        "real_cmu": real_cmu_summary([evaluation]),
+        "real_lines": real_lines_summary([evaluation]),
+        **{f"{name}_line": extra_line_summary([evaluation], name) for name in EXTRA_LINES},
+        # The tune stage's machine reference (GEMM rate at the LLM's shapes, measured as the stage began) and the
+        # stage's achieved model FLOP/s as a fraction of it: times that compare across machines and days.
+        "machine_reference": tune_info.get("machine_reference"),
+        "tune_fraction_of_reference": tune_info.get("fraction_of_reference"),
+        # ... and against the thread counts its steps ran on, weighted by their seconds (the number to compare)
+        "tune_fraction_of_threads_used": tune_info.get("fraction_of_threads_used"),
+        "tune_seconds_by_threads": tune_info.get("seconds_by_threads"),
+        "examples": example_answers(evaluation, pipeline.recipe.evaluate.num_examples),
+    }
+
+
+def print_summary(results: dict, full: bool = True) -> None:
+    """The summary a pipeline run ends with: example answers, the tables, times; only the times when it stopped
+    before evaluating (`full=False`)."""
+    from humocon_hf.io_utils import say
+
+    say()
+    say("=" * 78)
+    if not full:
+        say("Wall time per stage (s): " + ", ".join(
+            f"{k}={v:.0f}" + (" (reused)" if k in results["reused_stages"] else "")
+            for k, v in results["wall_time_s"].items()))
+        say(f"Stage outputs: {results['output_dir']}/stages")
+        say("=" * 78)
+        return
+    say("Example questions on held-out motions (model | text-only baseline | truth):")
+    for ex in results["examples"]:
+        say(f"  Q: {ex['question']}")
+        base = f" | baseline: {ex['baseline']!r}" if "baseline" in ex else ""
+        say(f"     model: {ex['model']!r}{base} | truth: {ex['answer']!r}")
+    say()
+    if results.get("statistics"):
+        from humocon_hf.stats import format_ci_table
+
+        say(format_ci_table(results["statistics"]))
+    else:
+        say(format_summary_table(results["metrics"]))
+    if results.get("real_cmu"):
+        say(format_real_cmu_line(results["real_cmu"]))
+    if results.get("real_lines"):
+        say()
+        say(format_real_lines(results["real_lines"]))
+    for name, (_, title) in EXTRA_LINES.items():
+        if results.get(f"{name}_line"):
+            say()
+            say(format_real_lines(results[f"{name}_line"], title=title))
+    say()
+    say(f"LLM stages: {results['llm_precision']}")
+    say("Wall time per stage (s): " + ", ".join(
+        f"{k}={v:.0f}" + (" (reused)" if k in results["reused_stages"] else "")
+        + (" (alongside stage 3)" if k in results.get("alongside_stages", ()) else "")
+        for k, v in results["wall_time_s"].items()))
+    cpu = {k: v for k, v in results["cpu_time_s"].items() if v is not None}
+    if cpu:
+        say("CPU time per stage (s, all threads): " + ", ".join(f"{k}={v:.0f}" for k, v in cpu.items()))
+    if results.get("machine_reference"):
+        say(format_machine_reference(results["machine_reference"], results.get("tune_fraction_of_reference"),
+                                     (results["stages"].get("tune") or {}).get("achieved_gflops"),
+                                     results.get("tune_fraction_of_threads_used"),
+                                     results.get("tune_seconds_by_threads")))
+    say(f"Checkpoint, model card, preview.gif, concept_timeline.png, results.json: {results['output_dir']}")
+    say(f'Try: humocon ask --model {results["output_dir"]} --motion <file.bvh> "What is the person doing?"')
+    say("=" * 78)

@@ -1,7 +1,7 @@
 """Running each stage once, and never losing work.
 
 `StageRunner` runs a stage unless a finished run with the same input fingerprint exists (`stage.json`, written
-atomically by `write_text_atomic` / `write_json_atomic`, the package's atomic writers of text files); `train_resuming` resumes a Trainer from
+atomically by `humocon_hf.io_utils`); `train_resuming` resumes a Trainer from
 its last complete checkpoint after a kill; `stage_lock` keeps a second run from writing a stage's folder while one
 does; `seed_before_init` makes new weights independent of what ran before; the `accelerate launch` helpers
 (`is_main_process`, `barrier`) decide which process writes.
@@ -13,21 +13,15 @@ import contextlib
 import json
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-import numpy as np
+from humocon_hf.io_utils import say, write_json_atomic
 
 MARKER = "stage.json"
 LOCK = ".lock"  # in each stage folder: `stage_lock`
-
-
-def say(message: str = "") -> None:
-    print(message, flush=True)
 
 
 def digest(text: str) -> str:
@@ -35,37 +29,6 @@ def digest(text: str) -> str:
     import hashlib
 
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write a text file atomically (a crash never leaves half a marker, results or table file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; outputs are meant to be shared
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    """`data` as indented JSON (numpy numbers and paths converted), written atomically."""
-    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False, default=_json_default) + "\n")
-
-
-def _json_default(value):
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    if isinstance(value, Path):
-        return str(value)
-    return str(value)
 
 
 class StageBusyError(RuntimeError):

@@ -9,8 +9,8 @@ threads back. It starts
 after stage 2, not before: stages 1 and 2 use the second core well (stage 2 took 129 s on one thread beside the
 baseline against 69 s alone on two, clean-clone demos of 2026-12-07), stage 3's small steps do not.
 
-`python -m humocon_hf.pipeline.side_process <options.json> <stage>` is the second process: it runs that one stage
-of the pipeline the options describe and writes the stage's `stage.json` marker as any run would. The main process
+`python -m humocon_hf.pipeline <options.json> <stage>` (`pipeline/__main__.py`) is the second process: it runs that
+one stage of the pipeline the options describe and writes the stage's `stage.json` marker as any run would. The main process
 then adopts the finished stage (`StageRunner.adopt`); if the side process failed, it says so and runs the stage
 itself.
 
@@ -23,7 +23,6 @@ its stage folder's lock (`runner.stage_lock`), so a re-run never starts a second
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import signal
 import subprocess
@@ -32,11 +31,11 @@ import threading
 import time
 from pathlib import Path
 
-from humocon_hf.pipeline.runner import say, write_json_atomic
+from humocon_hf.io_utils import say, write_json_atomic
 
 SIDE_STAGE = "baseline"
 # The child's command line, before `<options.json> <stage>`.
-SIDE_COMMAND = (sys.executable, "-m", "humocon_hf.pipeline.side_process")
+SIDE_COMMAND = (sys.executable, "-m", "humocon_hf.pipeline")
 # The main process's pid, for the child to watch (`tie_to_parent`).
 PARENT_PID_ENV = "HUMOCON_SIDE_PARENT_PID"
 # How often the child checks that the main process is still there, where no parent-death signal ends it first.
@@ -159,25 +158,38 @@ def threads_callback(side: SideStage):
     return TakeThreadsBack()
 
 
-def main(argv: list[str] | None = None) -> int:
-    if os.environ.get(PARENT_PID_ENV):  # started by `SideStage`: live no longer than the main process
-        tie_to_parent(int(os.environ[PARENT_PID_ENV]))
+def start_alongside(pipeline, names: list[str], until: str) -> SideStage | None:
+    """Start the text-only baseline in a second process where that pays: the CLI asked for it, the run goes as far as
+    the baseline, the baseline is not already finished while stage 3 still has to train, and this is a single-process
+    CPU run with at least two threads to split. `pipeline` is the `HuMoConPipeline` running."""
     import torch
 
-    from humocon_hf.auto import register_auto_classes
-    from humocon_hf.pipeline.stages import HuMoConPipeline, PipelineOptions
+    from humocon_hf.pipeline.runner import is_main_process
 
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 2:
-        print("usage: python -m humocon_hf.pipeline.side_process <options.json> <stage>", file=sys.stderr)
-        return 2
-    options_path, stage = argv
-    torch.set_num_threads(1)
-    register_auto_classes()
-    options = PipelineOptions(**json.loads(Path(options_path).read_text()))
-    HuMoConPipeline(options).run_single_stage(stage)
-    return 0
+    if not pipeline.options.baseline_alongside or SIDE_STAGE not in names:
+        return None
+    if names.index(until) < names.index(SIDE_STAGE) or not is_main_process():
+        return None
+    threads = torch.get_num_threads()
+    if threads < 2 or torch.cuda.is_available() or int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return None
+    if not pipeline.options.fresh:
+        fingerprints = {name: fingerprint for name, fingerprint, _, _ in pipeline.stage_plan()}
+        if pipeline.runner.finished(SIDE_STAGE, fingerprints[SIDE_STAGE]()) is not None:
+            return None  # reused by the main process
+        if pipeline.runner.finished("tune", fingerprints["tune"]()) is not None:
+            return None  # stage 3 is reused: nothing to train alongside, the baseline gets every thread there
+    options = dataclasses.replace(pipeline.options, output_dir=str(pipeline.root))
+    return SideStage(options, SIDE_STAGE, pipeline.root / "stages", threads_after=threads)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def adopt(runner, side: SideStage, name: str, fingerprint: dict, fn, everywhere: bool) -> None:
+    """Wait for the side process and record its finished stage in `runner`; where it failed, run the stage here."""
+    rc = side.finish()
+    if rc == 0 and runner.adopt(name, fingerprint):
+        record = runner.records[name]
+        say(f"[{name}] done alongside stage 3 in {record.wall_time_s:.0f} s (CPU time "
+            f"{record.cpu_time_s or 0:.0f} s; log: {side.log_path})")
+        return
+    say(f"[{name}] the second process failed (exit code {rc}; log: {side.log_path}): running the stage here")
+    runner.run(name, fingerprint, fn, all_processes=everywhere)

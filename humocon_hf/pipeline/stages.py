@@ -5,7 +5,7 @@ finished stages whose inputs did not change and resumes an interrupted training 
 checkpoint):
 
 1. `data`      - the built-in procedural motion-QA benchmark (train / validation / test, disjoint motions) plus the
-                 real CMU mocap trials with CMU's own descriptions when `../shared/data/cmu_bvh` is present; the
+                 real mocap found in `../shared/data` or the recipe's folders (`data.store_real_mocap`); the
                  processor (LLM tokenizer + motion feature extractor fitted on the training motions).
 2. `pretrain`  - stage 1, concept discovery with the small encoders (paper phases; `ConceptDiscoveryRecipe`).
 3. `translate` - stage 2, modality translation: projectors trained on captions, encoders and LLM frozen.
@@ -16,13 +16,14 @@ checkpoint):
 7. `export`    - the checkpoint (AutoModel / AutoProcessor loadable, also with trust_remote_code), model card,
                  concept-timeline plot, rendered preview GIF, `results.json`.
 
-The class is long (~600 lines) because its methods are the seven stages over shared state (recipe, folders, the
-loaded data); what the stages share with other code lives in the sibling modules.
+The methods are the seven stages over shared state (recipe, folders, the loaded data). What they share with other
+code lives beside them: `fingerprints` (when a stage is reused), `data` (what the data stage stores and reads back),
+`side_process` (the baseline alongside stage 3), `evaluation` (`humocon evaluate --model`), `reporting` (results.json
+and the summary), `runner` (running a stage once).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -34,45 +35,45 @@ from pathlib import Path
 import numpy as np
 
 from humocon_hf.inference import make_answer_fn, qa_collator, row_motion, write_chat_defaults
+from humocon_hf.io_utils import say, write_json_atomic
+from humocon_hf.pipeline import fingerprints, side_process
 from humocon_hf.pipeline.builders import build_concept_model, build_processor, concepts_used
 from humocon_hf.pipeline.data import (
-    HELD_OUT_ACTION_QUESTION,
     build_benchmark,
     caption_rows,
-    heldout_real_questions,
-    labelled_real_takes,
+    datasets_used,
+    extra_line_questions,
+    heldout_cmu_questions,
+    heldout_line_questions,
+    load_stored_data,
     real_qa_rows,
     rendered_pairs,
-    resolve_cmu,
+    store_real_mocap,
     unique_motion_rows,
+    with_listed_options,
 )
+from humocon_hf.pipeline.evaluation import evaluate_real_lines
 from humocon_hf.pipeline.reporting import (
     EXTRA_LINES,
-    example_answers,
     extra_line_summary,
-    format_machine_reference,
-    format_real_cmu_line,
-    format_real_lines,
-    format_summary_table,
+    final_results,
+    load_evaluation,
+    print_summary,
     real_cmu_summary,
     real_lines_summary,
     save_concept_timeline,
     save_motion_preview,
-    seed_statistics,
 )
 from humocon_hf.pipeline.runner import (
     MARKER,
     ListDataset,
     StageRunner,
     bf16_on_cpu,
-    digest,
     is_main_process,
     resume_record,
-    say,
     seed_before_init,
     train_info,
     train_resuming,
-    write_json_atomic,
 )
 from humocon_hf.recipes import Recipe, load_recipe
 
@@ -81,13 +82,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_OUTPUT_DIR = "humocon_demo"
 STAGES = ("data", "pretrain", "translate", "tune", "baseline", "evaluate", "export")
-# Model fields only the motion path reads: the text-only baseline does not depend on them.
-MOTION_PATH_MODEL_FIELDS = ("use_motion_quantized", "motion_projector_reads_poses")
-# Model fields only the LLM stages read: changing them keeps the finished data and concept-discovery stages.
-LLM_ONLY_MODEL_FIELDS = ("dtype", "attn_implementation", "system_prompt", "max_length", *MOTION_PATH_MODEL_FIELDS)
-# Model fields no stage reads: their effect is already in the step budgets they scale.
-SCHEDULE_MODEL_FIELDS = ("float32_llm_steps_scale",)
-
 
 
 @dataclass
@@ -138,35 +132,9 @@ class HuMoConPipeline:
         self._side = None  # the SideStage training alongside, while it runs
 
     # -------------------------------------------------------------------------------------- fingerprints
-    def _fp(self, *sections: str, after: str | None = None, encoders_only: bool = False,
-            text_only: bool = False, skip_tune_steps: bool = False) -> dict:
-        skip = (*SCHEDULE_MODEL_FIELDS, *(LLM_ONLY_MODEL_FIELDS if encoders_only else ()),
-                *(MOTION_PATH_MODEL_FIELDS if text_only else ()))
-        exclude = {"model": skip, **({"tune": ("max_steps",)} if skip_tune_steps else {})}
-        fp = {"recipe": self.recipe.fingerprint(*sections, exclude=exclude), "version": 1}
-        if after is not None:
-            # Chain: a stage is stale when the stage it builds on was redone.
-            marker = self.runner.stage_dir(after) / MARKER
-            fp["after"] = digest(json.loads(marker.read_text())["fingerprint"]) if marker.is_file() else None
-        return fp
-
-    def _baseline_steps(self) -> int | None:
-        """The text-only baseline's step budget where it differs from stage 3's, else None."""
-        ev, tune_steps = self.recipe.evaluate, self.recipe.sections["tune"].get("max_steps")
-        steps = ev.baseline_max_steps
-        if steps is None and ev.baseline_steps_fraction != 1.0 and isinstance(tune_steps, int) and tune_steps > 0:
-            steps = max(1, int(round(ev.baseline_steps_fraction * tune_steps)))
-        return None if steps == tune_steps else steps
-
-    def _baseline_fp(self) -> dict:
-        # With a budget of its own (evaluate.baseline_max_steps) the baseline does not depend on stage 3's steps:
-        # `--override tune.max_steps=...` keeps a finished baseline.
-        own_budget = self.recipe.evaluate.baseline_max_steps
-        fp = self._fp("model", "tune", after="data", text_only=True, skip_tune_steps=own_budget is not None)
-        steps = own_budget if own_budget is not None else self._baseline_steps()
-        if steps is not None:  # only then: finished baselines keep their fingerprint
-            fp["max_steps"] = steps
-        return fp
+    def fingerprint(self, *sections: str, **kwargs) -> dict:
+        """The fingerprint of a stage that reads these recipe sections (`fingerprints.stage_fingerprint`)."""
+        return fingerprints.stage_fingerprint(self.recipe, self.runner, *sections, **kwargs)
 
     @property
     def generation_bf16(self) -> bool:
@@ -183,22 +151,19 @@ class HuMoConPipeline:
     def stage_plan(self) -> list[tuple[str, dict, Callable[[Path], dict], bool]]:
         """(name, fingerprint, function, runs on every process) for each stage, in order. Fingerprints chain, so
         a redone stage makes the stages built on it stale."""
+        fp = self.fingerprint
         plan = [
-            ("data", lambda: self._fp("model", "data", encoders_only=True), self.stage_data, False),
-            ("pretrain", lambda: self._fp("model", "pretrain", after="data", encoders_only=True), self.stage_pretrain,
-             True),
-            ("translate", lambda: self._fp("model", "translate", after="pretrain"), self.stage_translate, True),
-            ("tune", lambda: self._fp("model", "tune", after="translate"), self.stage_tune, True),
+            ("data", lambda: fp("model", "data", encoders_only=True), self.stage_data, False),
+            ("pretrain", lambda: fp("model", "pretrain", after="data", encoders_only=True), self.stage_pretrain, True),
+            ("translate", lambda: fp("model", "translate", after="pretrain"), self.stage_translate, True),
+            ("tune", lambda: fp("model", "tune", after="translate"), self.stage_tune, True),
         ]
         if self.recipe.evaluate.baseline == "text_only":
-            plan.append(("baseline", self._baseline_fp, self.stage_baseline, True))
-        plan.append((
-            "evaluate",
-            lambda: {**self._fp("evaluate", after="tune"), "baseline": self._fp("tune", after="baseline")},
-            self.stage_evaluate,
-            False,
-        ))
-        plan.append(("export", lambda: self._fp(after="evaluate"), self.stage_export, False))
+            baseline_fp = lambda: fingerprints.baseline_fingerprint(self.recipe, self.runner)  # noqa: E731
+            plan.append(("baseline", baseline_fp, self.stage_baseline, True))
+        evaluate_fp = lambda: {**fp("evaluate", after="tune"), "baseline": fp("tune", after="baseline")}  # noqa: E731
+        plan.append(("evaluate", evaluate_fp, self.stage_evaluate, False))
+        plan.append(("export", lambda: fp(after="evaluate"), self.stage_export, False))
         return plan
 
     def run(self, until: str = "export") -> dict:
@@ -219,7 +184,8 @@ class HuMoConPipeline:
         try:
             for name, fingerprint, fn, everywhere in self.stage_plan():
                 if self._side is not None and name == self._side.stage:
-                    self._adopt_side_stage(name, fingerprint(), fn, everywhere)
+                    side, self._side = self._side, None
+                    side_process.adopt(self.runner, side, name, fingerprint(), fn, everywhere)
                 else:
                     self.runner.run(name, fingerprint(), fn, all_processes=everywhere)
                 if self._side is not None:
@@ -227,16 +193,16 @@ class HuMoConPipeline:
                 if name == until:
                     break
                 if name == "translate":  # the baseline needs only the data stage; see side_process for why not sooner
-                    self._start_side_stage(names, until)
+                    self._side = side_process.start_alongside(self, names, until)
         finally:
             if self._side is not None:
                 self._side.stop()
                 self._side = None
         total = time.perf_counter() - total_start
-        results = self._final_results(total)
+        results = final_results(self, total)
         if is_main_process():
             write_json_atomic(self.root / "results.json", results)
-            self._print_summary(results, full=until in ("evaluate", "export"))
+            print_summary(results, full=until in ("evaluate", "export"))
         return results
 
     def run_single_stage(self, name: str) -> dict:
@@ -252,156 +218,28 @@ class HuMoConPipeline:
         _, fingerprint, fn, everywhere = plan[name]
         return self.runner.run(name, fingerprint(), fn, all_processes=everywhere)
 
-    def _start_side_stage(self, names: list[str], until: str) -> None:
-        """Start the text-only baseline in a second process where that pays (`side_process`): the CLI asked for it,
-        the run goes as far as the baseline, the baseline is not already finished while stage 3 still has to train,
-        and this is a single-process CPU run with at least two threads to split."""
-        import torch
-
-        from humocon_hf.pipeline.side_process import SIDE_STAGE, SideStage
-
-        if not self.options.baseline_alongside or SIDE_STAGE not in names:
-            return
-        if names.index(until) < names.index(SIDE_STAGE) or not is_main_process():
-            return
-        threads = torch.get_num_threads()
-        if threads < 2 or torch.cuda.is_available() or int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            return
-        if not self.options.fresh:
-            fingerprints = {name: fingerprint for name, fingerprint, _, _ in self.stage_plan()}
-            if self.runner.finished(SIDE_STAGE, fingerprints[SIDE_STAGE]()) is not None:
-                return  # reused below
-            if self.runner.finished("tune", fingerprints["tune"]()) is not None:
-                return  # stage 3 is reused: nothing to train alongside, the baseline gets every thread here
-        options = dataclasses.replace(self.options, output_dir=str(self.root))
-        self._side = SideStage(options, SIDE_STAGE, self.root / "stages", threads_after=threads)
-
-    def _adopt_side_stage(self, name: str, fingerprint: dict, fn, everywhere: bool) -> None:
-        side, self._side = self._side, None
-        rc = side.finish()
-        if rc == 0 and self.runner.adopt(name, fingerprint):
-            record = self.runner.records[name]
-            say(f"[{name}] done alongside stage 3 in {record.wall_time_s:.0f} s (CPU time "
-                f"{record.cpu_time_s or 0:.0f} s; log: {side.log_path})")
-            return
-        say(f"[{name}] the second process failed (exit code {rc}; log: {side.log_path}): running the stage here")
-        self.runner.run(name, fingerprint, fn, all_processes=everywhere)
-
     def _callbacks(self) -> list:
         """Trainer callbacks of stage 3: take both threads back as soon as the side process has finished."""
-        from humocon_hf.pipeline.side_process import threads_callback
-
-        return [] if self._side is None else [threads_callback(self._side)]
+        return [] if self._side is None else [side_process.threads_callback(self._side)]
 
     # --------------------------------------------------------------------------------------------- data
     def stage_data(self, folder: Path) -> dict:
-        from tqdm.auto import tqdm
-
+        """The benchmark's splits (and the mirror twins of the training motions), the real mocap, and the processor
+        with the motion normalisation fitted on every training motion."""
         data_args = self.recipe.data
         model_args = self.recipe.model
         qa = build_benchmark(data_args, folder / "cache")
-        from humocon_hf.data.augmentation import mirror_joints, mirror_qa_split, mirror_text
-        from humocon_hf.data.real_motion_qa import resolve_sided_part
-
         if data_args.mirror_train:
             import datasets
+
+            from humocon_hf.data.augmentation import mirror_qa_split
 
             mirrored = mirror_qa_split(qa["train"], folder / "mirrored")
             qa["train"] = datasets.concatenate_datasets([qa["train"], mirrored])
         qa.save_to_disk(str(folder / "qa"))
         info = {"splits": {k: len(v) for k, v in qa.items()}, "mirrored_train": bool(data_args.mirror_train)}
-
-        real_motions: list[np.ndarray] = []  # kept for the normalisation fit below (no re-reading of the files)
-
-        def store(subfolder: str, take: dict, fps_kwargs: dict, labels: dict, train: bool = True) -> list[dict]:
-            """Load one real take as SMPL-22 joints at 20 fps and save it (and, for training, its mirror twin with
-            labels mirrored). A held-out take (`train=False`) stays out of the normalisation fit."""
-            from humocon_hf.processing.motion_io import load_motion
-
-            try:
-                joints = load_motion(take["motion_path"], fps=20.0, **fps_kwargs).joints[: data_args.max_frames * 4]
-            except (ValueError, FileNotFoundError) as err:  # a file the reader cannot map: skip, say so
-                logger.warning("skipping %s: %s", take["motion_path"], err)
-                return []
-            if str(labels.get("body_part") or "").startswith("?"):  # a side the labels do not say: read it here
-                labels = {**labels, "body_part": resolve_sided_part(labels["body_part"], joints)}
-            twins = [("", joints.astype(np.float32), take["caption"], labels)]
-            if data_args.mirror_train and train:
-                twins.append(("M", mirror_joints(joints), mirror_text(take["caption"]),
-                              {k: mirror_text(v) if isinstance(v, str) else v for k, v in labels.items()}))
-            rows = []
-            for prefix, motion, caption, extra in twins:
-                path = folder / subfolder / f"{prefix}{take['id']}.npy"
-                np.save(path, motion)
-                if train:
-                    real_motions.append(motion)
-                rows.append({"id": f"{prefix}{take['id']}", "caption": caption, "motion_path": str(path),
-                             "source": take["motion_path"], **extra, **({"mirrored": True} if prefix else {})})
-            return rows
-
-        # Real CMU trials: captions for stage 2, action questions for stage 3, motions for stage 1; the trials of the
-        # held-out subjects go to cmu_heldout.json only (the `real_cmu` evaluation), never to training.
-        cmu_rows, heldout_rows = [], []
-        holdout = set(data_args.cmu_holdout_subjects or ())
-        bvh_dir, csv = resolve_cmu(data_args)
-        if bvh_dir is not None:
-            from humocon_hf.data.real_mocap import load_cmu_bvh
-
-            (folder / "cmu").mkdir(exist_ok=True)
-            for row in tqdm(load_cmu_bvh(bvh_dir, csv), desc="CMU BVH -> SMPL-22 joints", unit="trial"):
-                fps = {"source_fps": row["source_fps"]} if row.get("source_fps") else {}
-                labels = {"action": row["action"], "subject": row["subject"]}
-                if row["subject"] in holdout:
-                    heldout_rows += store("cmu", row, fps, labels, train=False)
-                else:
-                    cmu_rows += store("cmu", row, fps, labels)
-        write_json_atomic(folder / "cmu.json", cmu_rows)
-        write_json_atomic(folder / "cmu_heldout.json", heldout_rows)
-        info["cmu_trials"] = len(cmu_rows)
-        info["cmu_heldout_trials"] = len(heldout_rows)
-        info["cmu_heldout_subjects"] = sorted(holdout)
-        info["cmu_source"] = str(bvh_dir) if bvh_dir else None
-
-        # Labelled real mocap of other actors and studios (HDM05 ASF/AMC, Bandai Namco BVH): facts for every stage;
-        # the recipe's held-out actors / styles go to real_heldout.json only (the real-motion lines), never to training.
-        real_rows, real_heldout = [], []
-        takes = labelled_real_takes(data_args)
-        for take in tqdm(takes, desc="real mocap -> SMPL-22 joints", unit="take"):
-            (folder / take["dataset"]).mkdir(exist_ok=True)
-            facts = {k: take[k] for k in ("action", "body_part", "direction", "turn", "veer", "dataset", "group",
-                                          "label")}
-            stored = store(take["dataset"], take, take["load_kwargs"], facts, train=not take["heldout"])
-            (real_heldout if take["heldout"] else real_rows).extend(stored)
-        real_heldout += [{**r, "dataset": "cmu"} for r in heldout_rows]
-        # Procedural clips of what real motion is asked about and no source here shows (a raised hand, both hands,
-        # a turn): trained on like the real takes, never evaluated as real.
-        if data_args.vocabulary_clips_per_kind:
-            from humocon_hf.data.procedural_vocabulary import vocabulary_takes
-
-            (folder / "vocabulary").mkdir(exist_ok=True)
-            per_kind = data_args.vocabulary_clips_per_kind
-            heldout_vocabulary = []
-            for split, count, rows in (("train", per_kind, real_rows), ("heldout", max(1, per_kind // 2), heldout_vocabulary)):
-                for clip_id, joints, facts in vocabulary_takes(count, data_args.seed, split=split):
-                    path = folder / "vocabulary" / f"{clip_id}.npy"
-                    np.save(path, joints)
-                    if split == "train":
-                        real_motions.append(joints)
-                    rows.append({"id": clip_id, "motion_path": str(path), "source": "procedural", **facts,
-                                 "dataset": "vocabulary", "group": None})
-            write_json_atomic(folder / "vocabulary_heldout.json", heldout_vocabulary)
-            info["vocabulary_clips"] = sum(1 for r in real_rows if r["dataset"] == "vocabulary")
-            info["vocabulary_heldout_clips"] = len(heldout_vocabulary)
-        if data_args.real_sequences:
-            info.update(self._store_real_sequences(folder, cmu_rows + real_rows, real_heldout))
-        write_json_atomic(folder / "real.json", real_rows)
-        write_json_atomic(folder / "real_heldout.json", real_heldout)
-        info["real_takes"] = {name: sum(1 for t in takes if t["dataset"] == name and not t["heldout"])
-                              for name in sorted({t["dataset"] for t in takes})}
-        info["real_heldout_takes"] = {name: sum(1 for r in real_heldout if r["dataset"] == name)
-                                      for name in sorted({r["dataset"] for r in real_heldout})}
-        info["bandai_takes"] = sum(1 for r in real_rows if r["dataset"] == "bandai")
-        info["hdm05_clips"] = sum(1 for r in real_rows if r["dataset"] == "hdm05")
+        real_info, real_motions = store_real_mocap(data_args, folder)
+        info.update(real_info)
 
         # Processor: the LLM's tokenizer (+ <motion>/<video>) and the motion normalisation fitted on training motions.
         processor = build_processor(model_args, data_args)
@@ -411,44 +249,11 @@ class HuMoConPipeline:
         info["normalization_motions"] = len(train_motions)
         return info
 
-    def _store_real_sequences(self, folder: Path, train_rows: list[dict], heldout_rows: list[dict]) -> dict:
-        """Sequences of 2-3 real takes with before / after / in-between questions: `data.real_sequences` from the
-        training takes for stage 3 (`sequences_train.json`), a quarter as many from the held-out takes for their line
-        (`sequences_heldout.json`). The procedural vocabulary clips are not real takes and are left out."""
-        from humocon_hf.data.real_sequences import sample_sequences
-
-        data_args = self.recipe.data
-        (folder / "sequences").mkdir(exist_ok=True)
-        info = {}
-        for split, rows, count in (("train", train_rows, data_args.real_sequences),
-                                   ("heldout", heldout_rows, max(1, data_args.real_sequences // 4))):
-            # The held-out draw is the same for every seed of a recipe, so seeds pair on the same questions.
-            rng = np.random.default_rng([data_args.seed if split == "train" else 0, 4241])
-            takes = [{**r, "joints": np.load(r["motion_path"])} for r in rows
-                     if r.get("action") and r.get("dataset") != "vocabulary"]
-            questions = []
-            for i, (joints, facts, _, asked) in enumerate(sample_sequences(takes, count, rng, data_args.max_frames)):
-                path = folder / "sequences" / f"{split}_{i:04d}.npy"
-                np.save(path, joints)
-                for k, q in enumerate(asked):
-                    questions.append({"id": f"sequence_{split}_{i:04d}:{k}", "question": q["question"],
-                                      "answer": q["answer"], "query_type": q["query_type"],
-                                      "relation_type": q["relation_type"], "motion_path": str(path),
-                                      "takes": [f["id"] for f in facts], "dataset": "sequences",
-                                      "phrasing": "trained", "options": None})
-            write_json_atomic(folder / f"sequences_{split}.json", questions)
-            info[f"sequences_{split}_questions"] = len(questions)
-        return info
-
     def load_data(self):
-        import datasets
+        return load_stored_data(self.runner.stage_dir("data"))
 
-        folder = self.runner.stage_dir("data")
-        qa = datasets.load_from_disk(str(folder / "qa"))
-        real_rows = [{**r, "dataset": "cmu"} for r in json.loads((folder / "cmu.json").read_text())]
-        if (folder / "real.json").is_file():
-            real_rows += json.loads((folder / "real.json").read_text())
-        return qa, real_rows
+    def load_evaluation(self) -> dict:
+        return load_evaluation(self.runner.stage_dir("evaluate"))
 
     def load_processor(self):
         from humocon_hf.processing.processing_humocon import MotionVideoProcessor
@@ -593,23 +398,22 @@ class HuMoConPipeline:
         import torch
 
         from humocon_hf.calibration import StepFlopCounter, calibrate_machine
-        from humocon_hf.training.instruction_tuning import InstructionTuningTrainer, merge_adapter
+        from humocon_hf.training.instruction_tuning import build_instruction_tuning_trainer, merge_adapter
 
         model_args = self.recipe.model
-        baseline_steps = None if with_motion else self._baseline_steps()
+        baseline_steps = None if with_motion else fingerprints.baseline_steps(self.recipe)
         steps = {} if baseline_steps is None else {"max_steps": baseline_steps}
         targs, tune_args = self.training_args("tune", output_dir=folder / "checkpoints", **steps)
         qa, real_rows = self.load_data()
         processor = self.load_processor()
         seed_before_init(targs.seed)  # LoRA weights are initialised when the trainer wraps the model
-        lora = {}
-        if tune_args.lora_target_modules:
-            lora["lora_target_modules"] = tune_args.lora_target_modules
         train = qa["train"]
         if tune_args.balance_query_types:
             from humocon_hf.data import oversample_to_balance
 
             train = oversample_to_balance(list(train), "query_type", seed=targs.seed)
+        if tune_args.option_questions_share:  # some procedural questions list their options
+            train = with_listed_options(list(train), tune_args.option_questions_share, seed=targs.seed)
         real_qa = real_qa_rows(real_rows, self.recipe.data.real_questions_per_fact, seed=targs.seed)
         sequences = self.runner.stage_dir("data") / "sequences_train.json"
         if sequences.is_file():  # real takes in sequence, asked before / after / in-between questions
@@ -623,13 +427,10 @@ class HuMoConPipeline:
         reference = calibrate_machine(text_config.hidden_size, text_config.intermediate_size,
                                       tokens=64 * targs.per_device_train_batch_size)
         counter = StepFlopCounter(qa_collator(processor, model_args), text_config)
-        trainer = InstructionTuningTrainer(
-            model=model, args=targs, processor=processor,
-            train_dataset=ListDataset(self._qa_rows(train, with_motion) + real_qa),
-            data_collator=counter,
-            lora_r=tune_args.lora_r, lora_alpha=tune_args.lora_alpha, lora_dropout=tune_args.lora_dropout,
+        trainer = build_instruction_tuning_trainer(
+            model, targs, processor, ListDataset(self._qa_rows(train, with_motion) + real_qa), counter, tune_args,
             train_projectors=tune_args.train_projectors and with_motion,
-            callbacks=[*self._callbacks(), counter.callback()], **lora,
+            callbacks=[*self._callbacks(), counter.callback()],
         )
         counter.trainable_params = sum(p.numel() for name, p in trainer.model.named_parameters()
                                        if p.requires_grad and "lora_" in name)
@@ -686,7 +487,7 @@ class HuMoConPipeline:
                                         dataset_type="humocon-procedural-qa", split=ev.split)
             return result
 
-        real = self._heldout_cmu_questions()
+        real = heldout_cmu_questions(self.runner.stage_dir("data"))
 
         def run_real(model, name: str, with_motion: bool) -> dict:
             answer = make_answer_fn(model, processor, model_args, ev.max_new_tokens, with_motion,
@@ -695,13 +496,13 @@ class HuMoConPipeline:
                                       dataset_name="CMU mocap, held-out subjects", dataset_type="cmu-mocap",
                                       split="held-out subjects")
 
-        lines = self._heldout_real_questions()
-        extra = {name: self._extra_line_questions(name) for name in EXTRA_LINES}
+        lines = heldout_line_questions(self.runner.stage_dir("data"))
+        extra = {name: extra_line_questions(self.runner.stage_dir("data"), name) for name in EXTRA_LINES}
 
         def run_lines(model, name: str, with_motion: bool, questions: list[dict]) -> dict:
             answer = make_answer_fn(model, processor, model_args, ev.max_new_tokens, with_motion,
                                     progress=(f"{name}, real", len(questions), ev.batch_size), bf16=self.generation_bf16)
-            return self._evaluate_real_lines(answer, questions, name)
+            return evaluate_real_lines(answer, questions, name, ev.batch_size)
 
         model = HuMoConForCausalLM.from_pretrained(self.runner.stage_dir("tune") / "model", **self._attention()).eval()
         results = {"model": run(model, "HuMoCon (motion + question)", True)}
@@ -757,34 +558,6 @@ class HuMoConPipeline:
         return describe_concepts(model.motion_encoder, processor.motion_feature_extractor,
                                  [m[:max_frames] for m in motions], captions)
 
-    def _evaluate_real_lines(self, answer, lines: list[dict], name: str) -> dict:
-        from humocon_hf.evaluation import evaluate_motion_qa
-
-        return evaluate_motion_qa(answer, lines, batch_size=self.recipe.evaluate.batch_size, model_name=name,
-                                  dataset_name="Real mocap, held-out actors / styles / subjects",
-                                  dataset_type="real-mocap", split="held-out")
-
-    def _heldout_real_questions(self) -> list[dict]:
-        """Questions about every held-out real take (HDM05 actors, Bandai styles, CMU subjects), in trained phrasings
-        and in paraphrases."""
-        path = self.runner.stage_dir("data") / "real_heldout.json"
-        rows = json.loads(path.read_text()) if path.is_file() else []
-        return heldout_real_questions(rows)
-
-    def _extra_line_questions(self, name: str) -> list[dict]:
-        """The questions of a held-out line of `EXTRA_LINES`: about the vocabulary clips' facts (trained phrasings
-        and paraphrases), or the sequences' own before / after / in-between questions."""
-        path = self.runner.stage_dir("data") / EXTRA_LINES[name][0]
-        rows = json.loads(path.read_text()) if path.is_file() else []
-        return heldout_real_questions(rows) if name == "vocabulary" else rows
-
-    def _heldout_cmu_questions(self) -> list[dict]:
-        """"What is the person doing?" about every held-out CMU trial whose description names an action."""
-        path = self.runner.stage_dir("data") / "cmu_heldout.json"
-        rows = json.loads(path.read_text()) if path.is_file() else []
-        return [{"id": r["id"], "question": HELD_OUT_ACTION_QUESTION, "answer": r["action"],
-                 "motion_path": r["motion_path"], "query_type": "action"} for r in rows if r.get("action")]
-
     # ------------------------------------------------------------------------------------------- export
     def stage_export(self, folder: Path) -> dict:
         from humocon_hf.hub import save_for_remote_code
@@ -818,7 +591,7 @@ class HuMoConPipeline:
                                   title=f"Concepts of a test motion: {row.get('caption') or row['question']}")
         )
         info["preview_caption"] = row.get("caption")
-        evaluation = self._load_eval()
+        evaluation = self.load_evaluation()
         card = render_model_card(
             results=evaluation.get("model"),
             baseline_results=evaluation.get("baseline"),
@@ -827,74 +600,15 @@ class HuMoConPipeline:
             stage_times={name: rec.wall_time_s for name, rec in self.runner.records.items()},
             base_model=self.recipe.model.llm_name_or_path,
             model_name=self.root.name,
-            datasets_used=self._datasets_used(),
+            datasets_used=datasets_used(json.loads((self.runner.stage_dir("data") / MARKER).read_text())["info"]),
             model=model,
             real_cmu=real_cmu_summary([evaluation]),
             real_lines=real_lines_summary([evaluation]),
+            extra_lines={name: extra_line_summary([evaluation], name) for name in EXTRA_LINES},
             media=card_media(self.root, row.get("caption")),
         )
         (self.root / "README.md").write_text(card, encoding="utf-8")
         return info
-
-    def evaluate_checkpoint(self, model_dir: str) -> dict:
-        """`humocon evaluate --model DIR`: any checkpoint on this recipe's held-out split (with the motion) and on its
-        real lines (the held-out real takes; `evaluation_<name>_real.json`)."""
-        from humocon_hf.evaluation import evaluate_motion_qa, format_table, write_results
-        from humocon_hf.inference import load_checkpoint
-
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.runner.run("data", self._fp("model", "data"), self.stage_data)
-        ev = self.recipe.evaluate
-        qa, _ = self.load_data()
-        split = qa[ev.split]
-        model, processor, defaults = load_checkpoint(model_dir)
-        model_args = self.recipe.model
-        if defaults.get("system_prompt") is not None:
-            model_args.system_prompt = defaults["system_prompt"]
-        n = len(split) if ev.max_samples is None else min(ev.max_samples, len(split))
-        answer = make_answer_fn(model, processor, model_args, ev.max_new_tokens, True,
-                                progress=(Path(model_dir).name, n, ev.batch_size))
-        result = evaluate_motion_qa(answer, split, batch_size=ev.batch_size, limit=ev.max_samples,
-                                    model_name=str(model_dir), dataset_name="HuMoCon procedural motion-QA",
-                                    dataset_type="humocon-procedural-qa", split=ev.split)
-        paths = write_results(result, self.root, stem=f"evaluation_{Path(model_dir).name or 'model'}")
-        say(format_table(result))
-        lines = self._heldout_real_questions()
-        if lines:  # the real lines: the recipe's held-out real takes, asked the same questions as the demo asks
-            real = self._evaluate_real_lines(answer, lines, str(model_dir))
-            result["real_lines"] = real_lines_summary([{"real_model": real, "real_questions": lines}])
-            write_json_atomic(self.root / f"evaluation_{Path(model_dir).name or 'model'}_real.json", real)
-            say(format_real_lines(result["real_lines"]))
-        for name, (_, title) in EXTRA_LINES.items():  # procedural vocabulary clips, real takes in sequence
-            questions = self._extra_line_questions(name)
-            if questions:
-                asked = self._evaluate_real_lines(answer, questions, str(model_dir))
-                result[f"{name}_line"] = real_lines_summary([{"real_model": asked, "real_questions": questions}])
-                write_json_atomic(self.root / f"evaluation_{Path(model_dir).name or 'model'}_{name}.json", asked)
-                say(format_real_lines(result[f"{name}_line"], title=title))
-        say("written: " + ", ".join(str(p) for p in paths.values()))
-        return result
-
-    def _load_eval(self) -> dict:
-        folder = self.runner.stage_dir("evaluate")
-        out = {}
-        for key in ("model", "baseline", "real_cmu_model", "real_cmu_baseline", "real_model", "real_baseline",
-                    "real_questions", *(f"{name}_{part}" for name in EXTRA_LINES for part in ("model", "questions"))):
-            path = folder / f"{key}.json"
-            if path.is_file():
-                out[key] = json.loads(path.read_text())
-        return out
-
-    def _datasets_used(self) -> list[str]:
-        used = ["humocon-procedural-motion-qa"]
-        data_info = json.loads((self.runner.stage_dir("data") / MARKER).read_text())["info"]
-        if data_info.get("cmu_trials"):
-            used.append("cmu-mocap")
-        if data_info.get("bandai_takes"):
-            used.append("bandai-namco-motiondataset")
-        if data_info.get("hdm05_clips"):
-            used.append("hdm05")
-        return used
 
     # ------------------------------------------------------------------------------------------ summary
     def llm_precision(self) -> str:
@@ -912,82 +626,3 @@ class HuMoConPipeline:
             f"; lighter schedule: LLM stages at {self.float32_schedule:g}x their steps (model.float32_llm_steps_scale), "
             "accuracy below the bf16 table's")
         return "float32 (this CPU has no native bf16" + lighter + ")"
-
-    def _final_results(self, total_s: float) -> dict:
-        evaluation = self._load_eval()
-        tune = self.runner.records.get("tune")
-        tune_info = (tune.info or {}) if tune is not None else {}
-        return {
-            "command": self.options.command or "humocon demo",
-            "llm_precision": self.llm_precision(),
-            "recipe": self.recipe.to_dict(),
-            "recipe_source": self.recipe.source,
-            "output_dir": str(self.root),
-            "wall_time_s": {
-                **{name: round(rec.wall_time_s, 1) for name, rec in self.runner.records.items()},
-                "total_this_run": round(total_s, 1),
-            },
-            "cpu_time_s": {name: None if rec.cpu_time_s is None else round(rec.cpu_time_s, 1)
-                           for name, rec in self.runner.records.items()},
-            "reused_stages": [name for name, rec in self.runner.records.items() if rec.reused],
-            "alongside_stages": [name for name, rec in self.runner.records.items() if rec.alongside],
-            "stages": {name: rec.info for name, rec in self.runner.records.items()},
-            "metrics": {key: value["metrics"] for key, value in evaluation.items()
-                        if not key.startswith(("real_", *(f"{name}_" for name in EXTRA_LINES)))},
-            "statistics": seed_statistics([evaluation]),
-            "real_cmu": real_cmu_summary([evaluation]),
-            "real_lines": real_lines_summary([evaluation]),
-            **{f"{name}_line": extra_line_summary([evaluation], name) for name in EXTRA_LINES},
-            # The tune stage's machine reference (GEMM rate at the LLM's shapes, measured as the stage began) and the
-            # stage's achieved model FLOP/s as a fraction of it: times that compare across machines and days.
-            "machine_reference": tune_info.get("machine_reference"),
-            "tune_fraction_of_reference": tune_info.get("fraction_of_reference"),
-            "examples": example_answers(evaluation, self.recipe.evaluate.num_examples),
-        }
-
-    def _print_summary(self, results: dict, full: bool = True) -> None:
-        say()
-        say("=" * 78)
-        if not full:
-            say("Wall time per stage (s): " + ", ".join(
-                f"{k}={v:.0f}" + (" (reused)" if k in results["reused_stages"] else "")
-                for k, v in results["wall_time_s"].items()))
-            say(f"Stage outputs: {results['output_dir']}/stages")
-            say("=" * 78)
-            return
-        say("Example questions on held-out motions (model | text-only baseline | truth):")
-        for ex in results["examples"]:
-            say(f"  Q: {ex['question']}")
-            base = f" | baseline: {ex['baseline']!r}" if "baseline" in ex else ""
-            say(f"     model: {ex['model']!r}{base} | truth: {ex['answer']!r}")
-        say()
-        if results.get("statistics"):
-            from humocon_hf.stats import format_ci_table
-
-            say(format_ci_table(results["statistics"]))
-        else:
-            say(format_summary_table(results["metrics"]))
-        if results.get("real_cmu"):
-            say(format_real_cmu_line(results["real_cmu"]))
-        if results.get("real_lines"):
-            say()
-            say(format_real_lines(results["real_lines"]))
-        for name, (_, title) in EXTRA_LINES.items():
-            if results.get(f"{name}_line"):
-                say()
-                say(format_real_lines(results[f"{name}_line"], title=title))
-        say()
-        say(f"LLM stages: {results['llm_precision']}")
-        say("Wall time per stage (s): " + ", ".join(
-            f"{k}={v:.0f}" + (" (reused)" if k in results["reused_stages"] else "")
-            + (" (alongside stage 3)" if k in results.get("alongside_stages", ()) else "")
-            for k, v in results["wall_time_s"].items()))
-        cpu = {k: v for k, v in results["cpu_time_s"].items() if v is not None}
-        if cpu:
-            say("CPU time per stage (s, all threads): " + ", ".join(f"{k}={v:.0f}" for k, v in cpu.items()))
-        if results.get("machine_reference"):
-            say(format_machine_reference(results["machine_reference"], results.get("tune_fraction_of_reference"),
-                                         (results["stages"].get("tune") or {}).get("achieved_gflops")))
-        say(f"Checkpoint, model card, preview.gif, concept_timeline.png, results.json: {results['output_dir']}")
-        say(f'Try: humocon ask --model {results["output_dir"]} --motion <file.bvh> "What is the person doing?"')
-        say("=" * 78)
