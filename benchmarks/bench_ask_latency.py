@@ -12,11 +12,16 @@ checkpoint was trained and evaluated so (its `humocon_chat.json`) and the CPU ha
 checkpoint:
 
     python benchmarks/bench_ask_latency.py --model humocon_demo --motion ../shared/data/cmu_bvh/09_01.bvh
+
+Every end-to-end line also gives CPU seconds (user + system), which a machine shared with training jobs inflates much
+less than wall time. `--baseline-python` runs another interpreter's `humocon ask` in the same rounds (before / after a
+change); run from outside the checkout, since `python -m` imports the working directory's `humocon_hf` first.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import subprocess
 import sys
@@ -64,18 +69,24 @@ def ask_once(model, processor, motion_path: str, question: str, system_prompt: s
             "prompt_tokens": int(inputs["input_ids"].shape[1])}
 
 
-def wall_times(commands: dict[str, list[str]], rounds: int) -> dict[str, float]:
-    """Median wall seconds of each command in a fresh process, the commands alternating round by round so that a
-    change in the machine's load falls on all of them alike."""
+def wall_times(commands: dict[str, list[str]], rounds: int) -> tuple[dict[str, float], dict[str, float]]:
+    """Median wall seconds and median CPU seconds (user + system) of each command in a fresh process, the commands
+    alternating round by round so that a change in the machine's load falls on all of them alike. On a machine shared
+    with training jobs, wall time mostly measures the wait for a core; CPU time measures the work."""
     times: dict[str, list[float]] = {name: [] for name in commands}
+    cpu: dict[str, list[float]] = {name: [] for name in commands}
     for _ in range(rounds):
         for name, command in commands.items():
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = time.perf_counter()
             result = subprocess.run(command, capture_output=True, text=True)
             times[name].append(time.perf_counter() - start)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu[name].append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
             if result.returncode != 0:
                 raise SystemExit(f"{name}: exit {result.returncode}\n{result.stderr[-2000:]}")
-    return {name: statistics.median(values) for name, values in times.items()}
+    return ({name: statistics.median(values) for name, values in times.items()},
+            {name: statistics.median(values) for name, values in cpu.items()})
 
 
 def end_to_end(model: str, motion: str, question: str, rounds: int, baseline_python: str | None = None) -> None:
@@ -92,16 +103,19 @@ def end_to_end(model: str, motion: str, question: str, rounds: int, baseline_pyt
     }
     if baseline_python:  # another checkout's interpreter (e.g. before a change), in the same alternating rounds
         commands["humocon ask, --baseline-python"] = [baseline_python, *commands["humocon ask (load + answer)"][1:]]
-    medians = wall_times(commands, rounds)
+    medians, cpu = wall_times(commands, rounds)
     torch_s = medians["import torch"]
     floor_s = medians["import torch + transformers model/processor code"]
-    print(f"end to end, fresh processes, medians over {rounds} alternating rounds:")
+    floor_cpu = cpu["import torch + transformers model/processor code"]
+    print(f"end to end, fresh processes, medians over {rounds} alternating rounds (wall; CPU = user + system):")
     for name, seconds in medians.items():
         print(f"  {name:<50} {seconds:6.2f} s  ({seconds / torch_s:4.2f}x import torch, "
-              f"{seconds / floor_s:4.2f}x torch + transformers, {seconds - floor_s:+5.2f} s beyond it)")
+              f"{seconds / floor_s:4.2f}x torch + transformers, {seconds - floor_s:+5.2f} s beyond it) | "
+              f"CPU {cpu[name]:5.2f} s ({cpu[name] - floor_cpu:+5.2f} s beyond the imports')")
     ask = medians["humocon ask (load + answer)"]
     print(f"side by side: humocon ask {ask:.2f} s | import torch + transformers model/processor code {floor_s:.2f} s | "
-          f"ours (load + answer + our imports) {ask - floor_s:.2f} s")
+          f"ours (load + answer + our imports) {ask - floor_s:.2f} s wall, "
+          f"{cpu['humocon ask (load + answer)'] - floor_cpu:.2f} s CPU")
 
 
 def main(argv: list[str] | None = None) -> None:

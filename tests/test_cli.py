@@ -351,7 +351,8 @@ def test_ask_answers_about_a_motion_file(tiny_checkpoint, tmp_path, capsys):
 # training code (Trainer, TrainingArguments and the peft they pull in, the recipes), data sets, plotting, OpenCV for a
 # motion-only question.
 _NOT_FOR_ASK = ("transformers.trainer", "transformers.training_args", "transformers.trainer_utils", "peft",
-                "humocon_hf.recipes", "humocon_hf.training", "humocon_hf.pipeline", "datasets", "matplotlib", "cv2")
+                "humocon_hf.recipes", "humocon_hf.training.instruction_tuning", "humocon_hf.training.concept_discovery",
+                "humocon_hf.data", "humocon_hf.pipeline", "datasets", "matplotlib", "cv2")
 
 
 def test_ask_imports_no_training_data_or_plotting_code(tiny_checkpoint, tmp_path):

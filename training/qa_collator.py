@@ -10,8 +10,6 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from humocon_hf.data.custom_qa import ROLE_ALIASES
-
 if TYPE_CHECKING:
     from humocon_hf.processing.processing_humocon import MotionVideoProcessor
 
@@ -136,6 +134,10 @@ class HuMoConQACollator:
 
     @staticmethod
     def _normalize_message(message, index: int, position: int) -> dict:
+        # here, not at the top: `humocon_hf.data` imports `datasets`, which `humocon ask` (it builds its user turn
+        # with `user_content`) does not need
+        from humocon_hf.data.custom_qa import ROLE_ALIASES
+
         if not isinstance(message, Mapping):
             raise TypeError(
                 f"row {index}, message {position}: expected a dict, got {type(message).__name__}"
