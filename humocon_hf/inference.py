@@ -212,8 +212,8 @@ def system_messages(system_prompt: str | None) -> list[dict]:
 
 
 def user_message(question: str, motion=None, video=None) -> dict:
-    """A user turn in the training format (`qa_collator.user_content`): media first, a newline, then the question."""
-    from humocon_hf.training.qa_collator import user_content
+    """A user turn in the training format (`chat_template.user_content`): media first, a newline, then the question."""
+    from humocon_hf.processing.chat_template import user_content
 
     fps = None
     if isinstance(video, tuple):  # (frames, fps) arrays; else a file path: the processor decodes its key frames only

@@ -1,7 +1,24 @@
-"""The LLM's chat template made to read the processor's typed content (text / motion / video items), rendered only in
-jinja2's sandbox (`ImmutableSandboxedEnvironment`, as transformers does): templates come from untrusted folders."""
+"""The chat format: a user turn's typed content as every checkpoint was trained on it (`user_content`), and the LLM's
+chat template made to read that content (text / motion / video items), rendered only in jinja2's sandbox
+(`ImmutableSandboxedEnvironment`, as transformers does): templates come from untrusted folders."""
 
 from __future__ import annotations
+
+
+def video_item(video, fps=None) -> dict:
+    """A video content item: a file path (the processor decodes its key frames) or frames, with their `fps` if given."""
+    item = {"type": "video", "video": video}
+    if fps is not None:
+        item["fps"] = fps
+    return item
+
+
+def user_content(text: list[dict], motions=(), videos=(), fps=None) -> list[dict]:
+    """A user turn's content in the form every checkpoint was trained on: its motions and videos first, a newline,
+    then its text items. Training (`HuMoConQACollator`), evaluation, `humocon ask` and the Space all build it here."""
+    media = [{"type": "motion", "motion": m} for m in motions] + [video_item(v, fps) for v in videos]
+    return [*media, {"type": "text", "text": "\n"}, *text] if media else list(text)
+
 
 _RENDER_MACRO = (
     "{%- macro humocon_content(content) -%}{%- if content is string -%}{{ content }}{%- else -%}"

@@ -4,6 +4,7 @@
 import inspect
 import subprocess
 import sys
+import textwrap
 
 import pytest
 
@@ -82,21 +83,24 @@ def test_importing_the_package_registers_the_auto_classes(first):
 
 def test_no_module_reads_a_recipe_at_import():
     """Importing any module of the package reads no YAML: recipes are read when a command asks for one (issue 32)."""
-    code = (
-        "import importlib, pathlib, yaml\n"
-        "def refuse(*args, **kwargs):\n"
-        "    raise AssertionError('YAML read at import time')\n"
-        "yaml.safe_load = yaml.load = refuse\n"
-        "import humocon_hf\n"
-        "root = pathlib.Path(humocon_hf.__file__).resolve().parents[1]\n"
-        "names = [f'humocon_hf.{p.stem}' for p in (root / 'humocon_hf').glob('*.py') if p.stem != '__init__']\n"
-        "names += [f'humocon_hf.pipeline.{p.stem}' for p in (root / 'humocon_hf' / 'pipeline').glob('*.py')\n"
-        "          if p.stem not in ('__init__', '__main__')]\n"
-        "for folder in ('modeling', 'processing', 'training'):\n"
-        "    names += [f'humocon_hf.{folder}.{p.stem}' for p in (root / folder).glob('*.py') if p.stem != '__init__']\n"
-        "for name in sorted(names):\n"
-        "    importlib.import_module(name)\n"
-        "print('ok', len(names))\n"
-    )
+    code = textwrap.dedent("""
+        import importlib, pathlib, yaml
+
+        def refuse(*args, **kwargs):
+            raise AssertionError("YAML read at import time")
+
+        yaml.safe_load = yaml.load = refuse
+        import humocon_hf
+
+        root = pathlib.Path(humocon_hf.__file__).resolve().parents[1]
+        folders = {"humocon_hf": "humocon_hf", "humocon_hf/pipeline": "humocon_hf.pipeline",
+                   "modeling": "humocon_hf.modeling", "processing": "humocon_hf.processing",
+                   "training": "humocon_hf.training"}
+        names = [f"{package}.{p.stem}" for folder, package in folders.items() for p in (root / folder).glob("*.py")
+                 if p.stem not in ("__init__", "__main__")]
+        for name in sorted(names):
+            importlib.import_module(name)
+        print("ok", len(names))
+    """)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0 and "ok" in result.stdout, result.stderr[-2000:]

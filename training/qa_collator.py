@@ -10,6 +10,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from humocon_hf.processing.chat_template import user_content, video_item
+
 if TYPE_CHECKING:
     from humocon_hf.processing.processing_humocon import MotionVideoProcessor
 
@@ -134,8 +136,7 @@ class HuMoConQACollator:
 
     @staticmethod
     def _normalize_message(message, index: int, position: int) -> dict:
-        # here, not at the top: `humocon_hf.data` imports `datasets`, which `humocon ask` (it builds its user turn
-        # with `user_content`) does not need
+        # here, not at the top: `humocon_hf.data` imports `datasets`, which importing the collator does not need
         from humocon_hf.data.custom_qa import ROLE_ALIASES
 
         if not isinstance(message, Mapping):
@@ -183,7 +184,7 @@ class HuMoConQACollator:
                             raise ValueError(
                                 f"row {index}: more {video_token} markers than videos ({len(videos)})"
                             )
-                        items.append(_video_item(media, fps))
+                        items.append(video_item(media, fps))
                         used["video"] += 1
                     elif piece:
                         items.append({"type": "text", "text": piece})
@@ -260,15 +261,3 @@ def _first_present(row: Mapping[str, Any], *keys: str):
     return None
 
 
-def _video_item(media, fps) -> dict:
-    item = {"type": "video", "video": media}
-    if fps is not None:
-        item["fps"] = fps
-    return item
-
-
-def user_content(text: list[dict], motions=(), videos=(), fps=None) -> list[dict]:
-    """A user turn's content in the form every checkpoint was trained on: its motions and videos first, a newline,
-    then its text items. Training (`HuMoConQACollator`), evaluation, `humocon ask` and the Space all build it here."""
-    media = [{"type": "motion", "motion": m} for m in motions] + [_video_item(v, fps) for v in videos]
-    return [*media, {"type": "text", "text": "\n"}, *text] if media else list(text)
