@@ -496,6 +496,17 @@ def test_evaluate_a_checkpoint_writes_json_table_and_model_index(tiny_checkpoint
                                                  "walk-turn-right")}
     result = json.loads((out / "evaluation_ckpt.json").read_text())
     assert result["metrics"]["counts"]["total"] == 4
+    # The data stage it ran is the pipeline's own: `humocon demo` on the same folder and recipe reuses it (and the
+    # other way round), instead of redoing it under a second fingerprint.
+    from humocon_hf.pipeline.stages import HuMoConPipeline, PipelineOptions
+
+    overrides = {"model": {"llm_name_or_path": str(llm_dir)},
+                 "data": {"num_train_motions": 4, "extra_train_motions": 0, "num_validation_motions": 1,
+                          "num_test_motions": 2, "questions_per_motion": 2, "max_frames": 64,
+                          "vocabulary_clips_per_kind": 1, "real_sequences": 0},
+                 "evaluate": {"max_new_tokens": 2, "batch_size": 4}}
+    pipeline = HuMoConPipeline(PipelineOptions(output_dir=str(out), overrides=overrides, use_cmu=False))
+    assert pipeline.runner.finished("data", pipeline.data_fingerprint()) is not None
     assert "Overall" in (out / "evaluation_ckpt_table.md").read_text()
     index = yaml.safe_load((out / "evaluation_ckpt_model_index.yaml").read_text())["model-index"]
     values = {m["name"]: m["value"] for m in index[0]["results"][0]["metrics"]}

@@ -26,7 +26,7 @@ def evaluate_checkpoint(pipeline, model_dir: str) -> dict:
     from humocon_hf.inference import load_checkpoint, make_answer_fn
 
     pipeline.root.mkdir(parents=True, exist_ok=True)
-    pipeline.runner.run("data", pipeline.fingerprint("model", "data"), pipeline.stage_data)
+    pipeline.runner.run("data", pipeline.data_fingerprint(), pipeline.stage_data)
     data_dir = pipeline.runner.stage_dir("data")
     ev = pipeline.recipe.evaluate
     qa, _ = load_stored_data(data_dir)

@@ -136,6 +136,11 @@ class HuMoConPipeline:
         """The fingerprint of a stage that reads these recipe sections (`fingerprints.stage_fingerprint`)."""
         return fingerprints.stage_fingerprint(self.recipe, self.runner, *sections, **kwargs)
 
+    def data_fingerprint(self) -> dict:
+        """The data stage's fingerprint: the recipe's data section and the model fields the encoders' data depend on.
+        One definition for the pipeline and `humocon evaluate --model`, so each reuses the other's data stage."""
+        return self.fingerprint("model", "data", encoders_only=True)
+
     @property
     def generation_bf16(self) -> bool:
         """Evaluation (and, through the checkpoint's chat settings, `humocon ask`) generates as stage 3 trained: under
@@ -153,7 +158,7 @@ class HuMoConPipeline:
         a redone stage makes the stages built on it stale."""
         fp = self.fingerprint
         plan = [
-            ("data", lambda: fp("model", "data", encoders_only=True), self.stage_data, False),
+            ("data", self.data_fingerprint, self.stage_data, False),
             ("pretrain", lambda: fp("model", "pretrain", after="data", encoders_only=True), self.stage_pretrain, True),
             ("translate", lambda: fp("model", "translate", after="pretrain"), self.stage_translate, True),
             ("tune", lambda: fp("model", "tune", after="translate"), self.stage_tune, True),
