@@ -2,9 +2,10 @@
 
 A wall time alone cannot say whether the code got faster or the (shared) machine slower: the same commit's demo took
 9 min 36 s one day and ~15 min another. So the demo measures, in a couple of seconds, the GEMM rate at the shapes of
-its LLM's linear layers (bf16 and float32, one thread and the run's threads), records it beside the stage times in
-`results.json["machine_reference"]`, and states stage 3's achieved model FLOP/s as a fraction of it
-(`results.json["tune_fraction_of_reference"]`). `benchmarks/bench_stage3_step.py` reports the same fraction.
+its LLM's linear layers (bf16 and float32; one thread, the run's threads and every core), records it beside the stage
+times in `results.json["machine_reference"]`, and states stage 3's achieved model FLOP/s as a fraction of it, per
+thread count (`results.json["tune_fraction_of_reference"]`) and against the thread counts its steps ran on
+(`results.json["tune_fraction_of_threads_used"]`). `benchmarks/bench_stage3_step.py` reports the same fraction.
 """
 
 from __future__ import annotations

@@ -317,6 +317,11 @@ _UP_ROTATIONS = {
 }
 
 
+# +Y stays the up axis while its upright reach is at least this share of the best axis's (`_detect_up`): lie-down
+# clips keep >= 0.55, a Z-up file of a standing person gives ~0.1.
+_Y_UP_KEPT_ABOVE = 0.35
+
+
 def _detect_up(joints: np.ndarray) -> str:
     """The signed axis the ankles -> head direction points along while the person is upright: the one with the
     largest 90th percentile of that direction's component over the frames. Y up (the convention of Acclaim files,
@@ -332,11 +337,6 @@ def _detect_up(joints: np.ndarray) -> str:
     if best != "+y" and reach["+y"] > 0 and reach["+y"] >= _Y_UP_KEPT_ABOVE * reach[best]:
         return "+y"
     return best
-
-
-# +Y stays the up axis while its upright reach is at least this share of the best axis's (`_detect_up`): lie-down
-# clips keep >= 0.55, a Z-up file of a standing person gives ~0.1.
-_Y_UP_KEPT_ABOVE = 0.35
 
 
 def _to_y_up(joints: np.ndarray, up_axis: str, source: str) -> tuple[np.ndarray, str]:
