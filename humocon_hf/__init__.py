@@ -31,6 +31,8 @@ _LAZY = {
     "render_motion": "humocon_hf.processing.rendering",
     "save_preview": "humocon_hf.processing.rendering",
     "check_plausibility": "humocon_hf.processing.plausibility",
+    "listed_options": "humocon_hf.processing.answer_options",
+    "AnswerOptionsLogitsProcessor": "humocon_hf.processing.answer_options",
     # models
     "HuMoConMotionEncoderConfig": "humocon_hf.modeling.configuration_humocon_encoders",
     "HuMoConVideoEncoderConfig": "humocon_hf.modeling.configuration_humocon_encoders",
@@ -79,6 +81,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .modeling.modeling_humocon import HuMoConForCausalLM, HuMoConModel
     from .modeling.modeling_humocon_concept_discovery import HuMoConForConceptDiscovery
     from .modeling.modeling_humocon_encoders import HuMoConMotionEncoder, HuMoConVideoEncoder
+    from .processing.answer_options import AnswerOptionsLogitsProcessor, listed_options
     from .processing.feature_extraction_motion import MotionFeatureExtractor
     from .processing.motion_io import (
         MotionClip,

@@ -119,6 +119,9 @@ def cmd_ask(args) -> int:
                        "--interactive or --concepts")
     if args.concepts and args.motion is None:
         raise CLIError("--concepts shows the concepts of a motion: give --motion FILE")
+    given = [o.strip() for o in args.options.split(",") if o.strip()] if args.options is not None else None
+    if args.options is not None and not given:
+        raise CLIError(f"--options {args.options!r}: expected comma-separated answers, e.g. --options left,right")
     check_media(args.motion, args.video)
     model, processor, defaults = load_checkpoint(args.model, args.device, args.dtype, args.trust_remote_code)
     motion, video = load_media(processor, args.motion, args.video, args.motion_fps, args.skeleton)
@@ -130,8 +133,10 @@ def cmd_ask(args) -> int:
 
     def turn(question: str, first: bool) -> None:
         conversation.append(user_message(question, motion if first else None, video if first else None))
+        options = None if args.free_answer else given if first and given else "auto"
         pieces = []
-        for piece in stream_answer(model, processor, conversation, max_new_tokens, bf16=bool(defaults.get("bf16"))):
+        for piece in stream_answer(model, processor, conversation, max_new_tokens, bf16=bool(defaults.get("bf16")),
+                                   options=options):
             pieces.append(piece)
             print(piece, end="", flush=True)
         print(flush=True)
@@ -489,6 +494,12 @@ def build_parser() -> argparse.ArgumentParser:
                           "empty line or Ctrl-D.")
     ask.add_argument("--max-new-tokens", type=int, default=None,
                      help="Longest answer in tokens (default: the checkpoint's setting, else 32).")
+    options = ask.add_mutually_exclusive_group()
+    options.add_argument("--options", default=None,
+                         help="Comma-separated answers the first question's answer must be one of (default: those "
+                              "the question lists, as in '..., left or right?').")
+    options.add_argument("--free-answer", action="store_true",
+                         help="Do not keep answers to the options a question lists.")
     ask.add_argument("--system-prompt", default=None,
                      help="System message (default: the one the checkpoint was tuned with, if recorded).")
     ask.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available).")

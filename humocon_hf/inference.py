@@ -5,7 +5,8 @@ One place for what `humocon ask`, the Space (`app/app.py`), evaluation and fine-
 * `load_checkpoint` - `(model, processor, chat defaults)` of a folder or Hub id through the Auto classes.
 * `check_media` / `load_media` - fail early on a bad motion or video file, naming it and the accepted formats.
 * `user_message` / `build_conversation` - a user turn in the training format (media first, then the question).
-* `stream_answer` - greedy generation streamed as text (`TextIteratorStreamer`).
+* `stream_answer` - greedy generation streamed as text (`TextIteratorStreamer`), kept to the options a question
+  lists ("left or right?": `options_kwargs`).
 * `make_answer_fn` - batched, left-padded greedy answers in exactly the training prompt format (evaluation);
   `answer_fn_from_model` - the one-row-at-a-time adapter for any generation model and processor.
 * `concept_lines` - a motion's concept timeline in words (`humocon ask --concepts`).
@@ -20,7 +21,7 @@ import json
 import math
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -241,24 +242,58 @@ def chat_inputs(model: HuMoConForCausalLM, processor: MotionVideoProcessor, conv
     return {k: v.to(model.device) if hasattr(v, "to") else v for k, v in inputs.items()}
 
 
+def question_text(conversation: list[dict]) -> str:
+    """The text of a conversation's last user turn (its text items joined), where a question lists its options."""
+    for message in reversed(conversation):
+        if message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, str):
+                return content
+            return " ".join(item.get("text", "") for item in content or () if item.get("type") == "text")
+    return ""
+
+
+def end_token_ids(model: PreTrainedModel) -> list[int]:
+    """The tokens that end an answer: the generation config's `eos_token_id` (an id or a list)."""
+    eos = model.generation_config.eos_token_id
+    return [] if eos is None else [int(t) for t in (eos if isinstance(eos, (list, tuple)) else [eos])]
+
+
+def options_kwargs(model: PreTrainedModel, processor: MotionVideoProcessor, inputs, options) -> dict:
+    """`generate` arguments keeping each row's answer to its options (`MotionVideoProcessor.answer_options_kwargs`);
+    none where no row has options (so any model and processor pair answers free questions)."""
+    if options is None or all(o is None for o in options):
+        return {}
+    return processor.answer_options_kwargs(inputs, options, end_token_ids=end_token_ids(model) or None)
+
+
 def stream_answer(
     model: HuMoConForCausalLM, processor: MotionVideoProcessor, conversation: list[dict], max_new_tokens: int = 32,
-    bf16: bool = False,
+    bf16: bool = False, options: Sequence[str] | None | str = "auto",
 ) -> Iterator[str]:
     """Generate the assistant's next turn greedily, yielding text as it is produced (TextIteratorStreamer); `bf16`:
-    under bf16 autocast where the device has it, as the checkpoint was evaluated when it trained in bf16."""
+    under bf16 autocast where the device has it, as the checkpoint was evaluated when it trained in bf16.
+    `options`: the answers allowed (a list), None for a free answer, or "auto": the options the question lists
+    (`listed_options`: "..., left or right?"), if any."""
     import torch
     from transformers import TextIteratorStreamer
 
+    from humocon_hf.processing.answer_options import listed_options
+
+    if isinstance(options, str):
+        if options != "auto":
+            raise ValueError(f"options must be a list of answers, None or 'auto', got {options!r}")
+        options = listed_options(question_text(conversation))
     inputs = chat_inputs(model, processor, conversation)
+    constraint = options_kwargs(model, processor, inputs, [list(options)] if options else None)
     streamer = TextIteratorStreamer(processor.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=600)
     errors: list[BaseException] = []
 
     def work():
         try:
             with torch.no_grad(), generation_autocast(model, bf16):
-                model.generate(**inputs, streamer=streamer, do_sample=False, max_new_tokens=max_new_tokens,
-                               pad_token_id=processor.tokenizer.pad_token_id)
+                model.generate(**inputs, **constraint, streamer=streamer, do_sample=False,
+                               max_new_tokens=max_new_tokens, pad_token_id=processor.tokenizer.pad_token_id)
         except BaseException as err:  # surfaced in the caller's thread below
             errors.append(err)
             streamer.end()
@@ -300,8 +335,10 @@ def qa_collator(processor: MotionVideoProcessor, model_args: ModelArguments) -> 
 
 
 def make_answer_fn(model: HuMoConForCausalLM, processor: MotionVideoProcessor, model_args: ModelArguments,
-                   max_new_tokens: int, with_motion: bool, progress=None, bf16: bool = False) -> AnswerFn:
-    """Batched greedy answers (left padding) in exactly the training prompt format (`HuMoConQACollator`)."""
+                   max_new_tokens: int, with_motion: bool, progress=None, bf16: bool = False,
+                   constrain_options: bool = True) -> AnswerFn:
+    """Batched greedy answers (left padding) in exactly the training prompt format (`HuMoConQACollator`);
+    `constrain_options`: a row that lists its ``options`` is answered with one of them."""
     import torch
     from tqdm.auto import tqdm
 
@@ -330,9 +367,10 @@ def make_answer_fn(model: HuMoConForCausalLM, processor: MotionVideoProcessor, m
                                                    return_tensors="pt", return_dict=True)
         finally:
             tokenizer.padding_side = previous
+        options = [row.get("options") or None for row in rows] if constrain_options else None
         with torch.no_grad(), generation_autocast(model, bf16):
-            out = model.generate(**inputs, do_sample=False, max_new_tokens=max_new_tokens,
-                                 pad_token_id=tokenizer.pad_token_id)
+            out = model.generate(**inputs, **options_kwargs(model, processor, inputs, options), do_sample=False,
+                                 max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id)
         texts = tokenizer.batch_decode(out[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
         if bar is not None:
             bar.update(len(rows))
@@ -346,14 +384,14 @@ def make_answer_fn(model: HuMoConForCausalLM, processor: MotionVideoProcessor, m
 
 def answer_fn_from_model(
     model: PreTrainedModel, processor: MotionVideoProcessor, *, max_new_tokens: int = 16,
-    system_prompt: str | None = None,
+    system_prompt: str | None = None, constrain_options: bool = True,
 ) -> AnswerFn:
     """Adapter: a generation model (e.g. `HuMoConForCausalLM`) plus its `MotionVideoProcessor` -> `answer_fn`.
 
     Each row becomes a chat (`build_conversation`), is processed with
     ``processor.apply_chat_template(..., add_generation_prompt=True, tokenize=True, return_dict=True)`` and answered
     by greedy `model.generate`; only the new tokens are decoded. Rows are generated one at a time, so no padding side
-    can shift a prompt.
+    can shift a prompt. With `constrain_options`, a row that lists its ``options`` is answered with one of them.
     """
     import torch
 
@@ -365,8 +403,10 @@ def answer_fn_from_model(
                 return_tensors="pt", return_dict=True)
             device = getattr(model, "device", None)
             inputs = {k: (v.to(device) if device is not None and hasattr(v, "to") else v) for k, v in inputs.items()}
+            options = [row["options"]] if constrain_options and row.get("options") else None
             with torch.no_grad():
-                out = model.generate(**inputs, do_sample=False, max_new_tokens=max_new_tokens)
+                out = model.generate(**inputs, **options_kwargs(model, processor, inputs, options), do_sample=False,
+                                     max_new_tokens=max_new_tokens)
             new_tokens = out[0, inputs["input_ids"].shape[1]:]
             answers.append(processor.tokenizer.decode(new_tokens, skip_special_tokens=True).strip())
         return answers
@@ -420,6 +460,9 @@ __all__ = [
     "load_checkpoint",
     "load_media",
     "make_answer_fn",
+    "options_kwargs",
+    "question_text",
+    "end_token_ids",
     "qa_collator",
     "row_motion",
     "stream_answer",

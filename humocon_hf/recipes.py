@@ -294,6 +294,10 @@ class EvaluateArguments:
     batch_size: int = field(default=16, metadata={"help": "Questions answered per generate() call."})
     max_new_tokens: int = field(default=8, metadata={"help": "Longest generated answer (answers are 1-3 words)."})
     max_samples: int | None = field(default=None, metadata={"help": "Evaluate at most this many questions."})
+    constrain_options: bool = field(
+        default=True,
+        metadata={"help": "A question that lists its options ('left or right?') is answered with one of them "
+                  "(`AnswerOptionsLogitsProcessor`), as `humocon ask` and the Space answer it."})
     baseline: str = field(
         default="text_only",
         metadata={"help": "'text_only': the same LLM LoRA-tuned with the same recipe on the questions without the "

@@ -683,6 +683,45 @@ class MotionVideoProcessor(ProcessorMixin):
         return outputs if return_dict else outputs["input_ids"]
 
 
+    # ------------------------------------------------------------------------------------------- answer options
+
+    def answer_options_kwargs(self, inputs, options, end_token_ids: Sequence[int] | None = None,
+                              num_beams: int = 1) -> dict:
+        """`generate` keyword arguments that keep each row's answer to the options its question lists.
+
+        Args:
+            inputs: what `apply_chat_template(..., add_generation_prompt=True, return_dict=True)` returned (its
+                `input_ids` width is where the answers start).
+            options: per row, the allowed answers (`list[str]`) or None for a free answer; one `list[str]` for a
+                single-row batch. `listed_options(question)` reads them from a question ("..., left or right?").
+            end_token_ids: the tokens that end an answer; default the tokenizer's end of turn (`eos_token`).
+
+        Returns:
+            `{"logits_processor": LogitsProcessorList([...])}`, or `{}` when no row has options, so that
+            ``model.generate(**inputs, **processor.answer_options_kwargs(inputs, options))`` works either way.
+        """
+        from transformers import LogitsProcessorList
+
+        from .answer_options import AnswerOptionsLogitsProcessor
+
+        input_ids = inputs["input_ids"]
+        rows = len(input_ids)
+        if options is not None and len(options) and all(isinstance(o, str) for o in options):
+            options = [list(options)]
+        if options is None or all(o is None for o in options):
+            return {}
+        if len(options) != rows:
+            raise ValueError(f"options: expected one entry (a list of answers or None) per row of input_ids "
+                             f"({rows}), got {len(options)}")
+        if end_token_ids is None:
+            end_token_ids = [self.tokenizer.eos_token_id] if self.tokenizer.eos_token_id is not None else []
+        width = input_ids.shape[-1] if hasattr(input_ids, "shape") else len(input_ids[0])
+        processor = AnswerOptionsLogitsProcessor(self.tokenizer, options, prompt_length=width,
+                                                 end_token_ids=end_token_ids,
+                                                 pad_token_id=self.tokenizer.pad_token_id, num_beams=num_beams)
+        return {"logits_processor": LogitsProcessorList([processor])}
+
+
 _GENERATION_BLOCK = re.compile(r"\{%-?\s*generation\s*-?%\}")
 
 

@@ -397,9 +397,9 @@ def test_ask_interactive_keeps_the_conversation(tiny_checkpoint, tmp_path, capsy
     seen = []
     original = cli.stream_answer
 
-    def recording(model, processor, conversation, max_new_tokens=32, bf16=False):
+    def recording(model, processor, conversation, max_new_tokens=32, bf16=False, options="auto"):
         seen.append([m["role"] for m in conversation])
-        yield from original(model, processor, conversation, max_new_tokens, bf16=bf16)
+        yield from original(model, processor, conversation, max_new_tokens, bf16=bf16, options=options)
 
     monkeypatch.setattr(cli, "stream_answer", recording)
     monkeypatch.setattr(sys, "stdin", io.StringIO("And then?\n\n"))
@@ -409,6 +409,30 @@ def test_ask_interactive_keeps_the_conversation(tiny_checkpoint, tmp_path, capsy
     assert rc == 0
     # Second turn sees system, first question, first answer, follow-up.
     assert seen == [["system", "user"], ["system", "user", "assistant", "user"]]
+
+
+@pytest.mark.parametrize("flags, question, allowed", [
+    ([], "Which way does the person turn, left or right?", {"left", "right"}),
+    (["--options", "jump, squat"], "What is the person doing?", {"jump", "squat"}),
+    (["--free-answer"], "Which way does the person turn, left or right?", None),
+])
+def test_ask_keeps_the_answer_to_the_options(tiny_checkpoint, tmp_path, capsys, flags, question, allowed):
+    """The question's own options ("..., left or right?"), or --options, bound the answer; --free-answer does not
+    (the random tiny checkpoint left free answers neither)."""
+    motion = write_motion_file(tmp_path)
+    rc = main(["ask", "--model", str(tiny_checkpoint), "--motion", str(motion), "--device", "cpu", *flags, question])
+    answer = capsys.readouterr().out.strip()
+    assert rc == 0
+    if allowed:
+        assert answer in allowed
+    else:
+        assert answer not in {"left", "right"}
+
+
+def test_ask_rejects_empty_options(tiny_checkpoint, tmp_path, capsys):
+    motion = write_motion_file(tmp_path)
+    rc = main(["ask", "--model", str(tiny_checkpoint), "--motion", str(motion), "--options", " , ", "Walk or run?"])
+    assert rc == 2 and "--options" in capsys.readouterr().err
 
 
 def test_ask_reads_a_real_bvh(tiny_checkpoint, shared_data, capsys):

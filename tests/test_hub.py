@@ -224,6 +224,10 @@ def test_remote_code_needs_only_the_packages_the_card_lists(model, smollm2_token
         with torch.no_grad():
             out = model.generate(**inputs, max_new_tokens=3, do_sample=False, pad_token_id=0)
         assert out.shape[1] == inputs["input_ids"].shape[1] + 3
+        kept = model.generate(**inputs, **processor.answer_options_kwargs(inputs, ["left", "right"]), max_new_tokens=3,
+                              do_sample=False, pad_token_id=0)  # the exported code keeps answers to options too
+        answer = processor.batch_decode(kept[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)[0]
+        assert answer.strip() in ("left", "right"), answer
         assert "humocon_hf" not in sys.modules and sys.modules["cv2"] is None and sys.modules["datasets"] is None
         try:
             processor(text="<video> What?", videos=[np.zeros((8, 50, 40, 3), np.uint8)], return_tensors="pt")

@@ -37,7 +37,8 @@ def evaluate_checkpoint(pipeline, model_dir: str) -> dict:
         model_args.system_prompt = defaults["system_prompt"]
     n = len(split) if ev.max_samples is None else min(ev.max_samples, len(split))
     answer = make_answer_fn(model, processor, model_args, ev.max_new_tokens, True,
-                            progress=(Path(model_dir).name, n, ev.batch_size))
+                            progress=(Path(model_dir).name, n, ev.batch_size), bf16=bool(defaults.get("bf16")),
+                            constrain_options=ev.constrain_options)
     result = evaluate_motion_qa(answer, split, batch_size=ev.batch_size, limit=ev.max_samples,
                                 model_name=str(model_dir), dataset_name="HuMoCon procedural motion-QA",
                                 dataset_type="humocon-procedural-qa", split=ev.split)

@@ -486,7 +486,7 @@ class HuMoConPipeline:
         def run(model, name: str, with_motion: bool) -> dict:
             answer = make_answer_fn(model, processor, model_args, ev.max_new_tokens, with_motion,
                                     progress=(name, n, ev.batch_size),
-                                    bf16=self.generation_bf16)
+                                    bf16=self.generation_bf16, constrain_options=ev.constrain_options)
             result = evaluate_motion_qa(answer, split, batch_size=ev.batch_size, limit=ev.max_samples,
                                         model_name=name, dataset_name="HuMoCon procedural motion-QA",
                                         dataset_type="humocon-procedural-qa", split=ev.split)
@@ -496,7 +496,7 @@ class HuMoConPipeline:
 
         def run_real(model, name: str, with_motion: bool) -> dict:
             answer = make_answer_fn(model, processor, model_args, ev.max_new_tokens, with_motion,
-                                    bf16=self.generation_bf16)
+                                    bf16=self.generation_bf16, constrain_options=ev.constrain_options)
             return evaluate_motion_qa(answer, real, batch_size=ev.batch_size, model_name=name,
                                       dataset_name="CMU mocap, held-out subjects", dataset_type="cmu-mocap",
                                       split="held-out subjects")
@@ -506,7 +506,8 @@ class HuMoConPipeline:
 
         def run_lines(model, name: str, with_motion: bool, questions: list[dict]) -> dict:
             answer = make_answer_fn(model, processor, model_args, ev.max_new_tokens, with_motion,
-                                    progress=(f"{name}, real", len(questions), ev.batch_size), bf16=self.generation_bf16)
+                                    progress=(f"{name}, real", len(questions), ev.batch_size),
+                                    bf16=self.generation_bf16, constrain_options=ev.constrain_options)
             return evaluate_real_lines(answer, questions, name, ev.batch_size)
 
         model = HuMoConForCausalLM.from_pretrained(self.runner.stage_dir("tune") / "model", **self._attention()).eval()
