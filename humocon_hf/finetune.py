@@ -416,8 +416,7 @@ def finetune(
     max_new_tokens = defaults.get("max_new_tokens") or ev.max_new_tokens
     # Evaluate (and record in the chat settings for `humocon ask`) as the tune stage trains: under bf16 autocast where
     # the recipe asks for bf16 and the machine has it (`generation_autocast` checks the machine), as the demo's
-    # pipeline does (`generation_bf16`). `bf16_on_cpu` gives only the changes a CPU needs to the training arguments
-    # (`{}`, `{"use_cpu": True}` or `{"bf16": False}`), never `bf16: True`: reading it here meant float32 always.
+    # pipeline does (`generation_bf16`).
     bf16 = bool(recipe_obj.sections["tune"].get("bf16"))
     base_meta = base_card_data(model_name_or_path)
     chosen_license = license or base_meta.get("license")

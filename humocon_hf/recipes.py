@@ -32,7 +32,7 @@ from typing import Any
 
 from transformers import HfArgumentParser, TrainingArguments
 
-from humocon_hf.precision import CPU_BF16_ENV, cpu_has_bf16  # noqa: F401 - re-exported (and patched by tests here)
+from humocon_hf.precision import CPU_BF16_ENV, cpu_has_bf16, llm_precision  # noqa: F401 - CPU_BF16_ENV, cpu_has_bf16 re-exported
 
 RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
 SHIPPED_RECIPES = ("small", "paper")
@@ -377,7 +377,7 @@ class Recipe:
         # Progress bars unless the recipe says otherwise (the Trainer's default hides them when transformers'
         # logging is quieter than WARNING, as it is in the demo).
         values.setdefault("disable_tqdm", False)
-        values.update(mixed_precision_for_this_machine(values))
+        values.update(llm_precision(values).training_changes)
         return _parse_section(section, values, self.source)
 
     def scaled(self, steps_scale: float, only: Iterable[str] | None = None) -> Recipe:
@@ -435,16 +435,6 @@ class Recipe:
             for s in (sections or SECTIONS)
         }
         return hashlib.sha256(json.dumps(chosen, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def mixed_precision_for_this_machine(values: dict[str, Any]) -> dict[str, Any]:
-    """`bf16: true` without a GPU: CPU autocast (`use_cpu`) where the CPU has native bf16, else float32. So one
-    recipe runs on a GPU box and on a laptop; fp16 stays as asked (it needs a GPU)."""
-    import torch
-
-    if not values.get("bf16") or torch.cuda.is_available() or values.get("use_cpu"):
-        return {}
-    return {"use_cpu": True} if cpu_has_bf16() else {"bf16": False}
 
 
 def _numeric_kind(annotation) -> type | None:

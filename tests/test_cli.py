@@ -231,7 +231,7 @@ def test_float32_cpu_takes_the_recipes_lighter_schedule(tmp_path, monkeypatch):
     float32 on a CPU, says so, and leaves stage 1 and the stage fingerprints of a bf16 machine alone."""
     import torch
 
-    import humocon_hf.recipes as recipes
+    import humocon_hf.precision as precision
     from humocon_hf.pipeline.stages import HuMoConPipeline, PipelineOptions
 
     if torch.cuda.is_available():
@@ -246,7 +246,7 @@ def test_float32_cpu_takes_the_recipes_lighter_schedule(tmp_path, monkeypatch):
     assert fp32.recipe.sections["pretrain"]["phase1_max_steps"] == plain.sections["pretrain"]["phase1_max_steps"]
 
     monkeypatch.setenv("HUMOCON_CPU_BF16", "1")
-    monkeypatch.setattr(recipes, "cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: True)
     bf16 = HuMoConPipeline(PipelineOptions(output_dir=str(tmp_path / "b"), overrides=lighter))
     assert bf16.float32_schedule is None and bf16.llm_precision() == "bf16 autocast (CPU with native bf16)"
     assert bf16.recipe.sections["tune"]["max_steps"] == plain.sections["tune"]["max_steps"]
@@ -751,3 +751,23 @@ def test_ask_answers_with_the_numerics_the_checkpoint_was_evaluated_with(tiny_ch
         (folder / "humocon_chat.json").write_text(json.dumps({**chat, "bf16": bf16}))
         assert main(["ask", "--model", str(folder), "--motion", str(motion), "--device", "cpu", "What?"]) == 0
     assert seen == [False, True]
+
+
+@pytest.mark.parametrize("section, cuda, native, expected", [
+    ({"bf16": False}, False, True, ("float32", {}, False, False)),
+    ({"bf16": True}, True, False, ("bf16 (GPU)", {}, True, False)),
+    ({"bf16": True, "use_cpu": True}, False, False, ("bf16 autocast (CPU, use_cpu)", {}, True, False)),
+    ({"bf16": True}, False, True, ("bf16 autocast (CPU with native bf16)", {"use_cpu": True}, True, False)),
+    ({"bf16": True}, False, False, ("float32 (this CPU has no native bf16)", {"bf16": False}, False, True)),
+])
+def test_llm_precision_is_one_decision(monkeypatch, section, cuda, native, expected):
+    """The machine-precision decision in one place (`humocon_hf.precision.llm_precision`): its name, what the training
+    arguments change, whether the LLM computes in bf16 and whether bf16 fell back to float32."""
+    import torch
+
+    import humocon_hf.precision as precision
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: native)
+    plan = precision.llm_precision(section)
+    assert (plan.name, plan.training_changes, plan.bf16, plan.float32_fallback) == expected

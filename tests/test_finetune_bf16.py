@@ -1,5 +1,5 @@
 """`humocon_hf.finetune.finetune` evaluates and records bf16 as the recipe's tune stage asks (issue 29): it read
-`bf16_on_cpu(...)["bf16"]`, which is never True, so it always evaluated in float32 and wrote `bf16: false`."""
+the changes a CPU makes to the training arguments (`LLMPrecision.training_changes`), never `bf16: True`, so it always evaluated in float32 and wrote `bf16: false`."""
 
 import json
 

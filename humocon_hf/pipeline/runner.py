@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -173,12 +173,6 @@ def seed_before_init(seed: int) -> None:
     from transformers import set_seed
 
     set_seed(seed)
-
-
-def bf16_on_cpu(section: Mapping) -> dict:
-    from humocon_hf.recipes import mixed_precision_for_this_machine
-
-    return mixed_precision_for_this_machine(dict(section))
 
 
 def _state():

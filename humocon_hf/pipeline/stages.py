@@ -68,13 +68,13 @@ from humocon_hf.pipeline.runner import (
     MARKER,
     ListDataset,
     StageRunner,
-    bf16_on_cpu,
     is_main_process,
     resume_record,
     seed_before_init,
     train_info,
     train_resuming,
 )
+from humocon_hf.precision import llm_precision
 from humocon_hf.recipes import Recipe, load_recipe
 
 logger = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ class HuMoConPipeline:
         # lighter schedule there. None when the schedule is the recipe's own.
         self.float32_schedule: float | None = None
         scale = recipe.model.float32_llm_steps_scale
-        if scale != 1.0 and recipe.sections["tune"].get("bf16") and bf16_on_cpu(recipe.sections["tune"]) == {"bf16": False}:
+        if scale != 1.0 and llm_precision(recipe.sections["tune"]).float32_fallback:
             recipe = recipe.scaled(scale, only=("translate", "tune", "evaluate"))
             self.float32_schedule = scale
         if not options.use_cmu:  # no real mocap at all: CMU, Bandai Namco, HDM05
@@ -290,7 +290,7 @@ class HuMoConPipeline:
         passed = {"per_device_train_batch_size", "gradient_accumulation_steps", "logging_steps", "save_steps", "seed",
                   "output_dir"}
         extra = {k: v for k, v in raw.items() if k not in own and k not in passed}
-        extra.update(bf16_on_cpu(raw))
+        extra.update(llm_precision(raw).training_changes)
         extra["disable_tqdm"] = targs.disable_tqdm  # as the recipe resolved it (progress bars by default)
         schedule = ConceptDiscoveryRecipe(
             output_dir=str(folder),
@@ -618,17 +618,12 @@ class HuMoConPipeline:
 
     # ------------------------------------------------------------------------------------------ summary
     def llm_precision(self) -> str:
-        """How the LLM stages compute on this machine: what a recipe's `bf16: true` became (the same decision the
-        training arguments take, `mixed_precision_for_this_machine`)."""
-        section = dict(self.recipe.sections["tune"])
-        if not section.get("bf16"):
-            return "float32"
-        resolved = bf16_on_cpu(section)
-        if not resolved:  # a GPU, or a recipe that asks for CPU autocast itself (use_cpu)
-            return "bf16 autocast (CPU, use_cpu)" if section.get("use_cpu") else "bf16 (GPU)"
-        if resolved.get("use_cpu"):
-            return "bf16 autocast (CPU with native bf16)"
+        """How the LLM stages compute on this machine (`humocon_hf.precision.llm_precision`), and the lighter schedule
+        a float32 machine takes."""
+        plan = llm_precision(self.recipe.sections["tune"])
+        if not plan.float32_fallback:
+            return plan.name
         lighter = "" if self.float32_schedule is None else (
             f"; lighter schedule: LLM stages at {self.float32_schedule:g}x their steps (model.float32_llm_steps_scale), "
             "accuracy below the bf16 table's")
-        return "float32 (this CPU has no native bf16" + lighter + ")"
+        return plan.name[:-1] + lighter + ")"
