@@ -671,6 +671,9 @@ def _user_errors() -> tuple[type[Exception], ...]:
     runner = sys.modules.get("humocon_hf.pipeline.runner")  # a stage folder another run is writing
     if runner is not None:
         errors += (runner.StageBusyError,)
+    hub_errors = sys.modules.get("huggingface_hub.errors")  # a model config's `@strict` validation (a recipe value)
+    if hub_errors is not None:
+        errors += (hub_errors.StrictDataclassError,)
     return errors
 
 

@@ -128,7 +128,9 @@ def write_chat_defaults(folder: Path, system_prompt: str | None, max_new_tokens:
 def _load_error(model_dir: str, what: str, err: Exception) -> str:
     """One line for a checkpoint that does not load: what is missing or broken, and what to do."""
     text = str(err)
-    first = text.strip().splitlines()[0] if text.strip() else type(err).__name__
+    lines = [line.strip() for line in text.strip().splitlines()]
+    # A config's `@strict` validation says the field on one line and what was wrong with it on the next
+    first = (" ".join(lines[:2]) if lines[0].endswith(":") else lines[0]) if lines else type(err).__name__
     lowered = text.lower()
     if "offline" in lowered or "cannot find the requested files" in lowered or "connect" in lowered:
         hint = ("it is not a local folder and the Hub cannot be reached (offline / HF_HUB_OFFLINE=1): download it "

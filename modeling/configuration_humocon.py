@@ -3,9 +3,9 @@
 Remote-code rule: this file imports only external libraries and same-folder modules (`from .x import Y`).
 """
 
-import numbers
 from typing import ClassVar
 
+from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
@@ -29,6 +29,7 @@ TINY_TEXT_CONFIG_DEFAULTS = {
 }
 
 
+@strict
 class HuMoConConfig(PreTrainedConfig):
     r"""
     Configuration of [`HuMoConForCausalLM`]: a causal LLM that reads motion and video through frozen
@@ -117,7 +118,7 @@ class HuMoConConfig(PreTrainedConfig):
     motion_projector_reads_poses: bool = False
     use_video_quantized: bool = True
     freeze_encoders: bool = True
-    initializer_range: float = 0.02
+    initializer_range: float | int = 0.02
     tie_word_embeddings: bool | None = None
 
     def __post_init__(self, **kwargs):
@@ -133,27 +134,13 @@ class HuMoConConfig(PreTrainedConfig):
             self.tie_word_embeddings = bool(
                 getattr(self.text_config, "tie_word_embeddings", False)
             )
-        self._check_consistency()
 
-    def _check_consistency(self):
-        for name in ("motion_token_stride", "video_tokens_per_frame", "motion_token_id", "video_token_id"):
-            value = getattr(self, name)
-            if value is None and name.endswith("_id"):
-                continue
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-                raise ValueError(f"HuMoConConfig.{name} must be an integer, got {type(value).__name__} {value!r}")
-        for name in ("use_motion_quantized", "motion_projector_reads_poses", "use_video_quantized", "freeze_encoders",
-                     "projector_bias"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"HuMoConConfig.{name} must be true or false, got {getattr(self, name)!r}")
+    def validate_token_counts(self):
+        """Part of `@strict` validation: the tokens per motion stride / video frame, as the encoders produce them."""
         if self.motion_token_stride < 1:
-            raise ValueError(
-                f"motion_token_stride must be >= 1, got {self.motion_token_stride}"
-            )
+            raise ValueError(f"motion_token_stride must be >= 1, got {self.motion_token_stride}")
         if self.video_tokens_per_frame < 1:
-            raise ValueError(
-                f"video_tokens_per_frame must be >= 1, got {self.video_tokens_per_frame}"
-            )
+            raise ValueError(f"video_tokens_per_frame must be >= 1, got {self.video_tokens_per_frame}")
         for name, sub, attr in (
             ("motion_config", self.motion_config, "motion_token_stride"),
             ("video_config", self.video_config, "video_tokens_per_frame"),
@@ -164,14 +151,11 @@ class HuMoConConfig(PreTrainedConfig):
                     f"HuMoConConfig.{attr}={getattr(self, attr)} disagrees with {name}.{attr}={sub_value}; the "
                     "processor, the encoder and the model must use the same token count"
                 )
-        if (
-            self.motion_token_id is not None
-            and self.video_token_id is not None
-            and self.motion_token_id == self.video_token_id
-        ):
-            raise ValueError(
-                f"motion_token_id and video_token_id must differ, both are {self.motion_token_id}"
-            )
+
+    def validate_placeholder_ids(self):
+        """Part of `@strict` validation: `<motion>` and `<video>` are different tokens."""
+        if self.motion_token_id is not None and self.motion_token_id == self.video_token_id:
+            raise ValueError(f"motion_token_id and video_token_id must differ, both are {self.motion_token_id}")
 
 
 __all__ = ["HuMoConConfig"]

@@ -14,6 +14,7 @@ Remote-code rule: this file imports only external libraries (``from .x import Y`
 
 from typing import ClassVar
 
+from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig, SiglipVisionConfig
 from transformers.configuration_utils import SubConfigSpec
 
@@ -45,6 +46,7 @@ def _check_vq_fields(config, name: str) -> None:
         )
 
 
+@strict
 class HuMoConMotionEncoderConfig(PreTrainedConfig):
     r"""
     Configuration of [`HuMoConMotionEncoder`]: per-frame pose features `(T, feature_size)` → a strided convolution
@@ -89,38 +91,42 @@ class HuMoConMotionEncoderConfig(PreTrainedConfig):
     num_hidden_layers: int = 4
     num_attention_heads: int = 8
     intermediate_size: int = 2048
-    hidden_dropout: float = 0.1
+    hidden_dropout: float | int = 0.1
     motion_token_stride: int = 4
     codebook_size: int = 512
     codebook_dim: int | None = None
-    ema_decay: float = 0.99
-    dead_code_threshold: float = 1.0
-    commitment_weight: float = 0.25
+    ema_decay: float | int = 0.99
+    dead_code_threshold: float | int = 1.0
+    commitment_weight: float | int = 0.25
     decoder_hidden_size: int | None = None
     decoder_num_layers: int = 2
     decoder_num_attention_heads: int = 8
-    mask_ratio: float = 0.25
-    initializer_range: float = 0.02
+    mask_ratio: float | int = 0.25
+    initializer_range: float | int = 0.02
     concept_descriptions: dict | None = None
 
     def __post_init__(self, **kwargs):
-        if self.concept_descriptions is not None:
-            if not isinstance(self.concept_descriptions, dict) or not all(
-                str(k).lstrip("-").isdigit() and isinstance(v, str) for k, v in self.concept_descriptions.items()
-            ):
-                raise ValueError("concept_descriptions must map concept ids to strings, e.g. {'3': 'left arm raising'}")
+        if isinstance(self.concept_descriptions, dict):
             self.concept_descriptions = {str(k): v for k, v in self.concept_descriptions.items()}
         if self.codebook_dim is None:
             self.codebook_dim = self.hidden_size
         if self.decoder_hidden_size is None:
             self.decoder_hidden_size = self.hidden_size
         super().__post_init__(**kwargs)
+
+    def validate_concept_descriptions(self):
+        """Part of `@strict` validation: concept ids (as strings) to words."""
+        if self.concept_descriptions is not None and not all(
+            k.lstrip("-").isdigit() and isinstance(v, str) for k, v in self.concept_descriptions.items()
+        ):
+            raise ValueError("concept_descriptions must map concept ids to strings, e.g. {'3': 'left arm raising'}")
+
+    def validate_sizes(self):
+        """Part of `@strict` validation: input width, token stride and the codebook's settings."""
         if self.feature_size < 1:
             raise ValueError(f"feature_size must be >= 1, got {self.feature_size}")
         if self.motion_token_stride < 1:
-            raise ValueError(
-                f"motion_token_stride must be >= 1, got {self.motion_token_stride}"
-            )
+            raise ValueError(f"motion_token_stride must be >= 1, got {self.motion_token_stride}")
         _check_vq_fields(self, "HuMoConMotionEncoderConfig")
 
 
@@ -136,6 +142,7 @@ SMALL_VISION_CONFIG = {
 }
 
 
+@strict
 class HuMoConVideoEncoderConfig(PreTrainedConfig):
     r"""
     Configuration of [`HuMoConVideoEncoder`]: a SigLIP vision tower encodes each key frame, its patch features are
@@ -184,21 +191,21 @@ class HuMoConVideoEncoderConfig(PreTrainedConfig):
     num_hidden_layers: int = 2
     num_attention_heads: int = 8
     intermediate_size: int = 2048
-    hidden_dropout: float = 0.1
+    hidden_dropout: float | int = 0.1
     video_tokens_per_frame: int = 1
-    time_embedding_scale: float = 4.0
+    time_embedding_scale: float | int = 4.0
     codebook_size: int = 512
     codebook_dim: int | None = None
-    ema_decay: float = 0.99
-    dead_code_threshold: float = 1.0
-    commitment_weight: float = 0.25
+    ema_decay: float | int = 0.99
+    dead_code_threshold: float | int = 1.0
+    commitment_weight: float | int = 0.25
     decoder_hidden_size: int | None = None
     decoder_num_layers: int = 12
     decoder_num_attention_heads: int = 8
-    mask_ratio: float = 0.25
+    mask_ratio: float | int = 0.25
     flow_grid_size: int = 4
-    flow_scale: float = 0.1
-    initializer_range: float = 0.02
+    flow_scale: float | int = 0.1
+    initializer_range: float | int = 0.02
 
     def __post_init__(self, **kwargs):
         if self.codebook_dim is None:
@@ -206,6 +213,9 @@ class HuMoConVideoEncoderConfig(PreTrainedConfig):
         if self.decoder_hidden_size is None:
             self.decoder_hidden_size = self.hidden_size
         super().__post_init__(**kwargs)
+
+    def validate_sizes(self):
+        """Part of `@strict` validation: the token grid, the flow grid and the codebook's settings."""
         self.check_token_grid()
         if self.flow_grid_size < 1:
             raise ValueError(f"flow_grid_size must be >= 1, got {self.flow_grid_size}")
@@ -245,6 +255,7 @@ LOSS_COMPONENTS = (
 )
 
 
+@strict
 class HuMoConConceptDiscoveryConfig(PreTrainedConfig):
     r"""
     Configuration of [`HuMoConForConceptDiscovery`]: both encoders and the heads of the four concept-discovery
@@ -292,23 +303,23 @@ class HuMoConConceptDiscoveryConfig(PreTrainedConfig):
     classifier_dim: int = 128
     hyper_hidden_size: int = 128
     hyper_rank: int = 2
-    score_temperature: float = 0.1
+    score_temperature: float | int = 0.1
     dis_num_negatives: int | None = None
     velocity_hidden_size: int = 512
     alignment_dim: int = 256
-    alignment_temperature: float = 0.07
-    motion_fps: float = 20.0
-    lambda_dis: float = 1.0
-    lambda_act: float = 1.0
-    lambda_align: float = 1.0
+    alignment_temperature: float | int = 0.07
+    motion_fps: float | int = 20.0
+    lambda_dis: float | int = 1.0
+    lambda_act: float | int = 1.0
+    lambda_align: float | int = 1.0
     use_masked_reconstruction: bool = True
     use_discriminative: bool = True
     use_actionable: bool = True
     use_alignment: bool = True
-    initializer_range: float = 0.02
+    initializer_range: float | int = 0.02
 
-    def __post_init__(self, **kwargs):
-        super().__post_init__(**kwargs)
+    def validate_objectives(self):
+        """Part of `@strict` validation: temperatures, negatives and the motion frame rate."""
         if self.score_temperature <= 0 or self.alignment_temperature <= 0:
             raise ValueError(
                 f"temperatures must be > 0, got score_temperature={self.score_temperature}, "

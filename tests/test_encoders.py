@@ -100,7 +100,9 @@ def test_paper_defaults_and_small_preset():
     ],
 )
 def test_config_errors(config_class, kwargs, match):
-    with pytest.raises(ValueError, match=match):
+    from huggingface_hub.errors import StrictDataclassError
+
+    with pytest.raises(StrictDataclassError, match=match):
         config_class(**kwargs)
 
 

@@ -56,24 +56,28 @@ def test_config_defaults_are_tiny_and_partial_dicts_stay_tiny():
 
 
 def test_config_rejects_inconsistent_settings():
+    """The config is a `@strict` dataclass (as transformers' own): field types and the `validate_*` rules are checked
+    at construction, naming the field."""
+    from huggingface_hub.errors import StrictDataclassError
+
     base = tiny_config()
-    with pytest.raises(ValueError, match="must differ"):
+    with pytest.raises(StrictDataclassError, match="must differ"):
         HuMoConConfig(
             motion_config=base.motion_config,
             video_config=base.video_config,
             motion_token_id=5,
             video_token_id=5,
         )
-    with pytest.raises(ValueError, match="motion_token_stride"):
+    with pytest.raises(StrictDataclassError, match="motion_token_stride"):
         HuMoConConfig(
             motion_config=base.motion_config,
             video_config=base.video_config,
             motion_token_stride=base.motion_token_stride + 1,
         )
-    for field, value, expected in (("motion_token_stride", "four", "must be an integer, got str 'four'"),
-                                   ("video_token_id", 2.5, "video_token_id must be an integer"),
-                                   ("use_motion_quantized", "yes", "use_motion_quantized must be true or false")):
-        with pytest.raises(ValueError, match=expected):
+    for field, value, expected in (("motion_token_stride", "four", "'motion_token_stride' expected int, got str"),
+                                   ("video_token_id", 2.5, "'video_token_id' with value 2.5 doesn't match"),
+                                   ("use_motion_quantized", "yes", "'use_motion_quantized' expected bool, got str")):
+        with pytest.raises(StrictDataclassError, match=expected):
             HuMoConConfig(motion_config=base.motion_config, video_config=base.video_config, **{field: value})
 
 
@@ -660,7 +664,9 @@ def test_motion_projector_reads_each_tokens_frames_when_asked():
         garbage[0, 9] = 1e3
         torch.testing.assert_close(model.get_motion_features(garbage, masked).pooler_output,
                                    model.get_motion_features(motion, masked).pooler_output)
-    with pytest.raises(ValueError, match="motion_projector_reads_poses"):
+    from huggingface_hub.errors import StrictDataclassError
+
+    with pytest.raises(StrictDataclassError, match="motion_projector_reads_poses"):
         HuMoConConfig(motion_projector_reads_poses="yes")
 
 
