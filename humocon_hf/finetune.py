@@ -429,7 +429,7 @@ def finetune(
                                                                        if chosen_license else None),
         "train_data": str(train_data), "train_rows": len(train), "replay_rows": n_replay,
         "eval_data": None if eval_data is None else str(eval_data), "output_dir": str(out), "command": command,
-        "plan": plan, "train_projectors": bool(tune_args.train_projectors), "lora_dropout": tune_args.lora_dropout,
+        "plan": plan, "train_projectors": bool(tune_args.train_projectors), "lora_dropout": tune_args.lora.get("lora_dropout", 0.0),
         "system_prompt": model_args.system_prompt,
     }
     if not chosen_license:

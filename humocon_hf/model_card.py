@@ -143,7 +143,7 @@ def _stage_rows(recipe, stage_times: Mapping[str, float] | None) -> list[dict]:
                      "lr": pre.get("phase2_learning_rate", "-"), "batch": batch(pre), "time": "(in stage 1)"})
     rows.append({"name": "2. modality translation", "trains": "motion / video projectors", "data": "captions",
                  "steps": steps(tr), "lr": tr.get("learning_rate", "-"), "batch": batch(tr), "time": t("translate")})
-    tuned = f"LoRA rank {tu.get('lora_r', 8)} on the LLM" + (" + the projectors" if tu.get("train_projectors") else "")
+    tuned = f"LoRA rank {(tu.get('lora') or {}).get('r', tu.get('lora_r', 8))} on the LLM" + (" + the projectors" if tu.get("train_projectors") else "")
     rows.append({"name": "3. instruction tuning", "trains": tuned,
                  "data": "question / answer pairs", "steps": steps(tu), "lr": tu.get("learning_rate", "-"),
                  "batch": batch(tu), "time": t("tune")})

@@ -251,15 +251,37 @@ class TranslateArguments:
     )
 
 
+# Stage 3's LoRA when a recipe names none (the paper's rank).
+DEFAULT_LORA = {"r": 8, "lora_alpha": 16, "lora_dropout": 0.05}
+# Loose keys of earlier recipes -> their `tune.lora` (peft.LoraConfig) names.
+LORA_ALIASES = {"lora_r": "r", "lora_alpha": "lora_alpha", "lora_dropout": "lora_dropout",
+                "lora_target_modules": "target_modules"}
+
+
+def _fold_lora_aliases(tune: dict[str, Any]) -> dict[str, Any]:
+    """`tune` with the loose `lora_*` keys of earlier recipes moved into its `lora` mapping (a recipe written either
+    way gives the same section, so the same stage fingerprint)."""
+    loose = {k: tune[k] for k in LORA_ALIASES if k in tune}
+    if not loose:
+        return tune
+    lora = tune.get("lora", dict(DEFAULT_LORA))
+    if not isinstance(lora, Mapping):
+        raise RecipeError(f"tune.lora must be a mapping of peft.LoraConfig arguments, got {type(lora).__name__}")
+    out = {k: v for k, v in tune.items() if k not in LORA_ALIASES}
+    out["lora"] = {**lora, **{LORA_ALIASES[k]: v for k, v in loose.items() if v is not None}}
+    return out
+
+
 @dataclass
 class TuneArguments:
     """Stage 3 (instruction tuning): LoRA on the LLM; encoders frozen, projectors frozen unless train_projectors."""
 
-    lora_r: int = field(default=8, metadata={"help": "LoRA rank (paper 8)."})
-    lora_alpha: int = field(default=16, metadata={"help": "LoRA alpha."})
-    lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout."})
-    lora_target_modules: str | None = field(
-        default=None, metadata={"help": "Regex of LLM modules to adapt (None: the LLM's attention projections)."}
+    lora: dict = field(
+        default_factory=lambda: dict(DEFAULT_LORA),
+        metadata={"help": "`peft.LoraConfig` arguments: r (paper 8), lora_alpha, lora_dropout, target_modules (default: "
+                  "the LLM's attention projections), ...; task_type and modules_to_save are the stage's (see "
+                  "train_projectors). The loose keys lora_r / lora_alpha / lora_dropout / lora_target_modules of "
+                  "earlier recipes are read into it."},
     )
     merge_adapter: bool = field(default=True, metadata={"help": "Merge LoRA into the LLM for the final checkpoint."})
     train_projectors: bool = field(
@@ -284,6 +306,26 @@ class TuneArguments:
     def __post_init__(self):
         if not 0.0 <= self.option_questions_share <= 1.0:
             raise RecipeError(f"tune.option_questions_share must be within [0, 1], got {self.option_questions_share}")
+        reserved = sorted(set(self.lora) & {"task_type", "modules_to_save"})
+        if reserved:
+            raise RecipeError(f"tune.lora: {reserved} are set by the stage (a causal LM; the projectors train as "
+                              "modules_to_save when tune.train_projectors is true)")
+        self.lora_config(train_projectors=False)  # unknown keys and bad values, named now instead of mid-run
+
+    def lora_config(self, train_projectors: bool):
+        """The `peft.LoraConfig` of `lora` for stage 3 (the projectors as `modules_to_save` when they train)."""
+        from peft import LoraConfig, TaskType
+
+        from humocon_hf.training.instruction_tuning import DEFAULT_LORA_TARGET_MODULES, PROJECTOR_MODULES
+
+        settings = {"target_modules": DEFAULT_LORA_TARGET_MODULES, "bias": "none", **self.lora}
+        if not isinstance(settings.get("r"), int) or isinstance(settings["r"], bool) or settings["r"] < 1:
+            raise RecipeError(f"tune.lora.r (the LoRA rank) must be an integer >= 1, got {settings.get('r')!r}")
+        try:
+            return LoraConfig(**settings, task_type=TaskType.CAUSAL_LM,
+                              modules_to_save=list(PROJECTOR_MODULES) if train_projectors else None)
+        except (TypeError, ValueError) as err:
+            raise RecipeError(f"tune.lora: not a valid peft.LoraConfig ({err})") from None
 
 
 @dataclass
@@ -406,7 +448,12 @@ class Recipe:
         for section, values in overrides.items():
             if section not in SECTIONS:
                 raise RecipeError(f"unknown recipe section {section!r}; expected one of {SECTIONS}")
-            sections.setdefault(section, {}).update(values)
+            values = dict(values)
+            current = sections.setdefault(section, {})
+            if isinstance(values.get("lora"), Mapping) and isinstance(current.get("lora"), Mapping):
+                values["lora"] = {**current["lora"], **values["lora"]}  # `tune.lora={r: 16}` changes the rank only
+            current.update(values)
+        sections["tune"] = _fold_lora_aliases(sections.get("tune", {}))
         recipe = Recipe(self.name, self.source, sections)
         recipe.validate()
         return recipe
@@ -471,7 +518,7 @@ def _coerce_numbers(classes, values: dict[str, Any], where: str) -> dict[str, An
 # Fields that must not be negative (a negative learning rate or loss weight trains nonsense without an error);
 # TrainingArguments' max_steps keeps its -1 ("train by epochs").
 _NON_NEGATIVE = ("learning_rate", "lambda_", "weight_decay", "warmup", "ratio", "num_train_epochs", "repeats",
-                 "num_", "questions_per_motion", "max_frames", "batch_size", "max_new_tokens", "lora_", "phase")
+                 "num_", "questions_per_motion", "max_frames", "batch_size", "max_new_tokens", "phase")
 
 
 def _plain_kind(annotation) -> tuple[type | None, bool]:
@@ -612,6 +659,7 @@ def load_recipe(name_or_path: str | os.PathLike = "small", overrides: dict[str, 
             raise RecipeError(f"{path}: section {s!r} must be a mapping of keys to values, got "
                               f"{type(data[s]).__name__} {data[s]!r}")
     sections = {s: dict(data.get(s) or {}) for s in SECTIONS}
+    sections["tune"] = _fold_lora_aliases(sections["tune"])
     name = str(name_or_path) if str(name_or_path) in SHIPPED_RECIPES else path.stem
     recipe = Recipe(name=name, source=str(path), sections=sections)
     if overrides:

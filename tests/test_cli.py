@@ -109,7 +109,7 @@ def test_shipped_recipes_parse_into_training_arguments(tmp_path):
     small = load_recipe("small")
     targs, tune = small.training_args("tune", output_dir=tmp_path)
     assert targs.output_dir == str(tmp_path)
-    assert tune.lora_r == 8 and targs.max_steps > 0
+    assert tune.lora["r"] == 8 and tune.lora_config(train_projectors=False).r == 8 and targs.max_steps > 0
     assert small.model.llm_name_or_path == "SmolLM2-135M-Instruct"
 
     paper = load_recipe("paper")
@@ -123,8 +123,33 @@ def test_shipped_recipes_parse_into_training_arguments(tmp_path):
     assert tr_args.learning_rate == 1e-4
     assert tr_args.per_device_train_batch_size * tr_args.gradient_accumulation_steps == 32
     tu_args, tu = paper.training_args("tune", output_dir=tmp_path, bf16=False)
-    assert (tu.lora_r, tu_args.learning_rate) == (8, 3e-4)
+    assert (tu.lora["r"], tu.lora["lora_dropout"], tu_args.learning_rate) == (8, 0.05, 3e-4)
     assert tu_args.per_device_train_batch_size * tu_args.gradient_accumulation_steps == 16
+
+
+def test_tune_lora_is_a_peft_lora_config(tmp_path):
+    """`tune.lora` holds `peft.LoraConfig` arguments; the loose lora_* keys of earlier recipes are read into it (the
+    same section and fingerprint either way); an override changes one key; bad settings are named at load."""
+    from peft import LoraConfig
+
+    old = load_recipe(_write_recipe(tmp_path / "old.yaml", {"tune": {"lora_r": 4, "lora_alpha": 8,
+                                                                      "lora_target_modules": ".*q_proj"}}))
+    new = load_recipe(_write_recipe(tmp_path / "new.yaml", {"tune": {"lora": {"r": 4, "lora_alpha": 8,
+                                                                              "lora_dropout": 0.05,
+                                                                              "target_modules": ".*q_proj"}}}))
+    assert old.sections["tune"] == new.sections["tune"] and old.fingerprint("tune") == new.fingerprint("tune")
+    _, tune = new.training_args("tune", output_dir=tmp_path)
+    config = tune.lora_config(train_projectors=True)
+    assert isinstance(config, LoraConfig) and (config.r, config.lora_alpha, config.target_modules) == (4, 8, ".*q_proj")
+    assert config.task_type == "CAUSAL_LM" and config.bias == "none" and set(config.modules_to_save) == {
+        "motion_projector", "video_projector"}
+    small = load_recipe("small", overrides=overrides_from_strings(["tune.lora={r: 16}"]))
+    assert small.sections["tune"]["lora"] == {"r": 16, "lora_alpha": 16, "lora_dropout": 0.0}
+    assert load_recipe("small", overrides={"tune": {"lora_r": 2}}).sections["tune"]["lora"]["r"] == 2
+    for bad, match in (({"rr": 3}, "unexpected keyword argument 'rr'"), ({"r": 0}, r"tune\.lora\.r .* >= 1"),
+                       ({"modules_to_save": ["x"]}, "set by the stage"), ("x", "lora must be a mapping")):
+        with pytest.raises(RecipeError, match=match):
+            load_recipe("small", overrides={"tune": {"lora": bad}})
 
 
 def _write_recipe(path: Path, data: dict) -> Path:
@@ -146,7 +171,7 @@ def test_recipe_files_yaml_and_json(tmp_path, suffix):
     }
     recipe = load_recipe(_write_recipe(tmp_path / f"r{suffix}", data))
     targs, tune = recipe.training_args("tune", output_dir=tmp_path / "out")
-    assert (targs.max_steps, targs.learning_rate, tune.lora_r, targs.per_device_train_batch_size) == (7, 5e-4, 4, 2)
+    assert (targs.max_steps, targs.learning_rate, tune.lora["r"], targs.per_device_train_batch_size) == (7, 5e-4, 4, 2)
     assert recipe.model.codebook_size == 32 and recipe.evaluate.baseline == "zero_shot"
     assert recipe.data.num_train_motions > 0  # missing sections take the dataclass defaults
 

@@ -179,16 +179,14 @@ def build_instruction_tuning_trainer(
     model, args: TrainingArguments, processor, train_dataset, data_collator, tune_args, *,
     train_projectors: bool | None = None, eval_dataset=None, callbacks=(),
 ) -> InstructionTuningTrainer:
-    """Stage 3's trainer as a recipe's `tune` section describes it (LoRA rank, alpha, dropout, target modules, whether
-    the projectors train): the one place the pipeline's tune and baseline stages and `humocon finetune` build it.
+    """Stage 3's trainer as a recipe's `tune` section describes it (its `lora` as a `peft.LoraConfig`, whether the
+    projectors train): the one place the pipeline's tune and baseline stages and `humocon finetune` build it.
     `train_projectors` overrides the section's (the text-only baseline has no motion to train them on)."""
-    lora = {"lora_target_modules": tune_args.lora_target_modules} if tune_args.lora_target_modules else {}
+    projectors = tune_args.train_projectors if train_projectors is None else train_projectors
     return InstructionTuningTrainer(
         model=model, args=args, processor=processor, train_dataset=train_dataset, eval_dataset=eval_dataset,
-        data_collator=data_collator,
-        lora_r=tune_args.lora_r, lora_alpha=tune_args.lora_alpha, lora_dropout=tune_args.lora_dropout,
-        train_projectors=tune_args.train_projectors if train_projectors is None else train_projectors,
-        callbacks=list(callbacks), **lora,
+        data_collator=data_collator, lora_config=tune_args.lora_config(train_projectors=projectors),
+        callbacks=list(callbacks),
     )
 
 
