@@ -84,7 +84,7 @@ def make_batch(config, batch, frames, key_frames, device):
 
 
 def set_full(model, full: bool):
-    for name in ("use_discriminative", "use_actionable", "use_alignment"):
+    for name in ("use_discriminative", "use_velocity_reconstruction", "use_alignment"):
         setattr(model.config, name, full)
 
 

@@ -49,7 +49,8 @@ _LAZY = {
     # training (stages 1-3)
     "ConceptDiscoveryTrainer": "humocon_hf.training.concept_discovery",
     "ConceptDiscoveryCollator": "humocon_hf.training.concept_discovery",
-    "ConceptDiscoveryRecipe": "humocon_hf.training.concept_discovery",
+    "ConceptDiscoverySchedule": "humocon_hf.training.concept_discovery",
+    "ConceptDiscoveryRecipe": "humocon_hf.training.concept_discovery",  # the schedule's earlier name
     "plot_concept_timeline": "humocon_hf.concepts",
     "extract_concepts": "humocon_hf.concepts",
     "HuMoConQACollator": "humocon_hf.training.qa_collator",
@@ -96,7 +97,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .processing.processing_humocon import MotionVideoProcessor
     from .processing.rendering import render_motion, save_preview
     from .processing.video_processing_humocon import HuMoConVideoProcessor
-    from .training.concept_discovery import ConceptDiscoveryCollator, ConceptDiscoveryRecipe, ConceptDiscoveryTrainer
+    from .training.concept_discovery import ConceptDiscoveryCollator, ConceptDiscoverySchedule, ConceptDiscoveryTrainer
     from .training.instruction_tuning import (
         InstructionTuningTrainer,
         apply_lora,

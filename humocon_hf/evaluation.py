@@ -49,7 +49,7 @@ ABLATION_VARIANTS: dict[str, dict[str, Any]] = {
     "full": {},
     "w/o masked reconstruction": {"use_masked_reconstruction": False},
     "w/o discriminative": {"use_discriminative": False},
-    "w/o velocity reconstruction": {"use_actionable": False},
+    "w/o velocity reconstruction": {"use_velocity_reconstruction": False},
     "w/o alignment": {"use_alignment": False},
 }
 

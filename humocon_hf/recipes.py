@@ -227,7 +227,9 @@ class PretrainArguments:
     phase2_learning_rate: float = field(default=1e-5, metadata={"help": "Phase 2 learning rate (paper 1e-5)."})
     mask_ratio: float | None = field(default=None, metadata={"help": "Masked-reconstruction ratio (None: config default)."})
     lambda_dis: float | None = field(default=None, metadata={"help": "Weight of the discriminative loss."})
-    lambda_act: float | None = field(default=None, metadata={"help": "Weight of the velocity (actionable) loss."})
+    lambda_velocity: float | None = field(
+        default=None, metadata={"help": "Weight of the velocity-reconstruction loss (the paper's actionable "
+                                "informativeness; `lambda_act` in earlier recipes)."})
     lambda_align: float | None = field(default=None, metadata={"help": "Weight of the video-motion alignment loss."})
     use_video: bool = field(
         default=True,
@@ -256,6 +258,17 @@ DEFAULT_LORA = {"r": 8, "lora_alpha": 16, "lora_dropout": 0.05}
 # Loose keys of earlier recipes -> their `tune.lora` (peft.LoraConfig) names.
 LORA_ALIASES = {"lora_r": "r", "lora_alpha": "lora_alpha", "lora_dropout": "lora_dropout",
                 "lora_target_modules": "target_modules"}
+
+
+def _renamed_keys(sections: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """`sections` with the keys of earlier recipes under today's names: `pretrain.lambda_act` ->
+    `lambda_velocity`, the loose `tune.lora_*` keys -> `tune.lora` (the same stage fingerprint either way)."""
+    pretrain = dict(sections.get("pretrain", {}))
+    if "lambda_act" in pretrain:
+        if "lambda_velocity" in pretrain:
+            raise RecipeError("pretrain: lambda_act is the old name of lambda_velocity; give one of them")
+        pretrain["lambda_velocity"] = pretrain.pop("lambda_act")
+    return {**sections, "pretrain": pretrain, "tune": _fold_lora_aliases(sections.get("tune", {}))}
 
 
 def _fold_lora_aliases(tune: dict[str, Any]) -> dict[str, Any]:
@@ -453,8 +466,7 @@ class Recipe:
             if isinstance(values.get("lora"), Mapping) and isinstance(current.get("lora"), Mapping):
                 values["lora"] = {**current["lora"], **values["lora"]}  # `tune.lora={r: 16}` changes the rank only
             current.update(values)
-        sections["tune"] = _fold_lora_aliases(sections.get("tune", {}))
-        recipe = Recipe(self.name, self.source, sections)
+        recipe = Recipe(self.name, self.source, _renamed_keys(sections))
         recipe.validate()
         return recipe
 
@@ -659,7 +671,7 @@ def load_recipe(name_or_path: str | os.PathLike = "small", overrides: dict[str, 
             raise RecipeError(f"{path}: section {s!r} must be a mapping of keys to values, got "
                               f"{type(data[s]).__name__} {data[s]!r}")
     sections = {s: dict(data.get(s) or {}) for s in SECTIONS}
-    sections["tune"] = _fold_lora_aliases(sections["tune"])
+    sections = _renamed_keys(sections)
     name = str(name_or_path) if str(name_or_path) in SHIPPED_RECIPES else path.stem
     recipe = Recipe(name=name, source=str(path), sections=sections)
     if overrides:

@@ -249,7 +249,7 @@ LOSS_COMPONENTS = (
     "loss_rec_motion",
     "loss_rec_video",
     "loss_dis",
-    "loss_act",
+    "loss_velocity",
     "loss_align",
     "loss_commit",
 )
@@ -278,14 +278,17 @@ class HuMoConConceptDiscoveryConfig(PreTrainedConfig):
         alignment_temperature (`float`, *optional*, defaults to 0.07): InfoNCE temperature ε.
         motion_fps (`float`, *optional*, defaults to 20.0): frame rate of `motion_values`; video key frame `i`
             aligns with motion token `floor(video_timestamps[i] * motion_fps / motion_token_stride)`.
-        lambda_dis, lambda_act, lambda_align (`float`, *optional*, default to 1.0): loss weights.
+        lambda_dis, lambda_velocity, lambda_align (`float`, *optional*, default to 1.0): loss weights.
         use_masked_reconstruction (`bool`, *optional*, defaults to `True`): `False` reconstructs from unmasked
             quantised tokens (the paper's "w/o masked reconstruction" row: reconstruction stays, masking goes).
-        use_discriminative, use_actionable, use_alignment (`bool`, *optional*, default to `True`): switch each
+        use_discriminative, use_velocity_reconstruction, use_alignment (`bool`, *optional*, default to `True`): switch each
             objective off (its loss is `None` and its head receives no gradient).
     """
 
     model_type = "humocon_concept_discovery"
+    # The names of checkpoints saved before the velocity objective took one name (0.1.0.dev0 until December 2026).
+    attribute_map: ClassVar[dict[str, str]] = {"use_actionable": "use_velocity_reconstruction",
+                                               "lambda_act": "lambda_velocity"}
     # Extra loss fields of the output are not predictions (Trainer.prediction_step drops them).
     keys_to_ignore_at_inference: ClassVar[list[str]] = [
         *LOSS_COMPONENTS,
@@ -310,11 +313,11 @@ class HuMoConConceptDiscoveryConfig(PreTrainedConfig):
     alignment_temperature: float | int = 0.07
     motion_fps: float | int = 20.0
     lambda_dis: float | int = 1.0
-    lambda_act: float | int = 1.0
+    lambda_velocity: float | int = 1.0
     lambda_align: float | int = 1.0
     use_masked_reconstruction: bool = True
     use_discriminative: bool = True
-    use_actionable: bool = True
+    use_velocity_reconstruction: bool = True
     use_alignment: bool = True
     initializer_range: float | int = 0.02
 

@@ -3,13 +3,17 @@
 [`HuMoConForConceptDiscovery`] holds a [`HuMoConMotionEncoder`] and a [`HuMoConVideoEncoder`]
 (`modeling_humocon_encoders.py`) and one head per objective, each a method of the model:
 
-- masked reconstruction (`masked_reconstruction_loss`, [`ReconstructionDecoder`]): mask quantised tokens, rebuild
-  the input frames (motion) or frame features (video);
-- discriminative informativeness ([`HyperNetworkClassifier`]): a classifier generated from each concept's code
-  scores whether a state belongs to that concept;
-- actionable informativeness, i.e. velocity reconstruction ([`VelocityDecoder`]): the state and the gradient of its
-  concept's score predict the next-frame velocity (motion) or the optical flow (video);
-- alignment: InfoNCE between paired video key frames and motion tokens.
+- masked reconstruction (`motion_reconstruction_loss` / `video_reconstruction_loss`, [`ReconstructionDecoder`]):
+  mask quantised tokens, rebuild the input frames (motion) or frame features (video);
+- discriminative informativeness (`discriminative_loss`, [`HyperNetworkClassifier`]): a classifier generated from
+  each concept's code scores whether a state belongs to that concept;
+- velocity reconstruction, the paper's actionable informativeness (`velocity_reconstruction_loss`,
+  [`VelocityDecoder`]): the state and the gradient of its concept's score predict the next-frame velocity (motion)
+  or the optical flow (video);
+- alignment (`alignment_loss`): InfoNCE between paired video key frames and motion tokens.
+
+`forward` computes the encoders' outputs and calls each of them (config switches `use_masked_reconstruction`,
+`use_discriminative`, `use_velocity_reconstruction`, `use_alignment`; weights `lambda_*`).
 
 One file (over 600 lines) on purpose: transformers' convention is one self-contained modeling file per model, and
 it is what `trust_remote_code` copies to the Hub; the objective heads are parts of the one stage-1 model.
@@ -50,7 +54,7 @@ class ConceptDiscoveryOutput(ModelOutput):
         loss (`torch.FloatTensor` of shape `()`): `L_rec + L_commit + λ_dis L_dis + λ_act L_act + λ_align L_align`.
         loss_rec_motion, loss_rec_video (`torch.FloatTensor` of shape `()`): masked-reconstruction MSE.
         loss_dis (`torch.FloatTensor` of shape `()`): discriminative BCE, summed over modalities.
-        loss_act (`torch.FloatTensor` of shape `()`): velocity-reconstruction MSE, summed over modalities.
+        loss_velocity (`torch.FloatTensor` of shape `()`): velocity-reconstruction MSE, summed over modalities.
         loss_align (`torch.FloatTensor` of shape `()`): video→motion InfoNCE over the paired samples.
         loss_commit (`torch.FloatTensor` of shape `()`): VQ commitment losses, summed over modalities.
         motion_concept_ids (`torch.LongTensor` of shape `(batch_motion, motion_tokens)`): -1 on padding.
@@ -67,7 +71,7 @@ class ConceptDiscoveryOutput(ModelOutput):
     loss_rec_motion: torch.FloatTensor | None = None
     loss_rec_video: torch.FloatTensor | None = None
     loss_dis: torch.FloatTensor | None = None
-    loss_act: torch.FloatTensor | None = None
+    loss_velocity: torch.FloatTensor | None = None
     loss_align: torch.FloatTensor | None = None
     loss_commit: torch.FloatTensor | None = None
     motion_concept_ids: torch.LongTensor | None = None
@@ -390,60 +394,89 @@ class HuMoConForConceptDiscovery(HuMoConEncodersPreTrainedModel):
 
     # ---- objectives --------------------------------------------------------------------------------------------
 
-    def _discriminative_and_actionable(
+    def discriminative_loss(
+        self,
+        hyper: HyperNetworkClassifier,
+        codebook: torch.Tensor,
+        states: torch.Tensor,
+        ids: torch.LongTensor,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Discriminative informativeness: the classifier each concept's code generates (`hyper`) tells states
+        `(N, D)` of that concept (VQ ids `(N,)`) from those of others (all codes, or `dis_num_negatives` drawn ones);
+        balanced BCE."""
+        n_codes = codebook.shape[0]
+        negatives = self.config.dis_num_negatives
+        if negatives is None or negatives >= n_codes - 1:
+            logits = hyper.logits(codebook, states)
+            labels = F.one_hot(ids, n_codes).to(logits.dtype)
+        else:
+            # Own code first, then `negatives` distinct other codes (offsets avoid the own id).
+            offsets = (
+                torch.rand(
+                    states.shape[0], n_codes - 1, device=states.device, generator=generator
+                ).argsort(-1)[:, :negatives]
+                + 1
+            )
+            code_ids = torch.cat(
+                [ids[:, None], (ids[:, None] + offsets) % n_codes], dim=1
+            )
+            logits = hyper.logits(codebook, states, code_ids)
+            labels = (code_ids == ids[:, None]).to(logits.dtype)
+        bce = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
+        pos = labels.sum().clamp_min(1.0)
+        neg = (1 - labels).sum().clamp_min(1.0)
+        return (bce * labels).sum() / pos + (bce * (1 - labels)).sum() / neg
+
+    def velocity_reconstruction_loss(
         self,
         hyper: HyperNetworkClassifier,
         velocity_decoder: VelocityDecoder,
         codebook: torch.Tensor,
         states: torch.Tensor,
         ids: torch.LongTensor,
-        velocity_target: torch.Tensor | None,
-        velocity_mask: torch.Tensor | None,
-        generator: torch.Generator | None = None,
-    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Both informativeness losses over valid states `(N, D)` with VQ ids `(N,)`."""
-        loss_dis = loss_act = None
-        n_codes = codebook.shape[0]
-        if self.config.use_discriminative:
-            negatives = self.config.dis_num_negatives
-            if negatives is None or negatives >= n_codes - 1:
-                logits = hyper.logits(codebook, states)
-                labels = F.one_hot(ids, n_codes).to(logits.dtype)
-            else:
-                # Own code first, then `negatives` distinct other codes (offsets avoid the own id).
-                offsets = (
-                    torch.rand(
-                        states.shape[0], n_codes - 1, device=states.device, generator=generator
-                    ).argsort(-1)[:, :negatives]
-                    + 1
-                )
-                code_ids = torch.cat(
-                    [ids[:, None], (ids[:, None] + offsets) % n_codes], dim=1
-                )
-                logits = hyper.logits(codebook, states, code_ids)
-                labels = (code_ids == ids[:, None]).to(logits.dtype)
-            bce = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
-            pos = labels.sum().clamp_min(1.0)
-            neg = (1 - labels).sum().clamp_min(1.0)
-            loss_dis = (bce * labels).sum() / pos + (bce * (1 - labels)).sum() / neg
-        if self.config.use_actionable and velocity_target is not None:
-            with torch.enable_grad():
-                state = (
-                    states
-                    if states.requires_grad
-                    else states.detach().requires_grad_(True)
-                )
-                own_score = torch.sigmoid(
-                    hyper.logits(codebook, state, ids[:, None])
-                ).sum()
-                (score_grad,) = torch.autograd.grad(own_score, state, create_graph=True)
-                prediction = velocity_decoder(state, score_grad)
-                err = (
-                    (prediction - velocity_target.to(prediction.dtype)).pow(2).mean(-1)
-                )
-                weight = velocity_mask.to(err.dtype)
-                loss_act = (err * weight).sum() / weight.sum().clamp_min(1.0)
-        return loss_dis, loss_act
+        velocity_target: torch.Tensor,
+        velocity_mask: torch.Tensor,
+    ) -> torch.Tensor:
+        """Velocity reconstruction (the paper's actionable informativeness): a state `(N, D)` and the gradient of its
+        own concept's score predict the velocity `(N, V)` that follows (masked MSE over `velocity_mask`)."""
+        with torch.enable_grad():
+            state = (
+                states
+                if states.requires_grad
+                else states.detach().requires_grad_(True)
+            )
+            own_score = torch.sigmoid(
+                hyper.logits(codebook, state, ids[:, None])
+            ).sum()
+            (score_grad,) = torch.autograd.grad(own_score, state, create_graph=True)
+            prediction = velocity_decoder(state, score_grad)
+            err = (
+                (prediction - velocity_target.to(prediction.dtype)).pow(2).mean(-1)
+            )
+            weight = velocity_mask.to(err.dtype)
+            return (err * weight).sum() / weight.sum().clamp_min(1.0)
+
+    def motion_reconstruction_loss(self, motion_out, motion_values, frame_mask, generator=None) -> torch.Tensor:
+        """Masked reconstruction, motion: mask a share (`mask_ratio`) of the quantised tokens and rebuild every input
+        frame `(batch, frames, feature_size)` from the rest; MSE over valid frames."""
+        mc = self.config.motion_config
+        token_mask = motion_out.attention_mask.bool()
+        num_tokens = token_mask.shape[1]
+        masked = random_token_mask(token_mask, mc.mask_ratio, generator)
+        recon = self.motion_decoder(motion_out.quantized, token_mask, masked)
+        recon = recon.reshape(motion_values.shape[0], num_tokens * mc.motion_token_stride, mc.feature_size)
+        recon = recon[:, : motion_values.shape[1]]
+        weight = frame_mask.unsqueeze(-1).to(recon.dtype)
+        return ((recon - motion_values.to(recon.dtype)).pow(2) * weight).sum() / (weight.sum() * mc.feature_size)
+
+    def video_reconstruction_loss(self, video_out, generator=None) -> torch.Tensor:
+        """Masked reconstruction, video: mask a share of the quantised key-frame tokens and rebuild the vision tower's
+        frame features from the rest; MSE."""
+        token_mask = video_out.attention_mask.bool()
+        masked = random_token_mask(token_mask, self.config.video_config.mask_ratio, generator)
+        recon = self.video_decoder(video_out.quantized, token_mask, masked)
+        return F.mse_loss(recon, video_out.frame_features.detach().to(recon.dtype))
 
     def _motion_velocity_target(self, motion_values, frame_mask, num_tokens):
         """Mean features per token; target of token j is mean(j + 1) - mean(j), valid when token j + 1 is."""
@@ -487,7 +520,7 @@ class HuMoConForConceptDiscovery(HuMoConEncodersPreTrainedModel):
         valid[:, -1] = False
         return target, valid.repeat_interleave(per_frame, dim=1)
 
-    def _alignment(
+    def alignment_loss(
         self, motion_out, video_out, video_timestamps, pairs, n_video_frames
     ):
         mc = self.config.motion_config
@@ -595,11 +628,10 @@ class HuMoConForConceptDiscovery(HuMoConEncodersPreTrainedModel):
         generator = None if self.training else torch.Generator(device=device).manual_seed(0)
 
         losses: dict[str, torch.Tensor | None] = dict.fromkeys(LOSS_COMPONENTS)
-        dis_terms, act_terms, commit_terms = [], [], []
+        dis_terms, velocity_terms, commit_terms = [], [], []
         motion_out = video_out = None
 
         if motion_values is not None:
-            mc = cfg.motion_config
             motion_out = self.motion_encoder(
                 motion_values,
                 motion_attention_mask,
@@ -614,35 +646,28 @@ class HuMoConForConceptDiscovery(HuMoConEncodersPreTrainedModel):
             num_tokens = token_mask.shape[1]
             commit_terms.append(motion_out.commitment_loss)
             if cfg.use_masked_reconstruction:
-                masked = random_token_mask(token_mask, mc.mask_ratio, generator)
-                recon = self.motion_decoder(motion_out.quantized, token_mask, masked)
-                recon = recon.reshape(
-                    n_motion, num_tokens * mc.motion_token_stride, mc.feature_size
+                losses["loss_rec_motion"] = self.motion_reconstruction_loss(
+                    motion_out, motion_values, frame_mask, generator
                 )
-                recon = recon[:, : motion_values.shape[1]]
-                weight = frame_mask.unsqueeze(-1).to(recon.dtype)
-                losses["loss_rec_motion"] = (
-                    (recon - motion_values.to(recon.dtype)).pow(2) * weight
-                ).sum() / (weight.sum() * mc.feature_size)
-            if cfg.use_discriminative or cfg.use_actionable:
+            states = motion_out.pre_quantized[token_mask]
+            ids = motion_out.concept_ids[token_mask]
+            codebook = self.motion_encoder.quantizer.embed.detach().clone()
+            if cfg.use_discriminative:
+                dis_terms.append(
+                    self.discriminative_loss(self.motion_hyper_network, codebook, states, ids, generator)
+                )
+            if cfg.use_velocity_reconstruction:
                 target, target_valid = self._motion_velocity_target(
                     motion_values, frame_mask, num_tokens
                 )
-                dis, act = self._discriminative_and_actionable(
-                    self.motion_hyper_network,
-                    self.motion_velocity_decoder,
-                    self.motion_encoder.quantizer.embed.detach().clone(),
-                    motion_out.pre_quantized[token_mask],
-                    motion_out.concept_ids[token_mask],
-                    target[token_mask],
-                    target_valid[token_mask],
-                    generator,
+                velocity_terms.append(
+                    self.velocity_reconstruction_loss(
+                        self.motion_hyper_network, self.motion_velocity_decoder, codebook, states, ids,
+                        target[token_mask], target_valid[token_mask],
+                    )
                 )
-                dis_terms.append(dis)
-                act_terms.append(act)
 
         if pixel_values_videos is not None:
-            vc = cfg.video_config
             video_out = self.video_encoder(
                 pixel_values_videos,
                 video_timestamps,
@@ -654,33 +679,25 @@ class HuMoConForConceptDiscovery(HuMoConEncodersPreTrainedModel):
             token_mask = video_out.attention_mask.bool()
             commit_terms.append(video_out.commitment_loss)
             if cfg.use_masked_reconstruction:
-                masked = random_token_mask(token_mask, vc.mask_ratio, generator)
-                recon = self.video_decoder(video_out.quantized, token_mask, masked)
-                losses["loss_rec_video"] = F.mse_loss(
-                    recon, video_out.frame_features.detach().to(recon.dtype)
+                losses["loss_rec_video"] = self.video_reconstruction_loss(video_out, generator)
+            states = video_out.pre_quantized.flatten(0, 1)
+            ids = video_out.concept_ids.flatten()
+            codebook = self.video_encoder.quantizer.embed.detach().clone()
+            if cfg.use_discriminative:
+                dis_terms.append(
+                    self.discriminative_loss(self.video_hyper_network, codebook, states, ids, generator)
                 )
-            if cfg.use_discriminative or cfg.use_actionable:
-                target = valid = None
-                if video_flow is not None and n_frames > 1:
-                    target, valid = self._video_velocity_target(
-                        video_flow.to(device), n_video, n_frames
+            if cfg.use_velocity_reconstruction and video_flow is not None and n_frames > 1:
+                target, valid = self._video_velocity_target(video_flow.to(device), n_video, n_frames)
+                velocity_terms.append(
+                    self.velocity_reconstruction_loss(
+                        self.video_hyper_network, self.video_velocity_decoder, codebook, states, ids,
+                        target.flatten(0, 1), valid.flatten(),
                     )
-                    target, valid = target.flatten(0, 1), valid.flatten()
-                dis, act = self._discriminative_and_actionable(
-                    self.video_hyper_network,
-                    self.video_velocity_decoder,
-                    self.video_encoder.quantizer.embed.detach().clone(),
-                    video_out.pre_quantized.flatten(0, 1),
-                    video_out.concept_ids.flatten(),
-                    target,
-                    valid,
-                    generator,
                 )
-                dis_terms.append(dis)
-                act_terms.append(act)
 
         if pairs is not None and pairs.shape[0] > 0:
-            losses["loss_align"] = self._alignment(
+            losses["loss_align"] = self.alignment_loss(
                 motion_out, video_out, video_timestamps, pairs, n_frames
             )
 
@@ -689,14 +706,14 @@ class HuMoConForConceptDiscovery(HuMoConEncodersPreTrainedModel):
             return torch.stack(terms).sum() if terms else None
 
         losses["loss_dis"] = total(dis_terms)
-        losses["loss_act"] = total(act_terms)
+        losses["loss_velocity"] = total(velocity_terms)
         losses["loss_commit"] = total(commit_terms)
         loss = losses["loss_commit"]
         for name, weight in (
             ("loss_rec_motion", 1.0),
             ("loss_rec_video", 1.0),
             ("loss_dis", cfg.lambda_dis),
-            ("loss_act", cfg.lambda_act),
+            ("loss_velocity", cfg.lambda_velocity),
             ("loss_align", cfg.lambda_align),
         ):
             if losses[name] is not None:

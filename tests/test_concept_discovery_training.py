@@ -18,7 +18,7 @@ from humocon_hf.modeling.configuration_humocon_encoders import (
 from humocon_hf.modeling.modeling_humocon_concept_discovery import LOSS_COMPONENTS, HuMoConForConceptDiscovery
 from humocon_hf.training.concept_discovery import (
     ConceptDiscoveryCollator,
-    ConceptDiscoveryRecipe,
+    ConceptDiscoverySchedule,
     ConceptDiscoveryTrainer,
     log_history_components,
 )
@@ -242,7 +242,7 @@ def test_recipe_two_phases_and_resume(tmp_path):
     torch.manual_seed(0)
     model = HuMoConForConceptDiscovery(HuMoConConceptDiscoveryConfig.small())
     initial = {k: v.clone() for k, v in model.state_dict().items()}
-    recipe = ConceptDiscoveryRecipe(
+    recipe = ConceptDiscoverySchedule(
         str(tmp_path / "run"),
         phase1_steps=2,
         phase2_steps=4,

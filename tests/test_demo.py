@@ -147,7 +147,7 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, smollm2_tokenizer_dir, capsy
     assert results["stages"]["tune"]["steps"] == 2 and results["stages"]["baseline"]["steps"] == 1
     # The small recipe's stage 1 runs all four objectives of the paper (phase 2 on motions + rendered videos).
     objectives = results["stages"]["pretrain"]["phase2"]["objectives"]
-    assert {"loss_rec_motion", "loss_rec_video", "loss_dis", "loss_act", "loss_align"} <= set(objectives)
+    assert {"loss_rec_motion", "loss_rec_video", "loss_dis", "loss_velocity", "loss_align"} <= set(objectives)
     assert all(np.isfinite(v).all() for v in objectives.values())
     # Real takes (and their mirror twins): stage-1 motions, captions, and the questions their facts answer, for the
     # model and the baseline; Bandai's "sad" style, HDM05's actor dg and CMU's subject 2 are held out of every stage.
@@ -352,9 +352,9 @@ def test_tiny_ablation_trains_each_variant_with_its_objectives(tmp_path, smollm2
                 logged |= {k for k in entry if k.startswith("loss_")}
         return logged
 
-    assert {"loss_align", "loss_act", "loss_dis", "loss_rec_motion"} <= phase2_losses("full")
+    assert {"loss_align", "loss_velocity", "loss_dis", "loss_rec_motion"} <= phase2_losses("full")
     assert "loss_align" not in phase2_losses("wo_alignment")
-    assert {"loss_act", "loss_dis", "loss_rec_video"} <= phase2_losses("wo_alignment")
+    assert {"loss_velocity", "loss_dis", "loss_rec_video"} <= phase2_losses("wo_alignment")
     assert "baseline" in json.loads((out / "full" / "results.json").read_text())["metrics"]  # the text-only row
     assert "baseline" not in json.loads((out / "wo_alignment" / "results.json").read_text())["metrics"]
 

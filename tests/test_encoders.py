@@ -79,8 +79,8 @@ def test_paper_defaults_and_small_preset():
         cfg.video_config.vision_config.image_size == 224
         and cfg.video_config.vision_config.patch_size == 16
     )
-    small = small_config(lambda_act=0.5, motion_config={"codebook_size": 32})
-    assert small.lambda_act == 0.5 and small.motion_config.codebook_size == 32
+    small = small_config(lambda_velocity=0.5, motion_config={"codebook_size": 32})
+    assert small.lambda_velocity == 0.5 and small.motion_config.codebook_size == 32
     assert (
         small.motion_config.hidden_size == 64
         and small.video_config.vision_config.image_size == 32
@@ -280,7 +280,7 @@ def test_forward_returns_every_loss(model):
         + out.loss_rec_motion
         + out.loss_rec_video
         + out.loss_dis
-        + out.loss_act
+        + out.loss_velocity
         + out.loss_align
     )
     assert torch.isclose(out.loss, expected)
@@ -309,7 +309,7 @@ def test_velocity_loss_gradients_reach_hyper_network_and_encoder():
     assert (
         out.loss_dis is None and out.loss_rec_motion is None and out.loss_align is None
     )
-    grads = _grads(model, out.loss_act)
+    grads = _grads(model, out.loss_velocity)
 
     def nonzero(prefix):
         sel = [g for n, g in grads.items() if n.startswith(prefix) and g is not None]
@@ -336,7 +336,7 @@ def test_velocity_loss_gradients_reach_hyper_network_and_encoder():
         if n.startswith("video_encoder.vision_tower")
     )
     # with the switch off the velocity decoder and hyper-network receive no gradient at all
-    model.config.use_actionable = False
+    model.config.use_velocity_reconstruction = False
     model.config.use_discriminative = False
     model.config.use_masked_reconstruction = True
     grads_off = _grads(model, model(**make_batch()).loss)
@@ -352,8 +352,8 @@ def test_velocity_loss_works_under_no_grad(model):
     with torch.no_grad():
         out = model(**make_batch())
     assert (
-        out.loss_act is not None
-        and torch.isfinite(out.loss_act)
+        out.loss_velocity is not None
+        and torch.isfinite(out.loss_velocity)
         and not out.loss.requires_grad
     )
 
@@ -361,7 +361,7 @@ def test_velocity_loss_works_under_no_grad(model):
 SWITCHES = {
     "use_masked_reconstruction": (("loss_rec_motion", 1.0), ("loss_rec_video", 1.0)),
     "use_discriminative": (("loss_dis", "lambda_dis"),),
-    "use_actionable": (("loss_act", "lambda_act"),),
+    "use_velocity_reconstruction": (("loss_velocity", "lambda_velocity"),),
     "use_alignment": (("loss_align", "lambda_align"),),
 }
 
@@ -369,11 +369,11 @@ SWITCHES = {
 @pytest.mark.parametrize("switch", sorted(SWITCHES))
 def test_each_switch_removes_exactly_its_objective(switch):
     torch.manual_seed(0)
-    cfg = small_config(lambda_dis=0.7, lambda_act=1.3, lambda_align=0.4)
+    cfg = small_config(lambda_dis=0.7, lambda_velocity=1.3, lambda_align=0.4)
     on = HuMoConForConceptDiscovery(cfg).eval()
     off = HuMoConForConceptDiscovery(
         small_config(
-            lambda_dis=0.7, lambda_act=1.3, lambda_align=0.4, **{switch: False}
+            lambda_dis=0.7, lambda_velocity=1.3, lambda_align=0.4, **{switch: False}
         )
     ).eval()
     off.load_state_dict(on.state_dict())
@@ -441,7 +441,7 @@ def test_motion_only_video_only_and_explicit_pairs(model):
     # no flow and no motion: no velocity target, so no actionable term; the discriminative one stays
     assert (
         video.loss_rec_motion is None
-        and video.loss_act is None
+        and video.loss_velocity is None
         and video.loss_dis is not None
     )
     pairs = model(
@@ -478,9 +478,9 @@ def test_alignment_prefers_aligned_pairs():
     video = Out()
     video.quantized = motion.quantized[:, [0, 2, 4, 6]]
     pairs = torch.tensor([[0, 0]])
-    aligned = model._alignment(motion, video, times, pairs, 4)
+    aligned = model.alignment_loss(motion, video, times, pairs, 4)
     video.quantized = motion.quantized[:, [1, 3, 5, 7]]
-    shifted = model._alignment(motion, video, times, pairs, 4)
+    shifted = model.alignment_loss(motion, video, times, pairs, 4)
     assert aligned < shifted
 
 
@@ -638,7 +638,7 @@ def test_velocity_loss_with_a_fully_frozen_video_encoder():
         video_timestamps=batch["video_timestamps"],
         video_flow=batch["video_flow"],
     )
-    grads = _grads(model, out.loss_act)
+    grads = _grads(model, out.loss_velocity)
     assert grads["video_velocity_decoder.net.0.weight"].abs().sum() > 0
     assert grads["video_hyper_network.basis"].abs().sum() > 0
     assert all(g is None for n, g in grads.items() if n.startswith("video_encoder."))
@@ -1028,3 +1028,15 @@ def test_hidden_states_by_layer_index():
             assert picked[i] is None
     enc = model.motion_encoder
     assert enc(batch["motion_values"], output_hidden_states=[1]).hidden_states[0] is None
+
+
+def test_the_velocity_objective_has_one_name_and_reads_the_old_one():
+    """`use_velocity_reconstruction` / `lambda_velocity` / `loss_velocity` (the paper's actionable informativeness);
+    configs saved as `use_actionable` / `lambda_act` load under the new names."""
+    old = small_config().to_dict()
+    old["use_actionable"] = False
+    old["lambda_act"] = 0.3
+    del old["use_velocity_reconstruction"], old["lambda_velocity"]
+    config = HuMoConConceptDiscoveryConfig.from_dict(old)
+    assert (config.use_velocity_reconstruction, config.lambda_velocity) == (False, 0.3)
+    assert "use_actionable" not in config.to_dict() and "loss_velocity" in LOSS_COMPONENTS

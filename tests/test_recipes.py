@@ -252,7 +252,7 @@ def test_cli_reports_recipe_errors_without_traceback(tmp_path, capsys):
         ("tune.learning_rate=[1, 2]", "learning_rate must be a number, got list"),
         ("tune.learning_rate=.inf", "learning_rate must be finite"),
         ("tune.learning_rate=-0.1", "learning_rate must not be negative"),
-        ("pretrain.lambda_act=-1", "lambda_act must not be negative"),
+        ("pretrain.lambda_velocity=-1", "lambda_velocity must not be negative"),
         ("data.num_train_motions=true", "num_train_motions must be an integer, got bool"),
         ("model.llm_name_or_path=123", "llm_name_or_path must be a string, got int"),
         ("data.mirror_train=yes please", "mirror_train must be true or false"),
@@ -294,3 +294,17 @@ def test_llm_precision_is_one_decision(monkeypatch, section, cuda, native, expec
     monkeypatch.setattr(precision, "cpu_has_bf16", lambda: native)
     plan = precision.llm_precision(section)
     assert (plan.name, plan.training_changes, plan.bf16, plan.float32_fallback) == expected
+
+
+def test_earlier_names_of_recipe_keys_are_read_under_todays():
+    """`pretrain.lambda_act` (the velocity objective's earlier name) is `lambda_velocity`; both at once is an error;
+    the stage-1 schedule class keeps its earlier name as an alias."""
+    from humocon_hf.training.concept_discovery import ConceptDiscoveryRecipe, ConceptDiscoverySchedule
+
+    old = load_recipe("small", overrides={"pretrain": {"lambda_act": 0.5}})
+    new = load_recipe("small", overrides={"pretrain": {"lambda_velocity": 0.5}})
+    assert old.sections["pretrain"] == new.sections["pretrain"] and old.fingerprint("pretrain") == new.fingerprint(
+        "pretrain")
+    with pytest.raises(RecipeError, match="lambda_act is the old name of lambda_velocity"):
+        load_recipe("small", overrides={"pretrain": {"lambda_act": 0.5, "lambda_velocity": 0.4}})
+    assert ConceptDiscoveryRecipe is ConceptDiscoverySchedule

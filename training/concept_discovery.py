@@ -7,7 +7,7 @@
   micro-batches and the processes), updates the VQ codebooks once per optimiser step with statistics reduced over
   micro-batches and processes (so batch 4 x accumulation 2 and 2 processes x batch 2 behave like batch 8), and
   never scales the loss twice under gradient accumulation (the model has `accepts_loss_kwargs = False`).
-* [`ConceptDiscoveryRecipe`]: the paper's two phases from one call — phase 1: motion encoder, reconstruction only
+* [`ConceptDiscoverySchedule`]: the paper's two phases from one call — phase 1: motion encoder, reconstruction only
   (lr 1e-4, 60K iterations in the paper); phase 2: both encoders, total loss (lr 1e-5, 8K iterations) — with
   resumption from the last checkpoint of an interrupted phase.
 
@@ -234,7 +234,7 @@ class ConceptDiscoveryTrainer(Trainer):
     """
     `Trainer` for [`HuMoConForConceptDiscovery`].
 
-    * Logs `loss_rec_motion`, `loss_rec_video`, `loss_dis`, `loss_act`, `loss_align`, `loss_commit` next to `loss`:
+    * Logs `loss_rec_motion`, `loss_rec_video`, `loss_dis`, `loss_velocity`, `loss_align`, `loss_commit` next to `loss`:
       each is the mean over the micro-batches (and processes) of the logging window that had it (a component is
       absent from a batch without its modality).
     * Codebooks: the model is switched to deferred VQ updates; after the last micro-batch of each optimiser step the
@@ -354,9 +354,9 @@ def _paper(key: str, kind: type):
 
 
 @dataclass
-class ConceptDiscoveryRecipe:
+class ConceptDiscoverySchedule:
     """
-    HuMoCon's stage-1 schedule from one call: [`ConceptDiscoveryRecipe.run`].
+    HuMoCon's stage-1 schedule from one call: [`ConceptDiscoverySchedule.run`].
 
     Phase 1 trains the motion encoder and its reconstruction decoder only (discriminative, actionable and alignment
     objectives off; everything else frozen) on the items with a motion. Phase 2 trains both encoders (the SigLIP
@@ -464,12 +464,12 @@ class ConceptDiscoveryRecipe:
         cfg = model.config
         saved_switches = {
             k: getattr(cfg, k)
-            for k in ("use_discriminative", "use_actionable", "use_alignment")
+            for k in ("use_discriminative", "use_velocity_reconstruction", "use_alignment")
         }
         saved_grad = {name: p.requires_grad for name, p in model.named_parameters()}
         try:
             if phase == 1:
-                cfg.use_discriminative = cfg.use_actionable = cfg.use_alignment = False
+                cfg.use_discriminative = cfg.use_velocity_reconstruction = cfg.use_alignment = False
                 for name, p in model.named_parameters():
                     p.requires_grad_(
                         saved_grad[name] and name.split(".")[0] in self.PHASE1_HEADS
@@ -519,9 +519,13 @@ def log_history_components(log_history: list[dict]) -> dict[str, list[float]]:
     return out
 
 
+# The class's name until December 2026 (it is a schedule of two training phases, not a recipe file).
+ConceptDiscoveryRecipe = ConceptDiscoverySchedule
+
 __all__ = [
     "ConceptDiscoveryCollator",
     "ConceptDiscoveryRecipe",
+    "ConceptDiscoverySchedule",
     "ConceptDiscoveryTrainer",
     "log_history_components",
 ]

@@ -31,7 +31,7 @@ def build_concept_config(model_args: ModelArguments, pargs: PretrainArguments | 
         if pargs.mask_ratio is not None:
             motion["mask_ratio"] = pargs.mask_ratio
             video["mask_ratio"] = pargs.mask_ratio
-        for name in ("lambda_dis", "lambda_act", "lambda_align"):
+        for name in ("lambda_dis", "lambda_velocity", "lambda_align"):
             if getattr(pargs, name) is not None:
                 overrides[name] = getattr(pargs, name)
     if model_args.encoder_preset == "small":

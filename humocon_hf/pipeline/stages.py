@@ -7,7 +7,7 @@ checkpoint):
 1. `data`      - the built-in procedural motion-QA benchmark (train / validation / test, disjoint motions) plus the
                  real mocap found in `../shared/data` or the recipe's folders (`data.store_real_mocap`); the
                  processor (LLM tokenizer + motion feature extractor fitted on the training motions).
-2. `pretrain`  - stage 1, concept discovery with the small encoders (paper phases; `ConceptDiscoveryRecipe`).
+2. `pretrain`  - stage 1, concept discovery with the small encoders (paper phases; `ConceptDiscoverySchedule`).
 3. `translate` - stage 2, modality translation: projectors trained on captions, encoders and LLM frozen.
 4. `tune`      - stage 3, LoRA instruction tuning on the benchmark's questions; adapter merged afterwards.
 5. `baseline`  - the text-only baseline: the same LLM, LoRA-tuned with the same recipe on the same questions
@@ -269,7 +269,7 @@ class HuMoConPipeline:
     def stage_pretrain(self, folder: Path) -> dict:
         from humocon_hf.training.concept_discovery import (
             ConceptDiscoveryCollator,
-            ConceptDiscoveryRecipe,
+            ConceptDiscoverySchedule,
             log_history_components,
         )
 
@@ -286,13 +286,13 @@ class HuMoConPipeline:
             items += rendered_pairs(items[: pargs.num_video_motions], processor)
         raw = self.recipe.sections["pretrain"]
         own = {"phase1_max_steps", "phase1_learning_rate", "phase2_max_steps", "phase2_learning_rate", "mask_ratio",
-               "lambda_dis", "lambda_act", "lambda_align", "use_video", "num_video_motions"}
+               "lambda_dis", "lambda_velocity", "lambda_align", "use_video", "num_video_motions"}
         passed = {"per_device_train_batch_size", "gradient_accumulation_steps", "logging_steps", "save_steps", "seed",
                   "output_dir"}
         extra = {k: v for k, v in raw.items() if k not in own and k not in passed}
         extra.update(llm_precision(raw).training_changes)
         extra["disable_tqdm"] = targs.disable_tqdm  # as the recipe resolved it (progress bars by default)
-        schedule = ConceptDiscoveryRecipe(
+        schedule = ConceptDiscoverySchedule(
             output_dir=str(folder),
             phase1_steps=pargs.phase1_max_steps,
             phase1_learning_rate=pargs.phase1_learning_rate,
@@ -325,7 +325,7 @@ class HuMoConPipeline:
                 "train_runtime_s": metrics.get("train_runtime"),
                 "first_loss": history[0]["loss"] if history else None,
                 "last_loss": history[-1]["loss"] if history else None,
-                # first and last logged value of each objective (loss_rec_motion, loss_dis, loss_act, loss_align...)
+                # first and last logged value of each objective (loss_rec_motion, loss_dis, loss_velocity, loss_align...)
                 "objectives": {k: [v[0], v[-1]] for k, v in components.items() if k != "loss"},
                 # where a re-run after a kill picked the phase up (0: from the start)
                 **record.info(folder / phase),
