@@ -133,3 +133,28 @@ def test_make_answer_fn_answers_a_row_that_lists_options_with_one_of_them(tiny):
     free = make_answer_fn(model, processor, args, 6, with_motion=True, constrain_options=False)(rows)
     assert kept[0] in ("left", "right") and free[0] not in ("left", "right")
     assert kept[1] == free[1]
+
+
+def test_the_readmes_checkpoint_snippets_run(tmp_path, smollm2_tokenizer_dir, shared_data):
+    """The README's "Using a checkpoint" Python blocks, run as written on a tiny checkpoint (its path swapped): the
+    answer to a question, then the answer kept to the options a question lists."""
+    import re
+    from pathlib import Path
+
+    bvh = shared_data / "cmu_bvh" / "09_01.bvh"
+    if not bvh.is_file():
+        pytest.skip(f"{bvh} not present")
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("## Using a checkpoint"):readme.index("## Fine-tuning a checkpoint")]
+    blocks = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert len(blocks) == 2
+    folder = build_tiny_checkpoint(tmp_path, smollm2_tokenizer_dir)
+    scope: dict = {}
+    for block in blocks:
+        code = block.replace('"humocon_demo"', repr(str(folder))).replace('"../shared/data/cmu_bvh/09_01.bvh"',
+                                                                         repr(str(bvh)))
+        exec(compile(code, "README.md", "exec"), scope)
+    assert scope["options"] == ["left", "right"]
+    new = scope["answer"][:, scope["inputs"]["input_ids"].shape[1]:]
+    text = scope["processor"].batch_decode(new, skip_special_tokens=True)[0].strip()
+    assert text in ("left", "right")
