@@ -80,7 +80,9 @@ def test_descriptions_travel_in_the_config_and_label_the_timeline(tmp_path):
     config.save_pretrained(tmp_path)
     loaded = HuMoConMotionEncoderConfig.from_pretrained(tmp_path)
     assert concept_labels(loaded.concept_descriptions) == {3: "left arm raising", 7: "holding still"}
-    with pytest.raises(ValueError, match="concept_descriptions"):
+    from huggingface_hub.errors import StrictDataclassError
+
+    with pytest.raises(StrictDataclassError, match="concept_descriptions"):  # the config's `@strict` validation
         HuMoConMotionEncoderConfig(concept_descriptions={"x": "y"})
     plain = plot_concept_timeline([(0, 40, 3), (40, 60, 7)], tmp_path / "plain.png")
     named = plot_concept_timeline([(0, 40, 3), (40, 60, 7)], tmp_path / "named.png",
