@@ -35,7 +35,7 @@ from transformers import HfArgumentParser, TrainingArguments
 from humocon_hf.precision import CPU_BF16_ENV, cpu_has_bf16, llm_precision  # noqa: F401 - CPU_BF16_ENV, cpu_has_bf16 re-exported
 
 RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
-SHIPPED_RECIPES = ("small", "paper")
+SHIPPED_RECIPES = ("small", "release", "paper")
 SECTIONS = ("model", "data", "pretrain", "translate", "tune", "evaluate")
 
 
@@ -659,19 +659,38 @@ def paper_section(section: str) -> dict[str, Any]:
     return dict(_paper_sections()[section])
 
 
-def load_recipe(name_or_path: str | os.PathLike = "small", overrides: dict[str, dict[str, Any]] | None = None) -> Recipe:
-    """Read and validate a recipe (shipped name or file path). `overrides`: `{section: {key: value}}`."""
-    path = resolve_recipe_path(name_or_path)
+def _read_sections(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, dict[str, Any]]:
+    """A recipe file's sections. `base: NAME` (a shipped recipe, or a file path relative to this one) reads that recipe
+    first; this file's keys then replace its keys one by one (`recipes/release.yaml` is the small recipe, longer)."""
+    path = path.resolve()
+    if path in seen:
+        raise RecipeError(f"{path}: `base` recipes form a cycle ({' -> '.join(str(p) for p in (*seen, path))})")
     data = _read_file(path)
+    base = data.pop("base", None)
     unknown = sorted(set(data) - set(SECTIONS))
     if unknown:
-        raise RecipeError(f"{path}: unknown section(s) {unknown}; a recipe has the sections {list(SECTIONS)}")
+        raise RecipeError(f"{path}: unknown section(s) {unknown}; a recipe has the sections {list(SECTIONS)} and "
+                          "optionally `base`")
     for s in SECTIONS:
         if data.get(s) is not None and not isinstance(data[s], Mapping):
             raise RecipeError(f"{path}: section {s!r} must be a mapping of keys to values, got "
                               f"{type(data[s]).__name__} {data[s]!r}")
     sections = {s: dict(data.get(s) or {}) for s in SECTIONS}
-    sections = _renamed_keys(sections)
+    if base is None:
+        return sections
+    if not isinstance(base, str) or not base:
+        raise RecipeError(f"{path}: base must name a recipe (e.g. base: small), got {base!r}")
+    base_path = RECIPE_DIR / f"{base}.yaml" if base in SHIPPED_RECIPES else (path.parent / base)
+    if not base_path.is_file():
+        raise RecipeError(f"{path}: base recipe {base!r} not found (a shipped name {SHIPPED_RECIPES} or a file)")
+    below = _read_sections(base_path, (*seen, path))
+    return {s: {**below[s], **sections[s]} for s in SECTIONS}
+
+
+def load_recipe(name_or_path: str | os.PathLike = "small", overrides: dict[str, dict[str, Any]] | None = None) -> Recipe:
+    """Read and validate a recipe (shipped name or file path). `overrides`: `{section: {key: value}}`."""
+    path = resolve_recipe_path(name_or_path)
+    sections = _renamed_keys(_read_sections(path))
     name = str(name_or_path) if str(name_or_path) in SHIPPED_RECIPES else path.stem
     recipe = Recipe(name=name, source=str(path), sections=sections)
     if overrides:

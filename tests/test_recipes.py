@@ -308,3 +308,22 @@ def test_earlier_names_of_recipe_keys_are_read_under_todays():
     with pytest.raises(RecipeError, match="lambda_act is the old name of lambda_velocity"):
         load_recipe("small", overrides={"pretrain": {"lambda_act": 0.5, "lambda_velocity": 0.4}})
     assert ConceptDiscoveryRecipe is ConceptDiscoverySchedule
+
+
+def test_a_recipe_can_start_from_another(tmp_path):
+    """`base: NAME` reads a shipped recipe (or a file beside this one) first and replaces its keys one by one: the
+    release recipe is the small one with stage 3 twice as long; cycles and missing bases are named."""
+    small, release = load_recipe("small"), load_recipe("release")
+    assert release.sections["tune"]["max_steps"] == 2 * small.sections["tune"]["max_steps"]
+    release.sections["tune"]["max_steps"] = small.sections["tune"]["max_steps"]
+    assert release.sections == small.sections
+    mine = _write_recipe(tmp_path / "mine.yaml", {"base": "release", "tune": {"learning_rate": 5e-4}})
+    recipe = load_recipe(mine)
+    assert recipe.sections["tune"]["max_steps"] == 1100 and recipe.sections["tune"]["learning_rate"] == 5e-4
+    assert recipe.sections["model"] == small.sections["model"]
+    _write_recipe(tmp_path / "a.yaml", {"base": "b.yaml"})
+    _write_recipe(tmp_path / "b.yaml", {"base": "a.yaml"})
+    with pytest.raises(RecipeError, match="form a cycle"):
+        load_recipe(tmp_path / "a.yaml")
+    with pytest.raises(RecipeError, match="base recipe 'nope' not found"):
+        load_recipe(_write_recipe(tmp_path / "c.yaml", {"base": "nope"}))
