@@ -35,7 +35,8 @@ _WH_WORDS = frozenset("which what where how who".split())
 
 
 def _words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9][a-z0-9'\-]*", text.lower())
+    # "take/pick something up" (a BABEL-QA answer) keeps its slash: three words, one option
+    return re.findall(r"[a-z0-9][a-z0-9'/\-]*", text.lower())
 
 
 def _strip_leading(words: list[str]) -> list[str]:

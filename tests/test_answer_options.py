@@ -27,6 +27,7 @@ from humocon_hf.recipes import ModelArguments
     ("Is the person doing walk, run or jump?", ["walk", "run", "jump"]),
     ("Which body part moves: left arm, right arm or both arms?", ["left arm", "right arm", "both arms"]),
     ("Does the person squat or jump, or neither?", ["squat", "jump", "neither"]),
+    ("Pick one: take/pick something up, crawl or lie down.", ["take/pick something up", "crawl", "lie down"]),
     # where the first option starts is ambiguous, every reading is offered
     ("Does the person turn left or right?", ["left", "turn left", "right"]),
     ("Does the person pick up or throw?", ["up", "pick up", "throw"]),
