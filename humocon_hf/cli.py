@@ -418,7 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="Run the whole pipeline offline and write one output folder.",
         description="Build the built-in motion-QA benchmark (plus the real CMU mocap when ../shared/data is present), "
                     "train the concept encoders (stage 1), the projectors (stage 2) and LoRA adapters (stage 3) on "
-                    "SmolLM2-135M-Instruct, evaluate on held-out questions against a text-only baseline, and write a "
+                    "SmolLM2-135M-Instruct, evaluate on held-out questions against what the question alone gives, and write a "
                     "checkpoint, model card, concept-timeline plot, preview GIF and results.json. About 10 minutes on "
                     "2 CPU cores with the default small recipe.",
     )
@@ -434,7 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
         "pretrain": "Stage 1, concept discovery: train the motion (and video) concept encoders.",
         "translate": "Stage 2, modality translation: train the projectors on captions (encoders and LLM frozen).",
         "tune": "Stage 3, instruction tuning: LoRA on the LLM with question/answer pairs.",
-        "evaluate": "Evaluate on the held-out split against the text-only baseline and print the accuracy table.",
+        "evaluate": "Evaluate on the held-out split against the baseline (the question alone) and print the accuracy table.",
     }
     for name, text in stage_help.items():
         p = sub.add_parser(
@@ -457,7 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train the full model, one variant per removed stage-1 objective (masked reconstruction, "
                     "discriminative, velocity reconstruction, video-motion alignment) and one without concept "
                     "discovery (the encoder randomly initialised and frozen) through stages 1-3 with the same recipe, "
-                    "benchmark and seed, plus the text-only baseline; evaluate each on the held-out split; print the "
+                    "benchmark and seed, plus the baseline; evaluate each on the held-out split; print the "
                     "table and write "
                     "ablation.json / ablation_table.md in --output-dir. Each variant has its own sub-folder, so "
                     "a re-run reuses finished variants. With the small recipe each variant takes about as long "

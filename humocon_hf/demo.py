@@ -51,7 +51,9 @@ def run_demo_seeds(options: PipelineOptions, seeds: list[int]) -> dict:
     lines = real_lines_summary(evaluations)
     summary = {"seeds": seeds, "per_seed": per_seed, "statistics": table, "real_cmu": real, "real_lines": lines}
     if is_main_process():
-        text = format_ci_table(table) if table else "(no per-question predictions kept)"
+        baseline = (evaluations[0].get("baseline") or {}).get("model_name") or "Baseline (question only)"
+        text = (format_ci_table(table, {"model": "HuMoCon (motion + question)", "baseline": baseline}) if table
+                else "(no per-question predictions kept)")
         if real:
             text += "\n\n" + format_real_cmu_line(real)
         if lines:

@@ -54,6 +54,29 @@ ABLATION_VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
+# The baselines a run is compared with (`evaluate.baseline`): the row's name and what a model card says of it. Each
+# answers from the question alone, so the difference to the model is what the motion adds.
+BASELINES: dict[str, tuple[str, str]] = {
+    "question_prior": ("Question prior (question only)",
+                       "The question prior answers each question with the most common training answer to the same "
+                       "question text (of its options, when it lists them): what the question alone gives, counted "
+                       "without the motion."),
+    "text_only": ("Text-only baseline (question only)",
+                  "The text-only baseline is the same LLM trained with the same stage-3 recipe on the same questions "
+                  "**without the motion**: it can only learn answer priors from the question text."),
+    "zero_shot": ("Zero-shot LLM (question only)",
+                  "The zero-shot baseline is the LLM before any training, asked the questions without the motion."),
+}
+
+
+def baseline_description(name: str | None) -> str:
+    """What a model card says of the baseline row called `name` (a `BASELINES` name, or any other)."""
+    for row_name, description in BASELINES.values():
+        if row_name == name:
+            return description
+    return "The baseline answers from the question alone, without the motion."
+
+
 def _batches(dataset, batch_size: int, limit: int | None):
     n = len(dataset) if limit is None else min(limit, len(dataset))
     for start in range(0, n, batch_size):

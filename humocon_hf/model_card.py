@@ -279,7 +279,7 @@ def render_model_card(
     Args:
         results: the model's evaluation (`humocon_hf.evaluation.evaluate_motion_qa` output); becomes the
             `model-index` and the evaluation table. `None`: the card says no results were recorded.
-        baseline_results: the text-only baseline's evaluation, shown next to the model's (not in the model-index).
+        baseline_results: the baseline's evaluation (the question alone; `humocon_hf.evaluation.BASELINES`), shown next to the model's (not in the model-index).
         recipe: the `Recipe` (or its `{section: dict}`) the checkpoint was trained with.
         command: the exact command that produced the checkpoint.
         stage_times: measured wall time per stage in seconds.
@@ -300,6 +300,7 @@ def render_model_card(
     import jinja2
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+    from humocon_hf.evaluation import baseline_description
     from humocon_hf.hub import REMOTE_CODE_PIP
 
     results = _check_results(results, "results")
@@ -356,6 +357,7 @@ def render_model_card(
         "data_summary": None,
         "results_table": results_table(results, baseline_results) if results is not None else None,
         "has_baseline": baseline_results is not None,
+        "baseline_description": baseline_description((baseline_results or {}).get("model_name")),
         "eval_dataset": eval_ds.get("name", "evaluation set"),
         "eval_split": eval_ds.get("split", "test"),
         "eval_count": counts.get("total", eval_ds.get("num_examples", "-")),

@@ -354,9 +354,11 @@ class EvaluateArguments:
         metadata={"help": "A question that lists its options ('left or right?') is answered with one of them "
                   "(`AnswerOptionsLogitsProcessor`), as `humocon ask` and the Space answer it."})
     baseline: str = field(
-        default="text_only",
-        metadata={"help": "'text_only': the same LLM LoRA-tuned with the same recipe on the questions without the "
-                  "motion (a blind baseline that learns answer priors); 'zero_shot': the LLM as is; 'none'."},
+        default="question_prior",
+        metadata={"help": "What the question alone gives. 'question_prior': the most common training answer to the "
+                  "same question text (`humocon_hf.question_prior`, counted in a second); 'text_only': the same LLM "
+                  "LoRA-tuned with the same recipe on the questions without the motion (as long as stage 3); "
+                  "'zero_shot': the LLM as is; 'none'."},
     )
     baseline_max_steps: int | None = field(
         default=None,
@@ -377,8 +379,9 @@ class EvaluateArguments:
             raise RecipeError(f"evaluate.baseline_max_steps must be >= 1 or null, got {self.baseline_max_steps}")
         if not 0 < self.baseline_steps_fraction <= 10:
             raise RecipeError(f"evaluate.baseline_steps_fraction must be in (0, 10], got {self.baseline_steps_fraction}")
-        if self.baseline not in ("text_only", "zero_shot", "none"):
-            raise RecipeError(f"evaluate.baseline must be text_only, zero_shot or none, got {self.baseline!r}")
+        if self.baseline not in ("question_prior", "text_only", "zero_shot", "none"):
+            raise RecipeError(f"evaluate.baseline must be question_prior, text_only, zero_shot or none, "
+                              f"got {self.baseline!r}")
         if self.batch_size < 1 or self.max_new_tokens < 1:
             raise RecipeError("evaluate.batch_size and evaluate.max_new_tokens must be >= 1")
 

@@ -127,13 +127,15 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, smollm2_tokenizer_dir, capsy
                      "logging_steps": 1},
         "translate": {"max_steps": 2, "per_device_train_batch_size": 2, "bf16": False, "logging_steps": 1},
         "tune": {"max_steps": 2, "per_device_train_batch_size": 2, "bf16": False, "logging_steps": 1},
-        # The small recipe gives the text-only baseline its own budget (400 steps against stage 3's 550).
-        "evaluate": {"batch_size": 4, "max_new_tokens": 3, "num_examples": 2, "baseline_max_steps": 1},
+        "evaluate": {"batch_size": 4, "max_new_tokens": 3, "num_examples": 2},
     }
     out = tmp_path / "demo"
     results = run_demo(output_dir=str(out), overrides=overrides, command="humocon demo (test)")
     printed = capsys.readouterr().out
-    assert "Held-out accuracy" in printed and "Text-only baseline" in printed
+    # The small recipe's baseline: the question prior, counted from stage 3's questions (no stage of its own).
+    assert "Held-out accuracy" in printed and "Question prior (question only)" in printed
+    assert "baseline" not in results["stages"] and results["baseline_name"] == "Question prior (question only)"
+    assert (out / "stages" / "evaluate" / "question_prior.json").is_file()
 
     saved = json.loads((out / "results.json").read_text())
     assert saved["metrics"] == results["metrics"]
@@ -142,9 +144,8 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, smollm2_tokenizer_dir, capsy
         metrics = results["metrics"][key]
         assert 0.0 <= metrics["accuracy"] <= 1.0
         assert metrics["counts"]["total"] == n_test
-    assert set(results["wall_time_s"]) == set(STAGES) | {"total_this_run"}
-    # The text-only baseline trains for evaluate.baseline_max_steps, not stage 3's steps.
-    assert results["stages"]["tune"]["steps"] == 2 and results["stages"]["baseline"]["steps"] == 1
+    assert set(results["wall_time_s"]) == set(STAGES) - {"baseline"} | {"total_this_run"}
+    assert results["stages"]["tune"]["steps"] == 2
     # The small recipe's stage 1 runs all four objectives of the paper (phase 2 on motions + rendered videos).
     objectives = results["stages"]["pretrain"]["phase2"]["objectives"]
     assert {"loss_rec_motion", "loss_rec_video", "loss_dis", "loss_velocity", "loss_align"} <= set(objectives)
@@ -156,7 +157,7 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, smollm2_tokenizer_dir, capsy
     assert data_info["real_heldout_takes"] == {"bandai": 1, "cmu": 2, "hdm05": 1}
     assert data_info["bandai_takes"] == 4 and data_info["hdm05_clips"] == 4
     assert data_info["cmu_trials"] == 2 and data_info["cmu_heldout_trials"] == 2
-    assert results["stages"]["tune"]["real_questions"] == results["stages"]["baseline"]["real_questions"] > 20
+    assert results["stages"]["tune"]["real_questions"] > 20
     # The real lines: per held-out data set, trained phrasings and paraphrases, and the option questions' compliance.
     lines = results["real_lines"]
     assert set(lines["datasets"]) == {"hdm05", "bandai", "cmu", "all"}
@@ -243,14 +244,13 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, smollm2_tokenizer_dir, capsy
 
     # Re-run: everything is reused.
     again = run_demo(output_dir=str(out), overrides=overrides)
-    assert set(again["reused_stages"]) == set(STAGES)
+    assert set(again["reused_stages"]) == set(STAGES) - {"baseline"}
     assert again["metrics"] == results["metrics"]
 
-    # A changed stage-3 budget redoes tuning and what depends on it, nothing before; the text-only baseline has a
-    # budget of its own (evaluate.baseline_max_steps) and is kept.
+    # A changed stage-3 budget redoes tuning and what depends on it, nothing before.
     overrides["tune"]["max_steps"] = 3
     third = run_demo(output_dir=str(out), overrides=overrides)
-    assert set(third["reused_stages"]) == {"data", "pretrain", "translate", "baseline"}
+    assert set(third["reused_stages"]) == {"data", "pretrain", "translate"}
     assert third["stages"]["tune"]["steps"] == 3
 
 
@@ -338,7 +338,7 @@ def test_tiny_ablation_trains_each_variant_with_its_objectives(tmp_path, smollm2
     assert "Variant" in printed
 
     results = json.loads((out / "ablation.json").read_text())
-    assert list(results) == ["full", "text-only (no motion)", "w/o alignment"]
+    assert list(results) == ["full", "question prior (no motion)", "w/o alignment"]
     table = (out / "ablation_table.md").read_text()
     assert "full" in table and "w/o alignment" in table
     for name, res in results.items():
@@ -355,7 +355,7 @@ def test_tiny_ablation_trains_each_variant_with_its_objectives(tmp_path, smollm2
     assert {"loss_align", "loss_velocity", "loss_dis", "loss_rec_motion"} <= phase2_losses("full")
     assert "loss_align" not in phase2_losses("wo_alignment")
     assert {"loss_velocity", "loss_dis", "loss_rec_video"} <= phase2_losses("wo_alignment")
-    assert "baseline" in json.loads((out / "full" / "results.json").read_text())["metrics"]  # the text-only row
+    assert "baseline" in json.loads((out / "full" / "results.json").read_text())["metrics"]  # the baseline row
     assert "baseline" not in json.loads((out / "wo_alignment" / "results.json").read_text())["metrics"]
 
     # Re-run: both variants reused, same numbers.
@@ -487,7 +487,9 @@ def _one_step_overrides(tmp_path, smollm2_tokenizer_dir, questions_per_motion: i
         "pretrain": {"phase1_max_steps": 1, "phase2_max_steps": 0, "per_device_train_batch_size": 4},
         "translate": {"max_steps": 1, "per_device_train_batch_size": 2, "bf16": False},
         "tune": {"max_steps": 1, "per_device_train_batch_size": 2, "bf16": False},
-        "evaluate": {"batch_size": 2, "max_new_tokens": 2, "num_examples": 1, "baseline_max_steps": 1},
+        # The trained text-only baseline (the small recipe counts a question prior instead): its stage is tested here.
+        "evaluate": {"batch_size": 2, "max_new_tokens": 2, "num_examples": 1, "baseline": "text_only",
+                     "baseline_max_steps": 1},
     }
 
 
@@ -603,7 +605,7 @@ def test_demo_and_ablation_over_seeds_aggregate_each_seeds_evaluation(tmp_path, 
                      "relation_type": "none"} for i, c in enumerate(right)]
 
         out = {"model": {"metrics": {"accuracy": 0.5}, "predictions": preds(0.4 if no_concepts else 0.8)}}
-        if self.recipe.evaluate.baseline == "text_only":
+        if self.recipe.evaluate.baseline != "none":
             out["baseline"] = {"metrics": {"accuracy": 0.3}, "predictions": preds(0.3)}
         return out
 
@@ -625,15 +627,15 @@ def test_demo_and_ablation_over_seeds_aggregate_each_seeds_evaluation(tmp_path, 
                                        "w/o alignment": {"use_alignment": False}}, seeds=[0, 1])
     assert [r[0] for r in runs] == ["a/seed0/full", "a/seed0/no_concept_discovery", "a/seed0/wo_alignment",
                                     "a/seed1/full", "a/seed1/no_concept_discovery", "a/seed1/wo_alignment"]
-    assert [r[3] for r in runs] == ["text_only", "none", "none"] * 2  # the text-only row comes with the full variant
+    assert [r[3] for r in runs] == ["question_prior", "none", "none"] * 2  # the baseline's row: with the full variant
     # The full variant is the recipe unchanged: a `humocon demo --seed 1` folder copied in is reused, not retrained.
     demo_seed1 = HuMoConPipeline(PipelineOptions(output_dir=str(tmp_path / "x"), seed=1))
     assert runs[3][4] == demo_seed1.recipe.fingerprint(*ALL_SECTIONS) != runs[5][4]
-    assert list(results) == ["full", "text-only (no motion)", "no concept discovery", "w/o alignment"]
+    assert list(results) == ["full", "question prior (no motion)", "no concept discovery", "w/o alignment"]
     diff = results["no concept discovery"]["statistics"]["accuracy"]["difference"]
     assert diff["diff"] < -0.2 and diff["significant"] and diff["n_seeds"] == 2
     table = (tmp_path / "a" / "ablation_table.md").read_text()
-    assert "| no concept discovery |" in table and "| text-only (no motion) |" in table and "2 seeds" in table
+    assert "| no concept discovery |" in table and "| question prior (no motion) |" in table and "2 seeds" in table
     assert "| w/o alignment |" in table  # the small recipe pre-trains on rendered videos: alignment can be removed
 
 

@@ -56,7 +56,7 @@ def _command(out: Path, llm_dir: Path, stage: str, side: bool = False) -> list[s
         "pretrain.save_total_limit": 2, "pretrain.logging_steps": 4,
         "translate.max_steps": STEPS["translate"], **{f"translate.{k}": v for k, v in llm.items()},
         "tune.max_steps": STEPS["tune"], **{f"tune.{k}": v for k, v in llm.items()},
-        "evaluate.baseline_max_steps": STEPS["baseline"], "evaluate.max_samples": 2, "evaluate.batch_size": 2,
+        "evaluate.baseline": "text_only", "evaluate.baseline_max_steps": STEPS["baseline"], "evaluate.max_samples": 2, "evaluate.batch_size": 2,
         "evaluate.max_new_tokens": 2, "evaluate.num_examples": 1,
     }
     start = [sys.executable, "-c", _WITH_SIDE] if side else [sys.executable, "-m", "humocon_hf.cli"]

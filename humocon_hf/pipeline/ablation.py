@@ -27,7 +27,9 @@ RECIPE_VARIANTS: dict[str, dict] = {
 }
 
 
-TEXT_ONLY_ROW = "text-only (no motion)"
+# The row of the recipe's baseline (`evaluate.baseline`, trained or counted with the full variant).
+BASELINE_ROWS = {"question_prior": "question prior (no motion)", "text_only": "text-only (no motion)",
+                 "zero_shot": "zero-shot LLM (no motion)"}
 
 
 def run_ablation_study(options: PipelineOptions, variants: Mapping[str, Mapping] | None = None,
@@ -39,8 +41,8 @@ def run_ablation_study(options: PipelineOptions, variants: Mapping[str, Mapping]
 
     Each variant is a demo pipeline in `<output_dir>/[seed<k>/]<variant>/` whose recipe differs only in
     `model.encoder_overrides` (e.g. `use_velocity_reconstruction: false`) or, for `RECIPE_VARIANTS`, in the stage-1 budget, so
-    finished variants are reused on a re-run and an interrupted one resumes. The full variant also trains the
-    text-only baseline (a row of the table). Alignment needs paired video: with `pretrain.use_video: false` the
+    finished variants are reused on a re-run and an interrupted one resumes. The full variant also evaluates the
+    recipe's baseline (`evaluate.baseline`: a row of the table). Alignment needs paired video: with `pretrain.use_video: false` the
     "w/o alignment" variant is left out with a note.
     """
     from humocon_hf.evaluation import ABLATION_VARIANTS, write_ablation
@@ -71,7 +73,8 @@ def run_ablation_study(options: PipelineOptions, variants: Mapping[str, Mapping]
             elif switches:  # the full variant is the recipe as it stands, so a demo run at that seed is reused
                 encoder_overrides = {**(base.model.encoder_overrides or {}), **dict(switches)}
                 overrides.setdefault("model", {})["encoder_overrides"] = encoder_overrides
-            overrides.setdefault("evaluate", {})["baseline"] = "text_only" if name == "full" else "none"
+            if name != "full":  # the full variant keeps the recipe's baseline (and so its demo folder)
+                overrides.setdefault("evaluate", {})["baseline"] = "none"
             folder = seed_root / variant_folder(name)
             say(f"[ablation] variant {name!r}{'' if seed is None else f', seed {seed}'} -> {folder}")
             pipeline = HuMoConPipeline(dataclasses.replace(options, output_dir=str(folder), overrides=overrides,
@@ -81,7 +84,7 @@ def run_ablation_study(options: PipelineOptions, variants: Mapping[str, Mapping]
             runs.setdefault(name, []).append(evaluation["model"])
             real_runs.setdefault(name, []).append(evaluation)
             if "baseline" in evaluation:
-                runs.setdefault(TEXT_ONLY_ROW, []).append(evaluation["baseline"])
+                runs.setdefault(BASELINE_ROWS[pipeline.recipe.evaluate.baseline], []).append(evaluation["baseline"])
     if not runs:
         raise ValueError("every ablation variant was left out; see the notes above")
     complete = {name: evals for name, evals in runs.items() if len(evals) == len(seeds or [None])}

@@ -55,9 +55,9 @@ def example_answers(evaluation: dict, n: int) -> list[dict]:
 
 
 
-def format_summary_table(metrics: dict[str, dict]) -> str:
+def format_summary_table(metrics: dict[str, dict], baseline_name: str | None = None) -> str:
     """Accuracy table: one row per model (+ a row with the difference when a baseline is present)."""
-    names = {"model": "HuMoCon (motion + question)", "baseline": "Text-only baseline (question only)"}
+    names = {"model": "HuMoCon (motion + question)", "baseline": baseline_name or "Baseline (question only)"}
     columns = [(h, k) for h, k in TABLE1_COLUMNS if any(m.get(k) is not None for m in metrics.values())]
     header = ["Held-out accuracy", *(h for h, _ in columns)]
     rows = []
@@ -106,7 +106,7 @@ def real_cmu_runs(evaluations: list[dict]) -> tuple[list, list | None] | None:
 
 def real_cmu_summary(evaluations: list[dict]) -> dict | None:
     """`results.json["real_cmu"]`: accuracy on the held-out CMU subjects' action questions (one evaluation per
-    seed), with the text-only baseline, per action, and what always answering the most frequent action scores."""
+    seed), with the baseline (the question alone), per action, and what always answering the most frequent action scores."""
     from collections import Counter
 
     from humocon_hf.stats import accuracy_table_with_ci
@@ -146,7 +146,7 @@ def format_real_cmu_line(summary: Mapping) -> str:
     base = summary.get("baseline_accuracy")
     return (f"Real CMU mocap, held-out subjects ({len(summary['trials'])} trials, {summary['question']!r}): "
             f"{100 * summary['accuracy']:.1f}% [{100 * stats['low']:.1f}, {100 * stats['high']:.1f}] ({per}"
-            f"{f'; {seeds} seeds' if seeds > 1 else ''}); text-only "
+            f"{f'; {seeds} seeds' if seeds > 1 else ''}); question only "
             f"{'-' if base is None else f'{100 * base:.1f}%'}; always {summary['majority_answer']!r} "
             f"{100 * summary['majority_accuracy']:.1f}%")
 
@@ -165,7 +165,7 @@ _REAL_GROUPS = (("Overall", "accuracy"), ("Action", "action"), ("Direction", "di
 def real_lines_summary(evaluations: list[dict]) -> dict | None:
     """`results.json["real_lines"]`: accuracy on the held-out real takes per data set (HDM05 actors, Bandai styles,
     CMU subjects) and overall, in trained phrasings and in paraphrases no training question used, over seeds (one
-    evaluation each, the same questions), with the text-only baseline, and how often an answer to a question that
+    evaluation each, the same questions), with the baseline (the question alone), and how often an answer to a question that
     lists its options is one of them."""
     from humocon_hf.data.real_motion_qa import answer_in_options
     from humocon_hf.stats import accuracy_table_with_ci
@@ -225,7 +225,7 @@ def extra_line_summary(evaluations: list[dict], name: str) -> dict | None:
 
 def format_real_lines(summary: Mapping, title: str = "Real mocap, held out") -> str:
     """The real-motion table of the summary: per held-out data set, accuracy in trained phrasings (overall and per
-    query type) and in paraphrases, against the text-only baseline."""
+    query type) and in paraphrases, against the baseline (the question alone)."""
     seeds = summary.get("seeds", 1)
 
     def cell(stats: Mapping | None) -> str:
@@ -239,7 +239,7 @@ def format_real_lines(summary: Mapping, title: str = "Real mocap, held out") -> 
             low, high = ci["low"], ci["high"]
         return f"{100 * s['mean']:.1f}%{spread} [{100 * low:.0f}, {100 * high:.0f}] (n={s['n_questions']})"
 
-    header = [title, *(h for h, _ in _REAL_GROUPS), "Paraphrased", "Text-only (overall)"]
+    header = [title, *(h for h, _ in _REAL_GROUPS), "Paraphrased", "Question only (overall)"]
     rows = []
     for name, entry in summary["datasets"].items():
         if name == "all" and len(summary["datasets"]) == 2:  # one data set: its own row says it all
@@ -332,6 +332,7 @@ def final_results(pipeline, total_s: float) -> dict:
         "metrics": {key: value["metrics"] for key, value in evaluation.items()
                     if not key.startswith(("real_", *(f"{name}_" for name in EXTRA_LINES)))},
         "statistics": seed_statistics([evaluation]),
+        "baseline_name": (evaluation.get("baseline") or {}).get("model_name"),
         "real_cmu": real_cmu_summary([evaluation]),
         "real_lines": real_lines_summary([evaluation]),
         **{f"{name}_line": extra_line_summary([evaluation], name) for name in EXTRA_LINES},
@@ -360,7 +361,7 @@ def print_summary(results: dict, full: bool = True) -> None:
         say(f"Stage outputs: {results['output_dir']}/stages")
         say("=" * 78)
         return
-    say("Example questions on held-out motions (model | text-only baseline | truth):")
+    say("Example questions on held-out motions (model | baseline, the question alone | truth):")
     for ex in results["examples"]:
         say(f"  Q: {ex['question']}")
         base = f" | baseline: {ex['baseline']!r}" if "baseline" in ex else ""
@@ -369,9 +370,11 @@ def print_summary(results: dict, full: bool = True) -> None:
     if results.get("statistics"):
         from humocon_hf.stats import format_ci_table
 
-        say(format_ci_table(results["statistics"]))
+        names = {"model": "HuMoCon (motion + question)",
+                 "baseline": results.get("baseline_name") or "Baseline (question only)"}
+        say(format_ci_table(results["statistics"], names))
     else:
-        say(format_summary_table(results["metrics"]))
+        say(format_summary_table(results["metrics"], results.get("baseline_name")))
     if results.get("real_cmu"):
         say(format_real_cmu_line(results["real_cmu"]))
     if results.get("real_lines"):

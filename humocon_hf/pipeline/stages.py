@@ -399,6 +399,31 @@ class HuMoConPipeline:
             rows.append(row)
         return rows
 
+    def stage3_rows(self, with_motion: bool = True) -> tuple[list[dict], dict]:
+        """Stage 3's training questions (`question`, `answer`, and `motion` where `with_motion`) and their counts:
+        the benchmark's training split, then the questions about the real training takes. The text-only baseline
+        and the question prior get the same questions without the motion."""
+        targs, tune_args = self.training_args("tune", output_dir=self.runner.stage_dir("tune") / "checkpoints")
+        seed = targs.seed
+        qa, real_rows = self.load_data()
+        train = qa["train"]
+        if tune_args.balance_query_types:
+            from humocon_hf.data import oversample_to_balance
+
+            train = oversample_to_balance(list(train), "query_type", seed=seed)
+        if tune_args.option_questions_share:  # some procedural questions list their options
+            train = with_listed_options(list(train), tune_args.option_questions_share, seed=seed)
+        real_qa = real_qa_rows(real_rows, self.recipe.data.real_questions_per_fact, seed=seed)
+        sequences = self.runner.stage_dir("data") / "sequences_train.json"
+        if sequences.is_file():  # real takes in sequence, asked before / after / in-between questions
+            real_qa += [{"question": q["question"], "answer": q["answer"], "motion": q["motion_path"]}
+                        for q in json.loads(sequences.read_text())]
+        if not with_motion:
+            real_qa = [{k: v for k, v in r.items() if k != "motion"} for r in real_qa]
+        counts = {"questions": len(qa["train"]), "real_questions": len(real_qa),
+                  "training_rows": len(train) + len(real_qa)}
+        return self._qa_rows(train, with_motion) + real_qa, counts
+
     def _tune(self, model, folder: Path, with_motion: bool) -> dict:
         import torch
 
@@ -409,23 +434,9 @@ class HuMoConPipeline:
         baseline_steps = None if with_motion else fingerprints.baseline_steps(self.recipe)
         steps = {} if baseline_steps is None else {"max_steps": baseline_steps}
         targs, tune_args = self.training_args("tune", output_dir=folder / "checkpoints", **steps)
-        qa, real_rows = self.load_data()
         processor = self.load_processor()
         seed_before_init(targs.seed)  # LoRA weights are initialised when the trainer wraps the model
-        train = qa["train"]
-        if tune_args.balance_query_types:
-            from humocon_hf.data import oversample_to_balance
-
-            train = oversample_to_balance(list(train), "query_type", seed=targs.seed)
-        if tune_args.option_questions_share:  # some procedural questions list their options
-            train = with_listed_options(list(train), tune_args.option_questions_share, seed=targs.seed)
-        real_qa = real_qa_rows(real_rows, self.recipe.data.real_questions_per_fact, seed=targs.seed)
-        sequences = self.runner.stage_dir("data") / "sequences_train.json"
-        if sequences.is_file():  # real takes in sequence, asked before / after / in-between questions
-            real_qa += [{"question": q["question"], "answer": q["answer"], "motion": q["motion_path"]}
-                        for q in json.loads(sequences.read_text())]
-        if not with_motion:  # the text-only baseline gets the same questions without the motion
-            real_qa = [{k: v for k, v in r.items() if k != "motion"} for r in real_qa]
+        rows, counts = self.stage3_rows(with_motion)
         # The machine reference, measured now (beside whatever else runs), and the FLOPs of every batch: the stage's
         # achieved rate as a fraction of it (issue 31: a time alone cannot tell a slower machine from slower code).
         text_config = model.config.text_config
@@ -433,7 +444,7 @@ class HuMoConPipeline:
                                       tokens=64 * targs.per_device_train_batch_size)
         counter = StepFlopCounter(qa_collator(processor, model_args), text_config)
         trainer = build_instruction_tuning_trainer(
-            model, targs, processor, ListDataset(self._qa_rows(train, with_motion) + real_qa), counter, tune_args,
+            model, targs, processor, ListDataset(rows), counter, tune_args,
             train_projectors=tune_args.train_projectors and with_motion,
             callbacks=[*self._callbacks(), counter.callback()],
         )
@@ -447,8 +458,7 @@ class HuMoConPipeline:
         info.update(counter.report(metrics.get("train_runtime"), reference, targs.gradient_accumulation_steps))
         if is_main_process():
             merge_adapter(trainer.model).save_pretrained(folder / "model")
-        return {"questions": len(qa["train"]), "real_questions": len(real_qa), "training_rows": len(train) + len(real_qa),
-                **info}
+        return {**counts, **info}
 
     def stage_tune(self, folder: Path) -> dict:
         from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
@@ -471,7 +481,7 @@ class HuMoConPipeline:
 
     # ----------------------------------------------------------------------------------------- evaluate
     def stage_evaluate(self, folder: Path) -> dict:
-        from humocon_hf.evaluation import evaluate_motion_qa
+        from humocon_hf.evaluation import BASELINES, evaluate_motion_qa
         from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
 
         ev = self.recipe.evaluate
@@ -483,60 +493,53 @@ class HuMoConPipeline:
         processor = self.load_processor()
         n = len(split) if ev.max_samples is None else min(ev.max_samples, len(split))
 
-        def run(model, name: str, with_motion: bool) -> dict:
-            answer = make_answer_fn(model, processor, model_args, ev.max_new_tokens, with_motion,
-                                    progress=(name, n, ev.batch_size),
-                                    bf16=self.generation_bf16, constrain_options=ev.constrain_options)
-            result = evaluate_motion_qa(answer, split, batch_size=ev.batch_size, limit=ev.max_samples,
-                                        model_name=name, dataset_name="HuMoCon procedural motion-QA",
-                                        dataset_type="humocon-procedural-qa", split=ev.split)
-            return result
-
         real = heldout_cmu_questions(self.runner.stage_dir("data"))
-
-        def run_real(model, name: str, with_motion: bool) -> dict:
-            answer = make_answer_fn(model, processor, model_args, ev.max_new_tokens, with_motion,
-                                    bf16=self.generation_bf16, constrain_options=ev.constrain_options)
-            return evaluate_motion_qa(answer, real, batch_size=ev.batch_size, model_name=name,
-                                      dataset_name="CMU mocap, held-out subjects", dataset_type="cmu-mocap",
-                                      split="held-out subjects")
-
         lines = heldout_line_questions(self.runner.stage_dir("data"))
         extra = {name: extra_line_questions(self.runner.stage_dir("data"), name) for name in EXTRA_LINES}
 
-        def run_lines(model, name: str, with_motion: bool, questions: list[dict]) -> dict:
-            answer = make_answer_fn(model, processor, model_args, ev.max_new_tokens, with_motion,
-                                    progress=(f"{name}, real", len(questions), ev.batch_size),
-                                    bf16=self.generation_bf16, constrain_options=ev.constrain_options)
-            return evaluate_real_lines(answer, questions, name, ev.batch_size)
+        def answerer(model, with_motion: bool):
+            """`(progress label or None, count) -> answer_fn` of a model: its generation with the recipe's settings."""
+            return lambda label, count: make_answer_fn(
+                model, processor, model_args, ev.max_new_tokens, with_motion,
+                progress=None if label is None else (label, count, ev.batch_size),
+                bf16=self.generation_bf16, constrain_options=ev.constrain_options)
+
+        def evaluate_all(answer_for, name: str, key: str, extra_lines: bool) -> dict:
+            """The benchmark's split (`key`), the held-out CMU trials (`real_cmu_<key>`), the real lines
+            (`real_<key>`) and, where `extra_lines`, the extra lines, each answered by `answer_for(label, count)`."""
+            out = {key: evaluate_motion_qa(answer_for(name, n), split, batch_size=ev.batch_size, limit=ev.max_samples,
+                                           model_name=name, dataset_name="HuMoCon procedural motion-QA",
+                                           dataset_type="humocon-procedural-qa", split=ev.split)}
+            if real:
+                out[f"real_cmu_{key}"] = evaluate_motion_qa(
+                    answer_for(None, len(real)), real, batch_size=ev.batch_size, model_name=name,
+                    dataset_name="CMU mocap, held-out subjects", dataset_type="cmu-mocap", split="held-out subjects")
+            named = [("real", lines)] + ([(line, qs) for line, qs in extra.items()] if extra_lines else [])
+            for line, questions in named:
+                if questions:
+                    out[f"{line}_{key}"] = evaluate_real_lines(answer_for(f"{name}, real", len(questions)), questions,
+                                                               name, ev.batch_size)
+            return out
 
         model = HuMoConForCausalLM.from_pretrained(self.runner.stage_dir("tune") / "model", **self._attention()).eval()
-        results = {"model": run(model, "HuMoCon (motion + question)", True)}
-        if real:
-            results["real_cmu_model"] = run_real(model, "HuMoCon (motion + question)", True)
-        if lines:
-            results["real_model"] = run_lines(model, "HuMoCon (motion + question)", True, lines)
-        for name, questions in extra.items():
-            if questions:
-                results[f"{name}_model"] = run_lines(model, "HuMoCon (motion + question)", True, questions)
+        results = evaluate_all(answerer(model, True), "HuMoCon (motion + question)", "model", extra_lines=True)
         del model
-        base, base_name = None, None
-        if ev.baseline == "text_only":
-            base = HuMoConForCausalLM.from_pretrained(
-                self.runner.stage_dir("baseline") / "model", **self._attention()
-            ).eval()
-            base_name = "Text-only baseline (question only)"
-        elif ev.baseline == "zero_shot":
-            llm, _ = self._load_llm()
-            enc = self.load_encoders()
-            base = HuMoConForCausalLM.from_parts(llm, *enc, processor).eval()
-            base_name = "Zero-shot LLM (question only)"
-        if base is not None:
-            results["baseline"] = run(base, base_name, False)
-            if real:
-                results["real_cmu_baseline"] = run_real(base, base_name, False)
-            if lines:
-                results["real_baseline"] = run_lines(base, base_name, False, lines)
+        if ev.baseline == "question_prior":  # counted, not trained: see `humocon_hf.question_prior`
+            from humocon_hf.question_prior import QuestionPriorBaseline
+
+            prior = QuestionPriorBaseline.fit(self.stage3_rows(with_motion=False)[0])
+            prior.save(folder / "question_prior.json")
+            results.update(evaluate_all(lambda label, count: prior, BASELINES[ev.baseline][0], "baseline", extra_lines=False))
+        elif ev.baseline in ("text_only", "zero_shot"):
+            if ev.baseline == "text_only":
+                base = HuMoConForCausalLM.from_pretrained(
+                    self.runner.stage_dir("baseline") / "model", **self._attention()
+                ).eval()
+            else:
+                llm, _ = self._load_llm()
+                base = HuMoConForCausalLM.from_parts(llm, *self.load_encoders(), processor).eval()
+            results.update(evaluate_all(answerer(base, False), BASELINES[ev.baseline][0], "baseline",
+                                        extra_lines=False))
         if lines:
             write_json_atomic(folder / "real_questions.json", lines)
         for name, questions in extra.items():
