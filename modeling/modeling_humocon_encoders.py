@@ -292,6 +292,70 @@ class HuMoConEncodersPreTrainedModel(PreTrainedModel):
         keep = {int(i) % len(all_hidden) for i in requested}
         return tuple(h if i in keep else None for i, h in enumerate(all_hidden))
 
+    def _init_concept_layers(self, config) -> None:
+        """What both encoders put after their token embedding: the transformer, the projection into the codebook's
+        space and the VQ codebook (the concepts)."""
+        self.encoder = HuMoConTransformer(
+            config.hidden_size,
+            config.num_hidden_layers,
+            config.num_attention_heads,
+            config.intermediate_size,
+            config.hidden_dropout,
+        )
+        self.pre_quant = (
+            nn.Identity()
+            if config.codebook_dim == config.hidden_size
+            else nn.Linear(config.hidden_size, config.codebook_dim)
+        )
+        self.quantizer = HuMoConVectorQuantizer(
+            config.codebook_size,
+            config.codebook_dim,
+            decay=config.ema_decay,
+            dead_code_threshold=config.dead_code_threshold,
+            commitment_weight=config.commitment_weight,
+        )
+
+    def _encode_tokens(
+        self,
+        hidden: torch.Tensor,
+        token_mask: torch.Tensor | None,
+        output_hidden_states: bool,
+        output_attentions: bool,
+        requested_layers,
+        return_dict: bool,
+        **extra,
+    ) -> HuMoConEncoderOutput | tuple:
+        """The transformer over the embedded tokens `(batch, tokens, hidden)` (`token_mask` `(batch, tokens)`, None:
+        all valid), then the codebook: the output of both encoders (`extra`: fields only one of them fills)."""
+        hidden, all_hidden, all_attentions = self.encoder.forward_with_states(
+            hidden, token_mask, output_hidden_states, output_attentions
+        )
+        if token_mask is None:
+            token_mask = torch.ones(hidden.shape[:2], dtype=torch.bool, device=hidden.device)
+        state = self.pre_quant(hidden)
+        quantized, ids, commitment = self.quantizer(state, token_mask)
+        output = HuMoConEncoderOutput(
+            last_hidden_state=hidden,
+            quantized=quantized,
+            concept_ids=ids,
+            attention_mask=token_mask.long(),
+            pre_quantized=state,
+            commitment_loss=commitment,
+            hidden_states=self._keep_requested_layers(all_hidden, requested_layers),
+            attentions=all_attentions,
+            **extra,
+        )
+        return output if return_dict else output.to_tuple()
+
+    def _forward_in_eval_mode(self, *inputs) -> HuMoConEncoderOutput:
+        """`forward` with dropout off (eval mode), the module's mode put back after: what `get_concepts` reads."""
+        was_training = self.training
+        self.eval()
+        try:
+            return self(*inputs, return_dict=True)
+        finally:
+            self.train(was_training)
+
     def quantizers(self) -> list[HuMoConVectorQuantizer]:
         return [m for m in self.modules() if isinstance(m, HuMoConVectorQuantizer)]
 
@@ -331,25 +395,7 @@ class HuMoConMotionEncoder(HuMoConEncodersPreTrainedModel):
             kernel_size=config.motion_token_stride,
             stride=config.motion_token_stride,
         )
-        self.encoder = HuMoConTransformer(
-            config.hidden_size,
-            config.num_hidden_layers,
-            config.num_attention_heads,
-            config.intermediate_size,
-            config.hidden_dropout,
-        )
-        self.pre_quant = (
-            nn.Identity()
-            if config.codebook_dim == config.hidden_size
-            else nn.Linear(config.hidden_size, config.codebook_dim)
-        )
-        self.quantizer = HuMoConVectorQuantizer(
-            config.codebook_size,
-            config.codebook_dim,
-            decay=config.ema_decay,
-            dead_code_threshold=config.dead_code_threshold,
-            commitment_weight=config.commitment_weight,
-        )
+        self._init_concept_layers(config)
         self.post_init()
 
     def get_input_embeddings(self) -> nn.Module:
@@ -461,22 +507,9 @@ class HuMoConMotionEncoder(HuMoConEncodersPreTrainedModel):
             hidden
             + sinusoidal_embedding(positions, hidden.shape[-1]).to(hidden.dtype)[None]
         )
-        hidden, all_hidden, all_attentions = self.encoder.forward_with_states(
-            hidden, token_mask, output_hidden_states, output_attentions
+        return self._encode_tokens(
+            hidden, token_mask, output_hidden_states, output_attentions, requested_layers, return_dict
         )
-        state = self.pre_quant(hidden)
-        quantized, ids, commitment = self.quantizer(state, token_mask)
-        output = HuMoConEncoderOutput(
-            last_hidden_state=hidden,
-            quantized=quantized,
-            concept_ids=ids,
-            attention_mask=token_mask.long(),
-            pre_quantized=state,
-            commitment_loss=commitment,
-            hidden_states=self._keep_requested_layers(all_hidden, requested_layers),
-            attentions=all_attentions,
-        )
-        return output if return_dict else output.to_tuple()
 
     @torch.no_grad()
     def get_concepts(
@@ -493,12 +526,7 @@ class HuMoConMotionEncoder(HuMoConEncodersPreTrainedModel):
             end exclusive).
         """
         mask = self.check_inputs(motion_values, motion_attention_mask)
-        was_training = self.training
-        self.eval()
-        try:
-            out = self(motion_values, mask.long(), return_dict=True)
-        finally:
-            self.train(was_training)
+        out = self._forward_in_eval_mode(motion_values, mask.long())
         results = []
         for b in range(motion_values.shape[0]):
             n_frames = int(mask[b].sum())
@@ -542,25 +570,7 @@ class HuMoConVideoEncoder(HuMoConEncodersPreTrainedModel):
         self.frame_token_embedding = nn.Parameter(
             torch.zeros(config.video_tokens_per_frame, config.hidden_size)
         )
-        self.encoder = HuMoConTransformer(
-            config.hidden_size,
-            config.num_hidden_layers,
-            config.num_attention_heads,
-            config.intermediate_size,
-            config.hidden_dropout,
-        )
-        self.pre_quant = (
-            nn.Identity()
-            if config.codebook_dim == config.hidden_size
-            else nn.Linear(config.hidden_size, config.codebook_dim)
-        )
-        self.quantizer = HuMoConVectorQuantizer(
-            config.codebook_size,
-            config.codebook_dim,
-            decay=config.ema_decay,
-            dead_code_threshold=config.dead_code_threshold,
-            commitment_weight=config.commitment_weight,
-        )
+        self._init_concept_layers(config)
         self.post_init()
         if config.freeze_vision_tower:
             self.vision_tower.requires_grad_(False)
@@ -706,26 +716,10 @@ class HuMoConVideoEncoder(HuMoConEncodersPreTrainedModel):
             + time_embedding.to(hidden.dtype)
             + self.frame_token_embedding.repeat(frames, 1)[None]
         )
-        hidden, all_hidden, all_attentions = self.encoder.forward_with_states(
-            hidden, None, output_hidden_states, output_attentions
-        )
-        token_mask = torch.ones(
-            hidden.shape[:2], dtype=torch.bool, device=hidden.device
-        )
-        state = self.pre_quant(hidden)
-        quantized, ids, commitment = self.quantizer(state, token_mask)
-        output = HuMoConEncoderOutput(
-            last_hidden_state=hidden,
-            quantized=quantized,
-            concept_ids=ids,
-            attention_mask=token_mask.long(),
-            pre_quantized=state,
-            commitment_loss=commitment,
+        return self._encode_tokens(
+            hidden, None, output_hidden_states, output_attentions, requested_layers, return_dict,
             frame_features=frame_features,
-            hidden_states=self._keep_requested_layers(all_hidden, requested_layers),
-            attentions=all_attentions,
         )
-        return output if return_dict else output.to_tuple()
 
     @torch.no_grad()
     def get_concepts(
@@ -741,12 +735,7 @@ class HuMoConVideoEncoder(HuMoConEncodersPreTrainedModel):
             (`[(start_key_frame, end_key_frame, concept_id)]`, end exclusive) and `timestamps` (`(key_frames,)`,
             seconds, or `None`).
         """
-        was_training = self.training
-        self.eval()
-        try:
-            out = self(pixel_values_videos, video_timestamps, return_dict=True)
-        finally:
-            self.train(was_training)
+        out = self._forward_in_eval_mode(pixel_values_videos, video_timestamps)
         per_frame = self.config.video_tokens_per_frame
         results = []
         for b in range(pixel_values_videos.shape[0]):

@@ -3,9 +3,13 @@
 import atexit
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
+import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 # Set before transformers / huggingface_hub are imported anywhere, so no test ever reaches the network.
@@ -20,6 +24,60 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("HUMOCON_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+# The first lines of a script run by `run_without_the_package`: neither humocon_hf nor the repository's top-level
+# folders import there, as for a Hub visitor with only torch and transformers (remote code must do without them).
+WITHOUT_THE_PACKAGE = """
+import importlib.abc, sys
+class _Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name.split(".")[0] in ("humocon_hf", "modeling", "processing", "training"):
+            raise ModuleNotFoundError("No module named " + repr(name))
+sys.meta_path.insert(0, _Block())
+try:
+    import humocon_hf  # noqa: F401
+except ImportError:
+    pass
+else:
+    raise SystemExit("humocon_hf is importable: the isolation failed")
+"""
+
+
+def run_without_the_package(script: str, cwd: Path, *, check: bool = True, timeout: int = 300,
+                            **env_overrides: str) -> subprocess.CompletedProcess:
+    """Run `script` (dedented) in a fresh offline Python, one thread, with humocon_hf blocked; by default assert that
+    it succeeded (its stderr's end in the message)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(Path(cwd) / "hf-modules"), OMP_NUM_THREADS="1",
+               **env_overrides)
+    result = subprocess.run([sys.executable, "-c", WITHOUT_THE_PACKAGE + textwrap.dedent(script)], cwd=cwd, env=env,
+                            capture_output=True, text=True, timeout=timeout, check=False)
+    if check:
+        assert result.returncode == 0, result.stderr[-4000:]
+    return result
+
+
+def accelerate_launch_command(num_processes: int, *args: str, port: int | None = None) -> list[str]:
+    """`accelerate launch` on CPU (gloo with more than one process), no mixed precision, no dynamo, then `args`."""
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes),
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    if num_processes > 1:
+        cmd.append("--multi_gpu")
+    if port is not None:
+        cmd += ["--main_process_port", str(port)]
+    return [*cmd, *args]
+
+
+@pytest.fixture()
+def one_thread():
+    """Tiny models: one intra-op thread is fastest, and immune to OpenMP spin-waits on a shared 2-core machine."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 
 def parse_card_metadata(card: str) -> dict:
@@ -38,6 +96,12 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data folder not found at {SHARED_DATA} (set HUMOCON_SHARED_DATA)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="module")
+def hml_joints(shared_data) -> np.ndarray:
+    """A real HumanML3D clip as SMPL-22 joint positions, (170, 22, 3)."""
+    return np.load(shared_data / "humanml3d_sample" / "new_joints_012314.npy")
 
 
 @pytest.fixture(scope="session")

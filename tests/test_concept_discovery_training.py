@@ -4,12 +4,12 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import accelerate_launch_command
 from transformers import TrainingArguments
 
 from humocon_hf.modeling.configuration_humocon_encoders import (
@@ -32,13 +32,7 @@ CMU_TRIALS = (
 )  # walk, run, jump, forward jump (raw amc2bvh rig)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one intra-op thread is fastest, and immune to OpenMP spin-waits on a shared 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def synthetic_items(n, seed=0, frames=24, kinds=("paired",)):
@@ -374,26 +368,8 @@ def test_two_processes_match_one_process(tmp_path, mode):
     results = {}
     for n_proc, per_device in ((1, 4), (2, 2)):
         out = tmp_path / f"world{n_proc}.json"
-        cmd = [
-            sys.executable,
-            "-m",
-            "accelerate.commands.launch",
-            "--num_processes",
-            str(n_proc),
-            "--num_machines",
-            "1",
-            "--mixed_precision",
-            "no",
-            "--dynamo_backend",
-            "no",
-        ]
-        if n_proc > 1:
-            cmd += [
-                "--multi_gpu",
-                "--main_process_port",
-                str(29500 + os.getpid() % 1000),
-            ]
-        cmd += [str(script), str(out), str(per_device), "3", mode]
+        cmd = accelerate_launch_command(n_proc, str(script), str(out), str(per_device), "3", mode,
+                                        port=29500 + os.getpid() % 1000 if n_proc > 1 else None)
         proc = subprocess.run(
             cmd,
             env=env,

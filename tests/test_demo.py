@@ -254,13 +254,19 @@ def test_tiny_demo_end_to_end_then_resume(tmp_path, smollm2_tokenizer_dir, capsy
     assert third["stages"]["tune"]["steps"] == 3
 
 
-def _small_bandai_copy(folder, takes):
-    """A few real Bandai Namco takes in the data set's layout (data/*.bvh + *.json, cfg/), linked from ../shared."""
+def _shared_source(name: str):
+    """A folder of ../shared/data (the test skips without it)."""
     from conftest import SHARED_DATA
 
-    source = SHARED_DATA / "bandai_namco_1"
+    source = SHARED_DATA / name
     if not source.is_dir():
         pytest.skip(f"{source} not found")
+    return source
+
+
+def _small_bandai_copy(folder, takes):
+    """A few real Bandai Namco takes in the data set's layout (data/*.bvh + *.json, cfg/), linked from ../shared."""
+    source = _shared_source("bandai_namco_1")
     (folder / "data").mkdir(parents=True)
     (folder / "cfg").symlink_to(source / "cfg")
     for take in takes:
@@ -271,11 +277,7 @@ def _small_bandai_copy(folder, takes):
 
 def _small_hdm05_copy(folder, clips):
     """A few real HDM05 ASF/AMC clips (their first take) with their actors' skeletons, linked from ../shared."""
-    from conftest import SHARED_DATA
-
-    source = SHARED_DATA / "hdm05_train"
-    if not source.is_dir():
-        pytest.skip(f"{source} not found")
+    source = _shared_source("hdm05_train")
     folder.mkdir(parents=True)
     for clip in clips:
         actor = clip.split("_")[0]
@@ -288,13 +290,9 @@ def _small_hdm05_copy(folder, clips):
 
 def _small_cmu_copy(folder, trials):
     """A few real CMU trials (cmu_bvh/*.bvh) with the descriptions CSV beside them (cmu_index/), linked from ../shared."""
-    from conftest import SHARED_DATA
-
-    source = SHARED_DATA / "cmu_bvh"
-    if not source.is_dir():
-        pytest.skip(f"{source} not found")
+    source = _shared_source("cmu_bvh")
     (folder / "cmu_bvh").mkdir(parents=True)
-    (folder / "cmu_index").symlink_to(SHARED_DATA / "cmu_index")
+    (folder / "cmu_index").symlink_to(source.parent / "cmu_index")
     for trial in trials:
         (folder / "cmu_bvh" / f"{trial}.bvh").symlink_to(source / f"{trial}.bvh")
     return folder

@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from conftest import run_without_the_package
 
 from humocon_hf.modeling.configuration_humocon_encoders import (
     HuMoConConceptDiscoveryConfig,
@@ -22,13 +23,7 @@ from humocon_hf.modeling.vector_quantizer import HuMoConVectorQuantizer
 D = 137
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one intra-op thread is fastest, and immune to OpenMP spin-waits on a shared 2-core machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def small_config(**kwargs):
@@ -667,14 +662,9 @@ def test_remote_code_export_loads_without_the_package(tmp_path):
         torch.save({{"x": x, "ids": model.motion_encoder(x).concept_ids}}, {str(tmp_path / "ref.pt")!r})
         """
     )
-    load = textwrap.dedent(
+    load = (
         f"""
-        import importlib.abc, sys
-        class Block(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path, target=None):
-                if name.split(".")[0] in ("humocon_hf", "modeling", "processing", "training"):
-                    raise ImportError("blocked: " + name)
-        sys.meta_path.insert(0, Block())
+        import sys
         import torch
         from transformers import AutoModel
         model = AutoModel.from_pretrained({str(tmp_path / "export")!r}, trust_remote_code=True).eval()
@@ -684,23 +674,10 @@ def test_remote_code_export_loads_without_the_package(tmp_path):
         assert torch.equal(model.motion_encoder(ref["x"]).concept_ids, ref["ids"])
         """
     )
-    env = dict(
-        os.environ,
-        HF_HUB_OFFLINE="1",
-        HF_MODULES_CACHE=str(tmp_path / "modules"),
-        OMP_NUM_THREADS="1",
-    )
-    for script in (save, load):
-        result = subprocess.run(
-            [sys.executable, "-c", script],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert result.returncode == 0, result.stderr[-3000:]
+    saved = subprocess.run([sys.executable, "-c", save], cwd=tmp_path, env=dict(os.environ, OMP_NUM_THREADS="1"),
+                           capture_output=True, text=True, timeout=300, check=False)
+    assert saved.returncode == 0, saved.stderr[-3000:]
+    run_without_the_package(load, tmp_path)
     assert (tmp_path / "export" / "vector_quantizer.py").is_file()
 
 

@@ -19,11 +19,6 @@ from humocon_hf.processing.smpl22 import FEET_JOINTS, JOINT_INDEX
 
 
 @pytest.fixture(scope="module")
-def hml_joints(shared_data):
-    return np.load(shared_data / "humanml3d_sample" / "new_joints_012314.npy")
-
-
-@pytest.fixture(scope="module")
 def cmu_walk(shared_data):
     from humocon_hf.processing.motion_io import load_motion
 

@@ -4,8 +4,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 from types import SimpleNamespace
@@ -13,6 +11,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from conftest import run_without_the_package
 from humocon_tiny import IMAGE_SIZE, NUM_KEY_FRAMES, make_sample, tiny_config
 
 from humocon_hf.auto import register_auto_classes
@@ -21,22 +20,6 @@ from humocon_hf.modeling.configuration_humocon import HuMoConConfig
 from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
 
 torch.set_num_threads(1)
-
-# Runs first in every "fresh process": humocon_hf (and the repository folders) cannot be imported there.
-_BLOCK_PACKAGE = """
-import importlib.abc, sys
-class _Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):
-        if name.split(".")[0] in ("humocon_hf", "modeling", "processing", "training"):
-            raise ImportError("blocked: " + name)
-sys.meta_path.insert(0, _Block())
-try:
-    import humocon_hf  # noqa: F401
-except ImportError:
-    pass
-else:
-    raise SystemExit("humocon_hf is importable: the isolation failed")
-"""
 
 
 @pytest.fixture(scope="module")
@@ -63,28 +46,6 @@ def processor(smollm2_tokenizer_dir):
         MotionFeatureExtractor(),
         HuMoConVideoProcessor(num_frames=NUM_KEY_FRAMES, size=IMAGE_SIZE),
     )
-
-
-def _run_fresh(script: str, tmp_path: Path, **env_overrides):
-    env = dict(
-        os.environ,
-        HF_HUB_OFFLINE="1",
-        HF_MODULES_CACHE=str(tmp_path / "hf-modules"),
-        OMP_NUM_THREADS="1",
-    )
-    env.update(env_overrides)
-    code = _BLOCK_PACKAGE + textwrap.dedent(script)
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    return result
 
 
 def _save_sample(sample, path: Path):
@@ -187,7 +148,7 @@ def test_remote_code_export_loads_without_the_package(
         assert "humocon_hf" not in sys.modules
         """
     )
-    _run_fresh(script, tmp_path)
+    run_without_the_package(script, tmp_path)
     for auto_class in ("AutoModel", "AutoModelForCausalLM"):
         np.testing.assert_array_equal(np.load(tmp_path / f"{auto_class}.npy"), expected)
 
@@ -238,7 +199,7 @@ def test_remote_code_needs_only_the_packages_the_card_lists(model, smollm2_token
         print("REMOTE-OK")
         """
     )
-    assert "REMOTE-OK" in _run_fresh(script, tmp_path).stdout
+    assert "REMOTE-OK" in run_without_the_package(script, tmp_path).stdout
     assert REMOTE_CODE_PIP in default_model_card(model, "org/humocon")
     assert "opencv-python-headless" in REMOTE_CODE_PIP and "scipy" not in REMOTE_CODE_PIP
 
@@ -326,7 +287,7 @@ def test_push_to_hub_offline_then_load_by_repo_id(
     with torch.no_grad():
         expected = model(**sample).logits.numpy()
     out = tmp_path / "hub.npy"
-    _run_fresh(
+    run_without_the_package(
         _LOAD_AND_RUN.format(
             auto_class="AutoModel",
             source=repo_id,

@@ -3,13 +3,13 @@
 import json
 import os
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import accelerate_launch_command
 from humocon_tiny import tiny_config, tiny_text_config
 
 from humocon_hf.modeling.modeling_humocon import HuMoConForCausalLM
@@ -752,23 +752,7 @@ def test_both_stages_under_accelerate_launch_two_cpu_processes(
     env = dict(os.environ, OMP_NUM_THREADS="1")
     # `--cpu` would pick accelerate's single-process launcher; `--multi_gpu` starts torchrun, and with
     # `use_cpu=True` the processes form a gloo group (DistributedType.MULTI_CPU).
-    cmd = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--multi_gpu",
-        "--num_processes",
-        "2",
-        "--num_machines",
-        "1",
-        "--mixed_precision",
-        "no",
-        "--dynamo_backend",
-        "no",
-        "--main_process_port",
-        str(_free_port()),
-        str(script),
-    ]
+    cmd = accelerate_launch_command(2, str(script), port=_free_port())
     proc = subprocess.run(
         cmd, env=env, capture_output=True, text=True, timeout=600, check=False
     )

@@ -1,14 +1,11 @@
 """Model cards: rendered from given results only, metadata that parses back, usage and licence sections."""
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import parse_card_metadata
+from conftest import parse_card_metadata, run_without_the_package
 from humocon_tiny import build_tiny_checkpoint, walk_rotations, write_synthetic_bvh
 
 from humocon_hf.model_card import (
@@ -155,18 +152,6 @@ def test_training_table_says_what_phase_2_trained_on(use_video):
     assert ("all four objectives" in phase2) is use_video
 
 
-# Runs first in the snippet's process: neither humocon_hf nor the repository's folders can be imported there, as for a
-# Hub visitor with only torch and transformers.
-_BARE = """
-import importlib.abc, sys
-class _Block(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path, target=None):
-        if name.split(".")[0] in ("humocon_hf", "modeling", "processing", "training"):
-            raise ModuleNotFoundError("No module named " + repr(name))
-sys.meta_path.insert(0, _Block())
-"""
-
-
 def _python_blocks(card: str) -> list[str]:
     return re.findall(r"```python\n(.*?)```", card, flags=re.S)
 
@@ -185,13 +170,8 @@ def test_first_usage_snippet_runs_with_only_torch_and_transformers(smollm2_token
     check = ("\nassert type(model).__module__.startswith('transformers_modules'), type(model).__module__\n"
              "assert not any(m.split('.')[0] == 'humocon_hf' for m in sys.modules)\n"
              "assert output.shape[1] > inputs['input_ids'].shape[1]\nprint('ANSWERED')\n")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"), OMP_NUM_THREADS="1")
-    result = subprocess.run([sys.executable, "-c", _BARE + first + check], cwd=run, env=env, capture_output=True,
-                            text=True, timeout=600)
-    assert result.returncode == 0 and "ANSWERED" in result.stdout, result.stderr[-3000:]
-    blocked = subprocess.run([sys.executable, "-c", _BARE + second], cwd=run, env=env, capture_output=True, text=True,
-                             timeout=300)
+    assert "ANSWERED" in run_without_the_package(first + check, run, timeout=600).stdout
+    blocked = run_without_the_package(second, run, check=False)
     assert "No module named 'humocon_hf'" in blocked.stderr  # the isolation holds: the second snippet needs the package
 
 

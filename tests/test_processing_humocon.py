@@ -2,14 +2,11 @@
 
 import json
 import math
-import os
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
 import torch
+from conftest import run_without_the_package
 from humocon_tiny import walk_joints
 from transformers import AutoTokenizer
 
@@ -215,14 +212,8 @@ def test_remote_code_load_without_the_package(processor, tmp_path):
     motion = tmp_path / "motion.npy"
     np.save(motion, walk_joints(13))
     expected = processor(text="<motion> hi", motions=str(motion), return_tensors="np")["input_ids"]
-    script = textwrap.dedent(
+    run_without_the_package(
         f"""
-        import importlib.abc, sys
-        class Block(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path, target=None):
-                if name.split(".")[0] in ("humocon_hf", "modeling", "processing", "training"):
-                    raise ImportError("blocked: " + name)
-        sys.meta_path.insert(0, Block())
         import numpy as np
         from transformers import AutoProcessor
         p = AutoProcessor.from_pretrained({str(tmp_path)!r}, trust_remote_code=True)
@@ -230,11 +221,9 @@ def test_remote_code_load_without_the_package(processor, tmp_path):
         assert "humocon_hf" not in sys.modules
         ids = p(text="<motion> hi", motions={str(motion)!r}, return_tensors="np")["input_ids"]
         np.save({str(tmp_path / 'ids.npy')!r}, ids)
-        """
+        """,
+        tmp_path,
     )
-    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_MODULES_CACHE=str(tmp_path / "modules"))
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-3000:]
     np.testing.assert_array_equal(np.load(tmp_path / "ids.npy"), expected)
 
 

@@ -20,11 +20,6 @@ from humocon_hf.processing.rendering import (
 from humocon_hf.processing.smpl22 import JOINT_INDEX
 
 
-@pytest.fixture(scope="module")
-def hml_joints(shared_data):
-    return np.load(shared_data / "humanml3d_sample" / "new_joints_012314.npy")
-
-
 def _walker(frames=12, speed=1.5, fps=20.0):
     """A simple upright figure (legs apart, arms out) moving along +Z, facing +Z."""
     pose = np.zeros((22, 3))
