@@ -28,7 +28,7 @@ import typing
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from transformers import HfArgumentParser, TrainingArguments
 
@@ -46,9 +46,21 @@ class RecipeError(ValueError):
 # ------------------------------------------------------------------------------------------------ dataclasses
 
 
+def check_minimums(section_values, section: str) -> None:
+    """The lower bounds a section declares (its `MINIMUMS`): a negative learning rate, loss weight or count would train
+    nonsense without an error. Run by every section's `__post_init__`, so also when built in Python."""
+    for name, low in type(section_values).MINIMUMS.items():
+        value = getattr(section_values, name)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < low:
+            raise RecipeError(f"{section}.{name} must be >= {low}, got {value!r}")
+
+
 @dataclass
 class ModelArguments:
     """Which models the stages build on."""
+
+    # Lower bounds of the numeric fields (`check_minimums`).
+    MINIMUMS: ClassVar[dict[str, int]] = {"codebook_size": 1, "motion_token_stride": 1, "max_length": 1}
 
     llm_name_or_path: str = field(
         default="SmolLM2-135M-Instruct",
@@ -83,7 +95,8 @@ class ModelArguments:
                   "default applies (SmolLM2's inserts 'You are a helpful AI assistant named SmolLM...'); '': an "
                   "explicit empty system message, the shortest prompt such templates allow."},
     )
-    max_length: int | None = field(default=None, metadata={"help": "Truncate training sequences to this many tokens."})
+    max_length: int | None = field(default=None, metadata={"help": "Truncate training sequences to this many "
+                                                           "tokens."})
     use_motion_quantized: bool = field(
         default=True,
         metadata={"help": "Feed the LLM the motion encoder's quantised concept vectors (the paper) or, with false, its "
@@ -105,19 +118,25 @@ class ModelArguments:
     )
 
     def __post_init__(self):
+        check_minimums(self, "model")
         if not (0 < self.float32_llm_steps_scale <= 1):
             raise RecipeError(f"model.float32_llm_steps_scale must be in (0, 1], got {self.float32_llm_steps_scale}")
         if self.encoder_preset not in ("small", "paper"):
             raise RecipeError(f"model.encoder_preset must be 'small' or 'paper', got {self.encoder_preset!r}")
         if self.dtype not in ("float32", "bfloat16", "float16"):
             raise RecipeError(f"model.dtype must be float32, bfloat16 or float16, got {self.dtype!r}")
-        if self.motion_token_stride < 1:
-            raise RecipeError(f"model.motion_token_stride must be >= 1, got {self.motion_token_stride}")
 
 
 @dataclass
 class DataArguments:
     """Where the training and evaluation data come from."""
+
+    # Lower bounds of the numeric fields (`check_minimums`).
+    MINIMUMS: ClassVar[dict[str, int]] = {
+        "num_train_motions": 1, "num_validation_motions": 0, "num_test_motions": 1, "questions_per_motion": 1,
+        "extra_train_motions": 0, "seed": 0, "real_questions_per_fact": 1, "vocabulary_clips_per_kind": 0,
+        "real_sequences": 0, "max_frames": 1,
+    }
 
     dataset: str = field(
         default="procedural",
@@ -197,12 +216,7 @@ class DataArguments:
     cache_dir: str | None = field(default=None, metadata={"help": "Where generated data are cached."})
 
     def __post_init__(self):
-        for name in ("num_train_motions", "num_test_motions", "questions_per_motion", "max_frames"):
-            if getattr(self, name) < 1:
-                raise RecipeError(f"data.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("num_validation_motions", "extra_train_motions", "vocabulary_clips_per_kind", "real_sequences"):
-            if getattr(self, name) < 0:
-                raise RecipeError(f"data.{name} must be >= 0, got {getattr(self, name)}")
+        check_minimums(self, "data")
         subjects = self.cmu_holdout_subjects
         if subjects is not None and (not isinstance(subjects, (list, tuple)) or not all(
                 isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in subjects)):
@@ -212,14 +226,18 @@ class DataArguments:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value)):
                 raise RecipeError(f"data.{name} must be a list of names or null, got {value!r}")
-        if self.real_questions_per_fact < 1:
-            raise RecipeError(f"data.real_questions_per_fact must be >= 1, got {self.real_questions_per_fact}")
 
 
 @dataclass
 class PretrainArguments:
     """Stage 1 (concept discovery): the paper's two phases. The shared `TrainingArguments` of the section give
     the batch size, logging, checkpointing; the phases set their own step counts and learning rates."""
+
+    # Lower bounds of the numeric fields (`check_minimums`).
+    MINIMUMS: ClassVar[dict[str, int]] = {
+        "phase1_max_steps": 0, "phase1_learning_rate": 0, "phase2_max_steps": 0, "phase2_learning_rate": 0,
+        "mask_ratio": 0, "lambda_dis": 0, "lambda_velocity": 0, "lambda_align": 0, "num_video_motions": 0,
+    }
 
     phase1_max_steps: int = field(default=60000, metadata={"help": "Phase 1: motion encoder, reconstruction only."})
     phase1_learning_rate: float = field(default=1e-4, metadata={"help": "Phase 1 learning rate (paper 1e-4)."})
@@ -240,17 +258,22 @@ class PretrainArguments:
     )
 
     def __post_init__(self):
-        if self.phase1_max_steps < 0 or self.phase2_max_steps < 0:
-            raise RecipeError("pretrain.phase1_max_steps / phase2_max_steps must be >= 0")
+        check_minimums(self, "pretrain")
 
 
 @dataclass
 class TranslateArguments:
     """Stage 2 (modality translation): projectors trained on captions; encoders and LLM frozen."""
 
+    # Lower bounds of the numeric fields (`check_minimums`).
+    MINIMUMS: ClassVar[dict[str, int]] = {"caption_repeats": 0}
+
     caption_repeats: int = field(
         default=1, metadata={"help": "How often each real (CMU) caption appears in the stage-2 data per epoch."}
     )
+
+    def __post_init__(self):
+        check_minimums(self, "translate")
 
 
 # Stage 3's LoRA when a recipe names none (the paper's rank).
@@ -345,6 +368,11 @@ class TuneArguments:
 class EvaluateArguments:
     """Held-out evaluation and the text-only baseline."""
 
+    # Lower bounds of the numeric fields (`check_minimums`).
+    MINIMUMS: ClassVar[dict[str, int]] = {
+        "batch_size": 1, "max_new_tokens": 1, "max_samples": 1, "baseline_max_steps": 1, "num_examples": 0,
+    }
+
     split: str = field(default="test", metadata={"help": "Split to evaluate on."})
     batch_size: int = field(default=16, metadata={"help": "Questions answered per generate() call."})
     max_new_tokens: int = field(default=8, metadata={"help": "Longest generated answer (answers are 1-3 words)."})
@@ -375,15 +403,12 @@ class EvaluateArguments:
     num_examples: int = field(default=5, metadata={"help": "Example questions and answers printed at the end."})
 
     def __post_init__(self):
-        if self.baseline_max_steps is not None and self.baseline_max_steps < 1:
-            raise RecipeError(f"evaluate.baseline_max_steps must be >= 1 or null, got {self.baseline_max_steps}")
+        check_minimums(self, "evaluate")
         if not 0 < self.baseline_steps_fraction <= 10:
             raise RecipeError(f"evaluate.baseline_steps_fraction must be in (0, 10], got {self.baseline_steps_fraction}")
         if self.baseline not in ("question_prior", "text_only", "zero_shot", "none"):
             raise RecipeError(f"evaluate.baseline must be question_prior, text_only, zero_shot or none, "
                               f"got {self.baseline!r}")
-        if self.batch_size < 1 or self.max_new_tokens < 1:
-            raise RecipeError("evaluate.batch_size and evaluate.max_new_tokens must be >= 1")
 
 
 # Dataclasses of each section, in order. TrainingArguments first: it owns `output_dir`, `learning_rate`, ...
@@ -530,10 +555,13 @@ def _coerce_numbers(classes, values: dict[str, Any], where: str) -> dict[str, An
     return out
 
 
-# Fields that must not be negative (a negative learning rate or loss weight trains nonsense without an error);
-# TrainingArguments' max_steps keeps its -1 ("train by epochs").
-_NON_NEGATIVE = ("learning_rate", "lambda_", "weight_decay", "warmup", "ratio", "num_train_epochs", "repeats",
-                 "num_", "questions_per_motion", "max_frames", "batch_size", "max_new_tokens", "phase")
+# Lower bounds of the TrainingArguments fields a recipe sets (our own sections declare theirs as `MINIMUMS`);
+# max_steps keeps its -1 ("train by epochs").
+TRAINING_ARGUMENT_MINIMUMS = {
+    "learning_rate": 0, "weight_decay": 0, "warmup_ratio": 0, "warmup_steps": 0, "num_train_epochs": 0,
+    "max_grad_norm": 0, "per_device_train_batch_size": 1, "per_device_eval_batch_size": 1,
+    "gradient_accumulation_steps": 1, "dataloader_num_workers": 0, "logging_steps": 0, "save_steps": 0,
+}
 
 
 def _plain_kind(annotation) -> tuple[type | None, bool]:
@@ -576,8 +604,9 @@ def _check_types(classes, values: dict[str, Any], where: str) -> None:
             if kind in (int, float):
                 if not math.isfinite(value):
                     raise RecipeError(f"{where}: {f.name} must be finite, got {value!r}")
-                if value < 0 and f.name != "max_steps" and any(p in f.name for p in _NON_NEGATIVE):
-                    raise RecipeError(f"{where}: {f.name} must not be negative, got {value!r}")
+                low = getattr(cls, "MINIMUMS", TRAINING_ARGUMENT_MINIMUMS).get(f.name)
+                if low is not None and value < low:
+                    raise RecipeError(f"{where}: {f.name} must be >= {low}, got {value!r}")
 
 
 def _parse_section(section: str, values: dict[str, Any], source: str) -> tuple:

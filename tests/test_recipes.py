@@ -251,8 +251,8 @@ def test_cli_reports_recipe_errors_without_traceback(tmp_path, capsys):
     [
         ("tune.learning_rate=[1, 2]", "learning_rate must be a number, got list"),
         ("tune.learning_rate=.inf", "learning_rate must be finite"),
-        ("tune.learning_rate=-0.1", "learning_rate must not be negative"),
-        ("pretrain.lambda_velocity=-1", "lambda_velocity must not be negative"),
+        ("tune.learning_rate=-0.1", "learning_rate must be >= 0, got -0.1"),
+        ("pretrain.lambda_velocity=-1", "lambda_velocity must be >= 0, got -1"),
         ("data.num_train_motions=true", "num_train_motions must be an integer, got bool"),
         ("model.llm_name_or_path=123", "llm_name_or_path must be a string, got int"),
         ("data.mirror_train=yes please", "mirror_train must be true or false"),
@@ -327,3 +327,27 @@ def test_a_recipe_can_start_from_another(tmp_path):
         load_recipe(tmp_path / "a.yaml")
     with pytest.raises(RecipeError, match="base recipe 'nope' not found"):
         load_recipe(_write_recipe(tmp_path / "c.yaml", {"base": "nope"}))
+
+
+def test_every_numeric_recipe_field_declares_its_lower_bound():
+    """Counts, step budgets, rates and loss weights of our recipe sections declare a minimum (the class's `MINIMUMS`),
+    checked when a recipe is read and when a section is built in Python; the three fractions check their own range."""
+    import dataclasses
+    import typing
+
+    from humocon_hf import recipes
+
+    own_range = {"float32_llm_steps_scale", "option_questions_share", "baseline_steps_fraction"}
+    for cls in (recipes.ModelArguments, recipes.DataArguments, recipes.PretrainArguments, recipes.TranslateArguments,
+                recipes.TuneArguments, recipes.EvaluateArguments):
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            kinds = {a for a in (typing.get_args(hints[f.name]) or (hints[f.name],)) if a is not type(None)}
+            if kinds & {int, float} and f.name not in own_range:
+                assert f.name in getattr(cls, "MINIMUMS", {}), f"{cls.__name__}.{f.name} declares no minimum"
+    with pytest.raises(RecipeError, match=r"data\.num_train_motions must be >= 1, got 0"):
+        recipes.DataArguments(num_train_motions=0)
+    with pytest.raises(RecipeError, match=r"evaluate\.max_samples must be >= 1, got 0"):
+        recipes.EvaluateArguments(max_samples=0)
+    with pytest.raises(RecipeError, match=r"per_device_train_batch_size must be >= 1, got 0"):
+        load_recipe("small", {"tune": {"per_device_train_batch_size": 0}})
