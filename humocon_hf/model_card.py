@@ -279,7 +279,8 @@ def render_model_card(
     Args:
         results: the model's evaluation (`humocon_hf.evaluation.evaluate_motion_qa` output); becomes the
             `model-index` and the evaluation table. `None`: the card says no results were recorded.
-        baseline_results: the baseline's evaluation (the question alone; `humocon_hf.evaluation.BASELINES`), shown next to the model's (not in the model-index).
+        baseline_results: the baseline's evaluation (the question alone; `humocon_hf.evaluation.BASELINES`), shown
+            next to the model's (not in the model-index).
         recipe: the `Recipe` (or its `{section: dict}`) the checkpoint was trained with.
         command: the exact command that produced the checkpoint.
         stage_times: measured wall time per stage in seconds.

@@ -119,6 +119,6 @@ class QuestionPriorBaseline:
     def load(cls, path: str | os.PathLike) -> QuestionPriorBaseline:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
-        if not isinstance(data, dict) or data.get("kind") != "question_prior" or not isinstance(data.get("counts"), dict):
+        if not (isinstance(data, dict) and data.get("kind") == "question_prior" and isinstance(data.get("counts"), dict)):
             raise ValueError(f"{os.fspath(path)!r} is not a question-prior table (saved by QuestionPriorBaseline.save)")
         return cls(data["counts"], data.get("spellings") or {})

@@ -42,7 +42,8 @@ def run_ablation_study(options: PipelineOptions, variants: Mapping[str, Mapping]
     Each variant is a demo pipeline in `<output_dir>/[seed<k>/]<variant>/` whose recipe differs only in
     `model.encoder_overrides` (e.g. `use_velocity_reconstruction: false`) or, for `RECIPE_VARIANTS`, in the stage-1 budget, so
     finished variants are reused on a re-run and an interrupted one resumes. The full variant also evaluates the
-    recipe's baseline (`evaluate.baseline`: a row of the table). Alignment needs paired video: with `pretrain.use_video: false` the
+    recipe's baseline (`evaluate.baseline`: a row of the table). Alignment needs paired video: with
+    `pretrain.use_video: false` the
     "w/o alignment" variant is left out with a note.
     """
     from humocon_hf.evaluation import ABLATION_VARIANTS, write_ablation

@@ -106,7 +106,8 @@ def real_cmu_runs(evaluations: list[dict]) -> tuple[list, list | None] | None:
 
 def real_cmu_summary(evaluations: list[dict]) -> dict | None:
     """`results.json["real_cmu"]`: accuracy on the held-out CMU subjects' action questions (one evaluation per
-    seed), with the baseline (the question alone), per action, and what always answering the most frequent action scores."""
+    seed), with the baseline (the question alone), per action, and what always answering the most frequent action
+    scores."""
     from collections import Counter
 
     from humocon_hf.stats import accuracy_table_with_ci
@@ -165,8 +166,8 @@ _REAL_GROUPS = (("Overall", "accuracy"), ("Action", "action"), ("Direction", "di
 def real_lines_summary(evaluations: list[dict]) -> dict | None:
     """`results.json["real_lines"]`: accuracy on the held-out real takes per data set (HDM05 actors, Bandai styles,
     CMU subjects) and overall, in trained phrasings and in paraphrases no training question used, over seeds (one
-    evaluation each, the same questions), with the baseline (the question alone), and how often an answer to a question that
-    lists its options is one of them."""
+    evaluation each, the same questions), with the baseline (the question alone), and how often an answer to a
+    question that lists its options is one of them."""
     from humocon_hf.data.real_motion_qa import answer_in_options
     from humocon_hf.stats import accuracy_table_with_ci
 

@@ -529,7 +529,8 @@ class HuMoConPipeline:
 
             prior = QuestionPriorBaseline.fit(self.stage3_rows(with_motion=False)[0])
             prior.save(folder / "question_prior.json")
-            results.update(evaluate_all(lambda label, count: prior, BASELINES[ev.baseline][0], "baseline", extra_lines=False))
+            results.update(evaluate_all(lambda label, count: prior, BASELINES[ev.baseline][0], "baseline",
+                                        extra_lines=False))
         elif ev.baseline in ("text_only", "zero_shot"):
             if ev.baseline == "text_only":
                 base = HuMoConForCausalLM.from_pretrained(
