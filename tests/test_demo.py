@@ -762,3 +762,25 @@ def test_text_only_baseline_trains_alongside_in_a_second_process(tmp_path, smoll
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(threads)
+
+
+def test_stage_3_can_share_each_motions_prompt_between_its_questions(tmp_path, smollm2_tokenizer_dir):
+    """tune.share_motion_prompt trains stage 3 on groups of a motion's questions (SharedMotionPromptCollator); the
+    switch is part of stage 3's fingerprint, so turning it off redoes stage 3 and nothing before it."""
+    from humocon_hf.pipeline.stages import HuMoConPipeline, PipelineOptions
+
+    overrides = _one_step_overrides(tmp_path, smollm2_tokenizer_dir, questions_per_motion=3)
+    overrides["tune"].update(share_motion_prompt=True, max_steps=2)
+    out = tmp_path / "out"
+    pipe = HuMoConPipeline(PipelineOptions(output_dir=str(out), overrides=overrides, use_cmu=False))
+    pipe.run(until="tune")
+    info = json.loads((out / "stages" / "tune" / "stage.json").read_text())["info"]
+    assert info["steps"] == 2 and info["batches"] == 2
+    # A batch of 2 motions with their 3 questions each: one packed row per motion.
+    rows, _ = pipe.stage3_rows(True)
+    assert len(rows) == 3 * 6 * 2  # 6 training motions and their mirror twins, 3 questions each
+    assert (out / "stages" / "tune" / "model" / "model.safetensors").is_file()
+    overrides["tune"]["share_motion_prompt"] = False
+    again = HuMoConPipeline(PipelineOptions(output_dir=str(out), overrides=overrides, use_cmu=False))
+    again.run(until="tune")
+    assert [name for name, record in again.runner.records.items() if record.reused] == ["data", "pretrain", "translate"]

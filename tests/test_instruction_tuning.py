@@ -926,3 +926,66 @@ def test_bf16_trainers_hold_frozen_llm_weights_in_bf16_and_save_float32(processo
     for key, value in model.state_dict().items():
         assert torch.equal(value, trained[key]), key
 
+
+
+@pytest.mark.parametrize("attn_implementation", ["eager", "sdpa"])
+def test_shared_motion_prompt_batches_train_exactly_the_rows_alone(tmp_path, smollm2_tokenizer_dir,
+                                                                    attn_implementation):
+    """`tune.share_motion_prompt`: the questions of a motion packed behind one copy of its prompt give the same loss
+    and the same gradients as the same rows padded one per sequence (each answer sees the prompt and its own
+    question only, at the positions it has alone), on fewer tokens."""
+    from humocon_tiny import make_tiny_llm_dir, walk_joints
+    from transformers import AutoModelForCausalLM
+
+    from humocon_hf.pipeline.builders import build_concept_model, build_processor
+    from humocon_hf.recipes import DataArguments, ModelArguments
+    from humocon_hf.training.qa_collator import HuMoConQACollator, SharedMotionPromptCollator, group_rows_by_motion
+    from humocon_hf.training.qa_trainer_common import supervised_positions_loss
+
+    llm_dir = make_tiny_llm_dir(tmp_path, smollm2_tokenizer_dir)
+    model_args = ModelArguments(llm_name_or_path=str(llm_dir), motion_token_stride=8, system_prompt="")
+    processor = build_processor(model_args, DataArguments(max_frames=64, cmu_bvh_dir=None))
+    concept = build_concept_model(model_args)
+    torch.manual_seed(0)
+    llm = AutoModelForCausalLM.from_pretrained(llm_dir, attn_implementation=attn_implementation)
+    model = HuMoConForCausalLM.from_parts(llm, concept.motion_encoder, concept.video_encoder, processor)
+    model.freeze_encoders()
+    walk, other = walk_joints(48, seed=1), walk_joints(40, seed=2)
+    rows = [
+        {"motion": walk, "question": "What is the person doing?", "answer": "walk"},
+        {"motion": other, "question": "Which way does the person move, forward or backward?", "answer": "forward"},
+        {"motion": walk, "question": "Which hand moves more?", "answer": "the left hand"},
+        {"motion": walk, "question": "Describe the motion.", "answer": "A person walks forward slowly."},
+        {"motion": other, "question": "Is the person running?", "answer": "no"},
+    ]
+    groups = group_rows_by_motion(rows)
+    assert [len(g["rows"]) for g in groups] == [3, 2]
+    plain = HuMoConQACollator(processor, system_prompt="")
+    packed_batch = SharedMotionPromptCollator(plain)(groups)
+    ordered = [r for g in groups for r in g["rows"]]  # the same rows, one per sequence
+    plain_batch = plain(ordered)
+    assert packed_batch["input_ids"].numel() < plain_batch["attention_mask"].sum()  # fewer tokens, padding aside
+    assert packed_batch["attention_mask"].shape == (2, 1, *packed_batch["input_ids"].shape[1:] * 2)
+
+    def loss_and_grads(batch):
+        model.zero_grad()
+        loss = supervised_positions_loss(model, batch)
+        loss.backward()
+        return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    loss_plain, grads_plain = loss_and_grads(plain_batch)
+    loss_packed, grads_packed = loss_and_grads(packed_batch)
+    torch.testing.assert_close(loss_packed, loss_plain, rtol=1e-5, atol=1e-6)
+    assert grads_packed.keys() == grads_plain.keys() and any("motion_projector" in n for n in grads_plain)
+    for name in grads_plain:
+        torch.testing.assert_close(grads_packed[name], grads_plain[name], rtol=1e-4, atol=1e-6, msg=name)
+
+    # A group whose rows do not share their prompt (another motion), or an item that is not a group, is refused.
+    from humocon_hf.training.qa_collator import SharedMotionPromptCollator as Packer
+
+    with pytest.raises(ValueError, match="prompt up to the motion differs"):
+        Packer(plain)([{"rows": [rows[0], rows[1]]}])
+    with pytest.raises(ValueError, match="expected a group"):
+        Packer(plain)([rows[0]])
+    with pytest.raises(ValueError, match="has no 'motion'"):
+        group_rows_by_motion([{"question": "What?", "answer": "walk"}])

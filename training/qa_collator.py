@@ -15,7 +15,7 @@ from humocon_hf.processing.chat_template import user_content, video_item
 if TYPE_CHECKING:
     from humocon_hf.processing.processing_humocon import MotionVideoProcessor
 
-__all__ = ["DEFAULT_PROMPTS", "HuMoConQACollator"]
+__all__ = ["DEFAULT_PROMPTS", "HuMoConQACollator", "SharedMotionPromptCollator", "group_rows_by_motion"]
 
 DEFAULT_PROMPTS = {
     "motion": "Describe the motion.",
@@ -261,3 +261,109 @@ def _first_present(row: Mapping[str, Any], *keys: str):
     return None
 
 
+
+
+def group_rows_by_motion(rows: Sequence[Mapping[str, Any]], motion_column: str = "motion") -> list[dict]:
+    """Rows about the same motion (the same file, or equal joint arrays) as ``{"rows": [...]}`` groups, in the order
+    their motions first appear: the items of a [`SharedMotionPromptCollator`] data set."""
+    import hashlib
+
+    import numpy as np
+
+    groups: dict[str, list] = {}
+    for i, row in enumerate(rows):
+        motion = row.get(motion_column)
+        if motion is None:
+            raise ValueError(f"row {i} has no {motion_column!r}: only questions about a motion share its prompt")
+        key = (f"path:{motion}" if isinstance(motion, (str, bytes)) or hasattr(motion, "__fspath__")
+               else "array:" + hashlib.sha1(np.ascontiguousarray(motion, dtype=np.float32).tobytes()).hexdigest())
+        groups.setdefault(key, []).append(row)
+    return [{"rows": members} for members in groups.values()]
+
+
+class SharedMotionPromptCollator:
+    """Batches in which the questions about one motion share one copy of its prompt (stage 3, `tune.
+    share_motion_prompt`).
+
+    An item is a group ``{"rows": [row, ...]}`` of rows about one motion (`group_rows_by_motion`). Every row is
+    tokenised exactly as [`HuMoConQACollator`] tokenises it alone; the tokens up to and including the motion's
+    placeholders (system message, user header, the motion) are the same for the rows of a group and are kept once,
+    followed by each row's own rest (its question and answer). A 4D attention mask lets a token see the shared prompt
+    and the earlier tokens of its own row only, and the position ids continue from the prompt as in the row alone, so
+    every answer is computed as in its own sequence, on fewer tokens (the 3 questions of a demo motion: ~35% fewer).
+
+    Returns `input_ids`, `labels`, `position_ids` `(groups, length)`, `attention_mask` `(groups, 1, length, length)`
+    (0 where attending, the float32 minimum elsewhere) and one motion clip per group (`motion_values`,
+    `motion_attention_mask`).
+    """
+
+    def __init__(self, collator: HuMoConQACollator):
+        self.collator = collator
+
+    def __call__(self, groups: Sequence[Mapping[str, Any]]):
+        import torch
+
+        if len(groups) == 0:
+            raise ValueError("SharedMotionPromptCollator got an empty batch")
+        rows, owner = [], []
+        for g, group in enumerate(groups):
+            members = group.get("rows") if isinstance(group, Mapping) else None
+            if not members:
+                raise ValueError(f"item {g}: expected a group {{'rows': [row, ...]}} of questions about one motion")
+            rows += list(members)
+            owner += [g] * len(members)
+        batch = self.collator(rows)
+        if batch.get("pixel_values_videos") is not None:
+            raise ValueError("SharedMotionPromptCollator packs motion questions only; these rows have videos")
+        processor = self.collator.processor
+        motion_id = processor.tokenizer.convert_tokens_to_ids(getattr(processor, "motion_token", "<motion>"))
+        valid = batch["attention_mask"].bool()
+        packed = []  # per group: (token ids, labels, positions, block of each token: 0 prompt, k the k-th row)
+        first_row = []
+        for g in range(len(groups)):
+            members = [i for i, o in enumerate(owner) if o == g]
+            first_row.append(members[0])
+            ids_parts, label_parts, pos_parts, block_parts = [], [], [], []
+            prompt = None
+            for k, i in enumerate(members, start=1):
+                ids, labels = batch["input_ids"][i][valid[i]], batch["labels"][i][valid[i]]
+                motion_at = (ids == motion_id).nonzero()
+                if len(motion_at) == 0:
+                    raise ValueError(f"item {g}, row {k - 1}: no motion placeholder in its tokens")
+                cut = int(motion_at[-1]) + 1
+                if prompt is None:
+                    prompt = ids[:cut]
+                    ids_parts.append(prompt)
+                    label_parts.append(labels[:cut])
+                    pos_parts.append(torch.arange(cut))
+                    block_parts.append(torch.zeros(cut, dtype=torch.long))
+                elif not torch.equal(ids[:cut], prompt):
+                    raise ValueError(f"item {g}, row {k - 1}: its prompt up to the motion differs from the group's "
+                                     "first row (a group shares one motion and one system message)")
+                ids_parts.append(ids[cut:])
+                label_parts.append(labels[cut:])
+                pos_parts.append(torch.arange(cut, len(ids)))
+                block_parts.append(torch.full((len(ids) - cut,), k, dtype=torch.long))
+            packed.append(tuple(torch.cat(parts) for parts in (ids_parts, label_parts, pos_parts, block_parts)))
+        length = max(len(p[0]) for p in packed)
+        pad_id = processor.tokenizer.pad_token_id
+        pad_id = 0 if pad_id is None else pad_id
+        n = len(groups)
+        input_ids = torch.full((n, length), pad_id, dtype=batch["input_ids"].dtype)
+        labels = torch.full((n, length), -100, dtype=batch["labels"].dtype)
+        position_ids = torch.zeros((n, length), dtype=torch.long)
+        block = torch.full((n, length), -1, dtype=torch.long)  # -1: padding
+        for g, (ids, lab, pos, blk) in enumerate(packed):
+            input_ids[g, : len(ids)], labels[g, : len(ids)] = ids, lab
+            position_ids[g, : len(ids)], block[g, : len(ids)] = pos, blk
+        causal = torch.ones(length, length, dtype=torch.bool).tril()
+        same = (block[:, :, None] == block[:, None, :]) & (block[:, :, None] >= 0)
+        allowed = causal & (same | (block[:, None, :] == 0))
+        allowed |= torch.eye(length, dtype=torch.bool)  # padding attends to itself: no row of -inf
+        mask = torch.zeros((n, 1, length, length), dtype=torch.float32)
+        mask.masked_fill_(~allowed[:, None], torch.finfo(torch.float32).min)
+        out = {"input_ids": input_ids, "labels": labels, "position_ids": position_ids, "attention_mask": mask}
+        for key in ("motion_values", "motion_attention_mask"):
+            if batch.get(key) is not None:
+                out[key] = batch[key][first_row]
+        return out

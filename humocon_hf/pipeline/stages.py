@@ -442,7 +442,12 @@ class HuMoConPipeline:
         text_config = model.config.text_config
         reference = calibrate_machine(text_config.hidden_size, text_config.intermediate_size,
                                       tokens=64 * targs.per_device_train_batch_size)
-        counter = StepFlopCounter(qa_collator(processor, model_args), text_config)
+        collator = qa_collator(processor, model_args)
+        if tune_args.share_motion_prompt and with_motion:  # a motion's questions behind one copy of its prompt
+            from humocon_hf.training.qa_collator import SharedMotionPromptCollator, group_rows_by_motion
+
+            rows, collator = group_rows_by_motion(rows), SharedMotionPromptCollator(collator)
+        counter = StepFlopCounter(collator, text_config)
         trainer = build_instruction_tuning_trainer(
             model, targs, processor, ListDataset(rows), counter, tune_args,
             train_projectors=tune_args.train_projectors and with_motion,
