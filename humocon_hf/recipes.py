@@ -343,7 +343,8 @@ class TuneArguments:
         metadata={"help": "Pack the questions about one motion behind one copy of its prompt (`humocon_hf.training."
                   "qa_collator.SharedMotionPromptCollator`): every answer is computed as in its own sequence, on "
                   "~35% fewer tokens for the demo's 3 questions per motion. per_device_train_batch_size then counts "
-                  "motions (with all their questions), not questions. Not yet compared over seeds: off."},
+                  "motions (with all their questions), not questions. Off: with 3 motions per step for 463 steps it "
+                  "kept the procedural table but lost real-line accuracy (docs/results.md)."},
     )
 
     def __post_init__(self):
