@@ -362,7 +362,8 @@ def _quote(arg: str) -> str:
 
 def _add_recipe_options(p: argparse.ArgumentParser, default_output: str) -> None:
     p.add_argument("--recipe", default="small",
-                   help="Recipe: 'small' (CPU demo, default), 'release' (the small recipe with stage 3 twice as long: the checkpoint to publish), 'paper' (Llama-3.1-8B + SigLIP, paper hyper-parameters, "
+                   help="Recipe: 'small' (CPU demo, default), 'release' (the small recipe with stage 3 twice as long: "
+                        "the checkpoint to publish), 'paper' (Llama-3.1-8B + SigLIP, paper hyper-parameters, "
                         "for GPUs) or the path of a YAML/JSON recipe file with sections model, data, pretrain, "
                         "translate, tune, evaluate (see humocon_hf/recipes/*.yaml).")
     p.add_argument("--output-dir", default=default_output,

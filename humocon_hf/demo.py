@@ -20,6 +20,7 @@ from humocon_hf.pipeline.reporting import (
     format_summary_table,
     real_cmu_summary,
     real_lines_summary,
+    row_names,
     seed_statistics,
 )
 from humocon_hf.pipeline.runner import is_main_process
@@ -51,9 +52,8 @@ def run_demo_seeds(options: PipelineOptions, seeds: list[int]) -> dict:
     lines = real_lines_summary(evaluations)
     summary = {"seeds": seeds, "per_seed": per_seed, "statistics": table, "real_cmu": real, "real_lines": lines}
     if is_main_process():
-        baseline = (evaluations[0].get("baseline") or {}).get("model_name") or "Baseline (question only)"
-        text = (format_ci_table(table, {"model": "HuMoCon (motion + question)", "baseline": baseline}) if table
-                else "(no per-question predictions kept)")
+        names = row_names((evaluations[0].get("baseline") or {}).get("model_name"))
+        text = format_ci_table(table, names) if table else "(no per-question predictions kept)"
         if real:
             text += "\n\n" + format_real_cmu_line(real)
         if lines:

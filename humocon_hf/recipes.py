@@ -312,6 +312,8 @@ def _fold_lora_aliases(tune: dict[str, Any]) -> dict[str, Any]:
 class TuneArguments:
     """Stage 3 (instruction tuning): LoRA on the LLM; encoders frozen, projectors frozen unless train_projectors."""
 
+    MINIMUMS: ClassVar[dict[str, int]] = {}  # its one number, option_questions_share, checks its own range
+
     lora: dict = field(
         default_factory=lambda: dict(DEFAULT_LORA),
         metadata={"help": "`peft.LoraConfig` arguments: r (paper 8), lora_alpha, lora_dropout, target_modules (default: "
@@ -612,7 +614,8 @@ def _check_types(classes, values: dict[str, Any], where: str) -> None:
             if kind in (int, float):
                 if not math.isfinite(value):
                     raise RecipeError(f"{where}: {f.name} must be finite, got {value!r}")
-                low = getattr(cls, "MINIMUMS", TRAINING_ARGUMENT_MINIMUMS).get(f.name)
+                # Our sections check their own MINIMUMS when built (`check_minimums`); TrainingArguments' are here.
+                low = None if hasattr(cls, "MINIMUMS") else TRAINING_ARGUMENT_MINIMUMS.get(f.name)
                 if low is not None and value < low:
                     raise RecipeError(f"{where}: {f.name} must be >= {low}, got {value!r}")
 
@@ -636,8 +639,8 @@ def _parse_section(section: str, values: dict[str, Any], source: str) -> tuple:
     parser = HfArgumentParser(classes)
     try:
         return tuple(parser.parse_dict(values, allow_extra_keys=False))
-    except RecipeError:
-        raise
+    except RecipeError as err:  # a section's own check (`__post_init__`): say which recipe
+        raise RecipeError(f"{source}: {err}") from None
     except (TypeError, ValueError) as err:
         hint = ""
         if "bf16" in str(err) or "fp16" in str(err):
@@ -720,9 +723,10 @@ def _read_sections(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, dict[st
         return sections
     if not isinstance(base, str) or not base:
         raise RecipeError(f"{path}: base must name a recipe (e.g. base: small), got {base!r}")
-    base_path = RECIPE_DIR / f"{base}.yaml" if base in SHIPPED_RECIPES else (path.parent / base)
-    if not base_path.is_file():
-        raise RecipeError(f"{path}: base recipe {base!r} not found (a shipped name {SHIPPED_RECIPES} or a file)")
+    try:  # a shipped name, else a file beside this one
+        base_path = resolve_recipe_path(base if base in SHIPPED_RECIPES else path.parent / base)
+    except RecipeError:
+        raise RecipeError(f"{path}: base recipe {base!r} not found (a shipped name {SHIPPED_RECIPES} or a file)") from None
     below = _read_sections(base_path, (*seen, path))
     return {s: {**below[s], **sections[s]} for s in SECTIONS}
 

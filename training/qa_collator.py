@@ -305,13 +305,13 @@ class SharedMotionPromptCollator:
 
         if len(groups) == 0:
             raise ValueError("SharedMotionPromptCollator got an empty batch")
-        rows, owner = [], []
+        rows, spans = [], []  # spans: each group's rows in the flat batch
         for g, group in enumerate(groups):
             members = group.get("rows") if isinstance(group, Mapping) else None
             if not members:
                 raise ValueError(f"item {g}: expected a group {{'rows': [row, ...]}} of questions about one motion")
+            spans.append(range(len(rows), len(rows) + len(members)))
             rows += list(members)
-            owner += [g] * len(members)
         batch = self.collator(rows)
         if batch.get("pixel_values_videos") is not None:
             raise ValueError("SharedMotionPromptCollator packs motion questions only; these rows have videos")
@@ -319,10 +319,7 @@ class SharedMotionPromptCollator:
         motion_id = processor.tokenizer.convert_tokens_to_ids(getattr(processor, "motion_token", "<motion>"))
         valid = batch["attention_mask"].bool()
         packed = []  # per group: (token ids, labels, positions, block of each token: 0 prompt, k the k-th row)
-        first_row = []
-        for g in range(len(groups)):
-            members = [i for i, o in enumerate(owner) if o == g]
-            first_row.append(members[0])
+        for g, members in enumerate(spans):
             ids_parts, label_parts, pos_parts, block_parts = [], [], [], []
             prompt = None
             for k, i in enumerate(members, start=1):
@@ -365,5 +362,5 @@ class SharedMotionPromptCollator:
         out = {"input_ids": input_ids, "labels": labels, "position_ids": position_ids, "attention_mask": mask}
         for key in ("motion_values", "motion_attention_mask"):
             if batch.get(key) is not None:
-                out[key] = batch[key][first_row]
+                out[key] = batch[key][[span.start for span in spans]]
         return out

@@ -55,9 +55,14 @@ def example_answers(evaluation: dict, n: int) -> list[dict]:
 
 
 
+def row_names(baseline_name: str | None = None) -> dict[str, str]:
+    """The rows of the accuracy tables: the model and the run's baseline (its `evaluation.BASELINES` name)."""
+    return {"model": "HuMoCon (motion + question)", "baseline": baseline_name or "Baseline (question only)"}
+
+
 def format_summary_table(metrics: dict[str, dict], baseline_name: str | None = None) -> str:
     """Accuracy table: one row per model (+ a row with the difference when a baseline is present)."""
-    names = {"model": "HuMoCon (motion + question)", "baseline": baseline_name or "Baseline (question only)"}
+    names = row_names(baseline_name)
     columns = [(h, k) for h, k in TABLE1_COLUMNS if any(m.get(k) is not None for m in metrics.values())]
     header = ["Held-out accuracy", *(h for h, _ in columns)]
     rows = []
@@ -371,9 +376,7 @@ def print_summary(results: dict, full: bool = True) -> None:
     if results.get("statistics"):
         from humocon_hf.stats import format_ci_table
 
-        names = {"model": "HuMoCon (motion + question)",
-                 "baseline": results.get("baseline_name") or "Baseline (question only)"}
-        say(format_ci_table(results["statistics"], names))
+        say(format_ci_table(results["statistics"], row_names(results.get("baseline_name"))))
     else:
         say(format_summary_table(results["metrics"], results.get("baseline_name")))
     if results.get("real_cmu"):
