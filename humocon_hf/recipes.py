@@ -135,7 +135,7 @@ class DataArguments:
     MINIMUMS: ClassVar[dict[str, int]] = {
         "num_train_motions": 1, "num_validation_motions": 0, "num_test_motions": 1, "questions_per_motion": 1,
         "extra_train_motions": 0, "seed": 0, "real_questions_per_fact": 1, "vocabulary_clips_per_kind": 0,
-        "real_sequences": 0, "max_frames": 1,
+        "real_sequences": 0, "max_frames": 1, "procedural_realism": 0,
     }
 
     dataset: str = field(
@@ -213,10 +213,18 @@ class DataArguments:
                   "answers and captions (HumanML3D's augmentation): balances sided answers so the model has to read "
                   "the side from the motion. Test motions are never mirrored."},
     )
+    procedural_realism: float = field(
+        default=0.0,
+        metadata={"help": "Domain randomisation of the procedural training motions (0: none, 1: the defaults of "
+                  "humocon_hf.data.procedural_realism.Realism): uneven timing and amplitude, one side moving more, "
+                  "weight shifts, capture noise, actions cut at the clip's ends. Held-out motions are never varied."},
+    )
     cache_dir: str | None = field(default=None, metadata={"help": "Where generated data are cached."})
 
     def __post_init__(self):
         check_minimums(self, "data")
+        if not math.isfinite(self.procedural_realism):
+            raise RecipeError(f"data.procedural_realism must be a finite number >= 0, got {self.procedural_realism!r}")
         subjects = self.cmu_holdout_subjects
         if subjects is not None and (not isinstance(subjects, (list, tuple)) or not all(
                 isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in subjects)):

@@ -45,9 +45,11 @@ from .procedural_actions import (
     Posture,
     Style,
     make_action,
+    neutral,
     ramp,
 )
 from .procedural_body import Body, Pose, solve_joints
+from .procedural_realism import Realism
 from .procedural_text import QUERY_TYPES as QUERY_TYPES  # re-exported: the names this module always had
 from .procedural_text import RELATION_TYPES as RELATION_TYPES
 from .procedural_text import enumerate_questions, make_caption, make_questions
@@ -65,6 +67,9 @@ __all__ = [
 
 # Bump when the generated data changes for the same parameters (it is part of the cache key).
 GENERATOR_VERSION = "3"
+
+# The third seed word of a motion's `Realism` draws (its own stream: the base draws stay those of the motion index).
+_REALISM_STREAM = 0x5EA1
 
 # How often each action is drawn (relative), roughly following BABEL-QA's answer frequencies.
 DEFAULT_ACTION_WEIGHTS = {
@@ -229,13 +234,17 @@ class MotionQAGenerator:
 
     # ------------------------------------------------------------------ motion synthesis
 
-    def generate_motion(self, rng: np.random.Generator, spec: Any = None) -> tuple[np.ndarray, list[dict]]:
+    def generate_motion(
+        self, rng: np.random.Generator, spec: Any = None, realism: tuple[Realism, np.random.Generator] | None = None
+    ) -> tuple[np.ndarray, list[dict]]:
         """Synthesize one motion.
 
         Args:
             rng: a `numpy.random.Generator` (all randomness comes from it).
             spec: None (sample everything), a `MotionSpec`, or a list of segment requests
                 (`SegmentSpec`, dicts ``{"action", "direction", "body_part", "duration"}`` or tuples).
+            realism: a `Realism` and its own generator: the irregularities of real capture (training motions). Its
+                draws never touch `rng`, so the person, the actions and the questions are those drawn without it.
 
         Returns:
             joints: (T, 22, 3) float32, metres, Y up, at `self.fps`.
@@ -253,7 +262,10 @@ class MotionQAGenerator:
         segs = [_parse_segment(s, f"spec segment {i}") for i, s in enumerate(spec.segments)]
         _check_sequence(segs)
 
+        vary, vary_rng = realism if realism is not None else (None, None)
         body = Body.sample(rng, scale=spec.scale)
+        if vary is not None:
+            body = vary.vary_body(body, vary_rng)
         style = Style.sample(rng, body)
         heading = float(rng.uniform(-np.pi, np.pi)) if spec.heading is None else float(spec.heading)
         start_xz = rng.uniform(-2.0, 2.0, size=2) if spec.start_xz is None else np.asarray(spec.start_xz, float)
@@ -281,36 +293,51 @@ class MotionQAGenerator:
         bounds = np.concatenate([[0.0], np.cumsum(durations)])
         T = max(int(round(bounds[-1] * self.fps)), 2)
         t = np.arange(T) / self.fps
+        # The actions' own clock: the frame times, or with `realism` a clock that runs faster and slower.
+        clock, rate = (t, None) if vary is None else vary.warp_time(t, vary_rng)
         widths = [min(rng.uniform(0.4, 0.7), 0.45 * durations[i], 0.45 * durations[i + 1]) for i in range(len(actions) - 1)]
         # Partition of unity over segments with cosine cross-fades centred on the boundaries.
-        alphas = [ramp(t, bounds[i + 1] - widths[i] / 2, bounds[i + 1] + widths[i] / 2) for i in range(len(actions) - 1)]
+        alphas = [ramp(clock, bounds[i + 1] - widths[i] / 2, bounds[i + 1] + widths[i] / 2) for i in range(len(actions) - 1)]
         params = np.zeros((T, actions[0].pose(t[:1]).array.shape[1]))
+        segment_weights = []
         for i, act in enumerate(actions):
             w = np.ones(T)
             if i > 0:
                 w = w * alphas[i - 1]
             if i < len(actions) - 1:
                 w = w * (1.0 - alphas[i])
+            segment_weights.append(w)
             idx = np.nonzero(w > 0)[0]
             if len(idx):
-                params[idx] += w[idx, None] * act.pose(t[idx] - bounds[i]).array
+                params[idx] += w[idx, None] * act.pose(clock[idx] - bounds[i]).array
         pose = Pose(params)
+        if vary is not None:
+            pose["vel"] = pose["vel"] * rate[:, None]  # metres per second of the action's clock -> of the frames'
+            vary.vary_pose(pose, neutral(T, body, style), segment_weights, vary_rng)
         _add_sway(pose, t, rng)
+        if vary is not None:
+            vary.add_weight_shift_and_noise(pose, t, vary_rng)
         joints = solve_joints(pose, body, heading, start_xz, self.fps)
+        if vary is not None:  # where each action starts and ends on the frames' clock
+            bounds = np.interp(bounds, clock, t, right=t[-1] + 1.0 / self.fps)
         frames = np.round(bounds * self.fps).astype(int)
         frames[-1] = T
         segments = [
             dict(action=a.name, direction=a.direction, body_part=a.body_part, start=int(frames[i]), end=int(frames[i + 1]))
             for i, a in enumerate(actions)
         ]
+        if vary is not None:
+            joints, segments = vary.crop(joints, segments, vary_rng)
         return joints, segments
 
     # ------------------------------------------------------------------ one record
 
-    def generate(self, seed: int, index: int, questions_per_motion: int = 3) -> dict:
-        """Motion number `index` of the data set with this seed: joints, segments, caption, questions."""
+    def generate(self, seed: int, index: int, questions_per_motion: int = 3, realism: Realism | None = None) -> dict:
+        """Motion number `index` of the data set with this seed: joints, segments, caption, questions. With `realism`
+        (training motions), the same person and actions performed less regularly (`procedural_realism.Realism`)."""
         rng = np.random.default_rng([int(seed), int(index)])
-        joints, segments = self.generate_motion(rng)
+        vary = None if realism is None else (realism, np.random.default_rng([int(seed), int(index), _REALISM_STREAM]))
+        joints, segments = self.generate_motion(rng, realism=vary)
         return dict(
             motion_id=f"proc{seed}-{index:07d}",
             joints=joints,
@@ -439,6 +466,7 @@ def generate_motion_qa(
     max_frames: int = 196,
     overwrite: bool = False,
     extra_train_motions: int = 0,
+    realism: float = 0.0,
 ):
     """The built-in motion-QA benchmark as a `datasets.DatasetDict` (train / validation / test).
 
@@ -463,6 +491,9 @@ def generate_motion_qa(
         extra_train_motions: motions ``num_motions, num_motions + 1, ...`` added to the train split. The split
             of the first `num_motions` does not change, so the validation and test questions stay the same
             and a larger training set can be compared with a smaller one on the same held-out questions.
+        realism: strength of the domain randomisation of the *training* motions (`Realism.at`; 0: none, 1: the
+            defaults): uneven timing and amplitude, one side moving more, weight shifts, capture noise, actions cut
+            at the clip's ends. The validation and test motions are never varied.
 
     Returns:
         `datasets.DatasetDict` with splits ``train``, ``validation``, ``test``. Motion columns:
@@ -483,6 +514,7 @@ def generate_motion_qa(
         raise ValueError(f"extra_train_motions must be a non-negative integer, got {extra_train_motions!r}")
     fr = _check_splits(splits)
     gen = MotionQAGenerator(fps=fps, max_frames=max_frames)
+    vary = Realism.at(realism)
 
     key_params = dict(
         version=GENERATOR_VERSION, num_motions=int(num_motions), seed=int(seed), qpm=int(questions_per_motion),
@@ -491,6 +523,8 @@ def generate_motion_qa(
     )  # fmt: skip
     if extra_train_motions:  # only then, so that the caches written before this argument keep their keys
         key_params["extra_train"] = int(extra_train_motions)
+    if vary is not None:  # likewise
+        key_params["realism"] = float(realism)
     key = hashlib.sha1(json.dumps(key_params, sort_keys=True).encode()).hexdigest()[:16]
     root = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
     final = root / f"motionqa-v{GENERATOR_VERSION}-{key}"
@@ -513,7 +547,7 @@ def generate_motion_qa(
         for split, indices in split_idx.items():
             cols: dict[str, list] = {k: [] for k in features}
             for i in indices:
-                rec = gen.generate(int(seed), i, int(questions_per_motion))
+                rec = gen.generate(int(seed), i, int(questions_per_motion), realism=vary if split == "train" else None)
                 mid = rec["motion_id"]
                 np.save(tmp / "motions" / f"{mid}.npy", rec["joints"])
                 video = None

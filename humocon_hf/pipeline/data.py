@@ -218,6 +218,7 @@ def build_benchmark(data_args: DataArguments, cache_dir: Path):
         rows="questions",
         max_frames=data_args.max_frames,
         extra_train_motions=data_args.extra_train_motions,
+        realism=data_args.procedural_realism,
     )
 
 
