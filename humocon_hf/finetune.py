@@ -40,7 +40,7 @@ DEFAULT_REPLAY = 0.3
 DEFAULT_OLD_QUESTIONS = 48
 # The procedural benchmark's parameters a checkpoint's questions are regenerated from.
 _PROCEDURAL_KEYS = ("num_train_motions", "num_validation_motions", "num_test_motions", "questions_per_motion",
-                    "extra_train_motions", "seed", "max_frames")
+                    "extra_train_motions", "seed", "max_frames", "procedural_realism")
 PROCEDURAL_DATASET = {"name": "HuMoCon procedural motion-QA", "type": "humocon-procedural-qa", "split": "test"}
 
 
@@ -76,7 +76,8 @@ def _procedural_params(source: str, recipe_obj) -> dict:
             recorded = (json.loads(saved.read_text(encoding="utf-8")).get("recipe") or {}).get("data") or {}
         except (ValueError, UnicodeDecodeError, AttributeError):
             recorded = {}
-        params.update({k: recorded[k] for k in _PROCEDURAL_KEYS if isinstance(recorded.get(k), int)})
+        params.update({k: recorded[k] for k in _PROCEDURAL_KEYS
+                       if isinstance(recorded.get(k), (int, float)) and not isinstance(recorded.get(k), bool)})
     return params
 
 
@@ -87,6 +88,7 @@ def write_procedural_qa(folder: str | os.PathLike, params: dict, split: str, que
     import numpy as np
 
     from humocon_hf.data.procedural import MotionQAGenerator, split_motion_indices
+    from humocon_hf.data.procedural_realism import Realism
 
     n_train, n_val, n_test = (params[k] for k in ("num_train_motions", "num_validation_motions", "num_test_motions"))
     total = n_train + n_val + n_test
@@ -97,11 +99,12 @@ def write_procedural_qa(folder: str | os.PathLike, params: dict, split: str, que
     folder = Path(folder)
     (folder / "motions").mkdir(parents=True, exist_ok=True)
     generator = MotionQAGenerator(max_frames=params["max_frames"])
+    realism = Realism.at(params.get("procedural_realism", 0.0)) if split == "train" else None  # as it was trained on
     rows: list[dict] = []
     for index in indices:
         if len(rows) >= questions:
             break
-        record = generator.generate(params["seed"], index, params["questions_per_motion"])
+        record = generator.generate(params["seed"], index, params["questions_per_motion"], realism=realism)
         motion = f"motions/{record['motion_id']}.npy"
         np.save(folder / motion, record["joints"])
         for qi, q in enumerate(record["questions"][: questions - len(rows)]):

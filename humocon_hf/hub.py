@@ -319,7 +319,8 @@ def export_benchmark(folder: str | os.PathLike, recipe: str = "small", seed: int
     n = (data.num_train_motions, data.num_validation_motions, data.num_test_motions)
     common = dict(num_motions=sum(n), seed=seed, questions_per_motion=data.questions_per_motion,
                   splits=tuple(k / sum(n) for k in n), max_frames=data.max_frames,
-                  cache_dir=data.cache_dir or None, extra_train_motions=data.extra_train_motions)
+                  cache_dir=data.cache_dir or None, extra_train_motions=data.extra_train_motions,
+                  realism=data.procedural_realism)
     out = Path(folder).expanduser()
     _check_benchmark_folder(out)  # before minutes of generation
     questions = generate_motion_qa(rows="questions", **common)

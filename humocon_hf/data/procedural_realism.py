@@ -28,7 +28,7 @@ _LEFT_ARM = ("l_wrist", "l_wrist_w")
 _RIGHT_ARM = ("r_wrist", "r_wrist_w")
 _LEFT_LEG = ("l_ankle", "l_foot")
 _RIGHT_LEG = ("r_ankle", "r_foot")
-_TRUNK = ("torso", "head", "h", "air", "vel")
+_TRUNK = ("torso", "head", "h")  # not the root's speed: it tells a walk from a jog from a run
 
 
 def _smooth_noise(t: np.ndarray, rng: np.random.Generator, low: float, high: float, parts: int = 3) -> np.ndarray:
@@ -47,21 +47,21 @@ class Realism:
     variation drawn (each motion draws its own amount uniformly up to it); `Realism.at(strength)` scales them all.
 
     Args:
-        timing: std of the log playback rate within the motion (0.3: the action runs ~25% faster or slower for a
+        timing: std of the log playback rate within the motion (0.2: the action runs ~20% faster or slower for a
             while), varying at 0.1-0.6 Hz.
-        amplitude: per-segment range of the size of every movement around the standing pose (0.2: 0.8x-1.2x).
-        asymmetry: range of one side's movements against the other's (0.15: the left arm swings up to 15% more).
+        amplitude: per-segment range of the size of every movement around the standing pose (0.2: 1x-1.2x).
+        asymmetry: range of one side's movements against the other's (0.1: the left arm swings up to 10% more).
         body: extra range of the leg, arm and torso lengths on top of the generator's own (0.06: +-6%).
         sway: largest sideways weight shift of the pelvis, metres, with the feet kept in place.
         noise: std of smooth capture-like noise on the limb targets (metres; the torso and head get noise / 0.4 rad
             per metre).
         partial: probability that the motion starts (and, independently, ends) part-way into its first (last)
-            action, cut by up to 40% of that action's frames.
+            action, cut by up to a quarter of that action's frames.
     """
 
-    timing: float = 0.3
+    timing: float = 0.2
     amplitude: float = 0.2
-    asymmetry: float = 0.15
+    asymmetry: float = 0.1
     body: float = 0.06
     sway: float = 0.02
     noise: float = 0.006
@@ -112,11 +112,14 @@ class Realism:
     def vary_pose(self, pose: Pose, rest: Pose, segment_weights: list[np.ndarray], rng: np.random.Generator) -> None:
         """Scale each segment's movements around the standing pose `rest` (its own amount, blended across the
         transitions with the segments' weights), one side more than the other."""
+        # Movements only grow (a throw still goes overhead, a wave above the shoulder); actions seen in part are
+        # what `crop` adds.
         tilt = rng.uniform(-self.asymmetry, self.asymmetry)  # > 0: the left side moves more
         gains = np.zeros(len(pose))
         for weights in segment_weights:
-            gains += weights * np.exp(rng.uniform(-self.amplitude, self.amplitude))
-        for names, side in ((_LEFT_ARM + _LEFT_LEG, tilt), (_RIGHT_ARM + _RIGHT_LEG, -tilt), (_TRUNK, 0.0)):
+            gains += weights * np.exp(rng.uniform(0.0, self.amplitude))
+        for names, side in ((_LEFT_ARM + _LEFT_LEG, max(tilt, 0.0)), (_RIGHT_ARM + _RIGHT_LEG, max(-tilt, 0.0)),
+                           (_TRUNK, 0.0)):
             gain = (gains * np.exp(side))[:, None]
             for name in names:
                 pose[name] = rest[name] + gain * (pose[name] - rest[name])
@@ -139,13 +142,13 @@ class Realism:
     # ------------------------------------------------------------------------------------------ the clip
     def crop(self, joints: np.ndarray, segments: list[dict], rng: np.random.Generator) -> tuple[np.ndarray, list[dict]]:
         """Start part-way into the first action and / or stop part-way into the last one (each with probability
-        `partial`, by up to 40% of that action's frames); the segments' frames follow the cut."""
+        `partial`, by up to a quarter of that action's frames); the segments' frames follow the cut."""
         first = segments[0]["end"] - segments[0]["start"]
         last = segments[-1]["end"] - segments[-1]["start"]
-        head = int(rng.uniform(0.0, 0.4) * first) if rng.random() < self.partial else 0
-        tail = int(rng.uniform(0.0, 0.4) * last) if rng.random() < self.partial else 0
+        head = int(rng.uniform(0.0, 0.25) * first) if rng.random() < self.partial else 0
+        tail = int(rng.uniform(0.0, 0.25) * last) if rng.random() < self.partial else 0
         if len(segments) == 1:
-            head, tail = head // 2, tail // 2  # one action: never cut more than 40% of it in all
+            head, tail = head // 2, tail // 2  # one action: never cut more than a quarter of it in all
         if head == 0 and tail == 0:
             return joints, segments
         end = len(joints) - tail
