@@ -223,8 +223,6 @@ class DataArguments:
 
     def __post_init__(self):
         check_minimums(self, "data")
-        if not math.isfinite(self.procedural_realism):
-            raise RecipeError(f"data.procedural_realism must be a finite number >= 0, got {self.procedural_realism!r}")
         subjects = self.cmu_holdout_subjects
         if subjects is not None and (not isinstance(subjects, (list, tuple)) or not all(
                 isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in subjects)):

@@ -3,6 +3,8 @@
 import json
 from pathlib import Path
 
+import numpy as np
+import pytest
 import torch
 from humocon_tiny import build_tiny_checkpoint, write_motion_file
 
@@ -110,23 +112,28 @@ def test_the_budget_follows_the_data():
     assert plan_budget(199, 8, max_steps=60, cap=550)["steps"] == 60
 
 
-def test_replay_regenerates_the_checkpoints_own_questions(tmp_path):
+@pytest.mark.parametrize("realism", [0.0, 1.0])
+def test_replay_regenerates_the_checkpoints_own_questions(tmp_path, realism):
     """The replayed questions are the procedural benchmark's training questions, the held-out ones its test
-    questions, regenerated motion by motion with the same parameters (so never a test question in training)."""
+    questions, regenerated motion by motion with the same parameters (so never a test question in training), on the
+    motions it trained on (varied as its data.procedural_realism varied them)."""
     from humocon_hf.data import load_custom_qa
     from humocon_hf.data.procedural import generate_motion_qa
     from humocon_hf.finetune import write_procedural_qa
 
     params = {"num_train_motions": 8, "num_validation_motions": 2, "num_test_motions": 3, "questions_per_motion": 2,
-              "extra_train_motions": 2, "seed": 5, "max_frames": 60}
+              "extra_train_motions": 2, "seed": 5, "max_frames": 60, "procedural_realism": realism}
     bench = generate_motion_qa(num_motions=13, seed=5, questions_per_motion=2, cache_dir=tmp_path / "cache",
-                               splits=(8 / 13, 2 / 13, 3 / 13), max_frames=60, extra_train_motions=2)
+                               splits=(8 / 13, 2 / 13, 3 / 13), max_frames=60, extra_train_motions=2, realism=realism)
     for split, n in (("train", 7), ("test", 4)):
-        rows = load_custom_qa(str(write_procedural_qa(tmp_path / "p", params, split, n, seed=0)))
+        rows = load_custom_qa(str(write_procedural_qa(tmp_path / f"p{split}", params, split, n, seed=0)))
         assert len(rows) == n
         known = {(r["id"], r["question"], r["answer"]) for r in bench[split]}
         assert {(r["id"], r["question"], r["answer"]) for r in rows} <= known
         assert all(Path(p).is_file() for p in rows["motion_path"])  # relative to the file, resolved by the loader
+        trained = {r["id"]: r["motion_path"] for r in bench[split]}
+        for row in rows:
+            assert np.array_equal(np.load(row["motion_path"]), np.load(trained[row["id"]]))
 
 
 def test_the_command_and_python_share_one_function_and_its_defaults(tmp_path, monkeypatch):

@@ -253,6 +253,8 @@ def test_cli_reports_recipe_errors_without_traceback(tmp_path, capsys):
         ("tune.learning_rate=.inf", "learning_rate must be finite"),
         ("tune.learning_rate=-0.1", "learning_rate must be >= 0, got -0.1"),
         ("pretrain.lambda_velocity=-1", "lambda_velocity must be >= 0, got -1"),
+        ("data.procedural_realism=-1", "procedural_realism must be >= 0, got -1"),
+        ("data.procedural_realism=.nan", "procedural_realism must be finite"),
         ("data.num_train_motions=true", "num_train_motions must be an integer, got bool"),
         ("model.llm_name_or_path=123", "llm_name_or_path must be a string, got int"),
         ("data.mirror_train=yes please", "mirror_train must be true or false"),
