@@ -275,7 +275,9 @@ ASYMMETRY = 1.5
 # A concept's words say only what holds for most of its frames: a side (or "both") held by CONSISTENT of the frames
 # where the limb acts, travelling in CONSISTENT of all its frames (in place: under 1 - CONSISTENT). The rest stays open
 # ("one arm", "one or both arms", "maybe travelling") and each segment of a clip fills it in from its own frames
-# (`segment_words`): a code the encoder shares between a left and a right wave cannot say which, the clip can.
+# (`segment_words`): a code the encoder shares between a left and a right wave cannot say which, the clip can. The
+# side of a one-sided limb is always left to the clip: even a code whose training frames were 85% right-leg raises
+# covers held-out left kicks (docs/results.md, "Concepts in words", 2026-12-08).
 CONSISTENT = 0.85
 LIMB_SHARE = 0.2  # a limb phrase needs the limb to act in this share of the concept's frames
 _NONE, _LEFT, _RIGHT, _BOTH = 0, 1, 2, 3
@@ -349,10 +351,8 @@ def _describe(frames: dict) -> str:
         stepping = kind == "leg" and travel_share >= 0.5
         if stepping or shares[_BOTH] >= CONSISTENT:
             part, sides = f"both {kind}s", ("left", "right")
-        elif shares[_LEFT] >= CONSISTENT:
-            part, sides = f"left {kind}", ("left",)
-        elif shares[_RIGHT] >= CONSISTENT:
-            part, sides = f"right {kind}", ("right",)
+        elif max(shares[_LEFT], shares[_RIGHT]) >= CONSISTENT:  # one side: which one is the clip's to say
+            part, sides = f"one {kind}", ("left",) if shares[_LEFT] >= shares[_RIGHT] else ("right",)
         elif shares[_LEFT] + shares[_RIGHT] >= CONSISTENT:
             part, sides = f"one {kind}", ("left", "right")
         else:
