@@ -480,6 +480,23 @@ def test_realism_keeps_bones_floor_and_what_the_labels_say():
     assert failed <= 0.03 * checked, (failed, checked)
 
 
+def test_realism_does_not_slide_the_feet():
+    """A foot on the floor stays put as much with the variations as without (a stride lengthened at the same speed, or
+    noise on the stance foot, would slide it): the mean horizontal speed of low feet, over the same 60 motions."""
+    from humocon_hf.data.procedural_realism import Realism
+
+    gen, realism = MotionQAGenerator(), Realism.at(1.0)
+
+    def floor_foot_speed(joints):
+        feet = joints[:, [J["left_foot"], J["right_foot"]]]
+        speed = np.linalg.norm(np.diff(feet[:, :, [0, 2]], axis=0), axis=-1) * FPS
+        return speed[feet[1:, :, 1] < 0.05]
+
+    plain = np.concatenate([floor_foot_speed(gen.generate(3, i)["joints"]) for i in range(60)])
+    varied = np.concatenate([floor_foot_speed(gen.generate(3, i, realism=realism)["joints"]) for i in range(60)])
+    assert varied.mean() < 1.1 * plain.mean(), (varied.mean(), plain.mean())
+
+
 def test_realism_strength():
     from humocon_hf.data.procedural_realism import Realism
 

@@ -122,7 +122,10 @@ class Realism:
                            (_TRUNK, 0.0)):
             gain = (gains * np.exp(side))[:, None]
             for name in names:
-                pose[name] = rest[name] + gain * (pose[name] - rest[name])
+                # A foot goes higher, not further: a longer step at the same speed would slide the stance foot.
+                columns = slice(1, 2) if name.endswith("_ankle") else slice(None)
+                moved = pose[name][:, columns] - rest[name][:, columns]
+                pose[name][:, columns] = rest[name][:, columns] + gain * moved
 
     def add_weight_shift_and_noise(self, pose: Pose, t: np.ndarray, rng: np.random.Generator) -> None:
         """A slow sideways sway of the pelvis over still feet (and world-placed hands), and smooth capture noise."""
@@ -132,7 +135,7 @@ class Realism:
             for name in ("l_ankle", "r_ankle", "l_wrist_w", "r_wrist_w"):
                 pose[name][:, 0] -= shift
         level = rng.uniform(0.0, self.noise)
-        for name, scale in (("l_wrist", 1.0), ("r_wrist", 1.0), ("l_ankle", 0.5), ("r_ankle", 0.5)):
+        for name, scale in (("l_wrist", 1.0), ("r_wrist", 1.0), ("l_ankle", 0.25), ("r_ankle", 0.25)):
             for k in range(3):
                 pose[name][:, k] += level * scale * _smooth_noise(t, rng, 1.0, 4.0)
         for k in range(3):
