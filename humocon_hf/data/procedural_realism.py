@@ -49,12 +49,13 @@ class Realism:
     Args:
         timing: std of the log playback rate within the motion (0.2: the action runs ~20% faster or slower for a
             while), varying at 0.1-0.6 Hz.
-        amplitude: per-segment range of the size of every movement around the standing pose (0.2: 1x-1.2x).
+        amplitude: per-segment range of the size of every movement around the standing pose (0.2: 1x-1.2x;
+            movements only grow, and a foot only higher).
         asymmetry: range of one side's movements against the other's (0.1: the left arm swings up to 10% more).
         body: extra range of the leg, arm and torso lengths on top of the generator's own (0.06: +-6%).
         sway: largest sideways weight shift of the pelvis, metres, with the feet kept in place.
-        noise: std of smooth capture-like noise on the limb targets (metres; the torso and head get noise / 0.4 rad
-            per metre).
+        noise: std of smooth (1-4 Hz) capture-like noise on the wrist targets, metres (a quarter of it on the
+            ankles, where it would slide a stance foot; the torso angles get 1.25 rad and the head 2.5 rad per metre).
         partial: probability that the motion starts (and, independently, ends) part-way into its first (last)
             action, cut by up to a quarter of that action's frames.
     """
