@@ -394,6 +394,7 @@ def test_benchmark_as_a_hub_dataset(tmp_path, monkeypatch):
     meta = parse_card_metadata(card)
     assert meta["license"] == "apache-2.0" and [c["config_name"] for c in meta["configs"]] == ["questions", "motions"]
     assert "| test | 3 |" in card and "seed 0" in card
+    assert "procedural_realism` 1" in card  # the small recipe varies its training motions: the card says so
     assert calls == [("repo", "dataset"), ("commit", "dataset")]
     (repo, _, files), = fake.commits
     assert repo == "org/humocon-motion-qa" and "README.md" in files and "questions/test-00000-of-00001.parquet" in files
