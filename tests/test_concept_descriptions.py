@@ -1,6 +1,8 @@
 """Concepts in words: `describe_concepts` measures what the frames of each concept do (which body part moves and
 how), the demo stores the words in the checkpoint's config, and timelines / `humocon ask --concepts` show them."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -163,3 +165,22 @@ def test_swaying_in_place_is_not_travelling_but_walking_is(encoder_and_extractor
     assert "maybe travelling" in mixed, mixed
     assert "travelling at" in segment_words(_walk(), [(0, 80, 0)], {0: mixed})[0]
     assert "in place" in segment_words(_sway(), [(0, 80, 0)], {0: mixed})[0]
+
+
+def test_the_exported_timeline_names_the_clips_own_side(encoder_and_extractor, monkeypatch):
+    """The export's concept_timeline.png (the model card's figure) lists the words a timeline shows for its clip:
+    "left arm raising" for a left raise, though the checkpoint stores "one arm raising"."""
+    from types import SimpleNamespace
+
+    import humocon_hf.concepts as concepts
+    from humocon_hf.pipeline.reporting import save_concept_timeline
+
+    _, fe = encoder_and_extractor
+    shown = {}
+    monkeypatch.setattr(concepts, "plot_concept_timeline",
+                        lambda segments, path, **kwargs: shown.update(kwargs["descriptions"]) or path)
+    config = SimpleNamespace(motion_config=SimpleNamespace(concept_descriptions={"0": "one arm raising"},
+                                                           codebook_size=8))
+    model = SimpleNamespace(motion_encoder=_OneCodeEncoder(), config=config)
+    save_concept_timeline(model, SimpleNamespace(motion_feature_extractor=fe), _left_arm_raise(), Path("unused.png"))
+    assert shown == {0: "left arm raising"}, shown

@@ -25,18 +25,22 @@ def save_motion_preview(joints, path: Path, fps: float = 20.0) -> Path:
 def save_concept_timeline(
     model: HuMoConForCausalLM, processor: MotionVideoProcessor, joints, path: Path, title: str | None = None
 ) -> Path:
-    """Concept timeline (which codebook entry is active when) of one motion under the model's motion encoder."""
+    """Concept timeline (which codebook entry is active when) of one motion under the model's motion encoder, its
+    legend in the words a timeline shows for this clip (`clip_concept_words`: open parts and sides read from it)."""
+    import numpy as np
     import torch
 
-    from humocon_hf.concepts import plot_concept_timeline
+    from humocon_hf.concepts import clip_concept_words, plot_concept_timeline
 
-    batch = processor.motion_feature_extractor([joints], padding="longest", return_tensors="pt")
+    fe = processor.motion_feature_extractor
+    batch = fe([joints], padding="longest", return_tensors="pt")
     with torch.no_grad():
         concepts = model.motion_encoder.get_concepts(batch["motion_values"], batch["motion_attention_mask"])
     segments = concepts[0]["segments"]
-    return Path(plot_concept_timeline(segments, path, fps=processor.motion_feature_extractor.fps, title=title,
-                                      codebook_size=model.config.motion_config.codebook_size,
-                                      descriptions=model.config.motion_config.concept_descriptions))
+    words = clip_concept_words(np.asarray(joints)[: fe.max_frames], segments,
+                               model.config.motion_config.concept_descriptions, fe.fps)
+    return Path(plot_concept_timeline(segments, path, fps=fe.fps, title=title,
+                                      codebook_size=model.config.motion_config.codebook_size, descriptions=words))
 
 
 def example_answers(evaluation: dict, n: int) -> list[dict]:
