@@ -99,7 +99,7 @@ def write_procedural_qa(folder: str | os.PathLike, params: dict, split: str, que
     folder = Path(folder)
     (folder / "motions").mkdir(parents=True, exist_ok=True)
     generator = MotionQAGenerator(max_frames=params["max_frames"])
-    realism = Realism.at(params.get("procedural_realism", 0.0)) if split == "train" else None  # as it was trained on
+    realism = Realism.for_split(params.get("procedural_realism", 0.0), split)  # as it was trained on
     rows: list[dict] = []
     for index in indices:
         if len(rows) >= questions:

@@ -514,7 +514,7 @@ def generate_motion_qa(
         raise ValueError(f"extra_train_motions must be a non-negative integer, got {extra_train_motions!r}")
     fr = _check_splits(splits)
     gen = MotionQAGenerator(fps=fps, max_frames=max_frames)
-    vary = Realism.at(realism)
+    vary = Realism.at(realism)  # checked here, before the cache key
 
     key_params = dict(
         version=GENERATOR_VERSION, num_motions=int(num_motions), seed=int(seed), qpm=int(questions_per_motion),
@@ -546,8 +546,9 @@ def generate_motion_qa(
         out = {}
         for split, indices in split_idx.items():
             cols: dict[str, list] = {k: [] for k in features}
+            split_realism = Realism.for_split(realism, split)
             for i in indices:
-                rec = gen.generate(int(seed), i, int(questions_per_motion), realism=vary if split == "train" else None)
+                rec = gen.generate(int(seed), i, int(questions_per_motion), realism=split_realism)
                 mid = rec["motion_id"]
                 np.save(tmp / "motions" / f"{mid}.npy", rec["joints"])
                 video = None

@@ -69,6 +69,12 @@ class Realism:
     partial: float = 0.5
 
     @classmethod
+    def for_split(cls, strength: float, split: str) -> Realism | None:
+        """`at(strength)` for the training split, None for the held-out ones (never varied)."""
+        realism = cls.at(strength)
+        return realism if split == "train" else None
+
+    @classmethod
     def at(cls, strength: float) -> Realism | None:
         """The default variations scaled by `strength` (0: None, no randomisation; 1: the defaults)."""
         strength = float(strength)
